@@ -1,0 +1,948 @@
+//! The rollout engine: a pure state machine.
+//!
+//! Drivers feed it `Input`s stamped with plan time and carry out the `Action`s it returns.
+//! It evaluates every gate on its sliding window at each tick (a few seconds of plan time),
+//! so a breach is acted on within seconds; records a checkpoint row at each checkpoint
+//! interval; decides at each stage end (proceed, monitor, halt); and rolls back at any time
+//! when a gate fails or an operator aborts.
+//!
+//! **Architecture Invariant:** the engine never awaits, sleeps, reads a clock, draws a random
+//! number or does I/O. Given the same inputs it returns the same actions, byte for byte; the
+//! simulator and the live driver differ only in where the inputs come from.
+
+use crate::plan::{Bound, Gate, Metric, Plan, Scope};
+use crate::summary::{
+    BaselineSummary, CheckpointSummary, Confidence, Decision, GateResult, GateSpec, GateStatus,
+    Metrics, Outcome, PlannedStage, RollbackTiming, ScopedMetrics, StageSummary, Summary,
+    TimelineEvent, Totals,
+};
+use crate::units::{PlanTime, Span, Weight};
+use ramp_stats::{CohortStats, Histogram, SlidingWindow, Slot};
+use std::sync::Arc;
+
+/// What a driver tells the engine.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Begin the rollout: the first stage's weight is set.
+    Start,
+    /// Observations of both cohorts over `[slot.start_ms, slot.end_ms)`, after which the
+    /// engine evaluates its gates as of `slot.end_ms`.
+    Tick(Slot),
+    /// An operator rolls back now.
+    Abort {
+        /// Who asked, for the record.
+        who: String,
+        /// Why, for the record.
+        reason: String,
+    },
+}
+
+/// What the engine asks its driver to do, or tells it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Route this share of traffic to the canary.
+    SetWeight(Weight),
+    /// Stage `index` (1-based) began.
+    StageStarted {
+        /// 1-based stage number.
+        index: usize,
+        /// Its weight.
+        weight: Weight,
+    },
+    /// A checkpoint row was recorded (drivers print the monitoring panel from it).
+    Checkpoint(Box<CheckpointReport>),
+    /// A stage ended with a decision.
+    StageDecided {
+        /// 1-based stage number.
+        index: usize,
+        /// The decision.
+        decision: Decision,
+        /// Its reasons, as sentences.
+        reasons: Vec<String>,
+    },
+    /// A gate failed or an operator aborted: the weight goes to 0 now.
+    RollbackInitiated {
+        /// 1-based stage number.
+        stage: usize,
+        /// What failed, as a sentence.
+        reason: String,
+    },
+    /// The rollout is over.
+    Finished(Outcome),
+}
+
+/// Everything a progress display needs at a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointReport {
+    /// 1-based stage number.
+    pub stage: usize,
+    /// Number of stages in the plan.
+    pub stages: usize,
+    /// The stage's weight.
+    pub weight: Weight,
+    /// Time spent in the stage so far.
+    pub elapsed: Span,
+    /// The stage's planned duration.
+    pub duration: Span,
+    /// The row recorded.
+    pub checkpoint: CheckpointSummary,
+    /// Mean of the stage's checkpoint headline metrics so far (the seed's running averages).
+    pub running_average: Metrics,
+    /// The baseline as known now.
+    pub baseline: Metrics,
+}
+
+/// Where the engine is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for `Input::Start`.
+    Pending,
+    /// Stage `index` (0-based) is running.
+    Running {
+        /// 0-based index into the plan's stages.
+        index: usize,
+    },
+    /// The rollout ended.
+    Finished(Outcome),
+}
+
+/// Running totals of both cohorts.
+#[derive(Debug, Clone, Default)]
+struct Pair {
+    canary: CohortStats,
+    stable: CohortStats,
+}
+
+impl Pair {
+    fn add(&mut self, slot: &Slot) {
+        self.canary.merge(&slot.canary);
+        self.stable.merge(&slot.stable);
+    }
+    fn clear(&mut self) {
+        self.canary.clear();
+        self.stable.clear();
+    }
+}
+
+/// The rollout engine. `Clone` so that a simulation can fork it (rehearsals).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// The validated plan, shared with the driver.
+    plan: Arc<Plan>,
+    /// Where the rollout is.
+    state: State,
+    /// The weight last asked of the router.
+    weight: Weight,
+    /// Sliding windows of every gate length.
+    windows: SlidingWindow,
+    /// When the current stage started.
+    stage_started: PlanTime,
+    /// The current stage's data so far.
+    stage_data: Pair,
+    /// Data since the last checkpoint.
+    interval_data: Pair,
+    /// When the last checkpoint (or the stage start) was.
+    last_checkpoint: PlanTime,
+    /// The stable cohort while the canary was below 100 %: the measured baseline.
+    baseline_stable: CohortStats,
+    /// Plan time the measured baseline covers, ms.
+    baseline_ms: u64,
+    /// Requests of both cohorts over `baseline_ms`, for the measured baseline throughput.
+    baseline_requests: u64,
+    /// Per gate of the current stage: the worst non-`no_data` window value seen.
+    worst: Vec<Option<f64>>,
+    /// The last time fed in.
+    now: PlanTime,
+    /// Finished stages and the current one.
+    stages: Vec<StageSummary>,
+    /// Notable events.
+    timeline: Vec<TimelineEvent>,
+    /// The rollback, if one happened.
+    rollback: Option<RollbackTiming>,
+    /// Whole-run totals.
+    totals: Totals,
+}
+
+impl Engine {
+    /// An engine for `plan`, waiting for `Input::Start`.
+    pub fn new(plan: Arc<Plan>) -> Engine {
+        let spans: Vec<u64> = plan
+            .stages
+            .iter()
+            .flat_map(|s| s.gates.iter().map(|g| g.window.0))
+            .collect();
+        Engine {
+            windows: SlidingWindow::new(&spans),
+            plan,
+            state: State::Pending,
+            weight: Weight::ZERO,
+            stage_started: PlanTime::ZERO,
+            stage_data: Pair::default(),
+            interval_data: Pair::default(),
+            last_checkpoint: PlanTime::ZERO,
+            baseline_stable: CohortStats::new(),
+            baseline_ms: 0,
+            baseline_requests: 0,
+            worst: Vec::new(),
+            now: PlanTime::ZERO,
+            stages: Vec::new(),
+            timeline: Vec::new(),
+            rollback: None,
+            totals: Totals::default(),
+        }
+    }
+
+    /// Where the rollout is.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The weight last asked of the router.
+    pub fn weight(&self) -> Weight {
+        self.weight
+    }
+
+    /// The plan being run.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// The next plan time at which the driver should tick: one evaluation interval on, but
+    /// never past the next checkpoint or stage end, so that those land exactly.
+    pub fn next_tick(&self) -> PlanTime {
+        let every = self.now.plus(self.plan.evaluate_every);
+        match self.state {
+            State::Running { index } => {
+                let stage = &self.plan.stages[index];
+                let end = self.stage_started.plus(stage.duration);
+                let cp = self.last_checkpoint.plus(stage.checkpoint).min(end);
+                every.min(cp).max(PlanTime(self.now.0 + 1))
+            }
+            State::Pending | State::Finished(_) => every,
+        }
+    }
+
+    /// Feeds one input at plan time `now` and returns what to do.
+    pub fn step(&mut self, now: PlanTime, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Start => {
+                if self.state == State::Pending {
+                    self.now = now;
+                    self.start_stage(0, now, &mut out);
+                }
+            }
+            Input::Tick(slot) => {
+                self.now = self.now.max(PlanTime(slot.end_ms)).max(now);
+                self.observe(&slot);
+                if let State::Running { index } = self.state {
+                    self.evaluate(index, &mut out);
+                }
+            }
+            Input::Abort { who, reason } => {
+                self.now = self.now.max(now);
+                if let State::Running { index } = self.state {
+                    let reason = format!("operator {who} aborted: {reason}");
+                    let gates = self.window_gates(index);
+                    self.roll_back(index, reason, gates, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// The record of the rollout so far; complete once the state is `Finished`.
+    pub fn summary(&self) -> Summary {
+        let d = &self.plan.deployment;
+        let outcome = match self.state {
+            State::Finished(o) => o,
+            State::Pending | State::Running { .. } => Outcome::Halted,
+        };
+        Summary {
+            deployment_id: d.id.clone(),
+            service: d.service.clone(),
+            environment: d.environment.clone(),
+            start: d.start.clone(),
+            mode: String::new(),
+            seed: None,
+            outcome,
+            evaluate_every_s: self.plan.evaluate_every.as_secs_f64(),
+            baseline: self.baseline(),
+            plan: self.planned(),
+            stages: self.stages.clone(),
+            rollback: self.rollback.clone(),
+            rehearsals: Vec::new(),
+            features: Vec::new(),
+            totals: self.totals,
+            timeline: self.timeline.clone(),
+        }
+    }
+
+    /// The plan's stages and gates as the summary records them.
+    fn planned(&self) -> Vec<PlannedStage> {
+        self.plan
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, st)| PlannedStage {
+                index: i + 1,
+                weight: st.weight.percent(),
+                duration_s: st.duration.as_secs_f64(),
+                checkpoint_s: st.checkpoint.as_secs_f64(),
+                gates: st
+                    .gates
+                    .iter()
+                    .map(|g| GateSpec {
+                        metric: g.metric,
+                        scope: g.scope,
+                        max: (g.bound == Bound::Max).then_some(g.threshold),
+                        min: (g.bound == Bound::Min).then_some(g.threshold),
+                        warn: g.warn,
+                        window_s: g.window.as_secs_f64(),
+                        min_samples: g.min_samples,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The baseline: the plan's fixed numbers where given, the stable cohort's measured
+    /// numbers elsewhere.
+    pub fn baseline(&self) -> BaselineSummary {
+        let measured = metrics_of(
+            &self.baseline_stable,
+            &CohortStats::new(),
+            Scope::Canary,
+            self.baseline_ms,
+        );
+        let mut m = measured;
+        let mut source = "measured";
+        if let Some(b) = &self.plan.baseline {
+            source = "plan";
+            m.p50_ms = b.p50_ms.or(m.p50_ms);
+            m.p95_ms = b.p95_ms.or(m.p95_ms);
+            m.p99_ms = b.p99_ms.or(m.p99_ms);
+            m.error_rate = b.error_rate.or(m.error_rate);
+            m.throughput_rps = b.throughput_rps.or(m.throughput_rps);
+        } else if self.baseline_ms > 0 {
+            // The measured throughput is the whole service's, not just the stable cohort's.
+            m.throughput_rps =
+                Some(self.baseline_requests as f64 / (self.baseline_ms as f64 / 1000.0));
+        }
+        BaselineSummary {
+            source: source.to_string(),
+            metrics: m,
+        }
+    }
+
+    fn observe(&mut self, slot: &Slot) {
+        self.windows.push(slot.clone());
+        self.stage_data.add(slot);
+        self.interval_data.add(slot);
+        self.totals.requests += slot.canary.requests + slot.stable.requests;
+        self.totals.canary_requests += slot.canary.requests;
+        self.totals.stable_requests += slot.stable.requests;
+        self.totals.errors += slot.canary.errors + slot.stable.errors;
+        self.totals.duration_s = PlanTime(slot.end_ms).as_secs_f64();
+        if self.weight < Weight::FULL && !matches!(self.state, State::Finished(_)) {
+            self.baseline_stable.merge(&slot.stable);
+            self.baseline_ms += slot.end_ms.saturating_sub(slot.start_ms);
+            self.baseline_requests += slot.canary.requests + slot.stable.requests;
+        }
+    }
+
+    fn start_stage(&mut self, index: usize, now: PlanTime, out: &mut Vec<Action>) {
+        let plan = Arc::clone(&self.plan);
+        let stage = &plan.stages[index];
+        self.state = State::Running { index };
+        self.weight = stage.weight;
+        self.stage_started = now;
+        self.last_checkpoint = now;
+        self.stage_data.clear();
+        self.interval_data.clear();
+        self.worst = vec![None; stage.gates.len()];
+        self.stages.push(StageSummary {
+            index: index + 1,
+            weight: stage.weight.percent(),
+            planned_duration_s: stage.duration.as_secs_f64(),
+            started_s: now.as_secs_f64(),
+            elapsed_s: 0.0,
+            checkpoint_s: stage.checkpoint.as_secs_f64(),
+            decision: None,
+            confidence: Confidence::Low,
+            reasons: Vec::new(),
+            metrics: Metrics::default(),
+            metrics_by_scope: ScopedMetrics::default(),
+            gates: Vec::new(),
+            checkpoints: Vec::new(),
+        });
+        self.event(format!(
+            "Stage {} started: canary at {} for {}",
+            index + 1,
+            stage.weight,
+            stage.duration
+        ));
+        out.push(Action::SetWeight(stage.weight));
+        out.push(Action::StageStarted {
+            index: index + 1,
+            weight: stage.weight,
+        });
+    }
+
+    fn event(&mut self, message: String) {
+        self.timeline.push(TimelineEvent {
+            t_s: self.now.as_secs_f64(),
+            message,
+        });
+    }
+
+    /// Every gate of stage `index` on its sliding window, as of now.
+    fn window_gates(&self, index: usize) -> Vec<GateResult> {
+        self.plan.stages[index]
+            .gates
+            .iter()
+            .map(|g| {
+                let v = self
+                    .windows
+                    .view(g.window.0)
+                    .expect("every gate window is registered in Engine::new");
+                evaluate(g, v.canary, v.stable, v.covered_ms)
+            })
+            .collect()
+    }
+
+    fn evaluate(&mut self, index: usize, out: &mut Vec<Action>) {
+        let gates = self.window_gates(index);
+        for (i, r) in gates.iter().enumerate() {
+            if r.status == GateStatus::NoData {
+                continue;
+            }
+            if let Some(v) = r.observed {
+                let bound = self.plan.stages[index].gates[i].bound;
+                let w = &mut self.worst[i];
+                *w = Some(match (*w, bound) {
+                    (None, _) => v,
+                    (Some(o), Bound::Max) => o.max(v),
+                    (Some(o), Bound::Min) => o.min(v),
+                });
+            }
+        }
+        if let Some(failed) = gates.iter().find(|r| r.status == GateStatus::Fail) {
+            let reason = explain(failed);
+            self.roll_back(index, reason, gates.clone(), out);
+            return;
+        }
+        let stage = &self.plan.stages[index];
+        let end = self.stage_started.plus(stage.duration);
+        let due = self.last_checkpoint.plus(stage.checkpoint).min(end);
+        if self.now >= due {
+            self.record_checkpoint(index, gates, out);
+        }
+        if self.now >= end {
+            self.end_stage(index, out);
+        }
+    }
+
+    fn record_checkpoint(&mut self, index: usize, gates: Vec<GateResult>, out: &mut Vec<Action>) {
+        let span = self.now.since(self.last_checkpoint).0;
+        let by_scope = scoped(&self.interval_data, span);
+        let cp = CheckpointSummary {
+            t_s: self.now.as_secs_f64(),
+            metrics: by_scope.headline(),
+            metrics_by_scope: by_scope,
+            gates,
+        };
+        self.interval_data.clear();
+        self.last_checkpoint = self.now;
+        let plan = Arc::clone(&self.plan);
+        let stage = &plan.stages[index];
+        let summary = self
+            .stages
+            .last_mut()
+            .expect("a running stage has a record");
+        summary.checkpoints.push(cp.clone());
+        let running_average = average(summary.checkpoints.iter().map(|c| &c.metrics));
+        let report = CheckpointReport {
+            stage: index + 1,
+            stages: self.plan.stages.len(),
+            weight: stage.weight,
+            elapsed: self.now.since(self.stage_started),
+            duration: stage.duration,
+            checkpoint: cp,
+            running_average,
+            baseline: self.baseline().metrics,
+        };
+        out.push(Action::Checkpoint(Box::new(report)));
+    }
+
+    /// Fills the current stage's record from its data.
+    fn close_stage(&mut self, decision: Decision, gates: Vec<GateResult>, reasons: Vec<String>) {
+        let span = self.now.since(self.stage_started).0;
+        let by_scope = scoped(&self.stage_data, span);
+        let confidence = confidence(
+            &gates,
+            decision,
+            &self.plan.stages[self.stages.len() - 1].gates,
+        );
+        let s = self
+            .stages
+            .last_mut()
+            .expect("a running stage has a record");
+        s.elapsed_s = Span(span).as_secs_f64();
+        s.decision = Some(decision);
+        s.confidence = confidence;
+        s.reasons = reasons;
+        s.metrics = by_scope.headline();
+        s.metrics_by_scope = by_scope;
+        s.gates = gates;
+    }
+
+    fn end_stage(&mut self, index: usize, out: &mut Vec<Action>) {
+        let plan = Arc::clone(&self.plan);
+        let stage = &plan.stages[index];
+        let span = self.now.since(self.stage_started).0;
+        let gates: Vec<GateResult> = stage
+            .gates
+            .iter()
+            .map(|g| evaluate(g, &self.stage_data.canary, &self.stage_data.stable, span))
+            .collect();
+        let no_data: Vec<&GateResult> = gates
+            .iter()
+            .filter(|r| r.status == GateStatus::NoData)
+            .collect();
+        let warned: Vec<&GateResult> = gates
+            .iter()
+            .filter(|r| r.status == GateStatus::Warn)
+            .collect();
+        let failed: Vec<&GateResult> = gates
+            .iter()
+            .filter(|r| r.status == GateStatus::Fail)
+            .collect();
+        let mut reasons = Vec::new();
+        let decision = if !failed.is_empty() {
+            // Over the whole stage a gate is beyond its fail level even though no single
+            // window was: the data as a whole says the canary hurts users.
+            for r in &failed {
+                reasons.push(format!("{} over the whole stage.", explain(r)));
+            }
+            Decision::Rollback
+        } else if !no_data.is_empty() {
+            for r in &no_data {
+                reasons.push(format!(
+                    "{} {} had no data: {} requests over the stage, fewer than the {} required; Ramp never promotes without data.",
+                    r.scope.key(),
+                    r.metric,
+                    r.samples,
+                    stage.gates.iter().find(|g| g.metric == r.metric).map(|g| g.min_samples).unwrap_or(0)
+                ));
+            }
+            Decision::Halt
+        } else if !warned.is_empty() {
+            for r in &warned {
+                reasons.push(format!("{} over the whole stage.", explain(r)));
+            }
+            Decision::Monitor
+        } else {
+            Decision::Proceed
+        };
+        if matches!(decision, Decision::Proceed | Decision::Monitor) {
+            reasons.insert(
+                0,
+                format!(
+                    "{} of {} gates passed over {} of data ({} canary and {} stable requests).",
+                    gates
+                        .iter()
+                        .filter(|r| r.status == GateStatus::Pass)
+                        .count(),
+                    gates.len(),
+                    Span(span),
+                    group(self.stage_data.canary.requests),
+                    group(self.stage_data.stable.requests)
+                ),
+            );
+            if let Some(closest) = self.closest_window(index) {
+                reasons.push(closest);
+            }
+        }
+        if decision == Decision::Rollback {
+            let reason = reasons.join(" ");
+            self.roll_back(index, reason, gates, out);
+            return;
+        }
+        self.close_stage(decision, gates, reasons.clone());
+        self.event(format!(
+            "Stage {} decided {}: {}",
+            index + 1,
+            decision.key().to_uppercase(),
+            reasons.first().cloned().unwrap_or_default()
+        ));
+        out.push(Action::StageDecided {
+            index: index + 1,
+            decision,
+            reasons,
+        });
+        match decision {
+            Decision::Halt => self.finish(Outcome::Halted, out),
+            Decision::Proceed | Decision::Monitor => {
+                if index + 1 < self.plan.stages.len() {
+                    let now = self.now;
+                    self.start_stage(index + 1, now, out);
+                } else {
+                    let caveats = self
+                        .stages
+                        .iter()
+                        .any(|s| s.decision == Some(Decision::Monitor));
+                    let outcome = if caveats {
+                        Outcome::PromotedWithCaveats
+                    } else {
+                        Outcome::Promoted
+                    };
+                    self.finish(outcome, out);
+                }
+            }
+            Decision::Rollback => unreachable!("handled above"),
+        }
+    }
+
+    /// A sentence on the gate that came closest to failing in any window of the stage.
+    fn closest_window(&self, index: usize) -> Option<String> {
+        let stage = &self.plan.stages[index];
+        let mut best: Option<(f64, String)> = None;
+        for (g, w) in stage.gates.iter().zip(&self.worst) {
+            let Some(v) = w else { continue };
+            let ratio = match g.bound {
+                Bound::Max if g.threshold > 0.0 => v / g.threshold,
+                Bound::Min if *v > 0.0 => g.threshold / v,
+                _ => continue,
+            };
+            if best.as_ref().is_none_or(|(r, _)| ratio > *r) {
+                best = Some((
+                    ratio,
+                    format!(
+                        "No {} window breached a fail level; the closest was {} {} at {} against {} ({:.0}% of the way).",
+                        g.window,
+                        g.scope.key(),
+                        g.metric,
+                        g.metric.format(*v),
+                        g.metric.format(g.threshold),
+                        ratio * 100.0
+                    ),
+                ));
+            }
+        }
+        best.map(|(_, s)| s)
+    }
+
+    fn roll_back(
+        &mut self,
+        index: usize,
+        reason: String,
+        gates: Vec<GateResult>,
+        out: &mut Vec<Action>,
+    ) {
+        self.weight = Weight::ZERO;
+        self.close_stage(Decision::Rollback, gates, vec![reason.clone()]);
+        self.event(format!(
+            "Rollback initiated in stage {}: {}",
+            index + 1,
+            reason
+        ));
+        self.rollback = Some(RollbackTiming {
+            reason: reason.clone(),
+            stage: index + 1,
+            fault_onset_s: None,
+            detection_s: self.now.as_secs_f64(),
+            initiated_s: self.now.as_secs_f64(),
+            rollback_s: self.now.as_secs_f64(),
+            restoration_s: None,
+            total_recovery_s: None,
+        });
+        out.push(Action::RollbackInitiated {
+            stage: index + 1,
+            reason: reason.clone(),
+        });
+        out.push(Action::SetWeight(Weight::ZERO));
+        out.push(Action::StageDecided {
+            index: index + 1,
+            decision: Decision::Rollback,
+            reasons: vec![reason],
+        });
+        self.finish(Outcome::RolledBack, out);
+    }
+
+    fn finish(&mut self, outcome: Outcome, out: &mut Vec<Action>) {
+        self.state = State::Finished(outcome);
+        self.event(format!("Rollout finished: {}", outcome.key()));
+        out.push(Action::Finished(outcome));
+    }
+}
+
+/// One-sided z for the confidence with which a gate must see a breach before it fails
+/// (99.9 %).
+const FAIL_Z: f64 = 3.090_232_306_167_813_5;
+
+/// Evaluates one gate on one span of data.
+///
+/// `pass`, `warn` and `no_data` read the point estimate; `fail` needs the conservative end of
+/// the 99.9 % confidence interval beyond the fail level: for a quantile, the order statistic
+/// `FAIL_Z` binomial standard deviations of rank nearer to passing; for an error rate, the
+/// Wilson score bound. A point estimate beyond the fail level that is not yet conclusive is
+/// a `warn`.
+pub fn evaluate(
+    gate: &Gate,
+    canary: &CohortStats,
+    stable: &CohortStats,
+    span_ms: u64,
+) -> GateResult {
+    let (observed, samples) = value_of(gate.metric, gate.scope, canary, stable, span_ms);
+    let conservative = observed.and_then(|v| conservative(gate, canary, stable, samples, v));
+    let beyond = |v: f64, level: f64| match gate.bound {
+        Bound::Max => v > level,
+        Bound::Min => v < level,
+    };
+    let status = match observed {
+        _ if samples < gate.min_samples => GateStatus::NoData,
+        None => GateStatus::NoData,
+        Some(v) => {
+            if beyond(conservative.unwrap_or(v), gate.threshold) {
+                GateStatus::Fail
+            } else if beyond(v, gate.threshold) || gate.warn.is_some_and(|w| beyond(v, w)) {
+                GateStatus::Warn
+            } else {
+                GateStatus::Pass
+            }
+        }
+    };
+    let (max, min) = match gate.bound {
+        Bound::Max => (Some(gate.threshold), None),
+        Bound::Min => (None, Some(gate.threshold)),
+    };
+    GateResult {
+        metric: gate.metric,
+        scope: gate.scope,
+        observed,
+        max,
+        min,
+        warn: gate.warn,
+        conservative,
+        status,
+        samples,
+        span_s: Span(span_ms).as_secs_f64(),
+    }
+}
+
+/// The end of the 99.9 % confidence interval of a gate's value nearest to passing.
+fn conservative(
+    gate: &Gate,
+    canary: &CohortStats,
+    stable: &CohortStats,
+    samples: u64,
+    v: f64,
+) -> Option<f64> {
+    let n = samples as f64;
+    if n == 0.0 {
+        return None;
+    }
+    // Towards passing is down for a ceiling and up for a floor.
+    let sign = match gate.bound {
+        Bound::Max => -1.0,
+        Bound::Min => 1.0,
+    };
+    match gate.metric {
+        Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
+            let q = gate.metric.quantile()?;
+            let rank = n * q + sign * FAIL_Z * (n * q * (1.0 - q)).sqrt();
+            let q2 = (rank / n).clamp(0.0, 1.0);
+            let hists: Vec<&Histogram> = match gate.scope {
+                Scope::Canary => vec![&canary.latency],
+                Scope::Stable => vec![&stable.latency],
+                Scope::Service => vec![&canary.latency, &stable.latency],
+            };
+            Histogram::quantile_of(&hists, q2)
+        }
+        Metric::ErrorRate => {
+            // Wilson score interval for a binomial proportion.
+            let z2 = FAIL_Z * FAIL_Z;
+            let centre = (v + z2 / (2.0 * n)) / (1.0 + z2 / n);
+            let half = FAIL_Z * (v * (1.0 - v) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
+            Some((centre + sign * half).clamp(0.0, 1.0))
+        }
+        Metric::ThroughputRps => None,
+    }
+}
+
+/// One plain sentence explaining a gate result.
+pub fn explain(r: &GateResult) -> String {
+    let observed = r
+        .observed
+        .map(|v| r.metric.format(v))
+        .unwrap_or_else(|| "no value".into());
+    let level = |v: f64| r.metric.format(v);
+    let over = match r.status {
+        GateStatus::Fail => {
+            let side = if r.max.is_some() {
+                "at least"
+            } else {
+                "at most"
+            };
+            let bound = r
+                .conservative
+                .map(|c| format!(" (at 99.9% confidence {side} {})", level(c)))
+                .unwrap_or_default();
+            match (r.max, r.min) {
+                (Some(max), _) => format!("is over the {} fail level{bound}", level(max)),
+                (_, Some(min)) => format!("is under the {} floor{bound}", level(min)),
+                _ => String::new(),
+            }
+        }
+        GateStatus::Warn if r.max.is_some_and(|m| r.observed.is_some_and(|v| v > m)) => format!(
+            "is over the {} fail level but not yet conclusively (99.9% bound {})",
+            level(r.max.unwrap_or_default()),
+            r.conservative
+                .map(level)
+                .unwrap_or_else(|| "unknown".into())
+        ),
+        GateStatus::Warn if r.min.is_some_and(|m| r.observed.is_some_and(|v| v < m)) => format!(
+            "is under the {} floor but not yet conclusively (99.9% bound {})",
+            level(r.min.unwrap_or_default()),
+            r.conservative
+                .map(level)
+                .unwrap_or_else(|| "unknown".into())
+        ),
+        GateStatus::Warn => match (r.max, r.min, r.warn) {
+            (Some(max), _, Some(w)) => format!(
+                "is over the {} warn level (fail level {})",
+                level(w),
+                level(max)
+            ),
+            (_, Some(min), Some(w)) => format!(
+                "is under the {} warn level (floor {})",
+                level(w),
+                level(min)
+            ),
+            _ => String::new(),
+        },
+        GateStatus::Pass => "is within its levels".into(),
+        GateStatus::NoData => "has too few samples to judge".into(),
+    };
+    format!(
+        "{} {} {} {} over {} ({} requests)",
+        r.scope.key(),
+        r.metric,
+        observed,
+        over,
+        Span((r.span_s * 1000.0) as u64),
+        group(r.samples)
+    )
+}
+
+/// One metric of one scope over `span_ms` of data, and the requests it rests on. Gates are
+/// evaluated every few seconds, so this computes only the metric asked for.
+fn value_of(
+    metric: Metric,
+    scope: Scope,
+    canary: &CohortStats,
+    stable: &CohortStats,
+    span_ms: u64,
+) -> (Option<f64>, u64) {
+    let (requests, errors) = match scope {
+        Scope::Canary => (canary.requests, canary.errors),
+        Scope::Stable => (stable.requests, stable.errors),
+        Scope::Service => (
+            canary.requests + stable.requests,
+            canary.errors + stable.errors,
+        ),
+    };
+    let v = match metric {
+        Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
+            let q = metric.quantile().unwrap_or(0.5);
+            match scope {
+                Scope::Canary => canary.latency.quantile(q),
+                Scope::Stable => stable.latency.quantile(q),
+                Scope::Service => Histogram::quantile_of(&[&canary.latency, &stable.latency], q),
+            }
+        }
+        Metric::ErrorRate => (requests > 0).then(|| errors as f64 / requests as f64),
+        Metric::ThroughputRps => (span_ms > 0).then(|| requests as f64 / (span_ms as f64 / 1000.0)),
+    };
+    (v, requests)
+}
+
+/// Metrics of one scope over `span_ms` of data.
+fn metrics_of(canary: &CohortStats, stable: &CohortStats, scope: Scope, span_ms: u64) -> Metrics {
+    let (requests, errors, hists): (u64, u64, Vec<&Histogram>) = match scope {
+        Scope::Canary => (canary.requests, canary.errors, vec![&canary.latency]),
+        Scope::Stable => (stable.requests, stable.errors, vec![&stable.latency]),
+        Scope::Service => (
+            canary.requests + stable.requests,
+            canary.errors + stable.errors,
+            vec![&canary.latency, &stable.latency],
+        ),
+    };
+    let q = |q: f64| Histogram::quantile_of(&hists, q);
+    Metrics {
+        p50_ms: q(0.50),
+        p95_ms: q(0.95),
+        p99_ms: q(0.99),
+        error_rate: (requests > 0).then(|| errors as f64 / requests as f64),
+        throughput_rps: (span_ms > 0).then(|| requests as f64 / (span_ms as f64 / 1000.0)),
+        requests,
+    }
+}
+
+fn scoped(p: &Pair, span_ms: u64) -> ScopedMetrics {
+    ScopedMetrics {
+        canary: metrics_of(&p.canary, &p.stable, Scope::Canary, span_ms),
+        stable: metrics_of(&p.canary, &p.stable, Scope::Stable, span_ms),
+        service: metrics_of(&p.canary, &p.stable, Scope::Service, span_ms),
+    }
+}
+
+/// Mean of each metric over the rows that have it.
+fn average<'a>(rows: impl Iterator<Item = &'a Metrics>) -> Metrics {
+    let rows: Vec<&Metrics> = rows.collect();
+    let mean = |m: Metric| {
+        let v: Vec<f64> = rows.iter().filter_map(|r| r.get(m)).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    Metrics {
+        p50_ms: mean(Metric::P50Ms),
+        p95_ms: mean(Metric::P95Ms),
+        p99_ms: mean(Metric::P99Ms),
+        error_rate: mean(Metric::ErrorRate),
+        throughput_rps: mean(Metric::ThroughputRps),
+        requests: rows.iter().map(|r| r.requests).sum(),
+    }
+}
+
+fn confidence(results: &[GateResult], decision: Decision, gates: &[Gate]) -> Confidence {
+    if matches!(decision, Decision::Halt | Decision::Rollback)
+        || results
+            .iter()
+            .any(|r| matches!(r.status, GateStatus::NoData | GateStatus::Fail))
+    {
+        return Confidence::Low;
+    }
+    let thin = results
+        .iter()
+        .zip(gates)
+        .any(|(r, g)| r.samples < g.min_samples.saturating_mul(10));
+    if results.iter().any(|r| r.status == GateStatus::Warn) || thin {
+        Confidence::Medium
+    } else {
+        Confidence::High
+    }
+}
+
+/// 12345 → "12,345".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,356 @@
+//! The validated plan: what the engine and the simulator run.
+//!
+//! A plan file is read in two stages (see `crate::load`): raw serde structs that mirror the
+//! TOML with `deny_unknown_fields`, then a validation pass that reports every error at once
+//! and builds these types. Everything here has already been checked, so consumers never
+//! re-validate: weights increase and end at 100 %, windows fit their stages, a `warn` level
+//! sits on the safe side of its fail level.
+
+use crate::units::{PlanTime, Span, Weight};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A whole validated plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Which deployment this is; it names reports and journal rows.
+    pub deployment: Deployment,
+    /// Fixed reference numbers, when the plan gives them; otherwise the baseline is measured
+    /// from the stable cohort during the rollout.
+    pub baseline: Option<Baseline>,
+    /// How often the engine evaluates its gates, in plan time. A few seconds, so that a
+    /// breach is acted on within seconds instead of at the next checkpoint.
+    pub evaluate_every: Span,
+    /// The stages in order; weights strictly increase and the last is 100 %.
+    pub stages: Vec<Stage>,
+    /// The traffic, service and fault model for `ramp simulate`; `None` when the plan has no
+    /// `[simulation]` section (it can still be validated and run live).
+    pub simulation: Option<Simulation>,
+    /// Rollback rehearsals: fault scenarios run on a fork of the simulated rollout.
+    pub rehearsals: Vec<Rehearsal>,
+}
+
+/// The identity of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Unique id, e.g. "phase8-canary-20251006".
+    pub id: String,
+    /// The service being rolled out.
+    pub service: String,
+    /// Where it is rolled out ("staging", "production").
+    pub environment: String,
+    /// Wall-clock start as an RFC 3339 UTC string ("2025-10-06T18:00:00Z"), used only to
+    /// label times in reports and to place the daily traffic profile; `None` labels times as
+    /// T+offsets and starts the profile at midnight.
+    pub start: Option<String>,
+    /// Seconds since midnight UTC of `start` (0 when there is no start), pre-computed so that
+    /// the simulator can place the daily profile without parsing dates.
+    pub start_second_of_day: u32,
+}
+
+/// Fixed baseline numbers to compare the canary against.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Median latency in milliseconds.
+    pub p50_ms: Option<f64>,
+    /// 95th-percentile latency in milliseconds.
+    pub p95_ms: Option<f64>,
+    /// 99th-percentile latency in milliseconds.
+    pub p99_ms: Option<f64>,
+    /// Error rate as a fraction (0.0028 for 0.28 %).
+    pub error_rate: Option<f64>,
+    /// Requests per second of the whole service.
+    pub throughput_rps: Option<f64>,
+}
+
+impl Baseline {
+    /// The baseline value of one metric, if the plan gave it.
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::P50Ms => self.p50_ms,
+            Metric::P95Ms => self.p95_ms,
+            Metric::P99Ms => self.p99_ms,
+            Metric::ErrorRate => self.error_rate,
+            Metric::ThroughputRps => self.throughput_rps,
+        }
+    }
+}
+
+/// One stage of the rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// Share of traffic (or users) the canary receives during this stage.
+    pub weight: Weight,
+    /// How long the stage lasts before its end-of-stage decision.
+    pub duration: Span,
+    /// How often a checkpoint row is recorded (the columns of the seed's stage tables).
+    pub checkpoint: Span,
+    /// The gates in force during this stage: the defaults with this stage's overrides
+    /// applied, in the fixed order of `Metric::ALL`.
+    pub gates: Vec<Gate>,
+}
+
+/// The metrics a gate can judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Median latency, ms.
+    P50Ms,
+    /// 95th-percentile latency, ms.
+    P95Ms,
+    /// 99th-percentile latency, ms.
+    P99Ms,
+    /// Failed requests / requests.
+    ErrorRate,
+    /// Requests per second.
+    ThroughputRps,
+}
+
+impl Metric {
+    /// Every metric, in the order reports list them.
+    pub const ALL: [Metric; 5] = [
+        Metric::P50Ms,
+        Metric::P95Ms,
+        Metric::P99Ms,
+        Metric::ErrorRate,
+        Metric::ThroughputRps,
+    ];
+
+    /// The key used in plan files and JSON ("p95_ms").
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::P50Ms => "p50_ms",
+            Metric::P95Ms => "p95_ms",
+            Metric::P99Ms => "p99_ms",
+            Metric::ErrorRate => "error_rate",
+            Metric::ThroughputRps => "throughput_rps",
+        }
+    }
+
+    /// The metric named by a plan key.
+    pub fn from_key(key: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.key() == key)
+    }
+
+    /// The label reports use ("P95 Latency (ms)").
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::P50Ms => "P50 Latency (ms)",
+            Metric::P95Ms => "P95 Latency (ms)",
+            Metric::P99Ms => "P99 Latency (ms)",
+            Metric::ErrorRate => "Error Rate (%)",
+            Metric::ThroughputRps => "Throughput (req/s)",
+        }
+    }
+
+    /// The quantile a latency metric reads, `None` for the others.
+    pub fn quantile(self) -> Option<f64> {
+        match self {
+            Metric::P50Ms => Some(0.50),
+            Metric::P95Ms => Some(0.95),
+            Metric::P99Ms => Some(0.99),
+            Metric::ErrorRate | Metric::ThroughputRps => None,
+        }
+    }
+
+    /// Formats a value of this metric for humans: error rates as percentages, latencies
+    /// and throughput as plain numbers.
+    pub fn format(self, v: f64) -> String {
+        match self {
+            Metric::ErrorRate => format!("{:.2}%", v * 100.0),
+            Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => format!("{v:.0} ms"),
+            Metric::ThroughputRps => format!("{v:.1} req/s"),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// Whose requests a gate judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Only the new version's requests.
+    Canary,
+    /// Only the old version's requests.
+    Stable,
+    /// Every request, whichever version served it.
+    Service,
+}
+
+impl Scope {
+    /// The key used in plan files and JSON.
+    pub fn key(self) -> &'static str {
+        match self {
+            Scope::Canary => "canary",
+            Scope::Stable => "stable",
+            Scope::Service => "service",
+        }
+    }
+}
+
+/// Which side of the threshold is bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// Values above the threshold fail (latency, error rate).
+    Max,
+    /// Values below the threshold fail (throughput floors).
+    Min,
+}
+
+/// One gate: a metric of a scope over a window against a threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// What is measured.
+    pub metric: Metric,
+    /// Whose requests are measured.
+    pub scope: Scope,
+    /// Whether `threshold` is a ceiling or a floor.
+    pub bound: Bound,
+    /// The fail level.
+    pub threshold: f64,
+    /// The softer level: beyond it the gate warns (a caveat, not a rollback). Always on the
+    /// safe side of `threshold`.
+    pub warn: Option<f64>,
+    /// The sliding window the gate is evaluated over, continuously.
+    pub window: Span,
+    /// Fewer requests than this in the window (or stage) make the result `no_data`.
+    pub min_samples: u64,
+}
+
+/// The traffic and service model of `[simulation]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    /// Mean request rate of the whole service, requests per second.
+    pub rps: f64,
+    /// Optional 24 hourly multipliers of `rps` (hour 0 = midnight UTC); each hour's rate is
+    /// `rps × profile[hour]`.
+    pub daily_profile: Option<[f64; 24]>,
+    /// The stable version's latency quantiles and error rate.
+    pub stable: ServiceModel,
+    /// The canary's overhead as named features; an unnamed total is one feature called
+    /// "canary overhead".
+    pub features: Vec<Feature>,
+    /// How the canary's overhead grows with its share of traffic, and how much the stable
+    /// version slows with it.
+    pub load: LoadModel,
+    /// Faults in the main timeline (the "what if it breaks" scenarios).
+    pub faults: Vec<Fault>,
+    /// Share of the canary's intended traffic that actually reaches it: 1 normally, 0 models
+    /// a router that never sends the canary anything.
+    pub canary_traffic: f64,
+    /// Time from the engine's set-weight action to the router applying it.
+    pub router_delay: Span,
+}
+
+/// Latency quantiles and error rate of one version.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ServiceModel {
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 95th-percentile latency, ms.
+    pub p95_ms: f64,
+    /// 99th-percentile latency, ms.
+    pub p99_ms: f64,
+    /// Fraction of requests that fail.
+    pub error_rate: f64,
+}
+
+/// One feature the canary adds, with what it costs per request at full rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feature {
+    /// The feature's name, as reports show it.
+    pub name: String,
+    /// Relative latency overhead (0.035 for "+3.5%").
+    pub latency: f64,
+    /// Added error rate as a fraction (0.0005 for "+0.05%").
+    pub error_rate: f64,
+}
+
+/// The load term of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct LoadModel {
+    /// Part (0–1) of the features' overhead that comes from contention on shared resources
+    /// and so scales with the canary's share; the rest is paid at any share. At share `s` the
+    /// overhead is `overhead × ((1 − contention) + contention × s)`.
+    pub contention: f64,
+    /// Relative slowdown of the stable version at canary share 100 %, scaled linearly with
+    /// the share (the canary's extra work loading shared dependencies).
+    pub stable_latency: f64,
+}
+
+/// Which cohort a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cohort {
+    /// The new version.
+    Canary,
+    /// The old version.
+    Stable,
+}
+
+/// What a fault does to the requests it hits.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultEffect {
+    /// Adds this many milliseconds of latency to `fraction` of the cohort's requests.
+    AddLatency {
+        /// Added latency, ms.
+        ms: f64,
+        /// Share of the cohort's requests hit (0–1).
+        fraction: f64,
+    },
+    /// Makes this share of the cohort's requests fail (on top of its normal errors).
+    ErrorRate {
+        /// Share of requests that fail (0–1).
+        rate: f64,
+    },
+}
+
+/// A fault injected into the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// The cohort hit.
+    pub cohort: Cohort,
+    /// When it starts, in plan time.
+    pub at: PlanTime,
+    /// How long it lasts; `None` means until the end of the run.
+    pub duration: Option<Span>,
+    /// What it does.
+    pub effect: FaultEffect,
+}
+
+/// A rollback rehearsal: a fault injected at `fault.at` on a fork of the simulated rollout,
+/// measuring onset → detection → rollback → restoration. The main timeline is unaffected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rehearsal {
+    /// The rehearsal's name, as reports show it ("Simulated P95 breach").
+    pub name: String,
+    /// The fault injected; its `at` is where the fork is taken.
+    pub fault: Fault,
+    /// The longest the rehearsal may take from onset before it counts as not recovered; the
+    /// seed's target is 120 s.
+    pub target: Span,
+    /// Width of the service-wide window that must be back at the pre-fault reference for the
+    /// system to count as restored.
+    pub restore_window: Span,
+    /// Relative tolerance over the pre-fault reference that still counts as restored.
+    pub restore_tolerance: f64,
+}
+
+impl Plan {
+    /// Total planned duration of all stages.
+    pub fn total_duration(&self) -> Span {
+        Span(self.stages.iter().map(|s| s.duration.0).sum())
+    }
+
+    /// Plan time at which stage `index` starts if no stage ends early.
+    pub fn stage_start(&self, index: usize) -> PlanTime {
+        PlanTime(self.stages[..index].iter().map(|s| s.duration.0).sum())
+    }
+}

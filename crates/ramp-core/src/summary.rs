@@ -1,0 +1,401 @@
+//! The record of one rollout, simulated or live: the JSON summary of PRODUCT.md's contract
+//! and everything the report needs. The report is a pure function of this value, so a report
+//! can be re-rendered later from a stored summary.
+//!
+//! Key names are a contract with users' scripts: add keys, never rename them. Times are
+//! seconds from the deployment start; error rates are fractions.
+
+use crate::plan::{Metric, Scope};
+use serde::{Deserialize, Serialize};
+
+/// The whole record of a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The deployment's id from the plan.
+    pub deployment_id: String,
+    /// The service rolled out.
+    pub service: String,
+    /// Where it was rolled out.
+    pub environment: String,
+    /// Wall-clock start (RFC 3339), when the plan gave one.
+    pub start: Option<String>,
+    /// `simulation` or `live`.
+    pub mode: String,
+    /// The seed of a simulation, so that it can be reproduced.
+    pub seed: Option<u64>,
+    /// How the rollout ended.
+    pub outcome: Outcome,
+    /// How often the gates were evaluated, seconds of plan time.
+    pub evaluate_every_s: f64,
+    /// The reference numbers the report compares against.
+    pub baseline: BaselineSummary,
+    /// Every stage of the plan as planned, reached or not, with its gates: what approvers
+    /// were promised, beside what happened.
+    #[serde(default)]
+    pub plan: Vec<PlannedStage>,
+    /// Every stage that started, in order.
+    pub stages: Vec<StageSummary>,
+    /// The rollback of the main timeline, if there was one.
+    pub rollback: Option<RollbackTiming>,
+    /// Rehearsed rollbacks, each measured on a fork of the rollout.
+    pub rehearsals: Vec<RehearsalSummary>,
+    /// Measured per-feature overhead, when the plan names features.
+    pub features: Vec<FeatureSummary>,
+    /// Request counts over the whole run.
+    pub totals: Totals,
+    /// Notable events in time order (stage starts, decisions, rollbacks), for the timeline.
+    pub timeline: Vec<TimelineEvent>,
+}
+
+/// How a rollout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every stage proceeded; the canary is at 100 %.
+    Promoted,
+    /// Reached 100 % but some gate warned: promoted, with caveats for the approvers.
+    PromotedWithCaveats,
+    /// A gate failed or an operator aborted; the canary is back at 0 %.
+    RolledBack,
+    /// The engine could not decide (no data, inconclusive): it holds and a human decides.
+    Halted,
+}
+
+impl Outcome {
+    /// The key used in JSON.
+    pub fn key(self) -> &'static str {
+        match self {
+            Outcome::Promoted => "promoted",
+            Outcome::PromotedWithCaveats => "promoted_with_caveats",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Halted => "halted",
+        }
+    }
+}
+
+/// The decision taken for a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Every gate passed: go on.
+    Proceed,
+    /// Some gate warned, none failed: go on, with a caveat.
+    Monitor,
+    /// No data or inconclusive: stop shifting traffic and wait for a human.
+    Halt,
+    /// A gate failed (or an operator aborted): back to 0 %.
+    Rollback,
+}
+
+impl Decision {
+    /// The key used in JSON and in reports (upper-cased there).
+    pub fn key(self) -> &'static str {
+        match self {
+            Decision::Proceed => "proceed",
+            Decision::Monitor => "monitor",
+            Decision::Halt => "halt",
+            Decision::Rollback => "rollback",
+        }
+    }
+}
+
+/// How much a stage's decision can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Every gate passed on at least ten times its minimum sample count.
+    High,
+    /// Some gate warned, or passed on fewer than ten times its minimum samples.
+    Medium,
+    /// Some gate had no data or failed.
+    Low,
+}
+
+/// A gate's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    /// Within the warn level (or the threshold when there is no warn level).
+    Pass,
+    /// Beyond the warn level but within the fail level.
+    Warn,
+    /// Beyond the fail level.
+    Fail,
+    /// Fewer samples than the gate's minimum: never a pass.
+    NoData,
+}
+
+/// The numbers of one scope over one span of time. `None` where there were no requests.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Median latency, ms.
+    pub p50_ms: Option<f64>,
+    /// 95th-percentile latency, ms.
+    pub p95_ms: Option<f64>,
+    /// 99th-percentile latency, ms.
+    pub p99_ms: Option<f64>,
+    /// Failed / all requests, as a fraction.
+    pub error_rate: Option<f64>,
+    /// Requests per second over the span.
+    pub throughput_rps: Option<f64>,
+    /// Requests in the span.
+    pub requests: u64,
+}
+
+impl Metrics {
+    /// The value of one metric.
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::P50Ms => self.p50_ms,
+            Metric::P95Ms => self.p95_ms,
+            Metric::P99Ms => self.p99_ms,
+            Metric::ErrorRate => self.error_rate,
+            Metric::ThroughputRps => self.throughput_rps,
+        }
+    }
+}
+
+/// Metrics of every scope over one span.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ScopedMetrics {
+    /// The canary's requests.
+    pub canary: Metrics,
+    /// The stable version's requests.
+    pub stable: Metrics,
+    /// All requests.
+    pub service: Metrics,
+}
+
+impl ScopedMetrics {
+    /// The metrics of one scope.
+    pub fn scope(&self, scope: Scope) -> &Metrics {
+        match scope {
+            Scope::Canary => &self.canary,
+            Scope::Stable => &self.stable,
+            Scope::Service => &self.service,
+        }
+    }
+
+    /// The headline numbers: the canary's latency and errors (what is being judged) and the
+    /// whole service's throughput (what users get).
+    pub fn headline(&self) -> Metrics {
+        Metrics {
+            throughput_rps: self.service.throughput_rps,
+            ..self.canary
+        }
+    }
+}
+
+/// The baseline the report compares with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineSummary {
+    /// `plan` when the plan fixed it, `measured` when it was measured from the stable cohort
+    /// while the canary was below 100 %.
+    pub source: String,
+    /// The numbers.
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// A stage as the plan describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStage {
+    /// 1-based stage number.
+    pub index: usize,
+    /// Canary weight, percent.
+    pub weight: f64,
+    /// Planned length, seconds.
+    pub duration_s: f64,
+    /// Checkpoint interval, seconds.
+    pub checkpoint_s: f64,
+    /// The gates in force, defaults merged with the stage's overrides.
+    pub gates: Vec<GateSpec>,
+}
+
+/// A gate as the plan describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateSpec {
+    /// What is measured.
+    pub metric: Metric,
+    /// Whose requests.
+    pub scope: Scope,
+    /// The fail ceiling, for `max` gates.
+    pub max: Option<f64>,
+    /// The fail floor, for `min` gates.
+    pub min: Option<f64>,
+    /// The softer warn level, if any.
+    pub warn: Option<f64>,
+    /// The sliding window, seconds.
+    pub window_s: f64,
+    /// Fewer requests than this make the gate `no_data`.
+    pub min_samples: u64,
+}
+
+/// One gate's evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    /// What was measured.
+    pub metric: Metric,
+    /// Whose requests.
+    pub scope: Scope,
+    /// The measured value; `None` when there were no requests.
+    pub observed: Option<f64>,
+    /// The fail ceiling, for `max` gates.
+    pub max: Option<f64>,
+    /// The fail floor, for `min` gates.
+    pub min: Option<f64>,
+    /// The softer warn level, when the gate has one.
+    pub warn: Option<f64>,
+    /// The end of the 99.9 % confidence interval of `observed` nearest to passing (the lower
+    /// end for a ceiling). A gate fails only when this, not just the point estimate, is
+    /// beyond the fail level, so sampling noise in a small window cannot roll back a healthy
+    /// canary. `None` for throughput, which is counted, not estimated.
+    #[serde(default)]
+    pub conservative: Option<f64>,
+    /// The verdict.
+    pub status: GateStatus,
+    /// Requests the verdict rests on.
+    pub samples: u64,
+    /// Span of data evaluated, seconds (the window, or the stage for stage-end verdicts).
+    pub span_s: f64,
+}
+
+/// A checkpoint row: the columns of the seed's stage tables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointSummary {
+    /// When it was recorded.
+    pub t_s: f64,
+    /// Headline metrics over the interval since the previous checkpoint (or stage start).
+    pub metrics: Metrics,
+    /// Every scope's metrics over that interval.
+    pub metrics_by_scope: ScopedMetrics,
+    /// The gates evaluated on their sliding windows at this moment.
+    pub gates: Vec<GateResult>,
+}
+
+/// One stage's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSummary {
+    /// 1-based stage number.
+    pub index: usize,
+    /// Canary weight, percent.
+    pub weight: f64,
+    /// Planned length, seconds.
+    pub planned_duration_s: f64,
+    /// When it started.
+    pub started_s: f64,
+    /// How long it actually ran, seconds.
+    pub elapsed_s: f64,
+    /// Checkpoint interval, seconds.
+    pub checkpoint_s: f64,
+    /// The decision at its end (or at the rollback); `None` only for a run cut short.
+    pub decision: Option<Decision>,
+    /// How much the decision can be trusted.
+    pub confidence: Confidence,
+    /// Plain sentences giving the reasons for the decision.
+    pub reasons: Vec<String>,
+    /// Headline metrics over the whole stage.
+    pub metrics: Metrics,
+    /// Every scope's metrics over the whole stage.
+    pub metrics_by_scope: ScopedMetrics,
+    /// The gates judged on the whole stage's data at its end (or, after a rollback, the
+    /// failing window evaluation).
+    pub gates: Vec<GateResult>,
+    /// Checkpoint rows in time order.
+    pub checkpoints: Vec<CheckpointSummary>,
+}
+
+/// Timing of a rollback, measured from requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackTiming {
+    /// Plain sentence: what failed ("canary p95_ms 850 ms > 500 ms over 5 min").
+    pub reason: String,
+    /// 1-based stage in which it happened.
+    pub stage: usize,
+    /// When the fault that caused it began, when known (simulation and rehearsals).
+    pub fault_onset_s: Option<f64>,
+    /// When a gate first failed.
+    pub detection_s: f64,
+    /// When the engine issued the rollback.
+    pub initiated_s: f64,
+    /// When the router applied weight 0 and the canary's last in-flight request finished.
+    pub rollback_s: f64,
+    /// When service-wide metrics were back at the pre-fault reference; `None` if never.
+    pub restoration_s: Option<f64>,
+    /// `restoration_s − fault_onset_s` (or from detection when onset is unknown).
+    pub total_recovery_s: Option<f64>,
+}
+
+/// A rehearsal's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RehearsalSummary {
+    /// The rehearsal's name.
+    pub name: String,
+    /// `rolled_back` (detected and restored), `not_detected`, or `not_restored`.
+    pub outcome: String,
+    /// 1-based stage in which the fault was injected.
+    pub stage: usize,
+    /// What failed.
+    pub reason: String,
+    /// Fault onset.
+    pub fault_onset_s: f64,
+    /// First failing gate evaluation.
+    pub detection_s: Option<f64>,
+    /// Rollback issued.
+    pub initiated_s: Option<f64>,
+    /// Rollback applied and drained.
+    pub rollback_s: Option<f64>,
+    /// Metrics back at the reference.
+    pub restoration_s: Option<f64>,
+    /// Onset to restoration.
+    pub total_recovery_s: Option<f64>,
+    /// The recovery target (seconds).
+    pub target_s: f64,
+    /// A description of the fault ("+800 ms on 50% of canary requests").
+    pub fault: String,
+    /// Service-wide metrics over the window before onset ("Recording baseline metrics").
+    pub reference: Metrics,
+    /// The failing gate's window metrics at detection ("P95=850ms, P99=1450ms").
+    pub degraded: Option<Metrics>,
+}
+
+/// Measured overhead of one feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSummary {
+    /// The feature's name.
+    pub name: String,
+    /// Its configured latency overhead at full rollout (fraction).
+    pub configured_latency: f64,
+    /// Canary requests that went through it.
+    pub requests: u64,
+    /// Mean milliseconds it added per canary request.
+    pub mean_added_ms: f64,
+    /// Its added time over the canary's total time without features (fraction).
+    pub latency_impact: f64,
+    /// Errors attributed to it.
+    pub errors: u64,
+}
+
+/// Request totals.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    /// All requests.
+    pub requests: u64,
+    /// Requests served by the canary.
+    pub canary_requests: u64,
+    /// Requests served by the stable version.
+    pub stable_requests: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Plan time covered, seconds.
+    pub duration_s: f64,
+}
+
+/// One line of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// When.
+    pub t_s: f64,
+    /// What happened, in a sentence.
+    pub message: String,
+}

@@ -1,0 +1,36 @@
+//! Renders a rollout [`Summary`] as the Markdown report that approvers read, and as the JSON
+//! summary that scripts read.
+//!
+//! Both are pure functions of the summary: no clock, no randomness, no hash-map iteration,
+//! so the same summary always gives the same bytes, and a stored summary can be re-rendered
+//! later. Every number and every claim in the report is computed from the summary; a section
+//! without data says so instead of inventing content.
+//!
+//! The Markdown report follows the structure of the seed document
+//! (`shared/seed/phase8-staging-canary-simulation.md`): header, executive summary, deployment
+//! strategy, timeline, one section per stage with its metric table and decision point,
+//! summary against the baseline, feature-specific performance, the automatic rollback,
+//! rollback scenarios tested, decision matrix and final verdict.
+
+mod facts;
+mod format;
+mod markdown;
+
+use ramp_core::summary::Summary;
+
+/// Renders the Markdown report of a rollout.
+///
+/// The output is deterministic: the same summary gives byte-identical text.
+pub fn markdown(summary: &Summary) -> String {
+    markdown::render(summary)
+}
+
+/// Renders the JSON summary of PRODUCT.md's contract: pretty-printed, with a trailing
+/// newline. It reads back (with `serde_json`) into an equal [`Summary`] as long as every
+/// number in it is finite.
+pub fn json(summary: &Summary) -> String {
+    let mut text = serde_json::to_string_pretty(summary)
+        .expect("a Summary has only string keys, so it always serializes");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,615 @@
+//! The virtual-clock driver: the engine run against the seeded traffic and service model.
+
+use crate::model::{draw, FeatureTally, LatencyModel, StepModel};
+use ramp_core::engine::{Action, Engine, Input, State};
+use ramp_core::summary::{
+    FeatureSummary, Metrics, Outcome, RehearsalSummary, RollbackTiming, Summary, Totals,
+};
+use ramp_core::{Cohort, Fault, FaultEffect, Plan, PlanTime, Rehearsal, Simulation, Span, Weight};
+use ramp_stats::{CohortStats, Histogram, Slot};
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Poisson};
+use rand_pcg::Pcg64Mcg;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The plan has nothing to simulate with.
+    #[error("the plan has no [simulation] section: add one with at least `rps` and `stable` to simulate it")]
+    NoSimulation,
+}
+
+/// What the simulation reports while it runs, for progress displays.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    /// The engine acted at this plan time on the main timeline.
+    Action(PlanTime, &'a Action),
+    /// A rehearsal finished (its fork ran to rollback and restoration).
+    Rehearsal(&'a RehearsalSummary),
+}
+
+/// Length of the per-second ring of service-wide stats: the reference window before a fault.
+const REFERENCE_SECONDS: usize = 300;
+
+/// Restore window for rollbacks outside rehearsals (rehearsals set their own).
+const DEFAULT_RESTORE_WINDOW: Span = Span(10_000);
+
+/// Restore tolerance for rollbacks outside rehearsals.
+const DEFAULT_RESTORE_TOLERANCE: f64 = 0.10;
+
+/// Longest the simulation watches a rollback for restoration before giving up.
+const RECOVERY_LIMIT: Span = Span(900_000);
+
+/// Watching a rollback until the service is restored.
+#[derive(Debug, Clone)]
+struct Recovery {
+    /// When the engine issued the rollback.
+    initiated: PlanTime,
+    /// When the router applied weight 0.
+    applied: Option<PlanTime>,
+    /// When the metrics were back at the reference.
+    restored: Option<PlanTime>,
+}
+
+/// The whole simulated world: engine, router, service and clock. `Clone` so that a
+/// rehearsal can fork it at any moment.
+#[derive(Debug, Clone)]
+struct World {
+    /// The engine under test.
+    engine: Engine,
+    /// The plan (and its model).
+    plan: Arc<Plan>,
+    /// The stable latency model.
+    latency: LatencyModel,
+    /// The only source of randomness.
+    rng: Pcg64Mcg,
+    /// Plan time reached.
+    now: PlanTime,
+    /// The weight the router applies now.
+    router_weight: Weight,
+    /// A weight the engine asked for that the router has not applied yet.
+    pending: Option<(PlanTime, Weight)>,
+    /// Faults in force in this timeline.
+    faults: Vec<Fault>,
+    /// Feature attribution.
+    tally: FeatureTally,
+    /// Service-wide stats per second of the last `REFERENCE_SECONDS`, newest last.
+    seconds: VecDeque<CohortStats>,
+    /// Latest completion time (ms) of any canary request, for the drain after a rollback.
+    canary_done_ms: f64,
+    /// Rollback being watched.
+    recovery: Option<Recovery>,
+    /// What "restored" means: the pre-fault reference metrics, the window that must match
+    /// them, and the relative tolerance. Recorded when a fault starts.
+    restore_rule: Option<(Metrics, Span, f64)>,
+    /// When the fault that the rule belongs to began.
+    fault_onset: Option<PlanTime>,
+    /// Requests simulated after the engine finished (while a rollback drained and the
+    /// service recovered).
+    after_finish: Totals,
+}
+
+impl World {
+    fn new(plan: Arc<Plan>, seed: u64) -> Result<World, SimError> {
+        let sim = plan.simulation.as_ref().ok_or(SimError::NoSimulation)?;
+        let latency = LatencyModel::new(sim.stable.p50_ms, sim.stable.p95_ms, sim.stable.p99_ms);
+        let n = sim.features.len();
+        Ok(World {
+            engine: Engine::new(Arc::clone(&plan)),
+            latency,
+            rng: Pcg64Mcg::seed_from_u64(seed),
+            now: PlanTime::ZERO,
+            router_weight: Weight::ZERO,
+            pending: None,
+            faults: sim.faults.clone(),
+            tally: FeatureTally {
+                added_ms: vec![0.0; n],
+                errors: vec![0; n],
+                ..FeatureTally::default()
+            },
+            seconds: VecDeque::with_capacity(REFERENCE_SECONDS + 1),
+            canary_done_ms: 0.0,
+            recovery: None,
+            restore_rule: None,
+            fault_onset: None,
+            after_finish: Totals::default(),
+            plan,
+        })
+    }
+
+    fn sim(&self) -> &Simulation {
+        self.plan
+            .simulation
+            .as_ref()
+            .expect("checked in World::new")
+    }
+
+    /// Request rate at plan time `t`: the mean rate times the daily profile, interpolated
+    /// linearly between hours.
+    fn rate(&self, t: PlanTime) -> f64 {
+        let sim = self.sim();
+        match &sim.daily_profile {
+            None => sim.rps,
+            Some(p) => {
+                let sec =
+                    (self.plan.deployment.start_second_of_day as f64 + t.as_secs_f64()) % 86_400.0;
+                let h = (sec / 3600.0).floor() as usize % 24;
+                let frac = (sec - h as f64 * 3600.0) / 3600.0;
+                sim.rps * (p[h] * (1.0 - frac) + p[(h + 1) % 24] * frac)
+            }
+        }
+    }
+
+    /// Simulates requests arriving in `[now, to)` and returns them as one slot.
+    fn advance(&mut self, to: PlanTime) -> Slot {
+        let mut slot = Slot {
+            start_ms: self.now.0,
+            end_ms: to.0,
+            canary: CohortStats::new(),
+            stable: CohortStats::new(),
+        };
+        while self.now < to {
+            let a = self.now;
+            let b = PlanTime((a.0 / 1000 + 1) * 1000).min(to);
+            self.substep(a, b, &mut slot);
+            self.now = b;
+        }
+        slot
+    }
+
+    /// One step of at most a second, aligned to whole seconds.
+    fn substep(&mut self, a: PlanTime, b: PlanTime, slot: &mut Slot) {
+        if self.restore_rule.is_none() {
+            if let Some(f) = self.faults.iter().find(|f| f.at >= a && f.at < b) {
+                self.fault_onset = Some(f.at);
+                self.restore_rule = Some((
+                    self.recent(REFERENCE_SECONDS),
+                    DEFAULT_RESTORE_WINDOW,
+                    DEFAULT_RESTORE_TOLERANCE,
+                ));
+            }
+        }
+        let dt = b.since(a).as_secs_f64();
+        let lambda = self.rate(a) * dt;
+        let n = if lambda > 0.0 {
+            Poisson::new(lambda)
+                .map(|p| p.sample(&mut self.rng) as u64)
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        // Exact arrival times matter only when something changes inside the step.
+        let boundary = |t: PlanTime| t > a && t < b;
+        let pending_here = self.pending.filter(|(t, _)| boundary(*t));
+        let need_times = pending_here.is_some()
+            || self.recovery.is_some()
+            || self
+                .faults
+                .iter()
+                .any(|f| boundary(f.at) || f.duration.is_some_and(|d| boundary(f.at.plus(d))));
+        if let Some((t, w)) = self.pending {
+            if t <= a {
+                self.apply_weight(t, w);
+            }
+        }
+        let sim = self
+            .plan
+            .simulation
+            .as_ref()
+            .expect("checked in World::new");
+        let share_before = self.router_weight.share() * sim.canary_traffic;
+        let step_before = StepModel::at_share(&sim.features, &sim.load, share_before);
+        let step_after = pending_here.map(|(_, w)| {
+            StepModel::at_share(&sim.features, &sim.load, w.share() * sim.canary_traffic)
+        });
+        let mut second = CohortStats::new();
+        for _ in 0..n {
+            let t_ms = if need_times {
+                a.0 as f64 + self.rng.random::<f64>() * (b.0 - a.0) as f64
+            } else {
+                a.0 as f64
+            };
+            let t = PlanTime(t_ms as u64);
+            let (share, step) = match (pending_here, &step_after) {
+                (Some((tp, w)), Some(s)) if t >= tp => (w.share() * sim.canary_traffic, s),
+                _ => (share_before, &step_before),
+            };
+            let cohort = if self.rng.random::<f64>() < share {
+                Cohort::Canary
+            } else {
+                Cohort::Stable
+            };
+            let r = draw(
+                &mut self.rng,
+                &sim.stable,
+                &self.latency,
+                step,
+                &self.faults,
+                cohort,
+                t,
+                &mut self.tally,
+            );
+            let idx = Histogram::index_of(r.latency_ms);
+            let stats = match cohort {
+                Cohort::Canary => {
+                    self.canary_done_ms = self.canary_done_ms.max(t_ms + r.latency_ms);
+                    &mut slot.canary
+                }
+                Cohort::Stable => &mut slot.stable,
+            };
+            stats.requests += 1;
+            stats.errors += r.error as u64;
+            stats.latency.record_n(idx, 1);
+            second.requests += 1;
+            second.errors += r.error as u64;
+            second.latency.record_n(idx, 1);
+        }
+        if let Some((t, w)) = pending_here {
+            self.apply_weight(t, w);
+        }
+        if b.0 % 1000 == 0 {
+            if self.seconds.len() == REFERENCE_SECONDS {
+                self.seconds.pop_front();
+            }
+            self.seconds.push_back(second);
+            self.check_restored(b);
+        } else if let Some(last) = self.seconds.back_mut() {
+            last.merge(&second);
+        }
+    }
+
+    fn apply_weight(&mut self, t: PlanTime, w: Weight) {
+        self.router_weight = w;
+        self.pending = None;
+        if w == Weight::ZERO {
+            if let Some(r) = &mut self.recovery {
+                r.applied.get_or_insert(t);
+            }
+        }
+    }
+
+    /// Service-wide metrics over the last `secs` seconds.
+    fn recent(&self, secs: usize) -> Metrics {
+        let mut all = CohortStats::new();
+        let k = secs.min(self.seconds.len());
+        for s in self.seconds.iter().skip(self.seconds.len() - k) {
+            all.merge(s);
+        }
+        Metrics {
+            p50_ms: all.latency.quantile(0.50),
+            p95_ms: all.latency.quantile(0.95),
+            p99_ms: all.latency.quantile(0.99),
+            error_rate: all.error_rate(),
+            throughput_rps: (k > 0).then(|| all.requests as f64 / k as f64),
+            requests: all.requests,
+        }
+    }
+
+    /// After a rollback has drained, marks the first second at which the last restore
+    /// window of service-wide requests is back within tolerance of the reference.
+    fn check_restored(&mut self, now: PlanTime) {
+        let Some(rec) = &self.recovery else { return };
+        if rec.restored.is_some() || !self.drained(now) {
+            return;
+        }
+        let Some((reference, window, tol)) = self.restore_rule else {
+            return;
+        };
+        let m = self.recent((window.0 / 1000).max(1) as usize);
+        let ok = |v: Option<f64>, r: Option<f64>| match (v, r) {
+            (Some(v), Some(r)) => v <= r * (1.0 + tol),
+            (None, _) => false,
+            (Some(_), None) => true,
+        };
+        let err_ok = match (m.error_rate, reference.error_rate) {
+            (Some(e), Some(r)) => {
+                // A short window's error rate is noisy: allow three standard errors.
+                let n = m.requests.max(1) as f64;
+                e <= r * (1.0 + tol) + 3.0 * (r * (1.0 - r) / n).sqrt()
+            }
+            (None, _) => false,
+            (Some(_), None) => true,
+        };
+        if ok(m.p95_ms, reference.p95_ms) && ok(m.p99_ms, reference.p99_ms) && err_ok {
+            if let Some(r) = &mut self.recovery {
+                r.restored = Some(now);
+            }
+        }
+    }
+
+    /// Whether weight 0 is applied and the canary's last request has finished.
+    fn drained(&self, now: PlanTime) -> bool {
+        self.recovery
+            .as_ref()
+            .and_then(|r| r.applied)
+            .is_some_and(|_| now.0 as f64 >= self.canary_done_ms)
+    }
+
+    /// Runs the engine until it finishes or the next tick would pass `stop`.
+    fn run(&mut self, stop: Option<PlanTime>, on: &mut dyn FnMut(Progress<'_>)) {
+        if self.engine.state() == State::Pending {
+            let actions = self.engine.step(self.now, Input::Start);
+            self.apply(&actions, on);
+        }
+        while let State::Running { .. } = self.engine.state() {
+            let next = self.engine.next_tick();
+            if stop.is_some_and(|s| next > s) {
+                return;
+            }
+            let slot = self.advance(next);
+            let actions = self.engine.step(next, Input::Tick(slot));
+            self.apply(&actions, on);
+        }
+    }
+
+    fn apply(&mut self, actions: &[Action], on: &mut dyn FnMut(Progress<'_>)) {
+        for a in actions {
+            match a {
+                Action::SetWeight(w) => {
+                    let delay = self.sim().router_delay;
+                    if delay.0 == 0 {
+                        let now = self.now;
+                        self.apply_weight(now, *w);
+                    } else {
+                        self.pending = Some((self.now.plus(delay), *w));
+                    }
+                }
+                Action::RollbackInitiated { .. } => {
+                    self.recovery = Some(Recovery {
+                        initiated: self.now,
+                        applied: None,
+                        restored: None,
+                    });
+                }
+                Action::StageStarted { .. }
+                | Action::Checkpoint(_)
+                | Action::StageDecided { .. }
+                | Action::Finished(_) => {}
+            }
+            on(Progress::Action(self.now, a));
+        }
+    }
+}
+
+/// Runs `plan` on the virtual clock with `seed`, reporting progress to `on`, and returns the
+/// summary. Same plan and seed give the same summary, byte for byte.
+pub fn simulate(
+    plan: Arc<Plan>,
+    seed: u64,
+    on: &mut dyn FnMut(Progress<'_>),
+) -> Result<Summary, SimError> {
+    let mut world = World::new(Arc::clone(&plan), seed)?;
+    let mut rehearsals: Vec<(usize, &Rehearsal)> = plan.rehearsals.iter().enumerate().collect();
+    rehearsals.sort_by_key(|(i, r)| (r.fault.at, *i));
+    let mut results = Vec::new();
+    for (i, r) in rehearsals {
+        world.run(Some(r.fault.at), on);
+        let result = match world.engine.state() {
+            State::Running { index } => rehearse(&world, r, index + 1, seed, i),
+            State::Pending | State::Finished(_) => RehearsalSummary {
+                name: r.name.clone(),
+                outcome: "not_run".into(),
+                stage: 0,
+                reason: format!(
+                    "The rollout had already ended before {}; the rehearsal did not run.",
+                    offset(r.fault.at)
+                ),
+                fault_onset_s: r.fault.at.as_secs_f64(),
+                detection_s: None,
+                initiated_s: None,
+                rollback_s: None,
+                restoration_s: None,
+                total_recovery_s: None,
+                target_s: r.target.as_secs_f64(),
+                fault: describe(&r.fault),
+                reference: Metrics::default(),
+                degraded: None,
+            },
+        };
+        on(Progress::Rehearsal(&result));
+        results.push(result);
+    }
+    world.run(None, on);
+    let mut summary = world.engine.summary();
+    if summary.outcome == Outcome::RolledBack {
+        summary.rollback = Some(world.recover(summary.rollback.take()));
+        let t = &mut summary.totals;
+        t.requests += world.after_finish.requests;
+        t.canary_requests += world.after_finish.canary_requests;
+        t.stable_requests += world.after_finish.stable_requests;
+        t.errors += world.after_finish.errors;
+        t.duration_s = world.now.as_secs_f64();
+    }
+    summary.mode = "simulation".into();
+    summary.seed = Some(seed);
+    summary.rehearsals = results;
+    summary.features = world.feature_summary();
+    Ok(summary)
+}
+
+impl World {
+    /// After the engine rolled back: keeps the traffic flowing until the rollback is applied,
+    /// drained and the service restored (or the limit passes), and fills in the timing.
+    fn recover(&mut self, timing: Option<RollbackTiming>) -> RollbackTiming {
+        let mut timing = timing.expect("a rolled-back engine records its rollback");
+        if self.restore_rule.is_none() {
+            let reference = self.recent(REFERENCE_SECONDS);
+            self.restore_rule =
+                Some((reference, DEFAULT_RESTORE_WINDOW, DEFAULT_RESTORE_TOLERANCE));
+        }
+        let limit = self.now.plus(RECOVERY_LIMIT);
+        while self.recovery.as_ref().is_some_and(|r| r.restored.is_none()) && self.now < limit {
+            let to = PlanTime((self.now.0 / 1000 + 1) * 1000);
+            // The engine has finished, but users keep sending requests while the rollback
+            // takes effect: they count in the run's totals.
+            let slot = self.advance(to);
+            let t = &mut self.after_finish;
+            t.requests += slot.canary.requests + slot.stable.requests;
+            t.canary_requests += slot.canary.requests;
+            t.stable_requests += slot.stable.requests;
+            t.errors += slot.canary.errors + slot.stable.errors;
+        }
+        let rec = self
+            .recovery
+            .clone()
+            .expect("set when the rollback was initiated");
+        let drained = rec
+            .applied
+            .map(|t| PlanTime(t.0.max(self.canary_done_ms.ceil() as u64)));
+        timing.fault_onset_s = self.fault_onset.map(PlanTime::as_secs_f64);
+        timing.initiated_s = rec.initiated.as_secs_f64();
+        timing.rollback_s = drained.unwrap_or(rec.initiated).as_secs_f64();
+        timing.restoration_s = rec.restored.map(PlanTime::as_secs_f64);
+        let from = self.fault_onset.unwrap_or(rec.initiated);
+        timing.total_recovery_s = rec.restored.map(|t| t.since(from).as_secs_f64());
+        timing
+    }
+
+    fn feature_summary(&self) -> Vec<FeatureSummary> {
+        let t = &self.tally;
+        self.sim()
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FeatureSummary {
+                name: f.name.clone(),
+                configured_latency: f.latency,
+                requests: t.requests,
+                mean_added_ms: if t.requests > 0 {
+                    t.added_ms[i] / t.requests as f64
+                } else {
+                    0.0
+                },
+                latency_impact: if t.base_ms > 0.0 {
+                    t.added_ms[i] / t.base_ms
+                } else {
+                    0.0
+                },
+                errors: t.errors[i],
+            })
+            .collect()
+    }
+}
+
+/// Runs one rehearsal on a fork of `world`, taken just before the fault's onset.
+fn rehearse(
+    world: &World,
+    r: &Rehearsal,
+    stage: usize,
+    seed: u64,
+    index: usize,
+) -> RehearsalSummary {
+    let mut fork = world.clone();
+    // The fork draws its own random numbers so that the main timeline is not replayed.
+    fork.rng =
+        Pcg64Mcg::seed_from_u64(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index as u64 + 1)));
+    fork.faults.push(r.fault);
+    // Bring the fork to the onset exactly, then record the reference before the fault.
+    let onset = r.fault.at;
+    fork.advance_engine_to(onset);
+    let reference = fork.recent(REFERENCE_SECONDS);
+    fork.restore_rule = Some((reference, r.restore_window, r.restore_tolerance));
+    fork.fault_onset = Some(onset);
+    let limit = onset.plus(Span((2 * r.target.0).max(600_000)));
+    fork.run(Some(limit), &mut |_| {});
+    let summary = fork.engine.summary();
+    let mut out = RehearsalSummary {
+        name: r.name.clone(),
+        outcome: "not_detected".into(),
+        stage,
+        reason: format!("No gate failed within {} of the fault.", limit.since(onset)),
+        fault_onset_s: onset.as_secs_f64(),
+        detection_s: None,
+        initiated_s: None,
+        rollback_s: None,
+        restoration_s: None,
+        total_recovery_s: None,
+        target_s: r.target.as_secs_f64(),
+        fault: describe(&r.fault),
+        reference,
+        degraded: None,
+    };
+    if summary.outcome != Outcome::RolledBack {
+        return out;
+    }
+    let timing = fork.recover(summary.rollback.clone());
+    out.reason = timing.reason.clone();
+    out.detection_s = Some(timing.detection_s);
+    out.initiated_s = Some(timing.initiated_s);
+    out.rollback_s = Some(timing.rollback_s);
+    out.restoration_s = timing.restoration_s;
+    out.total_recovery_s = timing.total_recovery_s;
+    out.outcome = if timing.restoration_s.is_some() {
+        "rolled_back"
+    } else {
+        "not_restored"
+    }
+    .into();
+    out.degraded = summary.stages.last().and_then(|s| {
+        let failed = s
+            .gates
+            .iter()
+            .find(|g| g.status == ramp_core::summary::GateStatus::Fail)?;
+        let mut m = Metrics {
+            requests: failed.samples,
+            ..Metrics::default()
+        };
+        for g in s.gates.iter().filter(|g| g.scope == failed.scope) {
+            match g.metric {
+                ramp_core::Metric::P50Ms => m.p50_ms = g.observed,
+                ramp_core::Metric::P95Ms => m.p95_ms = g.observed,
+                ramp_core::Metric::P99Ms => m.p99_ms = g.observed,
+                ramp_core::Metric::ErrorRate => m.error_rate = g.observed,
+                ramp_core::Metric::ThroughputRps => m.throughput_rps = g.observed,
+            }
+        }
+        Some(m)
+    });
+    out
+}
+
+impl World {
+    /// Simulates traffic up to `t` without ticking the engine past it: the slot is handed to
+    /// the engine at its next tick, which `run` does.
+    fn advance_engine_to(&mut self, t: PlanTime) {
+        if t <= self.now {
+            return;
+        }
+        // Split the engine's next tick at `t`: feed the part before the onset now, as a
+        // short slot, so the fault starts exactly at `t`.
+        let slot = self.advance(t);
+        let actions = self.engine.step(t, Input::Tick(slot));
+        self.apply(&actions, &mut |_| {});
+    }
+}
+
+/// "+800 ms on 50% of canary requests".
+pub fn describe(f: &Fault) -> String {
+    let cohort = match f.cohort {
+        Cohort::Canary => "canary",
+        Cohort::Stable => "stable",
+    };
+    let what = match f.effect {
+        FaultEffect::AddLatency { ms, fraction } => {
+            format!(
+                "+{ms:.0} ms on {:.0}% of {cohort} requests",
+                fraction * 100.0
+            )
+        }
+        FaultEffect::ErrorRate { rate } => {
+            format!("{:.2}% of {cohort} requests fail", rate * 100.0)
+        }
+    };
+    match f.duration {
+        Some(d) => format!("{what} from {} for {}", offset(f.at), d),
+        None => format!("{what} from {}", offset(f.at)),
+    }
+}
+
+/// "T+12h00m".
+pub fn offset(t: PlanTime) -> String {
+    let s = t.0 / 1000;
+    format!("T+{}h{:02}m", s / 3600, (s % 3600) / 60)
+}

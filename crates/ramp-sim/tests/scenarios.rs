@@ -1,0 +1,168 @@
+//! Simulation scenarios as data: every `scenarios/*.toml` is a plan (inline as `[plan]`, or a
+//! path as `plan = "…"`) plus the outcome it must produce, checked under fixed seeds by one
+//! `check()` helper. Engine decisions are asserted exactly; timings, which depend on the
+//! random traffic, within ranges.
+
+use ramp_core::summary::Summary;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A scenario file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scenario {
+    /// What the scenario shows, for failure messages.
+    description: String,
+    /// Seeds to run; every one must meet the expectations.
+    seeds: Vec<u64>,
+    /// A plan file relative to the scenario, or an inline plan table.
+    plan: toml::Value,
+    /// What must come out.
+    expect: Expect,
+}
+
+/// Expected outcome of a scenario.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    /// The summary's `outcome`.
+    outcome: String,
+    /// Every stage's decision, in order.
+    decisions: Vec<String>,
+    /// `rollback.stage`, when a rollback is expected.
+    rollback_stage: Option<usize>,
+    /// Bounds on `rollback.detection_s − rollback.fault_onset_s`.
+    detection_after_onset_s: Option<[f64; 2]>,
+    /// Bounds on `rollback.total_recovery_s`.
+    total_recovery_s: Option<[f64; 2]>,
+    /// Each rehearsal's outcome, in order.
+    rehearsals: Option<Vec<String>>,
+    /// Bounds on each rehearsal's detection delay after onset.
+    rehearsal_detection_after_onset_s: Option<[f64; 2]>,
+    /// Bounds on each rehearsal's total recovery.
+    rehearsal_total_recovery_s: Option<[f64; 2]>,
+}
+
+fn within(what: &str, v: Option<f64>, range: Option<[f64; 2]>, errs: &mut Vec<String>) {
+    if let Some([lo, hi]) = range {
+        match v {
+            Some(v) if v >= lo && v <= hi => {}
+            other => errs.push(format!("{what} = {other:?}, expected within [{lo}, {hi}]")),
+        }
+    }
+}
+
+/// Runs one scenario under each of its seeds and returns what did not match.
+fn check(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let sc: Scenario = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let plan = match &sc.plan {
+        toml::Value::String(rel) => {
+            let p = path.parent().unwrap().join(rel);
+            ramp_core::load_plan(&p).unwrap_or_else(|e| panic!("{e}"))
+        }
+        toml::Value::Table(t) => {
+            let src = toml::to_string(t).unwrap();
+            ramp_core::parse_plan(&src, &format!("{}#plan", path.display()))
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+        other => panic!(
+            "{}: plan must be a path or a table, not {other}",
+            path.display()
+        ),
+    };
+    let plan = Arc::new(plan);
+    let mut errs = Vec::new();
+    for &seed in &sc.seeds {
+        let s: Summary = ramp_sim::simulate(Arc::clone(&plan), seed, &mut |_| {}).unwrap();
+        let mut e = Vec::new();
+        let e_ = &mut e;
+        if s.outcome.key() != sc.expect.outcome {
+            e_.push(format!(
+                "outcome {} != {}",
+                s.outcome.key(),
+                sc.expect.outcome
+            ));
+        }
+        let decisions: Vec<String> = s
+            .stages
+            .iter()
+            .map(|st| st.decision.map(|d| d.key().to_string()).unwrap_or_default())
+            .collect();
+        if decisions != sc.expect.decisions {
+            e_.push(format!(
+                "decisions {decisions:?} != {:?}",
+                sc.expect.decisions
+            ));
+        }
+        if let Some(stage) = sc.expect.rollback_stage {
+            let got = s.rollback.as_ref().map(|r| r.stage);
+            if got != Some(stage) {
+                e_.push(format!("rollback stage {got:?} != {stage}"));
+            }
+        }
+        let rb = s.rollback.as_ref();
+        within(
+            "detection after onset",
+            rb.and_then(|r| r.fault_onset_s.map(|o| r.detection_s - o)),
+            sc.expect.detection_after_onset_s,
+            e_,
+        );
+        within(
+            "total recovery",
+            rb.and_then(|r| r.total_recovery_s),
+            sc.expect.total_recovery_s,
+            e_,
+        );
+        if let Some(want) = &sc.expect.rehearsals {
+            let got: Vec<&str> = s.rehearsals.iter().map(|r| r.outcome.as_str()).collect();
+            if got != want.iter().map(String::as_str).collect::<Vec<_>>() {
+                e_.push(format!("rehearsals {got:?} != {want:?}"));
+            }
+        }
+        for r in &s.rehearsals {
+            within(
+                "rehearsal detection after onset",
+                r.detection_s.map(|d| d - r.fault_onset_s),
+                sc.expect.rehearsal_detection_after_onset_s,
+                e_,
+            );
+            within(
+                "rehearsal total recovery",
+                r.total_recovery_s,
+                sc.expect.rehearsal_total_recovery_s,
+                e_,
+            );
+        }
+        for x in e {
+            errs.push(format!("{} (seed {seed}): {x}", path.display()));
+        }
+    }
+    if !errs.is_empty() {
+        errs.insert(0, format!("{}: {}", path.display(), sc.description));
+    }
+    errs
+}
+
+fn scenario_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_scenario_meets_its_expectations() {
+    let files = scenario_files();
+    assert!(files.len() >= 7, "scenarios/ holds {} files", files.len());
+    let mut failures = Vec::new();
+    for f in &files {
+        failures.extend(check(f));
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

@@ -1,0 +1,466 @@
+//! A log-bucketed latency histogram (DDSketch's mapping, dense storage).
+//!
+//! Bucket `i` holds values in `(MIN·γ^(i−1), MIN·γ^i]` with `γ = (1+α)/(1−α)`; reporting a
+//! bucket by `2·MIN·γ^i/(γ+1)` is within relative error `α` of every value in it. Merging is
+//! adding counts, so histograms from many windows, cohorts or processes combine exactly: the
+//! merge of two sketches equals the sketch of the union of their samples.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest relative error of any quantile read from a `Histogram` (0.5 %).
+pub const RELATIVE_ERROR: f64 = 0.005;
+
+/// Smallest distinguishable latency in milliseconds (1 µs); smaller values share bucket 0.
+const MIN_MS: f64 = 0.001;
+
+/// Number of buckets: enough to reach an hour (3.6e6 ms) from `MIN_MS` at `γ`.
+const BUCKETS: usize = 2200;
+
+/// γ for `RELATIVE_ERROR`.
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ERROR) / (1.0 - RELATIVE_ERROR)
+}
+
+/// A latency histogram in milliseconds with relative error ≤ `RELATIVE_ERROR`.
+///
+/// Storage is a dense run of buckets covering only the range that was ever touched (grown
+/// with some slack when a sample lands outside it), so adding, subtracting and merging are
+/// plain loops, and a histogram of typical latencies (tens of ms to seconds) holds a few
+/// hundred counters, not thousands: creating one per second of simulated traffic is cheap.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "Repr", into = "Repr")]
+pub struct Histogram {
+    /// Counts of buckets `offset..offset + counts.len()`; empty until the first sample so
+    /// that unused histograms cost nothing.
+    counts: Vec<u64>,
+    /// Bucket index of `counts[0]`.
+    offset: usize,
+    /// Total samples, kept so that quantile ranks need no extra pass.
+    total: u64,
+    /// Lowest bucket index ever touched (`usize::MAX` when none).
+    lo: usize,
+    /// Highest bucket index ever touched.
+    hi: usize,
+}
+
+/// The wire form of a histogram: non-empty buckets as `[index, count]` pairs. Reading goes
+/// through `record_n`, so a hostile or corrupt snapshot cannot break the invariants (indexes
+/// beyond the last bucket are clamped into it).
+#[derive(Serialize, Deserialize)]
+struct Repr {
+    /// Non-empty buckets.
+    buckets: Vec<(usize, u64)>,
+}
+
+impl From<Repr> for Histogram {
+    fn from(r: Repr) -> Histogram {
+        let mut h = Histogram::new();
+        for (i, n) in r.buckets {
+            h.record_n(i, n);
+        }
+        h
+    }
+}
+
+impl From<Histogram> for Repr {
+    fn from(h: Histogram) -> Repr {
+        Repr {
+            buckets: h.buckets(),
+        }
+    }
+}
+
+/// Two histograms are equal when they hold the same samples, whatever their storage.
+impl PartialEq for Histogram {
+    fn eq(&self, other: &Histogram) -> bool {
+        self.total == other.total && self.buckets() == other.buckets()
+    }
+}
+
+impl Eq for Histogram {}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histogram")
+            .field("total", &self.total)
+            .field("p50", &self.quantile(0.5))
+            .field("p99", &self.quantile(0.99))
+            .finish()
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::new()
+    }
+}
+
+impl Histogram {
+    /// An empty histogram.
+    pub fn new() -> Histogram {
+        Histogram {
+            counts: Vec::new(),
+            offset: 0,
+            total: 0,
+            lo: usize::MAX,
+            hi: 0,
+        }
+    }
+
+    /// The bucket index of a latency in milliseconds. Non-finite and non-positive values go
+    /// to bucket 0 and values beyond an hour to the last bucket, so no input can panic.
+    pub fn index_of(ms: f64) -> usize {
+        if ms.is_nan() || ms <= MIN_MS {
+            return 0;
+        }
+        let i = ((ms / MIN_MS).ln() / gamma().ln()).ceil();
+        if i >= (BUCKETS - 1) as f64 {
+            BUCKETS - 1
+        } else {
+            i as usize
+        }
+    }
+
+    /// The value reported for bucket `i`: within `RELATIVE_ERROR` of anything in it.
+    pub fn value_of(i: usize) -> f64 {
+        let g = gamma();
+        if i == 0 {
+            return MIN_MS;
+        }
+        2.0 * MIN_MS * g.powi(i as i32) / (g + 1.0)
+    }
+
+    /// Records one latency.
+    pub fn record(&mut self, ms: f64) {
+        self.record_n(Self::index_of(ms), 1);
+    }
+
+    /// Adds `n` samples to bucket `i` (used by the proxy's snapshot merge and by tests).
+    pub fn record_n(&mut self, i: usize, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let i = i.min(BUCKETS - 1);
+        self.cover(i, i);
+        let c = &mut self.counts[i - self.offset];
+        *c = c.saturating_add(n);
+        self.total = self.total.saturating_add(n);
+        self.lo = self.lo.min(i);
+        self.hi = self.hi.max(i);
+    }
+
+    /// Grows the storage so that buckets `lo..=hi` exist, with slack on the side that grew.
+    fn cover(&mut self, lo: usize, hi: usize) {
+        const SLACK: usize = 64;
+        if self.counts.is_empty() {
+            self.offset = lo.saturating_sub(SLACK);
+            let end = (hi + SLACK + 1).min(BUCKETS);
+            self.counts = vec![0; end - self.offset];
+            return;
+        }
+        if lo < self.offset {
+            let new_offset = lo.saturating_sub(SLACK);
+            let grow = self.offset - new_offset;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = new_offset;
+        }
+        let end = self.offset + self.counts.len();
+        if hi >= end {
+            let new_end = (hi + SLACK + 1).min(BUCKETS);
+            self.counts.resize(new_end - self.offset, 0);
+        }
+    }
+
+    /// The count of bucket `i` (zero outside the storage).
+    fn at(&self, i: usize) -> u64 {
+        i.checked_sub(self.offset)
+            .and_then(|k| self.counts.get(k))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Removes every sample, keeping the allocation.
+    pub fn clear(&mut self) {
+        if self.total > 0 {
+            for c in &mut self.counts[self.lo - self.offset..=self.hi - self.offset] {
+                *c = 0;
+            }
+        }
+        self.total = 0;
+        self.lo = usize::MAX;
+        self.hi = 0;
+    }
+
+    /// Adds every sample of `other` (exact merge).
+    pub fn merge(&mut self, other: &Histogram) {
+        if other.total == 0 {
+            return;
+        }
+        self.cover(other.lo, other.hi);
+        let (so, oo) = (self.offset, other.offset);
+        for i in other.lo..=other.hi {
+            self.counts[i - so] += other.counts[i - oo];
+        }
+        self.total += other.total;
+        self.lo = self.lo.min(other.lo);
+        self.hi = self.hi.max(other.hi);
+    }
+
+    /// Removes the samples of `other`, which must have been merged in before (a window
+    /// dropping its oldest slot). Counts saturate at zero rather than panic.
+    pub fn subtract(&mut self, other: &Histogram) {
+        if other.total == 0 || self.counts.is_empty() {
+            return;
+        }
+        self.cover(other.lo, other.hi);
+        let (so, oo) = (self.offset, other.offset);
+        for i in other.lo..=other.hi {
+            self.counts[i - so] = self.counts[i - so].saturating_sub(other.counts[i - oo]);
+        }
+        self.total = self.total.saturating_sub(other.total);
+        if self.total == 0 {
+            self.lo = usize::MAX;
+            self.hi = 0;
+        }
+    }
+
+    /// The `q` quantile (nearest rank), `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = Histogram::rank(q, self.total);
+        let run = &self.counts[self.lo - self.offset..=self.hi - self.offset];
+        let mut seen = 0u64;
+        if rank * 2 > self.total {
+            // High quantiles (p95, p99) are found fastest from the top.
+            let need = self.total - rank + 1;
+            for (k, &c) in run.iter().enumerate().rev() {
+                seen += c;
+                if seen >= need {
+                    return Some(Histogram::value_of(self.lo + k));
+                }
+            }
+        } else {
+            for (k, &c) in run.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    return Some(Histogram::value_of(self.lo + k));
+                }
+            }
+        }
+        Some(Histogram::value_of(self.hi))
+    }
+
+    /// The nearest rank (1-based) of quantile `q` among `total` samples.
+    fn rank(q: f64, total: u64) -> u64 {
+        let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
+        ((q * total as f64).ceil() as u64).clamp(1, total)
+    }
+
+    /// The `q` quantile of the union of several histograms, without building the union
+    /// (the service scope is canary ∪ stable).
+    pub fn quantile_of(parts: &[&Histogram], q: f64) -> Option<f64> {
+        let total: u64 = parts.iter().map(|h| h.total).sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = Histogram::rank(q, total);
+        let lo = parts.iter().filter(|h| h.total > 0).map(|h| h.lo).min()?;
+        let hi = parts.iter().filter(|h| h.total > 0).map(|h| h.hi).max()?;
+        let count = |i: usize| -> u64 { parts.iter().map(|h| h.at(i)).sum() };
+        if rank * 2 > total {
+            // High quantiles (p95, p99) are found fastest from the top.
+            let need = total - rank + 1;
+            let mut seen = 0u64;
+            for i in (lo..=hi).rev() {
+                seen += count(i);
+                if seen >= need {
+                    return Some(Histogram::value_of(i));
+                }
+            }
+            return Some(Histogram::value_of(lo));
+        }
+        let mut seen = 0u64;
+        for i in lo..=hi {
+            seen += count(i);
+            if seen >= rank {
+                return Some(Histogram::value_of(i));
+            }
+        }
+        Some(Histogram::value_of(hi))
+    }
+
+    /// Share of samples strictly above `ms` (at bucket resolution), `None` when empty.
+    pub fn fraction_above(&self, ms: f64) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let b = Histogram::index_of(ms);
+        let above: u64 = (b + 1..=self.hi.max(b)).map(|i| self.at(i)).sum();
+        Some(above as f64 / self.total as f64)
+    }
+
+    /// Non-empty buckets as `(index, count)` pairs, for snapshots and exact merges elsewhere.
+    pub fn buckets(&self) -> Vec<(usize, u64)> {
+        if self.total == 0 {
+            return Vec::new();
+        }
+        (self.lo..=self.hi)
+            .filter(|&i| self.at(i) > 0)
+            .map(|i| (i, self.at(i)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bucket_value_is_within_the_relative_error() {
+        for &x in &[
+            0.002, 0.5, 1.0, 3.3, 145.0, 385.0, 720.0, 999.9, 12_345.0, 3.0e6,
+        ] {
+            let v = Histogram::value_of(Histogram::index_of(x));
+            assert!(((v - x) / x).abs() <= RELATIVE_ERROR + 1e-12, "{x} -> {v}");
+        }
+    }
+
+    #[test]
+    fn quantiles_of_a_known_set_are_within_the_error() {
+        let mut h = Histogram::new();
+        for i in 1..=1000 {
+            h.record(i as f64);
+        }
+        for (q, want) in [(0.5, 500.0), (0.95, 950.0), (0.99, 990.0), (1.0, 1000.0)] {
+            let got = h.quantile(q).unwrap();
+            assert!(
+                ((got - want) / want).abs() <= RELATIVE_ERROR + 1e-9,
+                "q{q}: {got}"
+            );
+        }
+        assert_eq!(h.count(), 1000);
+    }
+
+    #[test]
+    fn merge_then_subtract_restores_the_original() {
+        let mut a = Histogram::new();
+        let mut b = Histogram::new();
+        for i in 1..500 {
+            a.record(i as f64 * 1.7);
+            b.record(i as f64 * 0.3 + 900.0);
+        }
+        let before = a.clone();
+        a.merge(&b);
+        assert_eq!(a.count(), before.count() + b.count());
+        a.subtract(&b);
+        assert_eq!(a.buckets(), before.buckets());
+        assert_eq!(a.quantile(0.9), before.quantile(0.9));
+    }
+
+    #[test]
+    fn union_quantile_equals_quantile_of_merged() {
+        let mut a = Histogram::new();
+        let mut b = Histogram::new();
+        for i in 0..3000 {
+            a.record(100.0 + (i % 97) as f64);
+            b.record(400.0 + (i % 13) as f64 * 10.0);
+        }
+        let mut m = a.clone();
+        m.merge(&b);
+        for q in [0.1, 0.5, 0.95, 0.99] {
+            assert_eq!(Histogram::quantile_of(&[&a, &b], q), m.quantile(q));
+        }
+    }
+
+    #[test]
+    fn hostile_values_do_not_panic() {
+        let mut h = Histogram::new();
+        for x in [
+            f64::NAN,
+            f64::INFINITY,
+            -1.0,
+            0.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            h.record(x);
+        }
+        assert_eq!(h.count(), 6);
+        assert!(h.quantile(0.5).is_some());
+        assert_eq!(Histogram::new().quantile(0.5), None);
+    }
+
+    #[test]
+    fn serde_round_trips_and_survives_hostile_indexes() {
+        let mut h = Histogram::new();
+        for x in [1.0, 2.0, 2.0, 500.0] {
+            h.record(x);
+        }
+        let json = serde_json_like(&h);
+        let back: Histogram = Histogram::from(Repr { buckets: json });
+        assert_eq!(back, h);
+        let hostile = Histogram::from(Repr {
+            buckets: vec![(usize::MAX, 3), (0, 1)],
+        });
+        assert_eq!(hostile.count(), 4);
+        assert!(hostile.quantile(0.99).is_some());
+    }
+
+    fn serde_json_like(h: &Histogram) -> Vec<(usize, u64)> {
+        Repr::from(h.clone()).buckets
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quantiles_stay_within_the_error_of_the_exact_ones(
+            mut xs in proptest::collection::vec(0.01f64..100_000.0, 1..400),
+            q in 0.0f64..=1.0,
+        ) {
+            let mut h = Histogram::new();
+            for &x in &xs { h.record(x); }
+            xs.sort_by(f64::total_cmp);
+            let rank = ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
+            let exact = xs[rank - 1];
+            let got = h.quantile(q).unwrap();
+            proptest::prop_assert!(((got - exact) / exact).abs() <= RELATIVE_ERROR + 1e-9, "{got} vs {exact}");
+        }
+
+        #[test]
+        fn merging_equals_recording_everything(
+            a in proptest::collection::vec(0.01f64..100_000.0, 0..200),
+            b in proptest::collection::vec(0.01f64..100_000.0, 0..200),
+        ) {
+            let (mut ha, mut hb, mut all) = (Histogram::new(), Histogram::new(), Histogram::new());
+            for &x in &a { ha.record(x); all.record(x); }
+            for &x in &b { hb.record(x); all.record(x); }
+            let mut m = ha.clone();
+            m.merge(&hb);
+            proptest::prop_assert_eq!(&m, &all);
+            m.subtract(&hb);
+            proptest::prop_assert_eq!(&m, &ha);
+        }
+    }
+
+    #[test]
+    fn clear_empties() {
+        let mut h = Histogram::new();
+        h.record(5.0);
+        h.clear();
+        assert!(h.is_empty());
+        assert_eq!(h.quantile(0.5), None);
+        h.record(7.0);
+        assert_eq!(h.count(), 1);
+    }
+}

@@ -1,0 +1,12 @@
+//! Ramp's measurement primitives: a mergeable latency sketch with bounded relative error,
+//! per-cohort counters, and sliding windows over them.
+//!
+//! **Architecture Invariant:** this crate is pure. No clock, no I/O, no randomness, no
+//! threads: values go in, numbers come out, so the engine can use it in simulation and live
+//! runs alike and the proxy can ship its buckets to the controller for an exact merge.
+
+mod histogram;
+mod window;
+
+pub use histogram::{Histogram, RELATIVE_ERROR};
+pub use window::{CohortStats, SlidingWindow, Slot, WindowView};

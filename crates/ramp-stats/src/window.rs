@@ -1,0 +1,244 @@
+//! Per-cohort counters and sliding windows over them.
+
+use crate::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// What one cohort (canary or stable) did over some span: requests, failures, latency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CohortStats {
+    /// Requests completed.
+    pub requests: u64,
+    /// Requests that failed (5xx, connect failure, timeout, reset).
+    pub errors: u64,
+    /// Latency of every request, failed ones included.
+    pub latency: Histogram,
+}
+
+impl CohortStats {
+    /// Empty stats.
+    pub fn new() -> CohortStats {
+        CohortStats::default()
+    }
+
+    /// Adds another span's stats (exact).
+    pub fn merge(&mut self, other: &CohortStats) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.latency.merge(&other.latency);
+    }
+
+    /// Removes stats that were merged in before.
+    pub fn subtract(&mut self, other: &CohortStats) {
+        self.requests = self.requests.saturating_sub(other.requests);
+        self.errors = self.errors.saturating_sub(other.errors);
+        self.latency.subtract(&other.latency);
+    }
+
+    /// Empties the stats, keeping allocations.
+    pub fn clear(&mut self) {
+        self.requests = 0;
+        self.errors = 0;
+        self.latency.clear();
+    }
+
+    /// Failed / all requests, `None` without requests.
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.errors as f64 / self.requests as f64)
+    }
+}
+
+/// One observation interval: stats of both cohorts over `[start_ms, end_ms)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// Start of the interval, ms of plan time.
+    pub start_ms: u64,
+    /// End of the interval (exclusive), ms of plan time.
+    pub end_ms: u64,
+    /// The canary's stats.
+    pub canary: CohortStats,
+    /// The stable version's stats.
+    pub stable: CohortStats,
+}
+
+/// Running totals of one window length.
+#[derive(Debug, Clone)]
+struct Totals {
+    /// Window length, ms.
+    span_ms: u64,
+    /// Sequence number of the oldest slot counted in the totals.
+    first_seq: u64,
+    /// Sum of the counted slots.
+    canary: CohortStats,
+    /// Sum of the counted slots.
+    stable: CohortStats,
+}
+
+/// Sliding windows of several lengths over one stream of slots.
+///
+/// Each slot is stored once; each window length keeps running totals that gain a slot when
+/// it arrives and lose it when it slides out, so reading a window costs nothing beyond the
+/// quantile walk, however long the window. A slot counts in a window of length `W` at time
+/// `now` while `slot.end_ms > now − W`.
+#[derive(Debug, Clone)]
+pub struct SlidingWindow {
+    /// Slots still inside the longest window, oldest first.
+    slots: VecDeque<Slot>,
+    /// Sequence number of `slots[0]`.
+    base_seq: u64,
+    /// One set of totals per distinct window length.
+    windows: Vec<Totals>,
+}
+
+/// A read-out of one window: both cohorts' totals and the time they cover.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowView<'a> {
+    /// The canary's totals over the window.
+    pub canary: &'a CohortStats,
+    /// The stable version's totals over the window.
+    pub stable: &'a CohortStats,
+    /// Milliseconds of plan time the counted slots cover: less than the window's length
+    /// early on, and a little more when the oldest counted slot starts before the window.
+    pub covered_ms: u64,
+}
+
+impl SlidingWindow {
+    /// Windows of the given lengths (ms); duplicates are merged.
+    pub fn new(spans_ms: &[u64]) -> SlidingWindow {
+        let mut spans: Vec<u64> = spans_ms.to_vec();
+        spans.sort_unstable();
+        spans.dedup();
+        SlidingWindow {
+            slots: VecDeque::new(),
+            base_seq: 0,
+            windows: spans
+                .into_iter()
+                .map(|span_ms| Totals {
+                    span_ms,
+                    first_seq: 0,
+                    canary: CohortStats::new(),
+                    stable: CohortStats::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds the next slot (slots must arrive in time order) and slides every window to its
+    /// end.
+    pub fn push(&mut self, slot: Slot) {
+        let now = slot.end_ms;
+        for w in &mut self.windows {
+            w.canary.merge(&slot.canary);
+            w.stable.merge(&slot.stable);
+        }
+        self.slots.push_back(slot);
+        let last_seq = self.base_seq + self.slots.len() as u64;
+        for w in &mut self.windows {
+            while w.first_seq < last_seq {
+                let s = &self.slots[(w.first_seq - self.base_seq) as usize];
+                if s.end_ms + w.span_ms > now {
+                    break;
+                }
+                w.canary.subtract(&s.canary);
+                w.stable.subtract(&s.stable);
+                w.first_seq += 1;
+            }
+        }
+        let keep_from = self
+            .windows
+            .iter()
+            .map(|w| w.first_seq)
+            .min()
+            .unwrap_or(last_seq);
+        while self.base_seq < keep_from {
+            self.slots.pop_front();
+            self.base_seq += 1;
+        }
+    }
+
+    /// The window of length `span_ms` (which must be one given to `new`) as of the last
+    /// slot; `None` for an unknown length.
+    pub fn view(&self, span_ms: u64) -> Option<WindowView<'_>> {
+        let w = self.windows.iter().find(|w| w.span_ms == span_ms)?;
+        let now = self.slots.back().map(|s| s.end_ms).unwrap_or(0);
+        // The counted slots cover from the start of the oldest one: that is the time the
+        // totals describe, even when slots do not line up with the window's edge.
+        let since = self
+            .slots
+            .get((w.first_seq - self.base_seq) as usize)
+            .map(|s| s.start_ms)
+            .unwrap_or(now);
+        Some(WindowView {
+            canary: &w.canary,
+            stable: &w.stable,
+            covered_ms: now.saturating_sub(since),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(start: u64, end: u64, canary_req: u64, lat: f64) -> Slot {
+        let mut canary = CohortStats::new();
+        for _ in 0..canary_req {
+            canary.latency.record(lat);
+        }
+        canary.requests = canary_req;
+        Slot {
+            start_ms: start,
+            end_ms: end,
+            canary,
+            stable: CohortStats::new(),
+        }
+    }
+
+    #[test]
+    fn windows_slide_and_forget() {
+        let mut w = SlidingWindow::new(&[10_000, 30_000, 10_000]);
+        for i in 0..10u64 {
+            w.push(slot(
+                i * 5000,
+                (i + 1) * 5000,
+                i + 1,
+                100.0 * (i + 1) as f64,
+            ));
+        }
+        // At t = 50 s the 10 s window holds the slots ending at 45 s and 50 s.
+        let v = w.view(10_000).unwrap();
+        assert_eq!(v.canary.requests, 9 + 10);
+        assert_eq!(v.covered_ms, 10_000);
+        let v = w.view(30_000).unwrap();
+        assert_eq!(v.canary.requests, (5..=10).sum::<u64>());
+        assert!(w.view(1234).is_none());
+    }
+
+    #[test]
+    fn a_young_window_covers_only_elapsed_time() {
+        let mut w = SlidingWindow::new(&[60_000]);
+        w.push(slot(0, 5000, 3, 10.0));
+        assert_eq!(w.view(60_000).unwrap().covered_ms, 5000);
+    }
+
+    #[test]
+    fn window_quantiles_follow_the_recent_data() {
+        let mut w = SlidingWindow::new(&[10_000]);
+        for i in 0..4u64 {
+            w.push(slot(
+                i * 5000,
+                (i + 1) * 5000,
+                100,
+                if i < 2 { 100.0 } else { 900.0 },
+            ));
+        }
+        let p50 = w
+            .view(10_000)
+            .unwrap()
+            .canary
+            .latency
+            .quantile(0.5)
+            .unwrap();
+        assert!((p50 - 900.0).abs() < 9.0);
+    }
+}

@@ -1,0 +1,187 @@
+//! The `ramp` command: validate and simulate rollout plans.
+//!
+//! Only this file maps errors to exit codes (PRODUCT.md): 0 promoted (with or without
+//! caveats), 3 rolled back, 4 halted, 2 invalid input, 1 any other failure.
+
+mod progress;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ramp_core::summary::Outcome;
+use ramp_core::{load_plan, Plan};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Progressive delivery with SLO gates, automatic rollback and simulation.
+#[derive(Parser)]
+#[command(name = "ramp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a plan file and report every error with file:line:column.
+    Validate {
+        /// The plan (TOML).
+        plan: PathBuf,
+    },
+    /// Run a plan on the virtual clock against its [simulation] model.
+    Simulate {
+        /// The plan (TOML).
+        plan: PathBuf,
+        /// Seed of the traffic and service model; the same seed gives the same output.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the Markdown report here.
+        #[arg(long, value_name = "FILE.md")]
+        report: Option<PathBuf>,
+        /// Write the JSON summary here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Print only the outcome, not the monitoring panels.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// A failure caused by the user's input (plan, flags, arguments), as opposed to the
+/// machine's: `main` maps it to exit code 2.
+#[derive(Debug)]
+struct Invalid(String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(inv) = e.downcast_ref::<Invalid>() {
+                eprint!("{inv}");
+                if !inv.0.ends_with('\n') {
+                    eprintln!();
+                }
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn read_plan(path: &Path) -> anyhow::Result<Plan> {
+    load_plan(path).map_err(|e| Invalid(e.to_string()).into())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate { plan } => {
+            let p = read_plan(&plan)?;
+            println!(
+                "{}: ok — deployment {}, {} stages ({}), {} total, {} rehearsal(s){}",
+                plan.display(),
+                p.deployment.id,
+                p.stages.len(),
+                p.stages
+                    .iter()
+                    .map(|s| s.weight.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+                p.total_duration(),
+                p.rehearsals.len(),
+                if p.simulation.is_some() {
+                    ", simulation model"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            plan,
+            seed,
+            report,
+            json,
+            quiet,
+        } => {
+            let p = Arc::new(read_plan(&plan)?);
+            if p.simulation.is_none() {
+                return Err(Invalid(format!(
+                    "{}: {}",
+                    plan.display(),
+                    ramp_sim::SimError::NoSimulation
+                ))
+                .into());
+            }
+            // Open the outputs before the run, so that a bad path fails in a second rather
+            // than after the whole simulation.
+            let json_out = json
+                .map(|path| open_output(&path, "JSON summary"))
+                .transpose()?;
+            let report_out = report
+                .map(|path| open_output(&path, "report"))
+                .transpose()?;
+            let mut printer = progress::Printer::new(Arc::clone(&p), quiet);
+            let summary = ramp_sim::simulate(Arc::clone(&p), seed, &mut |ev| printer.show(ev))
+                .map_err(|e| Invalid(format!("{}: {e}", plan.display())))?;
+            printer.outcome(&summary);
+            // Write both outputs even if one fails, then report the first failure.
+            let written = [
+                json_out.map(|o| o.write(&ramp_report::json(&summary))),
+                report_out.map(|o| o.write(&ramp_report::markdown(&summary))),
+            ];
+            for w in written.into_iter().flatten() {
+                w?;
+            }
+            Ok(ExitCode::from(exit_code(summary.outcome)))
+        }
+    }
+}
+
+/// An output file opened before a run and written after it.
+struct Output {
+    /// Where it goes, for messages.
+    path: PathBuf,
+    /// What it is, for messages.
+    what: &'static str,
+    /// The open file.
+    file: std::fs::File,
+}
+
+impl Output {
+    fn write(mut self, text: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.flush())
+            .with_context(|| format!("writing the {} to {}", self.what, self.path.display()))
+    }
+}
+
+fn open_output(path: &Path, what: &'static str) -> anyhow::Result<Output> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot write the {what} to {}", path.display()))?;
+    Ok(Output {
+        path: path.to_path_buf(),
+        what,
+        file,
+    })
+}
+
+fn exit_code(o: Outcome) -> u8 {
+    match o {
+        Outcome::Promoted | Outcome::PromotedWithCaveats => 0,
+        Outcome::RolledBack => 3,
+        Outcome::Halted => 4,
+    }
+}

@@ -1,0 +1,264 @@
+//! The plain-text monitoring display of `ramp simulate`: the seed's "SLO MONITORING" panel,
+//! one per checkpoint, plus a line per stage start, decision and rollback.
+
+use ramp_core::engine::{Action, CheckpointReport};
+use ramp_core::summary::{GateStatus, Metrics, RehearsalSummary, Summary};
+use ramp_core::{Metric, Plan, PlanTime};
+use ramp_sim::Progress;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Prints progress to standard output as the simulation runs.
+pub struct Printer {
+    /// The plan, for wall-clock labels.
+    plan: Arc<Plan>,
+    /// Only the outcome is printed when set.
+    quiet: bool,
+}
+
+const RULE: &str = "═══════════════════════════════════════════════════════════════════════";
+
+impl Printer {
+    /// A printer for `plan`.
+    pub fn new(plan: Arc<Plan>, quiet: bool) -> Printer {
+        Printer { plan, quiet }
+    }
+
+    /// "T+1h30m (19:30:00)".
+    fn when(&self, t: PlanTime) -> String {
+        let s = t.0 / 1000;
+        let rel = format!("T+{}h{:02}m{:02}s", s / 3600, (s % 3600) / 60, s % 60);
+        match &self.plan.deployment.start {
+            Some(_) => {
+                let w = (self.plan.deployment.start_second_of_day as u64 + s) % 86_400;
+                format!("{rel} {:02}:{:02}:{:02}", w / 3600, (w % 3600) / 60, w % 60)
+            }
+            None => rel,
+        }
+    }
+
+    /// Shows one progress event.
+    pub fn show(&mut self, ev: Progress<'_>) {
+        if self.quiet {
+            return;
+        }
+        let out = match ev {
+            Progress::Action(t, a) => self.action(t, a),
+            Progress::Rehearsal(r) => self.rehearsal(r),
+        };
+        if !out.is_empty() {
+            let mut so = std::io::stdout().lock();
+            // A closed pipe must not abort the simulation: the summary files still matter.
+            let _ = so.write_all(out.as_bytes());
+        }
+    }
+
+    fn action(&self, t: PlanTime, a: &Action) -> String {
+        match a {
+            Action::StageStarted { index, weight } => {
+                let stage = &self.plan.stages[index - 1];
+                format!(
+                    "[{}] Stage {}/{}: canary at {} for {}\n",
+                    self.when(t),
+                    index,
+                    self.plan.stages.len(),
+                    weight,
+                    stage.duration
+                )
+            }
+            Action::Checkpoint(r) => self.panel(t, r),
+            Action::StageDecided {
+                index,
+                decision,
+                reasons,
+            } => {
+                let mut s = format!(
+                    "[{}] Stage {} decision: {}\n",
+                    self.when(t),
+                    index,
+                    decision.key().to_uppercase()
+                );
+                for r in reasons {
+                    s.push_str(&format!("  - {r}\n"));
+                }
+                s.push('\n');
+                s
+            }
+            Action::RollbackInitiated { stage, reason } => format!(
+                "[{}] ✗ SLO BREACH in stage {}: {}\n[{}] Triggering automatic rollback: canary weight → 0%\n",
+                self.when(t),
+                stage,
+                reason,
+                self.when(t)
+            ),
+            Action::SetWeight(_) | Action::Finished(_) => String::new(),
+        }
+    }
+
+    fn panel(&self, t: PlanTime, r: &CheckpointReport) -> String {
+        let mut s = String::new();
+        let frac = if r.duration.0 > 0 {
+            (r.elapsed.0 as f64 / r.duration.0 as f64).min(1.0)
+        } else {
+            1.0
+        };
+        let filled = (frac * 50.0).round() as usize;
+        s.push_str(&format!(
+            "── SLO MONITORING · stage {}/{} · canary {} · {} ──\n",
+            r.stage,
+            r.stages,
+            r.weight,
+            self.when(t)
+        ));
+        s.push_str(&format!(
+            "Progress: [{}{}] {:.0}% ({}s / {}s)\n",
+            "█".repeat(filled),
+            "░".repeat(50 - filled),
+            frac * 100.0,
+            r.elapsed.0 / 1000,
+            r.duration.0 / 1000
+        ));
+        s.push_str(RULE);
+        s.push_str("\nCurrent metrics (interval since the last checkpoint):\n");
+        let mut breaches = Vec::new();
+        for g in &r.checkpoint.gates {
+            let v = r.checkpoint.metrics_by_scope.scope(g.scope).get(g.metric);
+            let mark = match g.status {
+                GateStatus::Pass => "✓",
+                GateStatus::Warn => "⚠",
+                GateStatus::Fail => "✗",
+                GateStatus::NoData => "?",
+            };
+            let level = match (g.max, g.min) {
+                (Some(m), _) => format!("threshold: {}", g.metric.format(m)),
+                (_, Some(m)) => format!("min: {}", g.metric.format(m)),
+                _ => String::new(),
+            };
+            let warn = g
+                .warn
+                .map(|w| format!(", warn: {}", g.metric.format(w)))
+                .unwrap_or_default();
+            let base = r
+                .baseline
+                .get(g.metric)
+                .map(|b| format!("baseline: {}, ", g.metric.format(b)))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "  {:<14} {:>12} {} ({}{}{}) [{}]\n",
+                label(g.metric),
+                v.map(|v| g.metric.format(v))
+                    .unwrap_or_else(|| "no data".into()),
+                mark,
+                base,
+                level,
+                warn,
+                g.scope.key()
+            ));
+            match g.status {
+                GateStatus::Pass => {}
+                GateStatus::Warn => breaches.push(format!(
+                    "⚠ {} {} over the warn level on its {} window",
+                    g.scope.key(),
+                    g.metric,
+                    ramp_core::Span((g.span_s * 1000.0) as u64)
+                )),
+                GateStatus::Fail => breaches.push(format!(
+                    "✗ {} {} over its fail level",
+                    g.scope.key(),
+                    g.metric
+                )),
+                GateStatus::NoData => breaches.push(format!(
+                    "? {} {}: {} samples in its window, too few to judge",
+                    g.scope.key(),
+                    g.metric,
+                    g.samples
+                )),
+            }
+        }
+        s.push_str("Breach status (sliding windows):\n");
+        if breaches.is_empty() {
+            s.push_str("  ✓ All SLOs within acceptable range\n");
+        } else {
+            for b in breaches {
+                s.push_str(&format!("  {b}\n"));
+            }
+        }
+        s.push_str("Running averages (this stage's checkpoints):\n");
+        s.push_str(&format!("  {}\n\n", averages(&r.running_average)));
+        s
+    }
+
+    fn rehearsal(&self, r: &RehearsalSummary) -> String {
+        let at = PlanTime((r.fault_onset_s * 1000.0) as u64);
+        let mut s = format!(
+            "[{}] Rehearsal \"{}\" (on a fork of the rollout): injecting {}\n",
+            self.when(at),
+            r.name,
+            r.fault
+        );
+        let t = |v: f64| self.when(PlanTime((v * 1000.0).round() as u64));
+        if let Some(d) = r.detection_s {
+            s.push_str(&format!("[{}] ✗ Detected: {}\n", t(d), r.reason));
+        }
+        if let Some(d) = r.rollback_s {
+            s.push_str(&format!("[{}] ✓ Rollback completed\n", t(d)));
+        }
+        if let Some(d) = r.restoration_s {
+            s.push_str(&format!("[{}] ✓ System restored to baseline\n", t(d)));
+        }
+        s.push_str(&format!(
+            "  outcome {}: detection {}, total recovery {} (target < {:.0} s)\n\n",
+            r.outcome,
+            r.detection_s
+                .map(|d| format!("{:.1} s after onset", d - r.fault_onset_s))
+                .unwrap_or_else(|| "none".into()),
+            r.total_recovery_s
+                .map(|d| format!("{d:.1} s"))
+                .unwrap_or_else(|| "none".into()),
+            r.target_s
+        ));
+        s
+    }
+
+    /// Prints the outcome, even when quiet.
+    pub fn outcome(&self, summary: &Summary) {
+        let mut s = format!(
+            "Outcome: {} — {} stage(s) run, {} requests simulated\n",
+            summary.outcome.key(),
+            summary.stages.len(),
+            ramp_core::engine::group(summary.totals.requests)
+        );
+        if let Some(r) = &summary.rollback {
+            s.push_str(&format!("Rollback in stage {}: {}\n", r.stage, r.reason));
+            if let Some(total) = r.total_recovery_s {
+                s.push_str(&format!("  total recovery {total:.1} s\n"));
+            }
+        }
+        print!("{s}");
+    }
+}
+
+fn label(m: Metric) -> &'static str {
+    match m {
+        Metric::P50Ms => "P50 Latency:",
+        Metric::P95Ms => "P95 Latency:",
+        Metric::P99Ms => "P99 Latency:",
+        Metric::ErrorRate => "Error Rate:",
+        Metric::ThroughputRps => "Throughput:",
+    }
+}
+
+fn averages(m: &Metrics) -> String {
+    let f = |v: Option<f64>, unit: &str, scale: f64, prec: usize| {
+        v.map(|v| format!("{:.*}{unit}", prec, v * scale))
+            .unwrap_or_else(|| "—".into())
+    };
+    format!(
+        "Avg P50: {}  |  Avg P95: {}  |  Avg P99: {}  |  Avg Error Rate: {}  |  Avg Throughput: {}",
+        f(m.p50_ms, " ms", 1.0, 1),
+        f(m.p95_ms, " ms", 1.0, 1),
+        f(m.p99_ms, " ms", 1.0, 1),
+        f(m.error_rate, "%", 100.0, 2),
+        f(m.throughput_rps, " req/s", 1.0, 1)
+    )
+}

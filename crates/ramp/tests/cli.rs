@@ -1,0 +1,756 @@
+//! End-to-end tests of the `ramp` binary: exit codes, the JSON summary contract, the report
+//! and the monitoring panel, located plan errors, and determinism (PRODUCT.md, "Core
+//! semantics"; issue 2, "What it must show").
+//!
+//! Every test runs the real binary. No test asserts on wall-clock time: performance is shown
+//! by benchmarks (docs/benchmarks.md), not by timed tests.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Runs `ramp` with `args` and returns what it did.
+fn ramp<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ramp"))
+        .args(args)
+        .output()
+        .expect("the ramp binary runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("ramp exits with a code")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `path` as an argument.
+fn arg(path: &Path) -> String {
+    path.to_str().expect("temp paths are UTF-8").to_string()
+}
+
+fn repo_file(rel: &str) -> String {
+    format!("{}/../../{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn staging() -> String {
+    repo_file("examples/phase8-staging.toml")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("ramp-cli-test-{}-{n}-{label}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `[simulation]` block of `BASE_PLAN`; replace it with "" for a plan without one.
+const SIMULATION: &str = r#"[simulation]
+rps = 125
+stable = { p50_ms = 145, p95_ms = 385, p99_ms = 720, error_rate = "0.28%" }
+"#;
+
+/// A three-stage plan (5% 60m → 25% 120m → 100% 60m) with a clean canary; tests derive
+/// their plans from it with small substitutions.
+const BASE_PLAN: &str = r#"[deployment]
+id = "cli-test"
+service = "checkout"
+environment = "staging"
+
+[gates]
+window = "5m"
+min_samples = 200
+p95_ms = { max = 500 }
+error_rate = { max = "1%" }
+throughput_rps = { min = 50, scope = "service" }
+
+[[stages]]
+weight = 5
+duration = "60m"
+checkpoint = "15m"
+
+[[stages]]
+weight = 25
+duration = "120m"
+checkpoint = "30m"
+
+[[stages]]
+weight = 100
+duration = "60m"
+checkpoint = "15m"
+
+[simulation]
+rps = 125
+stable = { p50_ms = 145, p95_ms = 385, p99_ms = 720, error_rate = "0.28%" }
+"#;
+
+/// The canary's error rate jumps to 3% at T+90 min, in stage 2.
+const ERROR_SPIKE: &str = r#"
+[[simulation.faults]]
+cohort = "canary"
+at = "90m"
+error_rate = "3%"
+"#;
+
+/// Writes `BASE_PLAN` with each `(from, to)` replaced (each `from` must occur) and `extra`
+/// appended to `dir/name`.
+fn write_plan(dir: &TempDir, name: &str, subs: &[(&str, &str)], extra: &str) -> PathBuf {
+    let mut text = BASE_PLAN.to_string();
+    for (from, to) in subs {
+        assert!(text.contains(from), "the base plan has no {from:?}");
+        text = text.replace(from, to);
+    }
+    text.push_str(extra);
+    let path = dir.path(name);
+    std::fs::write(&path, text).expect("write a plan");
+    path
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("the JSON summary was written");
+    serde_json::from_str(&text).expect("the JSON summary parses")
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is a number in {v}"))
+}
+
+fn stages(summary: &Value) -> &Vec<Value> {
+    summary["stages"].as_array().expect("stages is an array")
+}
+
+fn decisions(summary: &Value) -> Vec<&str> {
+    stages(summary)
+        .iter()
+        .map(|s| s["decision"].as_str().expect("decision is a string"))
+        .collect()
+}
+
+fn assert_keys(v: &Value, keys: &[&str], what: &str) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is an object: {v}"));
+    for k in keys {
+        assert!(obj.contains_key(*k), "{what} lacks key `{k}`: {v}");
+    }
+}
+
+const RECOVERY_KEYS: &[&str] = &[
+    "reason",
+    "stage",
+    "fault_onset_s",
+    "detection_s",
+    "rollback_s",
+    "restoration_s",
+    "total_recovery_s",
+];
+
+/// A `rollback` or rehearsal: contract keys, times in order from onset to restoration, and
+/// total recovery measured from onset to restoration.
+fn assert_recovery(r: &Value, what: &str) {
+    assert_keys(r, RECOVERY_KEYS, what);
+    let onset = num(r, "fault_onset_s");
+    let detection = num(r, "detection_s");
+    let rollback = num(r, "rollback_s");
+    let restoration = num(r, "restoration_s");
+    assert!(
+        onset <= detection && detection <= rollback && rollback <= restoration,
+        "{what}: times out of order: {r}"
+    );
+    let total = num(r, "total_recovery_s");
+    assert!(
+        (total - (restoration - onset)).abs() < 1e-6,
+        "{what}: total_recovery_s is not restoration_s − fault_onset_s: {r}"
+    );
+    assert!(
+        !r["reason"].as_str().unwrap_or("").is_empty(),
+        "{what}: no reason: {r}"
+    );
+}
+
+fn assert_metrics(m: &Value, what: &str) {
+    assert_keys(
+        m,
+        &["p50_ms", "p95_ms", "p99_ms", "error_rate", "throughput_rps"],
+        what,
+    );
+    let e = num(m, "error_rate");
+    assert!(
+        (0.0..1.0).contains(&e),
+        "{what}: error_rate {e} is not a fraction"
+    );
+    let (p50, p95, p99) = (num(m, "p50_ms"), num(m, "p95_ms"), num(m, "p99_ms"));
+    assert!(
+        0.0 < p50 && p50 <= p95 && p95 <= p99,
+        "{what}: percentiles out of order: {m}"
+    );
+}
+
+fn assert_gate(g: &Value, what: &str) {
+    assert_keys(
+        g,
+        &[
+            "metric", "scope", "observed", "max", "min", "warn", "status",
+        ],
+        what,
+    );
+    let status = g["status"].as_str().expect("status is a string");
+    assert!(
+        ["pass", "warn", "fail", "no_data"].contains(&status),
+        "{what}: status {status:?}"
+    );
+    let scope = g["scope"].as_str().expect("scope is a string");
+    assert!(
+        ["canary", "stable", "service"].contains(&scope),
+        "{what}: scope {scope:?}"
+    );
+    assert!(
+        g["max"].is_number() != g["min"].is_number(),
+        "{what}: exactly one of max and min is a fail level: {g}"
+    );
+    if g["metric"] == "error_rate" {
+        for k in ["observed", "max", "warn"] {
+            if let Some(x) = g[k].as_f64() {
+                assert!(x < 1.0, "{what}: error_rate {k} {x} is not a fraction");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The staging example: the seed's shape, the JSON contract, the report and the panel.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn staging_example_is_promoted_with_caveats_and_writes_the_contract() {
+    let dir = TempDir::new("staging");
+    let (json, report) = (dir.path("s.json"), dir.path("r.md"));
+    let out = ramp(&[
+        "simulate",
+        &staging(),
+        "--json",
+        &arg(&json),
+        "--report",
+        &arg(&report),
+    ]);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+
+    let s = read_json(&json);
+    assert_keys(
+        &s,
+        &[
+            "deployment_id",
+            "outcome",
+            "stages",
+            "rollback",
+            "rehearsals",
+        ],
+        "summary",
+    );
+    assert_eq!(s["deployment_id"], "phase8-canary-20251006");
+    assert_eq!(s["outcome"], "promoted_with_caveats");
+    assert!(s["rollback"].is_null(), "rollback: {}", s["rollback"]);
+
+    assert_eq!(decisions(&s), ["proceed", "proceed", "proceed", "monitor"]);
+    let plan = [
+        (5.0, 3600.0),
+        (25.0, 7200.0),
+        (50.0, 14400.0),
+        (100.0, 86400.0),
+    ];
+    for (i, (st, (weight, planned))) in stages(&s).iter().zip(plan).enumerate() {
+        let what = format!("stage {}", i + 1);
+        assert_keys(
+            st,
+            &[
+                "index",
+                "weight",
+                "planned_duration_s",
+                "elapsed_s",
+                "decision",
+                "confidence",
+                "metrics",
+                "gates",
+                "checkpoints",
+            ],
+            &what,
+        );
+        assert_eq!(st["index"].as_u64(), Some(i as u64 + 1), "{what}");
+        assert_eq!(num(st, "weight"), weight, "{what}");
+        assert_eq!(num(st, "planned_duration_s"), planned, "{what}");
+        assert_eq!(num(st, "elapsed_s"), planned, "{what}: ran to its end");
+        assert!(st["confidence"].is_string(), "{what}: confidence");
+        assert_metrics(&st["metrics"], &format!("{what} metrics"));
+        let gates = st["gates"].as_array().expect("gates is an array");
+        assert_eq!(gates.len(), 5, "{what}: the five default gates");
+        for g in gates {
+            assert_gate(g, &format!("{what} gate"));
+        }
+        let checkpoints = st["checkpoints"].as_array().expect("checkpoints array");
+        assert!(!checkpoints.is_empty(), "{what}: no checkpoints");
+        for cp in checkpoints {
+            assert_metrics(&cp["metrics"], &format!("{what} checkpoint"));
+        }
+    }
+    // Stage 4's caveat is the P99 warn level; nothing failed anywhere.
+    let last_gates = stages(&s)[3]["gates"].as_array().unwrap();
+    assert!(
+        last_gates
+            .iter()
+            .any(|g| g["metric"] == "p99_ms" && g["status"] == "warn"),
+        "stage 4 gates: {last_gates:?}"
+    );
+    assert!(
+        stages(&s)
+            .iter()
+            .flat_map(|st| st["gates"].as_array().unwrap())
+            .all(|g| g["status"] != "fail"),
+        "a gate failed"
+    );
+
+    let rehearsals = s["rehearsals"].as_array().expect("rehearsals is an array");
+    assert_eq!(rehearsals.len(), 1);
+    let r = &rehearsals[0];
+    assert_keys(r, &["name", "outcome"], "rehearsal");
+    assert_recovery(r, "rehearsal");
+    assert_eq!(r["name"], "Simulated P95 breach");
+    assert_eq!(r["outcome"], "rolled_back");
+    assert_eq!(num(r, "fault_onset_s"), 12.0 * 3600.0);
+    let total = num(r, "total_recovery_s");
+    assert!(0.0 < total && total < 120.0, "total_recovery_s {total}");
+    let detect = num(r, "detection_s") - num(r, "fault_onset_s");
+    assert!(
+        (1.0..=30.0).contains(&detect),
+        "detection {detect} s after onset"
+    );
+
+    let md = std::fs::read_to_string(&report).expect("the report was written");
+    assert!(
+        md.starts_with("# "),
+        "report title: {}",
+        &md[..80.min(md.len())]
+    );
+    assert!(md.contains("phase8-canary-20251006"));
+    let headings: Vec<String> = md
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(str::to_lowercase)
+        .collect();
+    for section in [
+        "executive summary",
+        "deployment strategy",
+        "stage 1",
+        "stage 4",
+        "summary against baseline",
+        "feature-specific performance",
+        "rollback scenarios",
+        "decision matrix",
+        "final verdict",
+    ] {
+        assert!(
+            headings.iter().any(|h| h.contains(section)),
+            "no {section:?} heading in {headings:?}"
+        );
+    }
+    assert!(md.contains("encryption") && md.contains("authentication"));
+    assert!(md.to_uppercase().contains("WITH CAVEATS"));
+
+    let text = stdout(&out);
+    assert!(text.contains("SLO MONITORING"), "stdout: {text}");
+    assert!(text.contains("Progress:"), "stdout: {text}");
+    assert!(text.contains("PROCEED") && text.contains("MONITOR"));
+    // One panel per checkpoint, not a flood: 4 + 4 + 4 + 24 checkpoints.
+    assert_eq!(text.matches("SLO MONITORING").count(), 36, "panels");
+    let outcome = text
+        .find("Outcome: promoted_with_caveats")
+        .unwrap_or_else(|| panic!("no outcome line in: {text}"));
+    assert!(
+        outcome > text.rfind("SLO MONITORING").unwrap(),
+        "the outcome line comes after the last panel"
+    );
+}
+
+#[test]
+fn error_spike_in_stage_2_rolls_back_with_exit_3() {
+    let dir = TempDir::new("spike");
+    let plan = write_plan(&dir, "spike.toml", &[], ERROR_SPIKE);
+    let json = dir.path("s.json");
+    let out = ramp(&["simulate", &arg(&plan), "-q", "--json", &arg(&json)]);
+    assert_eq!(code(&out), 3, "stderr: {}", stderr(&out));
+
+    let text = stdout(&out);
+    assert!(!text.contains("SLO MONITORING"), "-q prints panels: {text}");
+    assert!(text.contains("Outcome: rolled_back"), "stdout: {text}");
+
+    let s = read_json(&json);
+    assert_eq!(s["outcome"], "rolled_back");
+    assert_eq!(decisions(&s), ["proceed", "rollback"]);
+    let rb = &s["rollback"];
+    assert_recovery(rb, "rollback");
+    assert_eq!(rb["stage"].as_u64(), Some(2), "rollback: {rb}");
+    assert_eq!(num(rb, "fault_onset_s"), 5400.0);
+    assert!(num(rb, "detection_s") > 5400.0, "rollback: {rb}");
+    assert!(
+        rb["reason"].as_str().unwrap().contains("error_rate"),
+        "rollback: {rb}"
+    );
+    assert!(
+        stages(&s).iter().all(|st| num(st, "weight") < 100.0),
+        "reached 100%"
+    );
+    assert!(s["rehearsals"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn canary_without_traffic_halts_with_exit_4_and_never_promotes() {
+    let dir = TempDir::new("notraffic");
+    let plan = write_plan(
+        &dir,
+        "no-traffic.toml",
+        &[("rps = 125\n", "rps = 125\ncanary_traffic = \"0%\"\n")],
+        "",
+    );
+    let json = dir.path("s.json");
+    let out = ramp(&["simulate", &arg(&plan), "--json", &arg(&json)]);
+    assert_eq!(code(&out), 4, "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("Outcome: halted"));
+
+    let s = read_json(&json);
+    assert_eq!(s["outcome"], "halted");
+    assert!(s["rollback"].is_null());
+    let d = decisions(&s);
+    assert!(!d.is_empty());
+    assert_eq!(d.last(), Some(&"halt"), "decisions {d:?}");
+    assert!(
+        d.iter().all(|d| *d != "proceed" && *d != "monitor"),
+        "decisions {d:?}"
+    );
+    assert!(
+        stages(&s).iter().all(|st| num(st, "weight") < 100.0),
+        "reached 100%"
+    );
+    assert!(
+        stages(&s)
+            .iter()
+            .flat_map(|st| st["gates"].as_array().unwrap())
+            .any(|g| g["scope"] == "canary" && g["status"] == "no_data"),
+        "no canary gate reported no_data"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Invalid input: exit 2 with located messages; other failures: exit 1.
+// ---------------------------------------------------------------------------------------
+
+/// Errors of `tests/fixtures/invalid-plan.toml` other than its unknown key, as
+/// (line, column, text the message must contain).
+const SEMANTIC_ERRORS: &[(usize, usize, &str)] = &[
+    (9, 30, "gates.p95_ms: warn 600 is not below max 500"),
+    (10, 22, "gates.error_rate: max: \"-1%\" is negative"),
+    (
+        14,
+        12,
+        "stage 1: duration: duration \"60x\" has unknown unit \"x\"",
+    ),
+    (
+        17,
+        10,
+        "stage 2: weight 10 is not greater than the previous stage's 25",
+    ),
+    (21, 10, "longer than the stage's duration 3m"),
+    (21, 10, "stage 3: the last stage's weight is 50"),
+];
+
+const UNKNOWN_KEY_LINE: &str = "colour = \"blue\"";
+const UNKNOWN_KEY_ERROR: (usize, usize, &str) = (5, 1, "unknown key `colour`");
+
+/// Asserts that `err` has exactly one `file:line:column: error:` line per expected error.
+fn assert_located(err: &str, file: &str, expected: &[(usize, usize, &str)]) {
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    for (line, col, text) in expected {
+        let prefix = format!("{file}:{line}:{col}: error: ");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains(text)),
+            "no `{prefix}…{text}…` in:\n{err}"
+        );
+    }
+    assert_eq!(lines.len(), expected.len(), "stderr:\n{err}");
+}
+
+#[test]
+fn broken_plan_reports_every_semantic_error_located() {
+    // The fixture with its unknown key commented out (same lines and columns): the parser
+    // stops at an unknown key (see the ignored test below), so the semantic checks are
+    // exercised on their own here.
+    let dir = TempDir::new("broken");
+    let text = std::fs::read_to_string(fixture("invalid-plan.toml")).unwrap();
+    assert!(text.contains(UNKNOWN_KEY_LINE));
+    let plan = dir.path("broken.toml");
+    std::fs::write(&plan, text.replace(UNKNOWN_KEY_LINE, "# no unknown key")).unwrap();
+    let file = arg(&plan);
+
+    let validate = ramp(&["validate", &file]);
+    assert_eq!(code(&validate), 2);
+    assert_eq!(stdout(&validate), "");
+    assert_located(&stderr(&validate), &file, SEMANTIC_ERRORS);
+
+    let simulate = ramp(&["simulate", &file]);
+    assert_eq!(code(&simulate), 2);
+    assert_eq!(stdout(&simulate), "");
+    assert_eq!(stderr(&simulate), stderr(&validate));
+}
+
+#[test]
+fn unknown_key_is_reported_located_with_the_expected_keys() {
+    let file = arg(&fixture("invalid-plan.toml"));
+    for cmd in ["validate", "simulate"] {
+        let out = ramp(&[cmd, &file]);
+        assert_eq!(code(&out), 2, "{cmd}");
+        assert_eq!(stdout(&out), "", "{cmd}");
+        let err = stderr(&out);
+        let (line, col, text) = UNKNOWN_KEY_ERROR;
+        let prefix = format!("{file}:{line}:{col}: error: {text}");
+        assert!(
+            err.lines().any(|l| l.starts_with(&prefix)
+                && l.contains("`id`")
+                && l.contains("`environment`")),
+            "{cmd}: no `{prefix}` line naming the expected keys in:\n{err}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "bug: an unknown key stops plan loading at the serde stage, so `ramp validate` reports only that one error and hides every other error in the file (issue 2: \"reports every error at once\")"]
+fn broken_plan_reports_unknown_key_and_every_other_error_at_once() {
+    let file = arg(&fixture("invalid-plan.toml"));
+    let mut expected = vec![UNKNOWN_KEY_ERROR];
+    expected.extend_from_slice(SEMANTIC_ERRORS);
+    let out = ramp(&["validate", &file]);
+    assert_eq!(code(&out), 2);
+    assert_located(&stderr(&out), &file, &expected);
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    for example in [staging(), repo_file("examples/phase8-production.toml")] {
+        let out = ramp(&["validate", &example]);
+        assert_eq!(code(&out), 0, "{example}: {}", stderr(&out));
+        assert!(stdout(&out).contains("ok"), "{}", stdout(&out));
+        assert_eq!(stderr(&out), "");
+    }
+    let out = ramp(&["validate", &staging()]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("phase8-canary-20251006") && text.contains("4 stages"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_plan_file_exits_2_naming_it() {
+    let dir = TempDir::new("missing");
+    let missing = arg(&dir.path("no-such-plan.toml"));
+    for cmd in ["validate", "simulate"] {
+        let out = ramp(&[cmd, &missing]);
+        assert_eq!(code(&out), 2, "{cmd}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&missing) && err.contains("cannot read"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let plan = staging();
+    for args in [
+        vec!["simulate", &plan, "--bogus"],
+        vec!["simulate", &plan, "--seed", "abc"],
+        vec!["simulate", &plan, "--seed", "-1"],
+        vec!["simulate"],
+        vec!["validate"],
+        vec!["launch", &plan],
+        vec![],
+    ] {
+        let out = ramp(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("error"), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+    let out = ramp(&["simulate", &plan, "--seed", "abc"]);
+    assert!(stderr(&out).contains("--seed"), "{}", stderr(&out));
+}
+
+#[test]
+fn simulate_without_a_simulation_model_exits_2() {
+    let dir = TempDir::new("nosim");
+    let plan = write_plan(&dir, "no-sim.toml", &[(SIMULATION, "")], "");
+    let file = arg(&plan);
+    assert_eq!(code(&ramp(&["validate", &file])), 0, "valid without one");
+
+    let out = ramp(&["simulate", &file]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&file) && err.contains("[simulation]"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn unwritable_output_paths_exit_1() {
+    let dir = TempDir::new("unwritable");
+    let plan = arg(&write_plan(&dir, "plan.toml", &[], ""));
+    let nowhere = dir.path("no/such/dir");
+    for (flag, name) in [("--json", "s.json"), ("--report", "r.md")] {
+        let target = arg(&nowhere.join(name));
+        let out = ramp(&["simulate", &plan, "-q", flag, &target]);
+        assert_eq!(code(&out), 1, "{flag}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&target), "{flag}: {err}");
+    }
+    // A directory where the file should be.
+    let out = ramp(&["simulate", &plan, "-q", "--json", &arg(&dir.0)]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+}
+
+// ---------------------------------------------------------------------------------------
+// Determinism: same seed, same bytes; another seed, same decisions.
+// ---------------------------------------------------------------------------------------
+
+struct Run {
+    stdout: String,
+    json: String,
+    report: String,
+}
+
+fn run_staging(dir: &TempDir, seed: &str, tag: &str) -> Run {
+    let (json, report) = (
+        dir.path(&format!("{tag}.json")),
+        dir.path(&format!("{tag}.md")),
+    );
+    let out = ramp(&[
+        "simulate",
+        &staging(),
+        "--seed",
+        seed,
+        "--json",
+        &arg(&json),
+        "--report",
+        &arg(&report),
+    ]);
+    assert_eq!(code(&out), 0, "seed {seed}: {}", stderr(&out));
+    Run {
+        stdout: stdout(&out),
+        json: std::fs::read_to_string(json).unwrap(),
+        report: std::fs::read_to_string(report).unwrap(),
+    }
+}
+
+#[test]
+fn same_seed_is_byte_identical_and_another_seed_keeps_the_decisions() {
+    let dir = TempDir::new("seeds");
+    let a = run_staging(&dir, "7", "a");
+    let b = run_staging(&dir, "7", "b");
+    assert!(a.json == b.json, "seed 7 gave two different JSON summaries");
+    assert!(a.report == b.report, "seed 7 gave two different reports");
+    assert!(a.stdout == b.stdout, "seed 7 printed two different outputs");
+
+    let c = run_staging(&dir, "8", "c");
+    let (sa, sc): (Value, Value) = (
+        serde_json::from_str(&a.json).unwrap(),
+        serde_json::from_str(&c.json).unwrap(),
+    );
+    // Not just the `seed` field: the measurements differ.
+    assert!(
+        sa["stages"] != sc["stages"],
+        "seeds 7 and 8 measured the same stages"
+    );
+    assert!(
+        sa["rehearsals"] != sc["rehearsals"],
+        "seeds 7 and 8 measured the same rehearsal"
+    );
+    assert_eq!(sa["outcome"], sc["outcome"]);
+    assert_eq!(decisions(&sa), decisions(&sc));
+    let rehearsal_outcomes = |s: &Value| -> Vec<Value> {
+        s["rehearsals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["outcome"].clone())
+            .collect()
+    };
+    assert_eq!(rehearsal_outcomes(&sa), rehearsal_outcomes(&sc));
+    for (x, y) in stages(&sa).iter().zip(stages(&sc)) {
+        for metric in ["p50_ms", "p95_ms", "p99_ms"] {
+            let (p, q) = (num(&x["metrics"], metric), num(&y["metrics"], metric));
+            assert!(
+                (p - q).abs() <= 0.05 * p,
+                "stage {} {metric}: seed 7 {p}, seed 8 {q}",
+                x["index"]
+            );
+        }
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let out = ramp(&["--help"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("validate") && text.contains("simulate"),
+        "{text}"
+    );
+
+    let out = ramp(&["simulate", "--help"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    for flag in ["--seed", "--report", "--json", "--quiet", "PLAN"] {
+        assert!(text.contains(flag), "no {flag} in: {text}");
+    }
+
+    let out = ramp(&["validate", "--help"]);
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("PLAN"));
+
+    let out = ramp(&["--version"]);
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).starts_with("ramp "), "{}", stdout(&out));
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The full test suite, as CI runs it: set-up, formatting, lints, every test, the release
+# build, and the main job end to end. Idempotent; needs nothing installed by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test (debug build of the libraries, release build of the binary under test)"
+cargo build --release --locked -p ramp
+RAMP_BIN="$PWD/target/release/ramp" cargo test --workspace --locked --release
+echo "== main job"
+bash scripts/demo.sh >/dev/null
+python3 - <<'PY'
+import json
+s = json.load(open("out/phase8-staging-summary.json"))
+assert s["outcome"] == "promoted_with_caveats", s["outcome"]
+print("main job: outcome", s["outcome"], "- rehearsal recovery", s["rehearsals"][0]["total_recovery_s"], "s")
+PY
