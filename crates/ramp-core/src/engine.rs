@@ -519,7 +519,12 @@ impl Engine {
             .filter(|r| r.status == GateStatus::Fail)
             .collect();
         let mut reasons = Vec::new();
-        let decision = if !failed.is_empty() {
+        let decision = if gates.is_empty() {
+            reasons.push(
+                "No gate judged this stage, so there is no evidence that the canary is healthy; Ramp never promotes without evidence.".to_string(),
+            );
+            Decision::Halt
+        } else if !failed.is_empty() {
             // Over the whole stage a gate is beyond its fail level even though no single
             // window was: the data as a whole says the canary hurts users.
             for r in &failed {

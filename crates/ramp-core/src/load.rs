@@ -179,7 +179,7 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Rewords the TOML parser's message for plan authors: one line, and "key" rather than serde's
-/// "field" (the message already names the key and lists the expected ones).
+/// "field" (unknown keys are reported by `Validator::check_keys`; this is only a fallback).
 fn tidy_toml_message(message: &str) -> String {
     let one_line = message.trim().replace('\n', "; ");
     match one_line.strip_prefix("unknown field") {
@@ -1038,11 +1038,21 @@ impl Validator<'_> {
     /// reports every unknown key and every value that should be a table or an array of
     /// tables but is not, and removes them so that deserializing the rest cannot fail on
     /// them. `span` is the table's span and `ctx` names it in messages ("" for the top level).
-    fn check_keys(&mut self, table: &mut DeTable<'_>, span: &Range<usize>, schema: Schema, ctx: &str) {
+    fn check_keys(
+        &mut self,
+        table: &mut DeTable<'_>,
+        span: &Range<usize>,
+        schema: Schema,
+        ctx: &str,
+    ) {
         let fields = (schema.fields)();
         // The table's start as `removed` records it; the top level has none that a
         // `Spanned` raw struct would carry, so it is `usize::MAX`.
-        let at = if ctx.is_empty() { usize::MAX } else { span.start };
+        let at = if ctx.is_empty() {
+            usize::MAX
+        } else {
+            span.start
+        };
         let mut remove: Vec<String> = Vec::new();
         for (key, value) in table.iter_mut() {
             let name: &str = key.get_ref();
@@ -1099,7 +1109,12 @@ impl Validator<'_> {
                             for (i, e) in list.iter_mut().enumerate() {
                                 let e_span = e.span();
                                 if let DeValue::Table(t) = e.get_mut() {
-                                    self.check_keys(t, &e_span, child, &format!("{label} {}", i + 1));
+                                    self.check_keys(
+                                        t,
+                                        &e_span,
+                                        child,
+                                        &format!("{label} {}", i + 1),
+                                    );
                                 }
                             }
                             true
@@ -1109,14 +1124,22 @@ impl Validator<'_> {
                 (Shape::Leaves, v) => {
                     self.error(
                         value_span,
-                        format!("{}: expected an array, found {}", dotted(ctx, name), describe_value(v)),
+                        format!(
+                            "{}: expected an array, found {}",
+                            dotted(ctx, name),
+                            describe_value(v)
+                        ),
                     );
                     false
                 }
                 (Shape::Table(_), v) => {
                     self.error(
                         value_span,
-                        format!("{}: expected a table, found {}", dotted(ctx, name), describe_value(v)),
+                        format!(
+                            "{}: expected a table, found {}",
+                            dotted(ctx, name),
+                            describe_value(v)
+                        ),
                     );
                     false
                 }
@@ -1149,7 +1172,10 @@ impl Validator<'_> {
         let x = match v.get_ref() {
             Num::Num(x) => *x,
             Num::Wrong(found) => {
-                self.error(v.span(), format!("{what}: expected a number, found {found}"));
+                self.error(
+                    v.span(),
+                    format!("{what}: expected a number, found {found}"),
+                );
                 return None;
             }
         };
@@ -1217,7 +1243,10 @@ impl Validator<'_> {
         match v.get_ref() {
             Text::Text(t) => Some(t),
             Text::Wrong(found) => {
-                self.error(v.span(), format!("{what}: expected a string, found {found}"));
+                self.error(
+                    v.span(),
+                    format!("{what}: expected a string, found {found}"),
+                );
                 None
             }
         }
@@ -1292,10 +1321,11 @@ impl Validator<'_> {
                 Err(e) => {
                     // `Span::parse` names the duration itself ("duration \"60x\" has …"):
                     // after a key that is called `duration` too, say it once.
-                    let message = match (what.strip_suffix(": duration"), e.strip_prefix("duration ")) {
-                        (Some(ctx), Some(rest)) => format!("{ctx}: duration {rest}"),
-                        _ => format!("{what}: {e}"),
-                    };
+                    let message =
+                        match (what.strip_suffix(": duration"), e.strip_prefix("duration ")) {
+                            (Some(ctx), Some(rest)) => format!("{ctx}: duration {rest}"),
+                            _ => format!("{what}: {e}"),
+                        };
                     self.error(v.span(), message);
                     None
                 }
@@ -1367,8 +1397,7 @@ impl Validator<'_> {
             if !self.was_removed(usize::MAX, "deployment") {
                 self.error(
                     0..0,
-                    "missing required table [deployment] (with id, service and environment)"
-                        .into(),
+                    "missing required table [deployment] (with id, service and environment)".into(),
                 );
             }
             return None;
@@ -1608,16 +1637,18 @@ impl Validator<'_> {
             self.threshold(metric, v, &format!("{ctx}: warn"))
                 .map(|w| (w, v.span()))
         });
-        let scope = Field::of(r.scope.as_ref(), |v| match self.string(v, &format!("{ctx}: scope"))? {
-            "canary" => Some(Scope::Canary),
-            "stable" => Some(Scope::Stable),
-            "service" => Some(Scope::Service),
-            other => {
-                self.error(
+        let scope = Field::of(r.scope.as_ref(), |v| {
+            match self.string(v, &format!("{ctx}: scope"))? {
+                "canary" => Some(Scope::Canary),
+                "stable" => Some(Scope::Stable),
+                "service" => Some(Scope::Service),
+                other => {
+                    self.error(
                     v.span(),
                     format!("{ctx}: scope {other:?} is not one of \"canary\", \"stable\" or \"service\""),
                 );
-                None
+                    None
+                }
             }
         });
         let window = Field::of(r.window.as_ref(), |v| {
@@ -1876,6 +1907,19 @@ impl Validator<'_> {
                     (Some(gate), Some(list)) => list.push(gate),
                     (Some(_), None) => {}
                     (None, _) => gates = None,
+                }
+            }
+            if let (Some(list), Some((w, _, _))) = (gates.as_ref(), weight.as_ref()) {
+                if *w == Weight::FULL {
+                    for g in list.iter().filter(|g| g.scope == Scope::Stable) {
+                        self.error(
+                            weight_span.clone(),
+                            format!(
+                                "{ctx}: the {} gate judges the stable scope, which gets no traffic at weight 100, so it could never pass; scope it to canary or service in this stage",
+                                g.metric.key()
+                            ),
+                        );
+                    }
                 }
             }
             if let Some(d) = duration {
@@ -2743,6 +2787,7 @@ environment = "staging"
 [[stages]]
 weight = 100
 duration = "1h"
+gates.throughput_rps = { min = 1 }
 "#;
 
     /// Parses text that must be valid.
@@ -2791,7 +2836,14 @@ duration = "1h"
         assert_eq!(s.weight, Weight::FULL);
         assert_eq!(s.duration, Span::from_mins(60));
         assert_eq!(s.checkpoint, Span::from_mins(15), "a quarter of the stage");
-        assert!(s.gates.is_empty(), "no [gates], no gates");
+        // Only the stage's own gate, with every default filled in.
+        assert_eq!(s.gates.len(), 1);
+        let g = &s.gates[0];
+        assert_eq!(
+            (g.metric, g.scope, g.bound, g.threshold, g.warn),
+            (Metric::ThroughputRps, Scope::Service, Bound::Min, 1.0, None)
+        );
+        assert_eq!((g.window, g.min_samples), (Span::from_mins(5), 100));
         assert_eq!(p.deployment.start, None);
         assert_eq!(p.deployment.start_second_of_day, 0);
     }
@@ -2928,7 +2980,7 @@ gates.throughput_rps = { min = 50 }
             + "gates.p99_ms = { warn = 1200 }\n\n[gates]\np99_ms = { max = 1000 }\n";
         let e = errs(&src);
         assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!((e[0].0, e[0].1), (9, 25), "at the warn value");
+        assert_eq!((e[0].0, e[0].1), (10, 25), "at the warn value");
         assert!(
             e[0].2
                 .contains("warn 1200 is not below max 1000 (from [gates])"),
@@ -3042,6 +3094,49 @@ error_rate = "3%"
             e[0].2.contains("`weight`") && e[0].2.contains("`checkpoint`"),
             "{}",
             e[0].2
+        );
+    }
+
+    #[test]
+    fn the_key_check_reads_the_keys_from_the_raw_structs() {
+        assert_eq!(
+            fields_of::<RawStage>(),
+            ["weight", "duration", "checkpoint", "gates"]
+        );
+        assert_eq!(
+            fields_of::<RawDeployment>(),
+            ["id", "service", "environment", "start"]
+        );
+        // Every key the schema gives a shape is a key of its struct, and every struct has
+        // keys (a probe that failed would leave none and make every key unknown).
+        fn walk(schema: Schema, ctx: &str, children: &mut usize) {
+            let fields = (schema.fields)();
+            assert!(!fields.is_empty(), "{ctx}: no keys");
+            for (key, shape) in schema.children {
+                assert!(fields.contains(key), "{ctx}: `{key}` is not a key");
+                *children += 1;
+                if let Shape::Table(s) | Shape::Tables(s, _) = shape {
+                    walk(*s, key, children);
+                }
+            }
+        }
+        let mut children = 0;
+        walk(PLAN, "plan", &mut children);
+        assert_eq!(children, 24, "every table and array of the raw structs");
+    }
+
+    #[test]
+    fn a_wrong_type_and_an_unknown_key_are_reported_together() {
+        let src = MINIMAL.replace("weight = 100", "weight = \"all\"\ncolour = \"blue\"")
+            + "[gates]\np95_ms = { max = 500, warn = 600 }\n";
+        let e = errs(&src);
+        assert_eq!(
+            e,
+            [
+                (7, 10, "stage 1: weight: expected a number, found the string \"all\"".to_string()),
+                (8, 1, "unknown key `colour` in stage 1; expected one of `weight`, `duration`, `checkpoint`, `gates`".to_string()),
+                (12, 30, "gates.p95_ms: warn 600 is not below max 500; a warn level must be on the safe side of the fail level".to_string()),
+            ]
         );
     }
 

@@ -1060,9 +1060,11 @@ error_rate = {{ max = "1%", scope = "{scope}" }}
 weight = 50
 duration = "60s"
 
+# At 100 % the stable scope has no traffic, so validation requires another scope there.
 [[stages]]
 weight = 100
 duration = "60s"
+gates.error_rate = {{ max = "1%", scope = "canary" }}
 "#
     ))
 }
@@ -1235,4 +1237,20 @@ fn ticks_after_the_end_do_not_inflate_the_measured_baseline_throughput() {
         run.tick(empty(), cohort(80, 0, 120.0));
     }
     assert_eq!(run.engine.baseline().metrics.throughput_rps, before);
+}
+
+#[test]
+fn a_stage_without_gates_halts_instead_of_promoting_on_no_evidence() {
+    let plan = plan(
+        r#"
+[[stages]]
+weight = 100
+duration = "60s"
+"#,
+    );
+    let mut run = Run::start(&plan);
+    assert_eq!(run.finish(healthy(40)), Outcome::Halted);
+    let s = run.engine.summary();
+    assert_eq!(s.stages[0].decision, Some(Decision::Halt));
+    assert!(s.stages[0].reasons[0].contains("No gate judged this stage"));
 }

@@ -67,14 +67,14 @@ fn a_plan_with_many_errors_reports_all_of_them_in_file_order() {
             (17, 26, "gates.error_rate: max: \"150%\" is above 100%"),
             (18, 18, "gates.throughput_rps: missing a fail level"),
             (18, 39, "scope \"everyone\" is not one of \"canary\", \"stable\" or \"service\""),
-            (22, 12, "stage 1: duration: duration \"60 minutes\""),
+            (22, 12, "stage 1: duration \"60 minutes\" has a number without a unit"),
             (26, 10, "stage 2: weight 20 is not greater than the previous stage's 25; weights must strictly increase"),
             (28, 14, "stage 2: checkpoint 3h is longer than the stage's duration 2h"),
             (29, 38, "stage 2: gates.p95_ms: window 3h is longer than the stage's duration 2h"),
             (32, 10, "stage 3: weight 150 is outside (0, 100]"),
             (32, 10, "stage 3: the 2h window of the p50_ms, p95_ms, p99_ms, error_rate, throughput_rps gates (inherited from [gates]) is longer than the stage's duration 1h"),
             (36, 10, "stage 4: the last stage's weight is 50; the last stage must be 100"),
-            (37, 12, "stage 4: duration: duration \"1hr\" has unknown unit \"hr\""),
+            (37, 12, "stage 4: duration \"1hr\" has unknown unit \"hr\"; expected ms, s, m, h or d"),
             (39, 1, "rehearsals: a rehearsal runs in the simulator; expected a [simulation] section"),
             (42, 66, "rehearsal 1: fault: has both add_latency and error_rate"),
         ],
@@ -530,5 +530,262 @@ fn a_file_that_is_not_utf8_is_located_at_the_bad_byte() {
         e.0[0].message.contains("not valid UTF-8"),
         "{}",
         e.0[0].message
+    );
+}
+
+/// Asserts exactly these errors, in this order, with these exact messages.
+fn assert_exact_errors(src: &str, expected: &[(usize, usize, &str)]) {
+    let errors = errors_of(src);
+    let got: Vec<(usize, usize, &str)> = errors
+        .0
+        .iter()
+        .map(|e| (e.line, e.column, e.message.as_str()))
+        .collect();
+    assert_eq!(got, expected, "\n{errors}--- plan ---\n{src}");
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_do_not_hide_the_other_errors() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plans/unknown_keys_and_wrong_types.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    assert_exact_errors(
+        &src,
+        &[
+            (7, 1, "unknown key `colour` in [deployment]; expected one of `id`, `service`, `environment`, `start`"),
+            (11, 30, "gates.p95_ms: warn 600 is not below max 500; a warn level must be on the safe side of the fail level"),
+            (12, 22, "gates.error_rate: max: \"-1%\" is negative; a gate level must be 0 or more"),
+            (15, 10, "stage 1: weight: expected a number, found the string \"ten\""),
+            (17, 1, "unknown key `wieght` in stage 1; expected one of `weight`, `duration`, `checkpoint`, `gates`"),
+            (21, 12, "stage 2: duration: expected a duration string such as \"90s\", \"15m\" or \"1h30m\", found the boolean true"),
+            (24, 10, "stage 3: the 5m window of the p95_ms, error_rate gates (inherited from [gates]) is longer than the stage's duration 3m; a gate's window must fit in its stage (shorten the window or override it in this stage)"),
+        ],
+    );
+    // `load_plan` (what `ramp validate` runs) reports the same, labelled with the path.
+    let e = load_plan(&path).unwrap_err();
+    assert_eq!(e.0.len(), 7, "{e}");
+    assert!(e.to_string().starts_with(&format!(
+        "{}:7:1: error: unknown key `colour`",
+        path.display()
+    )));
+}
+
+#[test]
+fn unknown_keys_in_every_table_are_all_reported() {
+    let src = format!(
+        r#"{HEAD}owner = "me"
+{LAST}gates.p95_ms = {{ max = 450, maxx = 500 }}
+gates.p90_ms = {{ max = 1 }}
+
+[gates]
+p95_ms = {{ max = 500, scope = "canary", windw = "5m" }}
+
+[simulation]
+rps = 1
+rsp = 2
+stable = {{ p50_ms = 1, p95_ms = 2, p99_ms = 3, error_rate = 0, p999_ms = 4 }}
+features = [{{ name = "a", latncy = "1%" }}]
+load = {{ contention = 0.5, stable = "1%" }}
+
+[[simulation.faults]]
+cohort = "canary"
+at = "1m"
+error_rate = "5%"
+why = "test"
+
+[[rehearsals]]
+name = "r"
+at = "1m"
+fault = {{ cohort = "canary", at = "1m", error_rate = "5%" }}
+restore = "10s"
+
+[router]
+kind = "proxy"
+"#
+    );
+    assert_errors(
+        &src,
+        &[
+            (5, 1, "unknown key `owner` in [deployment]; expected one of `id`, `service`, `environment`, `start`"),
+            (10, 29, "unknown key `maxx` in stage 1's gates.p95_ms; expected one of `max`, `min`, `warn`, `scope`, `window`, `min_samples`"),
+            (11, 7, "unknown key `p90_ms` in stage 1's gates; expected one of `p50_ms`, `p95_ms`, `p99_ms`, `error_rate`, `throughput_rps`"),
+            (14, 41, "unknown key `windw` in gates.p95_ms"),
+            (18, 1, "unknown key `rsp` in [simulation]; expected one of `rps`, `daily_profile`, `stable`, `features`, `overhead`, `load`, `canary_traffic`, `router_delay`, `faults`"),
+            (19, 64, "unknown key `p999_ms` in simulation.stable"),
+            (20, 27, "unknown key `latncy` in simulation feature 1; expected one of `name`, `latency`, `error_rate`"),
+            (21, 28, "unknown key `stable` in simulation.load; expected one of `contention`, `stable_latency`"),
+            (27, 1, "unknown key `why` in simulation fault 1"),
+            (32, 30, "unknown key `at` in rehearsal 1's fault; expected one of `cohort`, `duration`, `add_latency`, `fraction`, `error_rate`"),
+            (33, 1, "unknown key `restore` in rehearsal 1; expected one of `name`, `at`, `fault`, `target`, `restore_window`, `restore_tolerance`"),
+            (35, 2, "unknown key `router` at the top level; expected one of `deployment`, `baseline`, `gates`, `stages`, `simulation`, `rehearsals`"),
+        ],
+    );
+}
+
+#[test]
+fn values_of_the_wrong_type_are_reported_with_everything_else() {
+    let src = r#"[deployment]
+id = 7
+service = ["svc"]
+environment = "staging"
+start = 1759773600
+
+[baseline]
+p95_ms = "385ms"
+error_rate = true
+
+[gates]
+evaluate_every = 5
+window = { minutes = 5 }
+min_samples = "many"
+p95_ms = { max = "500", warn = 2025-10-06T18:00:00Z, scope = 1 }
+error_rate = { max = [1] }
+
+[[stages]]
+weight = {}
+duration = "1h"
+checkpoint = 15
+
+[[stages]]
+weight = 100
+duration = false
+
+[simulation]
+rps = "fast"
+daily_profile = [1, "x", 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+stable = { p50_ms = 1, p95_ms = 2, p99_ms = 3, error_rate = 0 }
+
+[[simulation.faults]]
+cohort = true
+at = 60
+add_latency = 1.5
+"#;
+    assert_exact_errors(
+        src,
+        &[
+            (2, 6, "deployment.id: expected a string, found the integer 7"),
+            (3, 11, "deployment.service: expected a string, found an array"),
+            (5, 9, "deployment.start: expected an RFC 3339 UTC date-time such as \"2025-10-06T18:00:00Z\", found the integer 1759773600"),
+            (8, 10, "baseline.p95_ms: expected a number, found the string \"385ms\""),
+            (9, 14, "baseline.error_rate: expected a rate such as \"0.5%\" or 0.005, found the boolean true"),
+            (12, 18, "gates.evaluate_every: expected a duration string with a unit such as \"5s\" or \"5m\", found the bare number 5"),
+            (13, 10, "gates.window: expected a duration string such as \"90s\", \"15m\" or \"1h30m\", found a table"),
+            (14, 15, "gates.min_samples: expected a number, found the string \"many\""),
+            (15, 18, "gates.p95_ms: max: expected a number (milliseconds), found the string \"500\""),
+            (15, 32, "gates.p95_ms: warn: expected a number (milliseconds), found the date-time 2025-10-06T18:00:00Z"),
+            (15, 62, "gates.p95_ms: scope: expected a string, found the integer 1"),
+            (16, 22, "gates.error_rate: max: expected a rate such as \"0.5%\" or 0.005, found an array"),
+            (19, 10, "stage 1: weight: expected a number, found a table"),
+            (21, 14, "stage 1: checkpoint: expected a duration string with a unit such as \"15s\" or \"15m\", found the bare number 15"),
+            (25, 12, "stage 2: duration: expected a duration string such as \"90s\", \"15m\" or \"1h30m\", found the boolean false"),
+            (28, 7, "simulation.rps: expected a number, found the string \"fast\""),
+            (29, 21, "simulation.daily_profile hour 1: expected a number, found the string \"x\""),
+            (33, 10, "simulation fault 1: cohort: expected a string, found the boolean true"),
+            (34, 6, "simulation fault 1: at: expected a duration string with a unit such as \"60s\" or \"60m\", found the bare number 60"),
+            (35, 15, "simulation fault 1: add_latency: expected a duration string with a unit such as \"1.5s\" or \"1.5m\", found the bare number 1.5"),
+        ],
+    );
+}
+
+#[test]
+fn a_table_or_array_of_the_wrong_shape_is_one_error() {
+    // A required table that is not a table: no second "missing" error for it.
+    assert_exact_errors(
+        &format!("deployment = 5\n{LAST}"),
+        &[(1, 14, "deployment: expected a table, found the integer 5")],
+    );
+    assert_exact_errors(
+        &format!("stages = \"all\"\n{HEAD}"),
+        &[(
+            1,
+            10,
+            "stages: expected an array of tables such as [[stages]], found the string \"all\"",
+        )],
+    );
+    assert_exact_errors(
+        &format!("stages = [{{ weight = 100, duration = \"1h\" }}, 5]\n{HEAD}"),
+        &[(
+            1,
+            46,
+            "stage 2: expected a table, found the integer 5; every entry of stages must be a table",
+        )],
+    );
+    // Optional tables and arrays, next to other errors.
+    assert_exact_errors(
+        &format!(
+            "{HEAD}{LAST}gates.p95_ms = 450\n\n[gates]\np99_ms = \"1s\"\n\n[simulation]\nrps = 0\nstable = \"fast\"\ndaily_profile = 1\nfeatures = {{ name = \"a\" }}\n\n[[rehearsals]]\nname = \"r\"\nat = \"1m\"\nfault = \"latency\"\n"
+        ),
+        &[
+            (9, 16, "stage 1's gates.p95_ms: expected a table, found the integer 450"),
+            (12, 10, "gates.p99_ms: expected a table, found the string \"1s\""),
+            (15, 7, "simulation.rps: 0 is not above 0; expected a number above 0"),
+            (16, 10, "simulation.stable: expected a table, found the string \"fast\""),
+            (17, 17, "simulation.daily_profile: expected an array, found the integer 1"),
+            (18, 12, "simulation.features: expected an array of tables such as [[simulation.features]], found a table"),
+            (23, 9, "rehearsal 1's fault: expected a table, found the string \"latency\""),
+        ],
+    );
+}
+
+#[test]
+fn a_bad_duration_names_its_key_once() {
+    let src = format!(
+        "{HEAD}\n[[stages]]\nweight = 100\nduration = \"60x\"\ncheckpoint = \"15mins\"\n\n[simulation]\nrps = 1\nstable = {{ p50_ms = 1, p95_ms = 2, p99_ms = 3, error_rate = 0 }}\n\n[[simulation.faults]]\ncohort = \"canary\"\nat = \"1m\"\nduration = \"5 min\"\nerror_rate = \"5%\"\n"
+    );
+    assert_exact_errors(
+        &src,
+        &[
+            (8, 12, "stage 1: duration \"60x\" has unknown unit \"x\"; expected ms, s, m, h or d"),
+            (9, 14, "stage 1: checkpoint: duration \"15mins\" has unknown unit \"mins\"; expected ms, s, m, h or d"),
+            (18, 12, "simulation fault 1: duration \"5 min\" has a number without a unit; write e.g. \"5s\" or \"5m\""),
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_key_in_any_table_of_a_valid_plan_is_its_only_error() {
+    let full = include_str!("plans/valid_full.toml");
+    let lines: Vec<String> = full.lines().map(str::to_string).collect();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        // After every table header, and at the start of every inline table:
+        // (plan text, line, column) of the inserted key.
+        let variants: Vec<(String, usize, usize)> = if line.starts_with('[') {
+            let mut with = lines.clone();
+            with.insert(i + 1, "bogus_key = 1".into());
+            vec![(with.join("\n"), i + 2, 1)]
+        } else {
+            line.match_indices("{ ")
+                .map(|(at, _)| {
+                    let mut with = lines.clone();
+                    with[i] = format!("{}bogus_key = 1, {}", &line[..at + 2], &line[at + 2..]);
+                    (with.join("\n"), i + 1, line[..at + 2].chars().count() + 1)
+                })
+                .collect()
+        };
+        for (src, line_no, col) in variants {
+            let e = errors_of(&src);
+            assert_eq!(e.0.len(), 1, "{e}--- plan ---\n{src}");
+            assert_eq!((e.0[0].line, e.0[0].column), (line_no, col), "{e}");
+            assert!(
+                e.0[0].message.starts_with("unknown key `bogus_key` ")
+                    && e.0[0].message.contains("; expected one of `"),
+                "{e}"
+            );
+            checked += 1;
+        }
+    }
+    // 9 table headers and 16 inline tables.
+    assert_eq!(checked, 25);
+}
+
+#[test]
+fn a_stable_scoped_gate_in_a_full_stage_is_rejected() {
+    let src = format!(
+        "{HEAD}\n[gates]\nerror_rate = {{ max = \"1%\", scope = \"stable\" }}\n\n[[stages]]\nweight = 50\nduration = \"1h\"\n{LAST}"
+    );
+    assert_errors(
+        &src,
+        &[(14, 10, "stage 2: the error_rate gate judges the stable scope, which gets no traffic at weight 100")],
     );
 }

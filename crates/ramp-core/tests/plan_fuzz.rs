@@ -22,6 +22,13 @@ fn check(src: &str) {
             assert!(e.line >= 1 && e.column >= 1, "{e}");
             assert!(e.line <= lines, "{e} is past the last line {lines}");
             assert!(!e.message.is_empty(), "{e}");
+            // Wrong types and unknown keys are collected by the loader's own checks; serde's
+            // "invalid type" or "unknown field" would mean one slipped through and stopped
+            // the whole file.
+            assert!(
+                !e.message.contains("invalid type") && !e.message.contains("unknown field"),
+                "{e}"
+            );
         }
     }
 }
@@ -62,11 +69,17 @@ proptest! {
 
     #[test]
     fn odd_values_never_panic(
-        key in prop::sample::select(vec!["weight", "duration", "checkpoint"]),
+        key in prop::sample::select(vec![
+            "weight", "duration", "checkpoint", "id", "start", "p95_ms", "error_rate",
+            "throughput_rps", "window", "min_samples", "gates.p99_ms", "rps", "stable",
+            "features", "name", "at", "fault", "deployment", "[[stages]]\nweight",
+        ]),
         value in prop::sample::select(vec![
             "1e308", "-1e308", "inf", "-inf", "nan", "0", "-0.0", "100.0000001",
             "18446744073709551615", "\"99999999999999999999h\"", "\"1e400s\"", "\"..5m\"",
             "\"\"", "[]", "{}", "true", "2025-10-06T18:00:00Z", "\"1.5.5h\"", "\"0.0000001ms\"",
+            "{ max = 1, bogus = 2 }", "[1, \"x\", {}]", "[{}, 5]", "{ a = { b = [] } }", "07:30:00",
+            "1979-05-27",
         ]),
     ) {
         let src = FULL.replacen(&format!("{key} = "), &format!("{key} = {value}\n#"), 1);

@@ -27,13 +27,21 @@ fn the_staging_example_comes_out_in_the_seed_shape() {
 
     // The load term: the canary's median climbs with its share, as in the seed's tables,
     // from about 2% over the stable 145 ms at 5% to the features' full 13.6% at 100%.
-    let p50: Vec<f64> = s.stages.iter().map(|st| st.metrics.p50_ms.unwrap()).collect();
+    let p50: Vec<f64> = s
+        .stages
+        .iter()
+        .map(|st| st.metrics.p50_ms.unwrap())
+        .collect();
     assert!(p50.windows(2).all(|w| w[0] <= w[1]), "{p50:?}");
     assert!((145.0..=152.0).contains(&p50[0]), "{p50:?}");
     assert!((161.0..=168.0).contains(&p50[3]), "{p50:?}");
 
     // The caveat is the P99 warn of stage 4, measured near 720 × 1.136 ms.
-    let p99 = s.stages[3].gates.iter().find(|g| g.metric.key() == "p99_ms").unwrap();
+    let p99 = s.stages[3]
+        .gates
+        .iter()
+        .find(|g| g.metric.key() == "p99_ms")
+        .unwrap();
     assert!((805.0..=835.0).contains(&p99.observed.unwrap()), "{p99:?}");
 
     // Each feature's measured impact is its configured overhead scaled by the share it ran
