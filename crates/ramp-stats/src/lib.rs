@@ -6,6 +6,7 @@
 //! runs alike and the proxy can ship its buckets to the controller for an exact merge.
 
 mod histogram;
+pub mod verdict;
 mod window;
 
 pub use histogram::{Histogram, RELATIVE_ERROR};
