@@ -399,3 +399,93 @@ pub struct TimelineEvent {
     /// What happened, in a sentence.
     pub message: String,
 }
+
+/// What one simulated run contributes to a Monte Carlo study: the numbers that tuning a plan
+/// needs, without the run's full record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDigest {
+    /// The run's seed.
+    pub seed: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Each stage's decision, in order.
+    pub decisions: Vec<Decision>,
+    /// The main timeline's rollback: stage, seconds from the fault's onset to detection
+    /// (`None` when no simulated fault had begun: a false rollback).
+    pub rollback: Option<(usize, Option<f64>)>,
+    /// Per rehearsal, in plan order: (outcome, detection delay after onset, total recovery).
+    pub rehearsals: Vec<(String, Option<f64>, Option<f64>)>,
+}
+
+impl RunDigest {
+    /// The digest of a run's summary.
+    pub fn of(s: &Summary) -> RunDigest {
+        RunDigest {
+            seed: s.seed.unwrap_or(0),
+            outcome: s.outcome,
+            decisions: s.stages.iter().filter_map(|st| st.decision).collect(),
+            rollback: s.rollback.as_ref().map(|r| {
+                let delay = r
+                    .fault_onset_s
+                    .filter(|&o| r.detection_s >= o)
+                    .map(|o| r.detection_s - o);
+                (r.stage, delay)
+            }),
+            rehearsals: s
+                .rehearsals
+                .iter()
+                .map(|r| {
+                    (
+                        r.outcome.clone(),
+                        r.detection_s.map(|d| d - r.fault_onset_s),
+                        r.total_recovery_s,
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A Monte Carlo study of one plan over many seeds: how often it promotes, how often it
+/// rolls back a healthy canary, and how fast it catches the faults it rehearses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonteCarlo {
+    /// The deployment id of the plan.
+    pub deployment_id: String,
+    /// Number of runs.
+    pub runs: usize,
+    /// First seed; runs use `first_seed .. first_seed + runs`.
+    pub first_seed: u64,
+    /// Runs per outcome key, in a fixed order.
+    pub outcomes: Vec<(Outcome, usize)>,
+    /// Share of runs that rolled back with no simulated fault active: false rollbacks.
+    pub false_rollback_rate: f64,
+    /// For plans with main-timeline faults: share of runs that rolled back after a fault
+    /// began (detection power); `None` without faults.
+    pub fault_detection_rate: Option<f64>,
+    /// Median seconds from fault onset to detection among detected runs.
+    pub median_fault_detection_s: Option<f64>,
+    /// Per rehearsal.
+    pub rehearsals: Vec<RehearsalStudy>,
+    /// Runs whose decisions differ from the most common sequence: how stable the verdict is.
+    pub decision_disagreements: usize,
+}
+
+/// A rehearsal's figures over many runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RehearsalStudy {
+    /// The rehearsal's name.
+    pub name: String,
+    /// Share of runs in which the fault was detected (detection power).
+    pub detection_rate: f64,
+    /// Median detection delay after onset, seconds, among detected runs.
+    pub median_detection_s: Option<f64>,
+    /// 95th percentile of that delay.
+    pub p95_detection_s: Option<f64>,
+    /// Median total recovery, seconds, among restored runs.
+    pub median_recovery_s: Option<f64>,
+    /// Share of runs restored within the target.
+    pub within_target_rate: f64,
+    /// The target, seconds.
+    pub target_s: f64,
+}

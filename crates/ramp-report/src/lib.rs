@@ -15,6 +15,9 @@
 mod facts;
 mod format;
 mod markdown;
+mod study;
+
+pub use study::monte_carlo_markdown;
 
 use ramp_core::summary::Summary;
 
@@ -31,6 +34,15 @@ pub fn markdown(summary: &Summary) -> String {
 pub fn json(summary: &Summary) -> String {
     let mut text = serde_json::to_string_pretty(summary)
         .expect("a Summary has only string keys, so it always serializes");
+    text.push('\n');
+    text
+}
+
+/// Renders any serializable record (a Monte Carlo study) as pretty JSON with a trailing
+/// newline.
+pub fn to_json<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value)
+        .expect("Ramp's records have only string keys, so they always serialize");
     text.push('\n');
     text
 }

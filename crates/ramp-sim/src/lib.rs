@@ -7,5 +7,7 @@
 
 mod driver;
 pub mod model;
+mod study;
 
 pub use driver::{describe, offset, simulate, Progress, SimError};
+pub use study::study;

@@ -44,6 +44,11 @@ enum Command {
         /// Print only the outcome, not the monitoring panels.
         #[arg(long, short)]
         quiet: bool,
+        /// Run a Monte Carlo study over this many seeds (from --seed on), on all cores:
+        /// outcomes, false-rollback rate, detection power and delays. --json and --report
+        /// then receive the study.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        runs: Option<u32>,
     },
 }
 
@@ -113,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
             json,
             quiet,
+            runs,
         } => {
             let p = Arc::new(read_plan(&plan)?);
             if p.simulation.is_none() {
@@ -122,6 +128,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ramp_sim::SimError::NoSimulation
                 ))
                 .into());
+            }
+            if let Some(runs) = runs {
+                let json_out = json
+                    .map(|path| open_output(&path, "study JSON"))
+                    .transpose()?;
+                let report_out = report
+                    .map(|path| open_output(&path, "study report"))
+                    .transpose()?;
+                let study = monte_carlo(&p, seed, runs as usize, quiet);
+                let md = ramp_report::monte_carlo_markdown(&study);
+                print!("{md}");
+                let written = [
+                    json_out.map(|o| o.write(&ramp_report::to_json(&study))),
+                    report_out.map(|o| o.write(&md)),
+                ];
+                for w in written.into_iter().flatten() {
+                    w?;
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             // Open the outputs before the run, so that a bad path fails in a second rather
             // than after the whole simulation.
@@ -146,6 +171,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit_code(summary.outcome)))
         }
     }
+}
+
+/// Runs `runs` simulations (seeds `first_seed..`) spread over every core and aggregates
+/// them. Each run is independent and deterministic, so the study does not depend on how the
+/// runs were scheduled.
+fn monte_carlo(
+    plan: &Arc<Plan>,
+    first_seed: u64,
+    runs: usize,
+    quiet: bool,
+) -> ramp_core::summary::MonteCarlo {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(runs.max(1));
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let digests: Mutex<Vec<Option<ramp_core::summary::RunDigest>>> = Mutex::new(vec![None; runs]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= runs {
+                    break;
+                }
+                let seed = first_seed.wrapping_add(i as u64);
+                let summary = ramp_sim::simulate(Arc::clone(plan), seed, &mut |_| {})
+                    .expect("the plan's simulation section was checked before the study");
+                let digest = ramp_core::summary::RunDigest::of(&summary);
+                digests
+                    .lock()
+                    .expect("no worker panics while holding the lock")[i] = Some(digest);
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if !quiet && (n * 10 / runs) != ((n - 1) * 10 / runs) {
+                    eprintln!("  {n}/{runs} runs done");
+                }
+            });
+        }
+    });
+    let digests: Vec<_> = digests
+        .into_inner()
+        .expect("no worker panicked")
+        .into_iter()
+        .flatten()
+        .collect();
+    ramp_sim::study(plan, first_seed, &digests)
 }
 
 /// An output file opened before a run and written after it.
