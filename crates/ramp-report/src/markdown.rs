@@ -11,8 +11,8 @@ use crate::format::{
     trimmed, value, Clock, DASH,
 };
 use ramp_core::summary::{
-    Confidence, Decision, GateResult, GateStatus, Metrics, Outcome, RehearsalSummary,
-    RollbackTiming, StageSummary, Summary,
+    Confidence, Decision, GateResult, GateSpec, GateStatus, Metrics, Outcome, PlannedStage,
+    RehearsalSummary, RollbackTiming, StageSummary, Summary,
 };
 use ramp_core::{Metric, Scope};
 
@@ -285,130 +285,51 @@ fn row_label(metric: Metric, scope: Scope) -> String {
 
 /// The stage ladder and the gates of every stage.
 fn strategy(ctx: &Ctx, out: &mut String) {
-    if !ctx.s.plan.is_empty() {
-        planned_strategy(ctx, out);
-        return;
+    if ctx.s.plan.is_empty() {
+        // A summary written before the plan was recorded: rebuild what it can from the
+        // stages that ran.
+        let plan: Vec<PlannedStage> = ctx.s.stages.iter().map(planned_from_run).collect();
+        planned_strategy(ctx.s, &plan, out);
+    } else {
+        planned_strategy(ctx.s, &ctx.s.plan, out);
     }
-    let s = ctx.s;
-    w!(out, "## Deployment strategy");
-    w!(out);
-    w!(out, "### Progressive rollout stages");
-    w!(out);
-    if s.stages.is_empty() {
-        w!(out, "No stage started.");
-        w!(out);
-        return;
+}
+
+/// A planned stage reconstructed from a stage that ran (older summaries): its gates from
+/// the gate results, windows from the checkpoints, minimum samples unknown (0).
+fn planned_from_run(st: &StageSummary) -> PlannedStage {
+    PlannedStage {
+        index: st.index,
+        weight: st.weight,
+        duration_s: st.planned_duration_s,
+        checkpoint_s: st.checkpoint_s,
+        gates: table_gates(st)
+            .into_iter()
+            .map(|(g, _)| GateSpec {
+                metric: g.metric,
+                scope: g.scope,
+                max: g.max,
+                min: g.min,
+                warn: g.warn,
+                window_s: gate_window(st, g).unwrap_or(f64::NAN),
+                min_samples: 0,
+            })
+            .collect(),
     }
-    let weights: Vec<String> = s
-        .stages
-        .iter()
-        .map(|st| format!("{}%", trimmed(st.weight, 2)))
-        .collect();
-    let durations: Vec<String> = s
-        .stages
-        .iter()
-        .map(|st| {
-            let d = st.planned_duration_s;
-            if d.is_finite() && d > 0.0 && (d / 60.0 - (d / 60.0).round()).abs() < 1e-9 {
-                format!("{} minutes", fixed(d / 60.0, 0))
-            } else {
-                long_span(d)
-            }
-        })
-        .collect();
-    let ww = weights.iter().map(|x| x.chars().count()).max().unwrap_or(0);
-    let dw = durations
-        .iter()
-        .map(|x| x.chars().count())
-        .max()
-        .unwrap_or(0);
-    w!(out, "```text");
-    for (i, st) in s.stages.iter().enumerate() {
-        let (check, next) = if is_final_weight(st) {
-            ("Final validation", "Promote/Rollback")
-        } else {
-            ("SLO validation  ", "Proceed/Rollback")
-        };
-        w!(
-            out,
-            "Stage {}: {:<ww$} → {:>dw$} →  {check} →  {next}",
-            st.index,
-            weights[i],
-            durations[i]
-        );
-    }
-    w!(out, "```");
-    w!(out);
-    if let Some(last) = s.stages.last() {
-        if !is_final_weight(last) {
-            w!(
-                out,
-                "The rollout stopped in stage {}; the summary records only the stages that started.",
-                last.index
-            );
-            w!(out);
-        }
-    }
-    if s.evaluate_every_s.is_finite() && s.evaluate_every_s > 0.0 {
-        w!(
-            out,
-            "Gates are evaluated every {} of plan time on their sliding windows; each stage ends with a verdict on its whole data.",
-            secs(s.evaluate_every_s)
-        );
-        w!(out);
-    }
-    w!(out, "### SLO gates");
-    w!(out);
-    if s.stages.iter().all(|st| st.gates.is_empty()) {
-        w!(out, "No gates were evaluated.");
-        w!(out);
-        return;
-    }
-    w!(
-        out,
-        "| Stage | Metric | Scope | Fail level | Warn level | Window |"
-    );
-    w!(
-        out,
-        "|-------|--------|-------|------------|------------|--------|"
-    );
-    for st in &s.stages {
-        for (g, _) in table_gates(st) {
-            let fail = fail_level(g).map_or_else(
-                || DASH.to_string(),
-                |(sign, v)| format!("{sign} {}", level_unit(g.metric, v)),
-            );
-            let warn = g
-                .warn
-                .map_or_else(|| DASH.to_string(), |v| level_unit(g.metric, v));
-            let window = gate_window(st, g).map_or_else(|| DASH.to_string(), span);
-            w!(
-                out,
-                "| {} | {} | {} | {fail} | {warn} | {window} |",
-                stage_label(st),
-                g.metric.label(),
-                g.scope.key()
-            );
-        }
-    }
-    w!(out);
 }
 
 /// The strategy from the plan itself: every planned stage, reached or not, and every gate
 /// with its window and minimum samples.
-fn planned_strategy(ctx: &Ctx, out: &mut String) {
-    let s = ctx.s;
+fn planned_strategy(s: &Summary, plan: &[PlannedStage], out: &mut String) {
     w!(out, "## Deployment strategy");
     w!(out);
     w!(out, "### Progressive rollout stages");
     w!(out);
-    let weights: Vec<String> = s
-        .plan
+    let weights: Vec<String> = plan
         .iter()
         .map(|st| format!("{}%", trimmed(st.weight, 2)))
         .collect();
-    let durations: Vec<String> = s
-        .plan
+    let durations: Vec<String> = plan
         .iter()
         .map(|st| {
             let d = st.duration_s;
@@ -426,7 +347,7 @@ fn planned_strategy(ctx: &Ctx, out: &mut String) {
         .max()
         .unwrap_or(0);
     w!(out, "```text");
-    for (i, st) in s.plan.iter().enumerate() {
+    for (i, st) in plan.iter().enumerate() {
         let (check, next) = if st.weight >= 100.0 {
             ("Final validation", "Promote/Rollback")
         } else {
@@ -443,11 +364,20 @@ fn planned_strategy(ctx: &Ctx, out: &mut String) {
     w!(out, "```");
     w!(out);
     let reached = s.stages.len();
-    if reached < s.plan.len() {
+    if reached == 0 {
+        w!(out, "No stage started.");
+        w!(out);
+    } else if reached < plan.len() {
         w!(
             out,
             "The rollout stopped in stage {reached} of {}; later stages never started.",
-            s.plan.len()
+            plan.len()
+        );
+        w!(out);
+    } else if plan.last().is_some_and(|p| p.weight < 100.0) {
+        w!(
+            out,
+            "The rollout stopped in stage {reached}; the summary records only the stages that started."
         );
         w!(out);
     }
@@ -469,7 +399,7 @@ fn planned_strategy(ctx: &Ctx, out: &mut String) {
         out,
         "|-------|--------|-------|------------|------------|--------|-------------|"
     );
-    for st in &s.plan {
+    for st in plan {
         for g in &st.gates {
             let fail = match (g.max, g.min) {
                 (Some(max), _) => format!("< {}", level_unit(g.metric, max)),
@@ -487,7 +417,11 @@ fn planned_strategy(ctx: &Ctx, out: &mut String) {
                 g.metric.label(),
                 g.scope.key(),
                 span(g.window_s),
-                g.min_samples
+                if g.min_samples > 0 {
+                    g.min_samples.to_string()
+                } else {
+                    DASH.to_string()
+                }
             );
         }
     }
