@@ -14,9 +14,10 @@ use crate::plan::{Bound, Gate, Metric, Plan, Scope};
 use crate::summary::{
     BaselineSummary, CheckpointSummary, Confidence, Decision, GateResult, GateSpec, GateStatus,
     Metrics, Outcome, PlannedStage, RollbackTiming, ScopedMetrics, StageSummary, Summary,
-    TimelineEvent, Totals,
+    TestResult, TimelineEvent, Totals,
 };
 use crate::units::{PlanTime, Span, Weight};
+use ramp_stats::verdict::{SequentialCountTest, SequentialLatencyTest};
 use ramp_stats::{CohortStats, Histogram, SlidingWindow, Slot};
 use std::sync::Arc;
 
@@ -161,6 +162,10 @@ pub struct Engine {
     rollback: Option<RollbackTiming>,
     /// Whole-run totals.
     totals: Totals,
+    /// The stage's sequential error test, when the plan asks for it and stable has traffic.
+    seq_errors: Option<SequentialCountTest>,
+    /// The stage's sequential latency test, likewise.
+    seq_latency: Option<SequentialLatencyTest>,
 }
 
 impl Engine {
@@ -189,6 +194,8 @@ impl Engine {
             timeline: Vec::new(),
             rollback: None,
             totals: Totals::default(),
+            seq_errors: None,
+            seq_latency: None,
         }
     }
 
@@ -336,6 +343,12 @@ impl Engine {
     }
 
     fn observe(&mut self, slot: &Slot) {
+        if let Some(t) = &mut self.seq_errors {
+            t.observe(&slot.canary, &slot.stable);
+        }
+        if let Some(t) = &mut self.seq_latency {
+            t.observe(&slot.canary.latency, &slot.stable.latency);
+        }
         self.windows.push(slot.clone());
         self.stage_data.add(slot);
         self.interval_data.add(slot);
@@ -361,6 +374,19 @@ impl Engine {
         self.stage_data.clear();
         self.interval_data.clear();
         self.worst = vec![None; stage.gates.len()];
+        // Each stage starts new tests: the canary's share (the tests' null) changed. At 100 %
+        // there is no stable traffic to compare with, so no test runs.
+        let compare = stage.weight < Weight::FULL;
+        self.seq_errors = plan
+            .sequential
+            .errors
+            .filter(|_| compare)
+            .map(SequentialCountTest::new);
+        self.seq_latency = plan
+            .sequential
+            .latency
+            .filter(|_| compare)
+            .map(|(alpha, floor)| SequentialLatencyTest::with_floor(alpha, floor));
         self.stages.push(StageSummary {
             index: index + 1,
             weight: stage.weight.percent(),
@@ -375,6 +401,7 @@ impl Engine {
             metrics_by_scope: ScopedMetrics::default(),
             gates: Vec::new(),
             checkpoints: Vec::new(),
+            tests: Vec::new(),
         });
         self.event(format!(
             "Stage {} started: canary at {} for {}",
@@ -432,6 +459,11 @@ impl Engine {
             self.roll_back(index, reason, gates.clone(), out);
             return;
         }
+        if let Some(t) = self.tests().into_iter().find(|t| t.reject) {
+            let reason = format!("{} test: {}", t.test.replace('_', " "), t.explanation);
+            self.roll_back(index, reason, gates, out);
+            return;
+        }
         let stage = &self.plan.stages[index];
         let end = self.stage_started.plus(stage.duration);
         let due = self.last_checkpoint.plus(stage.checkpoint).min(end);
@@ -477,6 +509,7 @@ impl Engine {
 
     /// Fills the current stage's record from its data.
     fn close_stage(&mut self, decision: Decision, gates: Vec<GateResult>, reasons: Vec<String>) {
+        let tests = self.tests();
         let span = self.now.since(self.stage_started).0;
         let by_scope = scoped(&self.stage_data, span);
         let confidence = confidence(
@@ -495,6 +528,7 @@ impl Engine {
         s.metrics = by_scope.headline();
         s.metrics_by_scope = by_scope;
         s.gates = gates;
+        s.tests = tests;
     }
 
     fn end_stage(&mut self, index: usize, out: &mut Vec<Action>) {
@@ -607,6 +641,30 @@ impl Engine {
             }
             Decision::Rollback => unreachable!("handled above"),
         }
+    }
+
+    /// The current state of the stage's sequential tests.
+    fn tests(&self) -> Vec<TestResult> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.seq_errors {
+            let v = t.verdict();
+            out.push(TestResult {
+                test: "sequential_errors".into(),
+                alpha: t.alpha(),
+                reject: v.reject,
+                explanation: v.explanation,
+            });
+        }
+        if let Some(t) = &self.seq_latency {
+            let v = t.verdict();
+            out.push(TestResult {
+                test: "sequential_latency".into(),
+                alpha: t.alpha(),
+                reject: v.reject,
+                explanation: v.explanation,
+            });
+        }
+        out
     }
 
     /// A sentence on the gate that came closest to failing in any window of the stage.

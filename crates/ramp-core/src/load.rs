@@ -17,7 +17,7 @@
 
 use crate::plan::{
     Baseline, Bound, Cohort, Deployment, Fault, FaultEffect, Feature, Gate, LoadModel, Metric,
-    Plan, Rehearsal, Scope, ServiceModel, Simulation, Stage,
+    Plan, Rehearsal, Scope, SequentialGates, ServiceModel, Simulation, Stage,
 };
 use crate::units::{parse_rate, PlanTime, Span, Weight};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -466,6 +466,28 @@ struct RawGates {
     error_rate: Option<S<RawGate>>,
     /// Default throughput gate.
     throughput_rps: Option<S<RawGate>>,
+    /// Canary-versus-stable sequential tests.
+    sequential: Option<S<RawSequential>>,
+}
+
+/// `[gates.sequential]`: which sequential tests run, each with its settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSequential {
+    /// The error-count test.
+    errors: Option<S<RawSequentialTest>>,
+    /// The latency-distribution test.
+    latency: Option<S<RawSequentialTest>>,
+}
+
+/// One sequential test's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSequentialTest {
+    /// The false-rollback budget of the test per stage.
+    alpha: Option<S<NumOrText>>,
+    /// The practical-effect floor (latency only).
+    floor: Option<S<NumOrText>>,
 }
 
 impl RawGates {
@@ -724,10 +746,24 @@ const GATE: Schema = Schema {
     fields: fields_of::<RawGate>,
     children: &[],
 };
+/// One sequential test's table.
+const SEQUENTIAL_TEST: Schema = Schema {
+    fields: fields_of::<RawSequentialTest>,
+    children: &[],
+};
+/// `[gates.sequential]`.
+const SEQUENTIAL: Schema = Schema {
+    fields: fields_of::<RawSequential>,
+    children: &[
+        ("errors", Shape::Table(SEQUENTIAL_TEST)),
+        ("latency", Shape::Table(SEQUENTIAL_TEST)),
+    ],
+};
 /// `[gates]`.
 const GATES: Schema = Schema {
     fields: fields_of::<RawGates>,
     children: &[
+        ("sequential", Shape::Table(SEQUENTIAL)),
         ("p50_ms", Shape::Table(GATE)),
         ("p95_ms", Shape::Table(GATE)),
         ("p99_ms", Shape::Table(GATE)),
@@ -1370,6 +1406,11 @@ impl Validator<'_> {
         let mut windows = Vec::new();
         let (stages, total) = self.stages(raw.stages.as_ref(), &defaults, &mut windows);
         let evaluate_every = self.evaluate_every(&defaults, &windows);
+        let sequential = self.sequential(
+            raw.gates
+                .as_ref()
+                .and_then(|g| g.get_ref().sequential.as_ref()),
+        );
         let simulation = raw.simulation.as_ref().map(|s| self.simulation(s, total));
         let rehearsals = self.rehearsals(raw.rehearsals.as_ref(), raw.simulation.is_some(), total);
 
@@ -1386,9 +1427,70 @@ impl Validator<'_> {
             baseline,
             evaluate_every: evaluate_every?,
             stages: stages?,
+            sequential: sequential?,
             simulation,
             rehearsals: rehearsals?,
         })
+    }
+
+    /// `[gates.sequential]`: each test's α in (0, 0.5], the latency floor in [0, 1).
+    fn sequential(&mut self, raw: Option<&S<RawSequential>>) -> Option<SequentialGates> {
+        let Some(raw) = raw else {
+            return Some(SequentialGates::default());
+        };
+        let r = raw.get_ref();
+        let mut ok = true;
+        let alpha = |this: &mut Self, t: &S<RawSequentialTest>, ctx: &str| -> Option<f64> {
+            match &t.get_ref().alpha {
+                None => Some(0.01),
+                Some(a) => this.rate_in(
+                    a,
+                    &format!("{ctx}.alpha"),
+                    |x| x > 0.0 && x <= 0.5,
+                    "a false-rollback budget above 0 and at most 0.5, e.g. 0.01",
+                ),
+            }
+        };
+        let errors = match &r.errors {
+            None => None,
+            Some(t) => {
+                if let Some(f) = &t.get_ref().floor {
+                    self.error(
+                        f.span(),
+                        "gates.sequential.errors.floor: a floor applies only to the latency test; remove it".into(),
+                    );
+                    ok = false;
+                }
+                let a = alpha(self, t, "gates.sequential.errors");
+                ok &= a.is_some();
+                a
+            }
+        };
+        let latency = match &r.latency {
+            None => None,
+            Some(t) => {
+                let a = alpha(self, t, "gates.sequential.latency");
+                let floor = match &t.get_ref().floor {
+                    None => Some(0.0),
+                    Some(f) => self.rate_in(
+                        f,
+                        "gates.sequential.latency.floor",
+                        |x| (0.0..1.0).contains(&x),
+                        "a relative shift from 0% to under 100%, e.g. \"2%\"",
+                    ),
+                };
+                ok &= a.is_some() && floor.is_some();
+                a.zip(floor)
+            }
+        };
+        if r.errors.is_none() && r.latency.is_none() {
+            self.error(
+                raw.span(),
+                "gates.sequential: expected at least one test: errors = { alpha = 0.01 } or latency = { alpha = 0.01 }".into(),
+            );
+            ok = false;
+        }
+        ok.then_some(SequentialGates { errors, latency })
     }
 
     /// `[deployment]`.
@@ -3122,7 +3224,7 @@ error_rate = "3%"
         }
         let mut children = 0;
         walk(PLAN, "plan", &mut children);
-        assert_eq!(children, 24, "every table and array of the raw structs");
+        assert_eq!(children, 27, "every table and array of the raw structs");
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Plan {
     pub evaluate_every: Span,
     /// The stages in order; weights strictly increase and the last is 100 %.
     pub stages: Vec<Stage>,
+    /// Anytime-valid canary-versus-stable tests run on every stage's cumulative data (both
+    /// off unless `[gates.sequential]` enables them).
+    pub sequential: SequentialGates,
     /// The traffic, service and fault model for `ramp simulate`; `None` when the plan has no
     /// `[simulation]` section (it can still be validated and run live).
     pub simulation: Option<Simulation>,
@@ -88,6 +91,18 @@ pub struct Stage {
     /// The gates in force during this stage: the defaults with this stage's overrides
     /// applied, in the fixed order of `Metric::ALL`.
     pub gates: Vec<Gate>,
+}
+
+/// Canary-versus-stable sequential tests (`[gates.sequential]`). Each is anytime-valid: the
+/// chance that it ever rolls back a canary as good as stable, however often it is looked at
+/// during a stage, is at most its `alpha`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SequentialGates {
+    /// The beta-binomial mixture test on error counts, with its α.
+    pub errors: Option<f64>,
+    /// The time-uniform DKW test on latency distributions: its α and the practical-effect
+    /// floor (relative shifts smaller than this are ignored).
+    pub latency: Option<(f64, f64)>,
 }
 
 /// The metrics a gate can judge.

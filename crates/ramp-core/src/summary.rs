@@ -303,6 +303,22 @@ pub struct StageSummary {
     pub gates: Vec<GateResult>,
     /// Checkpoint rows in time order.
     pub checkpoints: Vec<CheckpointSummary>,
+    /// The canary-versus-stable sequential tests of the stage, as of its end (or rollback).
+    #[serde(default)]
+    pub tests: Vec<TestResult>,
+}
+
+/// A canary-versus-stable sequential test's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// `sequential_errors` or `sequential_latency`.
+    pub test: String,
+    /// Its false-rollback budget for the stage.
+    pub alpha: f64,
+    /// Whether it concluded that the canary is worse than stable.
+    pub reject: bool,
+    /// One plain sentence saying what it saw.
+    pub explanation: String,
 }
 
 /// Timing of a rollback, measured from requests.
@@ -458,8 +474,12 @@ pub struct MonteCarlo {
     pub first_seed: u64,
     /// Runs per outcome key, in a fixed order.
     pub outcomes: Vec<(Outcome, usize)>,
-    /// Share of runs that rolled back with no simulated fault active: false rollbacks.
-    pub false_rollback_rate: f64,
+    /// Share of runs that rolled back with no simulated fault active.
+    pub unfaulted_rollback_rate: f64,
+    /// The same share when the simulated canary is identical to stable (no features, no
+    /// overhead): then every such rollback is a false rollback. `None` otherwise, since
+    /// rolling back a canary that really is slower is not false.
+    pub false_rollback_rate: Option<f64>,
     /// For plans with main-timeline faults: share of runs that rolled back after a fault
     /// began (detection power); `None` without faults.
     pub fault_detection_rate: Option<f64>,

@@ -789,3 +789,27 @@ fn a_stable_scoped_gate_in_a_full_stage_is_rejected() {
         &[(14, 10, "stage 2: the error_rate gate judges the stable scope, which gets no traffic at weight 100")],
     );
 }
+
+#[test]
+fn sequential_tests_are_read_and_checked() {
+    let ok = format!(
+        "{HEAD}\n[gates]\np95_ms = {{ max = 500 }}\nsequential.errors = {{ alpha = 0.005 }}\nsequential.latency = {{ alpha = \"1%\", floor = \"2%\" }}\n{LAST}"
+    );
+    let plan = parse_plan(&ok, "plan.toml").unwrap();
+    assert_eq!(plan.sequential.errors, Some(0.005));
+    assert_eq!(plan.sequential.latency, Some((0.01, 0.02)));
+
+    let bad = format!(
+        "{HEAD}\n[gates]\np95_ms = {{ max = 500 }}\nsequential.errors = {{ alpha = 0.9, floor = \"2%\" }}\nsequential.latency = {{ floor = \"150%\" }}\n{LAST}"
+    );
+    assert_errors(
+        &bad,
+        &[
+            (8, 31, "gates.sequential.errors.alpha: 0.9"),
+            (8, 44, "a floor applies only to the latency test"),
+            (9, 32, "gates.sequential.latency.floor: \"150%\""),
+        ],
+    );
+    let empty = format!("{HEAD}\n[gates]\np95_ms = {{ max = 500 }}\n[gates.sequential]\n{LAST}");
+    assert_errors(&empty, &[(8, 1, "gates.sequential: expected at least one test")]);
+}

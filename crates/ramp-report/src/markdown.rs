@@ -654,6 +654,22 @@ fn decision_point(st: &StageSummary, is_last: bool, out: &mut String) {
     for r in &st.reasons {
         w!(out, "- {r}");
     }
+    for t in &st.tests {
+        let (mark, name) = match t.test.as_str() {
+            "sequential_errors" => (if t.reject { "❌" } else { "✅" }, "Sequential error test"),
+            "sequential_latency" => (
+                if t.reject { "❌" } else { "✅" },
+                "Sequential latency test",
+            ),
+            other => (if t.reject { "❌" } else { "✅" }, other),
+        };
+        w!(
+            out,
+            "- {mark} {name} (canary versus stable, α = {}): {}",
+            trimmed(t.alpha, 4),
+            t.explanation
+        );
+    }
     let final_stage = is_last && is_final_weight(st);
     let (emoji, words) = match st.decision {
         Some(Decision::Proceed) if final_stage => ("✅", "PROCEED — ROLLOUT COMPLETE".to_string()),

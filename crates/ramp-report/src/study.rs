@@ -33,11 +33,22 @@ pub fn monte_carlo_markdown(m: &MonteCarlo) -> String {
         };
         let _ = writeln!(o, "| {} | {} | {} |", outcome.key(), count, pct(share));
     }
-    let _ = writeln!(
-        o,
-        "\n- **False rollbacks** (rolled back with no simulated fault active): {}",
-        pct(m.false_rollback_rate)
-    );
+    match m.false_rollback_rate {
+        Some(rate) => {
+            let _ = writeln!(
+                o,
+                "\n- **False rollbacks** (the simulated canary equals stable, yet it was rolled back): {}",
+                pct(rate)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "\n- **Rollbacks with no simulated fault active** (the canary's own overhead was judged): {}",
+                pct(m.unfaulted_rollback_rate)
+            );
+        }
+    }
     if let Some(rate) = m.fault_detection_rate {
         let _ = writeln!(
             o,

@@ -184,6 +184,7 @@ fn stage(
         metrics_by_scope: by_scope,
         gates: gates(levels, &canary, by_scope.service.throughput_rps, elapsed),
         checkpoints: cps,
+        tests: vec![],
     }
 }
 
@@ -1022,6 +1023,24 @@ fn strategy_lists_planned_stages_even_when_not_reached() {
         md.contains(
             "| Stage 1 (10%) | P95 Latency (ms) | canary | < 500 ms | 450 ms | 5 min | 200 |"
         ),
+        "{md}"
+    );
+}
+
+/// A stage's sequential tests appear at its decision point with their α and sentence.
+#[test]
+fn sequential_tests_are_reported_at_the_decision_point() {
+    let mut s = rolled_back();
+    s.stages[0].tests = vec![ramp_core::summary::TestResult {
+        test: "sequential_latency".into(),
+        alpha: 0.005,
+        reject: true,
+        explanation: "canary p99 is 9–14% above stable at 99.5% confidence after 3,200 requests"
+            .into(),
+    }];
+    let md = ramp_report::markdown(&s);
+    assert!(
+        md.contains("- ❌ Sequential latency test (canary versus stable, α = 0.005): canary p99 is 9–14% above stable"),
         "{md}"
     );
 }

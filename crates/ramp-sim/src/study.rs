@@ -75,7 +75,16 @@ pub fn study(plan: &Plan, first_seed: u64, digests: &[RunDigest]) -> MonteCarlo 
         runs: digests.len(),
         first_seed,
         outcomes,
-        false_rollback_rate: false_rollbacks as f64 / n,
+        unfaulted_rollback_rate: false_rollbacks as f64 / n,
+        false_rollback_rate: plan
+            .simulation
+            .as_ref()
+            .is_some_and(|s| {
+                s.features
+                    .iter()
+                    .all(|f| f.latency == 0.0 && f.error_rate == 0.0)
+            })
+            .then_some(false_rollbacks as f64 / n),
         fault_detection_rate: has_faults.then_some(detected as f64 / n),
         median_fault_detection_s: quantile(&mut delays, 0.5),
         rehearsals,
@@ -136,7 +145,9 @@ error_rate = "5%"
         ];
         let s = study(&plan, 1, &d);
         assert_eq!(s.runs, 4);
-        assert_eq!(s.false_rollback_rate, 0.25);
+        assert_eq!(s.unfaulted_rollback_rate, 0.25);
+        // The simulated canary equals stable, so those rollbacks were false.
+        assert_eq!(s.false_rollback_rate, Some(0.25));
         assert_eq!(s.fault_detection_rate, Some(0.5));
         assert_eq!(s.median_fault_detection_s, Some(30.0));
         assert_eq!(s.outcomes[0], (Outcome::Promoted, 1));

@@ -752,6 +752,11 @@ impl SequentialLatencyTest {
         }
     }
 
+    /// The test's level: its false-rejection budget for the stage.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
     /// The number of buckets the floor shifts the canary's CDF by: `⌈ln(1+f)/ln γ⌉`.
     pub fn floor_buckets(&self) -> usize {
         if self.floor <= 0.0 {

@@ -782,6 +782,7 @@ fn a_monte_carlo_study_counts_detections_and_false_rollbacks_deterministically()
     let (text, s) = run("a.json");
     assert_eq!(s["runs"].as_u64(), Some(6));
     assert_eq!(s["first_seed"].as_u64(), Some(3));
+    assert_eq!(num(&s, "unfaulted_rollback_rate"), 0.0);
     assert_eq!(num(&s, "false_rollback_rate"), 0.0);
     assert_eq!(num(&s, "fault_detection_rate"), 1.0);
     let median = num(&s, "median_fault_detection_s");
