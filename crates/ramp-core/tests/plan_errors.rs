@@ -811,5 +811,8 @@ fn sequential_tests_are_read_and_checked() {
         ],
     );
     let empty = format!("{HEAD}\n[gates]\np95_ms = {{ max = 500 }}\n[gates.sequential]\n{LAST}");
-    assert_errors(&empty, &[(8, 1, "gates.sequential: expected at least one test")]);
+    assert_errors(
+        &empty,
+        &[(8, 1, "gates.sequential: expected at least one test")],
+    );
 }
