@@ -166,6 +166,8 @@ pub struct Engine {
     seq_errors: Option<SequentialCountTest>,
     /// The stage's sequential latency test, likewise.
     seq_latency: Option<SequentialLatencyTest>,
+    /// The relative gates' latest window evaluation in this stage.
+    relative: Vec<TestResult>,
 }
 
 impl Engine {
@@ -175,6 +177,7 @@ impl Engine {
             .stages
             .iter()
             .flat_map(|s| s.gates.iter().map(|g| g.window.0))
+            .chain(plan.relative.iter().map(|g| g.window.0))
             .collect();
         Engine {
             windows: SlidingWindow::new(&spans),
@@ -196,6 +199,7 @@ impl Engine {
             totals: Totals::default(),
             seq_errors: None,
             seq_latency: None,
+            relative: Vec::new(),
         }
     }
 
@@ -387,6 +391,7 @@ impl Engine {
             .latency
             .filter(|_| compare)
             .map(|(alpha, floor)| SequentialLatencyTest::with_floor(alpha, floor));
+        self.relative.clear();
         self.stages.push(StageSummary {
             index: index + 1,
             weight: stage.weight.percent(),
@@ -458,6 +463,9 @@ impl Engine {
             let reason = explain(failed);
             self.roll_back(index, reason, gates.clone(), out);
             return;
+        }
+        if self.plan.stages[index].weight < Weight::FULL {
+            self.relative = self.relative_gates();
         }
         if let Some(t) = self.tests().into_iter().find(|t| t.reject) {
             let reason = format!("{} test: {}", t.test.replace('_', " "), t.explanation);
@@ -643,9 +651,76 @@ impl Engine {
         }
     }
 
-    /// The current state of the stage's sequential tests.
-    fn tests(&self) -> Vec<TestResult> {
+    /// Every relative gate on its window as of now: the canary's value against stable's, each
+    /// at the conservative end of its 99.9 % interval (the canary's low end against stable's
+    /// high end), so noise alone does not fail it.
+    fn relative_gates(&self) -> Vec<TestResult> {
         let mut out = Vec::new();
+        for g in &self.plan.relative {
+            let Some(v) = self.windows.view(g.window.0) else {
+                continue;
+            };
+            let (c, st) = (v.canary, v.stable);
+            let name = format!("relative_{}", g.metric.key());
+            let limit = format!("+{:.0}%", (g.max_ratio - 1.0) * 100.0);
+            if c.requests < g.min_samples || st.requests < g.min_samples {
+                out.push(TestResult {
+                    test: name,
+                    alpha: 1.0 - FAIL_CONFIDENCE,
+                    reject: false,
+                    explanation: format!(
+                        "not judged yet: {} canary and {} stable requests over the last {}, fewer than the {} each needs",
+                        group(c.requests),
+                        group(st.requests),
+                        g.window,
+                        group(g.min_samples)
+                    ),
+                });
+                continue;
+            }
+            let (Some(vc), Some(vs)) = (single_value(g.metric, c), single_value(g.metric, st))
+            else {
+                continue;
+            };
+            let low_c = interval_end(g.metric, c, vc, -1.0).unwrap_or(vc);
+            let high_s = interval_end(g.metric, st, vs, 1.0).unwrap_or(vs);
+            let reject = low_c > g.max_ratio * high_s;
+            let change = if vs > 0.0 {
+                format!("{:+.1}%", (vc / vs - 1.0) * 100.0)
+            } else {
+                "above zero".to_string()
+            };
+            out.push(TestResult {
+                test: name,
+                alpha: 1.0 - FAIL_CONFIDENCE,
+                reject,
+                explanation: format!(
+                    "canary {} {} against stable's {} ({change}, limit {limit}){} over the last {} ({} canary and {} stable requests)",
+                    g.metric,
+                    g.metric.format(vc),
+                    g.metric.format(vs),
+                    if reject {
+                        format!(
+                            "; at 99.9% confidence the canary is at least {} and stable at most {}",
+                            g.metric.format(low_c),
+                            g.metric.format(high_s)
+                        )
+                    } else {
+                        String::new()
+                    },
+                    g.window,
+                    group(c.requests),
+                    group(st.requests)
+                ),
+            });
+        }
+        out
+    }
+
+    /// The current state of the stage's canary-versus-stable checks: the relative gates'
+    /// latest window evaluation and the sequential tests.
+    fn tests(&self) -> Vec<TestResult> {
+        let mut out = self.relative.clone();
         if let Some(t) = &self.seq_errors {
             let v = t.verdict();
             out.push(TestResult {
@@ -744,6 +819,45 @@ impl Engine {
 /// (99.9 %).
 const FAIL_Z: f64 = 3.090_232_306_167_813_5;
 
+/// The confidence that `FAIL_Z` stands for.
+const FAIL_CONFIDENCE: f64 = 0.999;
+
+/// A latency quantile or the error rate of one cohort.
+fn single_value(metric: Metric, c: &CohortStats) -> Option<f64> {
+    match metric {
+        Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => c.latency.quantile(metric.quantile()?),
+        Metric::ErrorRate => c.error_rate(),
+        Metric::ThroughputRps => None,
+    }
+}
+
+/// One end of the 99.9 % interval of one cohort's value `v` of `metric`: the low end for
+/// `sign = −1`, the high end for `sign = +1` (order statistics for quantiles, Wilson for
+/// error rates).
+fn interval_end(metric: Metric, c: &CohortStats, v: f64, sign: f64) -> Option<f64> {
+    let n = c.requests as f64;
+    if n == 0.0 {
+        return None;
+    }
+    match metric {
+        Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
+            let q = metric.quantile()?;
+            let rank = n * q + sign * FAIL_Z * (n * q * (1.0 - q)).sqrt();
+            c.latency.quantile((rank / n).clamp(0.0, 1.0))
+        }
+        Metric::ErrorRate => Some(wilson(v, n, sign)),
+        Metric::ThroughputRps => None,
+    }
+}
+
+/// An end of the Wilson score interval of a proportion `v` over `n` trials at `FAIL_Z`.
+fn wilson(v: f64, n: f64, sign: f64) -> f64 {
+    let z2 = FAIL_Z * FAIL_Z;
+    let centre = (v + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = FAIL_Z * (v * (1.0 - v) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
+    (centre + sign * half).clamp(0.0, 1.0)
+}
+
 /// Evaluates one gate on one span of data.
 ///
 /// `pass`, `warn` and `no_data` read the point estimate; `fail` needs the conservative end of
@@ -823,13 +937,7 @@ fn conservative(
             };
             Histogram::quantile_of(&hists, q2)
         }
-        Metric::ErrorRate => {
-            // Wilson score interval for a binomial proportion.
-            let z2 = FAIL_Z * FAIL_Z;
-            let centre = (v + z2 / (2.0 * n)) / (1.0 + z2 / n);
-            let half = FAIL_Z * (v * (1.0 - v) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
-            Some((centre + sign * half).clamp(0.0, 1.0))
-        }
+        Metric::ErrorRate => Some(wilson(v, n, sign)),
         Metric::ThroughputRps => None,
     }
 }

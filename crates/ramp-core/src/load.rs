@@ -17,7 +17,7 @@
 
 use crate::plan::{
     Baseline, Bound, Cohort, Deployment, Fault, FaultEffect, Feature, Gate, LoadModel, Metric,
-    Plan, Rehearsal, Scope, SequentialGates, ServiceModel, Simulation, Stage,
+    Plan, Rehearsal, RelativeGate, Scope, SequentialGates, ServiceModel, Simulation, Stage,
 };
 use crate::units::{parse_rate, PlanTime, Span, Weight};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -468,6 +468,34 @@ struct RawGates {
     throughput_rps: Option<S<RawGate>>,
     /// Canary-versus-stable sequential tests.
     sequential: Option<S<RawSequential>>,
+    /// Relative gates by metric.
+    relative: Option<S<RawRelative>>,
+}
+
+/// `[gates.relative]`: canary against stable over the same window, by metric.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelative {
+    /// P50 ratio gate.
+    p50_ms: Option<S<RawRelativeGate>>,
+    /// P95 ratio gate.
+    p95_ms: Option<S<RawRelativeGate>>,
+    /// P99 ratio gate.
+    p99_ms: Option<S<RawRelativeGate>>,
+    /// Error-rate ratio gate.
+    error_rate: Option<S<RawRelativeGate>>,
+}
+
+/// One relative gate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelativeGate {
+    /// The largest canary / stable ratio: "+10%", "1.5x" or a number (1.1).
+    max: Option<S<NumOrText>>,
+    /// Window overriding `[gates].window`.
+    window: Option<S<Dur>>,
+    /// Sample count (per cohort) overriding `[gates].min_samples`.
+    min_samples: Option<S<Num>>,
 }
 
 /// `[gates.sequential]`: which sequential tests run, each with its settings.
@@ -759,11 +787,27 @@ const SEQUENTIAL: Schema = Schema {
         ("latency", Shape::Table(SEQUENTIAL_TEST)),
     ],
 };
+/// One relative gate's table.
+const RELATIVE_GATE: Schema = Schema {
+    fields: fields_of::<RawRelativeGate>,
+    children: &[],
+};
+/// `[gates.relative]`.
+const RELATIVE: Schema = Schema {
+    fields: fields_of::<RawRelative>,
+    children: &[
+        ("p50_ms", Shape::Table(RELATIVE_GATE)),
+        ("p95_ms", Shape::Table(RELATIVE_GATE)),
+        ("p99_ms", Shape::Table(RELATIVE_GATE)),
+        ("error_rate", Shape::Table(RELATIVE_GATE)),
+    ],
+};
 /// `[gates]`.
 const GATES: Schema = Schema {
     fields: fields_of::<RawGates>,
     children: &[
         ("sequential", Shape::Table(SEQUENTIAL)),
+        ("relative", Shape::Table(RELATIVE)),
         ("p50_ms", Shape::Table(GATE)),
         ("p95_ms", Shape::Table(GATE)),
         ("p99_ms", Shape::Table(GATE)),
@@ -1411,6 +1455,12 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|g| g.get_ref().sequential.as_ref()),
         );
+        let relative = self.relative(
+            raw.gates
+                .as_ref()
+                .and_then(|g| g.get_ref().relative.as_ref()),
+            &defaults,
+        );
         let simulation = raw.simulation.as_ref().map(|s| self.simulation(s, total));
         let rehearsals = self.rehearsals(raw.rehearsals.as_ref(), raw.simulation.is_some(), total);
 
@@ -1428,9 +1478,108 @@ impl Validator<'_> {
             evaluate_every: evaluate_every?,
             stages: stages?,
             sequential: sequential?,
+            relative: relative?,
             simulation,
             rehearsals: rehearsals?,
         })
+    }
+
+    /// `[gates.relative]`: each ratio at least 1, windows and sample counts like gates'.
+    fn relative(
+        &mut self,
+        raw: Option<&S<RawRelative>>,
+        defaults: &Defaults,
+    ) -> Option<Vec<RelativeGate>> {
+        let Some(raw) = raw else {
+            return Some(Vec::new());
+        };
+        let r = raw.get_ref();
+        let mut ok = true;
+        let mut out = Vec::new();
+        let default_window = match &defaults.window {
+            Field::Valid((w, _)) => Some(*w),
+            Field::Absent => Some(DEFAULT_WINDOW),
+            Field::Invalid => None,
+        };
+        let default_samples = match &defaults.min_samples {
+            Field::Valid(n) => Some(*n),
+            Field::Absent => Some(DEFAULT_MIN_SAMPLES),
+            Field::Invalid => None,
+        };
+        for (metric, g) in [
+            (Metric::P50Ms, &r.p50_ms),
+            (Metric::P95Ms, &r.p95_ms),
+            (Metric::P99Ms, &r.p99_ms),
+            (Metric::ErrorRate, &r.error_rate),
+        ] {
+            let Some(g) = g else { continue };
+            let ctx = format!("gates.relative.{}", metric.key());
+            let gr = g.get_ref();
+            let ratio = match &gr.max {
+                None => {
+                    self.error(
+                        g.span(),
+                        format!("{ctx}: missing max; expected the largest canary/stable ratio, e.g. max = \"+10%\" or max = \"1.5x\""),
+                    );
+                    None
+                }
+                Some(v) => self.ratio(v, &format!("{ctx}.max")),
+            };
+            let window = match &gr.window {
+                None => default_window,
+                Some(w) => self.positive_duration(w, &format!("{ctx}.window")),
+            };
+            let min_samples = match &gr.min_samples {
+                None => default_samples,
+                Some(n) => self.count(n, &format!("{ctx}.min_samples")),
+            };
+            match (ratio, window, min_samples) {
+                (Some(max_ratio), Some(window), Some(min_samples)) => out.push(RelativeGate {
+                    metric,
+                    max_ratio,
+                    window,
+                    min_samples,
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A ratio written as "+10%" (1.10), "1.5x" (1.5) or a bare number (the ratio itself);
+    /// at least 1, since a canary may always be as good as stable.
+    fn ratio(&mut self, v: &S<NumOrText>, what: &str) -> Option<f64> {
+        let parsed = match v.get_ref() {
+            NumOrText::Num(x) => Ok(*x),
+            NumOrText::Text(t) => {
+                let t = t.trim();
+                if let Some(x) = t.strip_suffix(['x', '×']) {
+                    x.trim().parse::<f64>().map_err(|_| ())
+                } else if t.ends_with('%') {
+                    parse_rate(t).map(|r| 1.0 + r).map_err(|_| ())
+                } else {
+                    Err(())
+                }
+            }
+            NumOrText::Wrong(_) => Err(()),
+        };
+        match parsed {
+            Ok(x) if x.is_finite() && x >= 1.0 => Some(x),
+            Ok(x) => {
+                self.error(
+                    v.span(),
+                    format!("{what}: ratio {} is below 1; expected the canary's largest value relative to stable, such as \"+10%\" or \"1.5x\"", fmt_num(x)),
+                );
+                None
+            }
+            Err(()) => {
+                self.error(
+                    v.span(),
+                    format!("{what}: expected a ratio such as \"+10%\", \"1.5x\" or 1.1"),
+                );
+                None
+            }
+        }
     }
 
     /// `[gates.sequential]`: each test's α in (0, 0.5], the latency floor in [0, 1).
@@ -3224,7 +3373,7 @@ error_rate = "3%"
         }
         let mut children = 0;
         walk(PLAN, "plan", &mut children);
-        assert_eq!(children, 27, "every table and array of the raw structs");
+        assert_eq!(children, 32, "every table and array of the raw structs");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Plan {
     /// Anytime-valid canary-versus-stable tests run on every stage's cumulative data (both
     /// off unless `[gates.sequential]` enables them).
     pub sequential: SequentialGates,
+    /// Relative gates (`[gates.relative]`): the canary against stable over the same window.
+    pub relative: Vec<RelativeGate>,
     /// The traffic, service and fault model for `ramp simulate`; `None` when the plan has no
     /// `[simulation]` section (it can still be validated and run live).
     pub simulation: Option<Simulation>,
@@ -103,6 +105,20 @@ pub struct SequentialGates {
     /// The time-uniform DKW test on latency distributions: its α and the practical-effect
     /// floor (relative shifts smaller than this are ignored).
     pub latency: Option<(f64, f64)>,
+}
+
+/// A relative gate: the canary's value of a metric at most `max_ratio` times stable's, both
+/// over the same sliding window, while stable has traffic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RelativeGate {
+    /// A latency quantile or the error rate (throughput is not comparable across cohorts).
+    pub metric: Metric,
+    /// The largest accepted canary / stable ratio (1.10 for "+10%").
+    pub max_ratio: f64,
+    /// The sliding window both cohorts are read over.
+    pub window: Span,
+    /// Each cohort needs at least this many requests in the window to be judged.
+    pub min_samples: u64,
 }
 
 /// The metrics a gate can judge.

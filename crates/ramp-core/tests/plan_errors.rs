@@ -816,3 +816,27 @@ fn sequential_tests_are_read_and_checked() {
         &[(8, 1, "gates.sequential: expected at least one test")],
     );
 }
+
+#[test]
+fn relative_gates_are_read_and_checked() {
+    let ok = format!(
+        "{HEAD}\n[gates]\np95_ms = {{ max = 500 }}\nrelative.p99_ms = {{ max = \"+10%\" }}\nrelative.error_rate = {{ max = \"1.5x\", window = \"1m\" }}\n{LAST}"
+    );
+    let plan = parse_plan(&ok, "plan.toml").unwrap();
+    assert_eq!(plan.relative.len(), 2);
+    assert!((plan.relative[0].max_ratio - 1.10).abs() < 1e-12);
+    assert_eq!(plan.relative[1].max_ratio, 1.5);
+    assert_eq!(plan.relative[1].window, ramp_core::Span::from_mins(1));
+
+    let bad = format!(
+        "{HEAD}\n[gates]\np95_ms = {{ max = 500 }}\nrelative.p99_ms = {{ max = \"0.5x\" }}\nrelative.p50_ms = {{ max = \"fast\" }}\nrelative.error_rate = {{ window = \"1m\" }}\n{LAST}"
+    );
+    assert_errors(
+        &bad,
+        &[
+            (8, 27, "gates.relative.p99_ms.max: ratio 0.5 is below 1"),
+            (9, 27, "gates.relative.p50_ms.max: expected a ratio"),
+            (10, 23, "gates.relative.error_rate: missing max"),
+        ],
+    );
+}

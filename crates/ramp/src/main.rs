@@ -23,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the data plane: a weighted, sticky HTTP proxy that measures stable and canary
+    /// (see docs/proxy.md). Runs until SIGINT or SIGTERM, then drains.
+    Proxy(ramp_proxy::cli::ProxyArgs),
     /// Check a plan file and report every error with file:line:column.
     Validate {
         /// The plan (TOML).
@@ -90,6 +93,20 @@ fn read_plan(path: &Path) -> anyhow::Result<Plan> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Proxy(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("RAMP_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            match ramp_proxy::cli::run(&args) {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) if e.is_invalid_input() => Err(Invalid(format!("ramp proxy: {e}")).into()),
+                Err(e) => Err(anyhow::Error::new(e).context("ramp proxy")),
+            }
+        }
         Command::Validate { plan } => {
             let p = read_plan(&plan)?;
             println!(

@@ -1,0 +1,492 @@
+//! The admin API, on its own listener (loopback by default):
+//!
+//! - `GET /metrics`: Prometheus text format.
+//! - `GET /snapshot`: JSON with raw histogram buckets and counters, for exact merging.
+//! - `GET /weights`, `PUT /weights` `{"canary": 5}`: read and set the split (persisted first,
+//!   then swapped atomically; effective from the next request).
+//! - `GET /faults`, `POST /faults`, `DELETE /faults`, `DELETE /faults/{id}`: rehearsal faults.
+//! - `GET /upstreams`: health of every pool member.
+//! - `GET /healthz`: liveness of the proxy itself (no token needed).
+//!
+//! When a token is configured every other route requires `Authorization: Bearer <token>`.
+
+use crate::clock;
+use crate::config::{bp_to_percent, percent_to_bp};
+use crate::metrics::MetricsSnapshot;
+use crate::proxy::Proxy;
+use crate::routing::{Cohort, Fault, FaultAction, RouteState};
+use crate::state::{self, PersistedState};
+use crate::upstream::PoolStatus;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest admin request body; the documents are tiny.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// Time allowed to receive an admin request body.
+const ADMIN_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest fault duration accepted (a day), so a forgotten fault cannot live forever.
+const MAX_FAULT_DURATION_S: f64 = 86_400.0;
+
+/// Longest injected delay accepted (5 minutes).
+const MAX_FAULT_DELAY_MS: u64 = 300_000;
+
+/// `GET/PUT /weights` document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WeightsView {
+    /// Canary share in percent (0..=100, two decimals).
+    pub canary: f64,
+    /// Stable share in percent (100 − canary).
+    pub stable: f64,
+    /// Canary share in basis points, the exact stored value.
+    pub canary_bp: u32,
+    /// "per_request" or "sticky".
+    pub mode: &'static str,
+}
+
+/// `PUT /weights` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetWeights {
+    /// The new canary share in percent.
+    canary: f64,
+}
+
+/// `POST /faults` body: one of `add_latency_ms` or `abort_status`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewFault {
+    /// "canary" or "stable".
+    cohort: String,
+    /// Fraction of that cohort's requests hit, 0..=1.
+    fraction: f64,
+    /// Added latency in milliseconds.
+    add_latency_ms: Option<u64>,
+    /// Status to answer instead of forwarding (400..=599).
+    abort_status: Option<u16>,
+    /// How long the fault applies, in seconds.
+    duration_s: f64,
+}
+
+/// A fault as listed by `GET /faults`.
+#[derive(Debug, Serialize)]
+struct FaultView {
+    /// The fault's id, for `DELETE /faults/{id}`.
+    id: u64,
+    /// The cohort it hits.
+    cohort: Cohort,
+    /// Fraction of requests hit.
+    fraction: f64,
+    /// Added latency, when it is a delay.
+    add_latency_ms: Option<u64>,
+    /// Answered status, when it is an abort.
+    abort_status: Option<u16>,
+    /// Seconds until it expires.
+    remaining_s: f64,
+}
+
+/// `GET /snapshot` document.
+#[derive(Debug, Serialize)]
+struct Snapshot {
+    /// The deployment this proxy serves.
+    deployment_id: String,
+    /// The current split.
+    weights: WeightsView,
+    /// All counters and raw histograms.
+    metrics: MetricsSnapshot,
+    /// Pool health.
+    upstreams: Vec<PoolStatus>,
+    /// What happens when a pool is down.
+    unhealthy_pool_policy: &'static str,
+}
+
+/// Serves one admin request.
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    if req.method() == Method::GET && path == "/healthz" {
+        return Ok(text(StatusCode::OK, "ok\n"));
+    }
+    if let Some(token) = &proxy.config.admin_token {
+        if !authorized(&req, token) {
+            let mut r = text(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return Ok(r);
+        }
+    }
+    let method = req.method().clone();
+    let response = match (method, path.as_str()) {
+        (Method::GET, "/metrics") => {
+            let mut extra = String::new();
+            extra.push_str("# HELP ramp_proxy_canary_weight_percent Current canary share of traffic.\n# TYPE ramp_proxy_canary_weight_percent gauge\n");
+            let _ = writeln!(
+                extra,
+                "ramp_proxy_canary_weight_percent {}",
+                bp_to_percent(proxy.route.load().canary_bp)
+            );
+            extra.push_str("# HELP ramp_proxy_upstream_healthy Whether an upstream address receives traffic (1) or is marked down (0).\n# TYPE ramp_proxy_upstream_healthy gauge\n");
+            for pool in [&proxy.stable, &proxy.canary] {
+                for m in pool.members.iter() {
+                    let _ = writeln!(
+                        extra,
+                        "ramp_proxy_upstream_healthy{{cohort=\"{}\",addr=\"{}\"}} {}",
+                        pool.cohort.as_str(),
+                        m.addr,
+                        u8::from(m.is_healthy())
+                    );
+                }
+            }
+            extra.push_str("# HELP ramp_proxy_pool_healthy_members Healthy members per pool.\n# TYPE ramp_proxy_pool_healthy_members gauge\n");
+            for pool in [&proxy.stable, &proxy.canary] {
+                let _ = writeln!(
+                    extra,
+                    "ramp_proxy_pool_healthy_members{{cohort=\"{}\",policy=\"{}\"}} {}",
+                    pool.cohort.as_str(),
+                    proxy.config.unhealthy_policy.as_str(),
+                    pool.healthy_count()
+                );
+            }
+            let body = proxy.metrics.render_prometheus(&extra);
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        (Method::GET, "/snapshot") => json(
+            StatusCode::OK,
+            &Snapshot {
+                deployment_id: proxy.config.deployment_id.clone(),
+                weights: weights_view(&proxy),
+                metrics: proxy.metrics.snapshot(),
+                upstreams: vec![proxy.stable.status(), proxy.canary.status()],
+                unhealthy_pool_policy: proxy.config.unhealthy_policy.as_str(),
+            },
+        ),
+        (Method::GET, "/weights") => json(StatusCode::OK, &weights_view(&proxy)),
+        (Method::PUT, "/weights") => match read_json::<SetWeights>(req).await {
+            Err(r) => r,
+            Ok(set) => match percent_to_bp(set.canary) {
+                None => text(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "`canary` must be a percentage between 0 and 100\n",
+                ),
+                Some(bp) => set_weight(&proxy, bp).await,
+            },
+        },
+        (Method::GET, "/faults") => json(StatusCode::OK, &fault_views(&proxy)),
+        (Method::POST, "/faults") => match read_json::<NewFault>(req).await {
+            Err(r) => r,
+            Ok(new) => add_fault(&proxy, new).await,
+        },
+        (Method::DELETE, "/faults") => {
+            let _lock = proxy.admin_lock.lock().await;
+            let current = proxy.route.load_full();
+            proxy.route.store(Arc::new(RouteState {
+                canary_bp: current.canary_bp,
+                faults: Vec::new(),
+            }));
+            json(StatusCode::OK, &fault_views(&proxy))
+        }
+        (Method::DELETE, p) if p.starts_with("/faults/") => {
+            match p["/faults/".len()..].parse::<u64>() {
+                Err(_) => text(StatusCode::NOT_FOUND, "no such fault\n"),
+                Ok(id) => {
+                    let _lock = proxy.admin_lock.lock().await;
+                    let current = proxy.route.load_full();
+                    if !current.faults.iter().any(|f| f.id == id) {
+                        text(StatusCode::NOT_FOUND, "no such fault\n")
+                    } else {
+                        let faults = current
+                            .faults
+                            .iter()
+                            .filter(|f| f.id != id)
+                            .cloned()
+                            .collect();
+                        proxy.route.store(Arc::new(RouteState {
+                            canary_bp: current.canary_bp,
+                            faults,
+                        }));
+                        json(StatusCode::OK, &fault_views(&proxy))
+                    }
+                }
+            }
+        }
+        (Method::GET, "/upstreams") => json(
+            StatusCode::OK,
+            &vec![proxy.stable.status(), proxy.canary.status()],
+        ),
+        (_, "/metrics" | "/snapshot" | "/weights" | "/faults" | "/upstreams") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    Ok(response)
+}
+
+fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else {
+        return false;
+    };
+    constant_time_eq(given, token.as_bytes())
+}
+
+/// Compares without an early exit, so response time does not reveal the matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn weights_view(proxy: &Proxy) -> WeightsView {
+    let bp = proxy.route.load().canary_bp;
+    WeightsView {
+        canary: bp_to_percent(bp),
+        stable: bp_to_percent(ramp_flags::BASIS_POINTS - bp),
+        canary_bp: bp,
+        mode: match proxy.mode {
+            crate::routing::SplitMode::PerRequest => "per_request",
+            crate::routing::SplitMode::Sticky { .. } => "sticky",
+        },
+    }
+}
+
+/// Persists, then swaps: the weight a client is told is the weight a restart will restore.
+async fn set_weight(proxy: &Arc<Proxy>, bp: u32) -> Response<Full<Bytes>> {
+    let _lock = proxy.admin_lock.lock().await;
+    if let Some(path) = proxy.config.state_file.clone() {
+        let stored = tokio::task::spawn_blocking(move || {
+            state::store(
+                &path,
+                &PersistedState {
+                    version: 1,
+                    canary_bp: bp,
+                },
+            )
+        })
+        .await;
+        match stored {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot persist weights; the weight is unchanged");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("weights not changed: {e}\n"),
+                );
+            }
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("weights not changed: {e}\n"),
+                )
+            }
+        }
+    }
+    let current = proxy.route.load_full();
+    let now = clock::now();
+    let faults = current
+        .faults
+        .iter()
+        .filter(|f| f.expires_at > now)
+        .cloned()
+        .collect();
+    proxy.route.store(Arc::new(RouteState {
+        canary_bp: bp,
+        faults,
+    }));
+    tracing::info!(canary_percent = bp_to_percent(bp), "weights changed");
+    json(StatusCode::OK, &weights_view(proxy))
+}
+
+async fn add_fault(proxy: &Arc<Proxy>, new: NewFault) -> Response<Full<Bytes>> {
+    let Some(cohort) = Cohort::parse(&new.cohort) else {
+        return text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`cohort` must be \"canary\" or \"stable\"\n",
+        );
+    };
+    if !new.fraction.is_finite() || !(0.0..=1.0).contains(&new.fraction) {
+        return text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`fraction` must be between 0 and 1\n",
+        );
+    }
+    if !new.duration_s.is_finite() || new.duration_s <= 0.0 || new.duration_s > MAX_FAULT_DURATION_S
+    {
+        return text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`duration_s` must be above 0 and at most 86400\n",
+        );
+    }
+    let action = match (new.add_latency_ms, new.abort_status) {
+        (Some(ms), None) if ms <= MAX_FAULT_DELAY_MS => {
+            FaultAction::Delay(Duration::from_millis(ms))
+        }
+        (Some(_), None) => {
+            return text(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "`add_latency_ms` must be at most 300000\n",
+            )
+        }
+        (None, Some(code)) => match StatusCode::from_u16(code) {
+            Ok(status) if (400..=599).contains(&code) => FaultAction::Abort(status),
+            _ => {
+                return text(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "`abort_status` must be between 400 and 599\n",
+                )
+            }
+        },
+        (Some(_), Some(_)) | (None, None) => {
+            return text(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "set exactly one of `add_latency_ms` or `abort_status`\n",
+            )
+        }
+    };
+    let _lock = proxy.admin_lock.lock().await;
+    let now = clock::now();
+    let id = proxy.next_fault_id.fetch_add(1, Ordering::Relaxed);
+    let current = proxy.route.load_full();
+    let mut faults: Vec<Fault> = current
+        .faults
+        .iter()
+        .filter(|f| f.expires_at > now)
+        .cloned()
+        .collect();
+    if faults.len() >= 16 {
+        return text(StatusCode::CONFLICT, "at most 16 faults may be active\n");
+    }
+    faults.push(Fault {
+        id,
+        cohort,
+        fraction: new.fraction,
+        action,
+        expires_at: now + Duration::from_secs_f64(new.duration_s),
+    });
+    proxy.route.store(Arc::new(RouteState {
+        canary_bp: current.canary_bp,
+        faults,
+    }));
+    tracing::warn!(
+        id,
+        cohort = cohort.as_str(),
+        fraction = new.fraction,
+        ?action,
+        duration_s = new.duration_s,
+        "fault injected"
+    );
+    let views = fault_views(proxy);
+    match views.into_iter().find(|v| v.id == id) {
+        Some(view) => json(StatusCode::CREATED, &view),
+        None => text(StatusCode::INTERNAL_SERVER_ERROR, "fault vanished\n"),
+    }
+}
+
+fn fault_views(proxy: &Proxy) -> Vec<FaultView> {
+    let now = clock::now();
+    proxy
+        .route
+        .load()
+        .faults
+        .iter()
+        .filter(|f| f.expires_at > now)
+        .map(|f| FaultView {
+            id: f.id,
+            cohort: f.cohort,
+            fraction: f.fraction,
+            add_latency_ms: match f.action {
+                FaultAction::Delay(d) => Some(d.as_millis() as u64),
+                FaultAction::Abort(_) => None,
+            },
+            abort_status: match f.action {
+                FaultAction::Delay(_) => None,
+                FaultAction::Abort(s) => Some(s.as_u16()),
+            },
+            remaining_s: f.expires_at.saturating_duration_since(now).as_secs_f64(),
+        })
+        .collect()
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Full<Bytes>>> {
+    let limited = Limited::new(req.into_body(), MAX_ADMIN_BODY);
+    let collected = match tokio::time::timeout(ADMIN_BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => {
+            return Err(text(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time\n",
+            ))
+        }
+        Ok(Err(_)) => {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large or broken\n",
+            ))
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    serde_json::from_slice(&collected)
+        .map_err(|e| text(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}\n")))
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot serialise: {e}\n"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

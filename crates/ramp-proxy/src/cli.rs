@@ -1,0 +1,183 @@
+//! The proxy's command line, shared by the `ramp-proxy` binary and `ramp proxy`: options
+//! (each overriding the same key of the configuration file), the runtime, and a run until
+//! SIGINT or SIGTERM. It returns typed errors; each binary maps them to exit codes (2 for
+//! invalid configuration, 1 for anything else).
+
+use crate::config::{self, Config, FileConfig, StickyFile};
+use crate::{DrainOutcome, RunError};
+use std::path::PathBuf;
+
+/// Why the proxy could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration (file or flags) is invalid: the user's input.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    /// `--workers` is out of range: the user's input.
+    #[error("invalid configuration: --workers {0} is out of range (1 to 1024)")]
+    Workers(usize),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The proxy failed while starting or running.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl CliError {
+    /// Whether the failure is the user's input (exit code 2) rather than the machine's.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, CliError::Config(_) | CliError::Workers(_))
+    }
+}
+
+/// Command-line options; each overrides the same key of the configuration file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyArgs {
+    /// TOML configuration file (see docs/proxy.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Client listener, e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Admin listener, e.g. 127.0.0.1:9901.
+    #[arg(long)]
+    pub admin_listen: Option<String>,
+    /// Stable pool addresses, comma-separated IP:port.
+    #[arg(long, value_delimiter = ',')]
+    pub stable: Option<Vec<String>>,
+    /// Canary pool addresses, comma-separated IP:port.
+    #[arg(long, value_delimiter = ',')]
+    pub canary: Option<Vec<String>>,
+    /// Canary weight in percent when no state file exists yet.
+    #[arg(long)]
+    pub weight: Option<f64>,
+    /// Sticky routing by this request header.
+    #[arg(long, conflicts_with = "sticky_cookie")]
+    pub sticky_header: Option<String>,
+    /// Sticky routing by this cookie.
+    #[arg(long)]
+    pub sticky_cookie: Option<String>,
+    /// Deployment id, the salt of sticky bucketing.
+    #[arg(long)]
+    pub deployment_id: Option<String>,
+    /// File where the last weights are persisted.
+    #[arg(long)]
+    pub state_file: Option<PathBuf>,
+    /// Protocol to upstreams: http1 (default) or h2c.
+    #[arg(long)]
+    pub upstream_protocol: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// Builds the configuration and runs the proxy until SIGINT or SIGTERM, then drains.
+pub fn run(args: &ProxyArgs) -> Result<DrainOutcome, CliError> {
+    let config = build_config(args)?;
+    let mut builder = match args.workers {
+        // One worker: a current-thread runtime has no work-stealing machinery to pay for,
+        // which is the fair match for HAProxy's `nbthread 1` and nginx's one worker.
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) if n == 0 || n > 1024 => return Err(CliError::Workers(n)),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder.enable_all().build().map_err(CliError::Runtime)?;
+    let outcome = runtime.block_on(crate::run(config, shutdown_signal()))?;
+    match outcome {
+        DrainOutcome::Drained => tracing::info!("drained; bye"),
+        DrainOutcome::DeadlineExceeded { remaining } => {
+            tracing::warn!(
+                remaining,
+                "drain deadline passed with connections still open"
+            )
+        }
+    }
+    Ok(outcome)
+}
+
+/// The configuration file (if any) with the flags laid over it.
+pub fn build_config(args: &ProxyArgs) -> Result<Config, config::ConfigError> {
+    let (mut file, origin) = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| config::ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+            (config::parse_toml(path, &text)?, path.display().to_string())
+        }
+        None => (FileConfig::default(), "command line".to_string()),
+    };
+    if let Some(v) = &args.listen {
+        file.listen = Some(v.clone());
+    }
+    if let Some(v) = &args.admin_listen {
+        file.admin_listen = Some(v.clone());
+    }
+    if let Some(v) = &args.stable {
+        file.stable = Some(v.clone());
+    }
+    if let Some(v) = &args.canary {
+        file.canary = Some(v.clone());
+    }
+    if let Some(v) = args.weight {
+        file.initial_canary_weight = Some(v);
+    }
+    if let Some(h) = &args.sticky_header {
+        file.sticky = Some(StickyFile {
+            header: Some(h.clone()),
+            cookie: None,
+        });
+    }
+    if let Some(c) = &args.sticky_cookie {
+        file.sticky = Some(StickyFile {
+            header: None,
+            cookie: Some(c.clone()),
+        });
+    }
+    if let Some(v) = &args.deployment_id {
+        file.deployment_id = Some(v.clone());
+    }
+    if let Some(v) = &args.upstream_protocol {
+        file.upstream_protocol = Some(v.clone());
+    }
+    if let Some(v) = &args.state_file {
+        file.state_file = Some(v.clone());
+    }
+    if file.listen.is_none() {
+        file.listen = Some("127.0.0.1:8080".into());
+    }
+    if file.admin_listen.is_none() {
+        file.admin_listen = Some("127.0.0.1:9901".into());
+    }
+    Config::from_file(file, &origin)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,609 @@
+//! Proxy configuration: a TOML file, validated into typed values.
+//!
+//! Unknown keys are errors, and every error names the file, the line and column when the
+//! parser knows them, and what was expected, so that a typo never silently changes routing.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// A configuration that cannot be used; the binary prints it and exits with status 2.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file that was named.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file being parsed.
+        path: PathBuf,
+        /// 1-based line of the error (0 when the parser gave no position).
+        line: usize,
+        /// 1-based column of the error (0 when the parser gave no position).
+        column: usize,
+        /// The parser's description, which names the key and what was expected.
+        message: String,
+    },
+    /// A value parsed but is not acceptable; `field` names the key.
+    #[error("{origin}: `{field}`: {message}")]
+    Invalid {
+        /// The file, or "command line", the value came from.
+        origin: String,
+        /// The dotted key path of the offending value.
+        field: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+/// The configuration file as written, before validation.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address the proxy listens on for client traffic, e.g. "0.0.0.0:8080".
+    pub listen: Option<String>,
+    /// Address of the admin API; loopback unless a token is set.
+    pub admin_listen: Option<String>,
+    /// File holding the admin bearer token (kept out of the config and the command line).
+    pub admin_token_file: Option<PathBuf>,
+    /// Deployment id: the salt of sticky bucketing and a label for operators.
+    pub deployment_id: Option<String>,
+    /// Where the last weights are persisted; absent means weights do not survive a restart.
+    pub state_file: Option<PathBuf>,
+    /// Canary weight in percent used when no state file exists yet.
+    pub initial_canary_weight: Option<f64>,
+    /// Stable pool addresses ("host:port", IP literals).
+    pub stable: Option<Vec<String>>,
+    /// Canary pool addresses.
+    pub canary: Option<Vec<String>>,
+    /// Sticky routing; absent means per-request split.
+    pub sticky: Option<StickyFile>,
+    /// Time limits.
+    #[serde(default)]
+    pub timeouts: TimeoutsFile,
+    /// Size limits.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// Active health checking.
+    pub health: Option<HealthFile>,
+    /// How to speak to upstreams: "http1" (default) or "h2c" (HTTP/2 prior knowledge).
+    pub upstream_protocol: Option<String>,
+}
+
+/// `[sticky]`: exactly one of `header` or `cookie`.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StickyFile {
+    /// Request header holding the user key, e.g. "x-user-id".
+    pub header: Option<String>,
+    /// Cookie holding the user key.
+    pub cookie: Option<String>,
+}
+
+/// `[timeouts]`, all in milliseconds.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsFile {
+    /// Time a client has to send complete request headers.
+    pub header_read_ms: Option<u64>,
+    /// Time to establish an upstream connection.
+    pub upstream_connect_ms: Option<u64>,
+    /// Time for an upstream to send response headers.
+    pub upstream_response_ms: Option<u64>,
+    /// Longest pause allowed inside an upstream response body.
+    pub upstream_body_idle_ms: Option<u64>,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub drain_ms: Option<u64>,
+    /// How long idle upstream connections stay pooled.
+    pub upstream_idle_ms: Option<u64>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Largest request head (line + headers) in bytes; larger gets 431. At least 8192.
+    pub max_header_bytes: Option<usize>,
+    /// Largest number of request headers.
+    pub max_headers: Option<usize>,
+    /// Most idle pooled connections kept per upstream address.
+    pub max_idle_per_upstream: Option<usize>,
+    /// Most client connections served at once; further clients wait in the listen backlog.
+    pub max_connections: Option<usize>,
+}
+
+/// `[health]`: active checks.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    /// Path requested on each upstream, e.g. "/healthz"; 2xx and 3xx are healthy.
+    pub path: Option<String>,
+    /// Time between checks of one address.
+    pub interval_ms: Option<u64>,
+    /// Time a check may take.
+    pub timeout_ms: Option<u64>,
+    /// Consecutive failures that mark an address down.
+    pub fall: Option<u32>,
+    /// Consecutive successes that mark it up again.
+    pub rise: Option<u32>,
+    /// "fallback" (send to the other pool) or "fail" (answer 503) when a whole pool is down.
+    pub unhealthy_pool: Option<String>,
+}
+
+/// The protocol spoken to upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive pools; upgrades (WebSocket) pass through.
+    Http1,
+    /// Cleartext HTTP/2 with prior knowledge; requests are multiplexed on few connections,
+    /// and upgrades are not forwarded (HTTP/2 has no `Upgrade`).
+    H2c,
+}
+
+/// What to do when every member of the chosen pool is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnhealthyPolicy {
+    /// Route the request to the other cohort's pool (counted as rerouted).
+    Fallback,
+    /// Answer 503 (counted as an internal `no_healthy_upstream` error).
+    Fail,
+}
+
+impl UnhealthyPolicy {
+    /// The configuration and metrics name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnhealthyPolicy::Fallback => "fallback",
+            UnhealthyPolicy::Fail => "fail",
+        }
+    }
+}
+
+/// Validated health-check settings.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// Path requested on each upstream.
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Deadline of one check.
+    pub timeout: Duration,
+    /// Failures to mark down.
+    pub fall: u32,
+    /// Successes to mark up.
+    pub rise: u32,
+}
+
+/// Where the sticky key comes from, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickySource {
+    /// A request header (lower-cased).
+    Header(String),
+    /// A cookie name.
+    Cookie(String),
+}
+
+/// The validated configuration the proxy runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Client listener address.
+    pub listen: SocketAddr,
+    /// Admin listener address.
+    pub admin_listen: SocketAddr,
+    /// Admin bearer token, if any.
+    pub admin_token: Option<String>,
+    /// Deployment id (sticky salt).
+    pub deployment_id: String,
+    /// Weight persistence file.
+    pub state_file: Option<PathBuf>,
+    /// Canary weight in basis points used without a state file.
+    pub initial_canary_bp: u32,
+    /// Stable pool.
+    pub stable: Vec<SocketAddr>,
+    /// Canary pool.
+    pub canary: Vec<SocketAddr>,
+    /// Sticky key source; `None` is per-request split.
+    pub sticky: Option<StickySource>,
+    /// Client header deadline.
+    pub header_read_timeout: Duration,
+    /// Upstream connect deadline.
+    pub upstream_connect_timeout: Duration,
+    /// Upstream response-head deadline.
+    pub upstream_response_timeout: Duration,
+    /// Upstream body idle deadline.
+    pub upstream_body_idle_timeout: Duration,
+    /// Graceful drain deadline.
+    pub drain_timeout: Duration,
+    /// Pooled connection idle lifetime.
+    pub upstream_idle_timeout: Duration,
+    /// Request head size limit in bytes.
+    pub max_header_bytes: usize,
+    /// Request header count limit.
+    pub max_headers: usize,
+    /// Idle pooled connections per upstream address.
+    pub max_idle_per_upstream: usize,
+    /// Client connections served at once.
+    pub max_connections: usize,
+    /// Active health checks; `None` means every address is assumed healthy.
+    pub health: Option<HealthConfig>,
+    /// Policy for a pool with no healthy member.
+    pub unhealthy_policy: UnhealthyPolicy,
+    /// Protocol to upstreams.
+    pub upstream_protocol: UpstreamProtocol,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: per-request split, given pools, loopback
+    /// listeners on port 0, default limits.
+    pub fn for_pools(stable: &[SocketAddr], canary: &[SocketAddr]) -> Result<Config, ConfigError> {
+        let file = FileConfig {
+            stable: Some(stable.iter().map(|a| a.to_string()).collect()),
+            canary: Some(canary.iter().map(|a| a.to_string()).collect()),
+            ..FileConfig::default()
+        };
+        Config::from_file(file, "built-in")
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = parse_toml(path, &text)?;
+        Config::from_file(file, &path.display().to_string())
+    }
+
+    /// Validates a parsed file; `origin` names it in errors.
+    pub fn from_file(file: FileConfig, origin: &str) -> Result<Config, ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        let addr = |field: &str, value: &str| -> Result<SocketAddr, ConfigError> {
+            value.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    field,
+                    format!("\"{value}\" is not an IP:port socket address"),
+                )
+            })
+        };
+        let listen = addr("listen", file.listen.as_deref().unwrap_or("127.0.0.1:0"))?;
+        let admin_listen = addr(
+            "admin_listen",
+            file.admin_listen.as_deref().unwrap_or("127.0.0.1:0"),
+        )?;
+        let pool =
+            |field: &str, values: &Option<Vec<String>>| -> Result<Vec<SocketAddr>, ConfigError> {
+                let values = values.as_ref().filter(|v| !v.is_empty()).ok_or_else(|| {
+                    invalid(field, "at least one upstream address is required".into())
+                })?;
+                if values.len() > 1024 {
+                    return Err(invalid(field, "at most 1024 addresses".into()));
+                }
+                values.iter().map(|v| addr(field, v)).collect()
+            };
+        let stable = pool("stable", &file.stable)?;
+        let canary = pool("canary", &file.canary)?;
+        let initial_canary_bp = match file.initial_canary_weight {
+            None => 0,
+            Some(w) => percent_to_bp(w).ok_or_else(|| {
+                invalid(
+                    "initial_canary_weight",
+                    format!("{w} is not a percentage between 0 and 100"),
+                )
+            })?,
+        };
+        let admin_token = match &file.admin_token_file {
+            None => None,
+            Some(path) => {
+                let token = std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        invalid(
+                            "admin_token_file",
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_string();
+                if token.len() < 16 {
+                    return Err(invalid(
+                        "admin_token_file",
+                        "the token must be at least 16 characters".into(),
+                    ));
+                }
+                Some(token)
+            }
+        };
+        if !admin_listen.ip().is_loopback() && admin_token.is_none() {
+            return Err(invalid(
+                "admin_listen",
+                format!(
+                    "{admin_listen} is not a loopback address, so `admin_token_file` is required"
+                ),
+            ));
+        }
+        let sticky = match &file.sticky {
+            None => None,
+            Some(StickyFile {
+                header: Some(h),
+                cookie: None,
+            }) => {
+                http::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                    invalid(
+                        "sticky.header",
+                        format!("\"{h}\" is not a valid header name"),
+                    )
+                })?;
+                Some(StickySource::Header(h.to_ascii_lowercase()))
+            }
+            Some(StickyFile {
+                header: None,
+                cookie: Some(c),
+            }) if !c.is_empty() && !c.contains([';', '=', ' ']) => {
+                Some(StickySource::Cookie(c.clone()))
+            }
+            Some(StickyFile {
+                header: None,
+                cookie: Some(c),
+            }) => {
+                return Err(invalid(
+                    "sticky.cookie",
+                    format!("\"{c}\" is not a valid cookie name"),
+                ))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "sticky",
+                    "set exactly one of `header` or `cookie`".into(),
+                ))
+            }
+        };
+        let ms = |field: &str, v: Option<u64>, default: u64| -> Result<Duration, ConfigError> {
+            let v = v.unwrap_or(default);
+            if v == 0 || v > 24 * 3600 * 1000 {
+                return Err(invalid(
+                    field,
+                    format!("{v} ms is out of range (1 ms to 24 h)"),
+                ));
+            }
+            Ok(Duration::from_millis(v))
+        };
+        let t = &file.timeouts;
+        let max_header_bytes = file.limits.max_header_bytes.unwrap_or(16 * 1024);
+        if !(8192..=1024 * 1024).contains(&max_header_bytes) {
+            return Err(invalid(
+                "limits.max_header_bytes",
+                format!("{max_header_bytes} is out of range (8192 to 1048576)"),
+            ));
+        }
+        let max_headers = file.limits.max_headers.unwrap_or(100);
+        if !(1..=1000).contains(&max_headers) {
+            return Err(invalid(
+                "limits.max_headers",
+                format!("{max_headers} is out of range (1 to 1000)"),
+            ));
+        }
+        let max_connections = file.limits.max_connections.unwrap_or(10_000);
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(invalid(
+                "limits.max_connections",
+                format!("{max_connections} is out of range (1 to 1000000)"),
+            ));
+        }
+        let (health, unhealthy_policy) = match &file.health {
+            None => (None, UnhealthyPolicy::Fallback),
+            Some(h) => {
+                let path = h.path.clone().unwrap_or_else(|| "/".into());
+                if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
+                    return Err(invalid(
+                        "health.path",
+                        format!("\"{path}\" is not an absolute request path"),
+                    ));
+                }
+                let policy = match h.unhealthy_pool.as_deref().unwrap_or("fallback") {
+                    "fallback" => UnhealthyPolicy::Fallback,
+                    "fail" => UnhealthyPolicy::Fail,
+                    other => {
+                        return Err(invalid(
+                            "health.unhealthy_pool",
+                            format!("\"{other}\" is not one of \"fallback\", \"fail\""),
+                        ))
+                    }
+                };
+                let count = |field: &str, v: Option<u32>| -> Result<u32, ConfigError> {
+                    match v.unwrap_or(2) {
+                        n @ 1..=100 => Ok(n),
+                        n => Err(invalid(field, format!("{n} is out of range (1 to 100)"))),
+                    }
+                };
+                let cfg = HealthConfig {
+                    path,
+                    interval: ms("health.interval_ms", h.interval_ms, 2_000)?,
+                    timeout: ms("health.timeout_ms", h.timeout_ms, 1_000)?,
+                    fall: count("health.fall", h.fall)?,
+                    rise: count("health.rise", h.rise)?,
+                };
+                (Some(cfg), policy)
+            }
+        };
+        let upstream_protocol = match file.upstream_protocol.as_deref().unwrap_or("http1") {
+            "http1" => UpstreamProtocol::Http1,
+            "h2c" => UpstreamProtocol::H2c,
+            other => {
+                return Err(invalid(
+                    "upstream_protocol",
+                    format!("\"{other}\" is not one of \"http1\", \"h2c\""),
+                ))
+            }
+        };
+        Ok(Config {
+            upstream_protocol,
+            listen,
+            admin_listen,
+            admin_token,
+            deployment_id: file.deployment_id.clone().unwrap_or_else(|| "ramp".into()),
+            state_file: file.state_file.clone(),
+            initial_canary_bp,
+            stable,
+            canary,
+            sticky,
+            header_read_timeout: ms("timeouts.header_read_ms", t.header_read_ms, 10_000)?,
+            upstream_connect_timeout: ms(
+                "timeouts.upstream_connect_ms",
+                t.upstream_connect_ms,
+                2_000,
+            )?,
+            upstream_response_timeout: ms(
+                "timeouts.upstream_response_ms",
+                t.upstream_response_ms,
+                30_000,
+            )?,
+            upstream_body_idle_timeout: ms(
+                "timeouts.upstream_body_idle_ms",
+                t.upstream_body_idle_ms,
+                30_000,
+            )?,
+            drain_timeout: ms("timeouts.drain_ms", t.drain_ms, 30_000)?,
+            upstream_idle_timeout: ms("timeouts.upstream_idle_ms", t.upstream_idle_ms, 60_000)?,
+            max_header_bytes,
+            max_headers,
+            max_idle_per_upstream: file.limits.max_idle_per_upstream.unwrap_or(256),
+            max_connections,
+            health,
+            unhealthy_policy,
+        })
+    }
+}
+
+/// Parses TOML text, turning the parser's byte span into a line and column.
+pub fn parse_toml(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        let (line, column) = match e.span() {
+            Some(span) => line_col(text, span.start),
+            None => (0, 0),
+        };
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().to_string(),
+        }
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// Converts a percentage (0..=100, up to two decimals kept) to basis points.
+pub fn percent_to_bp(percent: f64) -> Option<u32> {
+    if !percent.is_finite() || !(0.0..=100.0).contains(&percent) {
+        return None;
+    }
+    Some((percent * 100.0).round() as u32)
+}
+
+/// Converts basis points back to a percentage for display.
+pub fn bp_to_percent(bp: u32) -> f64 {
+    f64::from(bp) / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_reported_with_line_and_column() {
+        let text = "stable = [\"127.0.0.1:1\"]\ncanary = [\"127.0.0.1:2\"]\nlisten_port = 5\n";
+        match parse_toml(Path::new("p.toml"), text) {
+            Err(ConfigError::Parse {
+                line,
+                column,
+                message,
+                ..
+            }) => {
+                assert_eq!((line, column), (3, 1));
+                assert!(message.contains("listen_port"), "{message}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn non_loopback_admin_needs_a_token() {
+        let file = FileConfig {
+            stable: Some(vec!["127.0.0.1:1".into()]),
+            canary: Some(vec!["127.0.0.1:2".into()]),
+            admin_listen: Some("0.0.0.0:9901".into()),
+            ..FileConfig::default()
+        };
+        let err = Config::from_file(file, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("admin_listen") && err.contains("admin_token_file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let base = || FileConfig {
+            stable: Some(vec!["127.0.0.1:1".into()]),
+            canary: Some(vec!["127.0.0.1:2".into()]),
+            ..FileConfig::default()
+        };
+        let mut f = base();
+        f.canary = Some(vec!["localhost".into()]);
+        assert!(Config::from_file(f, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("`canary`"));
+        let mut f = base();
+        f.initial_canary_weight = Some(101.0);
+        assert!(Config::from_file(f, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("initial_canary_weight"));
+        let mut f = base();
+        f.sticky = Some(StickyFile {
+            header: Some("x-user".into()),
+            cookie: Some("u".into()),
+        });
+        assert!(Config::from_file(f, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one"));
+        let mut f = base();
+        f.stable = None;
+        assert!(Config::from_file(f, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("`stable`"));
+    }
+
+    #[test]
+    fn percent_conversion() {
+        assert_eq!(percent_to_bp(5.0), Some(500));
+        assert_eq!(percent_to_bp(0.01), Some(1));
+        assert_eq!(percent_to_bp(100.0), Some(10_000));
+        assert_eq!(percent_to_bp(-1.0), None);
+        assert_eq!(percent_to_bp(f64::NAN), None);
+    }
+}

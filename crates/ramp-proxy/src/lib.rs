@@ -1,0 +1,29 @@
+//! Ramp's data plane: a weighted, sticky HTTP reverse proxy that measures each cohort.
+//!
+//! Each request goes to the stable or the canary pool by the current weight (per request, or
+//! sticky by a header or cookie with flagd's `fractional` bucketing from `ramp-flags`), is
+//! streamed through with hop-by-hop headers handled, and is measured per cohort: requests,
+//! responses, errors by source and reason, in-flight, and a mergeable latency histogram.
+//! An admin API reads and sets the weight atomically, injects faults for rehearsals and
+//! exposes Prometheus metrics and an exact snapshot. See `docs/proxy.md`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod body;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod histogram;
+pub mod metrics;
+pub mod proxy;
+mod rng;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod upstream;
+
+pub use config::{Config, ConfigError};
+pub use proxy::Proxy;
+pub use server::{run, serve, DrainOutcome, RunError};

@@ -1,0 +1,567 @@
+//! Per-cohort measurement: requests, responses, errors by reason and source, in-flight
+//! requests and latency.
+//!
+//! Every error records its source, pingora-style: the upstream of one cohort, the client, or
+//! the proxy itself. A canary that answers 500 and a client that sends garbage must never be
+//! confused, or a rollout would be judged on the wrong evidence.
+
+use crate::histogram::{self, Histogram, HistogramSnapshot};
+use crate::routing::Cohort;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Why a request to an upstream failed. Closed, matched exhaustively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamFailure {
+    /// The upstream answered with a 5xx status (the response is passed through).
+    Status5xx,
+    /// No connection could be made (refused, unreachable, connect timeout).
+    Connect,
+    /// The upstream did not answer (headers) or stalled (body) within the deadline: 504.
+    Timeout,
+    /// The upstream closed or reset the connection before the response was complete.
+    Reset,
+    /// The upstream answered with something that is not valid HTTP: 502.
+    BadResponse,
+}
+
+impl UpstreamFailure {
+    /// Every variant, in the order of the counter array.
+    pub const ALL: [UpstreamFailure; 5] = [
+        UpstreamFailure::Status5xx,
+        UpstreamFailure::Connect,
+        UpstreamFailure::Timeout,
+        UpstreamFailure::Reset,
+        UpstreamFailure::BadResponse,
+    ];
+
+    /// The label value in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Status5xx => "status_5xx",
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Reset => "reset",
+            UpstreamFailure::BadResponse => "bad_response",
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            UpstreamFailure::Status5xx => 0,
+            UpstreamFailure::Connect => 1,
+            UpstreamFailure::Timeout => 2,
+            UpstreamFailure::Reset => 3,
+            UpstreamFailure::BadResponse => 4,
+        }
+    }
+}
+
+/// Failures caused by the client, never charged to a cohort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientFailure {
+    /// A request that does not parse as HTTP (hyper answers 400).
+    BadRequest,
+    /// Request headers over the configured limit (hyper answers 431).
+    HeadersTooLarge,
+    /// The client did not send complete headers in time (the connection is closed).
+    HeaderTimeout,
+    /// The client went away before the response was complete.
+    Disconnected,
+}
+
+impl ClientFailure {
+    /// Every variant, in the order of the counter array.
+    pub const ALL: [ClientFailure; 4] = [
+        ClientFailure::BadRequest,
+        ClientFailure::HeadersTooLarge,
+        ClientFailure::HeaderTimeout,
+        ClientFailure::Disconnected,
+    ];
+
+    /// The label value in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientFailure::BadRequest => "bad_request",
+            ClientFailure::HeadersTooLarge => "headers_too_large",
+            ClientFailure::HeaderTimeout => "header_timeout",
+            ClientFailure::Disconnected => "disconnected",
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            ClientFailure::BadRequest => 0,
+            ClientFailure::HeadersTooLarge => 1,
+            ClientFailure::HeaderTimeout => 2,
+            ClientFailure::Disconnected => 3,
+        }
+    }
+}
+
+/// Failures of the proxy itself, kept apart from both upstreams and clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InternalFailure {
+    /// The chosen pool (and, by policy, its fallback) had no healthy member: 503.
+    NoHealthyUpstream,
+    /// The proxy could not build the upstream request (a bug or an impossible URI): 500.
+    RequestBuild,
+    /// A connection failed for a reason that is neither the client's nor an upstream's.
+    Connection,
+}
+
+impl InternalFailure {
+    /// Every variant, in the order of the counter array.
+    pub const ALL: [InternalFailure; 3] = [
+        InternalFailure::NoHealthyUpstream,
+        InternalFailure::RequestBuild,
+        InternalFailure::Connection,
+    ];
+
+    /// The label value in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InternalFailure::NoHealthyUpstream => "no_healthy_upstream",
+            InternalFailure::RequestBuild => "request_build",
+            InternalFailure::Connection => "connection",
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            InternalFailure::NoHealthyUpstream => 0,
+            InternalFailure::RequestBuild => 1,
+            InternalFailure::Connection => 2,
+        }
+    }
+}
+
+/// Counters of one cohort.
+pub struct CohortMetrics {
+    /// Requests routed to this cohort (after fallback), counted when routed.
+    requests: AtomicU64,
+    /// Responses sent for this cohort by status class 1xx..5xx (index 0..4), including the
+    /// proxy's own 502/504 and injected aborts: what the client saw.
+    responses: [AtomicU64; 5],
+    /// Upstream failures by reason, indexed by `UpstreamFailure::slot`.
+    upstream_errors: [AtomicU64; 5],
+    /// Requests delayed by an injected fault.
+    faults_delayed: AtomicU64,
+    /// Requests aborted by an injected fault.
+    faults_aborted: AtomicU64,
+    /// Requests of this cohort not yet finished (response body not fully sent).
+    in_flight: AtomicI64,
+    /// Time from the request's arrival to the end of its response, in microseconds.
+    latency: Histogram,
+}
+
+impl CohortMetrics {
+    fn new() -> Self {
+        Self {
+            requests: AtomicU64::new(0),
+            responses: Default::default(),
+            upstream_errors: Default::default(),
+            faults_delayed: AtomicU64::new(0),
+            faults_aborted: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            latency: Histogram::new(),
+        }
+    }
+}
+
+/// All counters of one proxy process.
+pub struct Metrics {
+    /// Counters of the stable cohort.
+    stable: CohortMetrics,
+    /// Counters of the canary cohort.
+    canary: CohortMetrics,
+    /// Client-caused failures by reason.
+    client_errors: [AtomicU64; 4],
+    /// Proxy-caused failures by reason.
+    internal_errors: [AtomicU64; 3],
+    /// Sticky-mode requests that had no key and were split at random.
+    sticky_key_missing: AtomicU64,
+    /// Requests sent to the other cohort because their pool was unhealthy.
+    rerouted_unhealthy: AtomicU64,
+    /// Client connections accepted since start.
+    connections_accepted: AtomicU64,
+    /// Client connections open now.
+    connections_open: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates zeroed counters.
+    pub fn new() -> Self {
+        Self {
+            stable: CohortMetrics::new(),
+            canary: CohortMetrics::new(),
+            client_errors: Default::default(),
+            internal_errors: Default::default(),
+            sticky_key_missing: AtomicU64::new(0),
+            rerouted_unhealthy: AtomicU64::new(0),
+            connections_accepted: AtomicU64::new(0),
+            connections_open: AtomicI64::new(0),
+        }
+    }
+
+    fn cohort(&self, cohort: Cohort) -> &CohortMetrics {
+        match cohort {
+            Cohort::Stable => &self.stable,
+            Cohort::Canary => &self.canary,
+        }
+    }
+
+    /// Counts a request routed to `cohort` and marks it in flight.
+    pub fn request_started(&self, cohort: Cohort) {
+        let c = self.cohort(cohort);
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        c.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the end of a request of `cohort`: its latency, and that it left flight.
+    pub fn request_finished(&self, cohort: Cohort, latency_us: u64) {
+        let c = self.cohort(cohort);
+        c.latency.record_us(latency_us);
+        c.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts the status of a response sent for `cohort`.
+    pub fn response(&self, cohort: Cohort, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.cohort(cohort).responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an upstream failure of `cohort`.
+    pub fn upstream_error(&self, cohort: Cohort, reason: UpstreamFailure) {
+        self.cohort(cohort).upstream_errors[reason.slot()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a client-caused failure.
+    pub fn client_error(&self, reason: ClientFailure) {
+        self.client_errors[reason.slot()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a proxy-caused failure.
+    pub fn internal_error(&self, reason: InternalFailure) {
+        self.internal_errors[reason.slot()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request hit by an injected delay.
+    pub fn fault_delayed(&self, cohort: Cohort) {
+        self.cohort(cohort)
+            .faults_delayed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request hit by an injected abort.
+    pub fn fault_aborted(&self, cohort: Cohort) {
+        self.cohort(cohort)
+            .faults_aborted
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a sticky request without a key.
+    pub fn sticky_key_missing(&self) {
+        self.sticky_key_missing.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request rerouted away from an unhealthy pool.
+    pub fn rerouted_unhealthy(&self) {
+        self.rerouted_unhealthy.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an accepted connection (and one more open).
+    pub fn connection_opened(&self) {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a closed connection.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Copies every counter into a serialisable snapshot.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let cohort = |c: &CohortMetrics| CohortSnapshot {
+            requests: c.requests.load(Ordering::Relaxed),
+            responses: ResponseClasses {
+                c1xx: c.responses[0].load(Ordering::Relaxed),
+                c2xx: c.responses[1].load(Ordering::Relaxed),
+                c3xx: c.responses[2].load(Ordering::Relaxed),
+                c4xx: c.responses[3].load(Ordering::Relaxed),
+                c5xx: c.responses[4].load(Ordering::Relaxed),
+            },
+            upstream_errors: UpstreamFailure::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.as_str().to_string(),
+                        c.upstream_errors[r.slot()].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+            faults_delayed: c.faults_delayed.load(Ordering::Relaxed),
+            faults_aborted: c.faults_aborted.load(Ordering::Relaxed),
+            in_flight: c.in_flight.load(Ordering::Relaxed),
+            latency: c.latency.snapshot(),
+        };
+        MetricsSnapshot {
+            stable: cohort(&self.stable),
+            canary: cohort(&self.canary),
+            client_errors: ClientFailure::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.as_str().to_string(),
+                        self.client_errors[r.slot()].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+            internal_errors: InternalFailure::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.as_str().to_string(),
+                        self.internal_errors[r.slot()].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+            sticky_key_missing: self.sticky_key_missing.load(Ordering::Relaxed),
+            rerouted_unhealthy: self.rerouted_unhealthy.load(Ordering::Relaxed),
+            connections_accepted: self.connections_accepted.load(Ordering::Relaxed),
+            connections_open: self.connections_open.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Renders the Prometheus text exposition format (version 0.0.4).
+    pub fn render_prometheus(&self, extra: &str) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let cohorts = [
+            (Cohort::Stable, &self.stable),
+            (Cohort::Canary, &self.canary),
+        ];
+
+        out.push_str("# HELP ramp_proxy_requests_total Requests routed to each cohort.\n# TYPE ramp_proxy_requests_total counter\n");
+        for (name, c) in &cohorts {
+            let _ = writeln!(
+                out,
+                "ramp_proxy_requests_total{{cohort=\"{}\"}} {}",
+                name.as_str(),
+                c.requests.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP ramp_proxy_responses_total Responses sent to clients by cohort and status class.\n# TYPE ramp_proxy_responses_total counter\n");
+        for (name, c) in &cohorts {
+            for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "ramp_proxy_responses_total{{cohort=\"{}\",code_class=\"{}\"}} {}",
+                    name.as_str(),
+                    class,
+                    c.responses[i].load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP ramp_proxy_errors_total Errors by source (upstream, client, internal), cohort and reason.\n# TYPE ramp_proxy_errors_total counter\n");
+        for (name, c) in &cohorts {
+            for r in UpstreamFailure::ALL {
+                let _ = writeln!(
+                    out,
+                    "ramp_proxy_errors_total{{source=\"upstream\",cohort=\"{}\",reason=\"{}\"}} {}",
+                    name.as_str(),
+                    r.as_str(),
+                    c.upstream_errors[r.slot()].load(Ordering::Relaxed)
+                );
+            }
+        }
+        for r in ClientFailure::ALL {
+            let _ = writeln!(
+                out,
+                "ramp_proxy_errors_total{{source=\"client\",reason=\"{}\"}} {}",
+                r.as_str(),
+                self.client_errors[r.slot()].load(Ordering::Relaxed)
+            );
+        }
+        for r in InternalFailure::ALL {
+            let _ = writeln!(
+                out,
+                "ramp_proxy_errors_total{{source=\"internal\",reason=\"{}\"}} {}",
+                r.as_str(),
+                self.internal_errors[r.slot()].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP ramp_proxy_faults_injected_total Requests hit by an injected fault.\n# TYPE ramp_proxy_faults_injected_total counter\n");
+        for (name, c) in &cohorts {
+            let _ = writeln!(
+                out,
+                "ramp_proxy_faults_injected_total{{cohort=\"{}\",kind=\"delay\"}} {}",
+                name.as_str(),
+                c.faults_delayed.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "ramp_proxy_faults_injected_total{{cohort=\"{}\",kind=\"abort\"}} {}",
+                name.as_str(),
+                c.faults_aborted.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP ramp_proxy_in_flight Requests in progress.\n# TYPE ramp_proxy_in_flight gauge\n");
+        for (name, c) in &cohorts {
+            let _ = writeln!(
+                out,
+                "ramp_proxy_in_flight{{cohort=\"{}\"}} {}",
+                name.as_str(),
+                c.in_flight.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP ramp_proxy_request_duration_seconds Time from request arrival to the end of the response; bucket bounds are sketch bucket edges, so counts are exact.\n# TYPE ramp_proxy_request_duration_seconds histogram\n");
+        for (name, c) in &cohorts {
+            let mut total = 0;
+            for bound_s in PROMETHEUS_BOUNDS_S {
+                let index = histogram::index_of(bound_s * 1e6);
+                let le = histogram::upper_bound_of(index) / 1e6;
+                total = c.latency.cumulative_at(index);
+                let _ = writeln!(
+                    out,
+                    "ramp_proxy_request_duration_seconds_bucket{{cohort=\"{}\",le=\"{:.6}\"}} {}",
+                    name.as_str(),
+                    le,
+                    total
+                );
+            }
+            let snap = c.latency.snapshot();
+            total = total.max(snap.count);
+            let _ = writeln!(
+                out,
+                "ramp_proxy_request_duration_seconds_bucket{{cohort=\"{}\",le=\"+Inf\"}} {}",
+                name.as_str(),
+                total
+            );
+            let _ = writeln!(
+                out,
+                "ramp_proxy_request_duration_seconds_sum{{cohort=\"{}\"}} {:.6}",
+                name.as_str(),
+                snap.sum as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "ramp_proxy_request_duration_seconds_count{{cohort=\"{}\"}} {}",
+                name.as_str(),
+                total
+            );
+        }
+        out.push_str("# HELP ramp_proxy_request_duration_quantile_seconds Quantiles of the cumulative latency sketch (relative error 0.5%).\n# TYPE ramp_proxy_request_duration_quantile_seconds gauge\n");
+        for (name, c) in &cohorts {
+            let snap = c.latency.snapshot();
+            for q in [0.5, 0.95, 0.99] {
+                if let Some(v) = snap.quantile_us(q) {
+                    let _ = writeln!(out, "ramp_proxy_request_duration_quantile_seconds{{cohort=\"{}\",quantile=\"{}\"}} {:.6}", name.as_str(), q, v / 1e6);
+                }
+            }
+        }
+        out.push_str("# HELP ramp_proxy_sticky_key_missing_total Sticky-mode requests without a key, split at random.\n# TYPE ramp_proxy_sticky_key_missing_total counter\n");
+        let _ = writeln!(
+            out,
+            "ramp_proxy_sticky_key_missing_total {}",
+            self.sticky_key_missing.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP ramp_proxy_rerouted_unhealthy_total Requests sent to the other cohort because their pool was unhealthy.\n# TYPE ramp_proxy_rerouted_unhealthy_total counter\n");
+        let _ = writeln!(
+            out,
+            "ramp_proxy_rerouted_unhealthy_total {}",
+            self.rerouted_unhealthy.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP ramp_proxy_connections_accepted_total Client connections accepted.\n# TYPE ramp_proxy_connections_accepted_total counter\n");
+        let _ = writeln!(
+            out,
+            "ramp_proxy_connections_accepted_total {}",
+            self.connections_accepted.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP ramp_proxy_connections_open Client connections open.\n# TYPE ramp_proxy_connections_open gauge\n");
+        let _ = writeln!(
+            out,
+            "ramp_proxy_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        out.push_str(extra);
+        out
+    }
+}
+
+/// Bucket bounds of the Prometheus histogram, in seconds; each is rounded up to a sketch
+/// bucket edge so that the cumulative counts are exact.
+const PROMETHEUS_BOUNDS_S: [f64; 17] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
+
+/// Responses by status class, as served in `/snapshot`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ResponseClasses {
+    /// Informational responses (including 101 for upgrades).
+    #[serde(rename = "1xx")]
+    pub c1xx: u64,
+    /// Successful responses.
+    #[serde(rename = "2xx")]
+    pub c2xx: u64,
+    /// Redirections.
+    #[serde(rename = "3xx")]
+    pub c3xx: u64,
+    /// Client errors answered by the upstream.
+    #[serde(rename = "4xx")]
+    pub c4xx: u64,
+    /// Server errors: the upstream's, the proxy's 502/503/504, and injected aborts.
+    #[serde(rename = "5xx")]
+    pub c5xx: u64,
+}
+
+/// One cohort in `/snapshot`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct CohortSnapshot {
+    /// Requests routed to the cohort.
+    pub requests: u64,
+    /// Responses by status class.
+    pub responses: ResponseClasses,
+    /// Upstream failures by reason name.
+    pub upstream_errors: std::collections::BTreeMap<String, u64>,
+    /// Requests delayed by a fault.
+    pub faults_delayed: u64,
+    /// Requests aborted by a fault.
+    pub faults_aborted: u64,
+    /// Requests in progress at the time of the snapshot.
+    pub in_flight: i64,
+    /// The raw latency sketch, mergeable bucket by bucket.
+    pub latency: HistogramSnapshot,
+}
+
+/// The whole `/snapshot` document.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct MetricsSnapshot {
+    /// The stable cohort.
+    pub stable: CohortSnapshot,
+    /// The canary cohort.
+    pub canary: CohortSnapshot,
+    /// Client-caused failures by reason name.
+    pub client_errors: std::collections::BTreeMap<String, u64>,
+    /// Proxy-caused failures by reason name.
+    pub internal_errors: std::collections::BTreeMap<String, u64>,
+    /// Sticky requests without a key.
+    pub sticky_key_missing: u64,
+    /// Requests rerouted from an unhealthy pool.
+    pub rerouted_unhealthy: u64,
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Connections open now.
+    pub connections_open: i64,
+}

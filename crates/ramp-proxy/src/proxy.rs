@@ -1,0 +1,542 @@
+//! The request path: choose a cohort, apply faults, forward to a pool member, stream the
+//! answer back, and count what happened.
+
+use crate::body::{ClientBody, ProxyBody, RequestGuard};
+use crate::clock;
+use crate::config::{Config, StickySource, UnhealthyPolicy, UpstreamProtocol};
+use crate::metrics::{ClientFailure, InternalFailure, Metrics, UpstreamFailure};
+use crate::routing::{self, Cohort, Decision, FaultAction, RouteState, SplitMode, StickyKey};
+use crate::upstream::{Member, Pool};
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::error::Error as _;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// The header that tells the upstream which cohort a request belongs to.
+pub const COHORT_HEADER: &str = "x-ramp-cohort";
+
+/// The header on the proxy's own error answers naming the error's source and reason.
+pub const ERROR_HEADER: &str = "x-ramp-error";
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_RAMP_COHORT: HeaderName = HeaderName::from_static(COHORT_HEADER);
+static X_RAMP_ERROR: HeaderName = HeaderName::from_static(ERROR_HEADER);
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The shared state of a running proxy.
+pub struct Proxy {
+    /// The validated configuration.
+    pub config: Config,
+    /// All counters.
+    pub metrics: Arc<Metrics>,
+    /// The split rule and faults, swapped atomically by the admin API.
+    pub route: ArcSwap<RouteState>,
+    /// The stable pool.
+    pub stable: Arc<Pool>,
+    /// The canary pool.
+    pub canary: Arc<Pool>,
+    /// Per-request or sticky split.
+    pub mode: SplitMode,
+    /// Keep-alive HTTP/1.1 client to the upstreams.
+    client: Client<HttpConnector, ClientBody>,
+    /// Source of fault ids.
+    pub(crate) next_fault_id: AtomicU64,
+    /// Serialises admin changes to the route (persist, then swap) so they cannot interleave.
+    pub(crate) admin_lock: tokio::sync::Mutex<()>,
+}
+
+impl Proxy {
+    /// Builds a proxy from a configuration and the canary weight to start with (from the
+    /// state file or the configuration).
+    pub fn new(config: Config, canary_bp: u32) -> Arc<Proxy> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.upstream_connect_timeout));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.upstream_idle_timeout)
+            .pool_max_idle_per_host(config.max_idle_per_upstream)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .set_host(false)
+            .http2_only(config.upstream_protocol == UpstreamProtocol::H2c)
+            .build(connector);
+        let mode = match &config.sticky {
+            None => SplitMode::PerRequest,
+            Some(source) => SplitMode::Sticky {
+                key: match source {
+                    StickySource::Header(h) => StickyKey::Header(
+                        HeaderName::from_bytes(h.as_bytes())
+                            .unwrap_or(HeaderName::from_static("x-user-id")),
+                    ),
+                    StickySource::Cookie(c) => StickyKey::Cookie(c.clone()),
+                },
+                salt: config.deployment_id.as_bytes().into(),
+            },
+        };
+        Arc::new(Proxy {
+            stable: Arc::new(Pool::new(Cohort::Stable, &config.stable)),
+            canary: Arc::new(Pool::new(Cohort::Canary, &config.canary)),
+            config,
+            metrics: Arc::new(Metrics::new()),
+            route: ArcSwap::from_pointee(RouteState {
+                canary_bp: canary_bp.min(ramp_flags::BASIS_POINTS),
+                faults: Vec::new(),
+            }),
+            mode,
+            client,
+            next_fault_id: AtomicU64::new(1),
+            admin_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The pool of a cohort.
+    pub fn pool(&self, cohort: Cohort) -> &Pool {
+        match cohort {
+            Cohort::Stable => &self.stable,
+            Cohort::Canary => &self.canary,
+        }
+    }
+
+    /// Picks the member for a request of `cohort`, applying the unhealthy-pool policy.
+    /// Returns the cohort that will actually serve it.
+    fn select(&self, cohort: Cohort) -> Result<(Cohort, &Member), Cohort> {
+        if let Some(member) = self.pool(cohort).pick() {
+            return Ok((cohort, member));
+        }
+        match self.config.unhealthy_policy {
+            UnhealthyPolicy::Fail => Err(cohort),
+            UnhealthyPolicy::Fallback => match self.pool(cohort.other()).pick() {
+                Some(member) => {
+                    self.metrics.rerouted_unhealthy();
+                    Ok((cohort.other(), member))
+                }
+                None => Err(cohort),
+            },
+        }
+    }
+
+    /// Handles one client request. Never fails: every problem becomes a counted response.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let start = clock::now();
+        let route = self.route.load();
+        let (wanted, decision) = routing::choose(&self.mode, route.canary_bp, req.headers());
+        if decision == Decision::StickyKeyMissing {
+            self.metrics.sticky_key_missing();
+        }
+        let (cohort, member) = match self.select(wanted) {
+            Ok(selected) => selected,
+            Err(cohort) => {
+                let guard = RequestGuard::start(self.metrics.clone(), cohort, start);
+                self.metrics
+                    .internal_error(InternalFailure::NoHealthyUpstream);
+                return Ok(self.local_error(
+                    guard,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "internal/no_healthy_upstream",
+                ));
+            }
+        };
+        let guard = RequestGuard::start(self.metrics.clone(), cohort, start);
+
+        let fault = if route.faults.is_empty() {
+            None
+        } else {
+            routing::fault_for(&route.faults, cohort, start)
+        };
+        // The rule is not held across awaits: a delayed request must not pin an old rule.
+        drop(route);
+        match fault {
+            None => {}
+            Some(FaultAction::Delay(delay)) => {
+                self.metrics.fault_delayed(cohort);
+                tokio::time::sleep(delay).await;
+            }
+            Some(FaultAction::Abort(status)) => {
+                self.metrics.fault_aborted(cohort);
+                return Ok(self.local_error(guard, status, "fault/abort"));
+            }
+        }
+        Ok(self.forward(req, peer, cohort, member, guard).await)
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        cohort: Cohort,
+        member: &Member,
+        guard: RequestGuard,
+    ) -> Response<ProxyBody> {
+        // HTTP/2 has no Upgrade: with an h2c upstream an upgrade request goes through as a
+        // plain request (its Upgrade headers are hop-by-hop and removed).
+        let upgrade = (self.config.upstream_protocol == UpstreamProtocol::Http1
+            && is_upgrade(req.headers()))
+        .then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut uri_parts = http::uri::Parts::default();
+        uri_parts.scheme = Some(Scheme::HTTP);
+        uri_parts.authority = Some(member.authority.clone());
+        uri_parts.path_and_query = Some(path);
+        let original_authority = parts.uri.authority().cloned();
+        parts.uri = match Uri::from_parts(uri_parts) {
+            Ok(uri) => uri,
+            Err(_) => {
+                self.metrics.internal_error(InternalFailure::RequestBuild);
+                return self.local_error(
+                    guard,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal/request_build",
+                );
+            }
+        };
+        if !parts.headers.contains_key(header::HOST) {
+            // HTTP/2 and absolute-form requests carry the host in the URI; HTTP/1.1 upstreams
+            // need it as a header.
+            if let Some(value) =
+                original_authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(header::HOST, value);
+            }
+        }
+        parts.version = match self.config.upstream_protocol {
+            UpstreamProtocol::Http1 => Version::HTTP_11,
+            UpstreamProtocol::H2c => Version::HTTP_2,
+        };
+        remove_hop_by_hop(&mut parts.headers, upgrade.is_some());
+        if upgrade.is_some() {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        add_forwarded_for(&mut parts.headers, peer);
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        parts.headers.insert(
+            X_RAMP_COHORT.clone(),
+            HeaderValue::from_static(cohort.as_str()),
+        );
+
+        let (body, client_broke) = ClientBody::new(body);
+        let request = Request::from_parts(parts, body);
+        let response = match tokio::time::timeout(
+            self.config.upstream_response_timeout,
+            self.client.request(request),
+        )
+        .await
+        {
+            Err(_elapsed) => {
+                self.metrics
+                    .upstream_error(cohort, UpstreamFailure::Timeout);
+                return self.local_error(
+                    guard,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    upstream_error_label(cohort, UpstreamFailure::Timeout),
+                );
+            }
+            Ok(Err(err)) => match classify_client_error(&err, client_broke.as_deref()) {
+                Blame::Client => {
+                    // The client's request body broke (it went away mid-upload): the
+                    // upstream is not at fault, so nothing is charged to the cohort.
+                    self.metrics.client_error(ClientFailure::Disconnected);
+                    return self.local_error(guard, StatusCode::BAD_REQUEST, "client/disconnected");
+                }
+                Blame::Upstream(reason) => {
+                    tracing::debug!(cohort = cohort.as_str(), upstream = %member.addr, error = %err, ?reason, "upstream request failed");
+                    self.metrics.upstream_error(cohort, reason);
+                    let status = match reason {
+                        UpstreamFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                        UpstreamFailure::Status5xx
+                        | UpstreamFailure::Connect
+                        | UpstreamFailure::Reset
+                        | UpstreamFailure::BadResponse => StatusCode::BAD_GATEWAY,
+                    };
+                    return self.local_error(guard, status, upstream_error_label(cohort, reason));
+                }
+            },
+            Ok(Ok(response)) => response,
+        };
+
+        let (mut parts, body) = response.into_parts();
+        let status = parts.status;
+        if status.is_server_error() {
+            self.metrics
+                .upstream_error(cohort, UpstreamFailure::Status5xx);
+        }
+        self.metrics.response(cohort, status.as_u16());
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = upgrade {
+                let mut upstream_response = Response::from_parts(parts.clone(), ());
+                let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
+                tokio::spawn(async move {
+                    match tokio::join!(client_upgrade, upstream_upgrade) {
+                        (Ok(client_io), Ok(upstream_io)) => {
+                            let mut client_io = TokioIo::new(client_io);
+                            let mut upstream_io = TokioIo::new(upstream_io);
+                            let _ = tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io)
+                                .await;
+                        }
+                        (client, upstream) => {
+                            tracing::debug!(
+                                client_ok = client.is_ok(),
+                                upstream_ok = upstream.is_ok(),
+                                "upgrade did not complete"
+                            );
+                        }
+                    }
+                });
+                remove_hop_by_hop(&mut parts.headers, true);
+                parts
+                    .headers
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                return Response::from_parts(
+                    parts,
+                    ProxyBody::upstream(
+                        body,
+                        guard,
+                        self.config.upstream_body_idle_timeout,
+                        client_broke.clone(),
+                    ),
+                );
+            }
+        }
+        remove_hop_by_hop(&mut parts.headers, false);
+        Response::from_parts(
+            parts,
+            ProxyBody::upstream(
+                body,
+                guard,
+                self.config.upstream_body_idle_timeout,
+                client_broke.clone(),
+            ),
+        )
+    }
+
+    fn local_error(
+        &self,
+        guard: RequestGuard,
+        status: StatusCode,
+        label: &'static str,
+    ) -> Response<ProxyBody> {
+        self.metrics.response(guard.cohort(), status.as_u16());
+        let text = format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        let mut response = Response::new(ProxyBody::local(text, Some(guard)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+            .headers_mut()
+            .insert(X_RAMP_ERROR.clone(), HeaderValue::from_static(label));
+        response
+    }
+}
+
+fn upstream_error_label(cohort: Cohort, reason: UpstreamFailure) -> &'static str {
+    match (cohort, reason) {
+        (Cohort::Stable, UpstreamFailure::Status5xx) => "upstream_stable/status_5xx",
+        (Cohort::Stable, UpstreamFailure::Connect) => "upstream_stable/connect",
+        (Cohort::Stable, UpstreamFailure::Timeout) => "upstream_stable/timeout",
+        (Cohort::Stable, UpstreamFailure::Reset) => "upstream_stable/reset",
+        (Cohort::Stable, UpstreamFailure::BadResponse) => "upstream_stable/bad_response",
+        (Cohort::Canary, UpstreamFailure::Status5xx) => "upstream_canary/status_5xx",
+        (Cohort::Canary, UpstreamFailure::Connect) => "upstream_canary/connect",
+        (Cohort::Canary, UpstreamFailure::Timeout) => "upstream_canary/timeout",
+        (Cohort::Canary, UpstreamFailure::Reset) => "upstream_canary/reset",
+        (Cohort::Canary, UpstreamFailure::BadResponse) => "upstream_canary/bad_response",
+    }
+}
+
+/// Who is to blame for a failed upstream exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blame {
+    /// The upstream failed, for this reason.
+    Upstream(UpstreamFailure),
+    /// The client's side failed (its request body stream broke).
+    Client,
+}
+
+/// Maps a client error to who failed and why.
+fn classify_client_error(
+    err: &hyper_util::client::legacy::Error,
+    client_broke: Option<&std::sync::atomic::AtomicBool>,
+) -> Blame {
+    if client_broke.is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
+        return Blame::Client;
+    }
+    if err.is_connect() {
+        return Blame::Upstream(UpstreamFailure::Connect);
+    }
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(h) = cause.downcast_ref::<hyper::Error>() {
+            if h.is_user() {
+                // "User" errors in a client are errors of the body we were sending, which is
+                // the client's request body streaming through.
+                return Blame::Client;
+            }
+            if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
+                return Blame::Upstream(UpstreamFailure::BadResponse);
+            }
+            if h.is_timeout() {
+                return Blame::Upstream(UpstreamFailure::Timeout);
+            }
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return Blame::Upstream(UpstreamFailure::Timeout);
+            }
+        }
+        source = cause.source();
+    }
+    // Everything else after a successful connect is the connection being closed or reset
+    // before a complete response: incomplete message, connection reset, broken pipe.
+    Blame::Upstream(UpstreamFailure::Reset)
+}
+
+/// Whether a request asks for a protocol upgrade (`Connection: upgrade` and `Upgrade`).
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): those named in `Connection`, then
+/// `Connection`, `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,
+/// `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding` (hyper re-frames the body) and
+/// `Upgrade` unless the message is an upgrade being passed through.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|s| s.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            if keep_upgrade && name == header::UPGRADE {
+                continue;
+            }
+            headers.remove(&name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::PROXY_AUTHENTICATE);
+    headers.remove(header::PROXY_AUTHORIZATION);
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+    if !keep_upgrade {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let ip = peer.ip().to_canonical();
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => format!("{existing}, {ip}"),
+        _ => ip.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        // One combined value: several X-Forwarded-For lines would be joined by the upstream.
+        headers.remove(&X_FORWARDED_FOR);
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed_with_those_named_in_connection() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_static("Basic x"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-end-to-end", HeaderValue::from_static("kept"));
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(
+            h.get("x-end-to-end").map(|v| v.as_bytes()),
+            Some(&b"kept"[..])
+        );
+    }
+
+    #[test]
+    fn upgrade_is_kept_for_upgrades() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&h));
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(
+            h.get(header::UPGRADE).map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_peer() {
+        let mut h = HeaderMap::new();
+        let peer: SocketAddr = "10.1.2.3:5555".parse().expect("addr");
+        add_forwarded_for(&mut h, peer);
+        assert_eq!(
+            h.get("x-forwarded-for").map(|v| v.as_bytes()),
+            Some(&b"10.1.2.3"[..])
+        );
+        add_forwarded_for(&mut h, "[::ffff:192.0.2.7]:1".parse().expect("addr"));
+        assert_eq!(
+            h.get("x-forwarded-for").map(|v| v.as_bytes()),
+            Some(&b"10.1.2.3, 192.0.2.7"[..])
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! Accept loops and graceful shutdown.
+//!
+//! [`serve`] takes already-bound listeners and a shutdown future (mini-redis style), so that
+//! tests pick free ports, pass them in, and stop the proxy when they want. On shutdown the
+//! proxy stops accepting, lets in-flight requests finish up to the drain deadline, and
+//! reports how the drain went.
+
+use crate::admin;
+use crate::metrics::{ClientFailure, InternalFailure};
+use crate::proxy::Proxy;
+use crate::upstream;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainOutcome {
+    /// Every connection finished its in-flight requests before the deadline.
+    Drained,
+    /// The deadline passed with connections still busy; they were abandoned.
+    DeadlineExceeded {
+        /// Connections still open when the deadline passed.
+        remaining: usize,
+    },
+}
+
+/// Why [`run`] could not start the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A listener could not be bound (address in use, no permission).
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: std::net::SocketAddr,
+        /// Which listener: "proxy" or "admin".
+        what: &'static str,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The state file exists but cannot be used.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+/// Starts a proxy from a validated configuration: restores the persisted weight, binds both
+/// listeners, serves until `shutdown` completes, then drains. This is what the `ramp-proxy`
+/// binary (and later `ramp proxy`) calls; tests that pick their own ports use [`serve`].
+pub async fn run(
+    config: crate::config::Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<DrainOutcome, RunError> {
+    let canary_bp = crate::state::initial_canary_bp(&config)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: config.listen,
+            what: "proxy",
+            source,
+        })?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: config.admin_listen,
+            what: "admin",
+            source,
+        })?;
+    tracing::info!(
+        listen = %config.listen,
+        admin = %config.admin_listen,
+        canary_percent = crate::config::bp_to_percent(canary_bp),
+        "ramp-proxy started"
+    );
+    let proxy = Proxy::new(config, canary_bp);
+    Ok(serve(proxy, listener, admin, shutdown).await)
+}
+
+/// Runs the proxy and its admin API until `shutdown` completes, then drains.
+pub async fn serve(
+    proxy: Arc<Proxy>,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> DrainOutcome {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    if let Some(health) = proxy.config.health.clone() {
+        let pools = vec![proxy.stable.clone(), proxy.canary.clone()];
+        tokio::spawn(upstream::run_health_checks(pools, health, stop_rx.clone()));
+    }
+    let admin_task = tokio::spawn(serve_admin(proxy.clone(), admin_listener, stop_rx.clone()));
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(proxy.config.header_read_timeout)
+        .max_buf_size(proxy.config.max_header_bytes)
+        .max_headers(proxy.config.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(proxy.config.max_header_bytes as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+
+    let graceful = GracefulShutdown::new();
+    let mut stop = stop_rx.clone();
+    // One permit per served connection: at the limit the proxy stops accepting, so excess
+    // clients wait in the kernel's backlog instead of exhausting file descriptors.
+    let slots = Arc::new(tokio::sync::Semaphore::new(proxy.config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors or similar: count it, back off briefly, go on.
+                proxy.metrics.internal_error(InternalFailure::Connection);
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        proxy.metrics.connection_opened();
+        let p = proxy.clone();
+        let service = service_fn(move |req| p.clone().handle(req, peer));
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let metrics = proxy.metrics.clone();
+        let header_timeout = proxy.config.header_read_timeout;
+        let mut conn_stop = stop_rx.clone();
+        tokio::spawn(async move {
+            // A connection that has not sent a byte has no request in flight: on shutdown it
+            // is closed at once instead of holding the drain until the header deadline.
+            let sniffed = tokio::select! {
+                sniff = sniff_first_bytes(&stream, header_timeout) => sniff,
+                _ = conn_stop.changed() => Sniff::Closed,
+            };
+            match sniffed {
+                Sniff::Ready => {
+                    let conn = watcher.watch(
+                        builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned(),
+                    );
+                    if let Err(err) = conn.await {
+                        count_connection_error(&metrics, err.as_ref());
+                    }
+                }
+                Sniff::TimedOut => metrics.client_error(ClientFailure::HeaderTimeout),
+                Sniff::Closed => {}
+            }
+            metrics.connection_closed();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = admin_task.await;
+
+    let remaining = graceful.count();
+    tracing::info!(connections = remaining, "draining");
+    match tokio::time::timeout(proxy.config.drain_timeout, graceful.shutdown()).await {
+        Ok(()) => DrainOutcome::Drained,
+        Err(_) => DrainOutcome::DeadlineExceeded {
+            remaining: proxy.metrics.snapshot().connections_open.max(0) as usize,
+        },
+    }
+}
+
+/// What the first bytes of a connection showed.
+enum Sniff {
+    /// Enough bytes arrived to tell HTTP/1 from the HTTP/2 preface.
+    Ready,
+    /// The client sent too little before the header deadline.
+    TimedOut,
+    /// The client closed the connection (or it failed) before sending a request.
+    Closed,
+}
+
+/// The HTTP/2 connection preface, which the auto builder reads to pick a protocol.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits, within the header deadline, until the connection has sent enough to choose
+/// between HTTP/1 and HTTP/2. The auto builder's own version detection has no deadline, and
+/// hyper's HTTP/1 header timer starts only after it, so without this a client that connects
+/// and sends nothing (or one byte) would hold a connection forever.
+async fn sniff_first_bytes(stream: &TcpStream, deadline: Duration) -> Sniff {
+    let wait = async {
+        let mut buf = [0u8; 24];
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return Sniff::Closed,
+                Ok(n) if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => {
+                    return Sniff::Ready
+                }
+                // A prefix of the HTTP/2 preface: more bytes are needed; peek returns at once
+                // while data is buffered, so wait a little before looking again.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+    };
+    tokio::time::timeout(deadline, wait)
+        .await
+        .unwrap_or(Sniff::TimedOut)
+}
+
+/// Counts why a client connection ended badly; hyper already answered 400 or 431 where the
+/// protocol allows it.
+fn count_connection_error(
+    metrics: &crate::metrics::Metrics,
+    err: &(dyn std::error::Error + 'static),
+) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(h) = cause.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                metrics.client_error(ClientFailure::HeadersTooLarge);
+            } else if h.is_parse() {
+                metrics.client_error(ClientFailure::BadRequest);
+            } else if h.is_timeout() {
+                metrics.client_error(ClientFailure::HeaderTimeout);
+            }
+            return;
+        }
+        source = cause.source();
+    }
+    tracing::debug!(error = %err, "client connection ended with an error");
+}
+
+async fn serve_admin(proxy: Arc<Proxy>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(5))
+        .max_buf_size(16 * 1024);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let p = proxy.clone();
+        let conn = builder.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| admin::handle(p.clone(), req)),
+        );
+        let mut conn_stop = stop.clone();
+        connections.spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = conn_stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    connections.abort_all();
+}

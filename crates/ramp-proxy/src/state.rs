@@ -1,0 +1,189 @@
+//! Persistence of the last weights, so that a restarted proxy keeps routing where it was
+//! (PRODUCT.md principle 2: the data plane keeps the last weight when the controller dies).
+//!
+//! The file is replaced atomically: the new content is written to a temporary file in the
+//! same directory, flushed to disk, renamed over the old file, and the directory is flushed,
+//! so a crash leaves either the old or the new weights, never a torn file.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The persisted document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistedState {
+    /// Format version, so that a later format can be told apart; always 1.
+    pub version: u32,
+    /// Canary weight in basis points (0..=10 000).
+    pub canary_bp: u32,
+}
+
+/// Why the state file could not be read or written.
+#[derive(Debug, Error)]
+pub enum StateError {
+    /// An I/O operation on `path` failed.
+    #[error("state file {path}: {op}: {source}")]
+    Io {
+        /// The file or directory operated on.
+        path: PathBuf,
+        /// What was being done ("read", "write", "fsync", "rename").
+        op: &'static str,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The file exists but does not hold a valid state document.
+    #[error("state file {path}: invalid content: {message}")]
+    Invalid {
+        /// The file read.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Largest state file read; the document is tiny, so anything bigger is not ours.
+const MAX_STATE_BYTES: u64 = 64 * 1024;
+
+/// Loads the state, or `Ok(None)` when the file does not exist yet.
+pub fn load(path: &Path) -> Result<Option<PersistedState>, StateError> {
+    let io = |op, source| StateError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("stat", e)),
+    };
+    if meta.len() > MAX_STATE_BYTES {
+        return Err(StateError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("{} bytes is too large", meta.len()),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| io("read", e))?;
+    let state: PersistedState = serde_json::from_str(&text).map_err(|e| StateError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if state.version != 1 || state.canary_bp > ramp_flags::BASIS_POINTS {
+        return Err(StateError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "version {} / canary_bp {} not supported",
+                state.version, state.canary_bp
+            ),
+        });
+    }
+    Ok(Some(state))
+}
+
+/// The canary weight a starting proxy uses: the persisted one when the state file exists,
+/// otherwise the configured initial weight. A state file that exists but cannot be read is
+/// an error: silently falling back could send a rolled-back canary traffic again.
+pub fn initial_canary_bp(config: &crate::config::Config) -> Result<u32, StateError> {
+    match &config.state_file {
+        None => Ok(config.initial_canary_bp),
+        Some(path) => Ok(load(path)?
+            .map(|s| s.canary_bp)
+            .unwrap_or(config.initial_canary_bp)),
+    }
+}
+
+/// Writes the state atomically (temp file, fsync, rename, fsync of the directory).
+pub fn store(path: &Path, state: &PersistedState) -> Result<(), StateError> {
+    let io = |p: &Path, op, source| StateError::Io {
+        path: p.to_path_buf(),
+        op,
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
+    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    let body = serde_json::to_vec_pretty(state).map_err(|e| StateError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "create", e))?;
+        f.write_all(&body).map_err(|e| io(&tmp, "write", e))?;
+        f.write_all(b"\n").map_err(|e| io(&tmp, "write", e))?;
+        f.sync_all().map_err(|e| io(&tmp, "fsync", e))?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(path, "rename", e));
+    }
+    let d = std::fs::File::open(&dir).map_err(|e| io(&dir, "open directory", e))?;
+    d.sync_all().map_err(|e| io(&dir, "fsync directory", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ramp-proxy-state-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        dir
+    }
+
+    #[test]
+    fn round_trip_and_overwrite() {
+        let dir = temp_dir("rt");
+        let path = dir.join("weights.json");
+        assert_eq!(load(&path).expect("load missing"), None);
+        store(
+            &path,
+            &PersistedState {
+                version: 1,
+                canary_bp: 500,
+            },
+        )
+        .expect("store");
+        store(
+            &path,
+            &PersistedState {
+                version: 1,
+                canary_bp: 2500,
+            },
+        )
+        .expect("store again");
+        assert_eq!(
+            load(&path).expect("load"),
+            Some(PersistedState {
+                version: 1,
+                canary_bp: 2500
+            })
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .filter_map(Result::ok)
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_default() {
+        let dir = temp_dir("bad");
+        let path = dir.join("weights.json");
+        std::fs::write(&path, "{\"canary_bp\": \"lots\"}").expect("write");
+        assert!(matches!(load(&path), Err(StateError::Invalid { .. })));
+        std::fs::write(&path, "{\"version\": 1, \"canary_bp\": 20000}").expect("write");
+        assert!(matches!(load(&path), Err(StateError::Invalid { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

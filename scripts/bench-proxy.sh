@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# Benchmarks ramp-proxy against HAProxy and nginx, side by side, on loopback.
+#
+# Each contender is a 95/5 weighted reverse proxy with one worker, in front of the same two
+# upstreams (a tiny hyper server, one thread each: "stable" gets 95%, "canary" 5%), with
+# keep-alive to the upstreams, X-Forwarded-For, and no access log. wrk (one thread, the same
+# connections and duration for all) measures (a) the stable upstream directly, (b) ramp-proxy,
+# (c) HAProxy, (d) nginx. Memory is the RSS from /proc, idle and peak under load. Then a
+# bounded soak runs wrk against ramp-proxy and samples its RSS and open file descriptors.
+#
+# Usage: scripts/bench-proxy.sh [--duration S] [--connections N] [--rounds N] [--soak S] [--out FILE]
+# Traffic goes only to 127.0.0.1. Everything started here is stopped on exit.
+set -euo pipefail
+
+DURATION=15
+CONNECTIONS=50
+ROUNDS=2
+SOAK=60
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --soak) SOAK="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+for v in "$DURATION" "$CONNECTIONS" "$ROUNDS" "$SOAK"; do
+  case "$v" in ''|*[!0-9]*) echo "numeric arguments only: $v" >&2; exit 2 ;; esac
+done
+if [ "$DURATION" -gt 300 ] || [ "$SOAK" -gt 600 ] || [ "$ROUNDS" -gt 10 ] || [ "$CONNECTIONS" -gt 2000 ]; then
+  echo "refusing an unbounded run (duration <= 300, soak <= 600, rounds <= 10, connections <= 2000)" >&2
+  exit 2
+fi
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+WORK="$(mktemp -d /tmp/ramp-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 0.3
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- tools -----------------------------------------------------------------------------
+need_apt=()
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]} (Debian packages)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+echo "building ramp-proxy and the bench upstream (release)" >&2
+CARGO_TARGET_DIR="$TARGET" cargo build --quiet --release --manifest-path "$ROOT/crates/ramp-proxy/Cargo.toml" --bin ramp-proxy --example upstream
+RAMP="$TARGET/release/ramp-proxy"
+UPSTREAM="$TARGET/release/examples/upstream"
+
+P_STABLE=19001; P_CANARY=19002; P_RAMP=18081; P_ADMIN=18091; P_HAPROXY=18082; P_NGINX=18083
+for p in $P_STABLE $P_CANARY $P_RAMP $P_ADMIN $P_HAPROXY $P_NGINX; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "port $p is already in use" >&2; exit 1; fi
+done
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "nothing listens on $1" >&2; exit 1
+}
+
+# RSS in KiB of a process and its children (nginx has a master and a worker).
+rss_kib() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    local kb
+    kb=$(awk '/^VmRSS:/ {print $2}' /proc/"$pid"/status 2>/dev/null || echo 0)
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+
+fd_count() { ls /proc/"$1"/fd 2>/dev/null | wc -l; }
+
+# CPU time (user + system, clock ticks) of a process and its children threads/processes.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    local t
+    t=$(awk '{print $14 + $15}' /proc/"$pid"/stat 2>/dev/null || echo 0)
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# --- upstreams ---------------------------------------------------------------------------
+"$UPSTREAM" 127.0.0.1:$P_STABLE stable 1 & PIDS+=($!)
+"$UPSTREAM" 127.0.0.1:$P_CANARY canary 1 & PIDS+=($!)
+wait_port $P_STABLE; wait_port $P_CANARY
+
+# --- contenders --------------------------------------------------------------------------
+RAMP_LOG=warn "$RAMP" --workers 1 --listen 127.0.0.1:$P_RAMP --admin-listen 127.0.0.1:$P_ADMIN \
+  --stable 127.0.0.1:$P_STABLE --canary 127.0.0.1:$P_CANARY --weight 5 & RAMP_PID=$!; PIDS+=($RAMP_PID)
+
+cat > "$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    option forwardfor
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$P_HAPROXY
+    http-request set-header X-Forwarded-Proto http
+    default_backend be
+backend be
+    balance roundrobin
+    server stable 127.0.0.1:$P_STABLE weight 95
+    server canary 127.0.0.1:$P_CANARY weight 5
+EOF
+"$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+
+cat > "$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx-body;
+    proxy_temp_path $WORK/nginx-proxy;
+    fastcgi_temp_path $WORK/nginx-fastcgi;
+    uwsgi_temp_path $WORK/nginx-uwsgi;
+    scgi_temp_path $WORK/nginx-scgi;
+    upstream be {
+        server 127.0.0.1:$P_STABLE weight=95;
+        server 127.0.0.1:$P_CANARY weight=5;
+        keepalive 128;
+    }
+    server {
+        listen 127.0.0.1:$P_NGINX;
+        location / {
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto http;
+            proxy_buffering on;
+        }
+    }
+}
+EOF
+"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 & NGINX_PID=$!; PIDS+=($NGINX_PID)
+wait_port $P_RAMP; wait_port $P_HAPROXY; wait_port $P_NGINX
+sleep 1
+
+declare -A IDLE
+IDLE[ramp]=$(rss_kib $RAMP_PID); IDLE[haproxy]=$(rss_kib $HAPROXY_PID); IDLE[nginx]=$(rss_kib $NGINX_PID)
+
+# Converts a wrk latency ("1.23ms", "850.00us", "1.02s") to microseconds.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
+    else print -1 }'
+}
+
+# run NAME PORT PID -> appends "name rps p50_us p99_us peak_rss_kib non2xx cpu_us_per_request"
+RESULTS="$WORK/results.txt"
+run() {
+  local name="$1" port="$2" pid="${3:-}"
+  # Warm-up, so that every contender starts with open upstream connections.
+  wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+  local peak=0
+  if [ -n "$pid" ]; then
+    ( while sleep 1; do r=$(rss_kib "$pid"); echo "$r"; done ) >"$WORK/rss-$name.txt" & local sampler=$!
+  fi
+  local cpu0=0 cpu1=0
+  [ -n "$pid" ] && cpu0=$(cpu_ticks "$pid")
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" >"$WORK/wrk-$name.txt" 2>&1
+  [ -n "$pid" ] && cpu1=$(cpu_ticks "$pid")
+  if [ -n "$pid" ]; then
+    kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+    peak=$(sort -n "$WORK/rss-$name.txt" | tail -1)
+  fi
+  local rps p50 p99 non2xx
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-$name.txt")
+  p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$WORK/wrk-$name.txt")")
+  p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$WORK/wrk-$name.txt")")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$WORK/wrk-$name.txt")
+  local total cpu_per_req
+  total=$(awk '/requests in/ {print $1}' "$WORK/wrk-$name.txt")
+  cpu_per_req=$(awk -v d=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v n="${total:-0}" 'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print 0 }')
+  echo "$name ${rps:-0} ${p50:-0} ${p99:-0} ${peak:-0} ${non2xx:-0} ${cpu_per_req}" >>"$RESULTS"
+  echo "  $name: ${rps:-?} req/s, p50 ${p50:-?} us, p99 ${p99:-?} us" >&2
+}
+
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS round(s); load average $LOAD_BEFORE" >&2
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round" >&2
+  run direct $P_STABLE
+  run ramp $P_RAMP $RAMP_PID
+  run haproxy $P_HAPROXY $HAPROXY_PID
+  run nginx $P_NGINX $NGINX_PID
+done
+
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Split check: the ramp-proxy counters say how the traffic was divided.
+SPLIT=$(curl -s "http://127.0.0.1:$P_ADMIN/metrics" | awk -F'[ ]' '/^ramp_proxy_requests_total/ {print $0}')
+
+# --- soak -----------------------------------------------------------------------------------
+SOAK_TXT="$WORK/soak.txt"
+if [ "$SOAK" -gt 0 ]; then
+  echo "soak: ${SOAK}s against ramp-proxy" >&2
+  echo "0 $(rss_kib $RAMP_PID) $(fd_count $RAMP_PID)" >"$SOAK_TXT"
+  wrk -t1 -c"$CONNECTIONS" -d"${SOAK}s" "http://127.0.0.1:$P_RAMP/" >"$WORK/wrk-soak.txt" 2>&1 & WRK_PID=$!
+  step=$(( SOAK / 12 )); [ "$step" -lt 1 ] && step=1
+  t=0
+  while kill -0 $WRK_PID 2>/dev/null; do
+    sleep "$step"; t=$((t + step))
+    kill -0 $WRK_PID 2>/dev/null && echo "$t $(rss_kib $RAMP_PID) $(fd_count $RAMP_PID)" >>"$SOAK_TXT"
+  done
+  wait $WRK_PID || true
+  sleep 1
+  echo "after $(rss_kib $RAMP_PID) $(fd_count $RAMP_PID)" >>"$SOAK_TXT"
+fi
+
+# --- report -----------------------------------------------------------------------------------
+report() {
+  echo "### Side by side (medians over $ROUNDS round(s); wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency)"
+  echo
+  echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)."
+  echo "Load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. The 2 cores are shared by wrk, the two upstreams and the proxy under test (and by anything else running), so absolute numbers are noisy; the rounds alternate contenders so that they share the noise."
+  echo "Versions: $($HAPROXY -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $($NGINX -v 2>&1 | sed 's/.*: //'), $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}'), ramp-proxy $("$RAMP" --version | awk '{print $2}')."
+  echo
+  awk -v rounds="$ROUNDS" -v idle_ramp="${IDLE[ramp]}" -v idle_haproxy="${IDLE[haproxy]}" -v idle_nginx="${IDLE[nginx]}" '
+    function median(arr, n,   i, j, t) {
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
+      return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
+    }
+    {
+      n[$1]++; k = n[$1]
+      rps[$1, k] = $2; p50[$1, k] = $3; p99[$1, k] = $4; rss[$1, k] = $5; bad[$1] += $6; cpu[$1, k] = $7
+    }
+    END {
+      split("direct ramp haproxy nginx", names, " ")
+      for (i = 1; i <= 4; i++) {
+        nm = names[i]; c = n[nm]
+        for (k = 1; k <= c; k++) { a[k] = rps[nm, k] } ; R[nm] = median(a, c)
+        for (k = 1; k <= c; k++) { a[k] = p50[nm, k] } ; P50[nm] = median(a, c)
+        for (k = 1; k <= c; k++) { a[k] = p99[nm, k] } ; P99[nm] = median(a, c)
+        for (k = 1; k <= c; k++) { a[k] = cpu[nm, k] } ; CPU[nm] = median(a, c)
+        m = 0; for (k = 1; k <= c; k++) if (rss[nm, k] > m) m = rss[nm, k]; PEAK[nm] = m
+      }
+      idle["ramp"] = idle_ramp; idle["haproxy"] = idle_haproxy; idle["nginx"] = idle_nginx
+      printf "| target | requests/s | vs HAProxy | p50 | p99 | added p50 | added p99 | added p99 vs HAProxy | CPU per request | RSS idle | RSS peak under load | non-2xx |\n"
+      printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+      for (i = 1; i <= 4; i++) {
+        nm = names[i]
+        ap50 = P50[nm] - P50["direct"]; ap99 = P99[nm] - P99["direct"]
+        hp99 = P99["haproxy"] - P99["direct"]
+        ratio = (R["haproxy"] > 0) ? sprintf("%.2f", R[nm] / R["haproxy"]) : "-"
+        rel99 = (nm == "direct") ? "-" : ((hp99 > 0) ? sprintf("%.2f", ap99 / hp99) : "-")
+        label = (nm == "direct") ? "(a) upstream directly" : (nm == "ramp") ? "(b) ramp-proxy" : (nm == "haproxy") ? "(c) HAProxy" : "(d) nginx"
+        printf "| %s | %.0f | %s | %.0f us | %.0f us | %s | %s | %s | %s | %s | %s | %d |\n", label, R[nm], ratio, P50[nm], P99[nm], \
+          (nm == "direct") ? "-" : sprintf("%.0f us", ap50), (nm == "direct") ? "-" : sprintf("%.0f us", ap99), rel99, \
+          (nm == "direct") ? "-" : sprintf("%.1f us", CPU[nm]), \
+          (nm == "direct") ? "-" : sprintf("%.1f MiB", idle[nm] / 1024), (nm == "direct") ? "-" : sprintf("%.1f MiB", PEAK[nm] / 1024), bad[nm]
+      }
+    }' "$RESULTS"
+  echo
+  echo "Raw runs (name, requests/s, p50 us, p99 us, peak RSS KiB, non-2xx, CPU us per request):"
+  echo
+  echo '```'
+  cat "$RESULTS"
+  echo '```'
+  echo
+  echo "ramp-proxy split over the whole run (95/5 configured):"
+  echo
+  echo '```'
+  echo "$SPLIT"
+  echo '```'
+  if [ -s "$SOAK_TXT" ]; then
+    echo
+    echo "### Soak: ramp-proxy under wrk -t1 -c$CONNECTIONS for ${SOAK}s"
+    echo
+    echo "| t (s) | RSS | open fds |"
+    echo "|---:|---:|---:|"
+    awk '{ printf "| %s | %.1f MiB | %s |\n", $1, $2 / 1024, $3 }' "$SOAK_TXT"
+    echo
+    echo "Soak throughput: $(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-soak.txt") requests/s; $(awk '/requests in/ {print $1}' "$WORK/wrk-soak.txt") requests; errors: $(grep -E 'Socket errors|Non-2xx' "$WORK/wrk-soak.txt" | tr '\n' ' ' || true)"
+  fi
+}
+if [ -n "$OUT" ]; then report | tee "$OUT"; else report; fi
