@@ -794,3 +794,27 @@ fn a_monte_carlo_study_counts_detections_and_false_rollbacks_deterministically()
     let out = ramp(&["simulate", &arg(&plan), "--runs", "0"]);
     assert_eq!(code(&out), 2);
 }
+
+#[test]
+fn ramp_proxy_refuses_an_open_admin_port_without_a_token() {
+    let out = ramp(&[
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "0.0.0.0:0",
+        "--stable",
+        "127.0.0.1:1",
+        "--canary",
+        "127.0.0.1:2",
+    ]);
+    assert_eq!(code(&out), 2, "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("admin_token_file` is required"),
+        "stderr: {}",
+        stderr(&out)
+    );
+    let help = ramp(&["proxy", "--help"]);
+    assert_eq!(code(&help), 0);
+    assert!(stdout(&help).contains("--sticky-header"));
+}
