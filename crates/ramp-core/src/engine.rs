@@ -17,7 +17,9 @@ use crate::summary::{
     TestResult, TimelineEvent, Totals,
 };
 use crate::units::{PlanTime, Span, Weight};
-use ramp_stats::verdict::{SequentialCountTest, SequentialLatencyTest};
+use ramp_stats::verdict::{
+    mann_whitney_verdict, MultiWindowBurn, SequentialCountTest, SequentialLatencyTest,
+};
 use ramp_stats::{CohortStats, Histogram, SlidingWindow, Slot};
 use std::sync::Arc;
 
@@ -166,9 +168,13 @@ pub struct Engine {
     seq_errors: Option<SequentialCountTest>,
     /// The stage's sequential latency test, likewise.
     seq_latency: Option<SequentialLatencyTest>,
-    /// The relative gates' latest window evaluation in this stage.
+    /// The relative and burn-rate gates' latest window evaluation in this stage.
     relative: Vec<TestResult>,
 }
+
+/// The multiwindow burn-rate rules of the Google SRE workbook ("Alerting on SLOs"): fast
+/// (14.4× over 1 h and 5 min) and slow (6× over 6 h and 30 min).
+const BURN_RULES: [MultiWindowBurn; 2] = [MultiWindowBurn::FAST, MultiWindowBurn::SLOW];
 
 impl Engine {
     /// An engine for `plan`, waiting for `Input::Start`.
@@ -178,6 +184,11 @@ impl Engine {
             .iter()
             .flat_map(|s| s.gates.iter().map(|g| g.window.0))
             .chain(plan.relative.iter().map(|g| g.window.0))
+            .chain(
+                plan.burn_rate_slo
+                    .iter()
+                    .flat_map(|_| BURN_RULES.iter().flat_map(|r| r.spans())),
+            )
             .collect();
         Engine {
             windows: SlidingWindow::new(&spans),
@@ -464,9 +475,12 @@ impl Engine {
             self.roll_back(index, reason, gates.clone(), out);
             return;
         }
-        if self.plan.stages[index].weight < Weight::FULL {
-            self.relative = self.relative_gates();
-        }
+        self.relative = if self.plan.stages[index].weight < Weight::FULL {
+            self.relative_gates()
+        } else {
+            Vec::new()
+        };
+        self.relative.extend(self.burn_rates());
         if let Some(t) = self.tests().into_iter().find(|t| t.reject) {
             let reason = format!("{} test: {}", t.test.replace('_', " "), t.explanation);
             self.roll_back(index, reason, gates, out);
@@ -561,6 +575,24 @@ impl Engine {
             .filter(|r| r.status == GateStatus::Fail)
             .collect();
         let mut reasons = Vec::new();
+        if let (Some(alpha), true) = (plan.mann_whitney, stage.weight < Weight::FULL) {
+            let v = mann_whitney_verdict(
+                &self.stage_data.canary.latency,
+                &self.stage_data.stable.latency,
+                alpha,
+            );
+            self.relative.push(TestResult {
+                test: "mann_whitney".into(),
+                alpha,
+                reject: v.reject,
+                explanation: v.explanation.clone(),
+            });
+            if v.reject {
+                let reason = format!("mann whitney test at the stage end: {}", v.explanation);
+                self.roll_back(index, reason, gates, out);
+                return;
+            }
+        }
         let decision = if gates.is_empty() {
             reasons.push(
                 "No gate judged this stage, so there is no evidence that the canary is healthy; Ramp never promotes without evidence.".to_string(),
@@ -715,6 +747,39 @@ impl Engine {
             });
         }
         out
+    }
+
+    /// The canary's error-budget burn over each rule's two windows, when the plan sets an SLO.
+    fn burn_rates(&self) -> Vec<TestResult> {
+        let Some(slo) = self.plan.burn_rate_slo else {
+            return Vec::new();
+        };
+        BURN_RULES
+            .iter()
+            .filter_map(|rule| {
+                let long = self.windows.view(rule.long)?;
+                let short = self.windows.view(rule.short)?;
+                // Require a full short window of canary traffic, so that a handful of early
+                // requests cannot page.
+                let short_ok = short.covered_ms >= rule.short && short.canary.requests > 0;
+                let v = rule.check(
+                    long.canary.error_rate().filter(|_| short_ok),
+                    short.canary.error_rate().filter(|_| short_ok),
+                    slo,
+                );
+                let name = if rule.factor > 10.0 {
+                    "burn_rate_fast"
+                } else {
+                    "burn_rate_slow"
+                };
+                Some(TestResult {
+                    test: name.into(),
+                    alpha: 0.0,
+                    reject: v.reject,
+                    explanation: format!("canary {}", v.explanation),
+                })
+            })
+            .collect()
     }
 
     /// The current state of the stage's canary-versus-stable checks: the relative gates'

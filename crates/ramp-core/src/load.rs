@@ -470,6 +470,26 @@ struct RawGates {
     sequential: Option<S<RawSequential>>,
     /// Relative gates by metric.
     relative: Option<S<RawRelative>>,
+    /// Multiwindow burn-rate gates.
+    burn_rate: Option<S<RawBurnRate>>,
+    /// The fixed-horizon Mann-Whitney test at stage ends.
+    mann_whitney: Option<S<RawMannWhitney>>,
+}
+
+/// `[gates.burn_rate]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBurnRate {
+    /// The SLO ("99.9%" or 0.999).
+    slo: Option<S<NumOrText>>,
+}
+
+/// `[gates.mann_whitney]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMannWhitney {
+    /// The test's level.
+    alpha: Option<S<NumOrText>>,
 }
 
 /// `[gates.relative]`: canary against stable over the same window, by metric.
@@ -808,6 +828,20 @@ const GATES: Schema = Schema {
     children: &[
         ("sequential", Shape::Table(SEQUENTIAL)),
         ("relative", Shape::Table(RELATIVE)),
+        (
+            "burn_rate",
+            Shape::Table(Schema {
+                fields: fields_of::<RawBurnRate>,
+                children: &[],
+            }),
+        ),
+        (
+            "mann_whitney",
+            Shape::Table(Schema {
+                fields: fields_of::<RawMannWhitney>,
+                children: &[],
+            }),
+        ),
         ("p50_ms", Shape::Table(GATE)),
         ("p95_ms", Shape::Table(GATE)),
         ("p99_ms", Shape::Table(GATE)),
@@ -1461,6 +1495,41 @@ impl Validator<'_> {
                 .and_then(|g| g.get_ref().relative.as_ref()),
             &defaults,
         );
+        let gates_raw = raw.gates.as_ref().map(|g| g.get_ref());
+        let burn_rate_slo = match gates_raw.and_then(|g| g.burn_rate.as_ref()) {
+            None => Some(None),
+            Some(b) => match &b.get_ref().slo {
+                None => {
+                    self.error(
+                        b.span(),
+                        "gates.burn_rate: missing slo; expected the canary's availability objective, e.g. slo = \"99.9%\"".into(),
+                    );
+                    None
+                }
+                Some(v) => self
+                    .rate_in(
+                        v,
+                        "gates.burn_rate.slo",
+                        |x| x > 0.0 && x < 1.0,
+                        "an objective above 0% and below 100%, e.g. \"99.9%\"",
+                    )
+                    .map(Some),
+            },
+        };
+        let mann_whitney = match gates_raw.and_then(|g| g.mann_whitney.as_ref()) {
+            None => Some(None),
+            Some(m) => match &m.get_ref().alpha {
+                None => Some(Some(0.02)),
+                Some(v) => self
+                    .rate_in(
+                        v,
+                        "gates.mann_whitney.alpha",
+                        |x| x > 0.0 && x <= 0.5,
+                        "a level above 0 and at most 0.5, e.g. 0.02 (Kayenta's 98% confidence)",
+                    )
+                    .map(Some),
+            },
+        };
         let simulation = raw.simulation.as_ref().map(|s| self.simulation(s, total));
         let rehearsals = self.rehearsals(raw.rehearsals.as_ref(), raw.simulation.is_some(), total);
 
@@ -1479,6 +1548,8 @@ impl Validator<'_> {
             stages: stages?,
             sequential: sequential?,
             relative: relative?,
+            burn_rate_slo: burn_rate_slo?,
+            mann_whitney: mann_whitney?,
             simulation,
             rehearsals: rehearsals?,
         })
@@ -3373,7 +3444,7 @@ error_rate = "3%"
         }
         let mut children = 0;
         walk(PLAN, "plan", &mut children);
-        assert_eq!(children, 32, "every table and array of the raw structs");
+        assert_eq!(children, 34, "every table and array of the raw structs");
     }
 
     #[test]

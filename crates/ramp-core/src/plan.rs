@@ -28,6 +28,12 @@ pub struct Plan {
     pub sequential: SequentialGates,
     /// Relative gates (`[gates.relative]`): the canary against stable over the same window.
     pub relative: Vec<RelativeGate>,
+    /// The canary's SLO for multiwindow burn-rate gates (`[gates.burn_rate] slo = …`), as a
+    /// fraction (0.999); `None` when off.
+    pub burn_rate_slo: Option<f64>,
+    /// Kayenta-style fixed-horizon Mann-Whitney test at each stage end (`[gates.mann_whitney]
+    /// alpha = …`), with its α; `None` when off.
+    pub mann_whitney: Option<f64>,
     /// The traffic, service and fault model for `ramp simulate`; `None` when the plan has no
     /// `[simulation]` section (it can still be validated and run live).
     pub simulation: Option<Simulation>,

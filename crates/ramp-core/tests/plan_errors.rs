@@ -840,3 +840,28 @@ fn relative_gates_are_read_and_checked() {
         ],
     );
 }
+
+#[test]
+fn burn_rate_and_mann_whitney_gates_are_read_and_checked() {
+    let ok = format!(
+        "{HEAD}\n[gates]\np95_ms = {{ max = 500 }}\nburn_rate = {{ slo = \"99.9%\" }}\nmann_whitney = {{}}\n{LAST}"
+    );
+    let plan = parse_plan(&ok, "plan.toml").unwrap();
+    assert!((plan.burn_rate_slo.unwrap() - 0.999).abs() < 1e-12);
+    assert_eq!(
+        plan.mann_whitney,
+        Some(0.02),
+        "Kayenta's 98% confidence by default"
+    );
+
+    let bad = format!(
+        "{HEAD}\n[gates]\np95_ms = {{ max = 500 }}\nburn_rate = {{ slo = \"100%\" }}\nmann_whitney = {{ alpha = 2 }}\n{LAST}"
+    );
+    assert_errors(
+        &bad,
+        &[
+            (8, 21, "gates.burn_rate.slo: \"100%\""),
+            (9, 26, "gates.mann_whitney.alpha: 2"),
+        ],
+    );
+}

@@ -655,20 +655,24 @@ fn decision_point(st: &StageSummary, is_last: bool, out: &mut String) {
         w!(out, "- {r}");
     }
     for t in &st.tests {
-        let (mark, name) = match t.test.as_str() {
-            "sequential_errors" => (if t.reject { "❌" } else { "✅" }, "Sequential error test"),
-            "sequential_latency" => (
-                if t.reject { "❌" } else { "✅" },
-                "Sequential latency test",
-            ),
-            other => (if t.reject { "❌" } else { "✅" }, other),
+        let mark = if t.reject { "❌" } else { "✅" };
+        let name = match t.test.as_str() {
+            "sequential_errors" => "Sequential error test (canary versus stable)".to_string(),
+            "sequential_latency" => "Sequential latency test (canary versus stable)".to_string(),
+            "mann_whitney" => "Mann-Whitney test at the stage end (fixed horizon)".to_string(),
+            "burn_rate_fast" => "Fast burn-rate rule".to_string(),
+            "burn_rate_slow" => "Slow burn-rate rule".to_string(),
+            other => match other.strip_prefix("relative_") {
+                Some(metric) => format!("Relative {metric} gate (canary versus stable)"),
+                None => other.to_string(),
+            },
         };
-        w!(
-            out,
-            "- {mark} {name} (canary versus stable, α = {}): {}",
-            trimmed(t.alpha, 4),
-            t.explanation
-        );
+        let level = if t.alpha > 0.0 {
+            format!(", α = {}", trimmed(t.alpha, 4))
+        } else {
+            String::new()
+        };
+        w!(out, "- {mark} {name}{level}: {}", t.explanation);
     }
     let final_stage = is_last && is_final_weight(st);
     let (emoji, words) = match st.decision {

@@ -1040,7 +1040,7 @@ fn sequential_tests_are_reported_at_the_decision_point() {
     }];
     let md = ramp_report::markdown(&s);
     assert!(
-        md.contains("- ❌ Sequential latency test (canary versus stable, α = 0.005): canary p99 is 9–14% above stable"),
+        md.contains("- ❌ Sequential latency test (canary versus stable), α = 0.005: canary p99 is 9–14% above stable"),
         "{md}"
     );
 }
