@@ -11,9 +11,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test (debug build of the libraries, release build of the binary under test)"
+echo "== cargo test --release (the simulations are heavy in a debug build)"
 cargo build --release --locked -p ramp
-RAMP_BIN="$PWD/target/release/ramp" cargo test --workspace --locked --release
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked --release 2>&1 | tee "$log"
+passed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+failed=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$log" | awk '{s+=$1} END {print s+0}')
 echo "== main job"
 bash scripts/demo.sh >/dev/null
 python3 - <<'PY'
@@ -22,3 +26,4 @@ s = json.load(open("out/phase8-staging-summary.json"))
 assert s["outcome"] == "promoted_with_caveats", s["outcome"]
 print("main job: outcome", s["outcome"], "- rehearsal recovery", s["rehearsals"][0]["total_recovery_s"], "s")
 PY
+echo "tests: $passed passed, $failed failed"
