@@ -1172,13 +1172,5 @@ fn confidence(results: &[GateResult], decision: Decision, gates: &[Gate]) -> Con
 
 /// 12345 → "12,345".
 pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    ramp_stats::thousands(n)
 }

@@ -72,6 +72,19 @@ pub struct ProxyArgs {
     pub workers: Option<usize>,
 }
 
+/// Sends the proxy's logs to standard error, filtered by `RAMP_LOG` (default `info`), with
+/// colours only on a terminal. Called once by each binary before `run`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RAMP_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// Builds the configuration and runs the proxy until SIGINT or SIGTERM, then drains.
 pub fn run(args: &ProxyArgs) -> Result<DrainOutcome, CliError> {
     let config = build_config(args)?;

@@ -19,14 +19,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RAMP_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    ramp_proxy::cli::init_logging();
     let cli = Cli::parse();
     match ramp_proxy::cli::run(&cli.args) {
         Ok(_) => ExitCode::SUCCESS,

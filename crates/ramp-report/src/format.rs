@@ -34,14 +34,7 @@ pub(crate) fn trimmed(v: f64, max_decimals: usize) -> String {
 
 /// Formats a count with thousands separators ("14,012,345").
 pub(crate) fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let groups: Vec<&str> = digits
-        .as_bytes()
-        .rchunks(3)
-        .rev()
-        .map(|g| std::str::from_utf8(g).unwrap_or_default())
-        .collect();
-    groups.join(",")
+    ramp_core::engine::group(n)
 }
 
 /// A latency or throughput for a table cell: whole numbers from 100 up, one decimal below.

@@ -10,4 +10,5 @@ pub mod verdict;
 mod window;
 
 pub use histogram::{Histogram, RELATIVE_ERROR};
+pub use verdict::thousands;
 pub use window::{CohortStats, SlidingWindow, Slot, WindowView};

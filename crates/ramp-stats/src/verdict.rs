@@ -120,8 +120,8 @@ pub fn normal_sf(z: f64) -> f64 {
 // Sentences
 // ---------------------------------------------------------------------------------------------
 
-/// `3200` → `"3,200"`.
-fn thousands(n: u64) -> String {
+/// `3200` → `"3,200"`: counts in every sentence and report Ramp writes.
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {

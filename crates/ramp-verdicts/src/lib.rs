@@ -20,6 +20,7 @@
 //! The engine's plan gate kinds do not use these tests yet: this crate compares the
 //! statistics that Ramp's gates will be built on, not the gates themselves.
 
+use ramp_stats::thousands;
 use ramp_stats::verdict::{mann_whitney, normal_sf, SequentialCountTest, SequentialLatencyTest};
 use ramp_stats::Histogram;
 use rand::{RngExt, SeedableRng};
@@ -657,19 +658,6 @@ pub fn run(config: &Config) -> Vec<Row> {
         rows[jobs[i].0].outcomes.push(outcome);
     }
     rows
-}
-
-/// `1234` → `"1,234"`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// A rate as a percentage: one decimal, or two below 1 %.

@@ -94,14 +94,7 @@ fn read_plan(path: &Path) -> anyhow::Result<Plan> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Proxy(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("RAMP_LOG")
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+            ramp_proxy::cli::init_logging();
             match ramp_proxy::cli::run(&args) {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 Err(e) if e.is_invalid_input() => Err(Invalid(format!("ramp proxy: {e}")).into()),
