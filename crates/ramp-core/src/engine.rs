@@ -906,13 +906,20 @@ fn interval_end(metric: Metric, c: &CohortStats, v: f64, sign: f64) -> Option<f6
     }
     match metric {
         Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
-            let q = metric.quantile()?;
-            let rank = n * q + sign * FAIL_Z * (n * q * (1.0 - q)).sqrt();
-            c.latency.quantile((rank / n).clamp(0.0, 1.0))
+            c.latency
+                .quantile(shifted_quantile(metric.quantile()?, n, sign))
         }
         Metric::ErrorRate => Some(wilson(v, n, sign)),
         Metric::ThroughputRps => None,
     }
+}
+
+/// The quantile whose order statistic is an end of the 99.9 % interval of the `q` quantile
+/// over `n` samples: `FAIL_Z` binomial standard deviations of rank away, down for
+/// `sign = −1`, up for `sign = +1`.
+fn shifted_quantile(q: f64, n: f64, sign: f64) -> f64 {
+    let rank = n * q + sign * FAIL_Z * (n * q * (1.0 - q)).sqrt();
+    (rank / n).clamp(0.0, 1.0)
 }
 
 /// An end of the Wilson score interval of a proportion `v` over `n` trials at `FAIL_Z`.
@@ -992,9 +999,7 @@ fn conservative(
     };
     match gate.metric {
         Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
-            let q = gate.metric.quantile()?;
-            let rank = n * q + sign * FAIL_Z * (n * q * (1.0 - q)).sqrt();
-            let q2 = (rank / n).clamp(0.0, 1.0);
+            let q2 = shifted_quantile(gate.metric.quantile()?, n, sign);
             let hists: Vec<&Histogram> = match gate.scope {
                 Scope::Canary => vec![&canary.latency],
                 Scope::Stable => vec![&stable.latency],

@@ -80,10 +80,21 @@ pub fn bucket_of(hash: u32, total_weight: u64) -> u64 {
 ///
 /// This is the core of flagd's `fractional`; [`fractional`] wraps it for named variants.
 pub fn fractional_index(hash: u32, weights: &[u32]) -> Result<usize, BucketError> {
-    if weights.is_empty() {
+    walk(hash, weights.iter().copied())
+}
+
+/// The walk shared by [`fractional_index`] and [`fractional_by_hash`]: checks the weights,
+/// buckets the hash over their total and returns the index of the range that holds it.
+fn walk(hash: u32, weights: impl Iterator<Item = u32> + Clone) -> Result<usize, BucketError> {
+    let mut n = 0usize;
+    let mut total = 0u64;
+    for w in weights.clone() {
+        n += 1;
+        total += u64::from(w);
+    }
+    if n == 0 {
         return Err(BucketError::Empty);
     }
-    let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
     if total == 0 {
         return Err(BucketError::ZeroTotalWeight);
     }
@@ -92,14 +103,14 @@ pub fn fractional_index(hash: u32, weights: &[u32]) -> Result<usize, BucketError
     }
     let bucket = bucket_of(hash, total);
     let mut range_end = 0u64;
-    for (index, weight) in weights.iter().enumerate() {
-        range_end += u64::from(*weight);
+    for (index, weight) in weights.enumerate() {
+        range_end += u64::from(weight);
         if bucket < range_end {
             return Ok(index);
         }
     }
     // bucket < total == final range_end, so the loop always returns; keep the function total.
-    Ok(weights.len() - 1)
+    Ok(n - 1)
 }
 
 /// Evaluates a flagd `fractional` distribution for a bucketing value: returns the variant
@@ -115,26 +126,7 @@ pub fn fractional<'a, V>(bucket_by: &[u8], variants: &'a [(V, u32)]) -> Result<&
 /// Same as [`fractional`], for a hash the caller already computed (for example with
 /// [`hash_flag_key`], which avoids concatenating the flag key and the targeting key).
 pub fn fractional_by_hash<V>(hash: u32, variants: &[(V, u32)]) -> Result<&V, BucketError> {
-    if variants.is_empty() {
-        return Err(BucketError::Empty);
-    }
-    let total: u64 = variants.iter().map(|(_, w)| u64::from(*w)).sum();
-    if total == 0 {
-        return Err(BucketError::ZeroTotalWeight);
-    }
-    if total > MAX_TOTAL_WEIGHT {
-        return Err(BucketError::TotalWeightTooLarge(total));
-    }
-    let bucket = bucket_of(hash, total);
-    let mut range_end = 0u64;
-    for (variant, weight) in variants {
-        range_end += u64::from(*weight);
-        if bucket < range_end {
-            return Ok(variant);
-        }
-    }
-    // Unreachable because bucket < total; returning the last variant keeps this total.
-    Ok(&variants[variants.len() - 1].0)
+    walk(hash, variants.iter().map(|(_, w)| *w)).map(|i| &variants[i].0)
 }
 
 /// The resolution of percentages in [`in_rollout`]: weights are in basis points (1/100 of a

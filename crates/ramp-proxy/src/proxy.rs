@@ -285,8 +285,8 @@ impl Proxy {
                 .upstream_error(cohort, UpstreamFailure::Status5xx);
         }
         self.metrics.response(cohort, status.as_u16());
-        if status == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = upgrade {
+        let tunnel = match upgrade {
+            Some(client_upgrade) if status == StatusCode::SWITCHING_PROTOCOLS => {
                 let mut upstream_response = Response::from_parts(parts.clone(), ());
                 let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
                 tokio::spawn(async move {
@@ -306,22 +306,16 @@ impl Proxy {
                         }
                     }
                 });
-                remove_hop_by_hop(&mut parts.headers, true);
-                parts
-                    .headers
-                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-                return Response::from_parts(
-                    parts,
-                    ProxyBody::upstream(
-                        body,
-                        guard,
-                        self.config.upstream_body_idle_timeout,
-                        client_broke.clone(),
-                    ),
-                );
+                true
             }
+            _ => false,
+        };
+        remove_hop_by_hop(&mut parts.headers, tunnel);
+        if tunnel {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        remove_hop_by_hop(&mut parts.headers, false);
         Response::from_parts(
             parts,
             ProxyBody::upstream(
