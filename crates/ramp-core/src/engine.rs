@@ -23,8 +23,10 @@ use ramp_stats::verdict::{
 use ramp_stats::{CohortStats, Histogram, SlidingWindow, Slot};
 use std::sync::Arc;
 
-/// What a driver tells the engine.
-#[derive(Debug, Clone)]
+/// What a driver tells the engine. Serializable because a live driver journals every input
+/// before feeding it, and resumes by replaying them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Input {
     /// Begin the rollout: the first stage's weight is set.
     Start,
@@ -36,6 +38,47 @@ pub enum Input {
         /// Who asked, for the record.
         who: String,
         /// Why, for the record.
+        reason: String,
+    },
+    /// An operator holds the rollout at its current weight: gates keep running (a failure
+    /// still rolls back) but the stage does not end until `Resume`.
+    Pause {
+        /// Who asked, for the record.
+        who: String,
+        /// Why, for the record.
+        reason: String,
+    },
+    /// An operator lifts a pause; a stage whose time is up ends at the next tick.
+    Resume {
+        /// Who asked, for the record.
+        who: String,
+        /// Why, for the record.
+        reason: String,
+    },
+    /// An operator ends the current stage now as `proceed` and moves on: to the next stage,
+    /// or with `full` straight to 100 % and a promoted outcome. Ignored while a later stage
+    /// still lacks approvals (drivers refuse it before it gets here).
+    Promote {
+        /// Who asked, for the record.
+        who: String,
+        /// Why, for the record.
+        reason: String,
+        /// Skip every remaining stage.
+        full: bool,
+    },
+    /// A named approver approves the next stage that requires them.
+    Approve {
+        /// The approver's name, as the plan's `approvals` list spells it.
+        who: String,
+        /// A note for the record.
+        reason: String,
+    },
+    /// The driver stops the rollout before or during a stage without rolling back (a failed
+    /// pre-deployment check): the outcome is `halted` and the weight stays where it is.
+    Halt {
+        /// Who or what stopped it ("pre-deployment check").
+        who: String,
+        /// Why, as a sentence.
         reason: String,
     },
 }
@@ -69,6 +112,14 @@ pub enum Action {
         stage: usize,
         /// What failed, as a sentence.
         reason: String,
+    },
+    /// The rollout holds until these people approve stage `stage` (1-based); the weight
+    /// stays where it is and gates keep running.
+    AwaitingApproval {
+        /// 1-based stage number waiting to start.
+        stage: usize,
+        /// Approvers still missing, in plan order.
+        missing: Vec<String>,
     },
     /// The rollout is over.
     Finished(Outcome),
@@ -170,6 +221,15 @@ pub struct Engine {
     seq_latency: Option<SequentialLatencyTest>,
     /// The relative and burn-rate gates' latest window evaluation in this stage.
     relative: Vec<TestResult>,
+    /// Who paused the rollout and why, while it is paused.
+    paused: Option<String>,
+    /// Approvals given so far: (0-based stage index, approver name).
+    approvals: Vec<(usize, String)>,
+    /// `Start` arrived while the first stage still lacked approvals.
+    start_requested: bool,
+    /// The stage (0-based) whose missing approvals were last announced, so the announcement
+    /// is made once rather than at every tick.
+    announced_wait: Option<usize>,
 }
 
 /// The multiwindow burn-rate rules of the Google SRE workbook ("Alerting on SLOs"): fast
@@ -211,6 +271,10 @@ impl Engine {
             seq_errors: None,
             seq_latency: None,
             relative: Vec::new(),
+            paused: None,
+            approvals: Vec::new(),
+            start_requested: false,
+            announced_wait: None,
         }
     }
 
@@ -251,7 +315,8 @@ impl Engine {
             Input::Start => {
                 if self.state == State::Pending {
                     self.now = now;
-                    self.start_stage(0, now, &mut out);
+                    self.start_requested = true;
+                    self.start_when_approved(&mut out);
                 }
             }
             Input::Tick(slot) => {
@@ -263,14 +328,233 @@ impl Engine {
             }
             Input::Abort { who, reason } => {
                 self.now = self.now.max(now);
+                let reason = format!("operator {who} aborted{}", because(&reason));
+                match self.state {
+                    State::Running { index } => {
+                        let gates = self.window_gates(index);
+                        self.roll_back(index, reason, gates, &mut out);
+                    }
+                    State::Pending => {
+                        // No user has reached the canary yet: nothing to roll back.
+                        self.event(format!("Rollout stopped before its first stage: {reason}"));
+                        self.finish(Outcome::Halted, &mut out);
+                    }
+                    State::Finished(_) => {}
+                }
+            }
+            Input::Pause { who, reason } => {
+                self.now = self.now.max(now);
+                if !matches!(self.state, State::Finished(_)) && self.paused.is_none() {
+                    let why = format!("operator {who} paused{}", because(&reason));
+                    self.event(format!("Rollout paused by {who}{}", because(&reason)));
+                    self.paused = Some(why);
+                }
+            }
+            Input::Resume { who, reason } => {
+                self.now = self.now.max(now);
+                if self.paused.take().is_some() {
+                    self.event(format!("Rollout resumed by {who}{}", because(&reason)));
+                }
+            }
+            Input::Promote { who, reason, full } => {
+                self.now = self.now.max(now);
                 if let State::Running { index } = self.state {
-                    let reason = format!("operator {who} aborted: {reason}");
-                    let gates = self.window_gates(index);
-                    self.roll_back(index, reason, gates, &mut out);
+                    self.promote(index, &who, &reason, full, &mut out);
+                }
+            }
+            Input::Approve { who, reason } => {
+                self.now = self.now.max(now);
+                self.approve(&who, &reason, &mut out);
+            }
+            Input::Halt { who, reason } => {
+                self.now = self.now.max(now);
+                match self.state {
+                    State::Running { index } => {
+                        let gates = self.window_gates(index);
+                        let reason = format!("{who}: {reason}");
+                        self.close_stage(Decision::Halt, gates, vec![reason.clone()]);
+                        self.event(format!("Rollout halted in stage {}: {reason}", index + 1));
+                        out.push(Action::StageDecided {
+                            index: index + 1,
+                            decision: Decision::Halt,
+                            reasons: vec![reason],
+                        });
+                        self.finish(Outcome::Halted, &mut out);
+                    }
+                    State::Pending => {
+                        self.event(format!(
+                            "Rollout halted before its first stage: {who}: {reason}"
+                        ));
+                        self.finish(Outcome::Halted, &mut out);
+                    }
+                    State::Finished(_) => {}
                 }
             }
         }
         out
+    }
+
+    /// The running stage (0-based), when it started, its gates on their sliding windows and
+    /// its statistical tests as of the last tick: what a status display explains.
+    pub fn live_view(&self) -> Option<(usize, PlanTime, Vec<GateResult>, Vec<TestResult>)> {
+        match self.state {
+            State::Running { index } => Some((
+                index,
+                self.stage_started,
+                self.window_gates(index),
+                self.tests(),
+            )),
+            State::Pending | State::Finished(_) => None,
+        }
+    }
+
+    /// The last plan time fed in.
+    pub fn now(&self) -> PlanTime {
+        self.now
+    }
+
+    /// Who paused the rollout and why, while it is paused.
+    pub fn paused(&self) -> Option<&str> {
+        self.paused.as_deref()
+    }
+
+    /// The stage (0-based) that would start next: the current one's successor, or the first
+    /// while pending. `None` when none is left or the rollout is over.
+    fn next_stage(&self) -> Option<usize> {
+        let next = match self.state {
+            State::Pending => 0,
+            State::Running { index } => index + 1,
+            State::Finished(_) => return None,
+        };
+        (next < self.plan.stages.len()).then_some(next)
+    }
+
+    /// Approvers that stage `index` (0-based) requires and has not had yet, in plan order.
+    pub fn missing_approvals(&self, index: usize) -> Vec<String> {
+        self.plan.stages.get(index).map_or_else(Vec::new, |st| {
+            st.approvals
+                .iter()
+                .filter(|name| {
+                    !self
+                        .approvals
+                        .iter()
+                        .any(|(i, n)| *i == index && n == *name)
+                })
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The next stage and the approvers it still lacks, when it lacks any.
+    pub fn awaiting(&self) -> Option<(usize, Vec<String>)> {
+        let next = self.next_stage()?;
+        let missing = self.missing_approvals(next);
+        (!missing.is_empty()).then_some((next, missing))
+    }
+
+    /// Whether `who` is an approver the next stage still needs; drivers check this to answer
+    /// an operator before the input is journaled.
+    pub fn needs_approval_from(&self, who: &str) -> bool {
+        self.awaiting()
+            .is_some_and(|(_, missing)| missing.iter().any(|m| m == who))
+    }
+
+    fn approve(&mut self, who: &str, reason: &str, out: &mut Vec<Action>) {
+        if !self.needs_approval_from(who) {
+            return;
+        }
+        let Some(next) = self.next_stage() else {
+            return;
+        };
+        self.approvals.push((next, who.to_string()));
+        self.event(format!(
+            "Stage {} approved by {who}{}",
+            next + 1,
+            because(reason)
+        ));
+        if self.state == State::Pending {
+            self.start_when_approved(out);
+        }
+        // A running stage whose time is up moves on at the next tick, with its end judged on
+        // all of its data, waiting included.
+    }
+
+    /// Starts the first stage once `Start` has arrived and its approvals are complete.
+    fn start_when_approved(&mut self, out: &mut Vec<Action>) {
+        if !self.start_requested || self.state != State::Pending {
+            return;
+        }
+        let missing = self.missing_approvals(0);
+        if missing.is_empty() {
+            let now = self.now;
+            self.start_stage(0, now, out);
+        } else if self.announced_wait != Some(0) {
+            self.announced_wait = Some(0);
+            self.event(format!(
+                "Stage 1 waits for approval from {}",
+                missing.join(", ")
+            ));
+            out.push(Action::AwaitingApproval { stage: 1, missing });
+        }
+    }
+
+    /// An operator ends stage `index` now as `proceed`.
+    fn promote(
+        &mut self,
+        index: usize,
+        who: &str,
+        reason: &str,
+        full: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let last = self.plan.stages.len() - 1;
+        let blocked = if full {
+            (index + 1..=last).any(|i| !self.missing_approvals(i).is_empty())
+        } else {
+            index < last && !self.missing_approvals(index + 1).is_empty()
+        };
+        if blocked {
+            return;
+        }
+        let gates = self.window_gates(index);
+        let target = if full { "100%" } else { "the next stage" };
+        let why = format!("operator {who} promoted to {target}{}", because(reason));
+        self.close_stage(Decision::Proceed, gates, vec![why.clone()]);
+        self.event(format!(
+            "Stage {} promoted by {who} to {target}{}",
+            index + 1,
+            because(reason)
+        ));
+        out.push(Action::StageDecided {
+            index: index + 1,
+            decision: Decision::Proceed,
+            reasons: vec![why],
+        });
+        self.paused = None;
+        if !full && index < last {
+            let now = self.now;
+            self.start_stage(index + 1, now, out);
+        } else {
+            if self.weight != Weight::FULL {
+                self.weight = Weight::FULL;
+                out.push(Action::SetWeight(Weight::FULL));
+            }
+            self.finish_promoted(out);
+        }
+    }
+
+    /// Finishes promoted, with caveats when any stage was decided `monitor`.
+    fn finish_promoted(&mut self, out: &mut Vec<Action>) {
+        let caveats = self
+            .stages
+            .iter()
+            .any(|s| s.decision == Some(Decision::Monitor));
+        let outcome = if caveats {
+            Outcome::PromotedWithCaveats
+        } else {
+            Outcome::Promoted
+        };
+        self.finish(outcome, out);
     }
 
     /// The record of the rollout so far; complete once the state is `Finished`.
@@ -297,6 +581,7 @@ impl Engine {
             features: Vec::new(),
             totals: self.totals,
             timeline: self.timeline.clone(),
+            flags: Vec::new(),
         }
     }
 
@@ -492,7 +777,7 @@ impl Engine {
         if self.now >= due {
             self.record_checkpoint(index, gates, out);
         }
-        if self.now >= end {
+        if self.now >= end && self.paused.is_none() {
             self.end_stage(index, out);
         }
     }
@@ -643,6 +928,29 @@ impl Engine {
                 reasons.push(closest);
             }
         }
+        if matches!(decision, Decision::Proceed | Decision::Monitor)
+            && index + 1 < self.plan.stages.len()
+        {
+            let missing = self.missing_approvals(index + 1);
+            if !missing.is_empty() {
+                // The stage passed but the next one needs people: hold here, gates still
+                // running, and judge the stage again on all its data once they approve.
+                if self.announced_wait != Some(index + 1) {
+                    self.announced_wait = Some(index + 1);
+                    self.event(format!(
+                        "Stage {} passed; stage {} waits for approval from {}",
+                        index + 1,
+                        index + 2,
+                        missing.join(", ")
+                    ));
+                    out.push(Action::AwaitingApproval {
+                        stage: index + 2,
+                        missing,
+                    });
+                }
+                return;
+            }
+        }
         if decision == Decision::Rollback {
             let reason = reasons.join(" ");
             self.roll_back(index, reason, gates, out);
@@ -667,16 +975,7 @@ impl Engine {
                     let now = self.now;
                     self.start_stage(index + 1, now, out);
                 } else {
-                    let caveats = self
-                        .stages
-                        .iter()
-                        .any(|s| s.decision == Some(Decision::Monitor));
-                    let outcome = if caveats {
-                        Outcome::PromotedWithCaveats
-                    } else {
-                        Outcome::Promoted
-                    };
-                    self.finish(outcome, out);
+                    self.finish_promoted(out);
                 }
             }
             Decision::Rollback => unreachable!("handled above"),
@@ -877,6 +1176,15 @@ impl Engine {
         self.state = State::Finished(outcome);
         self.event(format!("Rollout finished: {}", outcome.key()));
         out.push(Action::Finished(outcome));
+    }
+}
+
+/// ": reason" for an operator's note, or nothing when they gave none.
+fn because(reason: &str) -> String {
+    if reason.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", reason.trim())
     }
 }
 

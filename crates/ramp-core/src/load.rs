@@ -6,9 +6,9 @@
 //! keys that were expected) and removed, and so is every value that should be a table or an
 //! array but is not. What is left is deserialized into the `Raw*` structs, which cannot fail
 //! on a value of the wrong type: every leaf value (`Num`, `NumOrText`, `Dur`, `StartValue`,
-//! `Text`) accepts any TOML value and keeps a wrong one as `Wrong(what was found)`, and every
-//! value that a later check may blame is wrapped in `toml::Spanned` so that the check can say
-//! where it is.
+//! `Text`, and `TextList` for a string or an array of strings) accepts any TOML value and
+//! keeps a wrong one as `Wrong(what was found)`, and every value that a later check may
+//! blame is wrapped in `toml::Spanned` so that the check can say where it is.
 //!
 //! Stage two walks the raw structs, collects every error at once, wrong-typed values and
 //! semantic errors alike, together with the unknown keys of stage one (a plan author fixes
@@ -16,8 +16,9 @@
 //! validated `crate::plan::Plan`. Nothing in either stage panics, whatever the input.
 
 use crate::plan::{
-    Baseline, Bound, Cohort, Deployment, Fault, FaultEffect, Feature, Gate, LoadModel, Metric,
-    Plan, Rehearsal, RelativeGate, Scope, SequentialGates, ServiceModel, Simulation, Stage,
+    Baseline, Bound, Check, Cohort, Control, Deployment, Fault, FaultEffect, Feature, Gate, Hook,
+    HookAction, HookEvent, LoadModel, Metric, Plan, Probe, Rehearsal, RelativeGate, Router, Scope,
+    SequentialGates, ServiceModel, Simulation, Stage,
 };
 use crate::units::{parse_rate, PlanTime, Span, Weight};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -25,8 +26,9 @@ use serde::Deserialize;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 use toml::Spanned;
@@ -395,6 +397,68 @@ impl From<Scalar> for Text {
 
 leaf_from_scalar!(Text);
 
+/// A string or an array of strings, as written: a command's argv, a stage's approvals and a
+/// hook's events. The array keeps each entry's span, so that a bad entry is blamed where it
+/// is; a single string is kept apart so that stage two can accept it (`on = "rollback"`) or
+/// explain why it is wrong (a command is never a shell string).
+#[derive(Debug, Clone)]
+enum TextList {
+    /// A TOML string.
+    One(String),
+    /// A TOML array; each entry is a lenient string, so a wrong entry is reported in stage two.
+    Many(Vec<S<Text>>),
+    /// Any other value, described for the message.
+    Wrong(String),
+}
+
+impl<'de> Deserialize<'de> for TextList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TextList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<TextList, E> {
+                Ok(TextList::Wrong(Scalar::Bool(v).describe()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TextList, E> {
+                Ok(TextList::Wrong(Scalar::Int(v).describe()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TextList, E> {
+                Ok(TextList::Wrong(
+                    i64::try_from(v)
+                        .map_or(Scalar::Float(v as f64), Scalar::Int)
+                        .describe(),
+                ))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TextList, E> {
+                Ok(TextList::Wrong(Scalar::Float(v).describe()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TextList, E> {
+                Ok(TextList::One(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = seq.next_element::<S<Text>>()? {
+                    out.push(entry);
+                }
+                Ok(TextList::Many(out))
+            }
+            // As in `Scalar`: a native date-time arrives as a one-entry map.
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TextList, A::Error> {
+                let found = match Datetime::deserialize(de::value::MapAccessDeserializer::new(map))
+                {
+                    Ok(dt) => Scalar::Datetime(dt),
+                    Err(_) => Scalar::Table,
+                };
+                Ok(TextList::Wrong(found.describe()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A spanned value, the form every blameable raw field takes.
 type S<T> = Spanned<T>;
 
@@ -414,6 +478,84 @@ struct RawPlan {
     simulation: Option<S<RawSimulation>>,
     /// `[[rehearsals]]`, optional; they need `[simulation]`.
     rehearsals: Option<S<Vec<S<RawRehearsal>>>>,
+    /// `[router]`, optional; a live run needs it.
+    router: Option<S<RawRouter>>,
+    /// `[control]`, optional.
+    control: Option<S<RawControl>>,
+    /// `[[checks]]`, optional.
+    checks: Option<S<Vec<S<RawCheck>>>>,
+    /// `[[hooks]]`, optional.
+    hooks: Option<S<Vec<S<RawHook>>>>,
+    /// `[flags.NAME]`, optional: ramp-flags' own raw tables, validated by ramp-flags.
+    flags: Option<S<ramp_flags::flags::raw::RawFlags>>,
+    /// `[ofrep]`, optional.
+    ofrep: Option<S<RawOfrep>>,
+}
+
+/// `[ofrep]`: where a live run serves its flags.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOfrep {
+    /// Socket address to serve OFREP on.
+    listen: Option<S<Text>>,
+    /// File holding the token clients must send.
+    token_file: Option<S<Text>>,
+}
+
+/// `[router]`: exactly one of `admin` and `proxy_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouter {
+    /// Base URL of a running `ramp proxy`'s admin API.
+    admin: Option<S<Text>>,
+    /// File holding the admin API's bearer token; only with `admin`.
+    admin_token_file: Option<S<Text>>,
+    /// A `ramp proxy` configuration file to start a proxy in-process from.
+    proxy_config: Option<S<Text>>,
+}
+
+/// `[control]`: every key optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    /// Socket address of the control API.
+    listen: Option<S<Text>>,
+    /// File holding the control API's bearer token.
+    token_file: Option<S<Text>>,
+    /// Environment variable holding the control API's bearer token.
+    token_env: Option<S<Text>>,
+}
+
+/// One `[[checks]]` entry: exactly one of `http` and `command`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    /// Name; required and unique.
+    name: Option<S<Text>>,
+    /// URL to GET.
+    http: Option<S<Text>>,
+    /// Status the GET must answer; default 200, only with `http`.
+    expect_status: Option<S<Num>>,
+    /// Program and arguments.
+    command: Option<S<TextList>>,
+    /// Time limit; default 10 s.
+    timeout: Option<S<Dur>>,
+}
+
+/// One `[[hooks]]` entry: exactly one of `post` and `command`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    /// Name; required and unique.
+    name: Option<S<Text>>,
+    /// The events that run it: one name or an array; required.
+    on: Option<S<TextList>>,
+    /// URL to POST the event to.
+    post: Option<S<Text>>,
+    /// Program and arguments.
+    command: Option<S<TextList>>,
+    /// Time limit; default 10 s.
+    timeout: Option<S<Dur>>,
 }
 
 /// `[deployment]`.
@@ -610,6 +752,8 @@ struct RawStage {
     checkpoint: Option<S<Dur>>,
     /// Per-stage gate overrides.
     gates: Option<S<RawStageGates>>,
+    /// People who must approve before the stage starts.
+    approvals: Option<S<TextList>>,
 }
 
 /// `[simulation]`.
@@ -778,6 +922,8 @@ enum Shape {
     Table(Schema),
     /// An array of tables; the label names one entry in messages ("stage" → "stage 2").
     Tables(Schema, &'static str),
+    /// A table of named tables (`[flags.NAME]`); the label names one entry ("flag").
+    Map(Schema, &'static str),
 }
 
 /// The keys of one raw struct and the shape of those that are not leaves.
@@ -954,8 +1100,65 @@ const PLAN: Schema = Schema {
                 "rehearsal",
             ),
         ),
+        (
+            "router",
+            Shape::Table(Schema {
+                fields: fields_of::<RawRouter>,
+                children: &[],
+            }),
+        ),
+        (
+            "control",
+            Shape::Table(Schema {
+                fields: fields_of::<RawControl>,
+                children: &[],
+            }),
+        ),
+        (
+            "checks",
+            Shape::Tables(
+                Schema {
+                    fields: fields_of::<RawCheck>,
+                    children: &[],
+                },
+                "check",
+            ),
+        ),
+        (
+            "hooks",
+            Shape::Tables(
+                Schema {
+                    fields: fields_of::<RawHook>,
+                    children: &[],
+                },
+                "hook",
+            ),
+        ),
+        (
+            "flags",
+            Shape::Map(
+                Schema {
+                    fields: raw_flag_keys,
+                    // `variants` and `metadata` hold free-form tables: ramp-flags checks them.
+                    children: &[],
+                },
+                "flag",
+            ),
+        ),
+        (
+            "ofrep",
+            Shape::Table(Schema {
+                fields: fields_of::<RawOfrep>,
+                children: &[],
+            }),
+        ),
     ],
 };
+
+/// The keys of a `[flags.NAME]` table, as ramp-flags defines them.
+fn raw_flag_keys() -> &'static [&'static str] {
+    ramp_flags::flags::raw::RAW_FLAG_KEYS
+}
 
 /// Names a key of the table `ctx` names, in the style of the validation messages:
 /// `stages`, `gates.p95_ms`, `simulation.faults`, `stage 2's gates`, `stage 2's gates.p95_ms`.
@@ -1002,6 +1205,28 @@ const DEFAULT_RESTORE_WINDOW: Span = Span(10_000);
 const DEFAULT_RESTORE_TOLERANCE: f64 = 0.10;
 /// The default router delay.
 const DEFAULT_ROUTER_DELAY: Span = Span(1_000);
+
+/// The default time limit of a check or hook.
+const DEFAULT_PROBE_TIMEOUT: Span = Span(10_000);
+/// The longest time limit of a check or hook: a probe that needs longer is not a check.
+const MAX_PROBE_TIMEOUT: Span = Span(3_600_000);
+/// The status an HTTP check expects when the plan does not say.
+const DEFAULT_EXPECT_STATUS: u16 = 200;
+/// An admin URL, for messages.
+const ADMIN_EXAMPLE: &str = "http://127.0.0.1:9901";
+/// A check URL, for messages.
+const CHECK_URL_EXAMPLE: &str = "http://127.0.0.1:9001/health";
+/// A hook URL, for messages.
+const HOOK_URL_EXAMPLE: &str = "http://127.0.0.1:9000/events";
+/// A command, for messages.
+const COMMAND_EXAMPLE: &str = "[\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"]";
+/// The hook events by their plan names.
+const HOOK_EVENTS: [(&str, HookEvent); 4] = [
+    ("stage_start", HookEvent::StageStart),
+    ("stage_end", HookEvent::StageEnd),
+    ("promotion", HookEvent::Promotion),
+    ("rollback", HookEvent::Rollback),
+];
 
 /// A checked optional value: absent, present but wrong (already reported), or good.
 ///
@@ -1234,6 +1459,41 @@ impl Validator<'_> {
                             true
                         }
                     }
+                }
+                (Shape::Map(child, label), DeValue::Table(t)) => {
+                    let mut bad = Vec::new();
+                    for (k, e) in t.iter_mut() {
+                        let e_span = e.span();
+                        let entry = format!("{label} {}", k.get_ref());
+                        match e.get_mut() {
+                            DeValue::Table(inner) => self.check_keys(inner, &e_span, child, &entry),
+                            other => {
+                                self.error(
+                                    e_span,
+                                    format!(
+                                        "{entry}: expected a table, found {}",
+                                        describe_value(other)
+                                    ),
+                                );
+                                bad.push(k.get_ref().to_string());
+                            }
+                        }
+                    }
+                    for k in bad {
+                        t.remove(k.as_str());
+                    }
+                    true
+                }
+                (Shape::Map(..), v) => {
+                    self.error(
+                        value_span,
+                        format!(
+                            "{}: expected a table of named tables, found {}",
+                            dotted(ctx, name),
+                            describe_value(v)
+                        ),
+                    );
+                    false
                 }
                 (Shape::Leaves, v) => {
                     self.error(
@@ -1531,7 +1791,19 @@ impl Validator<'_> {
             },
         };
         let simulation = raw.simulation.as_ref().map(|s| self.simulation(s, total));
-        let rehearsals = self.rehearsals(raw.rehearsals.as_ref(), raw.simulation.is_some(), total);
+        // A rehearsal runs on a fork of the simulation (`ramp simulate`) or on live traffic
+        // (`ramp rehearse`, through the router): either is enough.
+        let rehearsals = self.rehearsals(
+            raw.rehearsals.as_ref(),
+            raw.simulation.is_some() || raw.router.is_some(),
+            total,
+        );
+        let router = self.router(raw.router.as_ref());
+        let control = self.control(raw.control.as_ref());
+        let checks = self.checks(raw.checks.as_ref());
+        let hooks = self.hooks(raw.hooks.as_ref());
+        let flags = self.flags(raw.flags.as_ref());
+        let ofrep = self.ofrep(raw.ofrep.as_ref());
 
         let baseline = match baseline {
             None => None,
@@ -1552,6 +1824,12 @@ impl Validator<'_> {
             mann_whitney: mann_whitney?,
             simulation,
             rehearsals: rehearsals?,
+            router: router?,
+            control: control?,
+            checks: checks?,
+            hooks: hooks?,
+            flags: flags?,
+            ofrep: ofrep?,
         })
     }
 
@@ -2182,6 +2460,7 @@ impl Validator<'_> {
                 (None, None) => None,
             };
 
+            let approvals = Field::of(r.approvals.as_ref(), |v| self.approvals(v, &ctx));
             let overrides = r.gates.as_ref().map(|g| g.get_ref());
             let mut gates = Some(Vec::new());
             // Inherited windows that do not fit, grouped by window so that one error names
@@ -2259,19 +2538,28 @@ impl Validator<'_> {
                 }
             }
 
-            stages = match (stages, weight, duration, checkpoint, gates) {
+            stages = match (
+                stages,
+                weight,
+                duration,
+                checkpoint,
+                gates,
+                valid_or_none(approvals, Vec::new()),
+            ) {
                 (
                     Some(mut list),
                     Some((weight, _, _)),
                     Some(duration),
                     Some(checkpoint),
                     Some(gates),
+                    Some(approvals),
                 ) => {
                     list.push(Stage {
                         weight,
                         duration,
                         checkpoint,
                         gates,
+                        approvals,
                     });
                     Some(list)
                 }
@@ -2877,7 +3165,7 @@ impl Validator<'_> {
             if let Some(first) = list.get_ref().first() {
                 self.error(
                     first.span(),
-                    "rehearsals: a rehearsal runs in the simulator; expected a [simulation] section".into(),
+                    "rehearsals: a rehearsal runs in the simulator or on live traffic; expected a [simulation] section (for `ramp simulate`) or a [router] (for `ramp rehearse`)".into(),
                 );
                 out = None;
             }
@@ -2973,7 +3261,577 @@ impl Validator<'_> {
         }
         out
     }
+
+    // ----- live-run sections -----
+
+    /// `[router]`: `None` when the plan has none (it can still be simulated); otherwise
+    /// exactly one of `admin` and `proxy_config`, and `admin_token_file` only with `admin`.
+    /// `[flags.NAME]`: validated by ramp-flags (the same rules as a standalone flags file),
+    /// its errors located in the plan.
+    fn flags(
+        &mut self,
+        raw: Option<&S<ramp_flags::flags::raw::RawFlags>>,
+    ) -> Option<ramp_flags::flags::FlagSet> {
+        let Some(raw) = raw else {
+            return Some(ramp_flags::flags::FlagSet::empty());
+        };
+        match ramp_flags::flags::raw::validate(raw.get_ref()) {
+            Ok(set) => Some(set),
+            Err(errors) => {
+                for e in errors {
+                    self.error(e.span, format!("flags: {}", e.message));
+                }
+                None
+            }
+        }
+    }
+
+    /// `[ofrep]`: a socket address, and a token off loopback.
+    fn ofrep(&mut self, raw: Option<&S<RawOfrep>>) -> Option<crate::plan::Ofrep> {
+        let Some(raw) = raw else {
+            return Some(crate::plan::Ofrep::default());
+        };
+        let r = raw.get_ref();
+        let listen = Field::of(r.listen.as_ref(), |v| {
+            let t = self.string(v, "ofrep.listen")?;
+            match t.parse::<SocketAddr>() {
+                Ok(addr) => Some((addr, v.span())),
+                Err(_) => {
+                    self.error(
+                        v.span(),
+                        format!("ofrep.listen: {t:?} is not a socket address; expected an IP address and a port such as \"127.0.0.1:8016\""),
+                    );
+                    None
+                }
+            }
+        });
+        let token_file = Field::of(r.token_file.as_ref(), |v| self.path(v, "ofrep.token_file"));
+        if let Field::Valid((addr, span)) = &listen {
+            if !addr.ip().to_canonical().is_loopback() && !token_file.present() {
+                self.error(
+                    span.clone(),
+                    format!("ofrep.listen: {addr} is not a loopback address; set ofrep.token_file so that only your applications can read the flags, or listen on 127.0.0.1"),
+                );
+                return None;
+            }
+        }
+        let listen = match listen {
+            Field::Absent => crate::plan::Ofrep::default().listen,
+            Field::Valid((addr, _)) => addr,
+            Field::Invalid => return None,
+        };
+        let token_file = match token_file {
+            Field::Absent => None,
+            Field::Valid(p) => Some(p),
+            Field::Invalid => return None,
+        };
+        Some(crate::plan::Ofrep { listen, token_file })
+    }
+
+    fn router(&mut self, raw: Option<&S<RawRouter>>) -> Option<Option<Router>> {
+        let Some(raw) = raw else {
+            return Some(None);
+        };
+        let r = raw.get_ref();
+        let admin = Field::of(r.admin.as_ref(), |v| self.admin_url(v));
+        let token_file = Field::of(r.admin_token_file.as_ref(), |v| {
+            self.path(v, "router.admin_token_file")
+        });
+        let config = Field::of(r.proxy_config.as_ref(), |v| {
+            self.path(v, "router.proxy_config")
+        });
+        let mut ok = true;
+        if let (Some(t), None) = (&r.admin_token_file, &r.admin) {
+            self.error(
+                t.span(),
+                "router.admin_token_file: applies only with router.admin, the admin API it authenticates to; remove it or set admin".into(),
+            );
+            ok = false;
+        }
+        match (&r.admin, &r.proxy_config) {
+            (None, None) => {
+                self.error(
+                    raw.span(),
+                    format!("router: has neither admin nor proxy_config; expected admin = {ADMIN_EXAMPLE:?} (a running `ramp proxy`'s admin API) or proxy_config = \"proxy.toml\" (a proxy started in-process)"),
+                );
+                ok = false;
+            }
+            (Some(_), Some(c)) => {
+                self.error(
+                    c.span(),
+                    "router: admin and proxy_config are both given; expected exactly one: admin (a running `ramp proxy`'s admin API) or proxy_config (a proxy started in-process)".into(),
+                );
+                ok = false;
+            }
+            _ => {}
+        }
+        let token_file = written(token_file);
+        if !ok {
+            return None;
+        }
+        match (admin, config) {
+            (Field::Valid(url), Field::Absent) => Some(Some(Router::Admin {
+                url,
+                token_file: token_file?,
+            })),
+            (Field::Absent, Field::Valid(config)) => Some(Some(Router::Embedded { config })),
+            _ => None,
+        }
+    }
+
+    /// `router.admin`: an `http://host:port` base URL without a path, returned without a
+    /// trailing slash so that the live driver can append `/weights` and the like.
+    fn admin_url(&mut self, v: &S<Text>) -> Option<String> {
+        let t = self.text(v, "router.admin")?;
+        match parse_http_url(&t, ADMIN_EXAMPLE) {
+            Err(e) => {
+                self.error(v.span(), format!("router.admin: {e}"));
+                None
+            }
+            Ok(u) if !u.rest.is_empty() && u.rest != "/" => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "router.admin: {t:?} has a path ({:?}); expected the admin API's base URL without a path, such as {ADMIN_EXAMPLE:?}",
+                        u.rest
+                    ),
+                );
+                None
+            }
+            Ok(u) => Some(format!("http://{}", u.authority)),
+        }
+    }
+
+    /// A URL a check fetches or a hook posts to, kept as written.
+    fn http_url(&mut self, v: &S<Text>, what: &str, example: &str) -> Option<String> {
+        let t = self.text(v, what)?;
+        match parse_http_url(&t, example) {
+            Ok(_) => Some(t),
+            Err(e) => {
+                self.error(v.span(), format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A file path, kept as written (the binary resolves it against the plan's directory).
+    fn path(&mut self, v: &S<Text>, what: &str) -> Option<PathBuf> {
+        self.text(v, what).map(PathBuf::from)
+    }
+
+    /// `[control]`: a socket address, and a token whenever that address is not loopback.
+    fn control(&mut self, raw: Option<&S<RawControl>>) -> Option<Control> {
+        let Some(raw) = raw else {
+            return Some(Control::default());
+        };
+        let r = raw.get_ref();
+        let listen = Field::of(r.listen.as_ref(), |v| {
+            let t = self.string(v, "control.listen")?;
+            match t.parse::<SocketAddr>() {
+                Ok(addr) => Some((addr, v.span())),
+                Err(_) => {
+                    self.error(
+                        v.span(),
+                        format!("control.listen: {t:?} is not a socket address; expected an IP address and a port such as \"127.0.0.1:9911\" or \"[::1]:9911\" (not a host name)"),
+                    );
+                    None
+                }
+            }
+        });
+        let token_file = Field::of(r.token_file.as_ref(), |v| {
+            self.path(v, "control.token_file")
+        });
+        let token_env = Field::of(r.token_env.as_ref(), |v| {
+            let t = self.string(v, "control.token_env")?;
+            let mut chars = t.chars();
+            let valid = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if valid {
+                Some(t.to_string())
+            } else {
+                self.error(
+                    v.span(),
+                    format!("control.token_env: {t:?} is not an environment variable name; expected ASCII letters, digits and '_', not starting with a digit, such as \"RAMP_TOKEN\""),
+                );
+                None
+            }
+        });
+        if let Field::Valid((addr, span)) = &listen {
+            let loopback = addr.ip().to_canonical().is_loopback();
+            if !loopback && !token_file.present() && !token_env.present() {
+                self.error(
+                    span.clone(),
+                    format!("control.listen: {addr} is not a loopback address, so anyone who can reach it could pause, approve or abort the rollout; set token_file or token_env, or listen on 127.0.0.1"),
+                );
+                return None;
+            }
+        }
+        Some(Control {
+            listen: written(listen)?.map(|(addr, _)| addr),
+            token_file: written(token_file)?,
+            token_env: written(token_env)?,
+        })
+    }
+
+    /// `[[checks]]`: each with a unique name and exactly one probe.
+    fn checks(&mut self, raw: Option<&S<Vec<S<RawCheck>>>>) -> Option<Vec<Check>> {
+        let Some(list) = raw else {
+            return Some(Vec::new());
+        };
+        let mut out = Some(Vec::new());
+        let mut names: Vec<(String, usize)> = Vec::new();
+        for (i, c) in list.get_ref().iter().enumerate() {
+            let n = i + 1;
+            let ctx = format!("check {n}");
+            let r = c.get_ref();
+            let name = self.unique_name(
+                r.name.as_ref(),
+                c.span(),
+                &ctx,
+                ("check", "API health"),
+                (&mut names, n),
+            );
+            let url = Field::of(r.http.as_ref(), |v| {
+                self.http_url(v, &format!("{ctx}: http"), CHECK_URL_EXAMPLE)
+            });
+            let argv = Field::of(r.command.as_ref(), |v| {
+                self.argv(v, &format!("{ctx}: command"))
+            });
+            let status = Field::of(r.expect_status.as_ref(), |v| {
+                self.status(v, &format!("{ctx}: expect_status"))
+            });
+            let timeout = self.probe_timeout(r.timeout.as_ref(), &ctx);
+            match (&r.http, &r.command) {
+                (None, None) => self.error(
+                    c.span(),
+                    format!("{ctx}: has no probe; expected http = {CHECK_URL_EXAMPLE:?} (a GET that must answer expect_status) or command = {COMMAND_EXAMPLE} (a program that must exit 0)"),
+                ),
+                (Some(_), Some(cmd)) => self.error(
+                    cmd.span(),
+                    format!("{ctx}: has both http and command; expected exactly one probe: http (a GET that must answer expect_status) or command (a program that must exit 0)"),
+                ),
+                (None, Some(_)) => {
+                    if let Some(s) = &r.expect_status {
+                        self.error(
+                            s.span(),
+                            format!("{ctx}: expect_status applies only to an http check; a command check passes when its program exits 0"),
+                        );
+                    }
+                }
+                (Some(_), None) => {}
+            }
+            let probe = match (url, argv, status) {
+                (Field::Valid(url), Field::Absent, status) => {
+                    valid_or_none(status, DEFAULT_EXPECT_STATUS)
+                        .map(|expect_status| Probe::Http { url, expect_status })
+                }
+                (Field::Absent, Field::Valid(argv), Field::Absent) => Some(Probe::Command { argv }),
+                _ => None,
+            };
+            out = match (out, name, probe, timeout) {
+                (Some(mut v), Some(name), Some(probe), Some(timeout)) => {
+                    v.push(Check {
+                        name,
+                        probe,
+                        timeout,
+                    });
+                    Some(v)
+                }
+                _ => None,
+            };
+        }
+        out
+    }
+
+    /// `[[hooks]]`: each with a unique name, at least one event and exactly one action.
+    fn hooks(&mut self, raw: Option<&S<Vec<S<RawHook>>>>) -> Option<Vec<Hook>> {
+        let Some(list) = raw else {
+            return Some(Vec::new());
+        };
+        let mut out = Some(Vec::new());
+        let mut names: Vec<(String, usize)> = Vec::new();
+        for (i, h) in list.get_ref().iter().enumerate() {
+            let n = i + 1;
+            let ctx = format!("hook {n}");
+            let r = h.get_ref();
+            let name = self.unique_name(
+                r.name.as_ref(),
+                h.span(),
+                &ctx,
+                ("hook", "notify"),
+                (&mut names, n),
+            );
+            let on = match &r.on {
+                None => {
+                    self.missing(
+                        h.span(),
+                        &ctx,
+                        "on",
+                        "the events that run it, e.g. on = [\"stage_start\", \"rollback\"]",
+                    );
+                    None
+                }
+                Some(v) => self.events(v, &ctx),
+            };
+            let url = Field::of(r.post.as_ref(), |v| {
+                self.http_url(v, &format!("{ctx}: post"), HOOK_URL_EXAMPLE)
+            });
+            let argv = Field::of(r.command.as_ref(), |v| {
+                self.argv(v, &format!("{ctx}: command"))
+            });
+            let timeout = self.probe_timeout(r.timeout.as_ref(), &ctx);
+            match (&r.post, &r.command) {
+                (None, None) => self.error(
+                    h.span(),
+                    format!("{ctx}: has no action; expected post = {HOOK_URL_EXAMPLE:?} (the event as a JSON body) or command = {COMMAND_EXAMPLE} (the event in RAMP_EVENT)"),
+                ),
+                (Some(_), Some(cmd)) => self.error(
+                    cmd.span(),
+                    format!("{ctx}: has both post and command; expected exactly one action: post (the event as a JSON body) or command (the event in RAMP_EVENT)"),
+                ),
+                _ => {}
+            }
+            let action = match (url, argv) {
+                (Field::Valid(url), Field::Absent) => Some(HookAction::Post { url }),
+                (Field::Absent, Field::Valid(argv)) => Some(HookAction::Command { argv }),
+                _ => None,
+            };
+            out = match (out, name, on, action, timeout) {
+                (Some(mut v), Some(name), Some(on), Some(action), Some(timeout)) => {
+                    v.push(Hook {
+                        name,
+                        on,
+                        action,
+                        timeout,
+                    });
+                    Some(v)
+                }
+                _ => None,
+            };
+        }
+        out
+    }
+
+    /// A check's or hook's name: required, not empty, and unique among its kind. `kind` is
+    /// the kind and an example name; `seen` the names so far (with the entry that used each)
+    /// and this entry's number.
+    fn unique_name(
+        &mut self,
+        v: Option<&S<Text>>,
+        table: Range<usize>,
+        ctx: &str,
+        (kind, example): (&str, &str),
+        (seen, n): (&mut Vec<(String, usize)>, usize),
+    ) -> Option<String> {
+        let Some(v) = v else {
+            self.missing(
+                table,
+                ctx,
+                "name",
+                &format!("what the log calls it, e.g. name = {example:?}"),
+            );
+            return None;
+        };
+        let name = self.text(v, &format!("{ctx}: name"))?;
+        if let Some((_, first)) = seen.iter().find(|(s, _)| *s == name) {
+            self.error(
+                v.span(),
+                format!("{ctx}: name {name:?} is already used by {kind} {first}; {kind} names must be unique"),
+            );
+            return None;
+        }
+        seen.push((name.clone(), n));
+        Some(name)
+    }
+
+    /// A check's or hook's `timeout`: default 10 s, longer than 0 and at most an hour.
+    fn probe_timeout(&mut self, v: Option<&S<Dur>>, ctx: &str) -> Option<Span> {
+        let Some(v) = v else {
+            return Some(DEFAULT_PROBE_TIMEOUT);
+        };
+        let t = self.positive_duration(v, &format!("{ctx}: timeout"))?;
+        if t > MAX_PROBE_TIMEOUT {
+            self.error(
+                v.span(),
+                format!(
+                    "{ctx}: timeout {} is longer than {}; expected at most {}",
+                    fmt_span(t),
+                    fmt_span(MAX_PROBE_TIMEOUT),
+                    fmt_span(MAX_PROBE_TIMEOUT)
+                ),
+            );
+            return None;
+        }
+        Some(t)
+    }
+
+    /// A check's `expect_status`: a whole number from 100 to 599.
+    fn status(&mut self, v: &S<Num>, what: &str) -> Option<u16> {
+        let x = self.number(v, what)?;
+        if x.fract() != 0.0 || !(100.0..=599.0).contains(&x) {
+            self.error(
+                v.span(),
+                format!(
+                    "{what}: {} is not an HTTP status; expected a whole number from 100 to 599",
+                    fmt_num(x)
+                ),
+            );
+            return None;
+        }
+        Some(x as u16)
+    }
+
+    /// The strings of a string-or-array value, each with its 1-based position and its span;
+    /// a single string is entry 1 and spans the value. Every entry that is not a string is
+    /// reported and left out, so that the caller still checks the others; the flag says
+    /// whether every entry was a string. `expected` describes the value for a message about
+    /// a value that is neither a string nor an array.
+    fn entries<'t>(
+        &mut self,
+        v: &'t S<TextList>,
+        what: &str,
+        expected: &str,
+    ) -> (Vec<Entry<'t>>, bool) {
+        match v.get_ref() {
+            TextList::One(t) => (vec![(1, t.as_str(), v.span())], true),
+            TextList::Wrong(found) => {
+                self.error(
+                    v.span(),
+                    format!("{what}: expected {expected}, found {found}"),
+                );
+                (Vec::new(), false)
+            }
+            TextList::Many(list) => {
+                let mut out = Vec::with_capacity(list.len());
+                let mut ok = true;
+                for (i, e) in list.iter().enumerate() {
+                    match self.string(e, &format!("{what} entry {}", i + 1)) {
+                        Some(t) => out.push((i + 1, t, e.span())),
+                        None => ok = false,
+                    }
+                }
+                (out, ok)
+            }
+        }
+    }
+
+    /// A command: an array of the program and its arguments, run directly, never through a
+    /// shell; so a single string is an error rather than a command line to split.
+    fn argv(&mut self, v: &S<TextList>, what: &str) -> Option<Vec<String>> {
+        let expected =
+            format!("an array of the program and its arguments such as {COMMAND_EXAMPLE}");
+        match v.get_ref() {
+            TextList::One(t) => {
+                self.error(
+                    v.span(),
+                    format!("{what}: expected {expected}, found the string {t:?}; commands are run directly, never through a shell"),
+                );
+                return None;
+            }
+            TextList::Many(list) if list.is_empty() => {
+                self.error(v.span(), format!("{what}: is empty; expected {expected}"));
+                return None;
+            }
+            TextList::Many(_) | TextList::Wrong(_) => {}
+        }
+        let (entries, mut ok) = self.entries(v, what, &expected);
+        for (n, arg, span) in &entries {
+            if *n == 1 && arg.trim().is_empty() {
+                self.error(
+                    span.clone(),
+                    format!("{what}: the program (the first entry) is empty; expected a program such as \"/usr/bin/pg_dump\""),
+                );
+                ok = false;
+            }
+            if arg.contains('\0') {
+                self.error(
+                    span.clone(),
+                    format!("{what} entry {n}: contains a NUL character, which a program or argument cannot hold"),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| entries.iter().map(|(_, t, _)| t.to_string()).collect())
+    }
+
+    /// A hook's `on`: one event name or an array of them, at least one, none twice.
+    fn events(&mut self, v: &S<TextList>, ctx: &str) -> Option<Vec<HookEvent>> {
+        let what = format!("{ctx}: on");
+        let valid = HOOK_EVENTS
+            .iter()
+            .map(|(k, _)| format!("{k:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if matches!(v.get_ref(), TextList::Many(list) if list.is_empty()) {
+            self.error(
+                v.span(),
+                format!("{what}: is empty; expected at least one event from {valid}"),
+            );
+            return None;
+        }
+        let (entries, mut ok) = self.entries(
+            v,
+            &what,
+            &format!("an event or an array of events from {valid}"),
+        );
+        let mut out = Vec::with_capacity(entries.len());
+        for (_, name, span) in entries {
+            match HOOK_EVENTS.iter().find(|(k, _)| *k == name) {
+                None => {
+                    self.error(
+                        span,
+                        format!("{what}: {name:?} is not an event; expected one of {valid}"),
+                    );
+                    ok = false;
+                }
+                Some((_, event)) if out.contains(event) => {
+                    self.error(
+                        span,
+                        format!("{what}: {name:?} is listed twice; list each event once"),
+                    );
+                    ok = false;
+                }
+                Some((_, event)) => out.push(*event),
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A stage's `approvals`: approver names (one string or an array), none empty, none
+    /// twice. An empty array means no approval is needed.
+    fn approvals(&mut self, v: &S<TextList>, ctx: &str) -> Option<Vec<String>> {
+        let what = format!("{ctx}: approvals");
+        let (entries, mut ok) = self.entries(
+            v,
+            &what,
+            "an array of the people who must approve, such as [\"SRE Lead\"]",
+        );
+        let mut out: Vec<String> = Vec::with_capacity(entries.len());
+        for (_, name, span) in entries {
+            if name.trim().is_empty() {
+                self.error(
+                    span,
+                    format!("{what}: an approver's name is empty; expected who must approve, such as \"SRE Lead\""),
+                );
+                ok = false;
+            } else if out.iter().any(|seen| seen == name) {
+                self.error(
+                    span,
+                    format!("{what}: {name:?} is listed twice; name each approver once"),
+                );
+                ok = false;
+            } else {
+                out.push(name.to_string());
+            }
+        }
+        ok.then_some(out)
+    }
 }
+
+/// One string of a string-or-array value: its 1-based position, the string and its span.
+type Entry<'t> = (usize, &'t str, Range<usize>);
 
 /// The span of an optional spanned value, or an empty span at the start (only used where
 /// the value is known to be present).
@@ -2988,6 +3846,128 @@ fn valid_or_none<T>(f: Field<T>, default: T) -> Option<T> {
         Field::Invalid => None,
         Field::Valid(x) => Some(x),
     }
+}
+
+/// An optional field's value: `Some(None)` when absent, `None` when it was invalid (already
+/// reported).
+fn written<T>(f: Field<T>) -> Option<Option<T>> {
+    match f {
+        Field::Absent => Some(None),
+        Field::Invalid => None,
+        Field::Valid(x) => Some(Some(x)),
+    }
+}
+
+/// A plain-HTTP URL taken apart, enough to check it and to tell a base URL from one with a
+/// path. The live driver parses the checked text again with `http::Uri`; this check exists so
+/// that a bad URL is a located plan error instead of a failure in the middle of a rollout.
+struct HttpUrl<'a> {
+    /// `host:port` or `host`, as written.
+    authority: &'a str,
+    /// Everything after the authority: the path and query, possibly empty.
+    rest: &'a str,
+}
+
+/// Checks a URL that a live run fetches or posts to: `http://` only (https is not supported
+/// yet), a host and an optional port, no credentials or fragment, and a path and query made
+/// of characters a request line can carry. `example` is shown after "expected"; the error
+/// names the URL but not the key (the caller adds it).
+fn parse_http_url<'a>(t: &'a str, example: &str) -> Result<HttpUrl<'a>, String> {
+    let expected = format!("expected an http:// URL such as {example:?}");
+    let Some((scheme, rest)) = t.split_once("://") else {
+        return Err(format!("{t:?} is not a URL; {expected}"));
+    };
+    if scheme.eq_ignore_ascii_case("https") {
+        return Err(format!(
+            "{t:?}: https is not supported yet; use http:// on a trusted network or loopback"
+        ));
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(format!("{t:?} has the scheme {scheme:?}; {expected}"));
+    }
+    if let Some(bad) = t.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{t:?} contains {bad:?}, which a URL cannot hold; percent-encode it"
+        ));
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err(format!(
+            "{t:?} has credentials before the host, which are not supported; {expected}"
+        ));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let Some((v6, after)) = bracketed.split_once(']') else {
+                return Err(format!("{t:?} has an unclosed '[' in its host; {expected}"));
+            };
+            if v6.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!(
+                    "{t:?} has [{v6}], which is not an IPv6 address; {expected}"
+                ));
+            }
+            match after {
+                "" => (v6, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (v6, Some(port)),
+                    None => {
+                        return Err(format!(
+                            "{t:?} has {after:?} after its IPv6 address; {expected}"
+                        ))
+                    }
+                },
+            }
+        }
+        None => {
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            if host.is_empty() {
+                return Err(format!("{t:?} has no host; {expected}"));
+            }
+            if let Some(bad) = host
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+            {
+                return Err(format!(
+                    "{t:?} has the host {host:?}, which contains {bad:?}; expected a host name or an IP address (an IPv6 address in brackets)"
+                ));
+            }
+            (host, port)
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{t:?} has no host; {expected}"));
+    }
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.chars().all(|c| c.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|p| p != 0);
+        if !valid {
+            return Err(format!(
+                "{t:?} has the port {port:?}; expected a port number from 1 to 65535"
+            ));
+        }
+    }
+    if tail.contains('#') {
+        return Err(format!(
+            "{t:?} has a fragment (#…), which is never sent to a server; remove it"
+        ));
+    }
+    if let Some(bad) = tail
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/?%".contains(*c)))
+    {
+        return Err(format!(
+            "{t:?} contains {bad:?}, which a URL cannot hold unescaped; percent-encode it"
+        ));
+    }
+    Ok(HttpUrl {
+        authority,
+        rest: tail,
+    })
 }
 
 /// The window of a stage's effective gate and where it was written: the override's, else the
@@ -3423,7 +4403,11 @@ error_rate = "3%"
     fn the_key_check_reads_the_keys_from_the_raw_structs() {
         assert_eq!(
             fields_of::<RawStage>(),
-            ["weight", "duration", "checkpoint", "gates"]
+            ["weight", "duration", "checkpoint", "gates", "approvals"]
+        );
+        assert_eq!(
+            fields_of::<RawCheck>(),
+            ["name", "http", "expect_status", "command", "timeout"]
         );
         assert_eq!(
             fields_of::<RawDeployment>(),
@@ -3437,14 +4421,14 @@ error_rate = "3%"
             for (key, shape) in schema.children {
                 assert!(fields.contains(key), "{ctx}: `{key}` is not a key");
                 *children += 1;
-                if let Shape::Table(s) | Shape::Tables(s, _) = shape {
+                if let Shape::Table(s) | Shape::Tables(s, _) | Shape::Map(s, _) = shape {
                     walk(*s, key, children);
                 }
             }
         }
         let mut children = 0;
         walk(PLAN, "plan", &mut children);
-        assert_eq!(children, 34, "every table and array of the raw structs");
+        assert_eq!(children, 40, "every table and array of the raw structs");
     }
 
     #[test]
@@ -3456,10 +4440,47 @@ error_rate = "3%"
             e,
             [
                 (7, 10, "stage 1: weight: expected a number, found the string \"all\"".to_string()),
-                (8, 1, "unknown key `colour` in stage 1; expected one of `weight`, `duration`, `checkpoint`, `gates`".to_string()),
+                (8, 1, "unknown key `colour` in stage 1; expected one of `weight`, `duration`, `checkpoint`, `gates`, `approvals`".to_string()),
                 (12, 30, "gates.p95_ms: warn 600 is not below max 500; a warn level must be on the safe side of the fail level".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn http_urls_are_taken_apart_or_rejected_with_a_reason() {
+        let ex = "http://h:1";
+        let u = parse_http_url("http://127.0.0.1:9001/health?x=1", ex).unwrap();
+        assert_eq!((u.authority, u.rest), ("127.0.0.1:9001", "/health?x=1"));
+        let u = parse_http_url("HTTP://[::1]:80", ex).unwrap();
+        assert_eq!((u.authority, u.rest), ("[::1]:80", ""));
+        let u = parse_http_url("http://svc.internal", ex).unwrap();
+        assert_eq!((u.authority, u.rest), ("svc.internal", ""));
+        for (url, expect) in [
+            ("https://example.com", "https is not supported yet"),
+            ("ftp://example.com", "has the scheme \"ftp\""),
+            ("127.0.0.1:9901", "is not a URL"),
+            ("http://", "has no host"),
+            ("http://:80/x", "has no host"),
+            ("http://user:pw@host/", "credentials"),
+            ("http://host:0/", "has the port \"0\""),
+            ("http://host:70000/", "has the port \"70000\""),
+            ("http://host:/", "has the port \"\""),
+            ("http://host:+80/", "has the port \"+80\""),
+            ("http://[::1/", "unclosed '['"),
+            ("http://[::g]:1/", "not an IPv6 address"),
+            ("http://[::1]x/", "after its IPv6 address"),
+            ("http://::1:80/", "has the host \"::1\""),
+            ("http://ho st/", "contains ' '"),
+            ("http://host/a b", "contains ' '"),
+            ("http://host/a#b", "fragment"),
+            ("http://host/{x}", "contains '{'"),
+            ("http://hé/", "contains 'é'"),
+        ] {
+            match parse_http_url(url, ex) {
+                Ok(_) => panic!("{url} should be rejected"),
+                Err(e) => assert!(e.contains(expect), "{url}: {e}"),
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,147 @@ pub struct Plan {
     pub simulation: Option<Simulation>,
     /// Rollback rehearsals: fault scenarios run on a fork of the simulated rollout.
     pub rehearsals: Vec<Rehearsal>,
+    /// Where a live run (`ramp run`) sets weights and reads metrics; `None` when the plan
+    /// has no `[router]` section (it can still be simulated).
+    pub router: Option<Router>,
+    /// The live run's control API (`[control]`).
+    pub control: Control,
+    /// Pre-deployment checks (`[[checks]]`), run in order before any traffic shifts; one
+    /// failure stops the rollout with the canary still at weight 0.
+    pub checks: Vec<Check>,
+    /// Hooks (`[[hooks]]`) run when a stage starts or ends, on promotion and on rollback.
+    pub hooks: Vec<Hook>,
+    /// Feature flags (`[flags.NAME]`) that a live run serves over OFREP; those that follow
+    /// the rollout are on for exactly the stage's share of users and off for everyone after
+    /// a rollback. Empty when the plan has none.
+    pub flags: ramp_flags::flags::FlagSet,
+    /// Where a live run serves the flags (`[ofrep]`).
+    pub ofrep: Ofrep,
+}
+
+/// The OFREP server of a live run (`[ofrep]`), started when the plan has flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ofrep {
+    /// Address to serve on; flagd's OFREP port on loopback by default, which is where the
+    /// OpenFeature providers look first.
+    pub listen: std::net::SocketAddr,
+    /// File holding the token clients must send, as written (relative to the plan file);
+    /// required off loopback.
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl Default for Ofrep {
+    fn default() -> Self {
+        Ofrep {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8016)),
+            token_file: None,
+        }
+    }
+}
+
+/// The traffic router of a live run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Router {
+    /// A `ramp proxy` that is already running, reached through its admin API
+    /// (`[router] admin = "http://127.0.0.1:9901"`). The proxy outlives the controller, so
+    /// traffic keeps flowing at the last weight if the controller dies.
+    Admin {
+        /// Base URL of the admin API: `http://host:port`, no path.
+        url: String,
+        /// File holding the admin bearer token, as written (relative paths are relative to
+        /// the plan file's directory; the binary resolves them).
+        token_file: Option<std::path::PathBuf>,
+    },
+    /// A proxy started inside `ramp run` from a `ramp proxy` configuration file
+    /// (`[router] proxy_config = "proxy.toml"`), for single-process set-ups and the demo.
+    Embedded {
+        /// The proxy configuration file, as written (relative to the plan file's directory).
+        config: std::path::PathBuf,
+    },
+}
+
+/// The live run's control API (`[control]`): where `ramp status`, `ramp pause` and the other
+/// verbs reach the running controller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Control {
+    /// Address to listen on; `None` picks a free loopback port (the journal records it, so
+    /// the verbs find it). A non-loopback address requires a token.
+    pub listen: Option<std::net::SocketAddr>,
+    /// File holding the bearer token, as written (relative to the plan file's directory).
+    pub token_file: Option<std::path::PathBuf>,
+    /// Environment variable holding the bearer token.
+    pub token_env: Option<String>,
+}
+
+/// A pre-deployment check (the seed's checklist): it passes or the rollout never starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What the log line calls it ("Database backup").
+    pub name: String,
+    /// What is run.
+    pub probe: Probe,
+    /// How long it may take before it counts as failed.
+    pub timeout: Span,
+}
+
+/// What a check runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// `GET url` must answer `expect_status` (plain `http://` only).
+    Http {
+        /// The URL to fetch.
+        url: String,
+        /// The status that counts as healthy (default 200).
+        expect_status: u16,
+    },
+    /// A program run directly (never through a shell) that must exit 0.
+    Command {
+        /// Program and arguments; the first element is the program.
+        argv: Vec<String>,
+    },
+}
+
+/// A hook: a command or an HTTP POST of a JSON event, run when one of its events happens.
+/// Hooks inform; their failure is logged and never changes a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// What the log calls it.
+    pub name: String,
+    /// The events that run it (at least one).
+    pub on: Vec<HookEvent>,
+    /// What is run.
+    pub action: HookAction,
+    /// How long it may take before it is abandoned.
+    pub timeout: Span,
+}
+
+/// When a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookEvent {
+    /// A stage began (its weight was set).
+    StageStart,
+    /// A stage ended with a decision.
+    StageEnd,
+    /// The rollout finished promoted.
+    Promotion,
+    /// A rollback was initiated.
+    Rollback,
+}
+
+/// What a hook runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookAction {
+    /// A program run directly (never through a shell), the event JSON in `RAMP_EVENT`.
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+    },
+    /// `POST url` with the event as a JSON body (plain `http://` only).
+    Post {
+        /// The URL.
+        url: String,
+    },
 }
 
 /// The identity of a deployment.
@@ -99,6 +240,9 @@ pub struct Stage {
     /// The gates in force during this stage: the defaults with this stage's overrides
     /// applied, in the fixed order of `Metric::ALL`.
     pub gates: Vec<Gate>,
+    /// People who must approve before this stage starts (`approvals = ["SRE Lead"]`); the
+    /// rollout holds at the previous weight until all have (`ramp approve --as NAME`).
+    pub approvals: Vec<String>,
 }
 
 /// Canary-versus-stable sequential tests (`[gates.sequential]`). Each is anytime-valid: the

@@ -45,6 +45,31 @@ pub struct Summary {
     pub totals: Totals,
     /// Notable events in time order (stage starts, decisions, rollbacks), for the timeline.
     pub timeline: Vec<TimelineEvent>,
+    /// Distinct users each flag was on and off for, recorded at each stage's end (the seed's
+    /// "phase8_encryption_enabled: 625 users (25%)"); empty when the plan has no flags.
+    #[serde(default)]
+    pub flags: Vec<FlagUsageSummary>,
+}
+
+/// Distinct users (targeting keys) one flag was on and off for over a window ending at a
+/// stage's end: measured by the OFREP server live, counted from the simulated population in
+/// simulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagUsageSummary {
+    /// 1-based stage at whose end the count was taken.
+    pub stage: usize,
+    /// The flag's key.
+    pub key: String,
+    /// The share of users the flag was rolled out to, percent.
+    pub weight: f64,
+    /// Distinct users the flag was on for.
+    pub on_users: u64,
+    /// Distinct users it was off for.
+    pub off_users: u64,
+    /// The window the users were counted over, seconds.
+    pub window_s: f64,
+    /// Whether the counts are exact (else a HyperLogLog estimate, about 1.6 % error).
+    pub exact: bool,
 }
 
 /// How a rollout ended.

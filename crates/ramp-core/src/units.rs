@@ -125,7 +125,8 @@ impl Span {
 
 impl fmt::Display for Span {
     /// Writes the span in minutes when it is whole minutes, as the seed's tables do ("60 min",
-    /// "1440 min"), else in seconds or milliseconds.
+    /// "1440 min"), else in seconds (with a decimal when a live clock made it uneven) or, under
+    /// a second, milliseconds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
         if ms == 0 {
@@ -134,6 +135,8 @@ impl fmt::Display for Span {
             write!(f, "{} min", ms / 60_000)
         } else if ms % 1000 == 0 {
             write!(f, "{} s", ms / 1000)
+        } else if ms > 1000 {
+            write!(f, "{:.1} s", ms as f64 / 1000.0)
         } else {
             write!(f, "{} ms", ms)
         }

@@ -417,7 +417,7 @@ fn start_sets_the_first_stage_weight_and_announces_stage_one() {
 }
 
 #[test]
-fn an_abort_before_the_start_does_nothing() {
+fn an_abort_before_the_start_halts_without_touching_the_weight() {
     let mut engine = Engine::new(plan(THREE_STAGES));
     let actions = engine.step(
         PlanTime::ZERO,
@@ -426,8 +426,198 @@ fn an_abort_before_the_start_does_nothing() {
             reason: "nerves".into(),
         },
     );
-    assert_eq!(actions, vec![]);
+    assert_eq!(actions, vec![Action::Finished(Outcome::Halted)]);
+    assert_eq!(engine.state(), State::Finished(Outcome::Halted));
+    assert_eq!(engine.weight(), Weight::ZERO);
+    assert!(engine.summary().stages.is_empty());
+}
+
+/// An operator input with who and why.
+fn op(kind: &str, who: &str, full: bool) -> Input {
+    let (who, reason) = (who.to_string(), format!("{kind} for the test"));
+    match kind {
+        "pause" => Input::Pause { who, reason },
+        "resume" => Input::Resume { who, reason },
+        "promote" => Input::Promote { who, reason, full },
+        "approve" => Input::Approve { who, reason },
+        "halt" => Input::Halt { who, reason },
+        _ => Input::Abort { who, reason },
+    }
+}
+
+impl Run {
+    /// Feeds an operator input at the current time.
+    fn operator(&mut self, input: Input) -> Vec<Action> {
+        let actions = self.engine.step(self.now, input);
+        self.log.push((self.now, actions.clone()));
+        actions
+    }
+}
+
+/// The three-stage plan with approvals required before the stages at `needs` (0-based).
+fn with_approvals(needs: &[(usize, &[&str])]) -> Arc<Plan> {
+    let mut p = (*plan(THREE_STAGES)).clone();
+    for (i, names) in needs {
+        p.stages[*i].approvals = names.iter().map(|n| n.to_string()).collect();
+    }
+    Arc::new(p)
+}
+
+#[test]
+fn a_paused_stage_does_not_end_until_resumed_but_still_rolls_back() {
+    let mut run = Run::start(&plan(THREE_STAGES));
+    run.tick_until(30, healthy(200));
+    assert_eq!(run.operator(op("pause", "alice", false)), vec![]);
+    assert!(run.engine.paused().unwrap().contains("alice"));
+    // Well past the 60 s stage end: still stage 1.
+    run.tick_until(120, healthy(200));
+    assert_eq!(run.engine.state(), State::Running { index: 0 });
+    assert_eq!(run.engine.weight(), pct(10.0));
+    run.operator(op("resume", "bob", false));
+    assert_eq!(run.engine.paused(), None);
+    run.tick_with(&mut healthy(200));
+    assert_eq!(run.engine.state(), State::Running { index: 1 });
+    let s = run.engine.summary();
+    assert_eq!(s.stages[0].decision, Some(Decision::Proceed));
+    assert!(
+        s.stages[0].elapsed_s >= 120.0,
+        "the held time counts in the stage"
+    );
+    assert!(s
+        .timeline
+        .iter()
+        .any(|e| e.message.contains("paused by alice")));
+    assert!(s
+        .timeline
+        .iter()
+        .any(|e| e.message.contains("resumed by bob")));
+
+    // Paused again in stage 2, a failing canary is still rolled back.
+    run.operator(op("pause", "alice", false));
+    run.tick_until(200, |ctx: Ctx| {
+        let (c, s) = ctx.split(200);
+        (cohort(c, c / 5, 120.0), cohort(s, 0, 120.0))
+    });
+    assert_eq!(run.engine.state(), State::Finished(Outcome::RolledBack));
+    assert_eq!(run.engine.weight(), Weight::ZERO);
+}
+
+#[test]
+fn promote_moves_to_the_next_stage_now_and_full_goes_to_100() {
+    let mut run = Run::start(&plan(THREE_STAGES));
+    run.tick_until(10, healthy(200));
+    let actions = run.operator(op("promote", "carol", false));
+    assert_eq!(
+        actions[0],
+        Action::StageDecided {
+            index: 1,
+            decision: Decision::Proceed,
+            reasons: vec!["operator carol promoted to the next stage: promote for the test".into()],
+        }
+    );
+    assert!(actions.contains(&Action::SetWeight(pct(50.0))));
+    assert_eq!(run.engine.state(), State::Running { index: 1 });
+    run.tick_until(20, healthy(200));
+    let actions = run.operator(op("promote", "carol", true));
+    assert!(actions.contains(&Action::SetWeight(Weight::FULL)));
+    assert_eq!(actions.last(), Some(&Action::Finished(Outcome::Promoted)));
+    let s = run.engine.summary();
+    assert_eq!(s.stages.len(), 2, "the skipped stage never ran");
+    assert_eq!(s.stages[1].decision, Some(Decision::Proceed));
+}
+
+#[test]
+fn a_stage_needing_approvals_holds_the_previous_weight_until_everyone_approved() {
+    let plan = with_approvals(&[(1, &["SRE Lead", "Product Owner"])]);
+    let mut run = Run::start(&plan);
+    run.tick_until(60, healthy(200));
+    let waiting = Action::AwaitingApproval {
+        stage: 2,
+        missing: vec!["SRE Lead".into(), "Product Owner".into()],
+    };
+    assert!(run.actions().any(|(_, a)| *a == waiting));
+    assert_eq!(run.engine.state(), State::Running { index: 0 });
+    assert_eq!(
+        run.engine.awaiting(),
+        Some((1, vec!["SRE Lead".into(), "Product Owner".into()]))
+    );
+    // Held: time passes, no new stage, announced once.
+    run.tick_until(90, healthy(200));
+    assert_eq!(run.engine.weight(), pct(10.0));
+    assert_eq!(run.actions().filter(|(_, a)| **a == waiting).count(), 1);
+    // Promotion is refused while approvals are missing.
+    assert_eq!(run.operator(op("promote", "carol", false)), vec![]);
+    // A name that is not required changes nothing.
+    assert!(!run.engine.needs_approval_from("Intern"));
+    run.operator(op("approve", "Intern", false));
+    run.operator(op("approve", "SRE Lead", false));
+    assert_eq!(
+        run.engine.missing_approvals(1),
+        vec!["Product Owner".to_string()]
+    );
+    run.tick_with(&mut healthy(200));
+    assert_eq!(run.engine.state(), State::Running { index: 0 });
+    run.operator(op("approve", "Product Owner", false));
+    run.tick_with(&mut healthy(200));
+    assert_eq!(run.engine.state(), State::Running { index: 1 });
+    assert_eq!(run.engine.weight(), pct(50.0));
+    let s = run.engine.summary();
+    assert!(s
+        .timeline
+        .iter()
+        .any(|e| e.message == "Stage 2 approved by SRE Lead: approve for the test"));
+    assert!(!s.timeline.iter().any(|e| e.message.contains("Intern")));
+}
+
+#[test]
+fn a_first_stage_needing_approval_keeps_the_canary_at_zero_until_approved() {
+    let plan = with_approvals(&[(0, &["Engineering Manager"])]);
+    let mut engine = Engine::new(Arc::clone(&plan));
+    let actions = engine.step(PlanTime::ZERO, Input::Start);
+    assert_eq!(
+        actions,
+        vec![Action::AwaitingApproval {
+            stage: 1,
+            missing: vec!["Engineering Manager".into()]
+        }]
+    );
     assert_eq!(engine.state(), State::Pending);
+    assert_eq!(engine.weight(), Weight::ZERO);
+    let actions = engine.step(
+        PlanTime::from_secs(7),
+        Input::Approve {
+            who: "Engineering Manager".into(),
+            reason: String::new(),
+        },
+    );
+    assert!(actions.contains(&Action::SetWeight(pct(10.0))));
+    assert_eq!(engine.state(), State::Running { index: 0 });
+    assert_eq!(engine.summary().stages[0].started_s, 7.0);
+}
+
+#[test]
+fn halt_stops_the_rollout_where_it_is() {
+    let mut engine = Engine::new(plan(THREE_STAGES));
+    let actions = engine.step(PlanTime::ZERO, op("halt", "pre-deployment check", false));
+    assert_eq!(actions, vec![Action::Finished(Outcome::Halted)]);
+    assert_eq!(engine.weight(), Weight::ZERO);
+    assert!(engine.summary().timeline[0]
+        .message
+        .contains("pre-deployment check"));
+
+    let mut run = Run::start(&plan(THREE_STAGES));
+    run.tick_until(10, healthy(200));
+    let actions = run.operator(op("halt", "driver", false));
+    assert_eq!(actions.last(), Some(&Action::Finished(Outcome::Halted)));
+    assert_eq!(
+        run.engine.summary().stages[0].decision,
+        Some(Decision::Halt)
+    );
+    assert_eq!(
+        run.engine.weight(),
+        pct(10.0),
+        "a halt holds the weight; it is not a rollback"
+    );
 }
 
 #[test]

@@ -75,7 +75,7 @@ fn a_plan_with_many_errors_reports_all_of_them_in_file_order() {
             (32, 10, "stage 3: the 2h window of the p50_ms, p95_ms, p99_ms, error_rate, throughput_rps gates (inherited from [gates]) is longer than the stage's duration 1h"),
             (36, 10, "stage 4: the last stage's weight is 50; the last stage must be 100"),
             (37, 12, "stage 4: duration \"1hr\" has unknown unit \"hr\"; expected ms, s, m, h or d"),
-            (39, 1, "rehearsals: a rehearsal runs in the simulator; expected a [simulation] section"),
+            (39, 1, "rehearsals: a rehearsal runs in the simulator or on live traffic; expected a [simulation] section (for `ramp simulate`) or a [router] (for `ramp rehearse`)"),
             (42, 66, "rehearsal 1: fault: has both add_latency and error_rate"),
         ],
     );
@@ -95,12 +95,12 @@ fn errors_display_as_file_line_column_lines() {
 #[test]
 fn unknown_keys_are_named_with_the_expected_keys() {
     // Top level.
-    let e = errors_of(&format!("{HEAD}{LAST}\n[router]\nkind = \"proxy\"\n"));
+    let e = errors_of(&format!("{HEAD}{LAST}\n[metrics]\nkind = \"proxy\"\n"));
     assert_eq!((e.0.len(), e.0[0].line, e.0[0].column), (1, 10, 2));
     let m = &e.0[0].message;
-    assert!(m.starts_with("unknown key `router`"), "{m}");
+    assert!(m.starts_with("unknown key `metrics`"), "{m}");
     assert!(
-        m.contains("`deployment`") && m.contains("`rehearsals`"),
+        m.contains("`deployment`") && m.contains("`rehearsals`") && m.contains("`hooks`"),
         "{m}"
     );
     // Inside a stage's inline gate table.
@@ -455,7 +455,7 @@ fn rehearsals_need_a_simulation_section() {
         &format!(
             "{HEAD}{LAST}\n[[rehearsals]]\nname = \"r\"\nat = \"30m\"\nfault = {{ cohort = \"canary\", error_rate = \"5%\" }}\n"
         ),
-        &[(10, 1, "rehearsals: a rehearsal runs in the simulator; expected a [simulation] section")],
+        &[(10, 1, "rehearsals: a rehearsal runs in the simulator or on live traffic; expected a [simulation] section (for `ramp simulate`) or a [router] (for `ramp rehearse`)")],
     );
 }
 
@@ -556,7 +556,7 @@ fn unknown_keys_and_wrong_types_do_not_hide_the_other_errors() {
             (11, 30, "gates.p95_ms: warn 600 is not below max 500; a warn level must be on the safe side of the fail level"),
             (12, 22, "gates.error_rate: max: \"-1%\" is negative; a gate level must be 0 or more"),
             (15, 10, "stage 1: weight: expected a number, found the string \"ten\""),
-            (17, 1, "unknown key `wieght` in stage 1; expected one of `weight`, `duration`, `checkpoint`, `gates`"),
+            (17, 1, "unknown key `wieght` in stage 1; expected one of `weight`, `duration`, `checkpoint`, `gates`, `approvals`"),
             (21, 12, "stage 2: duration: expected a duration string such as \"90s\", \"15m\" or \"1h30m\", found the boolean true"),
             (24, 10, "stage 3: the 5m window of the p95_ms, error_rate gates (inherited from [gates]) is longer than the stage's duration 3m; a gate's window must fit in its stage (shorten the window or override it in this stage)"),
         ],
@@ -600,7 +600,26 @@ fault = {{ cohort = "canary", at = "1m", error_rate = "5%" }}
 restore = "10s"
 
 [router]
+admin = "http://127.0.0.1:9901"
 kind = "proxy"
+
+[control]
+listen = "127.0.0.1:9911"
+token = "secret"
+
+[[checks]]
+name = "c"
+http = "http://127.0.0.1:1/"
+status = 200
+
+[[hooks]]
+name = "h"
+on = "rollback"
+command = ["true"]
+url = "http://127.0.0.1:1/"
+
+[metrics]
+source = "proxy"
 "#
     );
     assert_errors(
@@ -617,7 +636,11 @@ kind = "proxy"
             (27, 1, "unknown key `why` in simulation fault 1"),
             (32, 30, "unknown key `at` in rehearsal 1's fault; expected one of `cohort`, `duration`, `add_latency`, `fraction`, `error_rate`"),
             (33, 1, "unknown key `restore` in rehearsal 1; expected one of `name`, `at`, `fault`, `target`, `restore_window`, `restore_tolerance`"),
-            (35, 2, "unknown key `router` at the top level; expected one of `deployment`, `baseline`, `gates`, `stages`, `simulation`, `rehearsals`"),
+            (37, 1, "unknown key `kind` in [router]; expected one of `admin`, `admin_token_file`, `proxy_config`"),
+            (41, 1, "unknown key `token` in [control]; expected one of `listen`, `token_file`, `token_env`"),
+            (46, 1, "unknown key `status` in check 1; expected one of `name`, `http`, `expect_status`, `command`, `timeout`"),
+            (52, 1, "unknown key `url` in hook 1; expected one of `name`, `on`, `post`, `command`, `timeout`"),
+            (54, 2, "unknown key `metrics` at the top level; expected one of `deployment`, `baseline`, `gates`, `stages`, `simulation`, `rehearsals`, `router`, `control`, `checks`, `hooks`"),
         ],
     );
 }
@@ -775,8 +798,8 @@ fn an_unknown_key_in_any_table_of_a_valid_plan_is_its_only_error() {
             checked += 1;
         }
     }
-    // 9 table headers and 16 inline tables.
-    assert_eq!(checked, 25);
+    // 15 table headers and 16 inline tables.
+    assert_eq!(checked, 31);
 }
 
 #[test]
@@ -864,4 +887,402 @@ fn burn_rate_and_mann_whitney_gates_are_read_and_checked() {
             (9, 26, "gates.mann_whitney.alpha: 2"),
         ],
     );
+}
+
+#[test]
+fn every_live_section_error_is_reported_at_once() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plans/live_errors.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    assert_exact_errors(
+        &src,
+        &[
+            (11, 26, "stage 1: approvals: an approver's name is empty; expected who must approve, such as \"SRE Lead\""),
+            (11, 30, "stage 1: approvals: \"SRE Lead\" is listed twice; name each approver once"),
+            (11, 42, "stage 1: approvals entry 4: expected a string, found the integer 5"),
+            (16, 13, "stage 2: approvals: an approver's name is empty; expected who must approve, such as \"SRE Lead\""),
+            (19, 9, "router.admin: \"https://127.0.0.1:9901\": https is not supported yet; use http:// on a trusted network or loopback"),
+            (20, 16, "router: admin and proxy_config are both given; expected exactly one: admin (a running `ramp proxy`'s admin API) or proxy_config (a proxy started in-process)"),
+            (24, 13, "control.token_env: \"RAMP-TOKEN\" is not an environment variable name; expected ASCII letters, digits and '_', not starting with a digit, such as \"RAMP_TOKEN\""),
+            (27, 8, "check 1: name: must not be empty"),
+            (29, 11, "check 1: has both http and command; expected exactly one probe: http (a GET that must answer expect_status) or command (a program that must exit 0)"),
+            (31, 1, "check 2: has no probe; expected http = \"http://127.0.0.1:9001/health\" (a GET that must answer expect_status) or command = [\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"] (a program that must exit 0)"),
+            (33, 17, "check 2: expect_status: 700 is not an HTTP status; expected a whole number from 100 to 599"),
+            (34, 11, "check 2: timeout 2h is longer than 1h; expected at most 1h"),
+            (37, 8, "check 3: name \"db\" is already used by check 2; check names must be unique"),
+            (38, 11, "check 3: command: expected an array of the program and its arguments such as [\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"], found the string \"pg_dump -f backup.sql\"; commands are run directly, never through a shell"),
+            (39, 17, "check 3: expect_status applies only to an http check; a command check passes when its program exits 0"),
+            (43, 11, "check 4: command: is empty; expected an array of the program and its arguments such as [\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"]"),
+            (47, 12, "check 5: command: the program (the first entry) is empty; expected a program such as \"/usr/bin/pg_dump\""),
+            (47, 16, "check 5: command entry 2: contains a NUL character, which a program or argument cannot hold"),
+            (47, 28, "check 5: command entry 3: expected a string, found the integer 3"),
+            (51, 22, "hook 1: on: \"deploy\" is not an event; expected one of \"stage_start\", \"stage_end\", \"promotion\", \"rollback\""),
+            (51, 32, "hook 1: on: \"stage_start\" is listed twice; list each event once"),
+            (52, 8, "hook 1: post: \"ftp://x/events\" has the scheme \"ftp\"; expected an http:// URL such as \"http://127.0.0.1:9000/events\""),
+            (53, 11, "hook 1: has both post and command; expected exactly one action: post (the event as a JSON body) or command (the event in RAMP_EVENT)"),
+            (55, 1, "hook 2: missing required key `name` (what the log calls it, e.g. name = \"notify\")"),
+            (55, 1, "hook 2: has no action; expected post = \"http://127.0.0.1:9000/events\" (the event as a JSON body) or command = [\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"] (the event in RAMP_EVENT)"),
+            (56, 6, "hook 2: on: is empty; expected at least one event from \"stage_start\", \"stage_end\", \"promotion\", \"rollback\""),
+            (57, 11, "hook 2: timeout: must be longer than 0"),
+            (59, 1, "hook 3: has no action; expected post = \"http://127.0.0.1:9000/events\" (the event as a JSON body) or command = [\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"] (the event in RAMP_EVENT)"),
+            (60, 8, "hook 3: name: must not be empty"),
+            (61, 6, "hook 3: on: expected an event or an array of events from \"stage_start\", \"stage_end\", \"promotion\", \"rollback\", found the integer 5"),
+        ],
+    );
+}
+
+/// HEAD and a final stage, then `section` (which starts at line 10).
+fn live(section: &str) -> String {
+    format!("{HEAD}{LAST}\n{section}")
+}
+
+#[test]
+fn the_router_needs_exactly_one_of_admin_and_proxy_config() {
+    assert_exact_errors(
+        &live("[router]\n"),
+        &[(10, 1, "router: has neither admin nor proxy_config; expected admin = \"http://127.0.0.1:9901\" (a running `ramp proxy`'s admin API) or proxy_config = \"proxy.toml\" (a proxy started in-process)")],
+    );
+    assert_errors(
+        &live("[router]\nadmin = \"http://127.0.0.1:9901\"\nproxy_config = \"proxy.toml\"\n"),
+        &[(
+            12,
+            16,
+            "router: admin and proxy_config are both given; expected exactly one",
+        )],
+    );
+    // A token file authenticates to the admin API, so it needs one.
+    assert_errors(
+        &live("[router]\nproxy_config = \"proxy.toml\"\nadmin_token_file = \"admin.token\"\n"),
+        &[(
+            12,
+            20,
+            "router.admin_token_file: applies only with router.admin",
+        )],
+    );
+    assert_errors(
+        &live("[router]\nadmin_token_file = \"admin.token\"\n"),
+        &[
+            (10, 1, "router: has neither admin nor proxy_config"),
+            (
+                11,
+                20,
+                "router.admin_token_file: applies only with router.admin",
+            ),
+        ],
+    );
+    assert_errors(
+        &live("[router]\nproxy_config = \"\"\n"),
+        &[(11, 16, "router.proxy_config: must not be empty")],
+    );
+}
+
+#[test]
+fn the_admin_url_is_plain_http_with_no_path() {
+    for (url, message) in [
+        ("https://127.0.0.1:9901", "router.admin: \"https://127.0.0.1:9901\": https is not supported yet; use http:// on a trusted network or loopback"),
+        ("http://127.0.0.1:9901/api", "router.admin: \"http://127.0.0.1:9901/api\" has a path (\"/api\"); expected the admin API's base URL without a path, such as \"http://127.0.0.1:9901\""),
+        ("http://127.0.0.1:9901?x=1", "router.admin: \"http://127.0.0.1:9901?x=1\" has a path (\"?x=1\")"),
+        ("127.0.0.1:9901", "router.admin: \"127.0.0.1:9901\" is not a URL; expected an http:// URL such as \"http://127.0.0.1:9901\""),
+        ("http://127.0.0.1:99999", "router.admin: \"http://127.0.0.1:99999\" has the port \"99999\"; expected a port number from 1 to 65535"),
+        ("http://admin:pw@127.0.0.1:9901", "has credentials before the host, which are not supported"),
+        ("", "router.admin: must not be empty"),
+    ] {
+        assert_errors(
+            &live(&format!("[router]\nadmin = \"{url}\"\n")),
+            &[(11, 9, message)],
+        );
+    }
+    // A trailing slash is no path; it is dropped so that the driver can append paths.
+    let plan = parse_plan(
+        &live("[router]\nadmin = \"http://[::1]:9901/\"\n"),
+        "plan.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        plan.router,
+        Some(ramp_core::Router::Admin {
+            url: "http://[::1]:9901".into(),
+            token_file: None
+        })
+    );
+}
+
+#[test]
+fn the_control_address_is_a_socket_address_and_needs_a_token_off_loopback() {
+    assert_exact_errors(
+        &live("[control]\nlisten = \"localhost:9911\"\n"),
+        &[(11, 10, "control.listen: \"localhost:9911\" is not a socket address; expected an IP address and a port such as \"127.0.0.1:9911\" or \"[::1]:9911\" (not a host name)")],
+    );
+    assert_errors(
+        &live("[control]\nlisten = \"127.0.0.1\"\n"),
+        &[(11, 10, "is not a socket address")],
+    );
+    for listen in ["0.0.0.0:9911", "10.1.2.3:9911", "[::]:9911"] {
+        let shown: std::net::SocketAddr = listen.parse().unwrap();
+        assert_exact_errors(
+            &live(&format!("[control]\nlisten = \"{listen}\"\n")),
+            &[(11, 10, &format!("control.listen: {shown} is not a loopback address, so anyone who can reach it could pause, approve or abort the rollout; set token_file or token_env, or listen on 127.0.0.1"))],
+        );
+    }
+    // Either token is enough; a wrong one is reported once, not as a missing token too.
+    for token in [
+        "token_file = \"control.token\"",
+        "token_env = \"RAMP_TOKEN\"",
+    ] {
+        parse_plan(
+            &live(&format!("[control]\nlisten = \"0.0.0.0:9911\"\n{token}\n")),
+            "plan.toml",
+        )
+        .unwrap();
+    }
+    for name in ["RAMP-TOKEN", "1TOKEN", "", "TÖKEN"] {
+        assert_errors(
+            &live(&format!(
+                "[control]\nlisten = \"0.0.0.0:9911\"\ntoken_env = \"{name}\"\n"
+            )),
+            &[(12, 13, "is not an environment variable name")],
+        );
+    }
+    assert_errors(
+        &live("[control]\ntoken_file = \"\"\n"),
+        &[(11, 14, "control.token_file: must not be empty")],
+    );
+}
+
+#[test]
+fn a_check_needs_a_unique_name_and_exactly_one_probe() {
+    assert_errors(
+        &live("[[checks]]\nhttp = \"http://127.0.0.1:9001/health\"\n"),
+        &[(10, 1, "check 1: missing required key `name` (what the log calls it, e.g. name = \"API health\")")],
+    );
+    assert_errors(
+        &live("[[checks]]\nname = \"  \"\nhttp = \"http://127.0.0.1:9001/health\"\n"),
+        &[(11, 8, "check 1: name: must not be empty")],
+    );
+    assert_errors(
+        &live("[[checks]]\nname = \"a\"\nhttp = \"http://h/\"\n[[checks]]\nname = \"b\"\ncommand = [\"true\"]\n[[checks]]\nname = \"a\"\ncommand = [\"true\"]\n"),
+        &[(17, 8, "check 3: name \"a\" is already used by check 1; check names must be unique")],
+    );
+    assert_errors(
+        &live("[[checks]]\nname = \"a\"\n"),
+        &[(10, 1, "check 1: has no probe")],
+    );
+    assert_errors(
+        &live("[[checks]]\nname = \"a\"\ncommand = [\"true\"]\nhttp = \"http://h/\"\n"),
+        &[(12, 11, "check 1: has both http and command")],
+    );
+}
+
+#[test]
+fn a_check_url_is_plain_http() {
+    for (url, message) in [
+        ("https://127.0.0.1:9001/health", "check 1: http: \"https://127.0.0.1:9001/health\": https is not supported yet; use http:// on a trusted network or loopback"),
+        ("file:///etc/passwd", "check 1: http: \"file:///etc/passwd\" has the scheme \"file\"; expected an http:// URL such as \"http://127.0.0.1:9001/health\""),
+        ("health", "check 1: http: \"health\" is not a URL"),
+        ("http:///health", "check 1: http: \"http:///health\" has no host"),
+        ("http://h/a b", "check 1: http: \"http://h/a b\" contains ' ', which a URL cannot hold; percent-encode it"),
+        ("http://h/<x>", "check 1: http: \"http://h/<x>\" contains '<', which a URL cannot hold unescaped; percent-encode it"),
+        ("http://h/#top", "has a fragment"),
+    ] {
+        assert_errors(
+            &live(&format!("[[checks]]\nname = \"a\"\nhttp = \"{url}\"\n")),
+            &[(12, 8, message)],
+        );
+    }
+}
+
+#[test]
+fn expect_status_is_an_http_status_of_an_http_check() {
+    for status in ["99", "600", "200.5", "-1"] {
+        assert_errors(
+            &live(&format!(
+                "[[checks]]\nname = \"a\"\nhttp = \"http://h/\"\nexpect_status = {status}\n"
+            )),
+            &[(
+                13,
+                17,
+                "is not an HTTP status; expected a whole number from 100 to 599",
+            )],
+        );
+    }
+    assert_errors(
+        &live("[[checks]]\nname = \"a\"\nhttp = \"http://h/\"\nexpect_status = \"200\"\n"),
+        &[(
+            13,
+            17,
+            "check 1: expect_status: expected a number, found the string \"200\"",
+        )],
+    );
+    assert_errors(
+        &live("[[checks]]\nname = \"a\"\ncommand = [\"true\"]\nexpect_status = 200\n"),
+        &[(
+            13,
+            17,
+            "check 1: expect_status applies only to an http check",
+        )],
+    );
+    let plan = parse_plan(
+        &live("[[checks]]\nname = \"a\"\nhttp = \"http://h/\"\nexpect_status = 599\n"),
+        "plan.toml",
+    )
+    .unwrap();
+    assert!(matches!(
+        plan.checks[0].probe,
+        ramp_core::Probe::Http {
+            expect_status: 599,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_command_is_a_non_empty_argv_never_a_shell_string() {
+    for (command, expected) in [
+        ("\"pg_dump -f backup.sql\"", &[(12, 11, "check 1: command: expected an array of the program and its arguments such as [\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"], found the string \"pg_dump -f backup.sql\"; commands are run directly, never through a shell")][..]),
+        ("[]", &[(12, 11, "check 1: command: is empty; expected an array of the program and its arguments")][..]),
+        ("[\"\", \"-f\"]", &[(12, 12, "check 1: command: the program (the first entry) is empty")][..]),
+        ("[\" \"]", &[(12, 12, "check 1: command: the program (the first entry) is empty")][..]),
+        ("[\"a\", 5, true]", &[(12, 17, "check 1: command entry 2: expected a string, found the integer 5"), (12, 20, "check 1: command entry 3: expected a string, found the boolean true")][..]),
+        ("[[\"sh\"], { x = 1 }]", &[(12, 12, "check 1: command entry 1: expected a string, found an array"), (12, 20, "check 1: command entry 2: expected a string, found a table")][..]),
+        ("{ program = \"sh\" }", &[(12, 11, "check 1: command: expected an array of the program and its arguments such as [\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"], found a table")][..]),
+        ("[\"a\", \"x\\u0000y\"]", &[(12, 17, "check 1: command entry 2: contains a NUL character")][..]),
+    ] {
+        assert_errors(
+            &live(&format!("[[checks]]\nname = \"a\"\ncommand = {command}\n")),
+            expected,
+        );
+    }
+}
+
+#[test]
+fn timeouts_are_above_zero_and_at_most_an_hour() {
+    for (timeout, message) in [
+        ("\"0s\"", "check 1: timeout: must be longer than 0"),
+        ("\"61m\"", "check 1: timeout 61m is longer than 1h; expected at most 1h"),
+        ("5", "check 1: timeout: expected a duration string with a unit such as \"5s\" or \"5m\", found the bare number 5"),
+        ("\"soon\"", "check 1: timeout: expected a duration such as"),
+    ] {
+        assert_errors(
+            &live(&format!(
+                "[[checks]]\nname = \"a\"\ncommand = [\"true\"]\ntimeout = {timeout}\n"
+            )),
+            &[(13, 11, message)],
+        );
+    }
+    assert_errors(
+        &live(
+            "[[hooks]]\nname = \"a\"\non = \"rollback\"\ncommand = [\"true\"]\ntimeout = \"2h\"\n",
+        ),
+        &[(14, 11, "hook 1: timeout 2h is longer than 1h")],
+    );
+}
+
+#[test]
+fn a_hook_needs_a_name_events_and_exactly_one_action() {
+    assert_errors(
+        &live("[[hooks]]\non = \"rollback\"\npost = \"http://h/\"\n"),
+        &[(10, 1, "hook 1: missing required key `name`")],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"\"\non = \"rollback\"\npost = \"http://h/\"\n"),
+        &[(11, 8, "hook 1: name: must not be empty")],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\non = \"rollback\"\npost = \"http://h/\"\n[[hooks]]\nname = \"a\"\non = \"promotion\"\npost = \"http://h/\"\n"),
+        &[(15, 8, "hook 2: name \"a\" is already used by hook 1; hook names must be unique")],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\npost = \"http://h/\"\n"),
+        &[(10, 1, "hook 1: missing required key `on` (the events that run it, e.g. on = [\"stage_start\", \"rollback\"])")],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\non = \"rollback\"\n"),
+        &[(10, 1, "hook 1: has no action; expected post = \"http://127.0.0.1:9000/events\" (the event as a JSON body) or command = [\"/usr/bin/pg_dump\", \"-f\", \"backup.sql\"] (the event in RAMP_EVENT)")],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\non = \"rollback\"\npost = \"http://h/\"\ncommand = [\"true\"]\n"),
+        &[(14, 11, "hook 1: has both post and command; expected exactly one action")],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\non = \"rollback\"\npost = \"https://h/\"\n"),
+        &[(13, 8, "hook 1: post: \"https://h/\": https is not supported yet; use http:// on a trusted network or loopback")],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\non = \"rollback\"\ncommand = \"notify.sh\"\n"),
+        &[(13, 11, "commands are run directly, never through a shell")],
+    );
+}
+
+#[test]
+fn hook_events_are_known_listed_once_and_at_least_one() {
+    let valid = "expected one of \"stage_start\", \"stage_end\", \"promotion\", \"rollback\"";
+    assert_exact_errors(
+        &live("[[hooks]]\nname = \"a\"\non = \"deploy\"\npost = \"http://h/\"\n"),
+        &[(
+            12,
+            6,
+            &format!("hook 1: on: \"deploy\" is not an event; {valid}"),
+        )],
+    );
+    assert_exact_errors(
+        &live("[[hooks]]\nname = \"a\"\non = [\"rollback\", \"Rollback\", \"rollback\"]\npost = \"http://h/\"\n"),
+        &[
+            (12, 19, &format!("hook 1: on: \"Rollback\" is not an event; {valid}")),
+            (12, 31, "hook 1: on: \"rollback\" is listed twice; list each event once"),
+        ],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\non = []\npost = \"http://h/\"\n"),
+        &[(12, 6, "hook 1: on: is empty; expected at least one event from \"stage_start\", \"stage_end\", \"promotion\", \"rollback\"")],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\non = [\"rollback\", 1]\npost = \"http://h/\"\n"),
+        &[(
+            12,
+            19,
+            "hook 1: on entry 2: expected a string, found the integer 1",
+        )],
+    );
+    assert_errors(
+        &live("[[hooks]]\nname = \"a\"\non = true\npost = \"http://h/\"\n"),
+        &[(12, 6, "hook 1: on: expected an event or an array of events from \"stage_start\", \"stage_end\", \"promotion\", \"rollback\", found the boolean true")],
+    );
+}
+
+#[test]
+fn approvals_are_distinct_non_empty_names() {
+    let stages = |approvals: &str| {
+        format!(
+            "{HEAD}\n[[stages]]\nweight = 10\nduration = \"1h\"\napprovals = {approvals}\n{LAST}"
+        )
+    };
+    assert_exact_errors(
+        &stages("[\"SRE Lead\", \"SRE Lead\"]"),
+        &[(
+            9,
+            26,
+            "stage 1: approvals: \"SRE Lead\" is listed twice; name each approver once",
+        )],
+    );
+    assert_exact_errors(
+        &stages("[\"SRE Lead\", \"\"]"),
+        &[(9, 26, "stage 1: approvals: an approver's name is empty; expected who must approve, such as \"SRE Lead\"")],
+    );
+    assert_exact_errors(
+        &stages("[\"SRE Lead\", 3]"),
+        &[(
+            9,
+            26,
+            "stage 1: approvals entry 2: expected a string, found the integer 3",
+        )],
+    );
+    assert_exact_errors(
+        &stages("true"),
+        &[(9, 13, "stage 1: approvals: expected an array of the people who must approve, such as [\"SRE Lead\"], found the boolean true")],
+    );
+    // Approvals on the first stage are allowed: they gate the start of the rollout. An empty
+    // list needs no approval.
+    let plan = parse_plan(&stages("[\"SRE Lead\"]"), "plan.toml").unwrap();
+    assert_eq!(plan.stages[0].approvals, ["SRE Lead"]);
+    let plan = parse_plan(&stages("[]"), "plan.toml").unwrap();
+    assert!(plan.stages[0].approvals.is_empty());
 }

@@ -73,13 +73,16 @@ proptest! {
             "weight", "duration", "checkpoint", "id", "start", "p95_ms", "error_rate",
             "throughput_rps", "window", "min_samples", "gates.p99_ms", "rps", "stable",
             "features", "name", "at", "fault", "deployment", "[[stages]]\nweight",
+            "approvals", "admin", "admin_token_file", "listen", "token_env", "http",
+            "expect_status", "command", "on", "post", "timeout", "router", "control",
         ]),
         value in prop::sample::select(vec![
             "1e308", "-1e308", "inf", "-inf", "nan", "0", "-0.0", "100.0000001",
             "18446744073709551615", "\"99999999999999999999h\"", "\"1e400s\"", "\"..5m\"",
             "\"\"", "[]", "{}", "true", "2025-10-06T18:00:00Z", "\"1.5.5h\"", "\"0.0000001ms\"",
             "{ max = 1, bogus = 2 }", "[1, \"x\", {}]", "[{}, 5]", "{ a = { b = [] } }", "07:30:00",
-            "1979-05-27",
+            "1979-05-27", "[[\"a\"], {}]", "[\"\"]", "\"\\u0000\"", "[\"a\", \"a\"]", "65536",
+            "\"https://x\"", "\"http://[::1\"", "\"0.0.0.0:1\"",
         ]),
     ) {
         let src = FULL.replacen(&format!("{key} = "), &format!("{key} = {value}\n#"), 1);

@@ -2,10 +2,10 @@
 //! weights in basis points, durations in milliseconds, merged gates and every default.
 
 use ramp_core::{
-    load_plan, parse_plan, Bound, Cohort, FaultEffect, Gate, LoadModel, Metric, Plan, PlanTime,
-    Scope, Span,
+    load_plan, parse_plan, Bound, Check, Cohort, Control, FaultEffect, Gate, Hook, HookAction,
+    HookEvent, LoadModel, Metric, Plan, PlanTime, Probe, Router, Scope, Span,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Reads the fixture through `load_plan`, the path `ramp validate` takes.
 fn full() -> Plan {
@@ -192,4 +192,185 @@ fn parse_plan_and_load_plan_agree() {
     )
     .unwrap();
     assert_eq!(parse_plan(&text, "valid_full.toml").unwrap(), full());
+}
+
+#[test]
+fn router_control_checks_hooks_and_approvals_are_read() {
+    let plan = full();
+    // The admin URL loses its trailing slash so that paths can be appended to it; file paths
+    // are kept as written, for the binary to resolve against the plan's directory.
+    assert_eq!(
+        plan.router,
+        Some(Router::Admin {
+            url: "http://127.0.0.1:9901".into(),
+            token_file: Some(PathBuf::from("admin.token")),
+        })
+    );
+    assert_eq!(
+        plan.control,
+        Control {
+            listen: Some("127.0.0.1:9911".parse().unwrap()),
+            token_file: Some(PathBuf::from("control.token")),
+            token_env: Some("RAMP_TOKEN".into()),
+        }
+    );
+    assert_eq!(
+        plan.checks,
+        vec![
+            Check {
+                name: "API health".into(),
+                probe: Probe::Http {
+                    url: "http://127.0.0.1:9001/health".into(),
+                    expect_status: 200,
+                },
+                timeout: Span::from_secs(2),
+            },
+            Check {
+                name: "Database backup".into(),
+                probe: Probe::Command {
+                    argv: vec!["/usr/bin/pg_dump".into(), "-f".into(), "backup.sql".into()],
+                },
+                timeout: Span::from_mins(5),
+            },
+        ]
+    );
+    assert_eq!(
+        plan.hooks,
+        vec![
+            Hook {
+                name: "notify".into(),
+                on: vec![
+                    HookEvent::StageStart,
+                    HookEvent::StageEnd,
+                    HookEvent::Promotion,
+                    HookEvent::Rollback
+                ],
+                action: HookAction::Post {
+                    url: "http://127.0.0.1:9000/events".into()
+                },
+                timeout: Span::from_secs(5),
+            },
+            Hook {
+                name: "page on rollback".into(),
+                on: vec![HookEvent::Rollback],
+                action: HookAction::Command {
+                    argv: vec!["./page.sh".into(), "--team".into(), "phase8".into()],
+                },
+                timeout: Span::from_secs(10),
+            },
+        ]
+    );
+    let approvals: Vec<&[String]> = plan.stages.iter().map(|s| &s.approvals[..]).collect();
+    assert_eq!(
+        approvals,
+        [
+            &[][..],
+            &["Engineering Manager".to_string(), "SRE Lead".to_string()][..],
+            &[][..],
+            &[][..],
+        ]
+    );
+}
+
+/// The head of a small valid plan for the live-run sections.
+const HEAD: &str = "[deployment]\nid = \"d1\"\nservice = \"svc\"\nenvironment = \"staging\"\n";
+
+/// Parses text that must be valid.
+fn parse(src: &str) -> Plan {
+    match parse_plan(src, "plan.toml") {
+        Ok(plan) => plan,
+        Err(e) => panic!("expected a valid plan:\n{e}--- plan ---\n{src}"),
+    }
+}
+
+#[test]
+fn a_plan_without_live_sections_gets_their_defaults() {
+    let plan = parse(&format!(
+        "{HEAD}\n[[stages]]\nweight = 100\nduration = \"1h\"\n"
+    ));
+    assert_eq!(plan.router, None);
+    assert_eq!(plan.control, Control::default());
+    assert!(plan.checks.is_empty() && plan.hooks.is_empty());
+    assert!(plan.stages[0].approvals.is_empty());
+}
+
+#[test]
+fn the_embedded_router_and_the_live_defaults_are_read() {
+    let plan = parse(&format!(
+        r#"{HEAD}
+[[stages]]
+weight = 10
+duration = "1h"
+approvals = ["SRE Lead"]
+
+[[stages]]
+weight = 100
+duration = "1h"
+approvals = "Engineering Manager"
+
+[router]
+proxy_config = "conf/proxy.toml"
+
+[control]
+listen = "0.0.0.0:9911"
+token_env = "_RAMP_TOKEN_2"
+
+[[checks]]
+name = "ready"
+http = "http://[::1]:9001/ready?deep=1"
+expect_status = 204
+
+[[hooks]]
+name = "audit"
+on = ["promotion", "rollback"]
+command = ["/usr/local/bin/audit", ""]
+timeout = "1h"
+"#
+    ));
+    // Approvals on the first stage gate the start of the rollout; a single name is a list of one.
+    assert_eq!(plan.stages[0].approvals, ["SRE Lead"]);
+    assert_eq!(plan.stages[1].approvals, ["Engineering Manager"]);
+    assert_eq!(
+        plan.router,
+        Some(Router::Embedded {
+            config: PathBuf::from("conf/proxy.toml")
+        })
+    );
+    // A non-loopback address is accepted with a token.
+    assert_eq!(plan.control.listen, Some("0.0.0.0:9911".parse().unwrap()));
+    assert_eq!(plan.control.token_env.as_deref(), Some("_RAMP_TOKEN_2"));
+    assert_eq!(plan.control.token_file, None);
+    assert_eq!(
+        plan.checks[0].probe,
+        Probe::Http {
+            url: "http://[::1]:9001/ready?deep=1".into(),
+            expect_status: 204
+        }
+    );
+    assert_eq!(plan.checks[0].timeout, Span::from_secs(10), "the default");
+    let hook = &plan.hooks[0];
+    assert_eq!(hook.on, [HookEvent::Promotion, HookEvent::Rollback]);
+    // An empty argument is a real argument; only the program must be named.
+    assert_eq!(
+        hook.action,
+        HookAction::Command {
+            argv: vec!["/usr/local/bin/audit".into(), String::new()]
+        }
+    );
+    assert_eq!(hook.timeout, Span::from_mins(60), "an hour is the limit");
+}
+
+#[test]
+fn loopback_control_addresses_need_no_token() {
+    for listen in [
+        "127.0.0.1:9911",
+        "127.0.0.2:0",
+        "[::1]:9911",
+        "[::ffff:127.0.0.1]:9911",
+    ] {
+        let plan = parse(&format!(
+            "{HEAD}\n[[stages]]\nweight = 100\nduration = \"1h\"\n\n[control]\nlisten = \"{listen}\"\n"
+        ));
+        assert_eq!(plan.control.listen, Some(listen.parse().unwrap()));
+    }
 }

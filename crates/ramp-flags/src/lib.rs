@@ -13,13 +13,34 @@
 //!
 //! Because the bucket of a key never changes, a two-variant split `[on, p], [off, W - p]` is
 //! monotonic in `p`: a user who is `on` at 5% stays `on` at 25%, 50% and 100%, and nobody is
-//! `on` at 0%. This crate is pure: it does no I/O, reads no clock and allocates nothing on the
-//! hashing path.
+//! `on` at 0%. The bucketing is pure: it does no I/O, reads no clock and allocates nothing on
+//! the hashing path.
+//!
+//! On top of it:
+//! - [`flags`]: feature flags whose rollout follows a live rollout's weight (or has its own),
+//!   their TOML format (`[flags.NAME]`, standalone or embedded in a plan), and the lock-free
+//!   [`flags::FlagState`] that a driver moves through a [`flags::WeightHandle`]. Pure too.
+//! - [`ofrep`] (feature `server`, on by default): an OFREP server for those flags, so that any
+//!   OpenFeature SDK with an OFREP provider reads them.
+//! - [`cli`] (feature `server`): `ramp flags serve`'s options and run loop.
+//! - [`distinct`]: distinct targeting keys per side (on/off, stable/canary) over a sliding
+//!   window, exact up to a cap and a HyperLogLog beyond, with bounded memory; the OFREP
+//!   server's `/stats` and the proxy's flag-mode snapshot both count with it. Pure too (the
+//!   caller passes the time).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "server")]
+pub mod cli;
+pub mod distinct;
+pub mod flags;
 mod murmur3;
+#[cfg(feature = "server")]
+pub mod ofrep;
+
+#[cfg(feature = "server")]
+pub use cli::FlagsError;
 
 pub use murmur3::{murmur3_x86_32, Murmur3x86_32};
 
@@ -148,9 +169,91 @@ pub fn in_rollout(salt: &[u8], user_key: &[u8], weight_bp: u32) -> bool {
     bucket_of(hash, u64::from(BASIS_POINTS)) < u64::from(weight_bp)
 }
 
+/// Where one user stands in a two-variant rollout, as a flag evaluation places them; the
+/// single decision that both the OFREP server ([`flags::Flag::evaluate`]) and the proxy's
+/// cohort tagging in flag mode make, so that the two cannot disagree about anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// The weight is 0: nobody is inside, and no targeting key is needed to say so.
+    Nobody,
+    /// The weight is 100 % (or more): everybody is inside, with or without a targeting key.
+    Everybody,
+    /// The fractional bucketing put this targeting key inside the rollout.
+    Inside,
+    /// The fractional bucketing put this targeting key outside the rollout.
+    Outside,
+    /// The rollout is fractional and there is no (non-empty) targeting key to bucket by, so
+    /// the user cannot be placed; a flag answers `TARGETING_KEY_MISSING`.
+    KeyMissing,
+}
+
+impl Membership {
+    /// Whether the user gets the rollout's variant (the canary cohort); `None` when the user
+    /// cannot be placed.
+    pub fn is_inside(self) -> Option<bool> {
+        match self {
+            Membership::Everybody | Membership::Inside => Some(true),
+            Membership::Nobody | Membership::Outside => Some(false),
+            Membership::KeyMissing => None,
+        }
+    }
+}
+
+/// Places a user in a rollout of `weight_bp` basis points salted by `salt`: 0 and 100 % need
+/// no key, anything between buckets `salt + targeting_key` with [`in_rollout`]. An empty key
+/// counts as missing, because it would put every anonymous user in the same bucket.
+///
+/// This is exactly the decision [`flags::Flag::evaluate`] makes for a flag with a rollout
+/// (it calls this function), byte for byte.
+pub fn rollout_membership(salt: &[u8], weight_bp: u32, targeting_key: Option<&[u8]>) -> Membership {
+    let weight_bp = weight_bp.min(BASIS_POINTS);
+    if weight_bp == 0 {
+        return Membership::Nobody;
+    }
+    if weight_bp == BASIS_POINTS {
+        return Membership::Everybody;
+    }
+    match targeting_key {
+        Some(key) if !key.is_empty() => {
+            if in_rollout(salt, key, weight_bp) {
+                Membership::Inside
+            } else {
+                Membership::Outside
+            }
+        }
+        _ => Membership::KeyMissing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn membership_needs_a_key_only_for_a_fractional_rollout() {
+        assert_eq!(rollout_membership(b"s", 0, None), Membership::Nobody);
+        assert_eq!(
+            rollout_membership(b"s", 10_000, None),
+            Membership::Everybody
+        );
+        assert_eq!(
+            rollout_membership(b"s", 20_000, Some(b"")),
+            Membership::Everybody
+        );
+        assert_eq!(
+            rollout_membership(b"s", 5_000, None),
+            Membership::KeyMissing
+        );
+        assert_eq!(
+            rollout_membership(b"s", 5_000, Some(b"")),
+            Membership::KeyMissing
+        );
+        for user in 0..1_000u32 {
+            let key = format!("u{user}");
+            let m = rollout_membership(b"s", 2_500, Some(key.as_bytes()));
+            assert_eq!(m.is_inside(), Some(in_rollout(b"s", key.as_bytes(), 2_500)));
+        }
+    }
 
     #[test]
     fn bucket_stays_below_total_weight_at_the_extremes() {

@@ -1,7 +1,8 @@
 //! The admin API, on its own listener (loopback by default):
 //!
 //! - `GET /metrics`: Prometheus text format.
-//! - `GET /snapshot`: JSON with raw histogram buckets and counters, for exact merging.
+//! - `GET /snapshot`: JSON with raw histogram buckets and counters, for exact merging; in
+//!   flag mode also `flag`: the flag and the distinct users per cohort over the window.
 //! - `GET /weights`, `PUT /weights` `{"canary": 5}`: read and set the split (persisted first,
 //!   then swapped atomically; effective from the next request).
 //! - `GET /faults`, `POST /faults`, `DELETE /faults`, `DELETE /faults/{id}`: rehearsal faults.
@@ -17,6 +18,7 @@ use crate::proxy::Proxy;
 use crate::routing::{Cohort, Fault, FaultAction, RouteState};
 use crate::state::{self, PersistedState};
 use crate::upstream::PoolStatus;
+use crate::users::FlagUsersSnapshot;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -49,7 +51,7 @@ pub struct WeightsView {
     pub stable: f64,
     /// Canary share in basis points, the exact stored value.
     pub canary_bp: u32,
-    /// "per_request" or "sticky".
+    /// "per_request", "sticky" or "flag".
     pub mode: &'static str,
 }
 
@@ -107,6 +109,9 @@ struct Snapshot {
     upstreams: Vec<PoolStatus>,
     /// What happens when a pool is down.
     unhealthy_pool_policy: &'static str,
+    /// Flag mode only: the flag and the distinct users of each cohort over the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flag: Option<FlagUsersSnapshot>,
 }
 
 /// Serves one admin request.
@@ -139,26 +144,39 @@ pub async fn handle(
                 bp_to_percent(proxy.route.load().canary_bp)
             );
             extra.push_str("# HELP ramp_proxy_upstream_healthy Whether an upstream address receives traffic (1) or is marked down (0).\n# TYPE ramp_proxy_upstream_healthy gauge\n");
-            for pool in [&proxy.stable, &proxy.canary] {
+            for pool in proxy.pools() {
                 for m in pool.members.iter() {
                     let _ = writeln!(
                         extra,
-                        "ramp_proxy_upstream_healthy{{cohort=\"{}\",addr=\"{}\"}} {}",
-                        pool.cohort.as_str(),
+                        "ramp_proxy_upstream_healthy{{{},addr=\"{}\"}} {}",
+                        pool_label(pool),
                         m.addr,
                         u8::from(m.is_healthy())
                     );
                 }
             }
             extra.push_str("# HELP ramp_proxy_pool_healthy_members Healthy members per pool.\n# TYPE ramp_proxy_pool_healthy_members gauge\n");
-            for pool in [&proxy.stable, &proxy.canary] {
+            for pool in proxy.pools() {
                 let _ = writeln!(
                     extra,
-                    "ramp_proxy_pool_healthy_members{{cohort=\"{}\",policy=\"{}\"}} {}",
-                    pool.cohort.as_str(),
+                    "ramp_proxy_pool_healthy_members{{{},policy=\"{}\"}} {}",
+                    pool_label(pool),
                     proxy.config.unhealthy_policy.as_str(),
                     pool.healthy_count()
                 );
+            }
+            if let Some(users) = &proxy.users {
+                let u = users.snapshot();
+                extra.push_str("# HELP ramp_proxy_flag_users Distinct user keys per cohort over the statistics window (flag mode).\n# TYPE ramp_proxy_flag_users gauge\n");
+                for (cohort, n) in [("stable", u.stable_users), ("canary", u.canary_users)] {
+                    let _ = writeln!(
+                        extra,
+                        "ramp_proxy_flag_users{{cohort=\"{cohort}\",flag=\"{}\"}} {n}",
+                        u.key
+                    );
+                }
+                extra.push_str("# HELP ramp_proxy_flag_users_exact Whether the distinct-user counts are exact (1) or HyperLogLog estimates (0).\n# TYPE ramp_proxy_flag_users_exact gauge\n");
+                let _ = writeln!(extra, "ramp_proxy_flag_users_exact {}", u8::from(u.exact));
             }
             let body = proxy.metrics.render_prometheus(&extra);
             let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -174,8 +192,9 @@ pub async fn handle(
                 deployment_id: proxy.config.deployment_id.clone(),
                 weights: weights_view(&proxy),
                 metrics: proxy.metrics.snapshot(),
-                upstreams: vec![proxy.stable.status(), proxy.canary.status()],
+                upstreams: proxy.pools().iter().map(|p| p.status()).collect(),
                 unhealthy_pool_policy: proxy.config.unhealthy_policy.as_str(),
+                flag: proxy.users.as_ref().map(|u| u.snapshot()),
             },
         ),
         (Method::GET, "/weights") => json(StatusCode::OK, &weights_view(&proxy)),
@@ -229,7 +248,7 @@ pub async fn handle(
         }
         (Method::GET, "/upstreams") => json(
             StatusCode::OK,
-            &vec![proxy.stable.status(), proxy.canary.status()],
+            &proxy.pools().iter().map(|p| p.status()).collect::<Vec<_>>(),
         ),
         (_, "/metrics" | "/snapshot" | "/weights" | "/faults" | "/upstreams") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -237,6 +256,15 @@ pub async fn handle(
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(response)
+}
+
+/// The Prometheus labels naming a pool: its cohort, or `pool="upstream"` for flag mode's
+/// one pool (which serves both cohorts).
+fn pool_label(pool: &crate::upstream::Pool) -> String {
+    match pool.cohort {
+        Some(c) => format!("cohort=\"{}\"", c.as_str()),
+        None => format!("pool=\"{}\"", pool.name()),
+    }
 }
 
 fn authorized(req: &Request<Incoming>, token: &str) -> bool {
@@ -266,6 +294,7 @@ fn weights_view(proxy: &Proxy) -> WeightsView {
         mode: match proxy.mode {
             crate::routing::SplitMode::PerRequest => "per_request",
             crate::routing::SplitMode::Sticky { .. } => "sticky",
+            crate::routing::SplitMode::Flag { .. } => "flag",
         },
     }
 }

@@ -3,7 +3,7 @@
 //! SIGINT or SIGTERM. It returns typed errors; each binary maps them to exit codes (2 for
 //! invalid configuration, 1 for anything else).
 
-use crate::config::{self, Config, FileConfig, StickyFile};
+use crate::config::{self, Config, FileConfig, FlagFile, StickyFile};
 use crate::{DrainOutcome, RunError};
 use std::path::PathBuf;
 
@@ -70,6 +70,19 @@ pub struct ProxyArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// "versions" (stable and canary pools) or "flag" (one pool, cohorts by a flag's
+    /// rollout; needs --upstream, --flag-key and a sticky key).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Flag mode's one pool, comma-separated IP:port.
+    #[arg(long, value_delimiter = ',')]
+    pub upstream: Option<Vec<String>>,
+    /// Flag mode: the flag's key (its bucketing salt unless --flag-salt is given).
+    #[arg(long)]
+    pub flag_key: Option<String>,
+    /// Flag mode: the flag's `salt`, when its flags file sets one.
+    #[arg(long)]
+    pub flag_salt: Option<String>,
 }
 
 /// Sends the proxy's logs to standard error, filtered by `RAMP_LOG` (default `info`), with
@@ -163,6 +176,21 @@ pub fn build_config(args: &ProxyArgs) -> Result<Config, config::ConfigError> {
     if let Some(v) = &args.state_file {
         file.state_file = Some(v.clone());
     }
+    if let Some(v) = &args.mode {
+        file.mode = Some(v.clone());
+    }
+    if let Some(v) = &args.upstream {
+        file.upstream = Some(v.clone());
+    }
+    if args.flag_key.is_some() || args.flag_salt.is_some() {
+        let flag = file.flag.get_or_insert_with(FlagFile::default);
+        if let Some(v) = &args.flag_key {
+            flag.key = Some(v.clone());
+        }
+        if let Some(v) = &args.flag_salt {
+            flag.salt = Some(v.clone());
+        }
+    }
     if file.listen.is_none() {
         file.listen = Some("127.0.0.1:8080".into());
     }
@@ -193,4 +221,66 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use clap::Parser;
+
+    /// What a binary's command line looks like.
+    #[derive(Parser)]
+    struct Cmd {
+        /// The proxy's options, flattened.
+        #[command(flatten)]
+        args: ProxyArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ProxyArgs {
+        Cmd::try_parse_from(std::iter::once("ramp-proxy").chain(argv.iter().copied()))
+            .expect("valid arguments")
+            .args
+    }
+
+    #[test]
+    fn flag_mode_from_the_command_line() {
+        let config = build_config(&parse(&[
+            "--mode",
+            "flag",
+            "--upstream",
+            "127.0.0.1:8001,127.0.0.1:8002",
+            "--flag-key",
+            "checkout_v2",
+            "--flag-salt",
+            "checkout-2025-10",
+            "--sticky-header",
+            "X-User-Id",
+        ]))
+        .expect("valid flag mode");
+        let Mode::Flag(flag) = &config.mode else {
+            panic!("flag mode expected, got {:?}", config.mode)
+        };
+        assert_eq!(flag.upstream.len(), 2);
+        assert_eq!(
+            (flag.key.as_str(), flag.salt.as_str()),
+            ("checkout_v2", "checkout-2025-10")
+        );
+        assert_eq!(
+            config.sticky,
+            Some(config::StickySource::Header("x-user-id".into()))
+        );
+        // Without a sticky key flag mode cannot place anyone: refused, as the user's input.
+        let e = build_config(&parse(&[
+            "--mode",
+            "flag",
+            "--upstream",
+            "127.0.0.1:8001",
+            "--flag-key",
+            "k",
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("`sticky`"), "{e}");
+        assert!(CliError::from(e).is_invalid_input());
+    }
 }

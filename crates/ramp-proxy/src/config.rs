@@ -76,6 +76,31 @@ pub struct FileConfig {
     pub health: Option<HealthFile>,
     /// How to speak to upstreams: "http1" (default) or "h2c" (HTTP/2 prior knowledge).
     pub upstream_protocol: Option<String>,
+    /// "versions" (default): two pools, `stable` and `canary`, one per version. "flag": the
+    /// application is one version with a feature flag; one pool (`upstream`) serves every
+    /// request, and each request is tagged with the cohort the flag puts its user in.
+    pub mode: Option<String>,
+    /// The one pool of flag mode ("host:port", IP literals).
+    pub upstream: Option<Vec<String>>,
+    /// `[flag]`: the flag whose rollout flag mode mirrors.
+    pub flag: Option<FlagFile>,
+}
+
+/// `[flag]`: which flag's bucketing tags the cohorts in flag mode, and how distinct users
+/// are counted.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FlagFile {
+    /// The flag's key, as in the flags file: it is the bucketing salt unless `salt` is set.
+    pub key: Option<String>,
+    /// The flag's `salt`, when the flags file sets one (the same value, or users land in
+    /// different cohorts than the flag puts them in).
+    pub salt: Option<String>,
+    /// Seconds over which distinct users per cohort are counted (default 300).
+    pub stats_window_s: Option<u64>,
+    /// Distinct live users counted exactly before a HyperLogLog estimates them (default
+    /// 100 000).
+    pub stats_exact_cap: Option<usize>,
 }
 
 /// `[sticky]`: exactly one of `header` or `cookie`.
@@ -191,6 +216,34 @@ pub enum StickySource {
     Cookie(String),
 }
 
+/// How the proxy splits traffic.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Two versions: `stable` and `canary` pools, split by the weight.
+    Versions,
+    /// One version with a feature flag: one pool serves everyone, and the cohort of each
+    /// request is the side of the flag's rollout its user is on.
+    Flag(FlagRollout),
+}
+
+/// Flag mode's settings, validated.
+#[derive(Debug, Clone)]
+pub struct FlagRollout {
+    /// The one pool, serving both cohorts.
+    pub upstream: Vec<SocketAddr>,
+    /// The flag's key (for operators and the snapshot).
+    pub key: String,
+    /// The bucketing salt: the flag's `salt`, or its key. It must equal the flag's, or the
+    /// proxy's cohorts and the flag's variants disagree.
+    pub salt: String,
+    /// The window and exact cap of the distinct-user counts.
+    pub stats: ramp_flags::distinct::WindowConfig,
+}
+
+/// The slots the distinct-user window moves by (10 s steps for the default 5 minutes), as
+/// the flags server's `/stats` does.
+pub const STATS_SLOTS: u32 = 30;
+
 /// The validated configuration the proxy runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -206,12 +259,15 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// Canary weight in basis points used without a state file.
     pub initial_canary_bp: u32,
-    /// Stable pool.
+    /// Stable pool (empty in flag mode, whose one pool is in [`FlagRollout::upstream`]).
     pub stable: Vec<SocketAddr>,
-    /// Canary pool.
+    /// Canary pool (empty in flag mode).
     pub canary: Vec<SocketAddr>,
-    /// Sticky key source; `None` is per-request split.
+    /// Sticky key source; `None` is per-request split. Flag mode always has one: it is where
+    /// the flag's targeting key travels.
     pub sticky: Option<StickySource>,
+    /// Two versions, or one version with a flag.
+    pub mode: Mode,
     /// Client header deadline.
     pub header_read_timeout: Duration,
     /// Upstream connect deadline.
@@ -292,8 +348,40 @@ impl Config {
                 }
                 values.iter().map(|v| addr(field, v)).collect()
             };
-        let stable = pool("stable", &file.stable)?;
-        let canary = pool("canary", &file.canary)?;
+        let flag_mode = match file.mode.as_deref().unwrap_or("versions") {
+            "versions" => false,
+            "flag" => true,
+            other => {
+                return Err(invalid(
+                    "mode",
+                    format!("\"{other}\" is not one of \"versions\", \"flag\""),
+                ))
+            }
+        };
+        let (stable, canary) = if flag_mode {
+            for (field, given) in [("stable", &file.stable), ("canary", &file.canary)] {
+                if given.is_some() {
+                    return Err(invalid(
+                        field,
+                        "not used with mode = \"flag\": one pool serves every user; list it in `upstream`".into(),
+                    ));
+                }
+            }
+            (Vec::new(), Vec::new())
+        } else {
+            for (field, given) in [
+                ("upstream", file.upstream.is_some()),
+                ("flag", file.flag.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(
+                        field,
+                        "only used with mode = \"flag\" (one version with a feature flag); two versions use `stable` and `canary`".into(),
+                    ));
+                }
+            }
+            (pool("stable", &file.stable)?, pool("canary", &file.canary)?)
+        };
         let initial_canary_bp = match file.initial_canary_weight {
             None => 0,
             Some(w) => percent_to_bp(w).ok_or_else(|| {
@@ -367,6 +455,72 @@ impl Config {
                     "set exactly one of `header` or `cookie`".into(),
                 ))
             }
+        };
+        let mode = if flag_mode {
+            if sticky.is_none() {
+                return Err(invalid(
+                    "sticky",
+                    "mode = \"flag\" needs `[sticky]` with the `header` or `cookie` that carries the user's key (the flag's targeting key)".into(),
+                ));
+            }
+            let f = file.flag.clone().ok_or_else(|| {
+                invalid(
+                    "flag",
+                    "mode = \"flag\" needs a `[flag]` table with the flag's `key`".into(),
+                )
+            })?;
+            let key = f
+                .key
+                .ok_or_else(|| invalid("flag.key", "the flag's key is required".into()))?;
+            if !ramp_flags::flags::raw::valid_flag_key(&key) {
+                return Err(invalid(
+                    "flag.key",
+                    format!(
+                        "\"{key}\" is not a flag key: use 1 to {} ASCII letters, digits, `_`, `-` or `.`",
+                        ramp_flags::flags::raw::MAX_NAME_CHARS
+                    ),
+                ));
+            }
+            let salt = match f.salt {
+                None => key.clone(),
+                Some(salt)
+                    if !salt.is_empty()
+                        && salt.chars().count() <= ramp_flags::flags::raw::MAX_SALT_CHARS =>
+                {
+                    salt
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        "flag.salt",
+                        format!(
+                        "expected a non-empty string of at most {} characters (the flag's `salt`)",
+                        ramp_flags::flags::raw::MAX_SALT_CHARS
+                    ),
+                    ))
+                }
+            };
+            let window_s = f.stats_window_s.unwrap_or(300);
+            if !(3..=86_400).contains(&window_s) {
+                return Err(invalid(
+                    "flag.stats_window_s",
+                    format!("{window_s} is out of range (3 to 86400 seconds)"),
+                ));
+            }
+            let cap = f.stats_exact_cap.unwrap_or(100_000);
+            let stats = ramp_flags::distinct::WindowConfig::new(
+                Duration::from_secs(window_s),
+                STATS_SLOTS,
+                cap,
+            )
+            .map_err(|e| invalid("flag.stats_exact_cap", e.to_string()))?;
+            Mode::Flag(FlagRollout {
+                upstream: pool("upstream", &file.upstream)?,
+                key,
+                salt,
+                stats,
+            })
+        } else {
+            Mode::Versions
         };
         let ms = |field: &str, v: Option<u64>, default: u64| -> Result<Duration, ConfigError> {
             let v = v.unwrap_or(default);
@@ -457,6 +611,7 @@ impl Config {
             stable,
             canary,
             sticky,
+            mode,
             header_read_timeout: ms("timeouts.header_read_ms", t.header_read_ms, 10_000)?,
             upstream_connect_timeout: ms(
                 "timeouts.upstream_connect_ms",
@@ -596,6 +751,128 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("`stable`"));
+    }
+
+    /// A valid flag-mode file.
+    const FLAG_MODE: &str = r#"
+mode = "flag"
+upstream = ["127.0.0.1:8001", "127.0.0.1:8002"]
+
+[flag]
+key = "phase8_encryption_enabled"
+
+[sticky]
+header = "x-user-id"
+"#;
+
+    fn flag_mode_file() -> FileConfig {
+        parse_toml(Path::new("flag.toml"), FLAG_MODE).expect("valid TOML")
+    }
+
+    #[test]
+    fn flag_mode_has_one_pool_and_the_flags_salt() {
+        let c = Config::from_file(flag_mode_file(), "flag.toml").expect("valid");
+        let Mode::Flag(f) = &c.mode else {
+            panic!("flag mode expected, got {:?}", c.mode)
+        };
+        assert_eq!(f.upstream.len(), 2);
+        assert_eq!(f.key, "phase8_encryption_enabled");
+        assert_eq!(
+            f.salt, "phase8_encryption_enabled",
+            "the key salts by default"
+        );
+        assert_eq!(f.stats.window(), Duration::from_secs(300));
+        assert_eq!(f.stats.exact_cap(), 100_000);
+        assert!(c.stable.is_empty() && c.canary.is_empty());
+
+        let mut file = flag_mode_file();
+        file.flag = Some(FlagFile {
+            key: Some("checkout_v2".into()),
+            salt: Some("checkout-2025-10".into()),
+            stats_window_s: Some(60),
+            stats_exact_cap: Some(5_000),
+        });
+        let c = Config::from_file(file, "x").expect("valid");
+        let Mode::Flag(f) = &c.mode else {
+            panic!("flag mode expected")
+        };
+        assert_eq!(f.salt, "checkout-2025-10");
+        assert_eq!(f.stats.window(), Duration::from_secs(60));
+        assert!(matches!(
+            Config::for_pools(
+                &["127.0.0.1:1".parse().unwrap()],
+                &["127.0.0.1:2".parse().unwrap()]
+            )
+            .unwrap()
+            .mode,
+            Mode::Versions
+        ));
+    }
+
+    #[test]
+    fn flag_mode_mistakes_name_their_field() {
+        let err = |f: FileConfig| Config::from_file(f, "x").unwrap_err().to_string();
+        let mut f = flag_mode_file();
+        f.stable = Some(vec!["127.0.0.1:1".into()]);
+        assert!(err(f).contains("`stable`: not used with mode = \"flag\""));
+        let mut f = flag_mode_file();
+        f.upstream = None;
+        assert!(err(f).contains("`upstream`: at least one"));
+        let mut f = flag_mode_file();
+        f.sticky = None;
+        assert!(err(f).contains("`sticky`"));
+        let mut f = flag_mode_file();
+        f.flag = None;
+        assert!(err(f).contains("`flag`"));
+        let mut f = flag_mode_file();
+        f.flag = Some(FlagFile::default());
+        assert!(err(f).contains("`flag.key`"));
+        for bad in ["", "has space", "a/b", &"k".repeat(129)] {
+            let mut f = flag_mode_file();
+            f.flag = Some(FlagFile {
+                key: Some(bad.into()),
+                ..FlagFile::default()
+            });
+            assert!(err(f).contains("`flag.key`"), "{bad:?}");
+        }
+        let mut f = flag_mode_file();
+        f.flag = Some(FlagFile {
+            key: Some("k".into()),
+            salt: Some(String::new()),
+            ..FlagFile::default()
+        });
+        assert!(err(f).contains("`flag.salt`"));
+        for (window, cap, field) in [
+            (Some(2), None, "flag.stats_window_s"),
+            (Some(86_401), None, "flag.stats_window_s"),
+            (None, Some(0), "flag.stats_exact_cap"),
+        ] {
+            let mut f = flag_mode_file();
+            f.flag = Some(FlagFile {
+                key: Some("k".into()),
+                stats_window_s: window,
+                stats_exact_cap: cap,
+                ..FlagFile::default()
+            });
+            assert!(err(f).contains(field), "{field}");
+        }
+        let mut f = flag_mode_file();
+        f.mode = Some("flags".into());
+        assert!(err(f).contains("`mode`: \"flags\" is not one of"));
+        // Two-version files may not carry flag-mode keys.
+        let mut f = flag_mode_file();
+        f.mode = None;
+        f.stable = Some(vec!["127.0.0.1:1".into()]);
+        f.canary = Some(vec!["127.0.0.1:2".into()]);
+        assert!(err(f).contains("`upstream`: only used with mode = \"flag\""));
+        // Unknown keys in [flag] are located like every other.
+        match parse_toml(Path::new("f.toml"), "[flag]\nkey = \"k\"\nsalty = \"x\"\n") {
+            Err(ConfigError::Parse { line, message, .. }) => {
+                assert_eq!(line, 3);
+                assert!(message.contains("salty"), "{message}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! streamed through with hop-by-hop headers handled, and is measured per cohort: requests,
 //! responses, errors by source and reason, in-flight, and a mergeable latency histogram.
 //! An admin API reads and sets the weight atomically, injects faults for rehearsals and
-//! exposes Prometheus metrics and an exact snapshot. See `docs/proxy.md`.
+//! exposes Prometheus metrics and an exact snapshot. In flag mode one pool serves everyone
+//! and each request is tagged with the cohort a feature flag's rollout puts its user in
+//! (the flags server's own placement function), with distinct users counted per cohort.
+//! See `docs/proxy.md`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -23,6 +26,7 @@ pub mod routing;
 pub mod server;
 pub mod state;
 pub mod upstream;
+pub mod users;
 
 pub use config::{Config, ConfigError};
 pub use proxy::Proxy;

@@ -183,7 +183,8 @@ pub struct Metrics {
     client_errors: [AtomicU64; 4],
     /// Proxy-caused failures by reason.
     internal_errors: [AtomicU64; 3],
-    /// Sticky-mode requests that had no key and were split at random.
+    /// Sticky-mode requests that had no key and were split at random; in flag mode,
+    /// requests without the user's key (in the cohort the flag serves keyless users).
     sticky_key_missing: AtomicU64,
     /// Requests sent to the other cohort because their pool was unhealthy.
     rerouted_unhealthy: AtomicU64,
@@ -470,7 +471,7 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP ramp_proxy_sticky_key_missing_total Sticky-mode requests without a key, split at random.\n# TYPE ramp_proxy_sticky_key_missing_total counter\n");
+        out.push_str("# HELP ramp_proxy_sticky_key_missing_total Sticky-mode requests without a key, split at random (flag mode: stable below 100%).\n# TYPE ramp_proxy_sticky_key_missing_total counter\n");
         let _ = writeln!(
             out,
             "ramp_proxy_sticky_key_missing_total {}",
@@ -556,7 +557,7 @@ pub struct MetricsSnapshot {
     pub client_errors: std::collections::BTreeMap<String, u64>,
     /// Proxy-caused failures by reason name.
     pub internal_errors: std::collections::BTreeMap<String, u64>,
-    /// Sticky requests without a key.
+    /// Sticky (or flag-mode) requests without a key.
     pub sticky_key_missing: u64,
     /// Requests rerouted from an unhealthy pool.
     pub rerouted_unhealthy: u64,

@@ -3,10 +3,11 @@
 
 use crate::body::{ClientBody, ProxyBody, RequestGuard};
 use crate::clock;
-use crate::config::{Config, StickySource, UnhealthyPolicy, UpstreamProtocol};
+use crate::config::{Config, Mode, StickySource, UnhealthyPolicy, UpstreamProtocol};
 use crate::metrics::{ClientFailure, InternalFailure, Metrics, UpstreamFailure};
 use crate::routing::{self, Cohort, Decision, FaultAction, RouteState, SplitMode, StickyKey};
 use crate::upstream::{Member, Pool};
+use crate::users::CohortUsers;
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
@@ -41,12 +42,17 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// The split rule and faults, swapped atomically by the admin API.
     pub route: ArcSwap<RouteState>,
-    /// The stable pool.
+    /// The stable pool (in flag mode, the one pool, also `canary`).
     pub stable: Arc<Pool>,
-    /// The canary pool.
+    /// The canary pool (in flag mode, the one pool, also `stable`).
     pub canary: Arc<Pool>,
-    /// Per-request or sticky split.
+    /// Every distinct pool, for health checks and reports (one in flag mode).
+    pools: Vec<Arc<Pool>>,
+    /// Per-request, sticky or flag split.
     pub mode: SplitMode,
+    /// Distinct users per cohort over the statistics window, so that `/snapshot` can say how
+    /// many users each side of the flag's rollout had; flag mode only (`None` otherwise).
+    pub users: Option<CohortUsers>,
     /// Keep-alive HTTP/1.1 client to the upstreams.
     client: Client<HttpConnector, ClientBody>,
     /// Source of fault ids.
@@ -71,22 +77,48 @@ impl Proxy {
             .set_host(false)
             .http2_only(config.upstream_protocol == UpstreamProtocol::H2c)
             .build(connector);
-        let mode = match &config.sticky {
-            None => SplitMode::PerRequest,
-            Some(source) => SplitMode::Sticky {
-                key: match source {
-                    StickySource::Header(h) => StickyKey::Header(
-                        HeaderName::from_bytes(h.as_bytes())
-                            .unwrap_or(HeaderName::from_static("x-user-id")),
-                    ),
-                    StickySource::Cookie(c) => StickyKey::Cookie(c.clone()),
+        let (mode, stable, canary, users) = match &config.mode {
+            Mode::Versions => (
+                match &config.sticky {
+                    None => SplitMode::PerRequest,
+                    Some(source) => SplitMode::Sticky {
+                        key: sticky_key(source),
+                        salt: config.deployment_id.as_bytes().into(),
+                    },
                 },
-                salt: config.deployment_id.as_bytes().into(),
-            },
+                Arc::new(Pool::new(Cohort::Stable, &config.stable)),
+                Arc::new(Pool::new(Cohort::Canary, &config.canary)),
+                None,
+            ),
+            Mode::Flag(flag) => {
+                let shared = Arc::new(Pool::shared(&flag.upstream));
+                let key = config.sticky.as_ref().map_or(
+                    // Validation requires `[sticky]` in flag mode; a configuration changed
+                    // after it falls back to the conventional header rather than failing.
+                    StickyKey::Header(HeaderName::from_static("x-user-id")),
+                    sticky_key,
+                );
+                (
+                    SplitMode::Flag {
+                        key,
+                        salt: flag.salt.as_bytes().into(),
+                    },
+                    shared.clone(),
+                    shared,
+                    Some(CohortUsers::new(flag)),
+                )
+            }
+        };
+        let pools = if Arc::ptr_eq(&stable, &canary) {
+            vec![stable.clone()]
+        } else {
+            vec![stable.clone(), canary.clone()]
         };
         Arc::new(Proxy {
-            stable: Arc::new(Pool::new(Cohort::Stable, &config.stable)),
-            canary: Arc::new(Pool::new(Cohort::Canary, &config.canary)),
+            stable,
+            canary,
+            pools,
+            users,
             config,
             metrics: Arc::new(Metrics::new()),
             route: ArcSwap::from_pointee(RouteState {
@@ -108,11 +140,20 @@ impl Proxy {
         }
     }
 
+    /// Every distinct pool: stable and canary, or flag mode's one pool.
+    pub fn pools(&self) -> &[Arc<Pool>] {
+        &self.pools
+    }
+
     /// Picks the member for a request of `cohort`, applying the unhealthy-pool policy.
     /// Returns the cohort that will actually serve it.
     fn select(&self, cohort: Cohort) -> Result<(Cohort, &Member), Cohort> {
         if let Some(member) = self.pool(cohort).pick() {
             return Ok((cohort, member));
+        }
+        if self.pools.len() == 1 {
+            // Flag mode: there is no other pool to fall back to.
+            return Err(cohort);
         }
         match self.config.unhealthy_policy {
             UnhealthyPolicy::Fail => Err(cohort),
@@ -137,6 +178,11 @@ impl Proxy {
         let (wanted, decision) = routing::choose(&self.mode, route.canary_bp, req.headers());
         if decision == Decision::StickyKeyMissing {
             self.metrics.sticky_key_missing();
+        }
+        if let (Some(users), SplitMode::Flag { key, .. }) = (&self.users, &self.mode) {
+            if let Some(user) = routing::sticky_value(key, req.headers()) {
+                users.record(user, wanted);
+            }
         }
         let (cohort, member) = match self.select(wanted) {
             Ok(selected) => selected,
@@ -349,6 +395,16 @@ impl Proxy {
             .headers_mut()
             .insert(X_RAMP_ERROR.clone(), HeaderValue::from_static(label));
         response
+    }
+}
+
+/// Where a validated sticky source reads the key from.
+fn sticky_key(source: &StickySource) -> StickyKey {
+    match source {
+        StickySource::Header(h) => StickyKey::Header(
+            HeaderName::from_bytes(h.as_bytes()).unwrap_or(HeaderName::from_static("x-user-id")),
+        ),
+        StickySource::Cookie(c) => StickyKey::Cookie(c.clone()),
     }
 }
 

@@ -70,6 +70,17 @@ pub enum SplitMode {
         /// the same user independently.
         salt: Box<[u8]>,
     },
+    /// Flag mode: one version serves everyone, and a request's cohort is the side of the
+    /// flag's rollout its user is on, decided by [`ramp_flags::rollout_membership`] — the
+    /// function the flags server's evaluation calls — with the flag's salt, the weight and
+    /// the key. A request without a key is in the cohort the flag serves keyless users
+    /// (stable below 100 %, canary at 100 %) and is counted as missing its key.
+    Flag {
+        /// Where to read the user's key (the flag's targeting key).
+        key: StickyKey,
+        /// The flag's bucketing salt: its `salt`, or its key.
+        salt: Box<[u8]>,
+    },
 }
 
 /// What an injected fault does to the requests it hits.
@@ -167,6 +178,19 @@ pub fn choose(mode: &SplitMode, canary_bp: u32, headers: &HeaderMap) -> (Cohort,
             ),
             None => (pick(random_inside(canary_bp)), Decision::StickyKeyMissing),
         },
+        SplitMode::Flag { key, salt } => {
+            let user = sticky_value(key, headers);
+            let decision = match user {
+                Some(_) => Decision::Sticky,
+                None => Decision::StickyKeyMissing,
+            };
+            // A user the flag cannot place (no key in a fractional rollout) gets the default
+            // variant from the application's OpenFeature client: stable.
+            let inside = ramp_flags::rollout_membership(salt, canary_bp, user)
+                .is_inside()
+                .unwrap_or(false);
+            (pick(inside), decision)
+        }
     }
 }
 
@@ -244,6 +268,98 @@ mod tests {
             choose(&mode, 2_500, &HeaderMap::new()).1,
             Decision::StickyKeyMissing
         );
+    }
+
+    /// The proxy's flag mode and the flags server place every user identically: for 5,000
+    /// keys at weights from 0 to 100 %, a flag following the rollout (salted by its key) and
+    /// one with a configured salt, the cohort is canary exactly when `Snapshot::evaluate`
+    /// serves the flag's `on_variant`.
+    #[test]
+    fn flag_mode_tags_exactly_the_users_the_flag_turns_on() {
+        use ramp_flags::flags::{parse_flags_file, FlagState};
+        let flags = parse_flags_file(
+            r#"
+[flags.phase8_encryption_enabled]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+follow = "rollout"
+
+[flags.checkout_v2]
+variants = { new = "v2", old = "v1" }
+default_variant = "old"
+on_variant = "new"
+follow = "rollout"
+salt = "checkout-2025-10"
+"#,
+            "flags.toml",
+        )
+        .expect("valid flags");
+        let state = FlagState::new(flags);
+        let header = HeaderName::from_static("x-user-id");
+        for (flag_key, salt) in [
+            ("phase8_encryption_enabled", "phase8_encryption_enabled"),
+            ("checkout_v2", "checkout-2025-10"),
+        ] {
+            let mode = SplitMode::Flag {
+                key: StickyKey::Header(header.clone()),
+                salt: salt.as_bytes().into(),
+            };
+            for bp in [0u32, 1, 500, 1_234, 2_500, 5_000, 9_999, 10_000] {
+                state.set_rollout_weight_bp(bp).expect("weight in range");
+                let snapshot = state.snapshot();
+                let on = snapshot
+                    .flags()
+                    .get(flag_key)
+                    .and_then(|f| f.on_variant())
+                    .map(|v| v.name().to_string());
+                let mut canary = 0;
+                for user in 0..5_000 {
+                    let key = format!("user-{user}");
+                    let served = snapshot
+                        .evaluate(flag_key, Some(&key))
+                        .expect("a fractional flag with a key evaluates");
+                    let flag_on = served.variant.map(|v| v.name().to_string()) == on;
+                    let mut headers = HeaderMap::new();
+                    headers.insert(&header, HeaderValue::from_str(&key).expect("ASCII key"));
+                    let (cohort, decision) = choose(&mode, bp, &headers);
+                    assert_eq!(decision, Decision::Sticky);
+                    assert_eq!(
+                        cohort == Cohort::Canary,
+                        flag_on,
+                        "{key} of {flag_key} at {bp} bp"
+                    );
+                    canary += usize::from(flag_on);
+                }
+                // Not vacuous: the split is near the weight.
+                let expected = 5_000.0 * f64::from(bp) / 10_000.0;
+                assert!((canary as f64 - expected).abs() <= 5.0 * (expected.max(1.0)).sqrt() + 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn flag_mode_without_a_key_is_what_the_flag_serves_keyless_users() {
+        let mode = SplitMode::Flag {
+            key: StickyKey::Cookie("uid".into()),
+            salt: b"f".to_vec().into(),
+        };
+        let headers = HeaderMap::new();
+        for bp in [0, 1, 5_000, 9_999] {
+            assert_eq!(
+                choose(&mode, bp, &headers),
+                (Cohort::Stable, Decision::StickyKeyMissing)
+            );
+        }
+        // At 100 % the flag is on for everyone, keyless users included (reason STATIC).
+        assert_eq!(
+            choose(&mode, 10_000, &headers),
+            (Cohort::Canary, Decision::StickyKeyMissing)
+        );
+        // An empty cookie value is no key, as an empty targetingKey is none for the flag.
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("uid="));
+        assert_eq!(choose(&mode, 5_000, &headers).1, Decision::StickyKeyMissing);
     }
 
     #[test]

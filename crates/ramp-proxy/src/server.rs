@@ -95,7 +95,7 @@ pub async fn serve(
     });
 
     if let Some(health) = proxy.config.health.clone() {
-        let pools = vec![proxy.stable.clone(), proxy.canary.clone()];
+        let pools = proxy.pools().to_vec();
         tokio::spawn(upstream::run_health_checks(pools, health, stop_rx.clone()));
     }
     let admin_task = tokio::spawn(serve_admin(proxy.clone(), admin_listener, stop_rx.clone()));

@@ -77,10 +77,10 @@ impl Member {
     }
 }
 
-/// The upstream addresses of one cohort.
+/// The upstream addresses of one cohort, or of both (flag mode's one pool).
 pub struct Pool {
-    /// The cohort this pool serves.
-    pub cohort: Cohort,
+    /// The cohort this pool serves; `None` for flag mode's pool, which serves both.
+    pub cohort: Option<Cohort>,
     /// The members, in configuration order.
     pub members: Box<[Member]>,
     /// Round-robin cursor, advanced once per request.
@@ -88,13 +88,27 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Builds a pool; every member starts healthy.
+    /// Builds the pool of one cohort; every member starts healthy.
     pub fn new(cohort: Cohort, addrs: &[SocketAddr]) -> Self {
         Self {
-            cohort,
+            cohort: Some(cohort),
             members: addrs.iter().copied().map(Member::new).collect(),
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// Builds flag mode's pool, which serves both cohorts; every member starts healthy.
+    pub fn shared(addrs: &[SocketAddr]) -> Self {
+        Self {
+            cohort: None,
+            members: addrs.iter().copied().map(Member::new).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The pool's name in metrics and JSON: its cohort, or "upstream" for flag mode's pool.
+    pub fn name(&self) -> &'static str {
+        self.cohort.map_or("upstream", Cohort::as_str)
     }
 
     /// Picks the next healthy member in round-robin order, or `None` when all are down.
@@ -117,6 +131,7 @@ impl Pool {
     /// A serialisable view for the admin API.
     pub fn status(&self) -> PoolStatus {
         PoolStatus {
+            pool: self.name(),
             cohort: self.cohort,
             healthy: self.healthy_count(),
             members: self
@@ -135,8 +150,11 @@ impl Pool {
 /// Health of one pool as served by `/upstreams` and `/snapshot`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolStatus {
-    /// The pool's cohort.
-    pub cohort: Cohort,
+    /// The pool's name: "stable", "canary", or "upstream" (flag mode's one pool).
+    pub pool: &'static str,
+    /// The pool's cohort; absent for flag mode's pool, which serves both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<Cohort>,
     /// How many members are healthy.
     pub healthy: usize,
     /// Each member.

@@ -330,6 +330,7 @@ fn caveats() -> Summary {
             event(3600.0, "Stage 2 started at 25%."),
             event(111_600.0, "Stage 4 ended: monitor. Promoted with caveats."),
         ],
+        flags: Vec::new(),
     }
 }
 
@@ -441,6 +442,7 @@ fn rolled_back() -> Summary {
             duration_s: 5460.0,
         },
         timeline: vec![event(5404.0, "Rollback: canary error_rate 3.02% > 1.00%.")],
+        flags: Vec::new(),
     }
 }
 
@@ -503,6 +505,7 @@ fn halted() -> Summary {
             duration_s: 3600.0,
         },
         timeline: vec![],
+        flags: Vec::new(),
     }
 }
 

@@ -366,9 +366,22 @@ impl World {
                 Action::StageStarted { .. }
                 | Action::Checkpoint(_)
                 | Action::StageDecided { .. }
+                | Action::AwaitingApproval { .. }
                 | Action::Finished(_) => {}
             }
             on(Progress::Action(self.now, a));
+            if let Action::AwaitingApproval { missing, .. } = a {
+                // A simulation has no people: every approval is taken as given at once, and
+                // the report's timeline says so.
+                for who in missing {
+                    let input = Input::Approve {
+                        who: who.clone(),
+                        reason: "assumed in simulation".into(),
+                    };
+                    let more = self.engine.step(self.now, input);
+                    self.apply(&more, on);
+                }
+            }
         }
     }
 }

@@ -1,8 +1,10 @@
-//! The `ramp` command: validate and simulate rollout plans.
+//! The `ramp` command: validate, simulate and run rollout plans, and operate running ones.
 //!
 //! Only this file maps errors to exit codes (PRODUCT.md): 0 promoted (with or without
 //! caveats), 3 rolled back, 4 halted, 2 invalid input, 1 any other failure.
 
+mod demo;
+mod live;
 mod progress;
 
 use anyhow::Context;
@@ -22,6 +24,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing the proxy's options would only add noise"
+)]
 enum Command {
     /// Run the data plane: a weighted, sticky HTTP proxy that measures stable and canary
     /// (see docs/proxy.md). Runs until SIGINT or SIGTERM, then drains.
@@ -53,6 +59,82 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
         runs: Option<u32>,
     },
+    /// A one-command live demo on loopback: two demo upstreams, the proxy, open-loop load
+    /// and a compressed four-stage plan (about a minute). --break shows an automatic rollback.
+    Demo(demo::DemoArgs),
+    /// Feature flags: `ramp flags serve` runs an OFREP server (OpenFeature Remote Evaluation
+    /// Protocol) for a flags file.
+    #[command(subcommand)]
+    Flags(FlagsCommand),
+    /// Run a plan live: the engine on the real clock, weights and metrics through a `ramp
+    /// proxy`, every input and decision journaled (run it again to resume after a crash).
+    Run(live::RunArgs),
+    /// Rehearse a rollback live: run the plan, inject its rehearsal's fault through the
+    /// proxy, and time detection, rollback, restoration and total recovery.
+    Rehearse {
+        #[command(flatten)]
+        run: live::RunArgs,
+        /// The rehearsal to run, when the plan has several.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show the running rollout: stage, weight, each gate explained, who must approve.
+    Status {
+        #[command(flatten)]
+        target: live::Target,
+        /// Print the status document as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hold the rollout at its current weight (gates keep running; a failure still rolls back).
+    Pause(live::VerbArgs),
+    /// Lift a pause.
+    Resume(live::VerbArgs),
+    /// End the current stage now and move to the next (--full: straight to 100%).
+    Promote {
+        #[command(flatten)]
+        args: live::VerbArgs,
+        /// Skip every remaining stage and finish at 100%.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Roll back now: canary weight to 0.
+    Abort(live::VerbArgs),
+    /// Approve the next stage as a named approver (--as "SRE Lead").
+    Approve(live::VerbArgs),
+    /// List past and running deployments in the journal.
+    History {
+        /// The journal.
+        #[arg(long, default_value = live::DEFAULT_JOURNAL)]
+        journal: PathBuf,
+        /// Only this deployment.
+        #[arg(long)]
+        deployment: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-render the report of a journaled run (see `ramp history` for ids).
+    Report {
+        /// The run id.
+        id: i64,
+        /// The journal.
+        #[arg(long, default_value = live::DEFAULT_JOURNAL)]
+        journal: PathBuf,
+        /// Write the Markdown report here instead of standard output.
+        #[arg(long, value_name = "FILE.md")]
+        out: Option<PathBuf>,
+        /// Also write the JSON summary here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+}
+
+/// `ramp flags …`.
+#[derive(Subcommand)]
+enum FlagsCommand {
+    /// Serve a flags file over OFREP until SIGINT or SIGTERM.
+    Serve(ramp_flags::cli::Args),
 }
 
 /// A failure caused by the user's input (plan, flags, arguments), as opposed to the
@@ -93,6 +175,40 @@ fn read_plan(path: &Path) -> anyhow::Result<Plan> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Flags(FlagsCommand::Serve(args)) => {
+            ramp_proxy::cli::init_logging();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            match rt.block_on(ramp_flags::cli::run(&args, live::shutdown_signal())) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) if e.is_invalid_input() => {
+                    Err(Invalid(format!("ramp flags serve: {e}")).into())
+                }
+                Err(e) => Err(anyhow::Error::new(e).context("ramp flags serve")),
+            }
+        }
+        Command::Run(args) => live::run(&args, None),
+        Command::Rehearse { run, name } => live::run(&run, Some(name)),
+        Command::Status { target, json } => live::status(&target, json),
+        Command::Pause(args) => live::verb("pause", &args, false),
+        Command::Resume(args) => live::verb("resume", &args, false),
+        Command::Promote { args, full } => live::verb("promote", &args, full),
+        Command::Abort(args) => live::verb("abort", &args, false),
+        Command::Approve(args) => live::verb("approve", &args, false),
+        Command::History {
+            journal,
+            deployment,
+            json,
+        } => live::history(&journal, deployment.as_deref(), json),
+        Command::Report {
+            id,
+            journal,
+            out,
+            json,
+        } => live::report(&journal, id, out.as_deref(), json.as_deref()),
         Command::Proxy(args) => {
             ramp_proxy::cli::init_logging();
             match ramp_proxy::cli::run(&args) {

@@ -37,6 +37,25 @@ impl Printer {
         }
     }
 
+    /// Shows one event of a live run (`ramp run`, `ramp rehearse`, `ramp demo`).
+    pub fn show_live(&mut self, ev: ramp_live::Progress<'_>) {
+        let out = match ev {
+            ramp_live::Progress::Began(plan) => {
+                // Live runs label times with the real clock.
+                self.plan = plan;
+                return;
+            }
+            ramp_live::Progress::Action(t, a) => self.action(t, a),
+            ramp_live::Progress::Line(t, line) => format!("[{}] {line}\n", self.when(t)),
+        };
+        if self.quiet || out.is_empty() {
+            return;
+        }
+        let mut so = std::io::stdout().lock();
+        let _ = so.write_all(out.as_bytes());
+        let _ = so.flush();
+    }
+
     /// Shows one progress event.
     pub fn show(&mut self, ev: Progress<'_>) {
         if self.quiet {
@@ -90,6 +109,12 @@ impl Printer {
                 stage,
                 reason,
                 self.when(t)
+            ),
+            Action::AwaitingApproval { stage, missing } => format!(
+                "[{}] Stage {} waits for approval from {}\n",
+                self.when(t),
+                stage,
+                missing.join(", ")
             ),
             Action::SetWeight(_) | Action::Finished(_) => String::new(),
         }
@@ -220,13 +245,44 @@ impl Printer {
         s
     }
 
+    /// The seed's recovery breakdown of a rehearsal ("Detection to initiation: 2 seconds …"),
+    /// each figure measured; printed even when quiet, since it is what `ramp rehearse` is for.
+    pub fn rehearsal_breakdown(&self, r: &RehearsalSummary) -> String {
+        let gap = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.1} s", b - a),
+            _ => "not reached".to_string(),
+        };
+        let total = r.total_recovery_s;
+        let verdict = match total {
+            Some(t) if t <= r.target_s => "✅",
+            _ => "❌",
+        };
+        format!(
+            "Rehearsal \"{}\" ({}): {}\n- Detection to initiation: {}\n- Rollback execution: {}\n- Baseline restoration: {}\n- Total recovery time: {} (target: <{:.0} s) {}\n",
+            r.name,
+            r.fault,
+            r.outcome,
+            gap(Some(r.fault_onset_s), r.initiated_s),
+            gap(r.initiated_s, r.rollback_s),
+            gap(r.rollback_s, r.restoration_s),
+            total.map_or("not reached".to_string(), |t| format!("{t:.1} s")),
+            r.target_s,
+            verdict
+        )
+    }
+
     /// Prints the outcome, even when quiet.
     pub fn outcome(&self, summary: &Summary) {
         let mut s = format!(
-            "Outcome: {} — {} stage(s) run, {} requests simulated\n",
+            "Outcome: {} — {} stage(s) run, {} requests {}\n",
             summary.outcome.key(),
             summary.stages.len(),
-            ramp_core::engine::group(summary.totals.requests)
+            ramp_core::engine::group(summary.totals.requests),
+            if summary.mode.starts_with("sim") || summary.mode.is_empty() {
+                "simulated"
+            } else {
+                "measured"
+            }
         );
         if let Some(r) = &summary.rollback {
             s.push_str(&format!("Rollback in stage {}: {}\n", r.stage, r.reason));

@@ -1,0 +1,263 @@
+//! The standalone flags file: a TOML document whose only top-level table is `[flags]`.
+//!
+//! ```toml
+//! [flags.phase8_encryption_enabled]
+//! variants = { on = true, off = false }
+//! default_variant = "off"
+//! on_variant = "on"
+//! follow = "rollout"
+//!
+//! [flags.banner_color]
+//! variants = { red = "#f00", blue = "#00f" }
+//! default_variant = "red"
+//! on_variant = "blue"
+//! weight = 12.5
+//! ```
+//!
+//! Loading reports every problem at once, each located as `file:line:column`: a syntax error
+//! (alone, since nothing after it can be trusted), every unknown key, every value of the
+//! wrong type or shape, and every semantic error of [`super::raw::validate`].
+
+use super::raw::{validate, RawFlags, SpannedError, RAW_FLAG_KEYS};
+use super::FlagSet;
+use serde::Deserialize;
+use std::fmt;
+use std::path::Path;
+use toml::de::{DeTable, DeValue};
+
+/// One located problem in a flags file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: error: {message}")]
+pub struct FlagFileError {
+    /// The file, as the caller named it, so that the message points where the user looks.
+    pub file: String,
+    /// 1-based line of the offending value (or of the table that lacks a key).
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+    /// What is wrong and what was expected, in one line.
+    pub message: String,
+}
+
+/// Every problem found in a flags file, in file order; `Display` prints one
+/// `file:line:col: error: message` line per problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagFileErrors(pub Vec<FlagFileError>);
+
+impl fmt::Display for FlagFileErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FlagFileErrors {}
+
+/// The document: `[flags]` only (unknown top-level keys are reported before this is read).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlagsFile {
+    /// The flags, by key.
+    #[serde(default)]
+    flags: RawFlags,
+}
+
+/// Turns a byte offset into a located error.
+fn locate(source: &str, file: &str, offset: usize, message: String) -> FlagFileError {
+    let offset = offset.min(source.len());
+    // Back off to a character boundary so that slicing cannot panic on a bad span.
+    let mut at = offset;
+    while at > 0 && !source.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &source[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    FlagFileError {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Describes a parsed TOML value's type for messages.
+fn describe(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Parses and validates flags-file text; `file` only labels the errors.
+pub fn parse_flags_file(source: &str, file: &str) -> Result<FlagSet, FlagFileErrors> {
+    let mut root = match DeTable::parse(source) {
+        Ok(root) => root,
+        Err(e) => {
+            let at = e.span().map_or(0, |s| s.start);
+            let message = e.message().trim().replace('\n', " ");
+            return Err(FlagFileErrors(vec![locate(source, file, at, message)]));
+        }
+    };
+    let mut errors: Vec<SpannedError> = Vec::new();
+    check_shape(root.get_mut(), &mut errors);
+    let raw = match RawFlagsFile::deserialize(toml::de::Deserializer::from(root)) {
+        Ok(raw) => Some(raw),
+        Err(e) => {
+            // Not expected once the shape has been checked, but reported rather than trusted.
+            errors.push(SpannedError {
+                span: e.span().unwrap_or(0..0),
+                message: e.message().trim().replace('\n', " "),
+            });
+            None
+        }
+    };
+    let mut set = None;
+    if let Some(raw) = raw {
+        if raw.flags.is_empty() && errors.is_empty() {
+            errors.push(SpannedError {
+                span: 0..0,
+                message: "no flags are defined; add a [flags.NAME] table".to_string(),
+            });
+        }
+        match validate(&raw.flags) {
+            Ok(s) => set = Some(s),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        if let Some(set) = set {
+            return Ok(set);
+        }
+        errors.push(SpannedError {
+            span: 0..0,
+            message: "internal error: the flags passed validation but could not be built"
+                .to_string(),
+        });
+    }
+    errors.sort_by_key(|e| (e.span.start, e.span.end));
+    errors.dedup();
+    Err(FlagFileErrors(
+        errors
+            .into_iter()
+            .map(|e| locate(source, file, e.span.start, e.message))
+            .collect(),
+    ))
+}
+
+/// Reports and removes what `RawFlagsFile` cannot hold: unknown top-level keys, a `flags`
+/// that is not a table, flag entries that are not tables, and unknown keys in a flag table.
+fn check_shape(root: &mut DeTable<'_>, errors: &mut Vec<SpannedError>) {
+    let mut remove: Vec<String> = Vec::new();
+    for (key, value) in root.iter_mut() {
+        let name: &str = key.get_ref();
+        if name != "flags" {
+            errors.push(SpannedError {
+                span: key.span(),
+                message: format!(
+                    "unknown key `{name}` at the top level; a flags file holds only [flags.NAME] tables"
+                ),
+            });
+            remove.push(name.to_string());
+            continue;
+        }
+        let span = value.span();
+        match value.get_mut() {
+            DeValue::Table(flags) => check_flags(flags, errors),
+            other => {
+                errors.push(SpannedError {
+                    span,
+                    message: format!(
+                        "`flags` must be a table of flags ([flags.NAME]), found {}",
+                        describe(other)
+                    ),
+                });
+                remove.push(name.to_string());
+            }
+        }
+    }
+    for key in remove {
+        root.remove(key.as_str());
+    }
+}
+
+/// The part of [`check_shape`] for the `[flags]` table.
+fn check_flags(flags: &mut DeTable<'_>, errors: &mut Vec<SpannedError>) {
+    let mut remove: Vec<String> = Vec::new();
+    for (flag_key, flag) in flags.iter_mut() {
+        let flag_name: &str = flag_key.get_ref();
+        let span = flag.span();
+        let DeValue::Table(table) = flag.get_mut() else {
+            errors.push(SpannedError {
+                span,
+                message: format!(
+                    "flags.{flag_name}: expected a table ([flags.{flag_name}]), found {}",
+                    describe(flag.get_ref())
+                ),
+            });
+            remove.push(flag_name.to_string());
+            continue;
+        };
+        let mut unknown: Vec<String> = Vec::new();
+        for (k, _) in table.iter() {
+            let field: &str = k.get_ref();
+            if RAW_FLAG_KEYS.contains(&field) {
+                continue;
+            }
+            let expected: Vec<String> = RAW_FLAG_KEYS.iter().map(|f| format!("`{f}`")).collect();
+            errors.push(SpannedError {
+                span: k.span(),
+                message: format!(
+                    "flags.{flag_name}: unknown key `{field}`; expected one of {}",
+                    expected.join(", ")
+                ),
+            });
+            unknown.push(field.to_string());
+        }
+        for key in unknown {
+            table.remove(key.as_str());
+        }
+    }
+    for key in remove {
+        flags.remove(key.as_str());
+    }
+}
+
+/// Reads, parses and validates a flags file.
+///
+/// An unreadable file is one error at 1:1 naming the operating system's reason; a file that
+/// is not UTF-8 is one error at the first invalid byte.
+pub fn load_flags_file(path: &Path) -> Result<FlagSet, FlagFileErrors> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        FlagFileErrors(vec![FlagFileError {
+            file: file.clone(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the flags file: {e}"),
+        }])
+    })?;
+    match std::str::from_utf8(&bytes) {
+        Ok(source) => parse_flags_file(source, &file),
+        Err(e) => {
+            let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+            Err(FlagFileErrors(vec![locate(
+                &valid,
+                &file,
+                valid.len(),
+                "the flags file is not valid UTF-8 from here on".to_string(),
+            )]))
+        }
+    }
+}

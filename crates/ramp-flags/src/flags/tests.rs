@@ -1,0 +1,417 @@
+use super::raw::{validate, RawFlags};
+use super::*;
+use crate::in_rollout;
+
+const EXAMPLE: &str = r##"
+[flags.phase8_encryption_enabled]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+follow = "rollout"
+
+[flags.banner_color]
+variants = { red = "#f00", blue = "#00f" }
+default_variant = "red"
+on_variant = "blue"
+weight = 12.5
+
+[flags.max_items]
+variants = { small = 10, large = 100 }
+default_variant = "small"
+on_variant = "large"
+weight = 100
+
+[flags.ratio]
+variants = { low = 0.25, high = 0.75 }
+default_variant = "low"
+
+[flags.limits]
+description = "Per-plan limits."
+variants = { basic = { rps = 10, burst = [1, 2] }, pro = { rps = 100, burst = [] } }
+default_variant = "basic"
+on_variant = "pro"
+weight = 0
+salt = "deploy-42"
+metadata = { owner = "payments", ticket = 42, beta = true, share = 0.5 }
+
+[flags.old_checkout]
+variants = { on = true, off = false }
+default_variant = "on"
+enabled = false
+"##;
+
+fn example() -> FlagSet {
+    parse_flags_file(EXAMPLE, "flags.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn errors_of(source: &str) -> Vec<String> {
+    match parse_flags_file(source, "f.toml") {
+        Ok(_) => panic!("expected errors for:\n{source}"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_example_file_loads() {
+    let set = example();
+    let keys: Vec<&str> = set.flags().iter().map(Flag::key).collect();
+    assert_eq!(
+        keys,
+        [
+            "banner_color",
+            "limits",
+            "max_items",
+            "old_checkout",
+            "phase8_encryption_enabled",
+            "ratio"
+        ]
+    );
+    let banner = set.get("banner_color").unwrap();
+    assert_eq!(banner.kind(), FlagKind::String);
+    assert_eq!(banner.rollout(), Rollout::Fixed(1250));
+    assert_eq!(banner.salt(), "banner_color");
+    assert_eq!(banner.default_variant().name(), "red");
+    assert_eq!(banner.on_variant().unwrap().value(), "#00f");
+    let enc = set.get("phase8_encryption_enabled").unwrap();
+    assert_eq!(enc.rollout(), Rollout::FollowRollout);
+    assert_eq!(enc.kind(), FlagKind::Boolean);
+    assert_eq!(set.get("max_items").unwrap().kind(), FlagKind::Integer);
+    let ratio = set.get("ratio").unwrap();
+    assert_eq!(ratio.kind(), FlagKind::Float);
+    assert_eq!(ratio.rollout(), Rollout::Static);
+    assert_eq!(ratio.default_variant().value_json(), "0.25");
+    let limits = set.get("limits").unwrap();
+    assert_eq!(limits.kind(), FlagKind::Object);
+    assert_eq!(limits.salt(), "deploy-42");
+    assert_eq!(
+        limits.variants()[0].value_json(),
+        r#"{"burst":[1,2],"rps":10}"#
+    );
+    assert_eq!(
+        limits.metadata_json(),
+        r#"{"beta":true,"owner":"payments","share":0.5,"ticket":42}"#
+    );
+    assert!(!set.get("old_checkout").unwrap().enabled());
+    assert!(set.follows_rollout());
+    assert!(set.get("nope").is_none());
+}
+
+#[test]
+fn reasons_follow_flagd() {
+    let state = FlagState::new(example());
+    let s = state.snapshot();
+    // A static flag needs no key.
+    let r = s.evaluate("ratio", None).unwrap();
+    assert_eq!(
+        (r.variant.unwrap().name(), r.reason),
+        ("low", Reason::Static)
+    );
+    // 100 % and 0 % need no key either.
+    let r = s.evaluate("max_items", None).unwrap();
+    assert_eq!(
+        (r.variant.unwrap().name(), r.reason),
+        ("large", Reason::Static)
+    );
+    let r = s.evaluate("limits", None).unwrap();
+    assert_eq!(
+        (r.variant.unwrap().name(), r.reason),
+        ("basic", Reason::Static)
+    );
+    // A followed rollout without a weight: the default variant, DEFAULT.
+    let r = s.evaluate("phase8_encryption_enabled", None).unwrap();
+    assert_eq!(
+        (r.variant.unwrap().name(), r.reason),
+        ("off", Reason::Default)
+    );
+    // A fractional evaluation needs a non-empty key.
+    for key in [None, Some("")] {
+        assert_eq!(
+            s.evaluate("banner_color", key).unwrap_err(),
+            EvalError::TargetingKeyMissing { weight_bp: 1250 }
+        );
+    }
+    let r = s.evaluate("banner_color", Some("user-1")).unwrap();
+    assert_eq!(r.reason, Reason::TargetingMatch);
+    // Disabled: no variant at all.
+    let r = s.evaluate("old_checkout", Some("user-1")).unwrap();
+    assert_eq!((r.variant, r.reason), (None, Reason::Disabled));
+    assert_eq!(
+        s.evaluate("nope", None).unwrap_err(),
+        EvalError::FlagNotFound("nope".into())
+    );
+    assert_eq!(
+        EvalError::TargetingKeyMissing { weight_bp: 1250 }.to_string(),
+        "the flag is rolled out to 12.5% of users; the evaluation context needs a non-empty string `targetingKey` to place this user"
+    );
+}
+
+#[test]
+fn fractional_evaluation_is_in_rollout_with_the_flag_key_or_the_salt() {
+    let set = example();
+    let banner = set.get("banner_color").unwrap();
+    let mut limits_src = EXAMPLE.replace("weight = 0\nsalt", "weight = 40\nsalt");
+    limits_src.push('\n');
+    let set2 = parse_flags_file(&limits_src, "f").unwrap();
+    let limits = set2.get("limits").unwrap();
+    let mut inside = 0;
+    for u in 0..4_000 {
+        let key = format!("user-{u}");
+        let r = banner.evaluate(None, Some(&key)).unwrap();
+        let expect = in_rollout(b"banner_color", key.as_bytes(), 1250);
+        assert_eq!(r.variant.unwrap().name() == "blue", expect, "{key}");
+        inside += usize::from(expect);
+        let r = limits.evaluate(None, Some(&key)).unwrap();
+        let expect = in_rollout(b"deploy-42", key.as_bytes(), 4000);
+        assert_eq!(r.variant.unwrap().name() == "pro", expect, "{key}");
+    }
+    // 12.5 % of 4,000 is 500; five standard deviations is about 105.
+    assert!((395..=605).contains(&inside), "{inside}");
+}
+
+#[test]
+fn a_followed_flag_is_monotonic_as_the_weight_moves_and_off_after_a_rollback() {
+    let state = Arc::new(FlagState::new(example()));
+    let handle = state.weight_handle();
+    let users: Vec<String> = (0..3_000).map(|u| format!("u{u}")).collect();
+    let on_at = |users: &[String]| -> Vec<bool> {
+        let s = state.snapshot();
+        users
+            .iter()
+            .map(|u| {
+                let r = s.evaluate("phase8_encryption_enabled", Some(u)).unwrap();
+                r.variant.unwrap().value() == &serde_json::Value::Bool(true)
+            })
+            .collect()
+    };
+    let mut before = vec![false; users.len()];
+    for percent in [5.0, 25.0, 50.0, 100.0] {
+        handle.set_percent(percent).unwrap();
+        let now = on_at(&users);
+        for (i, (was, is)) in before.iter().zip(&now).enumerate() {
+            assert!(
+                !was || *is,
+                "{} turned off when the weight grew to {percent}%",
+                users[i]
+            );
+        }
+        let share = now.iter().filter(|b| **b).count() as f64 / users.len() as f64;
+        assert!(
+            (share - percent / 100.0).abs() < 0.04,
+            "{share} at {percent}%"
+        );
+        before = now;
+    }
+    assert!(before.iter().all(|b| *b), "everybody is on at 100%");
+    handle.rollback();
+    assert_eq!(handle.get_bp(), Some(0));
+    assert!(
+        on_at(&users).iter().all(|b| !b),
+        "everybody is off after a rollback"
+    );
+    let s = state.snapshot();
+    let r = s.evaluate("phase8_encryption_enabled", None).unwrap();
+    assert_eq!(r.reason, Reason::Static);
+    handle.clear();
+    let s = state.snapshot();
+    let r = s.evaluate("phase8_encryption_enabled", None).unwrap();
+    assert_eq!(r.reason, Reason::Default);
+}
+
+#[test]
+fn the_version_moves_only_on_change() {
+    let state = Arc::new(FlagState::new(example()));
+    assert_eq!(state.version(), 1);
+    let h = state.weight_handle();
+    h.set_bp(500).unwrap();
+    assert_eq!(state.version(), 2);
+    h.set_bp(500).unwrap();
+    assert_eq!(state.version(), 2, "the same weight again is no change");
+    h.set_percent(5.0).unwrap();
+    assert_eq!(state.version(), 2);
+    h.set_bp(501).unwrap();
+    assert_eq!(state.version(), 3);
+    assert_eq!(
+        h.set_bp(10_001).unwrap_err(),
+        WeightError::BasisPointsOutOfRange(10_001)
+    );
+    for bad in [-1.0, 100.5, f64::NAN, 12.345] {
+        assert!(h.set_percent(bad).is_err(), "{bad}");
+    }
+    assert_eq!(state.version(), 3);
+    let old_hash = state.snapshot().flags().config_hash();
+    state.replace_flags(example());
+    assert_eq!(state.version(), 4);
+    assert_eq!(state.snapshot().flags().config_hash(), old_hash);
+    assert_eq!(
+        state.rollout_weight_bp(),
+        Some(501),
+        "a reload keeps the weight"
+    );
+    let changed = parse_flags_file(&EXAMPLE.replace("12.5", "12.75"), "f").unwrap();
+    state.replace_flags(changed);
+    assert_ne!(state.snapshot().flags().config_hash(), old_hash);
+    h.clear();
+    h.clear();
+    assert_eq!(state.version(), 6);
+}
+
+#[test]
+fn percentages_print_without_noise() {
+    assert_eq!(percent(0), "0");
+    assert_eq!(percent(1), "0.01");
+    assert_eq!(percent(10), "0.1");
+    assert_eq!(percent(1250), "12.5");
+    assert_eq!(percent(1234), "12.34");
+    assert_eq!(percent(10_000), "100");
+    assert_eq!(percent_to_bp(12.5), Some(1250));
+    assert_eq!(percent_to_bp(0.01), Some(1));
+    assert_eq!(percent_to_bp(0.001), None);
+}
+
+#[test]
+fn every_error_is_reported_at_once_and_located() {
+    let source = r#"version = 2
+
+[flags.a]
+variants = { on = true, off = "no" }
+default_variant = "off"
+on_variant = "missing"
+follow = "deploy"
+colour = "red"
+
+[flags.b]
+variants = { x = 1, y = 2.5 }
+default_variant = 3
+weight = 150
+salt = ""
+enabled = "yes"
+
+[flags."bad key!"]
+variants = { on = true }
+default_variant = "on"
+on_variant = "on"
+follow = "rollout"
+weight = 5
+
+[flags.d]
+default_variant = "a"
+metadata = { nested = { a = 1 } }
+on_variant = "a"
+
+[flags.e]
+variants = { when = 1979-05-27, list = [1, 2], nan = nan }
+default_variant = "when"
+"#;
+    let errors = errors_of(source);
+    let expected = [
+        "f.toml:1:1: error: unknown key `version` at the top level; a flags file holds only [flags.NAME] tables",
+        "f.toml:4:12: error: flags.a.variants: all variants of a flag must be of one kind, found string (`off`) and boolean (`on`)",
+        "f.toml:7:10: error: flags.a.follow: expected \"rollout\" (the weight of the live rollout), found a string (\"deploy\")",
+        "f.toml:8:1: error: flags.a: unknown key `colour`; expected one of `variants`, `default_variant`, `on_variant`, `follow`, `weight`, `salt`, `enabled`, `description`, `metadata`",
+        "f.toml:11:12: error: flags.b.variants: all variants of a flag must be of one kind, found integer (`x`) and float (`y`); write every number with a fraction (1.0) for a float flag",
+        "f.toml:12:19: error: flags.b.default_variant: expected the name of a variant (a string), found an integer (3)",
+        "f.toml:13:10: error: flags.b.weight: expected a percentage between 0 and 100 in steps of 0.01 (e.g. 12.5), found an integer (150)",
+        "f.toml:13:10: error: flags.b: a rollout needs `on_variant`, the variant served to users inside it",
+        "f.toml:14:8: error: flags.b.salt: expected a non-empty string of at most 256 characters, found a string (\"\")",
+        "f.toml:15:11: error: flags.b.enabled: expected true or false, found a string (\"yes\")",
+        "f.toml:17:8: error: flags.bad key!: invalid flag key \"bad key!\"; use 1 to 128 ASCII letters, digits, `_`, `-` or `.` (the key goes in the OFREP URL)",
+        "f.toml:20:14: error: flags.bad key!.on_variant: it is the same variant as `default_variant`, so the rollout would change nothing; name the variant users inside the rollout get",
+        "f.toml:22:10: error: flags.bad key!.weight: `follow` and `weight` are exclusive; a flag either follows the live rollout or has its own weight",
+        "f.toml:24:1: error: flags.d: missing required key `variants` (e.g. variants = { on = true, off = false })",
+        "f.toml:26:12: error: flags.d.metadata.nested: OFREP metadata holds booleans, strings and finite numbers, found a table",
+        "f.toml:27:14: error: flags.d.on_variant: a flag with `on_variant` needs a rollout: `follow = \"rollout\"` or `weight = <percent>`",
+        "f.toml:30:12: error: flags.e.variants.list: an array cannot be a flag value (OFREP serves booleans, strings, numbers and objects); put it in a table, e.g. { items = [...] }",
+        "f.toml:30:12: error: flags.e.variants.nan: NaN has no JSON form; use a finite number",
+        "f.toml:30:12: error: flags.e.variants.when: a datetime cannot be a flag value; write it as a string, e.g. \"1979-05-27\"",
+    ];
+    for (got, want) in errors.iter().zip(expected.iter()) {
+        assert_eq!(got, want);
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+}
+
+#[test]
+fn unknown_variants_are_named_with_the_choices() {
+    let errors = errors_of(
+        "[flags.a]\nvariants = { on = true, off = false }\ndefault_variant = \"of\"\non_variant = \"on\"\nweight = 5\n",
+    );
+    assert_eq!(
+        errors,
+        ["f.toml:3:19: error: flags.a.default_variant: no variant is named \"of\"; the variants are `off`, `on`"]
+    );
+}
+
+#[test]
+fn shapes_and_syntax_are_reported() {
+    assert_eq!(
+        errors_of("[flags\n"),
+        ["f.toml:1:7: error: unclosed table, expected `]`"]
+    );
+    assert_eq!(
+        errors_of(""),
+        ["f.toml:1:1: error: no flags are defined; add a [flags.NAME] table"]
+    );
+    assert_eq!(
+        errors_of("flags = 3\n"),
+        ["f.toml:1:9: error: `flags` must be a table of flags ([flags.NAME]), found an integer"]
+    );
+    assert_eq!(
+        errors_of("[flags]\na = 3\n"),
+        ["f.toml:2:5: error: flags.a: expected a table ([flags.a]), found an integer"]
+    );
+    assert_eq!(
+        errors_of("[flags.a]\nvariants = 3\ndefault_variant = \"x\"\n"),
+        ["f.toml:2:12: error: flags.a.variants: expected a table of named values (e.g. { on = true, off = false }), found an integer (3)"]
+    );
+    assert_eq!(
+        errors_of("[flags.a]\nvariants = {}\ndefault_variant = \"x\"\n"),
+        ["f.toml:2:12: error: flags.a.variants: at least one variant is needed"]
+    );
+}
+
+#[test]
+fn unreadable_and_non_utf8_files_are_errors() {
+    let dir = std::env::temp_dir().join(format!("ramp-flags-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.toml");
+    let e = load_flags_file(&missing).unwrap_err();
+    assert!(
+        e.0[0].message.starts_with("cannot read the flags file"),
+        "{e}"
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, b"[flags.a]\nx = \"\xff\"\n").unwrap();
+    let e = load_flags_file(&bad).unwrap_err();
+    assert_eq!((e.0[0].line, e.0[0].column), (2, 6), "{e}");
+    let good = dir.join("good.toml");
+    std::fs::write(&good, EXAMPLE).unwrap();
+    assert_eq!(load_flags_file(&good).unwrap(), example());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The raw struct embeds in a larger document (a rollout plan) as `flags`, with spans that
+/// point into that document.
+#[test]
+fn raw_flags_embed_in_a_plan() {
+    #[derive(serde::Deserialize)]
+    struct Plan {
+        #[allow(dead_code)]
+        deployment: toml::Value,
+        #[serde(default)]
+        flags: RawFlags,
+    }
+    let source = "deployment = { id = \"checkout-v2\" }\n\n[flags.new_checkout]\nvariants = { on = true, off = false }\ndefault_variant = \"off\"\non_variant = \"on\"\nfollow = \"rollout\"\nsalt = \"checkout-v2\"\n";
+    let plan: Plan = toml::from_str(source).unwrap();
+    let set = validate(&plan.flags).unwrap();
+    assert_eq!(set.get("new_checkout").unwrap().salt(), "checkout-v2");
+
+    let bad = source.replace("follow = \"rollout\"", "follow = 1");
+    let plan: Plan = toml::from_str(&bad).unwrap();
+    let errors = validate(&plan.flags).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(&bad[errors[0].span.clone()], "1");
+
+    // Unknown keys are refused by serde itself (deny_unknown_fields).
+    let unknown = source.replace("salt =", "salty =");
+    assert!(toml::from_str::<Plan>(&unknown).is_err());
+}

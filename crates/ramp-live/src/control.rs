@@ -1,0 +1,317 @@
+//! The control API of a running rollout: HTTP on loopback (or elsewhere with a token).
+//!
+//! - `GET /status`: the [`StatusView`].
+//! - `POST /pause`, `/resume`, `/abort`, `/promote`, `/approve` with a JSON body
+//!   `{"who": "alice", "reason": "…", "full": false}` (`full` only for promote).
+//! - `GET /healthz`: liveness, no token needed.
+//!
+//! Requests are handed to the driver over a channel and answered with the status after the
+//! action, or 409 with a sentence when the action does not apply now (promote while an
+//! approval is missing, resume when not paused…). A wrong or missing token gets 401 and
+//! changes nothing.
+
+use crate::status::StatusView;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Largest request body accepted; the documents are a few hundred bytes.
+const MAX_BODY: usize = 16 * 1024;
+
+/// Time allowed for a request body to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Time allowed for the driver to answer (it answers between two ticks).
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time allowed for a request head to arrive, so an idle client cannot hold a connection.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The header a client names the run it means with (`DEPLOYMENT/RUN`): an address recorded
+/// in a journal may since belong to another rollout's controller, and acting on the wrong
+/// rollout is worse than not acting.
+pub const RUN_HEADER: &str = "x-ramp-run";
+
+/// Concurrent connections served; more wait in the accept queue.
+const MAX_CONNECTIONS: usize = 64;
+
+/// An operator's action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verb {
+    /// Hold at the current weight.
+    Pause,
+    /// Lift a pause.
+    Resume,
+    /// End the stage now and move on (`full`: to 100 %).
+    Promote,
+    /// Roll back now.
+    Abort,
+    /// Approve the next stage as `who`.
+    Approve,
+}
+
+impl Verb {
+    /// The verb's name as the API path and journal spell it.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Verb::Pause => "pause",
+            Verb::Resume => "resume",
+            Verb::Promote => "promote",
+            Verb::Abort => "abort",
+            Verb::Approve => "approve",
+        }
+    }
+}
+
+/// The body of an action request.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    /// Who acts (an approver's name for approve).
+    pub who: String,
+    /// Why, for the journal.
+    #[serde(default)]
+    pub reason: String,
+    /// Promote straight to 100 %.
+    #[serde(default)]
+    pub full: bool,
+}
+
+/// What the API asks of the driver.
+#[derive(Debug)]
+pub enum DriverRequest {
+    /// Current status.
+    Status,
+    /// An operator action.
+    Act(Verb, ActionBody),
+}
+
+/// A refusal: HTTP status and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 409 when the action does not apply now, 503 when the driver is gone.
+    pub status: u16,
+    /// Why, as a sentence.
+    pub message: String,
+}
+
+/// One request to the driver with its reply channel.
+pub type Command = (DriverRequest, oneshot::Sender<Result<StatusView, Refusal>>);
+
+/// Serves the control API on `listener` until `shutdown` resolves, passing requests to the
+/// driver through `to_driver`.
+pub async fn serve(
+    listener: TcpListener,
+    run: String,
+    token: Option<String>,
+    to_driver: mpsc::Sender<Command>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let token = Arc::new(token);
+    let run = Arc::new(run);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop_rx.changed() => return,
+        };
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control API accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop_rx.changed() => return,
+        };
+        let token = Arc::clone(&token);
+        let run = Arc::clone(&run);
+        let to_driver = to_driver.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = service_fn(move |req| {
+                let token = Arc::clone(&token);
+                let run = Arc::clone(&run);
+                let to_driver = to_driver.clone();
+                async move { Ok::<_, Infallible>(handle(req, &run, token.as_deref(), &to_driver).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                }
+            }
+        });
+    }
+}
+
+/// Serves one request.
+async fn handle(
+    req: Request<Incoming>,
+    run: &str,
+    token: Option<&str>,
+    to_driver: &mpsc::Sender<Command>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    if req.method() == Method::GET && path == "/healthz" {
+        return text(StatusCode::OK, "ok\n");
+    }
+    if let Some(t) = token {
+        if !authorized(&req, t) {
+            return text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+        }
+    }
+    if let Some(meant) = req.headers().get(RUN_HEADER) {
+        if meant.as_bytes() != run.as_bytes() {
+            return text(
+                StatusCode::MISDIRECTED_REQUEST,
+                &format!(
+                    "this controller runs {run}, not {}; the rollout you mean has no controller at this address\n",
+                    String::from_utf8_lossy(meant.as_bytes())
+                ),
+            );
+        }
+    }
+    let verb = match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/status") => None,
+        (Method::POST, "/pause") => Some(Verb::Pause),
+        (Method::POST, "/resume") => Some(Verb::Resume),
+        (Method::POST, "/promote") => Some(Verb::Promote),
+        (Method::POST, "/abort") => Some(Verb::Abort),
+        (Method::POST, "/approve") => Some(Verb::Approve),
+        (_, "/status" | "/pause" | "/resume" | "/promote" | "/abort" | "/approve") => {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => return text(StatusCode::NOT_FOUND, "no such route\n"),
+    };
+    let request = match verb {
+        None => DriverRequest::Status,
+        Some(verb) => {
+            let body = match tokio::time::timeout(
+                BODY_TIMEOUT,
+                Limited::new(req.into_body(), MAX_BODY).collect(),
+            )
+            .await
+            {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(_)) => {
+                    return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+                }
+                Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n"),
+            };
+            let action: ActionBody = match serde_json::from_slice(&body) {
+                Ok(a) => a,
+                Err(e) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "invalid body: {e}; expected {{\"who\": \"…\", \"reason\": \"…\"}}\n"
+                        ),
+                    )
+                }
+            };
+            if action.who.trim().is_empty() || action.who.len() > 200 || action.reason.len() > 2000
+            {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "`who` must be 1–200 characters and `reason` at most 2000\n",
+                );
+            }
+            DriverRequest::Act(verb, action)
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if to_driver.send((request, tx)).await.is_err() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the rollout is no longer running\n",
+        );
+    }
+    match tokio::time::timeout(DRIVER_TIMEOUT, rx).await {
+        Ok(Ok(Ok(view))) => json(StatusCode::OK, &view),
+        Ok(Ok(Err(refusal))) => text(
+            StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::CONFLICT),
+            &format!("{}\n", refusal.message),
+        ),
+        Ok(Err(_)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the rollout is no longer running\n",
+        ),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the controller did not answer in time\n",
+        ),
+    }
+}
+
+/// Whether the request carries the token, compared in constant time.
+fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(given) = value.strip_prefix("Bearer ") else {
+        return false;
+    };
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot encode the status: {e}\n"),
+        ),
+    }
+}

@@ -1,0 +1,18 @@
+//! Ramp's live driver: the pure engine of `ramp-core` on the real clock.
+//!
+//! A live run reads per-cohort metrics from a `ramp proxy` (its exact `/snapshot`), feeds
+//! them to the engine as slots, carries out the engine's actions (weights through the proxy's
+//! admin API), journals every input and decision before acting on it, and serves a control
+//! API for operators. Pre-deployment checks and hooks live in [`checks`].
+
+pub mod checks;
+pub mod clock;
+pub mod control;
+pub mod driver;
+pub mod http;
+pub mod source;
+pub mod status;
+
+pub use driver::{run, LiveError, Progress, RunConfig, RunEnd};
+pub use source::ProxyAdmin;
+pub use status::StatusView;

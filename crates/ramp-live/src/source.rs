@@ -1,0 +1,360 @@
+//! The router and metric source of a live run: a `ramp proxy` reached through its admin API.
+//!
+//! Metrics come from `GET /snapshot`: cumulative counters and raw latency buckets per cohort.
+//! The proxy's buckets use the same mapping as `ramp_stats::Histogram` (α = 0.5 %, bucket 0
+//! at 1 µs), so the difference of two snapshots merges into the engine's slot index for
+//! index, exactly: no re-bucketing, no sampling.
+
+use crate::http::{ApiClient, HttpError};
+use http::{Method, StatusCode};
+use ramp_core::Weight;
+use ramp_stats::{CohortStats, Histogram, Slot};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why the proxy could not be used.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The call did not complete.
+    #[error("proxy admin API: {0}")]
+    Http(#[from] HttpError),
+    /// The proxy answered with an error status.
+    #[error("proxy admin API {what}: HTTP {status}: {body}")]
+    Status {
+        /// The call.
+        what: &'static str,
+        /// The status received.
+        status: StatusCode,
+        /// The start of the body, for the operator.
+        body: String,
+    },
+    /// The answer was not the expected document.
+    #[error("proxy admin API {what}: unexpected document: {message}")]
+    Document {
+        /// The call.
+        what: &'static str,
+        /// The parser's description.
+        message: String,
+    },
+}
+
+/// One cohort's cumulative counters, as far as the engine needs them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CohortCounters {
+    /// Completed requests whose latency was recorded (the histogram's count).
+    pub completed: u64,
+    /// Responses with a 5xx status: the upstream's, the proxy's 502/504 on upstream failure,
+    /// and injected aborts. Proxy-internal failures are counted apart by the proxy and never
+    /// reach a cohort.
+    pub errors_5xx: u64,
+    /// Raw latency buckets `(index, count)`, ascending, cumulative.
+    pub buckets: Vec<(u32, u64)>,
+    /// Requests in progress at the reading (a gauge, not cumulative): a rehearsal waits for
+    /// the canary's to drain after the rollback.
+    #[serde(default)]
+    pub in_flight: i64,
+}
+
+/// Both cohorts' cumulative counters at one moment: the journaled cursor of a live run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// The stable cohort.
+    pub stable: CohortCounters,
+    /// The canary cohort.
+    pub canary: CohortCounters,
+}
+
+impl Counters {
+    /// Whether any counter went down since `earlier`: the proxy restarted and its counters
+    /// began again from zero.
+    pub fn restarted_since(&self, earlier: &Counters) -> bool {
+        let lower = |now: &CohortCounters, then: &CohortCounters| {
+            now.completed < then.completed || now.errors_5xx < then.errors_5xx
+        };
+        lower(&self.stable, &earlier.stable) || lower(&self.canary, &earlier.canary)
+    }
+
+    /// The slot `[start_ms, end_ms)` of what happened between `earlier` and `self`. After a
+    /// proxy restart everything counted since the restart is the delta.
+    pub fn slot_since(&self, earlier: &Counters, start_ms: u64, end_ms: u64) -> Slot {
+        let base = if self.restarted_since(earlier) {
+            Counters::default()
+        } else {
+            earlier.clone()
+        };
+        Slot {
+            start_ms,
+            end_ms,
+            canary: delta(&self.canary, &base.canary),
+            stable: delta(&self.stable, &base.stable),
+        }
+    }
+}
+
+/// `now − then` of one cohort as engine statistics.
+fn delta(now: &CohortCounters, then: &CohortCounters) -> CohortStats {
+    let mut latency = Histogram::new();
+    let mut j = 0;
+    for &(index, count) in &now.buckets {
+        while j < then.buckets.len() && then.buckets[j].0 < index {
+            j += 1;
+        }
+        let before = match then.buckets.get(j) {
+            Some(&(i, c)) if i == index => c,
+            _ => 0,
+        };
+        let d = count.saturating_sub(before);
+        if d > 0 {
+            latency.record_n(index as usize, d);
+        }
+    }
+    let requests = latency.count();
+    let errors = now.errors_5xx.saturating_sub(then.errors_5xx).min(requests);
+    let mut stats = CohortStats::new();
+    stats.requests = requests;
+    stats.errors = errors;
+    stats.latency = latency;
+    stats
+}
+
+/// The parts of the proxy's `/snapshot` document used here (others are ignored).
+#[derive(Debug, Deserialize)]
+struct SnapshotDoc {
+    /// The split in force.
+    weights: WeightsDoc,
+    /// Counters and sketches.
+    metrics: MetricsDoc,
+}
+
+/// `weights` of `/snapshot` and `GET /weights`.
+#[derive(Debug, Deserialize)]
+struct WeightsDoc {
+    /// Canary share in basis points.
+    canary_bp: u32,
+}
+
+/// `metrics` of `/snapshot`.
+#[derive(Debug, Deserialize)]
+struct MetricsDoc {
+    /// The stable cohort.
+    stable: CohortDoc,
+    /// The canary cohort.
+    canary: CohortDoc,
+}
+
+/// One cohort of `/snapshot`.
+#[derive(Debug, Deserialize)]
+struct CohortDoc {
+    /// Responses by status class.
+    responses: ClassesDoc,
+    /// Requests in progress.
+    in_flight: i64,
+    /// The raw sketch.
+    latency: LatencyDoc,
+}
+
+/// Status classes of `/snapshot`.
+#[derive(Debug, Deserialize)]
+struct ClassesDoc {
+    /// 5xx responses.
+    #[serde(rename = "5xx")]
+    c5xx: u64,
+}
+
+/// A raw sketch of `/snapshot`.
+#[derive(Debug, Deserialize)]
+struct LatencyDoc {
+    /// The relative accuracy the buckets were built for: must be the engine's.
+    alpha: f64,
+    /// Unit of the values; must be microseconds for the index mapping to line up.
+    unit: String,
+    /// Non-empty buckets.
+    buckets: Vec<(u32, u64)>,
+}
+
+/// What a snapshot says.
+#[derive(Debug, Clone)]
+pub struct ProxyReading {
+    /// The canary weight the proxy applies now.
+    pub canary_bp: u32,
+    /// Its cumulative counters.
+    pub counters: Counters,
+}
+
+/// A fault to inject through the proxy (`POST /faults`), for rehearsals.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRequest {
+    /// "canary" or "stable".
+    pub cohort: String,
+    /// Share of that cohort's requests hit.
+    pub fraction: f64,
+    /// Added latency in milliseconds, for a delay fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_latency_ms: Option<u64>,
+    /// Status answered instead of forwarding, for an abort fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_status: Option<u16>,
+    /// How long it lasts, seconds.
+    pub duration_s: f64,
+}
+
+/// The admin API of one `ramp proxy`.
+#[derive(Debug, Clone)]
+pub struct ProxyAdmin {
+    /// The HTTP client bound to the admin base URL.
+    api: ApiClient,
+}
+
+impl ProxyAdmin {
+    /// A client for the admin API at `url` (`http://host:port`).
+    pub fn new(url: &str, token: Option<String>) -> Result<ProxyAdmin, SourceError> {
+        Ok(ProxyAdmin {
+            api: ApiClient::new(url, token, Duration::from_secs(3))?,
+        })
+    }
+
+    /// The admin base URL.
+    pub fn url(&self) -> &str {
+        self.api.base()
+    }
+
+    /// Reads the proxy's cumulative counters and current weight.
+    pub async fn read(&self) -> Result<ProxyReading, SourceError> {
+        let (status, body) = self.api.call(Method::GET, "/snapshot", None).await?;
+        check("GET /snapshot", status, &body)?;
+        let doc: SnapshotDoc =
+            serde_json::from_slice(&body).map_err(|e| SourceError::Document {
+                what: "GET /snapshot",
+                message: e.to_string(),
+            })?;
+        for c in [&doc.metrics.stable, &doc.metrics.canary] {
+            if (c.latency.alpha - ramp_stats::RELATIVE_ERROR).abs() > 1e-12
+                || c.latency.unit != "microseconds"
+            {
+                return Err(SourceError::Document {
+                    what: "GET /snapshot",
+                    message: format!(
+                        "latency sketch with alpha {} in {} cannot be merged exactly (expected alpha {} in microseconds)",
+                        c.latency.alpha,
+                        c.latency.unit,
+                        ramp_stats::RELATIVE_ERROR
+                    ),
+                });
+            }
+        }
+        let cohort = |c: CohortDoc| CohortCounters {
+            completed: c.latency.buckets.iter().map(|b| b.1).sum(),
+            errors_5xx: c.responses.c5xx,
+            buckets: c.latency.buckets,
+            in_flight: c.in_flight,
+        };
+        Ok(ProxyReading {
+            canary_bp: doc.weights.canary_bp,
+            counters: Counters {
+                stable: cohort(doc.metrics.stable),
+                canary: cohort(doc.metrics.canary),
+            },
+        })
+    }
+
+    /// Sets the canary weight; effective from the proxy's next request once this returns.
+    pub async fn set_weight(&self, weight: Weight) -> Result<(), SourceError> {
+        let body = format!("{{\"canary\": {}}}", weight.percent());
+        let (status, resp) = self.api.call(Method::PUT, "/weights", Some(body)).await?;
+        check("PUT /weights", status, &resp)
+    }
+
+    /// Injects a fault; returns the proxy's answer.
+    pub async fn add_fault(&self, fault: &FaultRequest) -> Result<String, SourceError> {
+        let body = serde_json::to_string(fault).map_err(|e| SourceError::Document {
+            what: "POST /faults",
+            message: e.to_string(),
+        })?;
+        let (status, resp) = self.api.call(Method::POST, "/faults", Some(body)).await?;
+        check("POST /faults", status, &resp)?;
+        Ok(String::from_utf8_lossy(&resp).into_owned())
+    }
+
+    /// Removes every fault.
+    pub async fn clear_faults(&self) -> Result<(), SourceError> {
+        let (status, resp) = self.api.call(Method::DELETE, "/faults", None).await?;
+        check("DELETE /faults", status, &resp)
+    }
+}
+
+/// An error for a non-success status.
+fn check(what: &'static str, status: StatusCode, body: &[u8]) -> Result<(), SourceError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(body);
+    Err(SourceError::Status {
+        what,
+        status,
+        body: text.chars().take(200).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cohort(completed_buckets: &[(u32, u64)], errors: u64) -> CohortCounters {
+        CohortCounters {
+            completed: completed_buckets.iter().map(|b| b.1).sum(),
+            errors_5xx: errors,
+            buckets: completed_buckets.to_vec(),
+            in_flight: 0,
+        }
+    }
+
+    #[test]
+    fn a_slot_is_the_exact_bucket_difference() {
+        let then = Counters {
+            stable: cohort(&[(10, 5), (20, 3)], 1),
+            canary: cohort(&[(15, 2)], 0),
+        };
+        let now = Counters {
+            stable: cohort(&[(10, 7), (20, 3), (30, 4)], 2),
+            canary: cohort(&[(15, 2), (16, 1)], 1),
+        };
+        let slot = now.slot_since(&then, 1000, 6000);
+        assert_eq!((slot.start_ms, slot.end_ms), (1000, 6000));
+        assert_eq!(slot.stable.requests, 6);
+        assert_eq!(slot.stable.errors, 1);
+        assert_eq!(slot.stable.latency.buckets(), vec![(10, 2), (30, 4)]);
+        assert_eq!(slot.canary.requests, 1);
+        assert_eq!(slot.canary.errors, 1);
+        assert_eq!(slot.canary.latency.buckets(), vec![(16, 1)]);
+    }
+
+    #[test]
+    fn a_restarted_proxy_counts_from_zero() {
+        let then = Counters {
+            stable: cohort(&[(10, 50)], 5),
+            canary: cohort(&[(10, 5)], 0),
+        };
+        let now = Counters {
+            stable: cohort(&[(10, 3)], 0),
+            canary: cohort(&[(11, 1)], 1),
+        };
+        assert!(now.restarted_since(&then));
+        let slot = now.slot_since(&then, 0, 5000);
+        assert_eq!(slot.stable.requests, 3);
+        assert_eq!(slot.canary.requests, 1);
+        assert_eq!(slot.canary.errors, 1);
+    }
+
+    #[test]
+    fn errors_never_exceed_requests() {
+        let then = Counters::default();
+        let now = Counters {
+            stable: cohort(&[], 3),
+            canary: cohort(&[(4, 1)], 9),
+        };
+        let slot = now.slot_since(&then, 0, 1);
+        assert_eq!(slot.stable.errors, 0);
+        assert_eq!(slot.canary.errors, 1);
+    }
+}

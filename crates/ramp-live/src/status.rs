@@ -1,0 +1,225 @@
+//! What `ramp status` shows: the running rollout, each gate explained in a sentence.
+
+use ramp_core::engine::{explain, Engine, State};
+use ramp_core::summary::{GateStatus, TestResult, TimelineEvent};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// The status document of the control API (`GET /status`) and of `ramp status --json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusView {
+    /// The deployment.
+    pub deployment_id: String,
+    /// The journal's run id.
+    pub run_id: i64,
+    /// "pending", "running" or "finished".
+    pub state: String,
+    /// The outcome once finished.
+    pub outcome: Option<String>,
+    /// Seconds since the rollout began.
+    pub t_s: f64,
+    /// Canary weight the controller last set, percent.
+    pub weight: f64,
+    /// The running stage, when one is.
+    pub stage: Option<StageView>,
+    /// Who paused the rollout and why, while paused.
+    pub paused: Option<String>,
+    /// The stage waiting for approvals and who is missing.
+    pub awaiting: Option<AwaitingView>,
+    /// Each gate of the running stage on its window, with its sentence.
+    pub gates: Vec<GateLine>,
+    /// The statistical tests of the running stage.
+    pub tests: Vec<TestResult>,
+    /// The last events, oldest first.
+    pub recent: Vec<TimelineEvent>,
+    /// Why the last metrics read failed, while the proxy cannot be read (the rollout holds).
+    pub metrics_problem: Option<String>,
+    /// Distinct users each served flag was on and off for over its window, when the run
+    /// serves flags.
+    #[serde(default)]
+    pub flags: Vec<ramp_core::summary::FlagUsageSummary>,
+}
+
+/// The running stage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageView {
+    /// 1-based stage number.
+    pub index: usize,
+    /// Number of stages.
+    pub of: usize,
+    /// Its weight, percent.
+    pub weight: f64,
+    /// Seconds spent in it.
+    pub elapsed_s: f64,
+    /// Its planned duration, seconds.
+    pub duration_s: f64,
+}
+
+/// A stage held for approvals.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AwaitingView {
+    /// 1-based stage number.
+    pub stage: usize,
+    /// Approvers still missing.
+    pub missing: Vec<String>,
+}
+
+/// One gate as status shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GateLine {
+    /// "pass", "warn", "fail" or "no_data".
+    pub status: String,
+    /// The gate's sentence ("canary p99 is 512 ms, under the 1000 ms ceiling, …").
+    pub explanation: String,
+}
+
+impl StatusView {
+    /// The view of `engine` now.
+    pub fn of(engine: &Engine, run_id: i64, metrics_problem: Option<String>) -> StatusView {
+        let plan = engine.plan();
+        let summary = engine.summary();
+        let (state, outcome) = match engine.state() {
+            State::Pending => ("pending", None),
+            State::Running { .. } => ("running", None),
+            State::Finished(o) => ("finished", Some(o.key().to_string())),
+        };
+        let mut stage = None;
+        let mut gates = Vec::new();
+        let mut tests = Vec::new();
+        if let Some((index, started, g, t)) = engine.live_view() {
+            let st = &plan.stages[index];
+            stage = Some(StageView {
+                index: index + 1,
+                of: plan.stages.len(),
+                weight: st.weight.percent(),
+                elapsed_s: engine.now().since(started).as_secs_f64(),
+                duration_s: st.duration.as_secs_f64(),
+            });
+            gates = g
+                .iter()
+                .map(|r| GateLine {
+                    status: match r.status {
+                        GateStatus::Pass => "pass",
+                        GateStatus::Warn => "warn",
+                        GateStatus::Fail => "fail",
+                        GateStatus::NoData => "no_data",
+                    }
+                    .to_string(),
+                    explanation: explain(r),
+                })
+                .collect();
+            tests = t;
+        }
+        let recent = summary
+            .timeline
+            .iter()
+            .rev()
+            .take(8)
+            .rev()
+            .cloned()
+            .collect();
+        StatusView {
+            deployment_id: plan.deployment.id.clone(),
+            run_id,
+            state: state.to_string(),
+            outcome,
+            t_s: engine.now().as_secs_f64(),
+            weight: engine.weight().percent(),
+            stage,
+            paused: engine.paused().map(str::to_string),
+            awaiting: engine.awaiting().map(|(i, missing)| AwaitingView {
+                stage: i + 1,
+                missing,
+            }),
+            gates,
+            tests,
+            recent,
+            metrics_problem,
+            flags: Vec::new(),
+        }
+    }
+
+    /// The view as text for a terminal.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Deployment {} (run {}): {}{} at T+{:.0}s, canary weight {}%",
+            self.deployment_id,
+            self.run_id,
+            self.state,
+            self.outcome
+                .as_ref()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default(),
+            self.t_s,
+            self.weight
+        );
+        if let Some(st) = &self.stage {
+            let _ = writeln!(
+                s,
+                "Stage {}/{} at {}%: {:.0}s of {:.0}s",
+                st.index, st.of, st.weight, st.elapsed_s, st.duration_s
+            );
+        }
+        if let Some(p) = &self.paused {
+            let _ = writeln!(s, "PAUSED: {p}");
+        }
+        if let Some(a) = &self.awaiting {
+            let _ = writeln!(
+                s,
+                "Stage {} waits for approval from: {}  (ramp approve --as NAME)",
+                a.stage,
+                a.missing.join(", ")
+            );
+        }
+        if let Some(m) = &self.metrics_problem {
+            let _ = writeln!(s, "Metrics unavailable, rollout holding: {m}");
+        }
+        if !self.gates.is_empty() {
+            let _ = writeln!(s, "Gates:");
+            for g in &self.gates {
+                let _ = writeln!(s, "  [{}] {}", g.status.to_uppercase(), g.explanation);
+            }
+        }
+        if !self.tests.is_empty() {
+            let _ = writeln!(s, "Tests:");
+            for t in &self.tests {
+                let verdict = if t.reject { "REJECT" } else { "ok" };
+                let _ = writeln!(
+                    s,
+                    "  [{}] {} (α {}): {}",
+                    verdict,
+                    t.test.replace('_', " "),
+                    t.alpha,
+                    t.explanation
+                );
+            }
+        }
+        if !self.flags.is_empty() {
+            let _ = writeln!(
+                s,
+                "Flags (distinct users over the last {:.0} s):",
+                self.flags[0].window_s
+            );
+            for f in &self.flags {
+                let _ = writeln!(
+                    s,
+                    "  {}: {} users ({}%), {} off{}",
+                    f.key,
+                    ramp_stats::thousands(f.on_users),
+                    f.weight,
+                    ramp_stats::thousands(f.off_users),
+                    if f.exact { "" } else { " (estimated)" }
+                );
+            }
+        }
+        if !self.recent.is_empty() {
+            let _ = writeln!(s, "Recent events:");
+            for e in &self.recent {
+                let _ = writeln!(s, "  T+{:.0}s {}", e.t_s, e.message);
+            }
+        }
+        s
+    }
+}

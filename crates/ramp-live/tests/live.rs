@@ -1,0 +1,459 @@
+//! Live runs on loopback: real demo upstreams, Ramp's proxy, open-loop load and the live
+//! driver, in one process (the binary's tests cover `kill -9` and the CLI verbs).
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the tests time the live driver against the real clock"
+)]
+
+use ramp_core::summary::{Decision, Outcome};
+use ramp_core::{parse_plan, Plan};
+use ramp_demo::{Behaviour, LoadConfig};
+use ramp_live::{ProxyAdmin, RunConfig, RunEnd};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Two upstreams, the proxy and load, all on loopback, stopped on drop of `stop`.
+struct Rig {
+    /// The canary upstream, to make it regress.
+    canary: Arc<Behaviour>,
+    /// The proxy's admin API.
+    admin: SocketAddr,
+    /// Stops everything.
+    stop: watch::Sender<bool>,
+}
+
+impl Rig {
+    async fn start(rps: f64) -> Rig {
+        let (stop, rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let stable = Arc::new(Behaviour::new("stable", 5.0, 10.0, 15.0, 0.0).unwrap());
+        let canary = Arc::new(Behaviour::new("canary", 5.0, 10.0, 15.0, 0.0).unwrap());
+        let mut addrs = Vec::new();
+        for b in [&stable, &canary] {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.push(l.local_addr().unwrap());
+            tokio::spawn(ramp_demo::serve_upstream(l, Arc::clone(b), stopped()));
+        }
+        let config = ramp_proxy::Config::for_pools(&addrs[..1], &addrs[1..]).unwrap();
+        let pl = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let al = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = pl.local_addr().unwrap();
+        let admin = al.local_addr().unwrap();
+        tokio::spawn(ramp_proxy::serve(
+            ramp_proxy::Proxy::new(config, 0),
+            pl,
+            al,
+            stopped(),
+        ));
+        let mut load = LoadConfig::new(proxy_addr, rps);
+        load.seed = 7;
+        tokio::spawn(ramp_demo::run_load(load, stopped()));
+        Rig {
+            canary,
+            admin,
+            stop,
+        }
+    }
+
+    fn proxy(&self) -> ProxyAdmin {
+        ProxyAdmin::new(&format!("http://{}", self.admin), None).unwrap()
+    }
+
+    async fn config(&self, plan: &str, journal: &std::path::Path) -> RunConfig {
+        RunConfig {
+            plan: Arc::new(parse(plan)),
+            plan_path: "test.toml".into(),
+            plan_text: plan.into(),
+            base_dir: ".".into(),
+            journal: journal.to_path_buf(),
+            proxy: self.proxy(),
+            control_listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            control_token: None,
+            rehearsal: None,
+            ofrep_listener: None,
+            ofrep_token: None,
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn parse(text: &str) -> Plan {
+    parse_plan(text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+const GATES: &str = r#"
+[deployment]
+id = "live-test"
+service = "svc"
+environment = "test"
+
+[gates]
+evaluate_every = "1s"
+window = "3s"
+min_samples = 10
+p99_ms = { max = 1000 }
+error_rate = { max = "5%" }
+"#;
+
+fn three_stages() -> String {
+    format!(
+        r#"{GATES}
+[[stages]]
+weight = 10
+duration = "4s"
+checkpoint = "2s"
+
+[[stages]]
+weight = 50
+duration = "4s"
+checkpoint = "2s"
+
+[[stages]]
+weight = 100
+duration = "3s"
+checkpoint = "3s"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_is_promoted_through_every_stage() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = rig.config(&three_stages(), &dir.path().join("j.db")).await;
+    let mut lines = Vec::new();
+    let mut on = |p: ramp_live::Progress<'_>| {
+        if let ramp_live::Progress::Line(_, l) = p {
+            lines.push(l)
+        }
+    };
+    let end = ramp_live::run(config, &mut on, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, .. } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(summary.outcome, Outcome::Promoted, "{:#?}", summary.stages);
+    assert_eq!(summary.mode, "live");
+    let decisions: Vec<_> = summary.stages.iter().map(|s| s.decision).collect();
+    assert_eq!(decisions, vec![Some(Decision::Proceed); 3]);
+    // About 11 s at 100 req/s went through the proxy and were measured.
+    assert!(
+        (800..=1400).contains(&summary.totals.requests),
+        "{} requests",
+        summary.totals.requests
+    );
+    for (st, checkpoints) in summary.stages.iter().zip([2, 2, 1]) {
+        assert_eq!(st.checkpoints.len(), checkpoints, "stage {}", st.index);
+    }
+    assert_eq!(rig.proxy().read().await.unwrap().canary_bp, 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_starts_failing_is_rolled_back_within_seconds() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"{GATES}
+[[stages]]
+weight = 25
+duration = "60s"
+checkpoint = "10s"
+
+[[stages]]
+weight = 100
+duration = "10s"
+"#
+    );
+    let config = rig.config(&plan, &dir.path().join("j.db")).await;
+    let canary = Arc::clone(&rig.canary);
+    let proxy = rig.proxy();
+    // Break the canary 4 s in, then time how long until the proxy routes nothing to it.
+    let watcher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        canary.set_regression(1.0, 0.0);
+        let broke = Instant::now();
+        loop {
+            if proxy.read().await.unwrap().canary_bp == 0 {
+                return broke.elapsed();
+            }
+            assert!(
+                broke.elapsed() < Duration::from_secs(30),
+                "never rolled back"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, .. } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(summary.outcome, Outcome::RolledBack);
+    let rb = summary.rollback.as_ref().unwrap();
+    assert_eq!(rb.stage, 1);
+    assert!(rb.reason.contains("error_rate"), "{}", rb.reason);
+    let took = watcher.await.unwrap();
+    assert!(took < Duration::from_secs(5), "weight 0 after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_resumes_its_stage_with_the_time_already_spent() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.db");
+    let plan = three_stages();
+
+    // Interrupt 6 s in: in stage 2 (10 % for 4 s, then 50 %).
+    let config = rig.config(&plan, &journal).await;
+    let end = ramp_live::run(
+        config,
+        &mut |_| {},
+        tokio::time::sleep(Duration::from_secs(6)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(end, RunEnd::Interrupted { .. }));
+    // The proxy keeps routing at the last weight while no controller runs.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rig.proxy().read().await.unwrap().canary_bp, 5_000);
+
+    let config = rig.config(&plan, &journal).await;
+    let mut lines = Vec::new();
+    let mut on = |p: ramp_live::Progress<'_>| {
+        if let ramp_live::Progress::Line(_, l) = p {
+            lines.push(l)
+        }
+    };
+    let resumed_at = Instant::now();
+    let end = ramp_live::run(config, &mut on, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, run_id } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(run_id, 1, "the same run continued");
+    assert!(
+        lines.iter().any(|l| l.starts_with("Resumed run 1")),
+        "{lines:?}"
+    );
+    assert_eq!(summary.outcome, Outcome::Promoted);
+    let indexes: Vec<usize> = summary.stages.iter().map(|s| s.index).collect();
+    assert_eq!(indexes, vec![1, 2, 3], "no stage repeated or skipped");
+    // Stage 2 had ~2 s before the interruption and ~1 s of downtime: the resumed part is
+    // shorter than a whole stage, and stage 2 still lasted its planned 4 s.
+    let stage2 = &summary.stages[1];
+    assert!(
+        stage2.elapsed_s >= 4.0 && stage2.elapsed_s < 6.0,
+        "{}",
+        stage2.elapsed_s
+    );
+    assert_eq!(stage2.checkpoints.len(), 2, "no checkpoint lost");
+    assert!(
+        resumed_at.elapsed() < Duration::from_secs(7),
+        "resumed mid-stage instead of restarting it: {:?}",
+        resumed_at.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_rehearsal_times_detection_rollback_and_restoration() {
+    let rig = Rig::start(125.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"{GATES}
+p95_ms = {{ max = 500 }}
+
+[[stages]]
+weight = 50
+duration = "60s"
+checkpoint = "10s"
+
+[[stages]]
+weight = 100
+duration = "10s"
+
+[[rehearsals]]
+name = "Simulated P95 breach"
+at = "5s"
+fault = {{ cohort = "canary", fraction = 0.5, add_latency = "800ms", duration = "60s" }}
+target = "30s"
+restore_window = "1s"
+restore_tolerance = 0.5
+
+[router]
+admin = "http://127.0.0.1:1"
+"#
+    );
+    let mut config = rig.config(&plan, &dir.path().join("j.db")).await;
+    config.rehearsal = Some(config.plan.rehearsals[0].clone());
+    let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, .. } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(summary.outcome, Outcome::RolledBack);
+    assert_eq!(summary.mode, "rehearsal");
+    let r = &summary.rehearsals[0];
+    assert_eq!(r.outcome, "rolled_back", "{r:#?}");
+    assert_eq!(r.fault, "+800 ms on 50% of canary requests");
+    let onset = r.fault_onset_s;
+    let (det, rb, rest, total) = (
+        r.detection_s.unwrap(),
+        r.rollback_s.unwrap(),
+        r.restoration_s.unwrap(),
+        r.total_recovery_s.unwrap(),
+    );
+    assert!((5.0..7.0).contains(&onset), "onset {onset}");
+    assert!(onset < det && det <= rb && rb <= rest, "{r:#?}");
+    assert!((total - (rest - onset)).abs() < 1e-9);
+    assert!(total < 30.0, "{r:#?}");
+    assert!(r.reference.p95_ms.unwrap() < 100.0, "{r:#?}");
+    // The proxy routes nothing to the canary afterwards.
+    assert_eq!(rig.proxy().read().await.unwrap().canary_bp, 0);
+}
+
+/// The value of a boolean flag for `key`, from the OFREP server at `api`.
+async fn flag_on(api: &ramp_live::http::ApiClient, flag: &str, key: &str) -> bool {
+    let body = format!("{{\"context\": {{\"targetingKey\": \"{key}\"}}}}");
+    let (status, resp) = api
+        .call(
+            http::Method::POST,
+            &format!("/ofrep/v1/evaluate/flags/{flag}"),
+            Some(body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    v["value"].as_bool().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_follow_the_rollout_monotonically_and_a_rollback_turns_them_off() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"{GATES}
+[[stages]]
+weight = 10
+duration = "4s"
+
+[[stages]]
+weight = 50
+duration = "4s"
+
+[[stages]]
+weight = 100
+duration = "60s"
+
+[flags.checkout_v2]
+variants = {{ on = true, off = false }}
+default_variant = "off"
+on_variant = "on"
+follow = "rollout"
+"#
+    );
+    let mut config = rig.config(&plan, &dir.path().join("j.db")).await;
+    let ofrep = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = ramp_live::http::ApiClient::new(
+        &format!("http://{}", ofrep.local_addr().unwrap()),
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    config.ofrep_listener = Some(ofrep);
+    let canary = Arc::clone(&rig.canary);
+    let proxy = rig.proxy();
+    let watcher = tokio::spawn(async move {
+        // (weight in basis points, keys on) at each look, until everyone was on and then off.
+        let mut looks: Vec<(u32, Vec<usize>)> = Vec::new();
+        let mut broke = false;
+        for _ in 0..200 {
+            let weight = proxy.read().await.unwrap().canary_bp;
+            let mut on = Vec::new();
+            for k in 0..100 {
+                if flag_on(&api, "checkout_v2", &format!("user-{k}")).await {
+                    on.push(k);
+                }
+            }
+            let all = on.len() == 100;
+            looks.push((weight, on));
+            if all && !broke {
+                // Everyone is in: now the canary fails and is rolled back.
+                canary.set_regression(1.0, 0.0);
+                broke = true;
+            }
+            if broke && looks.last().unwrap().1.is_empty() {
+                return looks;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!("the flags never went all on and then all off: {looks:?}");
+    });
+    let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, .. } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(summary.outcome, Outcome::RolledBack);
+    let looks = watcher.await.unwrap();
+    // Until the rollback, a key that was on stays on (the set only grows with the weight).
+    let peak = looks.iter().position(|(_, on)| on.len() == 100).unwrap();
+    for pair in looks[..=peak].windows(2) {
+        let (before, after) = (&pair[0].1, &pair[1].1);
+        assert!(
+            before.iter().all(|k| after.contains(k)),
+            "a key turned off while the rollout grew: {before:?} then {after:?}"
+        );
+    }
+    // Each stage's share of the 100 keys is near its weight (binomial: within 3 sd).
+    for (share, bp) in [(0.10_f64, 1_000), (0.50, 5_000)] {
+        if let Some((_, on)) = looks.iter().find(|(w, _)| *w == bp) {
+            let sd = (100.0 * share * (1.0 - share)).sqrt();
+            assert!(
+                (on.len() as f64 - 100.0 * share).abs() <= 3.0 * sd + 1.0,
+                "{} keys on at {bp} bp",
+                on.len()
+            );
+        }
+    }
+    assert!(
+        looks.last().unwrap().1.is_empty(),
+        "everyone is off after the rollback"
+    );
+    // The report's flag statistics: distinct users per stage, from the OFREP server.
+    let rows: Vec<(usize, f64, u64)> = summary
+        .flags
+        .iter()
+        .map(|f| (f.stage, f.weight, f.on_users))
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        vec![(1, 10.0), (2, 50.0), (3, 100.0)],
+        "{rows:?}"
+    );
+    assert!(rows.windows(2).all(|w| w[0].2 <= w[1].2), "{rows:?}");
+    assert_eq!(rows[2].2, 100, "every polled user was on at 100%");
+    assert!(summary
+        .flags
+        .iter()
+        .all(|f| f.key == "checkout_v2" && f.exact));
+}

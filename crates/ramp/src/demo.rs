@@ -1,0 +1,245 @@
+//! `ramp demo`: the embedded default for a newcomer, nothing to install.
+//!
+//! It starts two small demo upstreams on loopback (stable, and a canary a little slower),
+//! Ramp's proxy in front of them, an open-loop load generator, and runs a compressed plan
+//! (`demo-plan.toml`, about a minute) through the live driver with progress, a journal, a
+//! control API and a report. `--break` makes the canary regress part-way so that the
+//! automatic rollback can be watched.
+
+use crate::{exit_code, open_output, progress, Invalid};
+use anyhow::Context;
+use clap::Args;
+use ramp_core::parse_plan;
+use ramp_core::plan::{Check, Probe};
+use ramp_core::Span;
+use ramp_demo::{Behaviour, LoadConfig};
+use ramp_live::{ProxyAdmin, RunConfig, RunEnd};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The demo's plan.
+const PLAN: &str = include_str!("demo-plan.toml");
+
+/// The plan of `ramp demo --rehearse`: the seed's rollback rehearsal on live traffic.
+const REHEARSAL_PLAN: &str = include_str!("demo-rehearsal.toml");
+
+/// Requests per second the load generator sends through the proxy.
+const DEMO_RPS: f64 = 100.0;
+
+/// The seed's traffic, for the rehearsal.
+const REHEARSAL_RPS: f64 = 125.0;
+
+/// When `--break` makes the canary regress, seconds after the start (in stage 2).
+const BREAK_AT: Duration = Duration::from_secs(22);
+
+/// `ramp demo` options.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Make the canary regress part-way (errors and latency) to show the automatic rollback.
+    #[arg(long = "break", conflicts_with = "rehearse")]
+    pub break_it: bool,
+    /// Run the seed's rollback rehearsal instead (+800 ms on 50% of canary requests at
+    /// 125 req/s) and print its recovery breakdown; exit 0 when it recovered in time.
+    #[arg(long)]
+    pub rehearse: bool,
+    /// The journal (default: ramp-demo.db in the system's temporary directory).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Write the Markdown report here.
+    #[arg(long, value_name = "FILE.md")]
+    pub report: Option<PathBuf>,
+    /// Write the JSON summary here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Print only the outcome.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the demo.
+pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("ramp-demo.db"));
+    let json_out = args
+        .json
+        .as_ref()
+        .map(|p| open_output(p, "JSON summary"))
+        .transpose()?;
+    let report_out = args
+        .report
+        .as_ref()
+        .map(|p| open_output(p, "report"))
+        .transpose()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (summary, printer) = rt.block_on(demo(args, journal))?;
+    printer.outcome(&summary);
+    for r in &summary.rehearsals {
+        print!("{}", printer.rehearsal_breakdown(r));
+    }
+    let written = [
+        json_out.map(|o| o.write(&ramp_report::json(&summary))),
+        report_out.map(|o| o.write(&ramp_report::markdown(&summary))),
+    ];
+    for w in written.into_iter().flatten() {
+        w?;
+    }
+    if let Some(r) = summary.rehearsals.first() {
+        let passed =
+            r.outcome == "rolled_back" && r.total_recovery_s.is_some_and(|t| t <= r.target_s);
+        return Ok(ExitCode::from(if passed { 0 } else { 4 }));
+    }
+    Ok(ExitCode::from(exit_code(summary.outcome)))
+}
+
+async fn demo(
+    args: &DemoArgs,
+    journal: PathBuf,
+) -> anyhow::Result<(ramp_core::summary::Summary, progress::Printer)> {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    // Two upstreams: the canary is a little slower, as a new version often is.
+    let stable = Arc::new(
+        Behaviour::new("stable", 40.0, 90.0, 150.0, 0.002).context("demo stable upstream")?,
+    );
+    let canary = Arc::new(
+        Behaviour::new("canary", 44.0, 100.0, 170.0, 0.002).context("demo canary upstream")?,
+    );
+    let mut addrs = Vec::new();
+    for b in [&stable, &canary] {
+        let listener = TcpListener::bind(loopback).await?;
+        addrs.push(listener.local_addr()?);
+        tokio::spawn(ramp_demo::serve_upstream(
+            listener,
+            Arc::clone(b),
+            stopped(),
+        ));
+    }
+
+    // The proxy, in-process, sticky on the load generator's user header.
+    let mut config = ramp_proxy::Config::for_pools(&addrs[..1], &addrs[1..])
+        .map_err(|e| anyhow::anyhow!("demo proxy: {e}"))?;
+    config.deployment_id = "ramp-demo".into();
+    config.sticky = Some(ramp_proxy::config::StickySource::Header("x-user-id".into()));
+    let proxy_listener = TcpListener::bind(loopback).await?;
+    let admin_listener = TcpListener::bind(loopback).await?;
+    let proxy_addr = proxy_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let proxy = ramp_proxy::Proxy::new(config, 0);
+    tokio::spawn(ramp_proxy::serve(
+        proxy,
+        proxy_listener,
+        admin_listener,
+        stopped(),
+    ));
+
+    // Open-loop load through the proxy.
+    let (text, rps) = if args.rehearse {
+        (REHEARSAL_PLAN, REHEARSAL_RPS)
+    } else {
+        (PLAN, DEMO_RPS)
+    };
+    let mut load = LoadConfig::new(proxy_addr, rps);
+    load.users = 10_000;
+    load.seed = 1;
+    let load_task = tokio::spawn(ramp_demo::run_load(load, stopped()));
+
+    // The plan, with checks against the demo's own upstreams.
+    let mut plan = parse_plan(text, "demo-plan.toml").map_err(|e| Invalid(e.to_string()))?;
+    plan.deployment.id = format!(
+        "{}-{}",
+        plan.deployment.id,
+        ramp_live::clock::unix_ms() / 1000
+    );
+    for (name, addr) in [("Stable health", addrs[0]), ("Canary health", addrs[1])] {
+        plan.checks.push(Check {
+            name: name.into(),
+            probe: Probe::Http {
+                url: format!("http://{addr}/health"),
+                expect_status: 200,
+            },
+            timeout: Span(2_000),
+        });
+    }
+    let plan = Arc::new(plan);
+    if !args.quiet {
+        println!(
+            "Ramp demo: stable upstream {}, canary upstream {} (a little slower), proxy {} (admin {}), {} req/s of open-loop load{}",
+            addrs[0],
+            addrs[1],
+            proxy_addr,
+            admin_addr,
+            rps,
+            if args.break_it {
+                format!("; the canary will break at T+{}s", BREAK_AT.as_secs())
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "Journal: {} (try `ramp status --journal {}` in another terminal)\n",
+            journal.display(),
+            journal.display()
+        );
+    }
+    if args.break_it {
+        let canary = Arc::clone(&canary);
+        tokio::spawn(async move {
+            tokio::time::sleep(BREAK_AT).await;
+            // 15% of requests fail and every one is 250 ms slower.
+            canary.set_regression(0.15, 250.0);
+        });
+    }
+
+    let control_listener = TcpListener::bind(loopback).await?;
+    let config = RunConfig {
+        plan: Arc::clone(&plan),
+        plan_path: "(ramp demo)".into(),
+        plan_text: text.to_string(),
+        base_dir: std::env::temp_dir(),
+        journal,
+        proxy: ProxyAdmin::new(&format!("http://{admin_addr}"), None)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        control_listener,
+        control_token: None,
+        rehearsal: if args.rehearse {
+            plan.rehearsals.first().cloned()
+        } else {
+            None
+        },
+        ofrep_listener: None,
+        ofrep_token: None,
+    };
+    let mut printer = progress::Printer::new(Arc::clone(&plan), args.quiet);
+    let mut on = |ev: ramp_live::Progress<'_>| printer.show_live(ev);
+    let end = ramp_live::run(config, &mut on, crate::live::shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    if let Ok(Ok(report)) = load_task.await {
+        if !args.quiet {
+            println!(
+                "Load: {} requests sent, {} ok, {} 5xx, {} failed, {} dropped",
+                report.sent, report.ok, report.status_5xx, report.failed, report.dropped
+            );
+        }
+    }
+    match end.map_err(|e| anyhow::anyhow!("{e}"))? {
+        RunEnd::Finished { summary, .. } => Ok((*summary, printer)),
+        RunEnd::Interrupted { .. } => Err(anyhow::anyhow!("interrupted")),
+    }
+}

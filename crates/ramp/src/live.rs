@@ -1,0 +1,704 @@
+//! The live commands: `ramp run`, `ramp rehearse`, the operator verbs (`status`, `pause`,
+//! `resume`, `promote`, `abort`, `approve`), `history` and `report`.
+//!
+//! The rollout itself is `ramp_live::run`; this module resolves the plan's router and
+//! control settings, starts a runtime, prints progress and maps outcomes to exit codes.
+
+use crate::{exit_code, open_output, progress, Invalid};
+use anyhow::Context;
+use clap::Args;
+use http::{Method, StatusCode};
+use ramp_core::engine::{Engine, Input};
+use ramp_core::plan::Router;
+use ramp_core::summary::Summary;
+use ramp_core::{parse_plan, Plan, PlanTime};
+use ramp_live::http::{ApiClient, HttpError};
+use ramp_live::{ProxyAdmin, RunConfig, RunEnd, StatusView};
+use ramp_store::{Journal, RunRecord, RunStatus};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The journal used when `--journal` is not given: in the current directory, so that the
+/// verbs run where `ramp run` ran find it.
+pub const DEFAULT_JOURNAL: &str = "ramp.db";
+
+/// Options shared by `ramp run` and `ramp rehearse`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The plan (TOML); it needs a [router] section.
+    pub plan: PathBuf,
+    /// The SQLite journal (created if missing). Running the same plan again with the same
+    /// journal resumes an unfinished run.
+    #[arg(long, default_value = DEFAULT_JOURNAL)]
+    pub journal: PathBuf,
+    /// Write the Markdown report here.
+    #[arg(long, value_name = "FILE.md")]
+    pub report: Option<PathBuf>,
+    /// Write the JSON summary here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Print only the outcome.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How a verb finds the running controller.
+#[derive(Args, Debug)]
+pub struct Target {
+    /// The journal the controller writes.
+    #[arg(long, default_value = DEFAULT_JOURNAL)]
+    pub journal: PathBuf,
+    /// The deployment; needed only when several are running.
+    #[arg(long)]
+    pub deployment: Option<String>,
+    /// The control API's URL, instead of the one the journal records.
+    #[arg(long, value_name = "URL")]
+    pub control: Option<String>,
+    /// File holding the control API's bearer token (else $RAMP_TOKEN, if set).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// An operator action's arguments.
+#[derive(Args, Debug)]
+pub struct VerbArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Who acts, for the journal (default: $USER).
+    #[arg(long = "as", value_name = "NAME")]
+    pub who: Option<String>,
+    /// Why, for the journal.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// `ramp run` / `ramp rehearse`.
+pub fn run(args: &RunArgs, rehearsal: Option<Option<String>>) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.plan).map_err(|e| {
+        Invalid(format!(
+            "{}: cannot read the plan file: {e}",
+            args.plan.display()
+        ))
+    })?;
+    let plan =
+        parse_plan(&text, &args.plan.display().to_string()).map_err(|e| Invalid(e.to_string()))?;
+    let base_dir = args
+        .plan
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let Some(router) = plan.router.clone() else {
+        return Err(Invalid(format!(
+            "{}: the plan has no [router] section: a live run needs `admin = \"http://127.0.0.1:PORT\"` (a running `ramp proxy`) or `proxy_config = \"proxy.toml\"`",
+            args.plan.display()
+        ))
+        .into());
+    };
+    let rehearsal = match rehearsal {
+        None => None,
+        Some(name) => Some(pick_rehearsal(&plan, name.as_deref(), &args.plan)?),
+    };
+    let control_token = control_token(&plan, &base_dir)?;
+    let ofrep_token = plan
+        .ofrep
+        .token_file
+        .as_ref()
+        .map(|f| read_token(&base_dir.join(f)))
+        .transpose()?;
+    let listen = plan
+        .control
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    if !listen.ip().is_loopback() && control_token.is_none() {
+        return Err(Invalid(format!(
+            "{}: control.listen {listen} is not loopback and no token is configured; refusing to serve the control API unauthenticated",
+            args.plan.display()
+        ))
+        .into());
+    }
+    let json_out = args
+        .json
+        .as_ref()
+        .map(|p| open_output(p, "JSON summary"))
+        .transpose()?;
+    let report_out = args
+        .report
+        .as_ref()
+        .map(|p| open_output(p, "report"))
+        .transpose()?;
+    let rt = runtime()?;
+    let plan = Arc::new(plan);
+    let end = rt.block_on(async {
+        let (proxy, _embedded) = connect_router(&router, &base_dir, &args.plan).await?;
+        let control_listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for the control API on {listen}"))?;
+        let ofrep_listener = if plan.flags.flags().is_empty() {
+            None
+        } else {
+            let at = plan.ofrep.listen;
+            Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot serve the flags over OFREP on {at}"))?,
+            )
+        };
+        let config = RunConfig {
+            plan: Arc::clone(&plan),
+            plan_path: args.plan.display().to_string(),
+            plan_text: text.clone(),
+            base_dir: base_dir.clone(),
+            journal: args.journal.clone(),
+            proxy,
+            control_listener,
+            control_token,
+            rehearsal,
+            ofrep_listener,
+            ofrep_token,
+        };
+        let mut printer = progress::Printer::new(Arc::clone(&plan), args.quiet);
+        let mut on = |ev: ramp_live::Progress<'_>| printer.show_live(ev);
+        let end = ramp_live::run(config, &mut on, shutdown_signal()).await;
+        end.map(|e| (e, printer)).map_err(live_error)
+    })?;
+    let (end, printer) = end;
+    match end {
+        RunEnd::Interrupted { run_id } => {
+            eprintln!(
+                "ramp: run {run_id} interrupted; the proxy keeps the current weight. Run the same command again to resume."
+            );
+            Ok(ExitCode::from(1))
+        }
+        RunEnd::Finished { summary, .. } => {
+            printer.outcome(&summary);
+            let written = [
+                json_out.map(|o| o.write(&ramp_report::json(&summary))),
+                report_out.map(|o| o.write(&ramp_report::markdown(&summary))),
+            ];
+            for w in written.into_iter().flatten() {
+                w?;
+            }
+            for r in &summary.rehearsals {
+                print!("{}", printer.rehearsal_breakdown(r));
+            }
+            if let Some(r) = summary.rehearsals.first() {
+                // A rehearsal passes when the fault was caught and the system restored
+                // within its target.
+                let passed = r.outcome == "rolled_back"
+                    && r.total_recovery_s.is_some_and(|t| t <= r.target_s);
+                return Ok(ExitCode::from(if passed { 0 } else { 4 }));
+            }
+            Ok(ExitCode::from(exit_code(summary.outcome)))
+        }
+    }
+}
+
+/// Errors of the live driver: a changed plan is the user's input, the rest the machine's.
+fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
+    match e {
+        ramp_live::LiveError::PlanChanged { .. } => Invalid(e.to_string()).into(),
+        ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
+            Invalid(e.to_string()).into()
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// The rehearsal to run: the named one, or the plan's only one.
+fn pick_rehearsal(
+    plan: &Plan,
+    name: Option<&str>,
+    path: &Path,
+) -> anyhow::Result<ramp_core::plan::Rehearsal> {
+    let names = || {
+        plan.rehearsals
+            .iter()
+            .map(|r| format!("\"{}\"", r.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(n) => plan
+            .rehearsals
+            .iter()
+            .find(|r| r.name == n)
+            .cloned()
+            .ok_or_else(|| {
+                Invalid(format!(
+                    "{}: no rehearsal named \"{n}\" (the plan has: {})",
+                    path.display(),
+                    names()
+                ))
+                .into()
+            }),
+        None => match plan.rehearsals.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Invalid(format!(
+                "{}: the plan has no [[rehearsals]] to run",
+                path.display()
+            ))
+            .into()),
+            _ => Err(Invalid(format!(
+                "{}: the plan has several rehearsals; choose one with --name ({})",
+                path.display(),
+                names()
+            ))
+            .into()),
+        },
+    }
+}
+
+/// The control API's token from the plan's `[control]` settings.
+fn control_token(plan: &Plan, base_dir: &Path) -> anyhow::Result<Option<String>> {
+    if let Some(file) = &plan.control.token_file {
+        let path = base_dir.join(file);
+        let token = read_token(&path)?;
+        return Ok(Some(token));
+    }
+    if let Some(var) = &plan.control.token_env {
+        return match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
+            _ => Err(Invalid(format!(
+                "control.token_env names ${var}, which is not set or empty"
+            ))
+            .into()),
+        };
+    }
+    Ok(None)
+}
+
+/// A token file's content, trimmed; an empty file is an error.
+fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Invalid(format!(
+            "{}: cannot read the token file: {e}",
+            path.display()
+        ))
+    })?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(Invalid(format!("{}: the token file is empty", path.display())).into());
+    }
+    Ok(token)
+}
+
+/// The proxy of the plan's router; for an embedded proxy, also the task serving it (it
+/// stops with the process).
+async fn connect_router(
+    router: &Router,
+    base_dir: &Path,
+    plan_path: &Path,
+) -> anyhow::Result<(ProxyAdmin, Option<tokio::task::JoinHandle<()>>)> {
+    match router {
+        Router::Admin { url, token_file } => {
+            let token = token_file
+                .as_ref()
+                .map(|f| read_token(&base_dir.join(f)))
+                .transpose()?;
+            let admin = ProxyAdmin::new(url, token)
+                .map_err(|e| Invalid(format!("{}: router.admin: {e}", plan_path.display())))?;
+            Ok((admin, None))
+        }
+        Router::Embedded { config } => {
+            let path = base_dir.join(config);
+            let config = ramp_proxy::Config::load(&path)
+                .map_err(|e| Invalid(format!("router.proxy_config: {e}")))?;
+            let canary_bp = ramp_proxy::state::initial_canary_bp(&config)
+                .map_err(|e| anyhow::anyhow!("proxy state file: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("the proxy cannot listen on {}", config.listen))?;
+            let admin = tokio::net::TcpListener::bind(config.admin_listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "the proxy admin API cannot listen on {}",
+                        config.admin_listen
+                    )
+                })?;
+            let admin_addr = admin.local_addr()?;
+            let token = config.admin_token.clone();
+            let proxy = ramp_proxy::Proxy::new(config, canary_bp);
+            let task = tokio::spawn(async move {
+                let _ = ramp_proxy::serve(proxy, listener, admin, std::future::pending()).await;
+            });
+            let client = ProxyAdmin::new(&format!("http://{admin_addr}"), token)
+                .map_err(|e| anyhow::anyhow!("embedded proxy: {e}"))?;
+            Ok((client, Some(task)))
+        }
+    }
+}
+
+/// A multi-threaded runtime for the live commands.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+// -- Verbs ----------------------------------------------------------------------------------
+
+/// The run a verb addresses: the deployment's running run, or the only running one.
+fn find_run(target: &Target) -> anyhow::Result<(Journal, RunRecord)> {
+    if !target.journal.exists() {
+        return Err(Invalid(format!(
+            "{}: no journal here; pass --journal FILE (the one `ramp run` writes)",
+            target.journal.display()
+        ))
+        .into());
+    }
+    let journal = Journal::open(&target.journal).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runs = journal
+        .runs(target.deployment.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let running: Vec<&RunRecord> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Running)
+        .collect();
+    let chosen = match (running.as_slice(), &target.deployment) {
+        ([one], _) => (*one).clone(),
+        ([], Some(d)) => match runs.first() {
+            // The deployment's latest run, finished: status can still show it.
+            Some(last) => last.clone(),
+            None => {
+                return Err(Invalid(format!(
+                    "{}: no run of deployment {d}",
+                    target.journal.display()
+                ))
+                .into())
+            }
+        },
+        ([], None) => match runs.first() {
+            Some(last) => last.clone(),
+            None => {
+                return Err(Invalid(format!(
+                    "{}: the journal has no runs",
+                    target.journal.display()
+                ))
+                .into())
+            }
+        },
+        (many, _) => {
+            let ids: Vec<String> = many.iter().map(|r| r.deployment_id.clone()).collect();
+            return Err(Invalid(format!(
+                "several rollouts are running ({}); choose one with --deployment",
+                ids.join(", ")
+            ))
+            .into());
+        }
+    };
+    Ok((journal, chosen))
+}
+
+/// A client for the run's control API.
+fn control_client(target: &Target, run: &RunRecord) -> anyhow::Result<ApiClient> {
+    let url = match (&target.control, &run.control_addr) {
+        (Some(u), _) => u.clone(),
+        (None, Some(a)) => a.clone(),
+        (None, None) => {
+            return Err(anyhow::anyhow!(
+                "run {} of {} has no control API on record",
+                run.run_id,
+                run.deployment_id
+            ))
+        }
+    };
+    let token = match &target.token_file {
+        Some(f) => Some(read_token(f)?),
+        None => std::env::var("RAMP_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+    };
+    let client = ApiClient::new(&url, token, Duration::from_secs(15))
+        .map_err(|e| Invalid(format!("control API: {e}")))?;
+    // Name the run meant: the recorded address may now belong to another rollout.
+    let meant = format!("{}/{}", run.deployment_id, run.run_id);
+    Ok(match http::HeaderValue::from_str(&meant) {
+        Ok(v) => client.with_header(
+            http::HeaderName::from_static(ramp_live::control::RUN_HEADER),
+            v,
+        ),
+        Err(_) => client,
+    })
+}
+
+/// Maps a control API answer to the status view, or to an error with an exit code.
+fn answer(status: StatusCode, body: &[u8]) -> anyhow::Result<StatusView> {
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    match status {
+        StatusCode::MISDIRECTED_REQUEST => Err(anyhow::anyhow!(
+            "the controller of this run is not running ({text}); run `ramp run PLAN` again to resume it"
+        )),
+        StatusCode::OK => serde_json::from_slice(body)
+            .with_context(|| format!("unexpected answer from the control API: {text}")),
+        StatusCode::UNAUTHORIZED => Err(Invalid(format!(
+            "the control API refused the token ({text}); pass --token-file or set RAMP_TOKEN"
+        ))
+        .into()),
+        s if s.is_client_error() => Err(Invalid(format!("refused: {text}")).into()),
+        s => Err(anyhow::anyhow!("control API answered {s}: {text}")),
+    }
+}
+
+fn unreachable_controller(run: &RunRecord, e: &HttpError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the controller of {} (run {}, pid {}) is not reachable: {e}. If it stopped, run `ramp run {}` again to resume it.",
+        run.deployment_id,
+        run.run_id,
+        run.controller_pid.map_or("?".into(), |p| p.to_string()),
+        run.plan_path
+    )
+}
+
+/// `ramp status`.
+pub fn status(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
+    let (journal, run) = find_run(target)?;
+    if run.status == RunStatus::Finished {
+        let summary = summary_of(&journal, &run)?;
+        let view = finished_view(&run, &summary);
+        print_view(&view, json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = control_client(target, &run)?;
+    let rt = runtime()?;
+    match rt.block_on(client.call(Method::GET, "/status", None)) {
+        Ok((StatusCode::MISDIRECTED_REQUEST, body)) => {
+            // Another rollout's controller holds the recorded address: ours is down.
+            let summary = summary_of(&journal, &run)?;
+            let view = finished_view(&run, &summary);
+            print_view(&view, json);
+            Err(answer(StatusCode::MISDIRECTED_REQUEST, &body)
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("misdirected")))
+        }
+        Ok((status, body)) => {
+            let view = answer(status, &body)?;
+            print_view(&view, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            // The controller is down: show what the journal knows.
+            let summary = summary_of(&journal, &run)?;
+            let view = finished_view(&run, &summary);
+            print_view(&view, json);
+            Err(unreachable_controller(&run, &e))
+        }
+    }
+}
+
+fn print_view(view: &StatusView, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(view).unwrap_or_default());
+    } else {
+        print!("{}", view.render());
+    }
+}
+
+/// A status view rebuilt from the journal (finished runs, or a controller that is down).
+fn finished_view(run: &RunRecord, summary: &Summary) -> StatusView {
+    StatusView {
+        deployment_id: run.deployment_id.clone(),
+        run_id: run.run_id,
+        state: run.status.as_str().to_string(),
+        outcome: run.outcome.clone(),
+        t_s: summary.totals.duration_s,
+        weight: summary.stages.last().map_or(0.0, |s| {
+            if summary.rollback.is_some() {
+                0.0
+            } else {
+                s.weight
+            }
+        }),
+        stage: None,
+        paused: None,
+        awaiting: None,
+        gates: Vec::new(),
+        tests: Vec::new(),
+        recent: summary
+            .timeline
+            .iter()
+            .rev()
+            .take(8)
+            .rev()
+            .cloned()
+            .collect(),
+        metrics_problem: None,
+        flags: summary.flags.clone(),
+    }
+}
+
+/// `ramp pause|resume|promote|abort|approve`.
+pub fn verb(verb: &str, args: &VerbArgs, full: bool) -> anyhow::Result<ExitCode> {
+    let (_journal, run) = find_run(&args.target)?;
+    if run.status == RunStatus::Finished {
+        return Err(Invalid(format!(
+            "run {} of {} is already finished ({})",
+            run.run_id,
+            run.deployment_id,
+            run.outcome.as_deref().unwrap_or("?")
+        ))
+        .into());
+    }
+    let who = match &args.who {
+        Some(w) => w.clone(),
+        None if verb == "approve" => {
+            return Err(Invalid(
+                "ramp approve needs --as NAME (the approver's name as the plan spells it)".into(),
+            )
+            .into())
+        }
+        None => std::env::var("USER").unwrap_or_else(|_| "operator".into()),
+    };
+    let body = serde_json::json!({"who": who, "reason": args.reason, "full": full}).to_string();
+    let client = control_client(&args.target, &run)?;
+    let rt = runtime()?;
+    let (status, resp) = rt
+        .block_on(client.call(Method::POST, &format!("/{verb}"), Some(body)))
+        .map_err(|e| unreachable_controller(&run, &e))?;
+    let view = answer(status, &resp)?;
+    print!("{}", view.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ramp history`.
+pub fn history(
+    journal_path: &Path,
+    deployment: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if !journal_path.exists() {
+        return Err(Invalid(format!("{}: no journal here", journal_path.display())).into());
+    }
+    let journal = Journal::open(journal_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runs = journal
+        .runs(deployment)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        let rows: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "run_id": r.run_id,
+                    "deployment_id": r.deployment_id,
+                    "plan": r.plan_path,
+                    "started": ramp_live::driver::rfc3339(r.started_unix_ms),
+                    "status": r.status.as_str(),
+                    "outcome": r.outcome,
+                    "duration_s": r.finished_unix_ms.map(|f| (f - r.started_unix_ms) as f64 / 1000.0),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>5}  {:<32} {:<21} {:<9} {:<22} {:>9}",
+        "RUN", "DEPLOYMENT", "STARTED (UTC)", "STATUS", "OUTCOME", "DURATION"
+    );
+    for r in &runs {
+        let duration = r.finished_unix_ms.map_or("-".to_string(), |f| {
+            format!("{:.0}s", (f - r.started_unix_ms) as f64 / 1000.0)
+        });
+        println!(
+            "{:>5}  {:<32} {:<21} {:<9} {:<22} {:>9}",
+            r.run_id,
+            r.deployment_id,
+            ramp_live::driver::rfc3339(r.started_unix_ms),
+            r.status.as_str(),
+            r.outcome.as_deref().unwrap_or("-"),
+            duration
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The summary of a run: the journaled one when finished, else rebuilt by replaying the
+/// journaled inputs through the engine (the same path a resumed controller takes).
+fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
+    if let Some(text) = &run.summary_json {
+        return serde_json::from_str(text)
+            .with_context(|| format!("run {}: the journaled summary is unreadable", run.run_id));
+    }
+    let mut plan = parse_plan(&run.plan_toml, &run.plan_path).map_err(|e| {
+        anyhow::anyhow!(
+            "run {}: the journaled plan no longer parses: {e}",
+            run.run_id
+        )
+    })?;
+    plan.deployment.start = Some(ramp_live::driver::rfc3339(run.started_unix_ms));
+    let mut engine = Engine::new(Arc::new(plan));
+    for rec in journal
+        .inputs(run.run_id)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        let input: Input = serde_json::from_str(&rec.body)
+            .with_context(|| format!("run {}: input {} is unreadable", run.run_id, rec.seq))?;
+        let _ = engine.step(PlanTime(rec.plan_ms), input);
+    }
+    let mut s = engine.summary();
+    s.mode = "live (in progress)".into();
+    Ok(s)
+}
+
+/// `ramp report ID`.
+pub fn report(
+    journal_path: &Path,
+    id: i64,
+    out: Option<&Path>,
+    json: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    if !journal_path.exists() {
+        return Err(Invalid(format!("{}: no journal here", journal_path.display())).into());
+    }
+    let journal = Journal::open(journal_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(run) = journal.run(id).map_err(|e| anyhow::anyhow!("{e}"))? else {
+        return Err(Invalid(format!(
+            "{}: no run {id} (see `ramp history`)",
+            journal_path.display()
+        ))
+        .into());
+    };
+    let summary = summary_of(&journal, &run)?;
+    let md = ramp_report::markdown(&summary);
+    match out {
+        Some(p) => open_output(p, "report")?.write(&md)?,
+        None => print!("{md}"),
+    }
+    if let Some(p) = json {
+        open_output(p, "JSON summary")?.write(&ramp_report::json(&summary))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
