@@ -329,20 +329,28 @@ admin = "http://127.0.0.1:1"
     assert_eq!(rig.proxy().read().await.unwrap().canary_bp, 0);
 }
 
-/// The value of a boolean flag for `key`, from the OFREP server at `api`.
-async fn flag_on(api: &ramp_live::http::ApiClient, flag: &str, key: &str) -> bool {
-    let body = format!("{{\"context\": {{\"targetingKey\": \"{key}\"}}}}");
-    let (status, resp) = api
-        .call(
-            http::Method::POST,
-            &format!("/ofrep/v1/evaluate/flags/{flag}"),
-            Some(body),
-        )
+/// A real OpenFeature client (the Rust SDK with its OFREP provider) of the server at `base`.
+async fn openfeature_client(base: String) -> open_feature::Client {
+    let provider = open_feature_ofrep::OfrepProvider::new(open_feature_ofrep::OfrepOptions {
+        base_url: base,
+        headers: reqwest::header::HeaderMap::new(),
+        connect_timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await
+    .expect("an OFREP provider");
+    let mut api = open_feature::OpenFeature::singleton_mut().await;
+    api.set_named_provider("live-rollout", provider).await;
+    api.create_named_client("live-rollout")
+}
+
+/// The value of a boolean flag for `key`, as the application's client sees it.
+async fn flag_on(client: &open_feature::Client, flag: &str, key: &str) -> bool {
+    let ctx = open_feature::EvaluationContext::default().with_targeting_key(key);
+    client
+        .get_bool_value(flag, Some(&ctx), None)
         .await
-        .unwrap();
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
-    let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
-    v["value"].as_bool().unwrap()
+        .unwrap_or_else(|e| panic!("{flag} for {key}: {e:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,12 +380,7 @@ follow = "rollout"
     );
     let mut config = rig.config(&plan, &dir.path().join("j.db")).await;
     let ofrep = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = ramp_live::http::ApiClient::new(
-        &format!("http://{}", ofrep.local_addr().unwrap()),
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let api = openfeature_client(format!("http://{}", ofrep.local_addr().unwrap())).await;
     config.ofrep_listener = Some(ofrep);
     let canary = Arc::clone(&rig.canary);
     let proxy = rig.proxy();
@@ -456,4 +459,78 @@ follow = "rollout"
         .flags
         .iter()
         .all(|f| f.key == "checkout_v2" && f.exact));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequential_test_judges_a_live_canary_against_stable_and_explains_itself() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The threshold gate is far too loose to fire: only the canary-versus-stable test can.
+    let plan = r#"
+[deployment]
+id = "live-sequential"
+service = "svc"
+environment = "test"
+
+[gates]
+evaluate_every = "1s"
+window = "5s"
+min_samples = 10
+error_rate = { max = "60%" }
+sequential.errors = { alpha = 0.01 }
+
+[[stages]]
+weight = 50
+duration = "60s"
+
+[[stages]]
+weight = 100
+duration = "5s"
+"#;
+    let mut config = rig.config(plan, &dir.path().join("j.db")).await;
+    config.control_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let control = config.control_listener.local_addr().unwrap();
+    let canary = Arc::clone(&rig.canary);
+    // 20% of the canary's requests fail from the start; stable's never do.
+    canary.set_regression(0.2, 0.0);
+    let status = tokio::spawn(async move {
+        // While it runs, the status explains the test in a sentence.
+        let api = ramp_live::http::ApiClient::new(
+            &format!("http://{control}"),
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok((code, body)) = api.call(http::Method::GET, "/status", None).await {
+                if code == 200 {
+                    let v: ramp_live::StatusView = serde_json::from_slice(&body).unwrap();
+                    if let Some(t) = v.tests.iter().find(|t| t.test == "sequential_errors") {
+                        return Some(t.explanation.clone());
+                    }
+                }
+            }
+        }
+        None
+    });
+    let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, .. } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(summary.outcome, Outcome::RolledBack);
+    let reason = &summary.rollback.as_ref().unwrap().reason;
+    assert!(reason.starts_with("sequential errors test"), "{reason}");
+    assert!(
+        summary.totals.duration_s < 30.0,
+        "{}",
+        summary.totals.duration_s
+    );
+    let explanation = status
+        .await
+        .unwrap()
+        .expect("status showed the sequential test");
+    assert!(explanation.contains("canary"), "{explanation}");
 }

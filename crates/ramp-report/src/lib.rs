@@ -9,8 +9,9 @@
 //! The Markdown report follows the structure of the seed document
 //! (`shared/seed/phase8-staging-canary-simulation.md`): header, executive summary, deployment
 //! strategy, timeline, one section per stage with its metric table and decision point,
-//! summary against the baseline, feature-specific performance, the automatic rollback,
-//! rollback scenarios tested, decision matrix and final verdict.
+//! summary against the baseline, feature-specific performance, the feature flags' users per
+//! stage (when the run had flags), the automatic rollback, rollback scenarios tested,
+//! decision matrix and final verdict.
 
 mod facts;
 mod format;

@@ -53,6 +53,7 @@ pub(crate) fn render(summary: &Summary) -> String {
     stages(&ctx, &mut out);
     against_baseline(&ctx, &mut out);
     features(&ctx, &mut out);
+    flags(&ctx, &mut out);
     automatic_rollback(&ctx, &mut out);
     rehearsals(&ctx, &mut out);
     decision_matrix(&ctx, &mut out);
@@ -803,6 +804,98 @@ fn features(ctx: &Ctx, out: &mut String) {
         signed_pct(configured)
     );
     w!(out);
+}
+
+/// Distinct users per flag at each stage's end, as the seed's log shows them
+/// ("phase8_encryption_enabled: 625 users (25%)"), with the users each flag was off for.
+fn flags(ctx: &Ctx, out: &mut String) {
+    let fs = &ctx.s.flags;
+    if fs.is_empty() {
+        return;
+    }
+    w!(out, "## Feature flags");
+    w!(out);
+    let source = match ctx.s.mode.as_str() {
+        "simulation" => "counted exactly over the simulated users, whose targeting keys the flags bucket as the OFREP server does",
+        _ => "counted by the OFREP server from the targeting keys it evaluated",
+    };
+    w!(
+        out,
+        "Distinct users each flag was on and off for, at each stage's end ({source}). The percentage is the share of users the flag was rolled out to. A user who saw both sides during a stage (before and after the weight changed) counts on both."
+    );
+    if fs.iter().any(|f| !f.exact) {
+        w!(out);
+        w!(
+            out,
+            "Counts marked ≈ are estimates (HyperLogLog, about 1.6% error): more users than the exact counter holds."
+        );
+    }
+    w!(out);
+    // Stages in order of their first count; a summary records them in stage order anyway.
+    let mut order: Vec<usize> = Vec::new();
+    for f in fs {
+        if !order.contains(&f.stage) {
+            order.push(f.stage);
+        }
+    }
+    for index in order {
+        let stage = ctx.s.stages.iter().find(|st| st.index == index);
+        match stage {
+            Some(st) => w!(
+                out,
+                "### Stage {}: {}% traffic",
+                st.index,
+                trimmed(st.weight, 2)
+            ),
+            None => w!(out, "### Stage {index}"),
+        }
+        w!(out);
+        let counts: Vec<_> = fs.iter().filter(|f| f.stage == index).collect();
+        let stamp = stage.map_or_else(
+            || "stage end".to_string(),
+            |st| ctx.clock.log_stamp(st.started_s + st.elapsed_s),
+        );
+        let window = counts.first().map_or(0.0, |f| f.window_s);
+        // One window for every flag (always so in simulation) goes in the heading line;
+        // otherwise each line says its own.
+        let same = counts.iter().all(|f| f.window_s == window);
+        w!(out, "```text");
+        if same {
+            w!(
+                out,
+                "[{stamp}] Feature flag stats (distinct users over {}):",
+                span(window)
+            );
+        } else {
+            w!(out, "[{stamp}] Feature flag stats (distinct users):");
+        }
+        for f in counts {
+            let approx = if f.exact { "" } else { "≈" };
+            let over = if same {
+                String::new()
+            } else {
+                format!(" over {}", span(f.window_s))
+            };
+            w!(
+                out,
+                "  - {}: {approx}{} users ({}%), off for {approx}{}{over}",
+                one_line(&f.key),
+                count(f.on_users),
+                trimmed(f.weight, 2),
+                count(f.off_users)
+            );
+        }
+        w!(out, "```");
+        w!(out);
+    }
+}
+
+/// A value on one line: control characters (a newline in a stored summary) become spaces,
+/// so that a log line in the report stays one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// "P50=150ms, P95=400ms, P99=760ms, errors=0.30%" for the metrics that have values.

@@ -2,9 +2,9 @@
 //! rolled back in stage 2, and one halted because the canary received no traffic.
 
 use ramp_core::summary::{
-    BaselineSummary, CheckpointSummary, Confidence, Decision, FeatureSummary, GateResult,
-    GateStatus, Metrics, Outcome, RehearsalSummary, RollbackTiming, ScopedMetrics, StageSummary,
-    Summary, TimelineEvent, Totals,
+    BaselineSummary, CheckpointSummary, Confidence, Decision, FeatureSummary, FlagUsageSummary,
+    GateResult, GateStatus, Metrics, Outcome, RehearsalSummary, RollbackTiming, ScopedMetrics,
+    StageSummary, Summary, TimelineEvent, Totals,
 };
 use ramp_core::{Metric, Scope};
 
@@ -1046,4 +1046,123 @@ fn sequential_tests_are_reported_at_the_decision_point() {
         md.contains("- ❌ Sequential latency test (canary versus stable), α = 0.005: canary p99 is 9–14% above stable"),
         "{md}"
     );
+}
+
+/// One flag count.
+fn flag(
+    stage: usize,
+    key: &str,
+    weight: f64,
+    on: u64,
+    off: u64,
+    window_s: f64,
+) -> FlagUsageSummary {
+    FlagUsageSummary {
+        stage,
+        key: key.into(),
+        weight,
+        on_users: on,
+        off_users: off,
+        window_s,
+        exact: true,
+    }
+}
+
+/// The seed's three flags counted at the ends of stages 1 and 2 of the promoted rollout.
+fn with_flags() -> Summary {
+    let mut s = caveats();
+    for (stage, weight, window) in [(1, 5.0, 3600.0), (2, 25.0, 7200.0)] {
+        for key in [
+            "phase8_encryption_enabled",
+            "phase8_analytics_persistence_enabled",
+            "phase8_gamification_enhancements",
+        ] {
+            let on = (2_500.0 * weight / 100.0) as u64;
+            s.flags
+                .push(flag(stage, key, weight, on, 2_500 - on + 3, window));
+        }
+    }
+    s
+}
+
+#[test]
+fn flags_are_listed_per_stage_in_the_seed_style() {
+    let r = ramp_report::markdown(&with_flags());
+    clean(&r);
+    // After the features, before the rollback scenarios.
+    let features = r.find("## Feature-specific performance").unwrap();
+    let flags = r.find("## Feature flags").expect("a flags section");
+    let scenarios = r.find("## Rollback scenarios tested").unwrap();
+    assert!(features < flags && flags < scenarios, "{r}");
+    let section = &r[flags..scenarios];
+    has(section, "counted exactly over the simulated users");
+    has(section, "### Stage 1: 5% traffic");
+    has(section, "### Stage 2: 25% traffic");
+    // The stage ends at 21:00 (T+3h), counted over the stage's 120 minutes.
+    has(
+        section,
+        "[21:00:00] Feature flag stats (distinct users over 120 min):",
+    );
+    has(
+        section,
+        "  - phase8_encryption_enabled: 625 users (25%), off for 1,878",
+    );
+    has(
+        section,
+        "  - phase8_gamification_enhancements: 125 users (5%), off for 2,378",
+    );
+    assert!(
+        !section.contains('≈'),
+        "exact counts carry no estimate mark"
+    );
+    // Stage 1's lines come before stage 2's.
+    assert!(section.find("125 users (5%)").unwrap() < section.find("625 users (25%)").unwrap());
+}
+
+#[test]
+fn estimated_live_counts_and_mixed_windows_are_marked() {
+    let mut s = rolled_back();
+    s.mode = "live".into();
+    s.flags = vec![
+        flag(2, "checkout_v2", 25.0, 31_250, 93_750, 1804.0),
+        flag(2, "banner", 12.5, 100, 700, 300.0),
+    ];
+    s.flags[0].exact = false;
+    s.flags[1].key = "banner\ncolour".into();
+    let r = ramp_report::markdown(&s);
+    clean(&r);
+    has(
+        &r,
+        "counted by the OFREP server from the targeting keys it evaluated",
+    );
+    has(&r, "Counts marked ≈ are estimates");
+    has(&r, "Feature flag stats (distinct users):");
+    has(
+        &r,
+        "  - checkout_v2: ≈31,250 users (25%), off for ≈93,750 over 30 min 4 s",
+    );
+    has(
+        &r,
+        "  - banner colour: 100 users (12.5%), off for 700 over 5 min",
+    );
+}
+
+#[test]
+fn runs_without_flags_have_no_flags_section_and_the_json_carries_the_counts() {
+    for s in [caveats(), rolled_back(), halted()] {
+        assert!(!ramp_report::markdown(&s).contains("## Feature flags"));
+    }
+    let s = with_flags();
+    let text = ramp_report::json(&s);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["flags"][3]["stage"], 2);
+    assert_eq!(v["flags"][3]["key"], "phase8_encryption_enabled");
+    assert_eq!(v["flags"][3]["weight"], 25.0);
+    assert_eq!(v["flags"][3]["on_users"], 625);
+    assert_eq!(v["flags"][3]["off_users"], 1_878);
+    assert_eq!(v["flags"][3]["window_s"], 7200.0);
+    assert_eq!(v["flags"][3]["exact"], true);
+    let back: Summary = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(ramp_report::markdown(&s), ramp_report::markdown(&back));
 }

@@ -1,6 +1,7 @@
 //! The virtual-clock driver: the engine run against the seeded traffic and service model.
 
 use crate::model::{draw, FeatureTally, LatencyModel, StepModel};
+use crate::population::{Population, Users};
 use ramp_core::engine::{Action, Engine, Input, State};
 use ramp_core::summary::{
     FeatureSummary, Metrics, Outcome, RehearsalSummary, RollbackTiming, Summary, Totals,
@@ -89,6 +90,10 @@ struct World {
     /// Requests simulated after the engine finished (while a rollback drained and the
     /// service recovered).
     after_finish: Totals,
+    /// The simulated users of a plan with flags, whose bucketing decides each request's
+    /// cohort and whose flags are counted per stage; `None` without flags, where each request
+    /// is split on its own.
+    population: Option<Population>,
 }
 
 impl World {
@@ -115,6 +120,7 @@ impl World {
             restore_rule: None,
             fault_onset: None,
             after_finish: Totals::default(),
+            population: Users::for_plan(&plan).map(Population::new),
             plan,
         })
     }
@@ -204,6 +210,16 @@ impl World {
         let step_after = pending_here.map(|(_, w)| {
             StepModel::at_share(&sim.features, &sim.load, w.share() * sim.canary_traffic)
         });
+        // With a population, a request's cohort is its user's side of the rollout: the set of
+        // users seen at each weight and the cohort threshold (the weight scaled by
+        // `canary_traffic`, in basis points) are looked up once per step, not per request.
+        let canary_bp =
+            |w: Weight| (f64::from(w.basis_points()) * sim.canary_traffic).round() as u32;
+        let segments = self.population.as_mut().map(|p| {
+            let before = (p.segment(self.router_weight), canary_bp(self.router_weight));
+            let after = pending_here.map(|(_, w)| (p.segment(w), canary_bp(w)));
+            (before, after)
+        });
         let mut second = CohortStats::new();
         for _ in 0..n {
             let t_ms = if need_times {
@@ -212,11 +228,23 @@ impl World {
                 a.0 as f64
             };
             let t = PlanTime(t_ms as u64);
-            let (share, step) = match (pending_here, &step_after) {
-                (Some((tp, w)), Some(s)) if t >= tp => (w.share() * sim.canary_traffic, s),
-                _ => (share_before, &step_before),
+            let (late, share, step) = match (pending_here, &step_after) {
+                (Some((tp, w)), Some(s)) if t >= tp => (true, w.share() * sim.canary_traffic, s),
+                _ => (false, share_before, &step_before),
             };
-            let cohort = if self.rng.random::<f64>() < share {
+            let canary = match (&mut self.population, segments) {
+                (Some(users), Some((before, after))) => {
+                    let (segment, bp) = if late {
+                        after.unwrap_or(before)
+                    } else {
+                        before
+                    };
+                    let user = self.rng.random_range(0..users.size());
+                    users.visit(segment, user, bp)
+                }
+                _ => self.rng.random::<f64>() < share,
+            };
+            let cohort = if canary {
                 Cohort::Canary
             } else {
                 Cohort::Stable
@@ -363,11 +391,19 @@ impl World {
                         restored: None,
                     });
                 }
-                Action::StageStarted { .. }
-                | Action::Checkpoint(_)
-                | Action::StageDecided { .. }
-                | Action::AwaitingApproval { .. }
-                | Action::Finished(_) => {}
+                Action::StageStarted { index, weight } => {
+                    if let Some(p) = &mut self.population {
+                        p.stage_started(*index, *weight, self.now);
+                    }
+                }
+                Action::StageDecided { index, .. } => {
+                    // A rollback and a halt decide the stage too, so every stage that began
+                    // is counted exactly once.
+                    if let Some(p) = &mut self.population {
+                        p.stage_decided(*index, self.now);
+                    }
+                }
+                Action::Checkpoint(_) | Action::AwaitingApproval { .. } | Action::Finished(_) => {}
             }
             on(Progress::Action(self.now, a));
             if let Action::AwaitingApproval { missing, .. } = a {
@@ -439,6 +475,9 @@ pub fn simulate(
     summary.seed = Some(seed);
     summary.rehearsals = results;
     summary.features = world.feature_summary();
+    if let Some(p) = world.population.take() {
+        summary.flags = p.into_records();
+    }
     Ok(summary)
 }
 

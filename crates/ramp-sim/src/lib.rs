@@ -7,7 +7,9 @@
 
 mod driver;
 pub mod model;
+pub mod population;
 mod study;
 
 pub use driver::{describe, offset, simulate, Progress, SimError};
+pub use population::{targeting_key, Users, DEFAULT_POPULATION};
 pub use study::study;

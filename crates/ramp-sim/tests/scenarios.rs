@@ -42,6 +42,12 @@ struct Expect {
     rehearsal_detection_after_onset_s: Option<[f64; 2]>,
     /// Bounds on each rehearsal's total recovery.
     rehearsal_total_recovery_s: Option<[f64; 2]>,
+    /// How many flag counts `summary.flags` holds (one per flag per stage that ended), for
+    /// plans with flags.
+    flag_records: Option<usize>,
+    /// Largest gap, in percentage points, allowed between each flag count's on-users share
+    /// of the simulated population and the flag's weight.
+    flag_on_users_within_pp: Option<f64>,
 }
 
 fn within(what: &str, v: Option<f64>, range: Option<[f64; 2]>, errs: &mut Vec<String>) {
@@ -134,6 +140,23 @@ fn check(path: &Path) -> Vec<String> {
                 sc.expect.rehearsal_total_recovery_s,
                 e_,
             );
+        }
+        if let Some(n) = sc.expect.flag_records {
+            if s.flags.len() != n {
+                e_.push(format!("{} flag counts != {n}", s.flags.len()));
+            }
+        }
+        if let Some(pp) = sc.expect.flag_on_users_within_pp {
+            let population = f64::from(ramp_sim::DEFAULT_POPULATION);
+            for f in &s.flags {
+                let share = f.on_users as f64 / population * 100.0;
+                if (share - f.weight).abs() > pp {
+                    e_.push(format!(
+                        "stage {} flag {}: on for {} users ({share:.1}%), weight {}%",
+                        f.stage, f.key, f.on_users, f.weight
+                    ));
+                }
+            }
         }
         for x in e {
             errs.push(format!("{} (seed {seed}): {x}", path.display()));
