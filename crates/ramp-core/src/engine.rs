@@ -301,7 +301,7 @@ impl Engine {
             State::Running { index } => {
                 let stage = &self.plan.stages[index];
                 let end = self.stage_started.plus(stage.duration);
-                let cp = self.last_checkpoint.plus(stage.checkpoint).min(end);
+                let cp = self.checkpoint_due(stage.checkpoint, end);
                 every.min(cp).max(PlanTime(self.now.0 + 1))
             }
             State::Pending | State::Finished(_) => every,
@@ -773,12 +773,24 @@ impl Engine {
         }
         let stage = &self.plan.stages[index];
         let end = self.stage_started.plus(stage.duration);
-        let due = self.last_checkpoint.plus(stage.checkpoint).min(end);
+        let due = self.checkpoint_due(stage.checkpoint, end);
         if self.now >= due {
             self.record_checkpoint(index, gates, out);
         }
         if self.now >= end && self.paused.is_none() {
             self.end_stage(index, out);
+        }
+    }
+
+    /// When the next checkpoint row is due: one interval after the last, and never past the
+    /// stage end so that the end lands on one. A stage held past its end (paused, or waiting
+    /// for approvals) has had that row; it then records one per interval, not one per tick.
+    fn checkpoint_due(&self, every: Span, end: PlanTime) -> PlanTime {
+        let next = self.last_checkpoint.plus(every);
+        if end > self.last_checkpoint {
+            next.min(end)
+        } else {
+            next
         }
     }
 
@@ -860,24 +872,6 @@ impl Engine {
             .filter(|r| r.status == GateStatus::Fail)
             .collect();
         let mut reasons = Vec::new();
-        if let (Some(alpha), true) = (plan.mann_whitney, stage.weight < Weight::FULL) {
-            let v = mann_whitney_verdict(
-                &self.stage_data.canary.latency,
-                &self.stage_data.stable.latency,
-                alpha,
-            );
-            self.relative.push(TestResult {
-                test: "mann_whitney".into(),
-                alpha,
-                reject: v.reject,
-                explanation: v.explanation.clone(),
-            });
-            if v.reject {
-                let reason = format!("mann whitney test at the stage end: {}", v.explanation);
-                self.roll_back(index, reason, gates, out);
-                return;
-            }
-        }
         let decision = if gates.is_empty() {
             reasons.push(
                 "No gate judged this stage, so there is no evidence that the canary is healthy; Ramp never promotes without evidence.".to_string(),
@@ -948,6 +942,26 @@ impl Engine {
                         missing,
                     });
                 }
+                return;
+            }
+        }
+        // Kayenta-style: valid at one planned look only, so it runs here, once, when the
+        // stage really ends (not at every tick a stage is held for approvals).
+        if let (Some(alpha), true) = (plan.mann_whitney, stage.weight < Weight::FULL) {
+            let v = mann_whitney_verdict(
+                &self.stage_data.canary.latency,
+                &self.stage_data.stable.latency,
+                alpha,
+            );
+            self.relative.push(TestResult {
+                test: "mann_whitney".into(),
+                alpha,
+                reject: v.reject,
+                explanation: v.explanation.clone(),
+            });
+            if v.reject {
+                let reason = format!("mann whitney test at the stage end: {}", v.explanation);
+                self.roll_back(index, reason, gates, out);
                 return;
             }
         }

@@ -473,6 +473,13 @@ fn a_paused_stage_does_not_end_until_resumed_but_still_rolls_back() {
     run.tick_until(120, healthy(200));
     assert_eq!(run.engine.state(), State::Running { index: 0 });
     assert_eq!(run.engine.weight(), pct(10.0));
+    // Held, it ticks at the evaluation interval and records one row per checkpoint interval
+    // (20, 40, 60, 80, 100, 120 s), not one per tick.
+    assert_eq!(
+        run.engine.next_tick(),
+        run.engine.now().plus(Span::from_secs(5))
+    );
+    assert_eq!(run.engine.summary().stages[0].checkpoints.len(), 6);
     run.operator(op("resume", "bob", false));
     assert_eq!(run.engine.paused(), None);
     run.tick_with(&mut healthy(200));

@@ -261,13 +261,21 @@ pub async fn run(
             seq: rec.seq,
             message: e.to_string(),
         })?;
-        if let Input::Tick(slot) = &input {
-            last_end_ms = slot.end_ms;
+        match &input {
+            Input::Tick(slot) => last_end_ms = slot.end_ms,
+            // The first slot starts where the rollout started, not at the checks before it.
+            Input::Start => last_end_ms = rec.plan_ms,
+            _ => {}
         }
         let _ = engine.step(PlanTime(rec.plan_ms), input);
     }
     let cursor = match journal.cursor(run_id)? {
-        Some(text) => serde_json::from_str(&text).ok(),
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| LiveError::Corrupt {
+            journal: journal_path.clone(),
+            run: run_id,
+            seq: inputs.last().map_or(0, |r| r.seq),
+            message: format!("the proxy cursor is unreadable: {e}"),
+        })?),
         None => None,
     };
 
@@ -462,11 +470,16 @@ impl Driver<'_> {
         fresh: bool,
     ) -> Result<bool, LiveError> {
         if fresh {
+            // No user reaches the canary before the checks pass and the first stage starts,
+            // whatever weight an earlier run left in the proxy.
+            self.apply_weight(Weight::ZERO).await;
             if !self.pre_deployment(shutdown).await? {
                 return Ok(true);
             }
-        } else if let State::Running { .. } = self.engine.state() {
-            // Re-assert the weight the engine holds: the proxy may have restarted meanwhile.
+        } else {
+            // Re-assert the weight the engine holds, in every state: the proxy may have
+            // restarted meanwhile, or the controller died between journaling a rollback and
+            // applying it.
             let w = self.engine.weight();
             self.apply_weight(w).await;
         }
@@ -474,6 +487,7 @@ impl Driver<'_> {
         loop {
             if let State::Finished(_) = self.engine.state() {
                 if self.rehearsal_done() {
+                    self.confirm_final_weight().await;
                     return Ok(false);
                 }
             }
@@ -485,6 +499,11 @@ impl Driver<'_> {
                     return Ok(true);
                 }
                 Some((request, reply)) = commands.recv() => {
+                    // A caller that gave up waiting (and may retry) must not have its
+                    // action applied late, twice.
+                    if reply.is_closed() {
+                        continue;
+                    }
                     let answer = self.command(request).await?;
                     let _ = reply.send(answer);
                 }
@@ -799,6 +818,40 @@ impl Driver<'_> {
         }
     }
 
+    /// Before the run is recorded as finished: the proxy must hold the final weight (0 after
+    /// a rollback, 100 after a promotion). A weight that could not be set is retried until
+    /// it is confirmed or a bounded number of attempts failed, and said so. A rehearsal's
+    /// fault is removed.
+    async fn confirm_final_weight(&mut self) {
+        if self
+            .rehearsal
+            .as_ref()
+            .is_some_and(|r| r.onset_ms.is_some())
+        {
+            if let Err(e) = self.proxy.clear_faults().await {
+                let t = self.plan_now();
+                self.line(t, format!("Could not remove the rehearsal's fault: {e}"));
+            }
+        }
+        let w = self.engine.weight();
+        for _ in 0..10 {
+            match self.proxy.read().await {
+                Ok(r) if r.canary_bp == u32::from(w.basis_points()) => return,
+                Ok(_) | Err(_) => {
+                    self.apply_weight(w).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        let t = self.plan_now();
+        self.line(
+            t,
+            format!(
+                "The proxy could not be confirmed at the final weight {w}; check it (GET /weights)"
+            ),
+        );
+    }
+
     /// Moves the flags that follow the rollout to `w` (a rollback turns them off for
     /// everyone at once).
     fn publish_flag_weight(&mut self, w: Weight) {
@@ -1100,7 +1153,8 @@ impl Driver<'_> {
             return;
         };
         if r.rollback_ms.is_none() {
-            if counters.canary.in_flight <= 0 {
+            // A reading taken before weight 0 was applied says nothing about the drain.
+            if now.0 >= applied && counters.canary.in_flight <= 0 {
                 r.rollback_ms = Some(now.0.max(applied));
                 r.trail.clear();
                 r.trail.push_back((now.0, counters.clone()));
