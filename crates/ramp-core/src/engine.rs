@@ -66,12 +66,18 @@ pub enum Input {
         /// Skip every remaining stage.
         full: bool,
     },
-    /// A named approver approves the next stage that requires them.
+    /// A named approver approves a stage that requires them: `stage` when given, else the
+    /// earliest stage still to come that lacks their approval. Approving a later stage ahead
+    /// of time is what lets `promote --full` go past several gated stages.
     Approve {
         /// The approver's name, as the plan's `approvals` list spells it.
         who: String,
         /// A note for the record.
         reason: String,
+        /// The stage approved (1-based), when the approver names one; absent from journals
+        /// written before it existed, and left out when `None` so they replay unchanged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<usize>,
     },
     /// The driver stops the rollout before or during a stage without rolling back (a failed
     /// pre-deployment check): the outcome is `halted` and the weight stays where it is.
@@ -362,9 +368,9 @@ impl Engine {
                     self.promote(index, &who, &reason, full, &mut out);
                 }
             }
-            Input::Approve { who, reason } => {
+            Input::Approve { who, reason, stage } => {
                 self.now = self.now.max(now);
-                self.approve(&who, &reason, &mut out);
+                self.approve(&who, &reason, stage, &mut out);
             }
             Input::Halt { who, reason } => {
                 self.now = self.now.max(now);
@@ -459,17 +465,30 @@ impl Engine {
             .is_some_and(|(_, missing)| missing.iter().any(|m| m == who))
     }
 
-    fn approve(&mut self, who: &str, reason: &str, out: &mut Vec<Action>) {
-        if !self.needs_approval_from(who) {
-            return;
+    /// The stage (0-based) an approval by `who` applies to: `stage` (1-based) when given and
+    /// it is still to come and lacks `who`, else the earliest stage still to come that lacks
+    /// `who`. `None` when the approval would change nothing; drivers check this to refuse an
+    /// operator before the input is journaled.
+    pub fn approval_target(&self, who: &str, stage: Option<usize>) -> Option<usize> {
+        let next = self.next_stage()?;
+        let lacks = |i: usize| self.missing_approvals(i).iter().any(|m| m == who);
+        match stage {
+            Some(s) => {
+                let i = s.checked_sub(1)?;
+                (i >= next && lacks(i)).then_some(i)
+            }
+            None => (next..self.plan.stages.len()).find(|&i| lacks(i)),
         }
-        let Some(next) = self.next_stage() else {
+    }
+
+    fn approve(&mut self, who: &str, reason: &str, stage: Option<usize>, out: &mut Vec<Action>) {
+        let Some(target) = self.approval_target(who, stage) else {
             return;
         };
-        self.approvals.push((next, who.to_string()));
+        self.approvals.push((target, who.to_string()));
         self.event(format!(
             "Stage {} approved by {who}{}",
-            next + 1,
+            target + 1,
             because(reason)
         ));
         if self.state == State::Pending {

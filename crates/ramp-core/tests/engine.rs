@@ -439,7 +439,11 @@ fn op(kind: &str, who: &str, full: bool) -> Input {
         "pause" => Input::Pause { who, reason },
         "resume" => Input::Resume { who, reason },
         "promote" => Input::Promote { who, reason, full },
-        "approve" => Input::Approve { who, reason },
+        "approve" => Input::Approve {
+            who,
+            reason,
+            stage: None,
+        },
         "halt" => Input::Halt { who, reason },
         _ => Input::Abort { who, reason },
     }
@@ -577,6 +581,53 @@ fn a_stage_needing_approvals_holds_the_previous_weight_until_everyone_approved()
 }
 
 #[test]
+fn approving_later_stages_ahead_lets_promote_full_pass_them() {
+    // Stages 2 and 3 both need the SRE Lead; the third also needs the Product Owner.
+    let plan = with_approvals(&[(1, &["SRE Lead"]), (2, &["SRE Lead", "Product Owner"])]);
+    let mut run = Run::start(&plan);
+    run.tick_until(10, healthy(200));
+    let approve = |who: &str, stage: Option<usize>| Input::Approve {
+        who: who.into(),
+        reason: String::new(),
+        stage,
+    };
+    // Journals written before `stage` existed replay unchanged, and new ones without it
+    // are written the same way.
+    let old = r#"{"kind":"approve","who":"SRE Lead","reason":""}"#;
+    assert_eq!(
+        serde_json::to_string(&approve("SRE Lead", None)).unwrap(),
+        old
+    );
+    assert_eq!(
+        serde_json::from_str::<Input>(old).unwrap(),
+        approve("SRE Lead", None)
+    );
+    // Blocked by the third stage's approvals, not only the next stage's.
+    run.operator(approve("SRE Lead", None));
+    assert_eq!(run.engine.missing_approvals(1), Vec::<String>::new());
+    assert_eq!(run.operator(op("promote", "carol", true)), vec![]);
+    assert_eq!(run.engine.state(), State::Running { index: 0 });
+    // Without a stage, a second approval by the same person goes to the next stage that
+    // still lacks them: the third.
+    assert_eq!(run.engine.approval_target("SRE Lead", None), Some(2));
+    // A stage that is not still to come, or that does not need the person, is no target.
+    assert_eq!(run.engine.approval_target("SRE Lead", Some(1)), None);
+    assert_eq!(run.engine.approval_target("Intern", Some(3)), None);
+    assert_eq!(run.engine.approval_target("Product Owner", Some(9)), None);
+    run.operator(approve("Product Owner", Some(3)));
+    run.operator(approve("SRE Lead", Some(3)));
+    assert_eq!(run.engine.missing_approvals(2), Vec::<String>::new());
+    let actions = run.operator(op("promote", "carol", true));
+    assert!(actions.contains(&Action::SetWeight(Weight::FULL)));
+    assert_eq!(actions.last(), Some(&Action::Finished(Outcome::Promoted)));
+    let s = run.engine.summary();
+    assert!(s
+        .timeline
+        .iter()
+        .any(|e| e.message == "Stage 3 approved by Product Owner"));
+}
+
+#[test]
 fn a_first_stage_needing_approval_keeps_the_canary_at_zero_until_approved() {
     let plan = with_approvals(&[(0, &["Engineering Manager"])]);
     let mut engine = Engine::new(Arc::clone(&plan));
@@ -595,6 +646,7 @@ fn a_first_stage_needing_approval_keeps_the_canary_at_zero_until_approved() {
         Input::Approve {
             who: "Engineering Manager".into(),
             reason: String::new(),
+            stage: None,
         },
     );
     assert!(actions.contains(&Action::SetWeight(pct(10.0))));

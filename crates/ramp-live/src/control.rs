@@ -86,6 +86,10 @@ pub struct ActionBody {
     /// Promote straight to 100 %.
     #[serde(default)]
     pub full: bool,
+    /// For approve: the stage approved (1-based), so that an approver can approve a later
+    /// stage ahead of time; the next stage that lacks them when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<usize>,
 }
 
 /// What the API asks of the driver.

@@ -953,7 +953,7 @@ impl Driver<'_> {
             }));
         }
         let t = self.plan_now().max(self.engine.now());
-        self.event(t, "operator", &serde_json::json!({"verb": verb.key(), "who": body.who, "reason": body.reason, "full": body.full}))?;
+        self.event(t, "operator", &serde_json::json!({"verb": verb.key(), "who": body.who, "reason": body.reason, "full": body.full, "stage": body.stage}))?;
         let reason_note = if body.reason.is_empty() {
             String::new()
         } else {
@@ -963,13 +963,18 @@ impl Driver<'_> {
             t,
             format!("Operator {} {}{}", body.who, verb.key(), reason_note),
         );
-        let ActionBody { who, reason, full } = body;
+        let ActionBody {
+            who,
+            reason,
+            full,
+            stage,
+        } = body;
         let input = match verb {
             Verb::Pause => Input::Pause { who, reason },
             Verb::Resume => Input::Resume { who, reason },
             Verb::Promote => Input::Promote { who, reason, full },
             Verb::Abort => Input::Abort { who, reason },
-            Verb::Approve => Input::Approve { who, reason },
+            Verb::Approve => Input::Approve { who, reason, stage },
         };
         self.feed_at(t, input, None).await?;
         Ok(Ok(self.status()))
@@ -1007,26 +1012,46 @@ impl Driver<'_> {
                         let missing = self.engine.missing_approvals(i);
                         if !missing.is_empty() {
                             return Some(format!(
-                                "stage {} needs approval from {} first (ramp approve --as NAME)",
+                                "stage {} needs approval from {} first (ramp approve --as NAME --stage {})",
                                 i + 1,
-                                missing.join(", ")
+                                missing.join(", "),
+                                i + 1
                             ));
                         }
                     }
                 }
                 None
             }
-            Verb::Approve => match self.engine.awaiting() {
-                None => Some("no stage is waiting for approvals".into()),
-                Some((i, missing)) => (!missing.contains(&body.who)).then(|| {
-                    format!(
-                        "{} is not an approver stage {} is waiting for (missing: {})",
+            Verb::Approve => {
+                if self.engine.approval_target(&body.who, body.stage).is_some() {
+                    return None;
+                }
+                let last = self.plan.stages.len();
+                let pending: Vec<String> = (0..last)
+                    .filter(|&i| match state {
+                        State::Running { index } => i > index,
+                        State::Pending | State::Finished(_) => true,
+                    })
+                    .filter_map(|i| {
+                        let missing = self.engine.missing_approvals(i);
+                        (!missing.is_empty())
+                            .then(|| format!("stage {}: {}", i + 1, missing.join(", ")))
+                    })
+                    .collect();
+                Some(match (body.stage, pending.is_empty()) {
+                    (_, true) => "no stage still to come is waiting for approvals".into(),
+                    (Some(n), false) => format!(
+                        "stage {n} is not still to come or does not wait for {} (waiting: {})",
                         body.who,
-                        i + 1,
-                        missing.join(", ")
-                    )
-                }),
-            },
+                        pending.join("; ")
+                    ),
+                    (None, false) => format!(
+                        "{} is not an approver any stage still to come is waiting for (waiting: {})",
+                        body.who,
+                        pending.join("; ")
+                    ),
+                })
+            }
         }
     }
 

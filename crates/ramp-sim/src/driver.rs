@@ -11,8 +11,10 @@ use ramp_stats::{CohortStats, Histogram, Slot};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Poisson};
 use rand_pcg::Pcg64Mcg;
+use ramp_flags::flags::ScheduleClock;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,13 @@ struct World {
     /// cohort and whose flags are counted per stage; `None` without flags, where each request
     /// is split on its own.
     population: Option<Population>,
+    /// Whether any flag has its own schedule: only then do steps split at schedule change
+    /// points and carry a schedule clock (flag-less and schedule-less runs stay as they were).
+    schedules: bool,
+    /// When the rollout started (the engine's `Start`), the origin of every flag's schedule.
+    schedule_origin: Option<PlanTime>,
+    /// Whether the engine rolled back: scheduled flags are then off for everyone, at once.
+    schedules_rolled_back: bool,
 }
 
 impl World {
@@ -121,6 +130,9 @@ impl World {
             fault_onset: None,
             after_finish: Totals::default(),
             population: Users::for_plan(&plan).map(Population::new),
+            schedules: plan.flags.has_schedules(),
+            schedule_origin: None,
+            schedules_rolled_back: false,
             plan,
         })
     }
@@ -148,6 +160,36 @@ impl World {
         }
     }
 
+    /// Where the flags' schedules stand at plan time `t`, as the live driver would have
+    /// published it to the OFREP server (quantized to the last change point).
+    fn schedule_clock(&self, t: PlanTime) -> ScheduleClock {
+        if !self.schedules {
+            return ScheduleClock::NotStarted;
+        }
+        if self.schedules_rolled_back {
+            return ScheduleClock::RolledBack;
+        }
+        match self.schedule_origin {
+            None => ScheduleClock::NotStarted,
+            Some(origin) => {
+                let elapsed = Duration::from_millis(t.since(origin).0);
+                let epoch = self.plan.flags.schedule_epoch(elapsed);
+                ScheduleClock::At(u64::try_from(epoch.as_millis()).unwrap_or(u64::MAX))
+            }
+        }
+    }
+
+    /// The next schedule change point strictly after `t`, in plan time.
+    fn next_schedule_change(&self, t: PlanTime) -> Option<PlanTime> {
+        if !self.schedules || self.schedules_rolled_back {
+            return None;
+        }
+        let origin = self.schedule_origin?;
+        let elapsed = Duration::from_millis(t.since(origin).0);
+        let next = self.plan.flags.next_schedule_change(elapsed)?;
+        Some(origin.plus(Span(u64::try_from(next.as_millis()).unwrap_or(u64::MAX))))
+    }
+
     /// Simulates requests arriving in `[now, to)` and returns them as one slot.
     fn advance(&mut self, to: PlanTime) -> Slot {
         let mut slot = Slot {
@@ -158,7 +200,11 @@ impl World {
         };
         while self.now < to {
             let a = self.now;
-            let b = PlanTime((a.0 / 1000 + 1) * 1000).min(to);
+            let mut b = PlanTime((a.0 / 1000 + 1) * 1000).min(to);
+            // A step never straddles a schedule step: all its requests see one clock.
+            if let Some(change) = self.next_schedule_change(a) {
+                b = b.min(change);
+            }
             self.substep(a, b, &mut slot);
             self.now = b;
         }
@@ -215,9 +261,13 @@ impl World {
         // `canary_traffic`, in basis points) are looked up once per step, not per request.
         let canary_bp =
             |w: Weight| (f64::from(w.basis_points()) * sim.canary_traffic).round() as u32;
+        let clock = self.schedule_clock(a);
         let segments = self.population.as_mut().map(|p| {
-            let before = (p.segment(self.router_weight), canary_bp(self.router_weight));
-            let after = pending_here.map(|(_, w)| (p.segment(w), canary_bp(w)));
+            let before = (
+                p.segment(self.router_weight, clock),
+                canary_bp(self.router_weight),
+            );
+            let after = pending_here.map(|(_, w)| (p.segment(w, clock), canary_bp(w)));
             (before, after)
         });
         let mut second = CohortStats::new();
@@ -358,6 +408,7 @@ impl World {
     /// Runs the engine until it finishes or the next tick would pass `stop`.
     fn run(&mut self, stop: Option<PlanTime>, on: &mut dyn FnMut(Progress<'_>)) {
         if self.engine.state() == State::Pending {
+            self.schedule_origin = Some(self.now);
             let actions = self.engine.step(self.now, Input::Start);
             self.apply(&actions, on);
         }
@@ -385,6 +436,9 @@ impl World {
                     }
                 }
                 Action::RollbackInitiated { .. } => {
+                    // Scheduled flags are off for everyone at once (the live driver publishes
+                    // the rollback to its flags before the proxy moves).
+                    self.schedules_rolled_back = true;
                     self.recovery = Some(Recovery {
                         initiated: self.now,
                         applied: None,
@@ -399,8 +453,11 @@ impl World {
                 Action::StageDecided { index, .. } => {
                     // A rollback and a halt decide the stage too, so every stage that began
                     // is counted exactly once.
+                    let since_start = self
+                        .schedule_origin
+                        .map_or(0, |origin| self.now.since(origin).0);
                     if let Some(p) = &mut self.population {
-                        p.stage_decided(*index, self.now);
+                        p.stage_decided(*index, self.now, since_start);
                     }
                 }
                 Action::Checkpoint(_) | Action::AwaitingApproval { .. } | Action::Finished(_) => {}
@@ -413,6 +470,7 @@ impl World {
                     let input = Input::Approve {
                         who: who.clone(),
                         reason: "assumed in simulation".into(),
+                        stage: None,
                     };
                     let more = self.engine.step(self.now, input);
                     self.apply(&more, on);

@@ -557,8 +557,13 @@ fn finished_view(run: &RunRecord, summary: &Summary) -> StatusView {
     }
 }
 
-/// `ramp pause|resume|promote|abort|approve`.
-pub fn verb(verb: &str, args: &VerbArgs, full: bool) -> anyhow::Result<ExitCode> {
+/// `ramp pause|resume|promote|abort|approve`; `stage` is approve's `--stage`.
+pub fn verb(
+    verb: &str,
+    args: &VerbArgs,
+    full: bool,
+    stage: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     let (_journal, run) = find_run(&args.target)?;
     if run.status == RunStatus::Finished {
         return Err(Invalid(format!(
@@ -579,7 +584,11 @@ pub fn verb(verb: &str, args: &VerbArgs, full: bool) -> anyhow::Result<ExitCode>
         }
         None => std::env::var("USER").unwrap_or_else(|_| "operator".into()),
     };
-    let body = serde_json::json!({"who": who, "reason": args.reason, "full": full}).to_string();
+    let mut body = serde_json::json!({"who": who, "reason": args.reason, "full": full});
+    if let Some(n) = stage {
+        body["stage"] = n.into();
+    }
+    let body = body.to_string();
     let client = control_client(&args.target, &run)?;
     let rt = runtime()?;
     let (status, resp) = rt

@@ -100,8 +100,15 @@ enum Command {
     },
     /// Roll back now: canary weight to 0.
     Abort(live::VerbArgs),
-    /// Approve the next stage as a named approver (--as "SRE Lead").
-    Approve(live::VerbArgs),
+    /// Approve the next stage that needs a named approver (--as "SRE Lead"), or a later one
+    /// with --stage N (so that promote --full can pass it).
+    Approve {
+        #[command(flatten)]
+        args: live::VerbArgs,
+        /// The stage to approve (1-based); the next stage still waiting for NAME by default.
+        #[arg(long, value_name = "N")]
+        stage: Option<usize>,
+    },
     /// List past and running deployments in the journal.
     History {
         /// The journal.
@@ -193,11 +200,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => live::run(&args, None),
         Command::Rehearse { run, name } => live::run(&run, Some(name)),
         Command::Status { target, json } => live::status(&target, json),
-        Command::Pause(args) => live::verb("pause", &args, false),
-        Command::Resume(args) => live::verb("resume", &args, false),
-        Command::Promote { args, full } => live::verb("promote", &args, full),
-        Command::Abort(args) => live::verb("abort", &args, false),
-        Command::Approve(args) => live::verb("approve", &args, false),
+        Command::Pause(args) => live::verb("pause", &args, false, None),
+        Command::Resume(args) => live::verb("resume", &args, false, None),
+        Command::Promote { args, full } => live::verb("promote", &args, full, None),
+        Command::Abort(args) => live::verb("abort", &args, false, None),
+        Command::Approve { args, stage } => live::verb("approve", &args, false, stage),
         Command::History {
             journal,
             deployment,

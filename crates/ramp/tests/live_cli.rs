@@ -336,6 +336,7 @@ checkpoint = "10s"
 [[stages]]
 weight = 100
 duration = "10s"
+approvals = ["SRE Lead"]
 
 [[hooks]]
 name = "event log"
@@ -456,6 +457,25 @@ timeout = "5s"
     assert!(p.stdout.contains("Stage 3/4"), "{p}");
     assert_eq!(rig.weights()["canary"].as_f64(), Some(60.0));
     assert_eq!(stage_index(&w.status_ok()), Some(3));
+
+    // Promote --full is refused while a later stage lacks approvals, and an approver can
+    // approve that stage ahead of time; a stage already passed is refused by name.
+    let p = w.verb(&["promote", "--full", "--as", "bob"]);
+    assert_eq!(p.code, 2, "{p}");
+    assert!(
+        p.stderr.contains(
+            "stage 4 needs approval from SRE Lead first (ramp approve --as NAME --stage 4)"
+        ),
+        "{p}"
+    );
+    let a = w.verb(&["approve", "--as", "SRE Lead", "--stage", "2"]);
+    assert_eq!(a.code, 2, "{a}");
+    assert!(a.stderr.contains("stage 2 is not still to come"), "{a}");
+    let a = w.verb(&["approve", "--as", "SRE Lead", "--stage", "4"]);
+    assert_eq!(a.code, 0, "{a}");
+    let v = w.status_ok();
+    assert!(v["awaiting"].is_null(), "{v:#}");
+    assert_eq!(stage_index(&v), Some(3), "{v:#}");
 
     // Abort: rolled back, exit 3, nothing to the canary.
     let a = w.verb(&["abort", "--as", "carol", "--reason", "abort drill"]);
