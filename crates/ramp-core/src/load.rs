@@ -18,7 +18,7 @@
 use crate::plan::{
     Baseline, Bound, Check, Cohort, Control, Deployment, Fault, FaultEffect, Feature, Gate, Hook,
     HookAction, HookEvent, LoadModel, Metric, Plan, Probe, Rehearsal, RelativeGate, Router, Scope,
-    SequentialGates, ServiceModel, Simulation, Stage,
+    SequentialGates, ServiceModel, Simulation, Stage, DEFAULT_SIMULATED_USERS, MAX_SIMULATED_USERS,
 };
 use crate::units::{parse_rate, PlanTime, Span, Weight};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -778,6 +778,8 @@ struct RawSimulation {
     router_delay: Option<S<Dur>>,
     /// Faults in the main timeline.
     faults: Option<S<Vec<S<RawFault>>>>,
+    /// Simulated users of a plan with flags; default 2,500.
+    users: Option<S<Num>>,
 }
 
 /// `simulation.stable`.
@@ -2851,6 +2853,7 @@ impl Validator<'_> {
                 _ => None,
             };
         }
+        let users = Field::of(r.users.as_ref(), |v| self.simulated_users(v));
         let daily_profile = match daily_profile {
             Field::Absent => None,
             Field::Invalid => return None,
@@ -2865,7 +2868,34 @@ impl Validator<'_> {
             faults: faults?,
             canary_traffic: valid_or_none(canary_traffic, 1.0)?,
             router_delay: valid_or_none(router_delay, DEFAULT_ROUTER_DELAY)?,
+            users: valid_or_none(users, DEFAULT_SIMULATED_USERS)?,
         })
+    }
+
+    /// `simulation.users`: a whole number from 1 to [`MAX_SIMULATED_USERS`].
+    fn simulated_users(&mut self, v: &S<Num>) -> Option<u32> {
+        let what = "simulation.users";
+        let x = self.number(v, what)?;
+        if x < 1.0 || x.fract() != 0.0 || x > f64::from(MAX_SIMULATED_USERS) {
+            self.error(
+                v.span(),
+                format!(
+                    "{what}: expected a whole number of simulated users from 1 to {} (the population flags are counted over), found {}",
+                    // 10,000,000 as people write it.
+                    MAX_SIMULATED_USERS
+                        .to_string()
+                        .as_bytes()
+                        .rchunks(3)
+                        .rev()
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    fmt_num(x)
+                ),
+            );
+            return None;
+        }
+        Some(x as u32)
     }
 
     /// `simulation.daily_profile`: exactly 24 numbers of at least 0.

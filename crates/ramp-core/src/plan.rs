@@ -427,7 +427,20 @@ pub struct Simulation {
     pub canary_traffic: f64,
     /// Time from the engine's set-weight action to the router applying it.
     pub router_delay: Span,
+    /// Simulated users of a plan with flags (`users = N`, default
+    /// [`DEFAULT_SIMULATED_USERS`]): every request belongs to one of them, so flags are
+    /// counted in distinct users as the OFREP server counts them live. Ignored without flags.
+    pub users: u32,
 }
+
+/// The simulated population when a plan does not set `[simulation] users`: the seed's log
+/// counts "Canary cohort: 2,500 active users" and "phase8_encryption_enabled: 625 users
+/// (25%)", so this is its population.
+pub const DEFAULT_SIMULATED_USERS: u32 = 2_500;
+
+/// The most simulated users a plan may ask for: each costs a few bytes per flag and a bit
+/// per stage segment, so ten million keep a simulation within a few hundred MB.
+pub const MAX_SIMULATED_USERS: u32 = 10_000_000;
 
 /// Latency quantiles and error rate of one version.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -70,6 +70,11 @@ pub struct FlagUsageSummary {
     pub window_s: f64,
     /// Whether the counts are exact (else a HyperLogLog estimate, about 1.6 % error).
     pub exact: bool,
+    /// Whether the flag follows its own schedule (`schedule = [...]`): `weight` is then the
+    /// schedule's share at the count, not the stage's traffic share, and the report says so.
+    /// Left out of the JSON when false, so that summaries without schedules are unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scheduled: bool,
 }
 
 /// How a rollout ended.

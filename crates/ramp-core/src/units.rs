@@ -67,59 +67,10 @@ impl Span {
 
     /// Parses the duration forms accepted in plans: one or more `<number><unit>` parts with
     /// units `ms`, `s`, `m`, `h`, `d` (for example `"90s"`, `"1h30m"`, `"24h"`, `"1.5h"`).
+    /// One parser serves plans and flag schedules (`ramp_flags`, which ramp-core embeds), so
+    /// the two can never disagree on what a duration means.
     pub fn parse(text: &str) -> Result<Span, String> {
-        let t = text.trim();
-        if t.is_empty() {
-            return Err(
-                "expected a duration such as \"90s\", \"15m\" or \"1h30m\", found an empty string"
-                    .into(),
-            );
-        }
-        let mut total = 0f64;
-        let mut rest = t;
-        while !rest.is_empty() {
-            let num_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(rest.len());
-            if num_len == 0 {
-                return Err(format!(
-                    "expected a duration such as \"90s\", \"15m\" or \"1h30m\", found \"{text}\""
-                ));
-            }
-            let value: f64 = rest[..num_len].parse().map_err(|_| {
-                format!(
-                    "expected a duration such as \"90s\", \"15m\" or \"1h30m\", found \"{text}\""
-                )
-            })?;
-            rest = &rest[num_len..];
-            let unit_len = rest
-                .find(|c: char| !c.is_ascii_alphabetic())
-                .unwrap_or(rest.len());
-            let unit = &rest[..unit_len];
-            rest = &rest[unit_len..];
-            let ms_per = match unit {
-                "ms" => 1.0,
-                "s" => 1000.0,
-                "m" | "min" => 60_000.0,
-                "h" => 3_600_000.0,
-                "d" => 86_400_000.0,
-                "" => {
-                    return Err(format!(
-                        "duration \"{text}\" has a number without a unit; write e.g. \"{value}s\" or \"{value}m\""
-                    ))
-                }
-                other => {
-                    return Err(format!(
-                        "duration \"{text}\" has unknown unit \"{other}\"; expected ms, s, m, h or d"
-                    ))
-                }
-            };
-            total += value * ms_per;
-        }
-        if !total.is_finite() || total > 3.0e12 {
-            return Err(format!("duration \"{text}\" is too long"));
-        }
-        Ok(Span(total.round() as u64))
+        ramp_flags::flags::raw::parse_duration_ms(text).map(Span)
     }
 }
 

@@ -1286,3 +1286,70 @@ fn approvals_are_distinct_non_empty_names() {
     let plan = parse_plan(&stages("[]"), "plan.toml").unwrap();
     assert!(plan.stages[0].approvals.is_empty());
 }
+
+#[test]
+fn the_simulated_population_must_be_a_whole_number_in_range() {
+    let sim = "\n[simulation]\nrps = 10\nstable = { p50_ms = 100, p95_ms = 200, p99_ms = 300, error_rate = 0 }\n";
+    for (value, found) in [
+        ("0", "found 0"),
+        ("2.5", "found 2.5"),
+        ("10000001", "found 10000001"),
+        ("-3", "found -3"),
+    ] {
+        assert_errors(
+            &format!("{HEAD}{LAST}{sim}users = {value}\n"),
+            &[(
+                13,
+                9,
+                &format!("simulation.users: expected a whole number of simulated users from 1 to 10,000,000 (the population flags are counted over), {found}"),
+            )],
+        );
+    }
+    assert_errors(
+        &format!("{HEAD}{LAST}{sim}users = \"many\"\n"),
+        &[(
+            13,
+            9,
+            "simulation.users: expected a number, found the string \"many\"",
+        )],
+    );
+    let users = |src: &str| parse_plan(src, "p.toml").unwrap().simulation.unwrap().users;
+    assert_eq!(users(&format!("{HEAD}{LAST}{sim}")), 2_500, "the default");
+    assert_eq!(users(&format!("{HEAD}{LAST}{sim}users = 1\n")), 1);
+    assert_eq!(
+        users(&format!("{HEAD}{LAST}{sim}users = 10_000_000\n")),
+        10_000_000
+    );
+}
+
+#[test]
+fn a_flag_schedule_in_a_plan_is_checked_and_located_in_the_plan() {
+    let flag = "\n[flags.checkout]\nvariants = { on = true, off = false }\ndefault_variant = \"off\"\non_variant = \"on\"\n";
+    assert_errors(
+        &format!("{HEAD}{LAST}{flag}schedule = [ {{ after = \"0s\", weight = 5 }}, {{ after = \"30\", weight = 1 }} ]\nweight = 3\n"),
+        &[
+            (14, 12, "flags: flags.checkout.schedule: `schedule` and `weight` are exclusive"),
+            (14, 54, "flags: flags.checkout.schedule[1].after: duration \"30\" has a number without a unit"),
+            (14, 69, "flags: flags.checkout.schedule[1].weight: 1% is less than schedule[0]'s 5%; a schedule never decreases"),
+        ],
+    );
+    assert_errors(
+        &format!("{HEAD}{LAST}{flag}schedule = [ {{ after = \"0s\", weight = 5, at = 1 }} ]\n"),
+        &[(
+            14,
+            42,
+            "flags: flags.checkout.schedule[0]: unknown key `at`",
+        )],
+    );
+    let plan = parse_plan(
+        &format!("{HEAD}{LAST}{flag}schedule = [ {{ after = \"0s\", weight = 1 }}, {{ after = \"1h30m\", weight = 12.5 }} ]\n"),
+        "p.toml",
+    )
+    .unwrap();
+    let flags = plan.flags;
+    assert!(flags.has_schedules());
+    assert_eq!(
+        flags.next_schedule_change(std::time::Duration::ZERO),
+        Some(std::time::Duration::from_secs(5_400))
+    );
+}

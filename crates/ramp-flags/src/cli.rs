@@ -73,9 +73,14 @@ impl FlagsError {
 }
 
 /// `ramp flags serve` options.
+///
+/// Flags with their own `schedule` count its `after` times from when this server started
+/// listening (there is no rollout to start them): a restarted server starts its schedules
+/// again. Inside `ramp run` they count from the rollout's journaled start instead.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Flags file (TOML: one [flags.NAME] table per flag).
+    /// Flags file (TOML: one [flags.NAME] table per flag). A flag's `schedule` counts its
+    /// `after` times from when this server starts listening.
     #[arg(long)]
     pub flags: PathBuf,
     /// Address to serve OFREP on (8016 is flagd's OFREP port, the providers' default).
@@ -187,8 +192,15 @@ pub async fn run(
         flags = snapshot.flags().flags().len(),
         auth = prepared.options.token.is_some(),
         rate_limit = ?prepared.options.rate_limit.map(|l| l.rate()),
+        schedules = snapshot.flags().has_schedules(),
         "ramp flags: serving OFREP"
     );
+    // Schedules run on the time since the server started listening (documented on `Args`).
+    let schedules = tokio::spawn(ofrep::run_schedules(
+        Arc::clone(&prepared.state),
+        ofrep::schedule_origin(),
+    ));
     ofrep::serve(listener, prepared.state, prepared.options, shutdown).await;
+    schedules.abort();
     Ok(())
 }

@@ -178,3 +178,79 @@ async fn run_serves_until_shutdown() {
         .expect("run ends cleanly");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One OFREP evaluation over a plain HTTP/1.1 connection; returns the response body.
+async fn evaluate(addr: &str, flag: &str, key: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!(r#"{{"context":{{"targetingKey":"{key}"}}}}"#);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /ofrep/v1/evaluate/flags/{flag} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn run_moves_scheduled_flags_on_the_time_since_it_started() {
+    let dir = scratch("schedule");
+    let flags = dir.join("flags.toml");
+    std::fs::write(
+        &flags,
+        r#"
+[flags.slow]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+schedule = [ { after = "0s", weight = 0 }, { after = "1500ms", weight = 100 } ]
+"#,
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = parse(&["--flags", flags.to_str().unwrap(), "--listen", &listen]);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        run(&args, async move {
+            let _ = rx.await;
+        })
+        .await
+    });
+    // Off at first (0 % from the start), then on for everyone once 1.5 s have passed since
+    // the server started: nobody but `run` publishes the time.
+    let started = tokio::time::Instant::now();
+    let mut seen_off = false;
+    loop {
+        let body = match tokio::net::TcpStream::connect(&listen).await {
+            Ok(_) => evaluate(&listen, "slow", "user-1").await,
+            Err(_) => String::new(),
+        };
+        if body.contains(r#""value":false,"reason":"STATIC""#) {
+            seen_off = true;
+        }
+        if body.contains(r#""value":true,"reason":"STATIC""#) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never turned on: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen_off, "the schedule started at 0 %");
+    assert!(started.elapsed() >= Duration::from_millis(1_400));
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("run returns after shutdown")
+        .unwrap()
+        .expect("run ends cleanly");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -624,3 +624,131 @@ async fn shutdown_stops_the_server() {
         "the listener is closed"
     );
 }
+
+/// A flag with its own schedule and a user-visible share at each step.
+const SCHEDULED: &str = r#"
+[flags.checkout]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+schedule = [ { after = "0s", weight = 1 }, { after = "30m", weight = 5 }, { after = "2h", weight = 25 } ]
+"#;
+
+/// Bulk-evaluates with `If-None-Match: etag` and returns (status, ETag, body).
+async fn bulk(addr: SocketAddr, ctx: &str, etag: Option<&str>) -> (StatusCode, String, String) {
+    let headers: Vec<(&str, &str)> = etag.map(|e| ("if-none-match", e)).into_iter().collect();
+    let r = send(
+        addr,
+        Method::POST,
+        "/ofrep/v1/evaluate/flags",
+        &headers,
+        ctx,
+    )
+    .await;
+    let tag = header(&r, "etag").unwrap_or_default().to_string();
+    (r.status, tag, r.body)
+}
+
+#[tokio::test]
+async fn the_bulk_etag_changes_exactly_when_a_schedule_step_is_crossed() {
+    let flags = ramp_flags::flags::parse_flags_file(SCHEDULED, "s.toml").unwrap();
+    let state = std::sync::Arc::new(ramp_flags::flags::FlagState::new(flags));
+    let s = TestServer::start_with(state.clone(), ServeOptions::default()).await;
+    let handle = state.weight_handle();
+    let mins = |m: u64| Duration::from_secs(m * 60);
+    // A user who is on from 5 % but not at 1 %.
+    let user = (0..10_000)
+        .map(|u| format!("u{u}"))
+        .find(|u| {
+            !ramp_flags::in_rollout(b"checkout", u.as_bytes(), 100)
+                && ramp_flags::in_rollout(b"checkout", u.as_bytes(), 500)
+        })
+        .unwrap();
+    let ctx = format!(r#"{{"context":{{"targetingKey":"{user}"}}}}"#);
+
+    // Not started: the default variant.
+    let (status, tag0, body) = bulk(s.addr, &ctx, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#""reason":"DEFAULT""#), "{body}");
+
+    handle.set_schedule_elapsed(mins(0));
+    let (status, tag1, body) = bulk(s.addr, &ctx, Some(&tag0)).await;
+    assert_eq!(status, StatusCode::OK, "the schedule started");
+    assert_ne!(tag1, tag0);
+    assert!(
+        body.contains(r#""value":false,"reason":"TARGETING_MATCH""#),
+        "{body}"
+    );
+
+    // Inside the first step: nothing a client sees can change, so 304 with the same tag.
+    for m in [1, 15, 29] {
+        handle.set_schedule_elapsed(mins(m));
+        let (status, tag, _) = bulk(s.addr, &ctx, Some(&tag1)).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "at {m} min");
+        assert_eq!(tag, tag1);
+    }
+    // Crossing the 30-minute step: a new tag, and the user is on.
+    handle.set_schedule_elapsed(mins(30));
+    let (status, tag2, body) = bulk(s.addr, &ctx, Some(&tag1)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(tag2, tag1);
+    assert!(
+        body.contains(r#""value":true,"reason":"TARGETING_MATCH""#),
+        "{body}"
+    );
+    handle.set_schedule_elapsed(mins(119));
+    assert_eq!(
+        bulk(s.addr, &ctx, Some(&tag2)).await.0,
+        StatusCode::NOT_MODIFIED
+    );
+    handle.set_schedule_elapsed(mins(120));
+    let (status, tag3, body) = bulk(s.addr, &ctx, Some(&tag2)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(tag3, tag2);
+    assert!(body.contains(r#""value":true"#), "{body}");
+
+    // A rollback: everyone off at once, another tag.
+    handle.rollback();
+    let (status, tag4, body) = bulk(s.addr, &ctx, Some(&tag3)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(tag4, tag3);
+    assert!(
+        body.contains(r#""value":false,"reason":"STATIC""#),
+        "{body}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_standalone_server_runs_schedules_on_its_own_clock() {
+    let source = SCHEDULED.replace(
+        r#"schedule = [ { after = "0s", weight = 1 }, { after = "30m", weight = 5 }, { after = "2h", weight = 25 } ]"#,
+        r#"schedule = [ { after = "0s", weight = 1 }, { after = "300ms", weight = 5 }, { after = "600ms", weight = 100 } ]"#,
+    );
+    let flags = ramp_flags::flags::parse_flags_file(&source, "s.toml").unwrap();
+    let state = std::sync::Arc::new(ramp_flags::flags::FlagState::new(flags));
+    let s = TestServer::start_with(state.clone(), ServeOptions::default()).await;
+    let schedules = tokio::spawn(ramp_flags::ofrep::run_schedules(
+        state.clone(),
+        ramp_flags::ofrep::schedule_origin(),
+    ));
+    let ctx = r#"{"context":{"targetingKey":"anyone"}}"#;
+    // At the last step everybody is on (100 %, STATIC), within a few seconds at most.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, body) = bulk(s.addr, ctx, None).await;
+        if body.contains(r#""value":true,"reason":"STATIC""#) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Three change points (0, 300 ms, 600 ms): three versions after the initial one, and the
+    // task ends since nothing changes any more.
+    tokio::time::timeout(Duration::from_secs(5), schedules)
+        .await
+        .expect("the schedule task ends after its last step")
+        .unwrap();
+    assert_eq!(state.version(), 4);
+    s.stop().await;
+}

@@ -210,8 +210,12 @@ struct Driver<'a> {
     rollback_applied_ms: Option<u64>,
     /// A rehearsal, when this is `ramp rehearse`.
     rehearsal: Option<LiveRehearsal>,
-    /// The weight that flags following the rollout serve, when the plan has flags.
+    /// The weight that flags following the rollout serve, and the clock of flags with their
+    /// own schedule, when the plan has flags.
     flag_weight: Option<ramp_flags::flags::WeightHandle>,
+    /// Plan time (ms) of the journaled `Start`: the origin of every flag's schedule, so that a
+    /// resumed run continues its schedules where they were instead of restarting them.
+    rollout_start_ms: Option<u64>,
     /// The OFREP server's counters of distinct users per flag, and the flags they count.
     flag_stats: Option<(ramp_flags::ofrep::Stats, Arc<ramp_flags::flags::FlagState>)>,
 }
@@ -253,6 +257,7 @@ pub async fn run(
     // Replay: rebuild the engine exactly as it was.
     let mut engine = Engine::new(Arc::clone(&plan));
     let mut last_end_ms = 0;
+    let mut rollout_start_ms = None;
     let inputs = journal.inputs(run_id)?;
     for rec in &inputs {
         let input: Input = serde_json::from_str(&rec.body).map_err(|e| LiveError::Corrupt {
@@ -263,8 +268,12 @@ pub async fn run(
         })?;
         match &input {
             Input::Tick(slot) => last_end_ms = slot.end_ms,
-            // The first slot starts where the rollout started, not at the checks before it.
-            Input::Start => last_end_ms = rec.plan_ms,
+            // The first slot starts where the rollout started, not at the checks before it;
+            // the flags' schedules count from there too.
+            Input::Start => {
+                last_end_ms = rec.plan_ms;
+                rollout_start_ms = Some(rec.plan_ms);
+            }
             _ => {}
         }
         let _ = engine.step(PlanTime(rec.plan_ms), input);
@@ -365,11 +374,21 @@ pub async fn run(
         rollback_applied_ms: None,
         rehearsal,
         flag_weight,
+        rollout_start_ms,
         flag_stats,
     };
-    // Flags serve the weight the rollout has reached (0 before it starts).
-    let w = d.engine.weight();
-    d.publish_flag_weight(w);
+    // Followed flags serve 0 until the proxy is confirmed at the rollout's weight (`drive`
+    // re-asserts it first thing): flags never lead the proxy. A rolled-back run's flags stay
+    // off for everyone, scheduled ones included; otherwise schedules continue from the
+    // journaled start.
+    if d.engine.summary().rollback.is_some() {
+        if let Some(h) = &d.flag_weight {
+            h.rollback();
+        }
+    } else {
+        d.publish_flag_weight(Weight::ZERO);
+        d.publish_schedule();
+    }
     let now = d.plan_now();
     if resumed {
         let where_ = match d.engine.state() {
@@ -492,7 +511,17 @@ impl Driver<'_> {
                 }
             }
             let deadline = next_try.unwrap_or_else(|| self.deadline());
+            // The next step of a flag's own schedule, if any: published on its own wake-up,
+            // so that the engine's ticks stay where they were.
+            let schedule_due = self.schedule_due();
+            let schedule_step = async {
+                match schedule_due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                _ = schedule_step => self.publish_schedule(),
                 _ = shutdown.as_mut() => {
                     let t = self.plan_now();
                     self.line(t, "Interrupted: the proxy keeps the current weight; run the same command again to resume".into());
@@ -592,8 +621,12 @@ impl Driver<'_> {
             }
         };
         self.metrics_back();
-        let t = self.plan_now();
+        let t = self.plan_now().max(self.engine.now());
         self.last_end_ms = t.0;
+        // The flags' schedules start with the rollout (journaled with `Start`, so a resumed
+        // run finds the same origin).
+        self.rollout_start_ms = Some(t.0);
+        self.publish_schedule();
         self.feed_at(t, Input::Start, Some(&reading.counters))
             .await?;
         self.cursor = Some(reading.counters);
@@ -645,6 +678,10 @@ impl Driver<'_> {
                     ),
                 );
                 self.apply_weight(w).await;
+            } else if reading.canary_bp == u32::from(w.basis_points()) {
+                // The proxy holds the weight (a `PUT` that timed out may still have been
+                // applied): followed flags may catch up with it now, never before.
+                self.publish_flag_weight(w);
             }
             self.rehearsal_inject(now, &reading.counters).await?;
         } else {
@@ -712,7 +749,8 @@ impl Driver<'_> {
     async fn act(&mut self, t: PlanTime, a: &Action) {
         match a {
             Action::SetWeight(w) => {
-                self.publish_flag_weight(*w);
+                // Flags move with the proxy: after it applies an increase, before a decrease
+                // (see `apply_weight`).
                 self.apply_weight(*w).await;
                 if *w == Weight::ZERO && self.rollback_applied_ms.is_none() {
                     if let State::Finished(Outcome::RolledBack) | State::Running { .. } =
@@ -742,6 +780,11 @@ impl Driver<'_> {
                 );
             }
             Action::RollbackInitiated { stage, reason } => {
+                // Every followed and scheduled flag off for everyone at once, before the
+                // proxy moves (the engine's `SetWeight(0)` follows this action).
+                if let Some(h) = &self.flag_weight {
+                    h.rollback();
+                }
                 if let Some(r) = &mut self.rehearsal {
                     if r.onset_ms.is_some() && r.initiated_ms.is_none() {
                         r.initiated_ms = Some(t.0);
@@ -786,18 +829,26 @@ impl Driver<'_> {
             .report(state)
             .into_iter()
             .map(|u| {
-                let follows = self
-                    .plan
-                    .flags
-                    .get(&u.key)
-                    .is_some_and(|f| f.rollout() == ramp_flags::flags::Rollout::FollowRollout);
+                // A followed flag is reported at its stage's weight; a scheduled one at the
+                // weight its schedule gives at the stage's end, even when a rollback ends the
+                // stage (the share it was rolled out to, as the simulator reports it); any
+                // other at what the server serves.
+                let rollout = self.plan.flags.get(&u.key).map(|f| f.rollout());
+                let scheduled = matches!(rollout, Some(ramp_flags::flags::Rollout::Schedule(_)));
+                let weight = match rollout {
+                    Some(ramp_flags::flags::Rollout::FollowRollout) => stage_weight,
+                    Some(ramp_flags::flags::Rollout::Schedule(s)) => {
+                        let ms = self
+                            .schedule_elapsed()
+                            .map_or(0, |e| u64::try_from(e.as_millis()).unwrap_or(u64::MAX));
+                        f64::from(s.weight_at(ms)) / 100.0
+                    }
+                    _ => u.weight.unwrap_or(0.0),
+                };
                 FlagUsageSummary {
                     stage,
-                    weight: if follows {
-                        stage_weight
-                    } else {
-                        u.weight.unwrap_or(0.0)
-                    },
+                    weight,
+                    scheduled,
                     key: u.key,
                     on_users: u.on_users,
                     off_users: u.off_users,
@@ -852,20 +903,63 @@ impl Driver<'_> {
         );
     }
 
-    /// Moves the flags that follow the rollout to `w` (a rollback turns them off for
-    /// everyone at once).
+    /// Moves the flags that follow the rollout to `w`.
     fn publish_flag_weight(&mut self, w: Weight) {
         if let Some(h) = &self.flag_weight {
             let _ = h.set_bp(u32::from(w.basis_points()));
         }
     }
 
+    /// The time since the rollout's journaled start, once it started.
+    fn schedule_elapsed(&self) -> Option<Duration> {
+        let start = self.rollout_start_ms?;
+        Some(Duration::from_millis(
+            self.plan_now().0.saturating_sub(start),
+        ))
+    }
+
+    /// Publishes the time since the rollout started to flags with their own schedule (the
+    /// state quantizes it, so the OFREP version moves only at a step). Nothing before the
+    /// start: scheduled flags serve their default variant until then.
+    fn publish_schedule(&mut self) {
+        let (Some(h), Some(elapsed)) = (&self.flag_weight, self.schedule_elapsed()) else {
+            return;
+        };
+        if h.has_schedules() {
+            h.set_schedule_elapsed(elapsed);
+        }
+    }
+
+    /// When the next step of a flag's own schedule is due, if any is still to come.
+    fn schedule_due(&self) -> Option<tokio::time::Instant> {
+        let h = self.flag_weight.as_ref()?;
+        let elapsed = self.schedule_elapsed()?;
+        let next = h.next_schedule_change(elapsed)?;
+        Some(tokio::time::Instant::now() + next.saturating_sub(elapsed))
+    }
+
     /// Sets the weight, retrying briefly; a weight that could not be set is set again at
     /// the next reading (the tick compares the proxy's weight with the engine's).
-    async fn apply_weight(&mut self, w: Weight) {
+    ///
+    /// Flags that follow the rollout never lead the proxy toward more exposure: a decrease
+    /// (a rollback included) is published to them before the proxy's `PUT`, an increase only
+    /// once the proxy has applied it (an increase that failed is published when the next
+    /// reading sets it again). Returns whether the proxy took the weight.
+    async fn apply_weight(&mut self, w: Weight) -> bool {
+        let bp = u32::from(w.basis_points());
+        let published = self.flag_weight.as_ref().and_then(|h| h.get_bp());
+        let decrease = published.is_some_and(|p| bp < p);
+        if decrease {
+            self.publish_flag_weight(w);
+        }
         for attempt in 0..5 {
             match self.proxy.set_weight(w).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    if !decrease {
+                        self.publish_flag_weight(w);
+                    }
+                    return true;
+                }
                 Err(e) => {
                     let t = self.plan_now();
                     self.line(
@@ -879,6 +973,7 @@ impl Driver<'_> {
                 }
             }
         }
+        false
     }
 
     /// Starts the plan's hooks for `event` in the background.

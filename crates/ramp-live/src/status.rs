@@ -205,10 +205,11 @@ impl StatusView {
             for f in &self.flags {
                 let _ = writeln!(
                     s,
-                    "  {}: {} users ({}%), {} off{}",
+                    "  {}: {} users ({}%{}), {} off{}",
                     f.key,
                     ramp_stats::thousands(f.on_users),
                     f.weight,
+                    if f.scheduled { " by its schedule" } else { "" },
                     ramp_stats::thousands(f.off_users),
                     if f.exact { "" } else { " (estimated)" }
                 );

@@ -331,6 +331,12 @@ admin = "http://127.0.0.1:1"
 
 /// A real OpenFeature client (the Rust SDK with its OFREP provider) of the server at `base`.
 async fn openfeature_client(base: String) -> open_feature::Client {
+    named_openfeature_client(base, "live-rollout").await
+}
+
+/// The same, registered under `name`, so that tests running at once do not replace each
+/// other's provider.
+async fn named_openfeature_client(base: String, name: &str) -> open_feature::Client {
     let provider = open_feature_ofrep::OfrepProvider::new(open_feature_ofrep::OfrepOptions {
         base_url: base,
         headers: reqwest::header::HeaderMap::new(),
@@ -340,8 +346,8 @@ async fn openfeature_client(base: String) -> open_feature::Client {
     .await
     .expect("an OFREP provider");
     let mut api = open_feature::OpenFeature::singleton_mut().await;
-    api.set_named_provider("live-rollout", provider).await;
-    api.create_named_client("live-rollout")
+    api.set_named_provider(name, provider).await;
+    api.create_named_client(name)
 }
 
 /// The value of a boolean flag for `key`, as the application's client sees it.
@@ -533,4 +539,258 @@ duration = "5s"
         .unwrap()
         .expect("status showed the sequential test");
     assert!(explanation.contains("canary"), "{explanation}");
+}
+
+/// Which of `user-0` … `user-99` the flag `key` is on for, as the application's client sees it.
+async fn keys_on(client: &open_feature::Client, key: &str) -> Vec<usize> {
+    let mut on = Vec::new();
+    for k in 0..100 {
+        if flag_on(client, key, &format!("user-{k}")).await {
+            on.push(k);
+        }
+    }
+    on
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_flag_moves_on_its_own_clock_survives_a_resume_and_a_rollback_turns_it_off() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.db");
+    // The rollout stays at 10 % while the flag's own schedule climbs 10 → 50 → 100 %.
+    let plan = format!(
+        r#"{GATES}
+[[stages]]
+weight = 10
+duration = "60s"
+
+[[stages]]
+weight = 100
+duration = "10s"
+
+[flags.slow_release]
+variants = {{ on = true, off = false }}
+default_variant = "off"
+on_variant = "on"
+schedule = [ {{ after = "0s", weight = 10 }}, {{ after = "2s", weight = 50 }}, {{ after = "4s", weight = 100 }} ]
+"#
+    );
+
+    // First run: interrupted 3 s in, with the schedule at 50 % (as if killed).
+    let mut config = rig.config(&plan, &journal).await;
+    config.ofrep_listener = Some(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let end = ramp_live::run(
+        config,
+        &mut |_| {},
+        tokio::time::sleep(Duration::from_secs(3)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(end, RunEnd::Interrupted { .. }));
+
+    // The resumed run continues the schedule from the journaled start: at 50 % or more at
+    // once, not back at 10 %; then everyone is on while the rollout is still at 10 %; then
+    // the canary fails, the rollout rolls back and the flag is off for everyone.
+    let mut config = rig.config(&plan, &journal).await;
+    let ofrep = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = named_openfeature_client(
+        format!("http://{}", ofrep.local_addr().unwrap()),
+        "live-schedule",
+    )
+    .await;
+    config.ofrep_listener = Some(ofrep);
+    let canary = Arc::clone(&rig.canary);
+    let proxy = rig.proxy();
+    let watcher = tokio::spawn(async move {
+        let mut looks: Vec<(u32, Vec<usize>)> = Vec::new();
+        let mut broke = false;
+        for _ in 0..200 {
+            let weight = proxy.read().await.unwrap().canary_bp;
+            let on = keys_on(&api, "slow_release").await;
+            let all = on.len() == 100;
+            looks.push((weight, on));
+            if all && !broke {
+                canary.set_regression(1.0, 0.0);
+                broke = true;
+            }
+            if broke && looks.last().unwrap().1.is_empty() {
+                return looks;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the scheduled flag never went all on and then all off: {looks:?}");
+    });
+    let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, run_id } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(run_id, 1, "the same run continued");
+    assert_eq!(summary.outcome, Outcome::RolledBack);
+    assert_eq!(summary.rollback.as_ref().unwrap().stage, 1);
+    let looks = watcher.await.unwrap();
+    let counts: Vec<(u32, usize)> = looks.iter().map(|(w, on)| (*w, on.len())).collect();
+    // The first answer with anyone on is the schedule's 50 % step or later (binomial over
+    // 100 keys: 10 % would give about 10).
+    let first = looks.iter().find(|(_, on)| !on.is_empty()).unwrap();
+    assert!(first.1.len() > 25, "restarted the schedule? {counts:?}");
+    // Up to everyone, a key that was on stays on.
+    let peak = looks.iter().position(|(_, on)| on.len() == 100).unwrap();
+    for pair in looks[..=peak].windows(2) {
+        let (before, after) = (&pair[0].1, &pair[1].1);
+        assert!(
+            before.iter().all(|k| after.contains(k)),
+            "a key turned off while the schedule grew: {counts:?}"
+        );
+    }
+    // Everyone on while the proxy still sent only 10 % to the canary: the schedule, not the
+    // rollout, moved the flag.
+    assert_eq!(looks[peak].0, 1_000, "{counts:?}");
+    assert!(looks.last().unwrap().1.is_empty(), "{counts:?}");
+    // The report's row: stage 1 ended by the rollback, with the flag at its schedule's 100 %.
+    let rows: Vec<(usize, &str, f64)> = summary
+        .flags
+        .iter()
+        .map(|f| (f.stage, f.key.as_str(), f.weight))
+        .collect();
+    assert_eq!(rows, vec![(1, "slow_release", 100.0)]);
+}
+
+/// A relay in front of the proxy's admin API that answers `PUT /weights` with 503 while
+/// `block` is set and forwards everything else to the real proxy: a proxy that cannot take a
+/// weight for a while, with the rest of the rig real.
+async fn admin_relay(admin: SocketAddr, block: Arc<std::sync::atomic::AtomicBool>) -> SocketAddr {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let client = client.clone();
+            let block = Arc::clone(&block);
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let client = client.clone();
+                        let block = Arc::clone(&block);
+                        async move {
+                            if req.method() == http::Method::PUT
+                                && req.uri().path() == "/weights"
+                                && block.load(std::sync::atomic::Ordering::SeqCst)
+                            {
+                                let mut r =
+                                    http::Response::new(Full::new(Bytes::from_static(b"blocked")));
+                                *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                                return Ok::<_, std::convert::Infallible>(r);
+                            }
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                            let mut out = http::Request::builder()
+                                .method(parts.method)
+                                .uri(format!("http://{admin}{path}"));
+                            for (k, v) in &parts.headers {
+                                if k != http::header::HOST {
+                                    out = out.header(k, v);
+                                }
+                            }
+                            let resp = client
+                                .request(out.body(Full::new(body)).unwrap())
+                                .await
+                                .unwrap();
+                            let (parts, body) = resp.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            Ok(http::Response::from_parts(parts, Full::new(body)))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_flags_never_lead_the_proxy_toward_more_exposure() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"{GATES}
+[[stages]]
+weight = 10
+duration = "60s"
+
+[[stages]]
+weight = 100
+duration = "10s"
+
+[flags.checkout_v2]
+variants = {{ on = true, off = false }}
+default_variant = "off"
+on_variant = "on"
+follow = "rollout"
+"#
+    );
+    let block = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let relay = admin_relay(rig.admin, Arc::clone(&block)).await;
+    let mut config = rig.config(&plan, &dir.path().join("j.db")).await;
+    config.proxy = ProxyAdmin::new(&format!("http://{relay}"), None).unwrap();
+    let ofrep = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = named_openfeature_client(
+        format!("http://{}", ofrep.local_addr().unwrap()),
+        "live-lead",
+    )
+    .await;
+    config.ofrep_listener = Some(ofrep);
+    let proxy = rig.proxy();
+    let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn(async move {
+        // The rollout starts (10 %) while the proxy refuses every weight: it stays at 0 %, and
+        // so must the flag, for everyone.
+        let until = Instant::now() + Duration::from_secs(4);
+        let mut looks = 0;
+        while Instant::now() < until {
+            assert_eq!(proxy.read().await.unwrap().canary_bp, 0);
+            let on = keys_on(&api, "checkout_v2").await;
+            assert!(on.is_empty(), "the flag led the proxy: {on:?} on at 0 %");
+            looks += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(looks >= 5, "only {looks} looks");
+        // Once the proxy takes the weight, the flag follows: exactly the keys bucketed in
+        // at 10 %.
+        block.store(false, std::sync::atomic::Ordering::SeqCst);
+        let want: Vec<usize> = (0..100)
+            .filter(|k| {
+                ramp_flags::in_rollout(b"checkout_v2", format!("user-{k}").as_bytes(), 1_000)
+            })
+            .collect();
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            let weight = proxy.read().await.unwrap().canary_bp;
+            let on = keys_on(&api, "checkout_v2").await;
+            if weight == 1_000 && on == want {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "never caught up: {weight} bp, {on:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = done.send(());
+    });
+    let end = ramp_live::run(config, &mut |_| {}, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    assert!(matches!(end, RunEnd::Interrupted { .. }));
+    watcher.await.unwrap();
 }

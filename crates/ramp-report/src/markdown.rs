@@ -823,6 +823,13 @@ fn flags(ctx: &Ctx, out: &mut String) {
         out,
         "Distinct users each flag was on and off for, at each stage's end ({source}). The percentage is the share of users the flag was rolled out to. A user who saw both sides during a stage (before and after the weight changed) counts on both."
     );
+    if fs.iter().any(|f| f.scheduled) {
+        w!(out);
+        w!(
+            out,
+            "A flag marked \"by its schedule\" follows its own schedule (time since the rollout started → share of users), not the stage's traffic: its percentage is the schedule's at the stage's end, and a rollback turns it off for everyone."
+        );
+    }
     if fs.iter().any(|f| !f.exact) {
         w!(out);
         w!(
@@ -876,9 +883,10 @@ fn flags(ctx: &Ctx, out: &mut String) {
             } else {
                 format!(" over {}", span(f.window_s))
             };
+            let by = if f.scheduled { " by its schedule" } else { "" };
             w!(
                 out,
-                "  - {}: {approx}{} users ({}%), off for {approx}{}{over}",
+                "  - {}: {approx}{} users ({}%{by}), off for {approx}{}{over}",
                 one_line(&f.key),
                 count(f.on_users),
                 trimmed(f.weight, 2),

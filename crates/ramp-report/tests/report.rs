@@ -1065,6 +1065,7 @@ fn flag(
         off_users: off,
         window_s,
         exact: true,
+        scheduled: false,
     }
 }
 
@@ -1117,6 +1118,34 @@ fn flags_are_listed_per_stage_in_the_seed_style() {
     );
     // Stage 1's lines come before stage 2's.
     assert!(section.find("125 users (5%)").unwrap() < section.find("625 users (25%)").unwrap());
+}
+
+#[test]
+fn a_scheduled_flag_row_says_its_share_comes_from_its_schedule() {
+    let mut s = with_flags();
+    let mut slow = flag(2, "slow_release", 5.0, 125, 2_375, 7200.0);
+    slow.scheduled = true;
+    s.flags.push(slow);
+    let r = ramp_report::markdown(&s);
+    clean(&r);
+    has(
+        &r,
+        "A flag marked \"by its schedule\" follows its own schedule (time since the rollout started → share of users), not the stage's traffic",
+    );
+    has(
+        &r,
+        "  - slow_release: 125 users (5% by its schedule), off for 2,375",
+    );
+    // The other rows read as before, and a report without scheduled flags has no such note.
+    has(
+        &r,
+        "  - phase8_encryption_enabled: 625 users (25%), off for 1,878",
+    );
+    assert!(!ramp_report::markdown(&with_flags()).contains("by its schedule"));
+    // The JSON carries `scheduled` only when it is true.
+    let json = serde_json::to_string(&s.flags).unwrap();
+    assert_eq!(json.matches("\"scheduled\":true").count(), 1, "{json}");
+    assert!(!json.contains("\"scheduled\":false"), "{json}");
 }
 
 #[test]

@@ -7,11 +7,11 @@ use ramp_core::summary::{
     FeatureSummary, Metrics, Outcome, RehearsalSummary, RollbackTiming, Summary, Totals,
 };
 use ramp_core::{Cohort, Fault, FaultEffect, Plan, PlanTime, Rehearsal, Simulation, Span, Weight};
+use ramp_flags::flags::ScheduleClock;
 use ramp_stats::{CohortStats, Histogram, Slot};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Poisson};
 use rand_pcg::Pcg64Mcg;
-use ramp_flags::flags::ScheduleClock;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;

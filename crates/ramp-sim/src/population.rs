@@ -4,9 +4,9 @@
 //! user's targeting key with flagd's `fractional` function, and the proxy in flag mode tags a
 //! request with the side of the flag its user is on. A per-request coin flip cannot reproduce
 //! that: it would give every user both versions, and no flag could be counted in users. So
-//! when a plan has flags, every simulated request belongs to one of [`DEFAULT_POPULATION`]
-//! users, drawn uniformly with the run's seeded RNG, whose targeting key is `user-<n>`
-//! ([`targeting_key`]).
+//! when a plan has flags, every simulated request belongs to one of the plan's
+//! `[simulation] users` ([`DEFAULT_POPULATION`] unless set), drawn uniformly with the run's
+//! seeded RNG, whose targeting key is `user-<n>` ([`targeting_key`]).
 //!
 //! Bucketing is monotonic in the weight (a user inside at 5 % is inside at 25 %), so each
 //! user's bucket position (`(murmur3(salt + key) × 10,000) >> 32`, a number below 10,000) is
@@ -14,23 +14,29 @@
 //! is exactly [`ramp_flags::rollout_membership`]: 0 is nobody, 10,000 is everybody.
 //!
 //! Distinct users per flag are exact: the users seen since a stage began are kept as one
-//! bitset per router weight applied during the stage (rarely more than two: the previous
-//! weight until the router applies the new one), and folded into every flag's on and off
-//! sets at the stage's end. A request thus costs one draw, one bit and one comparison,
-//! however many flags the plan has.
+//! bitset per router weight and schedule step applied during the stage (rarely more than
+//! two: the previous weight until the router applies the new one), and folded into every
+//! flag's on and off sets at the stage's end. A request thus costs one draw, one bit and one
+//! comparison, however many flags the plan has.
+//!
+//! A flag with its own schedule is on below the weight its schedule gives at the simulated
+//! time since the rollout started ([`ScheduleClock`], quantized as the OFREP server
+//! quantizes it); the driver splits its steps at schedule change points, so every request of
+//! a step sees one clock. A rollback turns scheduled flags off at once (the live driver
+//! publishes that before the proxy moves), while followed flags follow the router.
 
 use ramp_core::summary::FlagUsageSummary;
 use ramp_core::{Plan, PlanTime, Weight};
-use ramp_flags::flags::{Flag, Rollout};
+use ramp_flags::flags::{Flag, Rollout, Schedule, ScheduleClock};
 use std::sync::Arc;
 
-/// Users in the simulated population of a plan with flags. The seed's log counts "Canary
-/// cohort: 2,500 active users" and "phase8_encryption_enabled: 625 users (25%)", so this is
-/// its population. Plans cannot set it yet (ramp-core has no field for it); the number does
+/// Users in the simulated population of a plan with flags that does not set `[simulation]
+/// users`. The seed's log counts "Canary cohort: 2,500 active users" and
+/// "phase8_encryption_enabled: 625 users (25%)", so this is its population. The number does
 /// not depend on `rps`, because the seed's population stays the same at every rate, and at
 /// the seed's 125 requests per second every user sends a request within the first minutes of
 /// a stage, so the counts are of the population, not of a sample of it.
-pub const DEFAULT_POPULATION: u32 = 2_500;
+pub const DEFAULT_POPULATION: u32 = ramp_core::DEFAULT_SIMULATED_USERS;
 
 /// The targeting key of user `n` (0-based): `user-0`, `user-1`… The same form a test or an
 /// operator would use against the OFREP server, so that a simulated user can be evaluated
@@ -55,6 +61,8 @@ enum Rule {
     Follow,
     /// The flag has its own weight in basis points.
     Fixed(u32),
+    /// The flag has its own schedule (kept in its [`FlagColumn`]).
+    Schedule,
     /// No rollout or no on variant: everybody gets the default variant (off).
     Never,
     /// The flag is disabled: it serves no variant, so nobody is counted on either side (the
@@ -73,19 +81,9 @@ impl Rule {
         }
         match flag.rollout() {
             Rollout::FollowRollout => Rule::Follow,
-            Rollout::Fixed(bp) => Rule::Fixed(bp.min(ramp_flags::BASIS_POINTS)),
+            Rollout::Fixed(bp) => Rule::Fixed((*bp).min(ramp_flags::BASIS_POINTS)),
+            Rollout::Schedule(_) => Rule::Schedule,
             Rollout::Static => Rule::Never,
-        }
-    }
-
-    /// The weight in basis points the flag is evaluated at while the router applies
-    /// `router_bp`; `None` when the flag serves no variant.
-    fn weight_bp(self, router_bp: u32) -> Option<u32> {
-        match self {
-            Rule::Follow => Some(router_bp),
-            Rule::Fixed(bp) => Some(bp),
-            Rule::Never => Some(0),
-            Rule::Disabled => None,
         }
     }
 }
@@ -97,8 +95,29 @@ struct FlagColumn {
     key: String,
     /// How its side is decided.
     rule: Rule,
+    /// The flag's schedule, when `rule` is [`Rule::Schedule`].
+    schedule: Option<Schedule>,
     /// Every user's bucket position for the flag's salt.
     buckets: Vec<u16>,
+}
+
+impl FlagColumn {
+    /// The weight in basis points the flag is evaluated at while the router applies
+    /// `router_bp` and the schedules stand at `clock`; `None` when the flag serves no
+    /// variant.
+    fn weight_bp(&self, router_bp: u32, clock: ScheduleClock) -> Option<u32> {
+        match self.rule {
+            Rule::Follow => Some(router_bp),
+            Rule::Fixed(bp) => Some(bp),
+            Rule::Schedule => Some(match (clock, &self.schedule) {
+                (ScheduleClock::At(ms), Some(s)) => s.weight_at(ms),
+                // Before the rollout starts (no stage is counted then) and after a rollback.
+                _ => 0,
+            }),
+            Rule::Never => Some(0),
+            Rule::Disabled => None,
+        }
+    }
 }
 
 /// The users of a plan with flags and their bucket positions: computed once per run and
@@ -115,26 +134,33 @@ pub struct Users {
 }
 
 impl Users {
-    /// The population of `plan`, or `None` when the plan has no flags (its requests keep the
+    /// The population of `plan` (`[simulation] users`, [`DEFAULT_POPULATION`] without a
+    /// simulation section), or `None` when the plan has no flags (its requests keep the
     /// per-request split, so that flag-less runs are exactly what they were).
     pub fn for_plan(plan: &Plan) -> Option<Users> {
-        Self::with_size(plan, DEFAULT_POPULATION)
+        let size = plan
+            .simulation
+            .as_ref()
+            .map_or(DEFAULT_POPULATION, |s| s.users);
+        Self::with_size(plan, size)
     }
 
     /// The population of `plan` with `size` users (at least one), or `None` when the plan has
-    /// no flags: the seam for a population size set by the plan, once ramp-core has a field
-    /// for it, and for tests that need another size.
+    /// no flags: for tests that need another size than the plan's.
     pub fn with_size(plan: &Plan, size: u32) -> Option<Users> {
         let flags = plan.flags.flags();
         if flags.is_empty() {
             return None;
         }
         let size = size.max(1);
-        let keys: Vec<String> = (0..size).map(targeting_key).collect();
-        let positions = |salt: &str| -> Vec<u16> { keys.iter().map(|k| bucket(salt, k)).collect() };
+        // Keys are rebuilt per salt rather than kept: at the largest population a list of
+        // them would outweigh everything else.
+        let positions = |salt: &str| -> Vec<u16> {
+            (0..size).map(|n| bucket(salt, &targeting_key(n))).collect()
+        };
         let cohort_salt = flags
             .iter()
-            .find(|f| f.rollout() == Rollout::FollowRollout)
+            .find(|f| *f.rollout() == Rollout::FollowRollout)
             .map_or(plan.deployment.id.as_str(), Flag::salt)
             .to_string();
         let columns: Vec<FlagColumn> = flags
@@ -142,6 +168,10 @@ impl Users {
             .map(|f| FlagColumn {
                 key: f.key().to_string(),
                 rule: Rule::of(f),
+                schedule: match f.rollout() {
+                    Rollout::Schedule(s) => Some(s.clone()),
+                    _ => None,
+                },
                 buckets: positions(f.salt()),
             })
             .collect();
@@ -176,8 +206,14 @@ impl Users {
     /// Whether flag `i` serves its on variant to user `n` while the router applies `weight`;
     /// `None` when the flag serves no variant (disabled).
     pub fn is_on(&self, i: usize, n: u32, weight: Weight) -> Option<bool> {
+        self.is_on_at(i, n, weight, ScheduleClock::NotStarted)
+    }
+
+    /// Whether flag `i` serves its on variant to user `n` while the router applies `weight`
+    /// and the schedules stand at `clock`; `None` when the flag serves no variant.
+    pub fn is_on_at(&self, i: usize, n: u32, weight: Weight, clock: ScheduleClock) -> Option<bool> {
         let f = &self.flags[i];
-        let w = f.rule.weight_bp(u32::from(weight.basis_points()))?;
+        let w = f.weight_bp(u32::from(weight.basis_points()), clock)?;
         Some(u32::from(f.buckets[n as usize]) < w)
     }
 }
@@ -247,9 +283,9 @@ struct StageMark {
 pub(crate) struct Population {
     /// The users and their bucket positions, shared.
     users: Arc<Users>,
-    /// Users seen since the stage began, one set per router weight (basis points) applied
-    /// during the stage, in the order the weights were first seen.
-    seen: Vec<(u16, Bits)>,
+    /// Users seen since the stage began, one set per router weight (basis points) and
+    /// schedule clock applied during the stage, in the order they were first seen.
+    seen: Vec<(u16, ScheduleClock, Bits)>,
     /// How many entries of `seen` are in use this stage (the rest keep their memory).
     segments: usize,
     /// The stage being counted, if one has begun.
@@ -275,22 +311,24 @@ impl Population {
         self.users.size()
     }
 
-    /// The set of users seen at router weight `weight` this stage, created on first use: the
-    /// index that [`Population::visit`] takes. Called once per simulated step, not per
-    /// request.
-    pub(crate) fn segment(&mut self, weight: Weight) -> usize {
+    /// The set of users seen at router weight `weight` and schedule clock `clock` this
+    /// stage, created on first use: the index that [`Population::visit`] takes. Called once
+    /// per simulated step, not per request.
+    pub(crate) fn segment(&mut self, weight: Weight, clock: ScheduleClock) -> usize {
         let bp = weight.basis_points();
         if let Some(i) = self.seen[..self.segments]
             .iter()
-            .position(|(w, _)| *w == bp)
+            .position(|(w, c, _)| *w == bp && *c == clock)
         {
             return i;
         }
         if self.segments == self.seen.len() {
-            self.seen.push((bp, Bits::new(self.size())));
+            self.seen.push((bp, clock, Bits::new(self.size())));
         } else {
-            self.seen[self.segments].0 = bp;
-            self.seen[self.segments].1.clear();
+            let entry = &mut self.seen[self.segments];
+            entry.0 = bp;
+            entry.1 = clock;
+            entry.2.clear();
         }
         self.segments += 1;
         self.segments - 1
@@ -300,7 +338,7 @@ impl Population {
     /// cohort bucket is below `canary_bp`, the router's weight scaled by `canary_traffic`.
     #[inline]
     pub(crate) fn visit(&mut self, segment: usize, n: u32, canary_bp: u32) -> bool {
-        self.seen[segment].1.insert(n);
+        self.seen[segment].2.insert(n);
         u32::from(self.users.cohort[n as usize]) < canary_bp
     }
 
@@ -315,8 +353,11 @@ impl Population {
     }
 
     /// Stage `index` ended at `now` (decided, rolled back or halted): records every flag's
-    /// distinct on and off users over the stage.
-    pub(crate) fn stage_decided(&mut self, index: usize, now: PlanTime) {
+    /// distinct on and off users over the stage. `schedule_ms` is the time since the rollout
+    /// started: a scheduled flag is reported at the weight its schedule gives then (the last
+    /// share it was rolled out to in the stage, even when a rollback ends the stage, as a
+    /// followed flag is reported at its stage's weight).
+    pub(crate) fn stage_decided(&mut self, index: usize, now: PlanTime, schedule_ms: u64) {
         let Some(mark) = self.stage.filter(|m| m.index == index) else {
             return;
         };
@@ -326,8 +367,8 @@ impl Population {
         for f in &self.users.flags {
             on.clear();
             off.clear();
-            for (w, seen) in &self.seen[..self.segments] {
-                let Some(at) = f.rule.weight_bp(u32::from(*w)) else {
+            for (w, clock, seen) in &self.seen[..self.segments] {
+                let Some(at) = f.weight_bp(u32::from(*w), *clock) else {
                     continue;
                 };
                 for n in seen.iter() {
@@ -341,6 +382,7 @@ impl Population {
             let weight_bp = match f.rule {
                 Rule::Follow | Rule::Disabled => u32::from(mark.weight.basis_points()),
                 Rule::Fixed(bp) => bp,
+                Rule::Schedule => f.schedule.as_ref().map_or(0, |s| s.weight_at(schedule_ms)),
                 Rule::Never => 0,
             };
             self.records.push(FlagUsageSummary {
@@ -351,6 +393,7 @@ impl Population {
                 off_users: off.len(),
                 window_s: now.since(mark.started).as_secs_f64(),
                 exact: true,
+                scheduled: f.rule == Rule::Schedule,
             });
         }
         self.stage = None;

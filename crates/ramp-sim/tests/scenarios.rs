@@ -48,6 +48,12 @@ struct Expect {
     /// Largest gap, in percentage points, allowed between each flag count's on-users share
     /// of the simulated population and the flag's weight.
     flag_on_users_within_pp: Option<f64>,
+    /// Per flag key, the weight (percent) each count reports, in stage order: exact, since the
+    /// weight in force at a stage's end is the plan's (a stage weight or a schedule step).
+    flag_weights: Option<std::collections::BTreeMap<String, Vec<f64>>>,
+    /// Each count's on-users equal, exactly, the users of the population whose bucket for the
+    /// flag's salt is below the reported weight (every user is seen after each change).
+    flag_on_users_exact: Option<bool>,
 }
 
 fn within(what: &str, v: Option<f64>, range: Option<[f64; 2]>, errs: &mut Vec<String>) {
@@ -146,8 +152,46 @@ fn check(path: &Path) -> Vec<String> {
                 e_.push(format!("{} flag counts != {n}", s.flags.len()));
             }
         }
+        let users = plan
+            .simulation
+            .as_ref()
+            .map_or(ramp_sim::DEFAULT_POPULATION, |sim| sim.users);
+        if let Some(want) = &sc.expect.flag_weights {
+            for (key, weights) in want {
+                let got: Vec<f64> = s
+                    .flags
+                    .iter()
+                    .filter(|f| &f.key == key)
+                    .map(|f| f.weight)
+                    .collect();
+                if &got != weights {
+                    e_.push(format!("flag {key} weights {got:?} != {weights:?}"));
+                }
+            }
+        }
+        if sc.expect.flag_on_users_exact == Some(true) {
+            for f in &s.flags {
+                let salt = plan.flags.get(&f.key).map_or("", |fl| fl.salt());
+                let bp = (f.weight * 100.0).round() as u32;
+                let inside = (0..users)
+                    .filter(|&n| {
+                        ramp_flags::in_rollout(
+                            salt.as_bytes(),
+                            ramp_sim::targeting_key(n).as_bytes(),
+                            bp,
+                        )
+                    })
+                    .count() as u64;
+                if f.on_users != inside {
+                    e_.push(format!(
+                        "stage {} flag {}: on for {} users, but {inside} of {users} are below {}%",
+                        f.stage, f.key, f.on_users, f.weight
+                    ));
+                }
+            }
+        }
         if let Some(pp) = sc.expect.flag_on_users_within_pp {
-            let population = f64::from(ramp_sim::DEFAULT_POPULATION);
+            let population = f64::from(users);
             for f in &s.flags {
                 let share = f.on_users as f64 / population * 100.0;
                 if (share - f.weight).abs() > pp {

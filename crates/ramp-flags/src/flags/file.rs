@@ -12,7 +12,16 @@
 //! default_variant = "red"
 //! on_variant = "blue"
 //! weight = 12.5
+//!
+//! [flags.new_search]
+//! variants = { on = true, off = false }
+//! default_variant = "off"
+//! on_variant = "on"
+//! schedule = [ { after = "0s", weight = 1 }, { after = "30m", weight = 5 }, { after = "2h", weight = 25 } ]
 //! ```
+//!
+//! A `schedule` counts its `after` times from when a driver starts it: the rollout's
+//! journaled start in `ramp run`, the server's start in `ramp flags serve`.
 //!
 //! Loading reports every problem at once, each located as `file:line:column`: a syntax error
 //! (alone, since nothing after it can be trusted), every unknown key, every value of the

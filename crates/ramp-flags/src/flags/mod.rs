@@ -1,4 +1,4 @@
-//! Feature flags whose rollout follows a live rollout's weight.
+//! Feature flags whose rollout follows a live rollout's weight, or their own schedule.
 //!
 //! A flag has named variants (booleans, strings, integers, floats or objects, one kind per
 //! flag), a `default_variant` that everybody outside the rollout sees and, when it is rolled
@@ -10,6 +10,15 @@
 //! live driver publishes through a [`WeightHandle`]; the proxy's sticky routing uses the same
 //! function, so a flag salted with the deployment id agrees with the version a user is routed
 //! to.
+//!
+//! A flag with its own `schedule` (LaunchDarkly-style progressive rollout: time since the
+//! rollout started → percent of users) reads the time that a driver publishes through the
+//! same [`WeightHandle`]. The published time is quantized to the last *change point* of any
+//! schedule ([`FlagSet::schedule_epoch`]), so the snapshot's version (and the bulk ETag)
+//! changes exactly when a served value can change, and [`FlagSet::next_schedule_change`]
+//! tells the driver when to publish next. A rollback ([`WeightHandle::rollback`]) turns
+//! scheduled flags off for everyone at once, as it does followed ones, and a schedule never
+//! starts again after it.
 //!
 //! Evaluation reasons follow flagd, the OpenFeature reference server:
 //! - `TARGETING_MATCH` for a fractional evaluation, inside the rollout or not (flagd returns
@@ -120,7 +129,7 @@ impl Variant {
 }
 
 /// Where a flag's share of users comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Rollout {
     /// No rollout: everybody gets the default variant.
     Static,
@@ -129,6 +138,97 @@ pub enum Rollout {
     FollowRollout,
     /// A fixed share in basis points (0–10,000; 1 bp = 0.01 %), from `weight = <percent>`.
     Fixed(u32),
+    /// The flag's own schedule (`schedule = [{ after = "0s", weight = 1 }, …]`): the share
+    /// depends on the time since the rollout started, which a driver publishes, so that a
+    /// flag can be released progressively on its own clock while the deployment rolls out.
+    Schedule(Schedule),
+}
+
+/// The most steps a schedule may have: a schedule is written by hand, and a longer one is a
+/// generated mistake that would make every evaluation walk a long list.
+pub const MAX_SCHEDULE_STEPS: usize = 100;
+
+/// One step of a flag's schedule: from `after` on (time since the rollout started), the flag
+/// is on for `weight_bp` of the users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScheduleStep {
+    /// Milliseconds since the rollout started at which this step takes effect; integer
+    /// milliseconds like the plan's own times, so that simulation stays exact.
+    pub after_ms: u64,
+    /// The share of users inside from then on, in basis points (0–10,000).
+    pub weight_bp: u32,
+}
+
+/// A validated schedule: 1 to [`MAX_SCHEDULE_STEPS`] steps, strictly increasing in time and
+/// non-decreasing in weight (a decrease would flip users who have the on variant back out;
+/// a rollback is the way down). Built only by [`raw::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Schedule {
+    /// The steps, in increasing order of `after_ms`.
+    steps: Vec<ScheduleStep>,
+}
+
+impl Schedule {
+    /// The steps, in increasing order of time.
+    pub fn steps(&self) -> &[ScheduleStep] {
+        &self.steps
+    }
+
+    /// The share of users inside, in basis points, `elapsed_ms` after the rollout started:
+    /// the weight of the last step that has taken effect, 0 before the first.
+    pub fn weight_at(&self, elapsed_ms: u64) -> u32 {
+        // Steps are sorted: the last one at or before `elapsed_ms` decides.
+        let taken = self.steps.partition_point(|s| s.after_ms <= elapsed_ms);
+        taken.checked_sub(1).map_or(0, |i| self.steps[i].weight_bp)
+    }
+
+    /// The times (ms since the start) at which the served share changes: the steps whose
+    /// weight differs from the weight just before them. A step that repeats the previous
+    /// weight (or a first step at 0 %) changes nothing that a client could see.
+    pub fn change_points(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut before = 0u32;
+        self.steps.iter().filter_map(move |s| {
+            let changes = s.weight_bp != before;
+            before = s.weight_bp;
+            changes.then_some(s.after_ms)
+        })
+    }
+}
+
+/// Where the scheduled flags of a snapshot stand: the part of "the time since the rollout
+/// started" that decides evaluations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScheduleClock {
+    /// The rollout has not started (no driver published a time): scheduled flags serve their
+    /// default variant with reason `DEFAULT`, as followed flags do before any weight.
+    NotStarted,
+    /// The rollout started; the value is the time since then in milliseconds, quantized down
+    /// to the last change point of any schedule ([`FlagSet::schedule_epoch`]), so that two
+    /// snapshots with the same value serve the same values.
+    At(u64),
+    /// The rollout was rolled back: every scheduled flag is off for everyone, for good.
+    RolledBack,
+}
+
+/// What a driver has published that evaluations depend on besides the flags: the live
+/// rollout's weight and the schedules' clock. Copied into every evaluation (two words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Live {
+    /// The live rollout's weight in basis points; `None` until a driver publishes one.
+    pub rollout_bp: Option<u32>,
+    /// Where scheduled flags stand.
+    pub schedule: ScheduleClock,
+}
+
+impl From<Option<u32>> for Live {
+    /// A live rollout weight alone, schedules not started: what a caller that knows nothing
+    /// of schedules (a followed or fixed flag) passes.
+    fn from(rollout_bp: Option<u32>) -> Live {
+        Live {
+            rollout_bp,
+            schedule: ScheduleClock::NotStarted,
+        }
+    }
 }
 
 /// A metadata value: OFREP allows booleans, strings and numbers only.
@@ -221,8 +321,27 @@ impl Flag {
     }
 
     /// Where the flag's share of users comes from.
-    pub fn rollout(&self) -> Rollout {
-        self.rollout
+    pub fn rollout(&self) -> &Rollout {
+        &self.rollout
+    }
+
+    /// The share of users inside the flag's rollout given what a driver published, in basis
+    /// points (at most 10,000); `None` for a static flag and for a followed or scheduled
+    /// flag before its driver published anything (it serves the default variant, `DEFAULT`).
+    pub fn weight_bp(&self, live: Live) -> Option<u32> {
+        // A flag without an `on_variant` has no rollout, whatever its `Rollout` says.
+        self.on_variant?;
+        match &self.rollout {
+            Rollout::Static => None,
+            Rollout::FollowRollout => live.rollout_bp,
+            Rollout::Fixed(bp) => Some(*bp),
+            Rollout::Schedule(s) => match live.schedule {
+                ScheduleClock::NotStarted => None,
+                ScheduleClock::At(ms) => Some(s.weight_at(ms)),
+                ScheduleClock::RolledBack => Some(0),
+            },
+        }
+        .map(|bp| bp.min(crate::BASIS_POINTS))
     }
 
     /// The bucketing salt.
@@ -245,7 +364,8 @@ impl Flag {
         &self.metadata_json
     }
 
-    /// Evaluates the flag for a user, given the weight of the live rollout (`None` while no
+    /// Evaluates the flag for a user, given what a driver published ([`Live`]; an
+    /// `Option<u32>` converts to it for the live rollout's weight alone, `None` while no
     /// weight has been published).
     ///
     /// `targeting_key` is needed only for a fractional evaluation (a weight strictly between
@@ -253,9 +373,10 @@ impl Flag {
     /// user in the same bucket.
     pub fn evaluate(
         &self,
-        live_weight_bp: Option<u32>,
+        live: impl Into<Live>,
         targeting_key: Option<&str>,
     ) -> Result<Resolution<'_>, EvalError> {
+        let live = live.into();
         if !self.enabled {
             return Ok(Resolution {
                 flag: self,
@@ -276,11 +397,11 @@ impl Flag {
         };
         let weight = match self.rollout {
             Rollout::Static => None,
-            Rollout::FollowRollout => live_weight_bp,
-            Rollout::Fixed(bp) => Some(bp),
+            _ => self.weight_bp(live),
         };
         let Some(weight) = weight else {
-            // Only a followed rollout without a published weight gets here.
+            // Only a followed rollout without a published weight, or a schedule that has not
+            // started, gets here.
             return Ok(Resolution {
                 flag: self,
                 variant: Some(default),
@@ -465,6 +586,57 @@ impl FlagSet {
             .iter()
             .any(|f| f.rollout == Rollout::FollowRollout)
     }
+
+    /// Whether any flag has its own schedule (a driver that finds none need not publish the
+    /// time since the rollout started).
+    pub fn has_schedules(&self) -> bool {
+        self.schedules().next().is_some()
+    }
+
+    /// The schedules of the flags that have a rollout (disabled ones included: they serve
+    /// nothing, but their statistics report the weight the schedule gives).
+    fn schedules(&self) -> impl Iterator<Item = &Schedule> {
+        self.flags.iter().filter_map(|f| match &f.rollout {
+            Rollout::Schedule(s) if f.on_variant.is_some() => Some(s),
+            _ => None,
+        })
+    }
+
+    /// The time since the rollout started, quantized down to the last change point of any
+    /// schedule at or before `elapsed` (0 when there is none): every flag serves the same
+    /// value at `elapsed` as at the quantized time, and two times with the same epoch serve
+    /// the same values. Pure, so a simulator and a live driver quantize alike.
+    pub fn schedule_epoch(&self, elapsed: std::time::Duration) -> std::time::Duration {
+        let ms = duration_ms(elapsed);
+        let epoch = self
+            .schedules()
+            .flat_map(Schedule::change_points)
+            .filter(|&t| t <= ms)
+            .max()
+            .unwrap_or(0);
+        std::time::Duration::from_millis(epoch)
+    }
+
+    /// The next time since the rollout started, strictly after `elapsed`, at which a
+    /// scheduled flag's share changes; `None` when no schedule changes any more. A driver
+    /// publishes the time then (and need not before), so that it wakes only when a served
+    /// value can change.
+    pub fn next_schedule_change(
+        &self,
+        elapsed: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let ms = duration_ms(elapsed);
+        self.schedules()
+            .flat_map(Schedule::change_points)
+            .filter(|&t| t > ms)
+            .min()
+            .map(std::time::Duration::from_millis)
+    }
+}
+
+/// A duration in whole milliseconds, saturating (no schedule is 584 million years long).
+fn duration_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// What the server evaluates against at one instant: the flags, the live rollout's weight and
@@ -475,7 +647,9 @@ pub struct Snapshot {
     flags: Arc<FlagSet>,
     /// The live rollout's weight in basis points; `None` until a driver publishes one.
     rollout_bp: Option<u32>,
-    /// Bumped on every change of weight or flags.
+    /// Where scheduled flags stand: not started, a quantized time, or rolled back.
+    schedule: ScheduleClock,
+    /// Bumped on every change of weight, schedule clock or flags.
     version: u64,
 }
 
@@ -490,7 +664,20 @@ impl Snapshot {
         self.rollout_bp
     }
 
-    /// The configuration version: bumped on every change of weight or flags.
+    /// Where scheduled flags stand.
+    pub fn schedule_clock(&self) -> ScheduleClock {
+        self.schedule
+    }
+
+    /// Everything published that evaluations depend on besides the flags.
+    pub fn live(&self) -> Live {
+        Live {
+            rollout_bp: self.rollout_bp,
+            schedule: self.schedule,
+        }
+    }
+
+    /// The configuration version: bumped on every change of weight, schedule clock or flags.
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -502,7 +689,7 @@ impl Snapshot {
         targeting_key: Option<&str>,
     ) -> Result<Resolution<'_>, EvalError> {
         match self.flags.get(key) {
-            Some(flag) => flag.evaluate(self.rollout_bp, targeting_key),
+            Some(flag) => flag.evaluate(self.live(), targeting_key),
             None => Err(EvalError::FlagNotFound(key.to_string())),
         }
     }
@@ -550,6 +737,7 @@ impl FlagState {
             current: ArcSwap::from_pointee(Snapshot {
                 flags: Arc::new(flags),
                 rollout_bp: None,
+                schedule: ScheduleClock::NotStarted,
                 version: 1,
             }),
         }
@@ -579,9 +767,9 @@ impl FlagState {
         }
         self.update(|s| {
             (s.rollout_bp != Some(bp)).then(|| Snapshot {
-                flags: s.flags.clone(),
                 rollout_bp: Some(bp),
                 version: s.version + 1,
+                ..s.clone()
             })
         });
         Ok(())
@@ -598,9 +786,46 @@ impl FlagState {
     pub fn clear_rollout_weight(&self) {
         self.update(|s| {
             s.rollout_bp.is_some().then(|| Snapshot {
-                flags: s.flags.clone(),
                 rollout_bp: None,
                 version: s.version + 1,
+                ..s.clone()
+            })
+        });
+    }
+
+    /// Where scheduled flags stand.
+    pub fn schedule_clock(&self) -> ScheduleClock {
+        self.current.load().schedule
+    }
+
+    /// Publishes the time since the rollout started, for flags with their own schedule. The
+    /// time is quantized ([`FlagSet::schedule_epoch`]): the version changes only when a
+    /// step that changes a share is crossed, so clients' cached bulk results stay valid in
+    /// between, and publishing often costs nothing. After a rollback nothing changes: a
+    /// rolled-back schedule stays off.
+    pub fn set_schedule_elapsed(&self, elapsed: std::time::Duration) {
+        self.update(|s| {
+            if s.schedule == ScheduleClock::RolledBack {
+                return None;
+            }
+            let at = ScheduleClock::At(duration_ms(s.flags.schedule_epoch(elapsed)));
+            (s.schedule != at).then(|| Snapshot {
+                schedule: at,
+                version: s.version + 1,
+                ..s.clone()
+            })
+        });
+    }
+
+    /// Rolls back at once, in one new snapshot: the live rollout's weight goes to 0 and
+    /// every scheduled flag is off for everyone, for good.
+    pub fn roll_back(&self) {
+        self.update(|s| {
+            (s.rollout_bp != Some(0) || s.schedule != ScheduleClock::RolledBack).then(|| Snapshot {
+                rollout_bp: Some(0),
+                schedule: ScheduleClock::RolledBack,
+                version: s.version + 1,
+                ..s.clone()
             })
         });
     }
@@ -611,8 +836,8 @@ impl FlagState {
         self.update(|s| {
             Some(Snapshot {
                 flags: flags.clone(),
-                rollout_bp: s.rollout_bp,
                 version: s.version + 1,
+                ..s.clone()
             })
         });
     }
@@ -635,7 +860,7 @@ impl FlagState {
 }
 
 /// The driver's side of a [`FlagState`]: it moves the live rollout's weight (ramp up, roll
-/// back) and nothing else. Cheap to clone.
+/// back) and the schedules' clock, and nothing else. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct WeightHandle {
     /// The state whose weight this handle moves.
@@ -653,10 +878,30 @@ impl WeightHandle {
         self.state.set_rollout_weight_percent(p)
     }
 
-    /// Rolls back: weight 0, every flag that follows the rollout is off for everyone.
+    /// Rolls back: weight 0, every flag that follows the rollout or has its own schedule is
+    /// off for everyone, in one snapshot (one version change).
     pub fn rollback(&self) {
-        // 0 is always in range.
-        let _ = self.state.set_rollout_weight_bp(0);
+        self.state.roll_back();
+    }
+
+    /// Publishes the time since the rollout started (see
+    /// [`FlagState::set_schedule_elapsed`]).
+    pub fn set_schedule_elapsed(&self, elapsed: std::time::Duration) {
+        self.state.set_schedule_elapsed(elapsed);
+    }
+
+    /// The next time since the rollout started, after `elapsed`, at which a scheduled flag
+    /// changes (see [`FlagSet::next_schedule_change`]).
+    pub fn next_schedule_change(
+        &self,
+        elapsed: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        self.state.snapshot().flags().next_schedule_change(elapsed)
+    }
+
+    /// Whether the flags include any with its own schedule.
+    pub fn has_schedules(&self) -> bool {
+        self.state.snapshot().flags().has_schedules()
     }
 
     /// Withdraws the weight (see [`FlagState::clear_rollout_weight`]).

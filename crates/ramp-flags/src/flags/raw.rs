@@ -9,11 +9,13 @@
 //! [`RAW_FLAG_KEYS`] tells its unknown-key check what a flag table may hold.
 
 use super::{
-    json_string, metadata_json, percent_to_bp, Flag, FlagKind, FlagSet, MetadataValue, Rollout,
-    Variant,
+    json_string, metadata_json, percent, percent_to_bp, Flag, FlagKind, FlagSet, MetadataValue,
+    Rollout, Schedule, ScheduleStep, Variant, MAX_SCHEDULE_STEPS,
 };
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::ops::Range;
 use toml::Spanned;
 
@@ -24,6 +26,7 @@ pub const RAW_FLAG_KEYS: &[&str] = &[
     "on_variant",
     "follow",
     "weight",
+    "schedule",
     "salt",
     "enabled",
     "description",
@@ -53,6 +56,10 @@ pub struct RawFlag {
     pub follow: Option<Spanned<toml::Value>>,
     /// A fixed share of users inside, in percent (0–100, steps of 0.01).
     pub weight: Option<Spanned<toml::Value>>,
+    /// The flag's own schedule: `[{ after = "0s", weight = 1 }, { after = "30m", weight = 5 }]`
+    /// (time since the rollout started → percent of users), exclusive with `follow` and
+    /// `weight`.
+    pub schedule: Option<Spanned<RawSchedule>>,
     /// The bucketing salt, the flag key by default; the deployment id makes the flag agree
     /// with the proxy's sticky routing.
     pub salt: Option<Spanned<toml::Value>>,
@@ -62,6 +69,242 @@ pub struct RawFlag {
     pub description: Option<Spanned<toml::Value>>,
     /// Booleans, strings and numbers returned as `metadata` with every evaluation.
     pub metadata: Option<Spanned<toml::Value>>,
+}
+
+/// `schedule = [...]` as written: an array whose steps keep their own spans, or anything else
+/// (described for the message). Deserializing never fails on a value of the wrong type, so
+/// that a wrong schedule is one located error among all the others.
+#[derive(Debug, Clone)]
+pub enum RawSchedule {
+    /// An array: its entries, each spanned.
+    Steps(Vec<Spanned<RawScheduleStep>>),
+    /// Not an array; what was found ("a string (\"30m\")").
+    Wrong(String),
+}
+
+/// One entry of a `schedule` array as written.
+#[derive(Debug, Clone)]
+pub enum RawScheduleStep {
+    /// A table (`{ after = "30m", weight = 5 }`).
+    Table {
+        /// `after`: a duration string, the time since the rollout started.
+        after: Option<Spanned<toml::Value>>,
+        /// `weight`: a percentage, 0–100 in steps of 0.01.
+        weight: Option<Spanned<toml::Value>>,
+        /// Keys other than `after` and `weight`, with their spans, reported by validation.
+        unknown: Vec<Spanned<String>>,
+    },
+    /// Not a table; what was found.
+    Wrong(String),
+}
+
+/// Says what a scalar visitor got, in the words of [`describe`].
+struct Describe;
+
+impl<'de> Visitor<'de> for Describe {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any TOML value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(format!("a boolean ({v})"))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(format!("an integer ({v})"))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(format!("an integer ({v})"))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(format!("a float ({v})"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(format!("a string ({v:?})"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<String, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok("an array".to_string())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+        // toml hands a datetime over as a one-entry map with a private key.
+        let mut datetime = false;
+        while let Some(k) = map.next_key::<String>()? {
+            datetime |= k.contains("datetime");
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(if datetime { "a datetime" } else { "a table" }.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSchedule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// Collects an array's steps; describes anything else.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawSchedule;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of schedule steps")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawSchedule, A::Error> {
+                let mut steps = Vec::new();
+                while let Some(step) = seq.next_element::<Spanned<RawScheduleStep>>()? {
+                    steps.push(step);
+                }
+                Ok(RawSchedule::Steps(steps))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawSchedule, E> {
+                Describe.visit_bool(v).map(RawSchedule::Wrong)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSchedule, E> {
+                Describe.visit_i64(v).map(RawSchedule::Wrong)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawSchedule, E> {
+                Describe.visit_u64(v).map(RawSchedule::Wrong)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawSchedule, E> {
+                Describe.visit_f64(v).map(RawSchedule::Wrong)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSchedule, E> {
+                Describe.visit_str(v).map(RawSchedule::Wrong)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawSchedule, A::Error> {
+                Describe.visit_map(map).map(RawSchedule::Wrong)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawScheduleStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// Reads a step table key by key, keeping unknown keys for validation.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawScheduleStep;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a schedule step table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawScheduleStep, A::Error> {
+                let (mut after, mut weight, mut unknown) = (None, None, Vec::new());
+                let mut datetime = false;
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    match k.get_ref().as_str() {
+                        "after" => after = Some(map.next_value()?),
+                        "weight" => weight = Some(map.next_value()?),
+                        other => {
+                            datetime |= other.contains("toml_private_datetime");
+                            map.next_value::<IgnoredAny>()?;
+                            unknown.push(k);
+                        }
+                    }
+                }
+                if datetime {
+                    return Ok(RawScheduleStep::Wrong("a datetime".to_string()));
+                }
+                Ok(RawScheduleStep::Table {
+                    after,
+                    weight,
+                    unknown,
+                })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawScheduleStep, A::Error> {
+                Describe.visit_seq(seq).map(RawScheduleStep::Wrong)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawScheduleStep, E> {
+                Describe.visit_bool(v).map(RawScheduleStep::Wrong)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawScheduleStep, E> {
+                Describe.visit_i64(v).map(RawScheduleStep::Wrong)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawScheduleStep, E> {
+                Describe.visit_u64(v).map(RawScheduleStep::Wrong)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawScheduleStep, E> {
+                Describe.visit_f64(v).map(RawScheduleStep::Wrong)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawScheduleStep, E> {
+                Describe.visit_str(v).map(RawScheduleStep::Wrong)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses the duration forms accepted in plans: one or more `<number><unit>` parts with
+/// units `ms`, `s`, `m` (or `min`), `h`, `d` (`"90s"`, `"1h30m"`, `"1.5h"`), to whole
+/// milliseconds.
+///
+/// This is the one duration parser: `ramp_core::units::Span::parse` calls it (ramp-core
+/// depends on this crate, not the reverse), so a schedule's `after` reads exactly like every
+/// other duration in a plan.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let example = "expected a duration such as \"90s\", \"15m\" or \"1h30m\"";
+    if t.is_empty() {
+        return Err(format!("{example}, found an empty string"));
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!("{example}, found \"{text}\""));
+        }
+        let value: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("{example}, found \"{text}\""))?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let ms_per = match unit {
+            "ms" => 1.0,
+            "s" => 1000.0,
+            "m" | "min" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            "" => {
+                return Err(format!(
+                    "duration \"{text}\" has a number without a unit; write e.g. \"{value}s\" or \"{value}m\""
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "duration \"{text}\" has unknown unit \"{other}\"; expected ms, s, m, h or d"
+                ))
+            }
+        };
+        total += value * ms_per;
+    }
+    if !total.is_finite() || total > 3.0e12 {
+        return Err(format!("duration \"{text}\" is too long"));
+    }
+    Ok(total.round() as u64)
+}
+
+/// Writes milliseconds as the shortest duration string that reads back to them ("30m",
+/// "1h30m", "1500ms"), for messages.
+fn fmt_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    if ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let mut s = ms / 1000;
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if s >= len {
+            out.push_str(&format!("{}{unit}", s / len));
+            s %= len;
+        }
+    }
+    out
 }
 
 /// The `[flags]` table: flag key → flag, each spanned so that errors can point at them.
@@ -225,12 +468,37 @@ fn validate_flag(
             format!("{ctx}.weight: `follow` and `weight` are exclusive; a flag either follows the live rollout or has its own weight"),
         );
     }
-    let has_rollout = r.follow.is_some() || r.weight.is_some();
+    let schedule = r
+        .schedule
+        .as_ref()
+        .and_then(|v| validate_schedule(&ctx, v, errors));
+    if let Some(sched) = &r.schedule {
+        let others: Vec<&str> = [
+            ("follow", r.follow.is_some()),
+            ("weight", r.weight.is_some()),
+        ]
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(k, _)| *k)
+        .collect();
+        if !others.is_empty() {
+            let others: Vec<String> = others.iter().map(|k| format!("`{k}`")).collect();
+            err(
+                errors,
+                sched.span(),
+                format!(
+                    "{ctx}.schedule: `schedule` and {} are exclusive; a flag follows the live rollout (`follow`), has a fixed weight (`weight`) or has its own schedule (`schedule`)",
+                    others.join(" and ")
+                ),
+            );
+        }
+    }
+    let has_rollout = r.follow.is_some() || r.weight.is_some() || r.schedule.is_some();
     if let (Some(on), false) = (&r.on_variant, has_rollout) {
         err(
             errors,
             on.span(),
-            format!("{ctx}.on_variant: a flag with `on_variant` needs a rollout: `follow = \"rollout\"` or `weight = <percent>`"),
+            format!("{ctx}.on_variant: a flag with `on_variant` needs a rollout: `follow = \"rollout\"`, `weight = <percent>` or `schedule = [...]`"),
         );
     }
     if let (None, true) = (&r.on_variant, has_rollout) {
@@ -238,7 +506,9 @@ fn validate_flag(
             .follow
             .as_ref()
             .or(r.weight.as_ref())
-            .map_or(table.clone(), |v| v.span());
+            .map(|v| v.span())
+            .or_else(|| r.schedule.as_ref().map(|v| v.span()))
+            .unwrap_or(table.clone());
         err(
             errors,
             at,
@@ -303,10 +573,11 @@ fn validate_flag(
         return None;
     }
     let (kind, variants) = variants?;
-    let rollout = match (follow, weight) {
-        (Some(()), _) => Rollout::FollowRollout,
-        (None, Some(bp)) => Rollout::Fixed(bp),
-        (None, None) => Rollout::Static,
+    let rollout = match (follow, weight, schedule) {
+        (Some(()), _, _) => Rollout::FollowRollout,
+        (None, Some(bp), _) => Rollout::Fixed(bp),
+        (None, None, Some(s)) => Rollout::Schedule(s),
+        (None, None, None) => Rollout::Static,
     };
     let metadata = metadata?;
     Some(Flag {
@@ -322,6 +593,214 @@ fn validate_flag(
         metadata,
         variants,
     })
+}
+
+/// Validates `schedule`: 1 to [`MAX_SCHEDULE_STEPS`] tables `{ after, weight }`, strictly
+/// increasing in `after` and non-decreasing in `weight`. Every problem is recorded, each at
+/// the step or value it blames.
+fn validate_schedule(
+    ctx: &str,
+    v: &Spanned<RawSchedule>,
+    errors: &mut Vec<SpannedError>,
+) -> Option<Schedule> {
+    let span = v.span();
+    let example = "[{ after = \"0s\", weight = 1 }, { after = \"30m\", weight = 5 }]";
+    let steps = match v.get_ref() {
+        RawSchedule::Wrong(found) => {
+            err(
+                errors,
+                span,
+                format!("{ctx}.schedule: expected an array of steps such as {example} (time since the rollout started → percent of users), found {found}"),
+            );
+            return None;
+        }
+        RawSchedule::Steps(steps) => steps,
+    };
+    if steps.is_empty() {
+        err(
+            errors,
+            span,
+            format!("{ctx}.schedule: at least one step is needed, e.g. {example}"),
+        );
+        return None;
+    }
+    if steps.len() > MAX_SCHEDULE_STEPS {
+        err(
+            errors,
+            span,
+            format!(
+                "{ctx}.schedule: has {} steps; at most {MAX_SCHEDULE_STEPS} are allowed",
+                steps.len()
+            ),
+        );
+        return None;
+    }
+    let before = errors.len();
+    // Each step as far as it is valid, for the order checks.
+    let mut parsed: Vec<(Option<u64>, Option<u32>)> = Vec::with_capacity(steps.len());
+    for (i, step) in steps.iter().enumerate() {
+        let sctx = format!("{ctx}.schedule[{i}]");
+        let (after, weight, unknown) = match step.get_ref() {
+            RawScheduleStep::Wrong(found) => {
+                err(
+                    errors,
+                    step.span(),
+                    format!("{sctx}: expected a table such as {{ after = \"30m\", weight = 5 }}, found {found}"),
+                );
+                parsed.push((None, None));
+                continue;
+            }
+            RawScheduleStep::Table {
+                after,
+                weight,
+                unknown,
+            } => (after, weight, unknown),
+        };
+        for k in unknown {
+            err(
+                errors,
+                k.span(),
+                format!(
+                    "{sctx}: unknown key `{}`; a step has `after` (time since the rollout started) and `weight` (percent of users)",
+                    k.get_ref()
+                ),
+            );
+        }
+        let after = match after {
+            None => {
+                err(
+                    errors,
+                    step.span(),
+                    format!("{sctx}: missing required key `after`, the time since the rollout started (e.g. after = \"30m\")"),
+                );
+                None
+            }
+            Some(a) => match a.get_ref() {
+                toml::Value::String(t) => match parse_duration_ms(t) {
+                    Ok(ms) => Some(ms),
+                    Err(e) => {
+                        err(errors, a.span(), format!("{sctx}.after: {e}"));
+                        None
+                    }
+                },
+                toml::Value::Integer(_) | toml::Value::Float(_) => {
+                    let n = match a.get_ref() {
+                        toml::Value::Integer(i) => i.to_string(),
+                        other => other.to_string(),
+                    };
+                    err(
+                        errors,
+                        a.span(),
+                        format!("{sctx}.after: expected a duration string with a unit such as \"{n}s\" or \"{n}m\", found the bare number {n}"),
+                    );
+                    None
+                }
+                other => {
+                    err(
+                        errors,
+                        a.span(),
+                        format!(
+                            "{sctx}.after: expected a duration string such as \"90s\", \"30m\" or \"2h\", found {}",
+                            describe(other)
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let weight = match weight {
+            None => {
+                err(
+                    errors,
+                    step.span(),
+                    format!("{sctx}: missing required key `weight`, the percent of users on from `after` (e.g. weight = 5)"),
+                );
+                None
+            }
+            Some(w) => {
+                let p = match w.get_ref() {
+                    toml::Value::Integer(i) => Some(*i as f64),
+                    toml::Value::Float(f) => Some(*f),
+                    _ => None,
+                };
+                match p.and_then(percent_to_bp) {
+                    Some(bp) => Some(bp),
+                    None => {
+                        err(
+                            errors,
+                            w.span(),
+                            format!(
+                                "{sctx}.weight: expected a percentage between 0 and 100 in steps of 0.01 (e.g. 12.5), found {}",
+                                describe(w.get_ref())
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        parsed.push((after, weight));
+    }
+    // Order: compare each step with the last earlier step whose value is known.
+    let mut last_after: Option<(usize, u64)> = None;
+    let mut last_weight: Option<(usize, u32)> = None;
+    for (i, (after, weight)) in parsed.iter().enumerate() {
+        let RawScheduleStep::Table {
+            after: raw_after,
+            weight: raw_weight,
+            ..
+        } = steps[i].get_ref()
+        else {
+            continue;
+        };
+        if let (Some(a), Some((j, prev))) = (after, last_after) {
+            if *a <= prev {
+                let at = raw_after.as_ref().map_or(steps[i].span(), |v| v.span());
+                err(
+                    errors,
+                    at,
+                    format!(
+                        "{ctx}.schedule[{i}].after: {} is not later than schedule[{j}]'s {}; steps must be in strictly increasing order of `after`",
+                        fmt_ms(*a),
+                        fmt_ms(prev)
+                    ),
+                );
+            }
+        }
+        if let (Some(w), Some((j, prev))) = (weight, last_weight) {
+            if *w < prev {
+                let at = raw_weight.as_ref().map_or(steps[i].span(), |v| v.span());
+                err(
+                    errors,
+                    at,
+                    format!(
+                        "{ctx}.schedule[{i}].weight: {}% is less than schedule[{j}]'s {}%; a schedule never decreases, because a lower weight would flip users who already have the on variant back to the default (a rollback is the way down)",
+                        percent(*w),
+                        percent(prev)
+                    ),
+                );
+            }
+        }
+        if let Some(a) = after {
+            last_after = Some((i, *a));
+        }
+        if let Some(w) = weight {
+            last_weight = Some((i, *w));
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let steps = parsed
+        .into_iter()
+        .map(|(after, weight)| {
+            Some(ScheduleStep {
+                after_ms: after?,
+                weight_bp: weight?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Schedule { steps })
 }
 
 /// Validates `variants`: a non-empty table of values of one kind. Returns the kind and the

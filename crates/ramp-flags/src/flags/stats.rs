@@ -11,7 +11,7 @@
 //! origin it keeps) and the hasher (a randomly keyed one in a server, see
 //! [`crate::distinct`]).
 
-use super::{Flag, Resolution, Rollout, Snapshot};
+use super::{Resolution, Snapshot};
 use crate::distinct::{hash_key, Count, DistinctCounter, WindowConfig};
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -154,7 +154,7 @@ impl FlagStats {
             .flags()
             .iter()
             .map(|flag| {
-                let weight_bp = effective_weight(flag, snapshot.rollout_weight_bp());
+                let weight_bp = flag.weight_bp(snapshot.live());
                 // A flag never counted has exact zeros.
                 let [off, on] = match table.binary_search_by(|c| (*c.key).cmp(flag.key())) {
                     Ok(i) => table[i].users.counts(now_ms),
@@ -197,18 +197,6 @@ impl FlagStats {
     }
 }
 
-/// The share of users inside a flag's rollout, in basis points, given the live weight.
-fn effective_weight(flag: &Flag, live_bp: Option<u32>) -> Option<u32> {
-    // A flag without an `on_variant` has no rollout, whatever its `Rollout` says.
-    flag.on_variant()?;
-    match flag.rollout() {
-        Rollout::Static => None,
-        Rollout::FollowRollout => live_bp,
-        Rollout::Fixed(bp) => Some(bp),
-    }
-    .map(|bp| bp.min(crate::BASIS_POINTS))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +230,7 @@ enabled = false
         let snapshot = state.snapshot();
         let hash = stats.hash_key(user);
         for flag in snapshot.flags().flags() {
-            if let Ok(r) = flag.evaluate(snapshot.rollout_weight_bp(), Some(user)) {
+            if let Ok(r) = flag.evaluate(snapshot.live(), Some(user)) {
                 stats.record(&r, hash, now_ms);
             }
         }

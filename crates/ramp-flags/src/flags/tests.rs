@@ -68,17 +68,17 @@ fn the_example_file_loads() {
     );
     let banner = set.get("banner_color").unwrap();
     assert_eq!(banner.kind(), FlagKind::String);
-    assert_eq!(banner.rollout(), Rollout::Fixed(1250));
+    assert_eq!(banner.rollout(), &Rollout::Fixed(1250));
     assert_eq!(banner.salt(), "banner_color");
     assert_eq!(banner.default_variant().name(), "red");
     assert_eq!(banner.on_variant().unwrap().value(), "#00f");
     let enc = set.get("phase8_encryption_enabled").unwrap();
-    assert_eq!(enc.rollout(), Rollout::FollowRollout);
+    assert_eq!(enc.rollout(), &Rollout::FollowRollout);
     assert_eq!(enc.kind(), FlagKind::Boolean);
     assert_eq!(set.get("max_items").unwrap().kind(), FlagKind::Integer);
     let ratio = set.get("ratio").unwrap();
     assert_eq!(ratio.kind(), FlagKind::Float);
-    assert_eq!(ratio.rollout(), Rollout::Static);
+    assert_eq!(ratio.rollout(), &Rollout::Static);
     assert_eq!(ratio.default_variant().value_json(), "0.25");
     let limits = set.get("limits").unwrap();
     assert_eq!(limits.kind(), FlagKind::Object);
@@ -307,7 +307,7 @@ default_variant = "when"
         "f.toml:1:1: error: unknown key `version` at the top level; a flags file holds only [flags.NAME] tables",
         "f.toml:4:12: error: flags.a.variants: all variants of a flag must be of one kind, found string (`off`) and boolean (`on`)",
         "f.toml:7:10: error: flags.a.follow: expected \"rollout\" (the weight of the live rollout), found a string (\"deploy\")",
-        "f.toml:8:1: error: flags.a: unknown key `colour`; expected one of `variants`, `default_variant`, `on_variant`, `follow`, `weight`, `salt`, `enabled`, `description`, `metadata`",
+        "f.toml:8:1: error: flags.a: unknown key `colour`; expected one of `variants`, `default_variant`, `on_variant`, `follow`, `weight`, `schedule`, `salt`, `enabled`, `description`, `metadata`",
         "f.toml:11:12: error: flags.b.variants: all variants of a flag must be of one kind, found integer (`x`) and float (`y`); write every number with a fraction (1.0) for a float flag",
         "f.toml:12:19: error: flags.b.default_variant: expected the name of a variant (a string), found an integer (3)",
         "f.toml:13:10: error: flags.b.weight: expected a percentage between 0 and 100 in steps of 0.01 (e.g. 12.5), found an integer (150)",
@@ -319,7 +319,7 @@ default_variant = "when"
         "f.toml:22:10: error: flags.bad key!.weight: `follow` and `weight` are exclusive; a flag either follows the live rollout or has its own weight",
         "f.toml:24:1: error: flags.d: missing required key `variants` (e.g. variants = { on = true, off = false })",
         "f.toml:26:12: error: flags.d.metadata.nested: OFREP metadata holds booleans, strings and finite numbers, found a table",
-        "f.toml:27:14: error: flags.d.on_variant: a flag with `on_variant` needs a rollout: `follow = \"rollout\"` or `weight = <percent>`",
+        "f.toml:27:14: error: flags.d.on_variant: a flag with `on_variant` needs a rollout: `follow = \"rollout\"`, `weight = <percent>` or `schedule = [...]`",
         "f.toml:30:12: error: flags.e.variants.list: an array cannot be a flag value (OFREP serves booleans, strings, numbers and objects); put it in a table, e.g. { items = [...] }",
         "f.toml:30:12: error: flags.e.variants.nan: NaN has no JSON form; use a finite number",
         "f.toml:30:12: error: flags.e.variants.when: a datetime cannot be a flag value; write it as a string, e.g. \"1979-05-27\"",
@@ -414,4 +414,284 @@ fn raw_flags_embed_in_a_plan() {
     // Unknown keys are refused by serde itself (deny_unknown_fields).
     let unknown = source.replace("salt =", "salty =");
     assert!(toml::from_str::<Plan>(&unknown).is_err());
+}
+
+const SCHEDULED: &str = r#"
+[flags.checkout]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+schedule = [ { after = "0s", weight = 1 }, { after = "30m", weight = 5 }, { after = "2h", weight = 25 } ]
+
+[flags.late]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+schedule = [ { after = "10m", weight = 0 }, { after = "1h", weight = 50 }, { after = "90m", weight = 50 } ]
+
+[flags.follows]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+follow = "rollout"
+"#;
+
+fn scheduled() -> FlagSet {
+    parse_flags_file(SCHEDULED, "s.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn mins(m: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(m * 60)
+}
+
+#[test]
+fn a_schedule_loads_and_steps_at_its_boundaries() {
+    let set = scheduled();
+    let Rollout::Schedule(s) = set.get("checkout").unwrap().rollout() else {
+        panic!("checkout should have a schedule");
+    };
+    assert_eq!(
+        s.steps(),
+        [
+            ScheduleStep {
+                after_ms: 0,
+                weight_bp: 100
+            },
+            ScheduleStep {
+                after_ms: 1_800_000,
+                weight_bp: 500
+            },
+            ScheduleStep {
+                after_ms: 7_200_000,
+                weight_bp: 2_500
+            },
+        ]
+    );
+    assert_eq!(s.weight_at(0), 100);
+    assert_eq!(s.weight_at(1_799_999), 100);
+    assert_eq!(s.weight_at(1_800_000), 500);
+    assert_eq!(s.weight_at(7_199_999), 500);
+    assert_eq!(s.weight_at(7_200_000), 2_500);
+    assert_eq!(s.weight_at(u64::MAX), 2_500);
+    let Rollout::Schedule(late) = set.get("late").unwrap().rollout() else {
+        panic!("late should have a schedule");
+    };
+    // Before its first step a schedule is at 0 %; a 0 % step and a repeated weight change
+    // nothing a client sees.
+    assert_eq!(late.weight_at(0), 0);
+    assert_eq!(late.weight_at(599_999), 0);
+    assert_eq!(late.change_points().collect::<Vec<_>>(), [3_600_000]);
+    assert!(set.has_schedules());
+    assert!(!example().has_schedules());
+
+    // Change points of every schedule, in order; the epoch is the last one reached.
+    let changes = [0u64, 30, 60, 120];
+    let mut t = mins(0);
+    for want in changes.iter().skip(1) {
+        let next = set.next_schedule_change(t).unwrap();
+        assert_eq!(next, mins(*want));
+        t = next;
+    }
+    assert_eq!(set.next_schedule_change(mins(120)), None);
+    assert_eq!(set.schedule_epoch(mins(0)), mins(0));
+    assert_eq!(set.schedule_epoch(mins(29)), mins(0));
+    assert_eq!(set.schedule_epoch(mins(30)), mins(30));
+    assert_eq!(set.schedule_epoch(mins(59)), mins(30));
+    assert_eq!(set.schedule_epoch(mins(95)), mins(60));
+    assert_eq!(set.schedule_epoch(mins(500)), mins(120));
+    // Nothing between two change points is worth waking for.
+    assert_eq!(
+        set.next_schedule_change(mins(30) + std::time::Duration::from_millis(1)),
+        Some(mins(60))
+    );
+}
+
+#[test]
+fn scheduled_evaluation_around_step_boundaries_keeps_the_cohort() {
+    let state = Arc::new(FlagState::new(scheduled()));
+    let users: Vec<String> = (0..4_000).map(|u| format!("user-{u}")).collect();
+    // Not started: the default variant, reason DEFAULT, no key needed.
+    let s = state.snapshot();
+    let r = s.evaluate("checkout", None).unwrap();
+    assert_eq!(
+        (r.variant.unwrap().name(), r.reason),
+        ("off", Reason::Default)
+    );
+    let h = state.weight_handle();
+    let mut on_before: Vec<bool> = vec![false; users.len()];
+    for (elapsed, bp) in [
+        (mins(0), 100u32),
+        (mins(29) + std::time::Duration::from_millis(59_999), 100),
+        (mins(30), 500),
+        (mins(119), 500),
+        (mins(120), 2_500),
+        (mins(10_000), 2_500),
+    ] {
+        h.set_schedule_elapsed(elapsed);
+        let s = state.snapshot();
+        assert_eq!(
+            s.flags().get("checkout").unwrap().weight_bp(s.live()),
+            Some(bp)
+        );
+        let mut on = 0usize;
+        for (i, u) in users.iter().enumerate() {
+            let r = s.evaluate("checkout", Some(u)).unwrap();
+            let now_on = r.variant.unwrap().name() == "on";
+            assert_eq!(r.reason, Reason::TargetingMatch);
+            assert_eq!(
+                now_on,
+                in_rollout(b"checkout", u.as_bytes(), bp),
+                "{u} at {bp} bp"
+            );
+            // Monotonic: a key on at 1 % stays on at 5 % and 25 %.
+            assert!(!on_before[i] || now_on, "{u} flipped out at {bp} bp");
+            on_before[i] = now_on;
+            on += usize::from(now_on);
+        }
+        let expect = users.len() as f64 * f64::from(bp) / 10_000.0;
+        assert!(
+            (on as f64 - expect).abs() < 5.0 * expect.sqrt() + 3.0,
+            "{on} of {} on at {bp} bp",
+            users.len()
+        );
+        // A flag before its first step is at 0 %: STATIC, no key needed.
+        let late = s.evaluate("late", None);
+        if elapsed < mins(60) {
+            let r = late.unwrap();
+            assert_eq!(
+                (r.variant.unwrap().name(), r.reason),
+                ("off", Reason::Static)
+            );
+        } else {
+            assert!(matches!(
+                late,
+                Err(EvalError::TargetingKeyMissing { weight_bp: 5_000 })
+            ));
+        }
+    }
+}
+
+#[test]
+fn the_version_moves_only_when_a_scheduled_share_can_change_and_rollback_is_final() {
+    let state = Arc::new(FlagState::new(scheduled()));
+    let h = state.weight_handle();
+    assert_eq!(state.version(), 1);
+    h.set_schedule_elapsed(mins(0));
+    assert_eq!(state.version(), 2);
+    assert_eq!(state.schedule_clock(), ScheduleClock::At(0));
+    // Within a step, and at a step that changes nothing (late's first at 0 %), no change.
+    h.set_schedule_elapsed(mins(10));
+    h.set_schedule_elapsed(mins(29));
+    assert_eq!(state.version(), 2);
+    h.set_schedule_elapsed(mins(30));
+    assert_eq!(state.version(), 3);
+    assert_eq!(state.schedule_clock(), ScheduleClock::At(1_800_000));
+    h.set_schedule_elapsed(mins(45));
+    assert_eq!(state.version(), 3);
+    h.set_bp(2_500).unwrap();
+    assert_eq!(state.version(), 4);
+    // A rollback turns followed and scheduled flags off for everyone, in one version.
+    h.rollback();
+    assert_eq!(state.version(), 5);
+    assert_eq!(state.schedule_clock(), ScheduleClock::RolledBack);
+    let s = state.snapshot();
+    for key in ["checkout", "late", "follows"] {
+        let r = s.evaluate(key, None).unwrap();
+        assert_eq!(
+            (r.variant.unwrap().name(), r.reason),
+            ("off", Reason::Static),
+            "{key}"
+        );
+    }
+    // A schedule never starts again after a rollback.
+    h.set_schedule_elapsed(mins(500));
+    h.rollback();
+    assert_eq!(state.version(), 5);
+    assert_eq!(
+        s.evaluate("checkout", Some("user-1"))
+            .unwrap()
+            .variant
+            .unwrap()
+            .name(),
+        "off"
+    );
+}
+
+#[test]
+fn schedule_errors_are_reported_at_once_and_located() {
+    let source = r#"[flags.a]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+schedule = [ { after = "0s", weight = 5 }, { after = "30m", weight = 1 }, { after = "30m", weight = 150 }, { after = 10, weight = 2 }, { after = "2x" }, 3, { weight = 50, when = "now" } ]
+
+[flags.b]
+variants = { on = true, off = false }
+default_variant = "off"
+schedule = [ { after = "1h", weight = 10 } ]
+follow = "rollout"
+
+[flags.c]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+schedule = "30m"
+
+[flags.d]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+schedule = []
+"#;
+    let errors = errors_of(source);
+    let expected = [
+        "f.toml:5:70: error: flags.a.schedule[1].weight: 1% is less than schedule[0]'s 5%; a schedule never decreases, because a lower weight would flip users who already have the on variant back to the default (a rollback is the way down)",
+        "f.toml:5:85: error: flags.a.schedule[2].after: 30m is not later than schedule[1]'s 30m; steps must be in strictly increasing order of `after`",
+        "f.toml:5:101: error: flags.a.schedule[2].weight: expected a percentage between 0 and 100 in steps of 0.01 (e.g. 12.5), found an integer (150)",
+        "f.toml:5:118: error: flags.a.schedule[3].after: expected a duration string with a unit such as \"10s\" or \"10m\", found the bare number 10",
+        "f.toml:5:136: error: flags.a.schedule[4]: missing required key `weight`, the percent of users on from `after` (e.g. weight = 5)",
+        "f.toml:5:146: error: flags.a.schedule[4].after: duration \"2x\" has unknown unit \"x\"; expected ms, s, m, h or d",
+        "f.toml:5:154: error: flags.a.schedule[5]: expected a table such as { after = \"30m\", weight = 5 }, found an integer (3)",
+        "f.toml:5:157: error: flags.a.schedule[6]: missing required key `after`, the time since the rollout started (e.g. after = \"30m\")",
+        "f.toml:5:172: error: flags.a.schedule[6]: unknown key `when`; a step has `after` (time since the rollout started) and `weight` (percent of users)",
+        "f.toml:10:12: error: flags.b.schedule: `schedule` and `follow` are exclusive; a flag follows the live rollout (`follow`), has a fixed weight (`weight`) or has its own schedule (`schedule`)",
+        "f.toml:11:10: error: flags.b: a rollout needs `on_variant`, the variant served to users inside it",
+        "f.toml:17:12: error: flags.c.schedule: expected an array of steps such as [{ after = \"0s\", weight = 1 }, { after = \"30m\", weight = 5 }] (time since the rollout started → percent of users), found a string (\"30m\")",
+        "f.toml:23:12: error: flags.d.schedule: at least one step is needed, e.g. [{ after = \"0s\", weight = 1 }, { after = \"30m\", weight = 5 }]",
+    ];
+    for (got, want) in errors.iter().zip(expected.iter()) {
+        assert_eq!(got, want);
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+
+    // Too many steps, and a schedule without `on_variant`.
+    let steps: Vec<String> = (0..=MAX_SCHEDULE_STEPS)
+        .map(|i| format!("{{ after = \"{i}m\", weight = 1 }}"))
+        .collect();
+    let long = format!(
+        "[flags.a]\nvariants = {{ on = true, off = false }}\ndefault_variant = \"off\"\non_variant = \"on\"\nschedule = [{}]\n",
+        steps.join(", ")
+    );
+    assert_eq!(
+        errors_of(&long),
+        ["f.toml:5:12: error: flags.a.schedule: has 101 steps; at most 100 are allowed"]
+    );
+    assert_eq!(
+        errors_of("[flags.a]\nvariants = { on = true, off = false }\ndefault_variant = \"off\"\nschedule = [{ after = \"0s\", weight = 1 }]\n"),
+        ["f.toml:4:12: error: flags.a: a rollout needs `on_variant`, the variant served to users inside it"]
+    );
+}
+
+#[test]
+fn schedule_durations_read_like_plan_durations() {
+    use super::raw::parse_duration_ms;
+    assert_eq!(parse_duration_ms("0s"), Ok(0));
+    assert_eq!(parse_duration_ms("1500ms"), Ok(1_500));
+    assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+    assert_eq!(parse_duration_ms("1.5h"), Ok(5_400_000));
+    assert_eq!(parse_duration_ms("2d"), Ok(172_800_000));
+    assert!(parse_duration_ms("").is_err());
+    assert!(parse_duration_ms("30")
+        .unwrap_err()
+        .contains("without a unit"));
 }

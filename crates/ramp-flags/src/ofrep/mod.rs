@@ -160,7 +160,7 @@ impl Stats {
         let hash = self.inner.hash_key(targeting_key);
         let now_ms = self.now_ms();
         for flag in snapshot.flags().flags() {
-            if let Ok(r) = flag.evaluate(snapshot.rollout_weight_bp(), Some(targeting_key)) {
+            if let Ok(r) = flag.evaluate(snapshot.live(), Some(targeting_key)) {
                 self.record(&r, hash, now_ms);
             }
         }
@@ -189,6 +189,31 @@ impl Default for ServeOptions {
 /// that tests with a paused runtime control it.
 fn now() -> tokio::time::Instant {
     tokio::time::Instant::now()
+}
+
+/// Runs the flags' own schedules on the time since `origin`, for a server with no driver to
+/// publish it (`ramp flags serve`): publishes the elapsed time at once, then sleeps until the
+/// next step that changes a share ([`crate::flags::FlagSet::next_schedule_change`]) and
+/// publishes again, so the snapshot's version moves exactly at the steps. Returns when no
+/// schedule changes any more (or at once when there is none); a caller that stops serving
+/// aborts the task.
+pub async fn run_schedules(state: Arc<FlagState>, origin: tokio::time::Instant) {
+    if !state.snapshot().flags().has_schedules() {
+        return;
+    }
+    loop {
+        let elapsed = now().saturating_duration_since(origin);
+        state.set_schedule_elapsed(elapsed);
+        let Some(next) = state.snapshot().flags().next_schedule_change(elapsed) else {
+            return;
+        };
+        tokio::time::sleep_until(origin + next).await;
+    }
+}
+
+/// The instant a server's schedules count from: now, as this module's one clock read.
+pub fn schedule_origin() -> tokio::time::Instant {
+    now()
 }
 
 /// What every request handler shares.

@@ -324,7 +324,7 @@ pub(crate) fn bulk_body(
         if i > 0 {
             out.push(b',');
         }
-        match flag.evaluate(snapshot.rollout_weight_bp(), targeting_key) {
+        match flag.evaluate(snapshot.live(), targeting_key) {
             Ok(r) => {
                 served(&r);
                 push_success(&mut out, &r);
@@ -379,10 +379,12 @@ fn hash_object(map: &serde_json::Map<String, serde_json::Value>, h: &mut impl Ha
 }
 
 /// The bulk ETag: a 128-bit hash of what decides the response — the configuration hash, the
-/// version counter, the live weight and the whole context — as a quoted strong entity tag.
+/// version counter, the live weight, the schedules' (quantized) clock and the whole context —
+/// as a quoted strong entity tag.
 ///
-/// The weight is hashed besides the version because the version restarts with the process:
-/// without it, a restarted server at another weight could repeat an old tag.
+/// The weight and the clock are hashed besides the version because the version restarts with
+/// the process: without them, a restarted server at another weight or schedule step could
+/// repeat an old tag.
 pub(crate) fn bulk_etag(snapshot: &Snapshot, ctx: &BulkContext) -> String {
     let mut halves = [0u64; 2];
     for (seed, half) in halves.iter_mut().enumerate() {
@@ -391,6 +393,7 @@ pub(crate) fn bulk_etag(snapshot: &Snapshot, ctx: &BulkContext) -> String {
         snapshot.flags().config_hash().hash(&mut h);
         snapshot.version().hash(&mut h);
         snapshot.rollout_weight_bp().hash(&mut h);
+        snapshot.schedule_clock().hash(&mut h);
         hash_object(&ctx.attributes, &mut h);
         *half = h.finish();
     }
