@@ -63,6 +63,17 @@ pub enum LiveError {
     /// The control API's listener failed.
     #[error("control API: {0}")]
     Control(std::io::Error),
+    /// The router's proxy serves another deployment: driving it would move another
+    /// service's traffic, so nothing is sent to it.
+    #[error("the proxy at {url} serves deployment {proxy:?}, but the plan is for {plan:?}; point [router] at this deployment's proxy, or set deployment_id = {plan:?} in the proxy's configuration")]
+    WrongProxy {
+        /// The proxy's admin URL.
+        url: String,
+        /// The deployment the proxy names.
+        proxy: String,
+        /// The plan's deployment.
+        plan: String,
+    },
 }
 
 /// Everything a live run needs; the listener and shutdown signal are passed in so that
@@ -488,6 +499,9 @@ impl Driver<'_> {
         shutdown: &mut std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
         fresh: bool,
     ) -> Result<bool, LiveError> {
+        if !self.confirm_proxy(shutdown).await? {
+            return Ok(true);
+        }
         if fresh {
             // No user reaches the canary before the checks pass and the first stage starts,
             // whatever weight an earlier run left in the proxy.
@@ -630,6 +644,53 @@ impl Driver<'_> {
         self.feed_at(t, Input::Start, Some(&reading.counters))
             .await?;
         self.cursor = Some(reading.counters);
+        Ok(true)
+    }
+
+    /// Reads the proxy once before anything is sent to it (waiting while it cannot be read)
+    /// and refuses one that serves another deployment; a proxy that names none is driven,
+    /// with a warning that its sticky salt is not the deployment's. Returns `false` when
+    /// interrupted meanwhile.
+    async fn confirm_proxy(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
+    ) -> Result<bool, LiveError> {
+        let reading = loop {
+            match self.proxy.read().await {
+                Ok(r) => break r,
+                Err(e) => {
+                    let t = self.plan_now();
+                    self.metrics_problem(t, &e)?;
+                    tokio::select! {
+                        _ = shutdown.as_mut() => return Ok(false),
+                        _ = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+        };
+        self.metrics_back();
+        let plan_id = &self.plan.deployment.id;
+        match reading.deployment_id.as_deref() {
+            Some(id) if id == plan_id => {}
+            None | Some(ramp_proxy::config::DEFAULT_DEPLOYMENT_ID) => {
+                let t = self.plan_now();
+                self.line(
+                    t,
+                    format!(
+                        "The proxy at {} names no deployment: it salts sticky routing with {:?}, not {plan_id:?} (set deployment_id = {plan_id:?} in its configuration so that flags salted by the deployment agree with it)",
+                        self.proxy.url(),
+                        ramp_proxy::config::DEFAULT_DEPLOYMENT_ID
+                    ),
+                );
+            }
+            Some(other) => {
+                return Err(LiveError::WrongProxy {
+                    url: self.proxy.url().to_string(),
+                    proxy: other.to_string(),
+                    plan: plan_id.clone(),
+                })
+            }
+        }
         Ok(true)
     }
 

@@ -121,6 +121,9 @@ fn delta(now: &CohortCounters, then: &CohortCounters) -> CohortStats {
 /// The parts of the proxy's `/snapshot` document used here (others are ignored).
 #[derive(Debug, Deserialize)]
 struct SnapshotDoc {
+    /// The deployment the proxy serves, so that a controller never drives another's proxy.
+    #[serde(default)]
+    deployment_id: Option<String>,
     /// The split in force.
     weights: WeightsDoc,
     /// Counters and sketches.
@@ -176,6 +179,8 @@ struct LatencyDoc {
 /// What a snapshot says.
 #[derive(Debug, Clone)]
 pub struct ProxyReading {
+    /// The deployment the proxy says it serves (its configured `deployment_id`).
+    pub deployment_id: Option<String>,
     /// The canary weight the proxy applies now.
     pub canary_bp: u32,
     /// Its cumulative counters.
@@ -250,6 +255,7 @@ impl ProxyAdmin {
             in_flight: c.in_flight,
         };
         Ok(ProxyReading {
+            deployment_id: doc.deployment_id,
             canary_bp: doc.weights.canary_bp,
             counters: Counters {
                 stable: cohort(doc.metrics.stable),

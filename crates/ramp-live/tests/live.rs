@@ -7,7 +7,7 @@
 )]
 
 use ramp_core::summary::{Decision, Outcome};
-use ramp_core::{parse_plan, Plan};
+use ramp_core::{parse_plan, Plan, Weight};
 use ramp_demo::{Behaviour, LoadConfig};
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd};
 use std::net::SocketAddr;
@@ -28,6 +28,11 @@ struct Rig {
 
 impl Rig {
     async fn start(rps: f64) -> Rig {
+        Rig::start_for(rps, None).await
+    }
+
+    /// A rig whose proxy names `deployment` (none: the proxy's default).
+    async fn start_for(rps: f64, deployment: Option<&str>) -> Rig {
         let (stop, rx) = watch::channel(false);
         let stopped = move || {
             let mut rx = rx.clone();
@@ -43,7 +48,10 @@ impl Rig {
             addrs.push(l.local_addr().unwrap());
             tokio::spawn(ramp_demo::serve_upstream(l, Arc::clone(b), stopped()));
         }
-        let config = ramp_proxy::Config::for_pools(&addrs[..1], &addrs[1..]).unwrap();
+        let mut config = ramp_proxy::Config::for_pools(&addrs[..1], &addrs[1..]).unwrap();
+        if let Some(id) = deployment {
+            config.deployment_id = id.into();
+        }
         let pl = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let al = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = pl.local_addr().unwrap();
@@ -132,7 +140,7 @@ checkpoint = "3s"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_canary_is_promoted_through_every_stage() {
-    let rig = Rig::start(100.0).await;
+    let rig = Rig::start_for(100.0, Some("live-test")).await;
     let dir = tempfile::tempdir().unwrap();
     let config = rig.config(&three_stages(), &dir.path().join("j.db")).await;
     let mut lines = Vec::new();
@@ -161,6 +169,61 @@ async fn a_healthy_canary_is_promoted_through_every_stage() {
         assert_eq!(st.checkpoints.len(), checkpoints, "stage {}", st.index);
     }
     assert_eq!(rig.proxy().read().await.unwrap().canary_bp, 10_000);
+    // The proxy serves this plan's deployment: no warning about its identity.
+    assert!(
+        !lines.iter().any(|l| l.contains("names no deployment")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_of_another_deployment_is_refused_before_anything_is_sent_to_it() {
+    let rig = Rig::start_for(50.0, Some("payments")).await;
+    rig.proxy()
+        .set_weight(Weight::from_percent(40.0).unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = rig.config(&three_stages(), &dir.path().join("j.db")).await;
+    let err = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .expect_err("a proxy of another deployment");
+    assert!(
+        matches!(&err, ramp_live::LiveError::WrongProxy { proxy, plan, .. }
+            if proxy == "payments" && plan == "live-test"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("deployment_id = \"live-test\""),
+        "{err}"
+    );
+    // Its weight is untouched: not even the weight 0 a fresh run sets before its checks.
+    assert_eq!(rig.proxy().read().await.unwrap().canary_bp, 4_000);
+
+    // A proxy that names no deployment is driven, with a warning.
+    let unnamed = Rig::start(50.0).await;
+    let config = unnamed
+        .config(&three_stages(), &dir.path().join("k.db"))
+        .await;
+    let mut lines = Vec::new();
+    let mut on = |p: ramp_live::Progress<'_>| {
+        if let ramp_live::Progress::Line(_, l) = p {
+            lines.push(l)
+        }
+    };
+    let end = ramp_live::run(
+        config,
+        &mut on,
+        tokio::time::sleep(Duration::from_millis(1500)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(end, RunEnd::Interrupted { .. }));
+    assert!(
+        lines.iter().any(|l| l.contains("names no deployment")),
+        "{lines:#?}"
+    );
+    assert_eq!(unnamed.proxy().read().await.unwrap().canary_bp, 1_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -244,6 +244,11 @@ pub struct FlagRollout {
 /// the flags server's `/stats` does.
 pub const STATS_SLOTS: u32 = 30;
 
+/// The deployment id of a proxy whose configuration names none: the sticky salt it uses, and
+/// what a controller recognises as "not bound to a deployment" (it may drive such a proxy,
+/// with a warning, but refuses one that names another deployment).
+pub const DEFAULT_DEPLOYMENT_ID: &str = "ramp";
+
 /// The validated configuration the proxy runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -605,7 +610,10 @@ impl Config {
             listen,
             admin_listen,
             admin_token,
-            deployment_id: file.deployment_id.clone().unwrap_or_else(|| "ramp".into()),
+            deployment_id: file
+                .deployment_id
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DEPLOYMENT_ID.into()),
             state_file: file.state_file.clone(),
             initial_canary_bp,
             stable,

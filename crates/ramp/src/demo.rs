@@ -132,10 +132,24 @@ async fn demo(
         ));
     }
 
-    // The proxy, in-process, sticky on the load generator's user header.
+    // The plan, under a deployment id of its own for each demo.
+    let (text, rps) = if args.rehearse {
+        (REHEARSAL_PLAN, REHEARSAL_RPS)
+    } else {
+        (PLAN, DEMO_RPS)
+    };
+    let mut plan = parse_plan(text, "demo-plan.toml").map_err(|e| Invalid(e.to_string()))?;
+    plan.deployment.id = format!(
+        "{}-{}",
+        plan.deployment.id,
+        ramp_live::clock::unix_ms() / 1000
+    );
+
+    // The proxy, in-process, serving the plan's deployment, sticky on the load generator's
+    // user header.
     let mut config = ramp_proxy::Config::for_pools(&addrs[..1], &addrs[1..])
         .map_err(|e| anyhow::anyhow!("demo proxy: {e}"))?;
-    config.deployment_id = "ramp-demo".into();
+    config.deployment_id = plan.deployment.id.clone();
     config.sticky = Some(ramp_proxy::config::StickySource::Header("x-user-id".into()));
     let proxy_listener = TcpListener::bind(loopback).await?;
     let admin_listener = TcpListener::bind(loopback).await?;
@@ -150,23 +164,12 @@ async fn demo(
     ));
 
     // Open-loop load through the proxy.
-    let (text, rps) = if args.rehearse {
-        (REHEARSAL_PLAN, REHEARSAL_RPS)
-    } else {
-        (PLAN, DEMO_RPS)
-    };
     let mut load = LoadConfig::new(proxy_addr, rps);
     load.users = 10_000;
     load.seed = 1;
     let load_task = tokio::spawn(ramp_demo::run_load(load, stopped()));
 
-    // The plan, with checks against the demo's own upstreams.
-    let mut plan = parse_plan(text, "demo-plan.toml").map_err(|e| Invalid(e.to_string()))?;
-    plan.deployment.id = format!(
-        "{}-{}",
-        plan.deployment.id,
-        ramp_live::clock::unix_ms() / 1000
-    );
+    // Checks against the demo's own upstreams.
     for (name, addr) in [("Stable health", addrs[0]), ("Canary health", addrs[1])] {
         plan.checks.push(Check {
             name: name.into(),

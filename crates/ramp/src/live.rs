@@ -200,7 +200,9 @@ pub fn run(args: &RunArgs, rehearsal: Option<Option<String>>) -> anyhow::Result<
 /// Errors of the live driver: a changed plan is the user's input, the rest the machine's.
 fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
     match e {
-        ramp_live::LiveError::PlanChanged { .. } => Invalid(e.to_string()).into(),
+        ramp_live::LiveError::PlanChanged { .. } | ramp_live::LiveError::WrongProxy { .. } => {
+            Invalid(e.to_string()).into()
+        }
         ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
             Invalid(e.to_string()).into()
         }
