@@ -39,4 +39,15 @@ pub enum DemoError {
     /// which means the socket is broken).
     #[error("the upstream listener is unusable: {0}")]
     Listener(#[source] std::io::Error),
+    /// A loopback listener of a [`crate::Stack`] could not be opened.
+    #[error("cannot listen on loopback for the {what}: {source}")]
+    Bind {
+        /// Which listener ("proxy", "canary upstream"…).
+        what: &'static str,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The proxy of a [`crate::Stack`] could not be configured.
+    #[error("demo proxy: {0}")]
+    Proxy(String),
 }

@@ -12,6 +12,8 @@
 //!   so a slow service never slows the arrival process) that reports counts per status
 //!   class, per cohort and a latency sketch.
 //!
+//! - [`stack`]: both upstreams with Ramp's proxy in front, on loopback, stopped as one.
+//!
 //! Both take their listener or target and a shutdown future as arguments, so callers and
 //! tests decide ports and lifetimes. The load generator only ever sends to loopback
 //! addresses: a demo must never become a traffic source against someone else's service.
@@ -22,8 +24,10 @@
 mod clock;
 mod error;
 pub mod load;
+pub mod stack;
 pub mod upstream;
 
 pub use error::DemoError;
 pub use load::{run_load, run_load_with, LoadConfig, LoadCounters, LoadProgress, LoadReport};
+pub use stack::Stack;
 pub use upstream::{serve_upstream, Behaviour, ServedCounts};

@@ -8,22 +8,21 @@
 
 use ramp_core::summary::{Decision, Outcome};
 use ramp_core::{parse_plan, Plan, Weight};
-use ramp_demo::{Behaviour, LoadConfig};
+use ramp_demo::{Behaviour, LoadConfig, Stack};
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Two upstreams, the proxy and load, all on loopback, stopped on drop of `stop`.
 struct Rig {
+    /// The upstreams and the proxy; dropping it stops them and the load.
+    _stack: Stack,
     /// The canary upstream, to make it regress.
     canary: Arc<Behaviour>,
     /// The proxy's admin API.
     admin: SocketAddr,
-    /// Stops everything.
-    stop: watch::Sender<bool>,
 }
 
 impl Rig {
@@ -33,42 +32,24 @@ impl Rig {
 
     /// A rig whose proxy names `deployment` (none: the proxy's default).
     async fn start_for(rps: f64, deployment: Option<&str>) -> Rig {
-        let (stop, rx) = watch::channel(false);
-        let stopped = move || {
-            let mut rx = rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
-        let stable = Arc::new(Behaviour::new("stable", 5.0, 10.0, 15.0, 0.0).unwrap());
-        let canary = Arc::new(Behaviour::new("canary", 5.0, 10.0, 15.0, 0.0).unwrap());
-        let mut addrs = Vec::new();
-        for b in [&stable, &canary] {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addrs.push(l.local_addr().unwrap());
-            tokio::spawn(ramp_demo::serve_upstream(l, Arc::clone(b), stopped()));
-        }
-        let mut config = ramp_proxy::Config::for_pools(&addrs[..1], &addrs[1..]).unwrap();
-        if let Some(id) = deployment {
-            config.deployment_id = id.into();
-        }
-        let pl = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let al = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy_addr = pl.local_addr().unwrap();
-        let admin = al.local_addr().unwrap();
-        tokio::spawn(ramp_proxy::serve(
-            ramp_proxy::Proxy::new(config, 0),
-            pl,
-            al,
-            stopped(),
-        ));
-        let mut load = LoadConfig::new(proxy_addr, rps);
+        let stack = Stack::start(
+            Behaviour::new("stable", 5.0, 10.0, 15.0, 0.0).unwrap(),
+            Behaviour::new("canary", 5.0, 10.0, 15.0, 0.0).unwrap(),
+            |config| {
+                if let Some(id) = deployment {
+                    config.deployment_id = id.into();
+                }
+            },
+        )
+        .await
+        .unwrap();
+        let mut load = LoadConfig::new(stack.proxy_addr, rps);
         load.seed = 7;
-        tokio::spawn(ramp_demo::run_load(load, stopped()));
+        tokio::spawn(ramp_demo::run_load(load, stack.stopped()));
         Rig {
-            canary,
-            admin,
-            stop,
+            canary: Arc::clone(&stack.canary),
+            admin: stack.admin_addr,
+            _stack: stack,
         }
     }
 
@@ -90,12 +71,6 @@ impl Rig {
             ofrep_listener: None,
             ofrep_token: None,
         }
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }
 

@@ -12,7 +12,7 @@ use clap::Args;
 use ramp_core::parse_plan;
 use ramp_core::plan::{Check, Probe};
 use ramp_core::Span;
-use ramp_demo::{Behaviour, LoadConfig};
+use ramp_demo::{Behaviour, LoadConfig, Stack};
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// The demo's plan.
 const PLAN: &str = include_str!("demo-plan.toml");
@@ -106,31 +105,6 @@ async fn demo(
     journal: PathBuf,
 ) -> anyhow::Result<(ramp_core::summary::Summary, progress::Printer)> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-
-    // Two upstreams: the canary is a little slower, as a new version often is.
-    let stable = Arc::new(
-        Behaviour::new("stable", 40.0, 90.0, 150.0, 0.002).context("demo stable upstream")?,
-    );
-    let canary = Arc::new(
-        Behaviour::new("canary", 44.0, 100.0, 170.0, 0.002).context("demo canary upstream")?,
-    );
-    let mut addrs = Vec::new();
-    for b in [&stable, &canary] {
-        let listener = TcpListener::bind(loopback).await?;
-        addrs.push(listener.local_addr()?);
-        tokio::spawn(ramp_demo::serve_upstream(
-            listener,
-            Arc::clone(b),
-            stopped(),
-        ));
-    }
 
     // The plan, under a deployment id of its own for each demo.
     let (text, rps) = if args.rehearse {
@@ -145,29 +119,28 @@ async fn demo(
         ramp_live::clock::unix_ms() / 1000
     );
 
-    // The proxy, in-process, serving the plan's deployment, sticky on the load generator's
-    // user header.
-    let mut config = ramp_proxy::Config::for_pools(&addrs[..1], &addrs[1..])
-        .map_err(|e| anyhow::anyhow!("demo proxy: {e}"))?;
-    config.deployment_id = plan.deployment.id.clone();
-    config.sticky = Some(ramp_proxy::config::StickySource::Header("x-user-id".into()));
-    let proxy_listener = TcpListener::bind(loopback).await?;
-    let admin_listener = TcpListener::bind(loopback).await?;
-    let proxy_addr = proxy_listener.local_addr()?;
-    let admin_addr = admin_listener.local_addr()?;
-    let proxy = ramp_proxy::Proxy::new(config, 0);
-    tokio::spawn(ramp_proxy::serve(
-        proxy,
-        proxy_listener,
-        admin_listener,
-        stopped(),
-    ));
+    // Two upstreams (the canary a little slower, as a new version often is) and the proxy,
+    // in-process, serving the plan's deployment, sticky on the load generator's user header.
+    let stack = Stack::start(
+        Behaviour::new("stable", 40.0, 90.0, 150.0, 0.002).context("demo stable upstream")?,
+        Behaviour::new("canary", 44.0, 100.0, 170.0, 0.002).context("demo canary upstream")?,
+        |config| {
+            config.deployment_id = plan.deployment.id.clone();
+            config.sticky = Some(ramp_proxy::config::StickySource::Header("x-user-id".into()));
+        },
+    )
+    .await?;
+    let (addrs, proxy_addr, admin_addr) = (
+        [stack.stable_addr, stack.canary_addr],
+        stack.proxy_addr,
+        stack.admin_addr,
+    );
 
     // Open-loop load through the proxy.
     let mut load = LoadConfig::new(proxy_addr, rps);
     load.users = 10_000;
     load.seed = 1;
-    let load_task = tokio::spawn(ramp_demo::run_load(load, stopped()));
+    let load_task = tokio::spawn(ramp_demo::run_load(load, stack.stopped()));
 
     // Checks against the demo's own upstreams.
     for (name, addr) in [("Stable health", addrs[0]), ("Canary health", addrs[1])] {
@@ -202,7 +175,7 @@ async fn demo(
         );
     }
     if args.break_it {
-        let canary = Arc::clone(&canary);
+        let canary = Arc::clone(&stack.canary);
         tokio::spawn(async move {
             tokio::time::sleep(BREAK_AT).await;
             // 15% of requests fail and every one is 250 ms slower.
@@ -232,7 +205,7 @@ async fn demo(
     let mut printer = progress::Printer::new(Arc::clone(&plan), args.quiet);
     let mut on = |ev: ramp_live::Progress<'_>| printer.show_live(ev);
     let end = ramp_live::run(config, &mut on, crate::live::shutdown_signal()).await;
-    let _ = stop_tx.send(true);
+    stack.stop();
     if let Ok(Ok(report)) = load_task.await {
         if !args.quiet {
             println!(

@@ -1,7 +1,7 @@
 //! The rig of the live CLI tests: upstreams, proxy and load in the test process; the `ramp`
 //! binary as bounded child processes whose output goes to files.
 
-use ramp_demo::{Behaviour, LoadConfig};
+use ramp_demo::{Behaviour, LoadConfig, Stack};
 use serde_json::Value;
 use std::fmt;
 use std::io::{Read, Write};
@@ -11,8 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// The longest any wait of these tests lasts.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -53,10 +51,10 @@ error_rate = {{ max = "5%" }}
 /// Two demo upstreams, Ramp's proxy in front of them (starting at weight 0) and open-loop
 /// load through it, on their own runtime, all stopped on drop.
 pub struct Rig {
+    /// The upstreams and the proxy; `None` once dropped (stopped before the runtime).
+    stack: Option<Stack>,
     /// The runtime everything runs on; `None` once dropped.
     rt: Option<tokio::runtime::Runtime>,
-    /// Stops everything.
-    stop: watch::Sender<bool>,
     /// The stable upstream, to read what it served.
     pub stable: Arc<Behaviour>,
     /// The canary upstream.
@@ -75,45 +73,26 @@ impl Rig {
             .enable_all()
             .build()
             .expect("a runtime");
-        let (stop, rx) = watch::channel(false);
-        let stopped = move || {
-            let mut rx = rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
-        let stable = Arc::new(Behaviour::new("stable", 5.0, 10.0, 15.0, 0.0).unwrap());
-        let canary = Arc::new(Behaviour::new("canary", 5.0, 10.0, 15.0, 0.0).unwrap());
-        let (addrs, admin) = rt.block_on(async {
-            let mut addrs = Vec::new();
-            for b in [&stable, &canary] {
-                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addrs.push(l.local_addr().unwrap());
-                tokio::spawn(ramp_demo::serve_upstream(l, Arc::clone(b), stopped()));
-            }
-            let config = ramp_proxy::Config::for_pools(&addrs[..1], &addrs[1..]).unwrap();
-            let pl = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let al = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let proxy_addr = pl.local_addr().unwrap();
-            let admin = al.local_addr().unwrap();
-            tokio::spawn(ramp_proxy::serve(
-                ramp_proxy::Proxy::new(config, 0),
-                pl,
-                al,
-                stopped(),
-            ));
-            let mut load = LoadConfig::new(proxy_addr, rps);
+        let stack = rt.block_on(async {
+            let stack = Stack::start(
+                Behaviour::new("stable", 5.0, 10.0, 15.0, 0.0).unwrap(),
+                Behaviour::new("canary", 5.0, 10.0, 15.0, 0.0).unwrap(),
+                |_| {},
+            )
+            .await
+            .expect("the rig's upstreams and proxy");
+            let mut load = LoadConfig::new(stack.proxy_addr, rps);
             load.seed = 7;
-            tokio::spawn(ramp_demo::run_load(load, stopped()));
-            (addrs, admin)
+            tokio::spawn(ramp_demo::run_load(load, stack.stopped()));
+            stack
         });
         Rig {
+            stable: Arc::clone(&stack.stable),
+            canary: Arc::clone(&stack.canary),
+            stable_addr: stack.stable_addr,
+            admin: stack.admin_addr,
+            stack: Some(stack),
             rt: Some(rt),
-            stop,
-            stable,
-            canary,
-            stable_addr: addrs[0],
-            admin,
         }
     }
 
@@ -127,7 +106,7 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        drop(self.stack.take());
         if let Some(rt) = self.rt.take() {
             rt.shutdown_timeout(Duration::from_secs(3));
         }
