@@ -103,6 +103,10 @@ pub struct RunConfig {
     pub ofrep_listener: Option<TcpListener>,
     /// The token OFREP clients must send, when one is required.
     pub ofrep_token: Option<String>,
+    /// For a run that cannot be resumed (`ramp demo`: its upstreams and proxy end with it):
+    /// on interruption, halt it with this reason and record it finished, instead of leaving
+    /// it open in the journal for a resume that can never come.
+    pub halt_on_interrupt: Option<String>,
 }
 
 /// What the driver reports as it goes, for the terminal.
@@ -227,6 +231,9 @@ struct Driver<'a> {
     /// Plan time (ms) of the journaled `Start`: the origin of every flag's schedule, so that a
     /// resumed run continues its schedules where they were instead of restarting them.
     rollout_start_ms: Option<u64>,
+    /// Whether an interruption leaves the run open for a resume (false for `ramp demo`,
+    /// which is halted instead); only what the interruption's line tells the operator.
+    resumable: bool,
     /// The OFREP server's counters of distinct users per flag, and the flags they count.
     flag_stats: Option<(ramp_flags::ofrep::Stats, Arc<ramp_flags::flags::FlagState>)>,
 }
@@ -238,6 +245,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
     let deployment = config.plan.deployment.id.clone();
+    let halt_on_interrupt = config.halt_on_interrupt.clone();
     let _lock = DeploymentLock::acquire(&config.journal, &deployment)?;
     let mut journal = Journal::open(&config.journal)?;
     let journal_path = config.journal.display().to_string();
@@ -386,6 +394,7 @@ pub async fn run(
         rehearsal,
         flag_weight,
         rollout_start_ms,
+        resumable: halt_on_interrupt.is_none(),
         flag_stats,
     };
     // Followed flags serve 0 until the proxy is confirmed at the rollout's weight (`drive`
@@ -453,7 +462,19 @@ pub async fn run(
     }
     let interrupted = ended?;
     if interrupted {
-        return Ok(RunEnd::Interrupted { run_id });
+        let Some(reason) = halt_on_interrupt else {
+            return Ok(RunEnd::Interrupted { run_id });
+        };
+        if !matches!(d.engine.state(), State::Finished(_)) {
+            d.feed(
+                Input::Halt {
+                    who: "interrupted".into(),
+                    reason,
+                },
+                None,
+            )
+            .await?;
+        }
     }
     // Wait (bounded) for hooks still running, so that their results are journaled.
     let deadline = tokio::time::Instant::now() + HOOK_GRACE;
@@ -538,7 +559,12 @@ impl Driver<'_> {
                 _ = schedule_step => self.publish_schedule(),
                 _ = shutdown.as_mut() => {
                     let t = self.plan_now();
-                    self.line(t, "Interrupted: the proxy keeps the current weight; run the same command again to resume".into());
+                    let text = if self.resumable {
+                        "Interrupted: the proxy keeps the current weight; run the same command again to resume"
+                    } else {
+                        "Interrupted: this run cannot be resumed, so it is halted"
+                    };
+                    self.line(t, text.into());
                     return Ok(true);
                 }
                 Some((request, reply)) = commands.recv() => {

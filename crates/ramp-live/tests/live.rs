@@ -70,6 +70,7 @@ impl Rig {
             rehearsal: None,
             ofrep_listener: None,
             ofrep_token: None,
+            halt_on_interrupt: None,
         }
     }
 }
@@ -149,6 +150,39 @@ async fn a_healthy_canary_is_promoted_through_every_stage() {
         !lines.iter().any(|l| l.contains("names no deployment")),
         "{lines:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_cannot_be_resumed_is_halted_and_recorded_finished_when_interrupted() {
+    let rig = Rig::start(50.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.db");
+    let mut config = rig.config(&three_stages(), &journal).await;
+    config.halt_on_interrupt = Some("the demo was interrupted".into());
+    let end = ramp_live::run(
+        config,
+        &mut |_| {},
+        tokio::time::sleep(Duration::from_millis(1500)),
+    )
+    .await
+    .unwrap();
+    let RunEnd::Finished { summary, run_id } = end else {
+        panic!("left open: {end:?}")
+    };
+    assert_eq!(summary.outcome, Outcome::Halted);
+    assert!(
+        summary
+            .timeline
+            .iter()
+            .any(|e| e.message.contains("the demo was interrupted")),
+        "{:#?}",
+        summary.timeline
+    );
+    let j = ramp_store::Journal::open(&journal).unwrap();
+    let run = j.run(run_id).unwrap().unwrap();
+    assert_eq!(run.status, ramp_store::RunStatus::Finished);
+    assert_eq!(run.outcome.as_deref(), Some("halted"));
+    assert!(j.active_run("live-test").unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -201,6 +201,11 @@ async fn demo(
         },
         ofrep_listener: None,
         ofrep_token: None,
+        // The demo's world ends with it: an interrupted demo is halted and recorded
+        // finished, not left "running" in the journal for a resume that cannot come.
+        halt_on_interrupt: Some(
+            "the demo was interrupted (Ctrl-C); its upstreams and proxy end with it".into(),
+        ),
     };
     let mut printer = progress::Printer::new(Arc::clone(&plan), args.quiet);
     let mut on = |ev: ramp_live::Progress<'_>| printer.show_live(ev);
@@ -216,6 +221,7 @@ async fn demo(
     }
     match end.map_err(|e| anyhow::anyhow!("{e}"))? {
         RunEnd::Finished { summary, .. } => Ok((*summary, printer)),
+        // Only a run left open ends this way; the demo's is halted instead.
         RunEnd::Interrupted { .. } => Err(anyhow::anyhow!("interrupted")),
     }
 }

@@ -159,6 +159,7 @@ pub fn run(args: &RunArgs, rehearsal: Option<Option<String>>) -> anyhow::Result<
             rehearsal,
             ofrep_listener,
             ofrep_token,
+            halt_on_interrupt: None,
         };
         let mut printer = progress::Printer::new(Arc::clone(&plan), args.quiet);
         let mut on = |ev: ramp_live::Progress<'_>| printer.show_live(ev);
