@@ -438,8 +438,10 @@ pub struct Simulation {
 /// (25%)", so this is its population.
 pub const DEFAULT_SIMULATED_USERS: u32 = 2_500;
 
-/// The most simulated users a plan may ask for: each costs a few bytes per flag and a bit
-/// per stage segment, so ten million keep a simulation within a few hundred MB.
+/// The most simulated users a plan may ask for. Each costs 2 bytes per flag and a bit per
+/// stage segment (one per weight or schedule step within a stage), so memory grows with
+/// users × flags: ten million users with three flags take about 60 MB, with a hundred flags
+/// about 2 GB. Large populations are for few flags.
 pub const MAX_SIMULATED_USERS: u32 = 10_000_000;
 
 /// Latency quantiles and error rate of one version.

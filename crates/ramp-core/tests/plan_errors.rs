@@ -1337,7 +1337,7 @@ fn a_flag_schedule_in_a_plan_is_checked_and_located_in_the_plan() {
         &format!("{HEAD}{LAST}{flag}schedule = [ {{ after = \"0s\", weight = 5, at = 1 }} ]\n"),
         &[(
             14,
-            42,
+            14,
             "flags: flags.checkout.schedule[0]: unknown key `at`",
         )],
     );

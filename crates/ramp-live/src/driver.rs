@@ -276,7 +276,6 @@ pub async fn run(
     // Replay: rebuild the engine exactly as it was.
     let mut engine = Engine::new(Arc::clone(&plan));
     let mut last_end_ms = 0;
-    let mut rollout_start_ms = None;
     let inputs = journal.inputs(run_id)?;
     for rec in &inputs {
         let input: Input = serde_json::from_str(&rec.body).map_err(|e| LiveError::Corrupt {
@@ -287,16 +286,19 @@ pub async fn run(
         })?;
         match &input {
             Input::Tick(slot) => last_end_ms = slot.end_ms,
-            // The first slot starts where the rollout started, not at the checks before it;
-            // the flags' schedules count from there too.
-            Input::Start => {
-                last_end_ms = rec.plan_ms;
-                rollout_start_ms = Some(rec.plan_ms);
-            }
+            // The first slot starts where the rollout started, not at the checks before it.
+            Input::Start => last_end_ms = rec.plan_ms,
             _ => {}
         }
         let _ = engine.step(PlanTime(rec.plan_ms), input);
     }
+    // The flags' schedules count from the first stage's start (not from `Start`: the first
+    // stage may wait for approvals, and no flag should ramp before any stage runs).
+    let rollout_start_ms = engine
+        .summary()
+        .stages
+        .first()
+        .map(|st| (st.started_s * 1000.0).round() as u64);
     let cursor = match journal.cursor(run_id)? {
         Some(text) => Some(serde_json::from_str(&text).map_err(|e| LiveError::Corrupt {
             journal: journal_path.clone(),
@@ -663,10 +665,6 @@ impl Driver<'_> {
         self.metrics_back();
         let t = self.plan_now().max(self.engine.now());
         self.last_end_ms = t.0;
-        // The flags' schedules start with the rollout (journaled with `Start`, so a resumed
-        // run finds the same origin).
-        self.rollout_start_ms = Some(t.0);
-        self.publish_schedule();
         self.feed_at(t, Input::Start, Some(&reading.counters))
             .await?;
         self.cursor = Some(reading.counters);
@@ -732,6 +730,14 @@ impl Driver<'_> {
             }
         };
         self.metrics_back();
+        // Followed flags never lead the proxy: when it routes less to the canary than they
+        // serve (restarted without a state file, changed by hand), they come down to it at
+        // once, and go back up only once the proxy is confirmed at the engine's weight.
+        if let Some(h) = &self.flag_weight {
+            if h.get_bp().is_some_and(|p| reading.canary_bp < p) {
+                let _ = h.set_bp(reading.canary_bp);
+            }
+        }
         let now = self.plan_now();
         if let State::Finished(_) = self.engine.state() {
             self.rehearsal_poll(now, &reading.counters);
@@ -850,6 +856,12 @@ impl Driver<'_> {
                 }
             }
             Action::StageStarted { index, weight } => {
+                // The flags' schedules start with the first stage (a resumed run finds the
+                // same origin in the journaled stage start).
+                if *index == 1 && self.rollout_start_ms.is_none() {
+                    self.rollout_start_ms = Some(t.0);
+                    self.publish_schedule();
+                }
                 self.run_hooks(
                     HookEvent::StageStart,
                     serde_json::json!({"stage": index, "weight": weight.percent()}),
@@ -902,8 +914,9 @@ impl Driver<'_> {
     }
 
     /// The OFREP server's distinct-user counts now, one row per flag, attributed to stage
-    /// `stage` (1-based; a flag following the rollout is reported at that stage's weight).
-    fn flag_usage(&self, stage: usize) -> Vec<FlagUsageSummary> {
+    /// `stage` (1-based; a flag following the rollout is reported at that stage's weight, a
+    /// scheduled one at its schedule's share at plan time `at`).
+    fn flag_usage(&self, stage: usize, at: PlanTime) -> Vec<FlagUsageSummary> {
         let Some((stats, state)) = &self.flag_stats else {
             return Vec::new();
         };
@@ -917,16 +930,16 @@ impl Driver<'_> {
             .into_iter()
             .map(|u| {
                 // A followed flag is reported at its stage's weight; a scheduled one at the
-                // weight its schedule gives at the stage's end, even when a rollback ends the
-                // stage (the share it was rolled out to, as the simulator reports it); any
-                // other at what the server serves.
+                // weight its schedule gives at `at` (for a stage's row, the stage's last
+                // moment: the share it was rolled out to, even when a rollback ends the stage,
+                // as the simulator reports it); any other at what the server serves.
                 let rollout = self.plan.flags.get(&u.key).map(|f| f.rollout());
                 let scheduled = matches!(rollout, Some(ramp_flags::flags::Rollout::Schedule(_)));
                 let weight = match rollout {
                     Some(ramp_flags::flags::Rollout::FollowRollout) => stage_weight,
                     Some(ramp_flags::flags::Rollout::Schedule(s)) => {
                         let ms = self
-                            .schedule_elapsed()
+                            .schedule_elapsed_at(at)
                             .map_or(0, |e| u64::try_from(e.as_millis()).unwrap_or(u64::MAX));
                         f64::from(s.weight_at(ms)) / 100.0
                     }
@@ -949,7 +962,9 @@ impl Driver<'_> {
     /// Journals the flags' user counts at the end of stage `stage`, for the report (the
     /// journal keeps them across a restart).
     fn record_flag_usage(&mut self, t: PlanTime, stage: usize) {
-        for row in self.flag_usage(stage) {
+        // The stage's last moment: a schedule step due exactly at its end belongs to the
+        // next stage, which is the first to serve it.
+        for row in self.flag_usage(stage, PlanTime(t.0.saturating_sub(1))) {
             if let Err(e) = self.event(t, "flag_usage", &row) {
                 tracing::warn!(error = %e, "cannot journal flag usage");
             }
@@ -997,12 +1012,16 @@ impl Driver<'_> {
         }
     }
 
-    /// The time since the rollout's journaled start, once it started.
+    /// The time since the first stage started, once it has (never less than the engine's
+    /// time, so a wall clock stepped backwards does not move schedules back).
     fn schedule_elapsed(&self) -> Option<Duration> {
+        self.schedule_elapsed_at(self.plan_now().max(self.engine.now()))
+    }
+
+    /// The time since the first stage started at plan time `t`, once it has.
+    fn schedule_elapsed_at(&self, t: PlanTime) -> Option<Duration> {
         let start = self.rollout_start_ms?;
-        Some(Duration::from_millis(
-            self.plan_now().0.saturating_sub(start),
-        ))
+        Some(Duration::from_millis(t.0.saturating_sub(start)))
     }
 
     /// Publishes the time since the rollout started to flags with their own schedule (the
@@ -1243,7 +1262,7 @@ impl Driver<'_> {
             State::Running { index } => index + 1,
             State::Pending | State::Finished(_) => self.engine.summary().stages.len(),
         };
-        view.flags = self.flag_usage(stage);
+        view.flags = self.flag_usage(stage, self.plan_now().max(self.engine.now()));
         view
     }
 

@@ -856,6 +856,27 @@ follow = "rollout"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // The proxy drops to 0 % on its own (restarted without a state file, changed by
+        // hand) while it refuses the controller's weight again: the flag comes down to it
+        // at the next reading, and stays there.
+        block.store(true, std::sync::atomic::Ordering::SeqCst);
+        proxy.set_weight(Weight::ZERO).await.unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let on = keys_on(&api, "checkout_v2").await;
+            if on.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "the flag stayed ahead of the proxy at 0 %: {on:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(proxy.read().await.unwrap().canary_bp, 0);
+        let on = keys_on(&api, "checkout_v2").await;
+        assert!(on.is_empty(), "the flag led the proxy again: {on:?}");
         let _ = done.send(());
     });
     let end = ramp_live::run(config, &mut |_| {}, async move {

@@ -379,11 +379,19 @@ impl Population {
                     }
                 }
             }
-            let weight_bp = match f.rule {
-                Rule::Follow | Rule::Disabled => u32::from(mark.weight.basis_points()),
-                Rule::Fixed(bp) => bp,
-                Rule::Schedule => f.schedule.as_ref().map_or(0, |s| s.weight_at(schedule_ms)),
-                Rule::Never => 0,
+            // A scheduled flag is reported at the share its schedule had during the stage's
+            // last moment: a step due exactly at the stage's end is first served by the next
+            // stage. A disabled flag serves nothing and is reported at the share its rollout
+            // gives, as the live driver reports it.
+            let at_end = f
+                .schedule
+                .as_ref()
+                .map(|s| s.weight_at(schedule_ms.saturating_sub(1)));
+            let weight_bp = match (f.rule, at_end) {
+                (Rule::Schedule | Rule::Disabled, Some(bp)) => bp,
+                (Rule::Schedule, None) | (Rule::Never, _) => 0,
+                (Rule::Follow | Rule::Disabled, _) => u32::from(mark.weight.basis_points()),
+                (Rule::Fixed(bp), _) => bp,
             };
             self.records.push(FlagUsageSummary {
                 stage: index,
@@ -393,7 +401,7 @@ impl Population {
                 off_users: off.len(),
                 window_s: now.since(mark.started).as_secs_f64(),
                 exact: true,
-                scheduled: f.rule == Rule::Schedule,
+                scheduled: f.schedule.is_some(),
             });
         }
         self.stage = None;

@@ -14,8 +14,8 @@
 //! A flag with its own `schedule` (LaunchDarkly-style progressive rollout: time since the
 //! rollout started → percent of users) reads the time that a driver publishes through the
 //! same [`WeightHandle`]. The published time is quantized to the last *change point* of any
-//! schedule ([`FlagSet::schedule_epoch`]), so the snapshot's version (and the bulk ETag)
-//! changes exactly when a served value can change, and [`FlagSet::next_schedule_change`]
+//! schedule of an enabled flag ([`FlagSet::schedule_epoch`]), so the snapshot's version (and
+//! the bulk ETag) changes only at a step that can change a served value, and [`FlagSet::next_schedule_change`]
 //! tells the driver when to publish next. A rollback ([`WeightHandle::rollback`]) turns
 //! scheduled flags off for everyone at once, as it does followed ones, and a schedule never
 //! starts again after it.
@@ -593,11 +593,12 @@ impl FlagSet {
         self.schedules().next().is_some()
     }
 
-    /// The schedules of the flags that have a rollout (disabled ones included: they serve
-    /// nothing, but their statistics report the weight the schedule gives).
+    /// The schedules of the enabled flags: only their steps can change a served value, so
+    /// only they move the published clock (and with it the version and the bulk ETag). A
+    /// disabled flag's statistics read its schedule directly.
     fn schedules(&self) -> impl Iterator<Item = &Schedule> {
         self.flags.iter().filter_map(|f| match &f.rollout {
-            Rollout::Schedule(s) if f.on_variant.is_some() => Some(s),
+            Rollout::Schedule(s) if f.on_variant.is_some() && f.enabled => Some(s),
             _ => None,
         })
     }
@@ -760,12 +761,16 @@ impl FlagState {
 
     /// Publishes the live rollout's weight in basis points (0–10,000). Flags that follow the
     /// rollout use it from the next request on. Setting the weight it already has changes
-    /// nothing (the version stays, so clients' cached bulk results stay valid).
+    /// nothing (the version stays, so clients' cached bulk results stay valid), and after a
+    /// rollback ([`FlagState::roll_back`]) only 0 is taken: a rollback is final.
     pub fn set_rollout_weight_bp(&self, bp: u32) -> Result<(), WeightError> {
         if bp > crate::BASIS_POINTS {
             return Err(WeightError::BasisPointsOutOfRange(bp));
         }
         self.update(|s| {
+            if s.schedule == ScheduleClock::RolledBack && bp > 0 {
+                return None;
+            }
             (s.rollout_bp != Some(bp)).then(|| Snapshot {
                 rollout_bp: Some(bp),
                 version: s.version + 1,
@@ -802,13 +807,17 @@ impl FlagState {
     /// time is quantized ([`FlagSet::schedule_epoch`]): the version changes only when a
     /// step that changes a share is crossed, so clients' cached bulk results stay valid in
     /// between, and publishing often costs nothing. After a rollback nothing changes: a
-    /// rolled-back schedule stays off.
+    /// rolled-back schedule stays off. The clock never goes back (a wall clock stepped
+    /// backwards, a resume on a host that is behind): a user a schedule let in stays in.
     pub fn set_schedule_elapsed(&self, elapsed: std::time::Duration) {
         self.update(|s| {
-            if s.schedule == ScheduleClock::RolledBack {
-                return None;
+            let epoch = duration_ms(s.flags.schedule_epoch(elapsed));
+            match s.schedule {
+                ScheduleClock::RolledBack => return None,
+                ScheduleClock::At(now) if epoch <= now => return None,
+                ScheduleClock::At(_) | ScheduleClock::NotStarted => {}
             }
-            let at = ScheduleClock::At(duration_ms(s.flags.schedule_epoch(elapsed)));
+            let at = ScheduleClock::At(epoch);
             (s.schedule != at).then(|| Snapshot {
                 schedule: at,
                 version: s.version + 1,
@@ -818,7 +827,8 @@ impl FlagState {
     }
 
     /// Rolls back at once, in one new snapshot: the live rollout's weight goes to 0 and
-    /// every scheduled flag is off for everyone, for good.
+    /// every followed and scheduled flag is off for everyone, for good (later weights above
+    /// 0 and later clock times are ignored).
     pub fn roll_back(&self) {
         self.update(|s| {
             (s.rollout_bp != Some(0) || s.schedule != ScheduleClock::RolledBack).then(|| Snapshot {

@@ -91,8 +91,10 @@ pub enum RawScheduleStep {
         after: Option<Spanned<toml::Value>>,
         /// `weight`: a percentage, 0–100 in steps of 0.01.
         weight: Option<Spanned<toml::Value>>,
-        /// Keys other than `after` and `weight`, with their spans, reported by validation.
-        unknown: Vec<Spanned<String>>,
+        /// Keys other than `after` and `weight`, reported by validation at the step's span
+        /// (keys are read unspanned: toml's datetime representation has a key that cannot
+        /// carry a span, and a datetime step must get a clear error, not a parser one).
+        unknown: Vec<String>,
     },
     /// Not a table; what was found.
     Wrong(String),
@@ -188,8 +190,8 @@ impl<'de> Deserialize<'de> for RawScheduleStep {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawScheduleStep, A::Error> {
                 let (mut after, mut weight, mut unknown) = (None, None, Vec::new());
                 let mut datetime = false;
-                while let Some(k) = map.next_key::<Spanned<String>>()? {
-                    match k.get_ref().as_str() {
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
                         "after" => after = Some(map.next_value()?),
                         "weight" => weight = Some(map.next_value()?),
                         other => {
@@ -659,10 +661,9 @@ fn validate_schedule(
         for k in unknown {
             err(
                 errors,
-                k.span(),
+                step.span(),
                 format!(
-                    "{sctx}: unknown key `{}`; a step has `after` (time since the rollout started) and `weight` (percent of users)",
-                    k.get_ref()
+                    "{sctx}: unknown key `{k}`; a step has `after` (time since the rollout started) and `weight` (percent of users)"
                 ),
             );
         }

@@ -603,10 +603,12 @@ fn the_version_moves_only_when_a_scheduled_share_can_change_and_rollback_is_fina
             "{key}"
         );
     }
-    // A schedule never starts again after a rollback.
+    // A schedule never starts again after a rollback, and followed flags never come back.
     h.set_schedule_elapsed(mins(500));
     h.rollback();
+    h.set_bp(5_000).unwrap();
     assert_eq!(state.version(), 5);
+    assert_eq!(state.snapshot().live().rollout_bp, Some(0));
     assert_eq!(
         s.evaluate("checkout", Some("user-1"))
             .unwrap()
@@ -615,6 +617,30 @@ fn the_version_moves_only_when_a_scheduled_share_can_change_and_rollback_is_fina
             .name(),
         "off"
     );
+}
+
+#[test]
+fn the_schedule_clock_never_goes_back_and_disabled_schedules_do_not_move_it() {
+    let state = Arc::new(FlagState::new(scheduled()));
+    let h = state.weight_handle();
+    h.set_schedule_elapsed(mins(30));
+    let (version, clock) = (state.version(), state.schedule_clock());
+    // A wall clock stepped back across a step: users the schedule let in stay in.
+    h.set_schedule_elapsed(mins(29));
+    h.set_schedule_elapsed(mins(0));
+    assert_eq!((state.version(), state.schedule_clock()), (version, clock));
+
+    // The same schedule on a disabled flag serves nothing, so its steps are no change.
+    let disabled = SCHEDULED.replacen(
+        "[flags.checkout]\n",
+        "[flags.checkout]\nenabled = false\n",
+        1,
+    );
+    let set = parse_flags_file(&disabled, "s.toml").unwrap_or_else(|e| panic!("{e}"));
+    let enabled = scheduled();
+    assert_eq!(enabled.next_schedule_change(mins(0)), Some(mins(30)));
+    assert_ne!(set.next_schedule_change(mins(0)), Some(mins(30)));
+    assert_eq!(set.schedule_epoch(mins(45)), set.schedule_epoch(mins(0)));
 }
 
 #[test]
@@ -642,6 +668,12 @@ variants = { on = true, off = false }
 default_variant = "off"
 on_variant = "on"
 schedule = []
+
+[flags.e]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+schedule = [1979-05-27T07:32:00Z]
 "#;
     let errors = errors_of(source);
     let expected = [
@@ -652,12 +684,13 @@ schedule = []
         "f.toml:5:136: error: flags.a.schedule[4]: missing required key `weight`, the percent of users on from `after` (e.g. weight = 5)",
         "f.toml:5:146: error: flags.a.schedule[4].after: duration \"2x\" has unknown unit \"x\"; expected ms, s, m, h or d",
         "f.toml:5:154: error: flags.a.schedule[5]: expected a table such as { after = \"30m\", weight = 5 }, found an integer (3)",
+        "f.toml:5:157: error: flags.a.schedule[6]: unknown key `when`; a step has `after` (time since the rollout started) and `weight` (percent of users)",
         "f.toml:5:157: error: flags.a.schedule[6]: missing required key `after`, the time since the rollout started (e.g. after = \"30m\")",
-        "f.toml:5:172: error: flags.a.schedule[6]: unknown key `when`; a step has `after` (time since the rollout started) and `weight` (percent of users)",
         "f.toml:10:12: error: flags.b.schedule: `schedule` and `follow` are exclusive; a flag follows the live rollout (`follow`), has a fixed weight (`weight`) or has its own schedule (`schedule`)",
         "f.toml:11:10: error: flags.b: a rollout needs `on_variant`, the variant served to users inside it",
         "f.toml:17:12: error: flags.c.schedule: expected an array of steps such as [{ after = \"0s\", weight = 1 }, { after = \"30m\", weight = 5 }] (time since the rollout started → percent of users), found a string (\"30m\")",
         "f.toml:23:12: error: flags.d.schedule: at least one step is needed, e.g. [{ after = \"0s\", weight = 1 }, { after = \"30m\", weight = 5 }]",
+        "f.toml:29:13: error: flags.e.schedule[0]: expected a table such as { after = \"30m\", weight = 5 }, found a datetime",
     ];
     for (got, want) in errors.iter().zip(expected.iter()) {
         assert_eq!(got, want);
