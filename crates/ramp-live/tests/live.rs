@@ -789,6 +789,87 @@ async fn admin_relay(admin: SocketAddr, block: Arc<std::sync::atomic::AtomicBool
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_waits_for_the_first_stage_that_waits_for_approval() {
+    let rig = Rig::start(50.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"{GATES}
+[[stages]]
+weight = 10
+duration = "60s"
+approvals = ["SRE Lead"]
+
+[[stages]]
+weight = 100
+duration = "10s"
+
+[flags.slow_release]
+variants = {{ on = true, off = false }}
+default_variant = "off"
+on_variant = "on"
+schedule = [ {{ after = "0s", weight = 0 }}, {{ after = "2s", weight = 100 }} ]
+"#
+    );
+    let mut config = rig.config(&plan, &dir.path().join("j.db")).await;
+    let control = config.control_listener.local_addr().unwrap();
+    let ofrep = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = named_openfeature_client(
+        format!("http://{}", ofrep.local_addr().unwrap()),
+        "live-approval-schedule",
+    )
+    .await;
+    config.ofrep_listener = Some(ofrep);
+    let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn(async move {
+        // Stage 1 waits for its approver for longer than the schedule takes to reach 100 %:
+        // no stage runs, so the schedule has not started and nobody has the flag.
+        let until = Instant::now() + Duration::from_millis(3500);
+        while Instant::now() < until {
+            let on = keys_on(&api, "slow_release").await;
+            assert!(on.is_empty(), "the schedule ran before any stage: {on:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let client = ramp_live::http::ApiClient::new(
+            &format!("http://{control}"),
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let (status, body) = client
+            .call(
+                http::Method::POST,
+                "/approve",
+                Some(r#"{"who":"SRE Lead","reason":"test"}"#.into()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        // The first stage starts, and the schedule with it: 0 % first, then everyone at 2 s.
+        let started = Instant::now();
+        assert!(keys_on(&api, "slow_release").await.len() < 100);
+        loop {
+            if keys_on(&api, "slow_release").await.len() == 100 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(8),
+                "the schedule never reached 100 %"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+        let _ = done.send(());
+    });
+    let end = ramp_live::run(config, &mut |_| {}, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    assert!(matches!(end, RunEnd::Interrupted { .. }));
+    watcher.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followed_flags_never_lead_the_proxy_toward_more_exposure() {
     let rig = Rig::start(100.0).await;
     let dir = tempfile::tempdir().unwrap();
