@@ -4,6 +4,7 @@
 
 use crate::clock;
 use crate::metrics::{ClientFailure, Metrics, UpstreamFailure};
+use crate::pool::Pooled;
 use crate::routing::Cohort;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -154,6 +155,9 @@ pub struct ProxyBody {
     /// Set when the client broke its request body; then an upstream body error is the
     /// client's doing.
     client_broke: Option<Arc<AtomicBool>>,
+    /// The pooled upstream connection the body arrives on, returned to its idle stack when
+    /// the body has been read to its end (and closed if the body is abandoned or fails).
+    connection: Option<Pooled>,
 }
 
 /// The error a body reports when the upstream stalls mid-body.
@@ -177,7 +181,15 @@ impl ProxyBody {
             idle: None,
             rearm: false,
             client_broke,
+            connection: None,
         }
+    }
+
+    /// Attaches the pooled connection the upstream body arrives on, so that it is reused
+    /// once the body has been read completely.
+    pub(crate) fn with_connection(mut self, connection: Pooled) -> Self {
+        self.connection = Some(connection);
+        self
     }
 
     /// A local body; with a guard, the request is measured when it has been sent.
@@ -189,16 +201,22 @@ impl ProxyBody {
             idle: None,
             rearm: false,
             client_broke: None,
+            connection: None,
         }
     }
 
     fn finish(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.release();
+        }
         if let Some(mut guard) = self.guard.take() {
             guard.finish();
         }
     }
 
     fn fail_upstream(&mut self, reason: UpstreamFailure) {
+        // A connection whose body failed or stalled cannot carry another request.
+        self.connection = None;
         let client_broke = self
             .client_broke
             .as_ref()
@@ -293,7 +311,7 @@ impl Drop for ProxyBody {
     fn drop(&mut self) {
         // hyper may never poll a body that reports its end up front (empty bodies, HEAD);
         // that is a complete response, not a disconnect.
-        if self.guard.is_some() && self.is_end_stream() {
+        if (self.guard.is_some() || self.connection.is_some()) && self.is_end_stream() {
             self.finish();
         }
     }

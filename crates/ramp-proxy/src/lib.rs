@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod histogram;
 pub mod metrics;
+mod pool;
 pub mod proxy;
 mod rng;
 pub mod routing;

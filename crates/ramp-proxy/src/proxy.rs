@@ -5,6 +5,7 @@ use crate::body::{ClientBody, ProxyBody, RequestGuard};
 use crate::clock;
 use crate::config::{Config, Mode, StickySource, UnhealthyPolicy, UpstreamProtocol};
 use crate::metrics::{ClientFailure, InternalFailure, Metrics, UpstreamFailure};
+use crate::pool::{Http1Pool, SendError};
 use crate::routing::{self, Cohort, Decision, FaultAction, RouteState, SplitMode, StickyKey};
 use crate::upstream::{Member, Pool};
 use crate::users::CohortUsers;
@@ -16,7 +17,6 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -53,8 +53,8 @@ pub struct Proxy {
     /// Distinct users per cohort over the statistics window, so that `/snapshot` can say how
     /// many users each side of the flag's rollout had; flag mode only (`None` otherwise).
     pub users: Option<CohortUsers>,
-    /// Keep-alive HTTP/1.1 client to the upstreams.
-    client: Client<HttpConnector, ClientBody>,
+    /// The client side: keep-alive connections to the upstreams.
+    upstreams: Upstreams,
     /// Source of fault ids.
     pub(crate) next_fault_id: AtomicU64,
     /// Serialises admin changes to the route (persist, then swap) so they cannot interleave.
@@ -65,18 +65,30 @@ impl Proxy {
     /// Builds a proxy from a configuration and the canary weight to start with (from the
     /// state file or the configuration).
     pub fn new(config: Config, canary_bp: u32) -> Arc<Proxy> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.upstream_connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.upstream_idle_timeout)
-            .pool_max_idle_per_host(config.max_idle_per_upstream)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .set_host(false)
-            .http2_only(config.upstream_protocol == UpstreamProtocol::H2c)
-            .build(connector);
+        let upstreams = match config.upstream_protocol {
+            UpstreamProtocol::Http1 => Upstreams::Http1(Http1Pool::new(
+                config.upstream_connect_timeout,
+                config.upstream_response_timeout,
+                config.upstream_idle_timeout,
+                config.max_idle_per_upstream,
+            )),
+            UpstreamProtocol::H2c => {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(config.upstream_connect_timeout));
+                connector.set_nodelay(true);
+                connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
+                Upstreams::H2c(
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(config.upstream_idle_timeout)
+                        .pool_max_idle_per_host(config.max_idle_per_upstream)
+                        .pool_timer(TokioTimer::new())
+                        .timer(TokioTimer::new())
+                        .set_host(false)
+                        .http2_only(true)
+                        .build(connector),
+                )
+            }
+        };
         let (mode, stable, canary, users) = match &config.mode {
             Mode::Versions => (
                 match &config.sticky {
@@ -126,7 +138,7 @@ impl Proxy {
                 faults: Vec::new(),
             }),
             mode,
-            client,
+            upstreams,
             next_fault_id: AtomicU64::new(1),
             admin_lock: tokio::sync::Mutex::new(()),
         })
@@ -173,6 +185,15 @@ impl Proxy {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, Infallible> {
+        self.handle_from(req, ClientAddr::new(peer)).await
+    }
+
+    /// [`Proxy::handle`] for a request of a connection whose address was prepared once.
+    pub(crate) async fn handle_from(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: ClientAddr,
+    ) -> Result<Response<ProxyBody>, Infallible> {
         let start = clock::now();
         let route = self.route.load();
         let (wanted, decision) = routing::choose(&self.mode, route.canary_bp, req.headers());
@@ -217,46 +238,42 @@ impl Proxy {
                 return Ok(self.local_error(guard, status, "fault/abort"));
             }
         }
-        Ok(self.forward(req, peer, cohort, member, guard).await)
+        Ok(self.forward(req, client, cohort, member, guard).await)
     }
 
     async fn forward(
         &self,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        client: ClientAddr,
         cohort: Cohort,
         member: &Member,
         guard: RequestGuard,
     ) -> Response<ProxyBody> {
+        // One pass over the header names tells which of the lookups below are needed.
+        let scan = HeaderScan::of(req.headers());
         // HTTP/2 has no Upgrade: with an h2c upstream an upgrade request goes through as a
         // plain request (its Upgrade headers are hop-by-hop and removed).
         let upgrade = (self.config.upstream_protocol == UpstreamProtocol::Http1
+            && scan.upgrade
             && is_upgrade(req.headers()))
         .then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
 
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut uri_parts = http::uri::Parts::default();
-        uri_parts.scheme = Some(Scheme::HTTP);
-        uri_parts.authority = Some(member.authority.clone());
-        uri_parts.path_and_query = Some(path);
         let original_authority = parts.uri.authority().cloned();
-        parts.uri = match Uri::from_parts(uri_parts) {
-            Ok(uri) => uri,
-            Err(_) => {
-                self.metrics.internal_error(InternalFailure::RequestBuild);
-                return self.local_error(
-                    guard,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal/request_build",
-                );
-            }
-        };
-        if !parts.headers.contains_key(header::HOST) {
+        if let Some(uri) = self.upstream_uri(&parts, member) {
+            parts.uri = match uri {
+                Ok(uri) => uri,
+                Err(_) => {
+                    self.metrics.internal_error(InternalFailure::RequestBuild);
+                    return self.local_error(
+                        guard,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal/request_build",
+                    );
+                }
+            };
+        }
+        if !scan.host {
             // HTTP/2 and absolute-form requests carry the host in the URI; HTTP/1.1 upstreams
             // need it as a header.
             if let Some(value) =
@@ -269,13 +286,21 @@ impl Proxy {
             UpstreamProtocol::Http1 => Version::HTTP_11,
             UpstreamProtocol::H2c => Version::HTTP_2,
         };
-        remove_hop_by_hop(&mut parts.headers, upgrade.is_some());
+        if scan.hop_by_hop {
+            remove_hop_by_hop(&mut parts.headers, upgrade.is_some());
+        }
         if upgrade.is_some() {
             parts
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        add_forwarded_for(&mut parts.headers, peer);
+        match client.forwarded_for {
+            // The common case: no list yet, and the value was formatted once per connection.
+            Some(value) if !scan.forwarded_for => {
+                parts.headers.insert(X_FORWARDED_FOR.clone(), value);
+            }
+            _ => add_forwarded_for(&mut parts.headers, client.peer),
+        }
         parts
             .headers
             .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
@@ -286,22 +311,30 @@ impl Proxy {
 
         let (body, client_broke) = ClientBody::new(body);
         let request = Request::from_parts(parts, body);
-        let response = match tokio::time::timeout(
-            self.config.upstream_response_timeout,
-            self.client.request(request),
-        )
-        .await
-        {
-            Err(_elapsed) => {
-                self.metrics
-                    .upstream_error(cohort, UpstreamFailure::Timeout);
-                return self.local_error(
-                    guard,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    upstream_error_label(cohort, UpstreamFailure::Timeout),
-                );
+        // The HTTP/1.1 pool keeps the response deadline on the connection's watchdog (no
+        // timer per request); the h2c client gets a timer around the exchange.
+        let exchanged = match &self.upstreams {
+            Upstreams::Http1(pool) => pool
+                .send(member, request, clock::now())
+                .await
+                .map(|(response, connection)| (response, Some(connection)))
+                .map_err(UpstreamError::Pool),
+            Upstreams::H2c(client) => {
+                match tokio::time::timeout(
+                    self.config.upstream_response_timeout,
+                    client.request(request),
+                )
+                .await
+                {
+                    Ok(result) => result
+                        .map(|response| (response, None))
+                        .map_err(UpstreamError::Client),
+                    Err(_elapsed) => Err(UpstreamError::Pool(SendError::Timeout)),
+                }
             }
-            Ok(Err(err)) => match classify_client_error(&err, client_broke.as_deref()) {
+        };
+        let (response, connection) = match exchanged {
+            Err(err) => match classify_upstream_error(&err, client_broke.as_deref()) {
                 Blame::Client => {
                     // The client's request body broke (it went away mid-upload): the
                     // upstream is not at fault, so nothing is charged to the cohort.
@@ -321,7 +354,7 @@ impl Proxy {
                     return self.local_error(guard, status, upstream_error_label(cohort, reason));
                 }
             },
-            Ok(Ok(response)) => response,
+            Ok(exchanged) => exchanged,
         };
 
         let (mut parts, body) = response.into_parts();
@@ -362,15 +395,55 @@ impl Proxy {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        Response::from_parts(
-            parts,
-            ProxyBody::upstream(
-                body,
-                guard,
-                self.config.upstream_body_idle_timeout,
-                client_broke.clone(),
-            ),
-        )
+        let body = ProxyBody::upstream(
+            body,
+            guard,
+            self.config.upstream_body_idle_timeout,
+            client_broke,
+        );
+        // An upgraded connection belongs to the tunnel now; any other is reused once the
+        // body has been read to its end.
+        let body = match connection {
+            Some(connection) if !tunnel => body.with_connection(connection),
+            _ => body,
+        };
+        Response::from_parts(parts, body)
+    }
+
+    /// The request target to send upstream, or `None` to keep the client's. HTTP/1.1
+    /// upstreams get origin-form (`/path?query`; authority-form for CONNECT, as before),
+    /// built only when the client's target is not already origin-form (HTTP/2 clients and
+    /// absolute-form requests); the h2c client wants the absolute URI of the member.
+    fn upstream_uri(
+        &self,
+        parts: &http::request::Parts,
+        member: &Member,
+    ) -> Option<Result<Uri, http::uri::InvalidUriParts>> {
+        let mut uri_parts = http::uri::Parts::default();
+        let path_and_query = || {
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"))
+        };
+        match self.config.upstream_protocol {
+            UpstreamProtocol::Http1 if parts.method == http::Method::CONNECT => {
+                uri_parts.authority = Some(member.authority.clone());
+            }
+            UpstreamProtocol::Http1 => {
+                if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
+                    return None;
+                }
+                uri_parts.path_and_query = Some(path_and_query());
+            }
+            UpstreamProtocol::H2c => {
+                uri_parts.scheme = Some(Scheme::HTTP);
+                uri_parts.authority = Some(member.authority.clone());
+                uri_parts.path_and_query = Some(path_and_query());
+            }
+        }
+        Some(Uri::from_parts(uri_parts))
     }
 
     fn local_error(
@@ -432,18 +505,60 @@ enum Blame {
     Client,
 }
 
-/// Maps a client error to who failed and why.
-fn classify_client_error(
-    err: &hyper_util::client::legacy::Error,
+/// The client side of the proxy: its own HTTP/1.1 keep-alive pool, or hyper-util's pooled
+/// client for HTTP/2 prior knowledge (one multiplexed connection per member).
+enum Upstreams {
+    /// `upstream_protocol = "http1"`.
+    Http1(Http1Pool),
+    /// `upstream_protocol = "h2c"`.
+    H2c(Client<HttpConnector, ClientBody>),
+}
+
+/// A failed exchange with an upstream, from either client.
+#[derive(Debug)]
+enum UpstreamError {
+    /// From the HTTP/1.1 pool.
+    Pool(SendError),
+    /// From the h2c client.
+    Client(hyper_util::client::legacy::Error),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Pool(e) => write!(f, "{e}"),
+            UpstreamError::Client(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Maps a failed exchange to who failed and why.
+fn classify_upstream_error(
+    err: &UpstreamError,
     client_broke: Option<&std::sync::atomic::AtomicBool>,
 ) -> Blame {
+    if let UpstreamError::Pool(SendError::Timeout) = err {
+        // The deadline passed before anything else was known, as a timer around the
+        // exchange would have said.
+        return Blame::Upstream(UpstreamFailure::Timeout);
+    }
     if client_broke.is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
         return Blame::Client;
     }
-    if err.is_connect() {
-        return Blame::Upstream(UpstreamFailure::Connect);
-    }
-    let mut source = err.source();
+    let first: &(dyn std::error::Error + 'static) = match err {
+        UpstreamError::Pool(SendError::Connect(_)) => {
+            return Blame::Upstream(UpstreamFailure::Connect)
+        }
+        UpstreamError::Pool(SendError::Timeout) => {
+            return Blame::Upstream(UpstreamFailure::Timeout)
+        }
+        UpstreamError::Pool(SendError::Http(e)) => e,
+        UpstreamError::Client(e) if e.is_connect() => {
+            return Blame::Upstream(UpstreamFailure::Connect)
+        }
+        UpstreamError::Client(e) => e,
+    };
+    let mut source = Some(first);
     while let Some(cause) = source {
         if let Some(h) = cause.downcast_ref::<hyper::Error>() {
             if h.is_user() {
@@ -488,6 +603,10 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding` (hyper re-frames the body) and
 /// `Upgrade` unless the message is an upgrade being passed through.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages have none: one pass over the names instead of a lookup per header.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -513,6 +632,72 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     headers.remove(header::TRANSFER_ENCODING);
     if !keep_upgrade {
         headers.remove(header::UPGRADE);
+    }
+}
+
+/// Whether a header is hop-by-hop by itself (not counting those a `Connection` header names,
+/// which only matter when there is a `Connection` header).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
+
+/// What one pass over a request's header names found, so that the request path looks up
+/// only the headers that are there (each lookup hashes the name).
+#[derive(Debug, Default, Clone, Copy)]
+struct HeaderScan {
+    /// A hop-by-hop header is present: the full removal must run.
+    hop_by_hop: bool,
+    /// An `Upgrade` header is present: the request may be an upgrade.
+    upgrade: bool,
+    /// A `Host` header is present.
+    host: bool,
+    /// An `X-Forwarded-For` header is present: the client address is appended to it.
+    forwarded_for: bool,
+}
+
+impl HeaderScan {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut scan = HeaderScan::default();
+        for name in headers.keys() {
+            if name == header::HOST {
+                scan.host = true;
+            } else if is_hop_by_hop(name) {
+                scan.hop_by_hop = true;
+                scan.upgrade |= name == header::UPGRADE;
+            } else if name == X_FORWARDED_FOR {
+                scan.forwarded_for = true;
+            }
+        }
+        scan
+    }
+}
+
+/// A client connection's address and its `X-Forwarded-For` value, formatted once per
+/// connection rather than once per request.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientAddr {
+    /// The client's address.
+    peer: SocketAddr,
+    /// The canonical IP as a header value (cheap to clone: shared bytes).
+    forwarded_for: Option<HeaderValue>,
+}
+
+impl ClientAddr {
+    /// Prepares the address of a newly accepted connection.
+    pub(crate) fn new(peer: SocketAddr) -> Self {
+        let ip = peer.ip().to_canonical().to_string();
+        Self {
+            peer,
+            forwarded_for: HeaderValue::try_from(ip).ok(),
+        }
     }
 }
 
@@ -571,6 +756,34 @@ mod tests {
         assert_eq!(
             h.get(header::UPGRADE).map(|v| v.as_bytes()),
             Some(&b"websocket"[..])
+        );
+    }
+
+    #[test]
+    fn one_pass_over_the_names_finds_what_the_lookups_need() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("example"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        let scan = HeaderScan::of(&h);
+        assert!(scan.host && !scan.hop_by_hop && !scan.upgrade && !scan.forwarded_for);
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("X-Forwarded-For", HeaderValue::from_static("10.0.0.1"));
+        let scan = HeaderScan::of(&h);
+        assert!(scan.hop_by_hop && !scan.upgrade && scan.forwarded_for);
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(HeaderScan::of(&h).upgrade);
+        let mut none = HeaderMap::new();
+        none.insert("x-end-to-end", HeaderValue::from_static("kept"));
+        remove_hop_by_hop(&mut none, false);
+        assert_eq!(none.len(), 1);
+    }
+
+    #[test]
+    fn a_prepared_client_address_is_its_canonical_ip() {
+        let client = ClientAddr::new("[::ffff:192.0.2.7]:1".parse().expect("addr"));
+        assert_eq!(
+            client.forwarded_for.as_ref().map(|v| v.as_bytes()),
+            Some(&b"192.0.2.7"[..])
         );
     }
 

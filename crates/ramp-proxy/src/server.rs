@@ -7,7 +7,7 @@
 
 use crate::admin;
 use crate::metrics::{ClientFailure, InternalFailure};
-use crate::proxy::Proxy;
+use crate::proxy::{ClientAddr, Proxy};
 use crate::upstream;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -146,7 +146,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         proxy.metrics.connection_opened();
         let p = proxy.clone();
-        let service = service_fn(move |req| p.clone().handle(req, peer));
+        let client = ClientAddr::new(peer);
+        let service = service_fn(move |req| p.clone().handle_from(req, client.clone()));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let metrics = proxy.metrics.clone();

@@ -20,6 +20,9 @@ pub struct Member {
     pub addr: SocketAddr,
     /// The address as a URI authority, built once so requests only clone it.
     pub authority: Authority,
+    /// A number no other member of any proxy in this process has, so that the pool's
+    /// per-thread idle stacks can be keyed by member without a lock or a pointer.
+    id: u64,
     /// Whether requests may be sent here; true until checks say otherwise.
     healthy: AtomicBool,
     /// Consecutive successful checks (reset by a failure).
@@ -35,14 +38,21 @@ impl Member {
         // A SocketAddr always renders as a valid authority ("1.2.3.4:80" or "[::1]:80").
         let authority = Authority::try_from(addr.to_string().as_str())
             .unwrap_or_else(|_| Authority::from_static("invalid"));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Self {
             addr,
             authority,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             healthy: AtomicBool::new(true),
             successes: AtomicU32::new(0),
             failures: AtomicU32::new(0),
             checks_failed: AtomicU64::new(0),
         }
+    }
+
+    /// The member's process-wide unique number (see the field).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Whether the member currently receives traffic.

@@ -523,3 +523,75 @@ fn the_binary_refuses_an_open_admin_port_without_a_token_with_exit_code_2() {
     // Config::load gives the same error to library users.
     assert!(Config::load(std::path::Path::new("/nonexistent/ramp.toml")).is_err());
 }
+
+/// An upstream that counts the connections it accepted and those still open.
+async fn counting_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, o) = (accepted.clone(), open.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            o.fetch_add(1, Ordering::SeqCst);
+            let o = o.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(Bytes::from_static(b"ok")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                o.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, accepted, open)
+}
+
+// One thread, like `--workers 1`: the idle stacks are per worker thread, and on several
+// threads a connection can still be on its way back when the next request looks for one.
+#[tokio::test(flavor = "current_thread")]
+async fn upstream_connections_are_reused_and_closed_when_idle() {
+    use std::sync::atomic::Ordering;
+    let (up, accepted, open) = counting_upstream().await;
+    let mut file = file_config(&[up], &[up]);
+    file.timeouts.upstream_idle_ms = Some(300);
+    let h = start_proxy(file).await;
+    let c = client();
+    for _ in 0..50 {
+        let a = get(&c, &h.url("/"), &[]).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(&a.body[..], b"ok");
+    }
+    // Sequential requests reuse one pooled connection.
+    let n = accepted.load(Ordering::SeqCst);
+    assert_eq!(
+        n, 1,
+        "50 sequential requests opened {n} upstream connections"
+    );
+    // The watchdog closes them once idle for upstream_idle_ms.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        0,
+        "idle connections were closed"
+    );
+    // And the next request opens a new one and still succeeds.
+    assert_eq!(get(&c, &h.url("/"), &[]).await.status, 200);
+    assert_eq!(accepted.load(Ordering::SeqCst), n + 1);
+    h.stop().await;
+}
