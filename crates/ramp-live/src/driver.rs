@@ -15,7 +15,7 @@
 use crate::checks;
 use crate::clock;
 use crate::control::{self, ActionBody, Command, DriverRequest, Refusal, Verb};
-use crate::source::{Counters, FaultRequest, ProxyAdmin, SourceError};
+use crate::source::{Counters, FaultRequest, ProxyAdmin, ProxyReading, SourceError};
 use crate::status::StatusView;
 use ramp_core::engine::{Action, Engine, Input, State};
 use ramp_core::plan::{Cohort, FaultEffect, Hook, HookEvent, Plan, Rehearsal};
@@ -649,26 +649,39 @@ impl Driver<'_> {
             self.line(t, "✓ Pre-deployment validation passed".into());
         }
         // The counters at the start are the base of the first slot.
-        let reading = loop {
-            match self.proxy.read().await {
-                Ok(r) => break r,
-                Err(e) => {
-                    let t = self.plan_now();
-                    self.metrics_problem(t, &e)?;
-                    tokio::select! {
-                        _ = shutdown.as_mut() => return Ok(false),
-                        _ = tokio::time::sleep(RETRY) => {}
-                    }
-                }
-            }
+        let Some(reading) = self.read_when_ready(shutdown).await? else {
+            return Ok(false);
         };
-        self.metrics_back();
         let t = self.plan_now().max(self.engine.now());
         self.last_end_ms = t.0;
         self.feed_at(t, Input::Start, Some(&reading.counters))
             .await?;
         self.cursor = Some(reading.counters);
         Ok(true)
+    }
+
+    /// Reads the proxy, retrying every [`RETRY`] (and saying why) while it cannot be read;
+    /// `None` when interrupted meanwhile.
+    async fn read_when_ready(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
+    ) -> Result<Option<ProxyReading>, LiveError> {
+        loop {
+            match self.proxy.read().await {
+                Ok(r) => {
+                    self.metrics_back();
+                    return Ok(Some(r));
+                }
+                Err(e) => {
+                    let t = self.plan_now();
+                    self.metrics_problem(t, &e)?;
+                    tokio::select! {
+                        _ = shutdown.as_mut() => return Ok(None),
+                        _ = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Reads the proxy once before anything is sent to it (waiting while it cannot be read)
@@ -679,20 +692,9 @@ impl Driver<'_> {
         &mut self,
         shutdown: &mut std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
     ) -> Result<bool, LiveError> {
-        let reading = loop {
-            match self.proxy.read().await {
-                Ok(r) => break r,
-                Err(e) => {
-                    let t = self.plan_now();
-                    self.metrics_problem(t, &e)?;
-                    tokio::select! {
-                        _ = shutdown.as_mut() => return Ok(false),
-                        _ = tokio::time::sleep(RETRY) => {}
-                    }
-                }
-            }
+        let Some(reading) = self.read_when_ready(shutdown).await? else {
+            return Ok(false);
         };
-        self.metrics_back();
         let plan_id = &self.plan.deployment.id;
         match reading.deployment_id.as_deref() {
             Some(id) if id == plan_id => {}

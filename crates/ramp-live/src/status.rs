@@ -1,7 +1,7 @@
 //! What `ramp status` shows: the running rollout, each gate explained in a sentence.
 
 use ramp_core::engine::{explain, Engine, State};
-use ramp_core::summary::{GateStatus, TestResult, TimelineEvent};
+use ramp_core::summary::{GateStatus, Summary, TestResult, TimelineEvent};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -110,14 +110,7 @@ impl StatusView {
                 .collect();
             tests = t;
         }
-        let recent = summary
-            .timeline
-            .iter()
-            .rev()
-            .take(8)
-            .rev()
-            .cloned()
-            .collect();
+        let recent = recent_events(&summary);
         StatusView {
             deployment_id: plan.deployment.id.clone(),
             run_id,
@@ -223,4 +216,17 @@ impl StatusView {
         }
         s
     }
+}
+
+/// The last eight timeline events of `summary`, oldest first: what a status view shows as
+/// "recent", for a live controller and for a run rebuilt from the journal alike.
+pub fn recent_events(summary: &Summary) -> Vec<TimelineEvent> {
+    summary
+        .timeline
+        .iter()
+        .rev()
+        .take(8)
+        .rev()
+        .cloned()
+        .collect()
 }

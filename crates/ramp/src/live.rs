@@ -547,14 +547,7 @@ fn finished_view(run: &RunRecord, summary: &Summary) -> StatusView {
         awaiting: None,
         gates: Vec::new(),
         tests: Vec::new(),
-        recent: summary
-            .timeline
-            .iter()
-            .rev()
-            .take(8)
-            .rev()
-            .cloned()
-            .collect(),
+        recent: ramp_live::status::recent_events(summary),
         metrics_problem: None,
         flags: summary.flags.clone(),
     }

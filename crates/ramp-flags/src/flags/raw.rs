@@ -100,6 +100,28 @@ pub enum RawScheduleStep {
     Wrong(String),
 }
 
+/// The scalar `visit_*` methods of a visitor whose value has a `Wrong(String)` variant: each
+/// says what was found instead, in the words of [`Describe`].
+macro_rules! wrong_scalars {
+    ($value:ident) => {
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<$value, E> {
+            Describe.visit_bool(v).map($value::Wrong)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<$value, E> {
+            Describe.visit_i64(v).map($value::Wrong)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<$value, E> {
+            Describe.visit_u64(v).map($value::Wrong)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<$value, E> {
+            Describe.visit_f64(v).map($value::Wrong)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<$value, E> {
+            Describe.visit_str(v).map($value::Wrong)
+        }
+    };
+}
+
 /// Says what a scalar visitor got, in the words of [`describe`].
 struct Describe;
 
@@ -155,21 +177,7 @@ impl<'de> Deserialize<'de> for RawSchedule {
                 }
                 Ok(RawSchedule::Steps(steps))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawSchedule, E> {
-                Describe.visit_bool(v).map(RawSchedule::Wrong)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSchedule, E> {
-                Describe.visit_i64(v).map(RawSchedule::Wrong)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawSchedule, E> {
-                Describe.visit_u64(v).map(RawSchedule::Wrong)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawSchedule, E> {
-                Describe.visit_f64(v).map(RawSchedule::Wrong)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSchedule, E> {
-                Describe.visit_str(v).map(RawSchedule::Wrong)
-            }
+            wrong_scalars!(RawSchedule);
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawSchedule, A::Error> {
                 Describe.visit_map(map).map(RawSchedule::Wrong)
             }
@@ -213,21 +221,7 @@ impl<'de> Deserialize<'de> for RawScheduleStep {
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawScheduleStep, A::Error> {
                 Describe.visit_seq(seq).map(RawScheduleStep::Wrong)
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawScheduleStep, E> {
-                Describe.visit_bool(v).map(RawScheduleStep::Wrong)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawScheduleStep, E> {
-                Describe.visit_i64(v).map(RawScheduleStep::Wrong)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawScheduleStep, E> {
-                Describe.visit_u64(v).map(RawScheduleStep::Wrong)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawScheduleStep, E> {
-                Describe.visit_f64(v).map(RawScheduleStep::Wrong)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawScheduleStep, E> {
-                Describe.visit_str(v).map(RawScheduleStep::Wrong)
-            }
+            wrong_scalars!(RawScheduleStep);
         }
         d.deserialize_any(V)
     }
