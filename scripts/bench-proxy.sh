@@ -8,7 +8,12 @@
 # (c) HAProxy, (d) nginx. Memory is the RSS from /proc, idle and peak under load. Then a
 # bounded soak runs wrk against ramp-proxy and samples its RSS and open file descriptors.
 #
-# Usage: scripts/bench-proxy.sh [--duration S] [--connections N] [--rounds N] [--soak S] [--out FILE]
+# With --pin, the proxy under test runs alone on CPU 1 and wrk and the upstreams share CPU 0,
+# so that each proxy gets one core of its own and the scheduler's placement does not decide
+# the result; each round's ramp/HAProxy ratio is reported too (the machine's speed drifts
+# between rounds, the ratio within a round much less).
+#
+# Usage: scripts/bench-proxy.sh [--duration S] [--connections N] [--rounds N] [--soak S] [--pin] [--out FILE]
 # Traffic goes only to 127.0.0.1. Everything started here is stopped on exit.
 set -euo pipefail
 
@@ -17,6 +22,7 @@ CONNECTIONS=50
 ROUNDS=2
 SOAK=60
 OUT=""
+PIN=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
@@ -24,6 +30,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --soak) SOAK="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --pin) PIN=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +40,12 @@ done
 if [ "$DURATION" -gt 300 ] || [ "$SOAK" -gt 600 ] || [ "$ROUNDS" -gt 10 ] || [ "$CONNECTIONS" -gt 2000 ]; then
   echo "refusing an unbounded run (duration <= 300, soak <= 600, rounds <= 10, connections <= 2000)" >&2
   exit 2
+fi
+
+ON_PROXY=""; ON_LOAD=""
+if [ "$PIN" = 1 ]; then
+  if [ "$(nproc)" -lt 2 ]; then echo "--pin needs at least 2 CPUs" >&2; exit 2; fi
+  ON_PROXY="taskset -c 1"; ON_LOAD="taskset -c 0"
 fi
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -104,12 +117,12 @@ cpu_ticks() {
 CLK_TCK=$(getconf CLK_TCK)
 
 # --- upstreams ---------------------------------------------------------------------------
-"$UPSTREAM" 127.0.0.1:$P_STABLE stable 1 & PIDS+=($!)
-"$UPSTREAM" 127.0.0.1:$P_CANARY canary 1 & PIDS+=($!)
+$ON_LOAD "$UPSTREAM" 127.0.0.1:$P_STABLE stable 1 & PIDS+=($!)
+$ON_LOAD "$UPSTREAM" 127.0.0.1:$P_CANARY canary 1 & PIDS+=($!)
 wait_port $P_STABLE; wait_port $P_CANARY
 
 # --- contenders --------------------------------------------------------------------------
-RAMP_LOG=warn "$RAMP" --workers 1 --listen 127.0.0.1:$P_RAMP --admin-listen 127.0.0.1:$P_ADMIN \
+RAMP_LOG=warn $ON_PROXY "$RAMP" --workers 1 --listen 127.0.0.1:$P_RAMP --admin-listen 127.0.0.1:$P_ADMIN \
   --stable 127.0.0.1:$P_STABLE --canary 127.0.0.1:$P_CANARY --weight 5 & RAMP_PID=$!; PIDS+=($RAMP_PID)
 
 cat > "$WORK/haproxy.cfg" <<EOF
@@ -133,7 +146,7 @@ backend be
     server stable 127.0.0.1:$P_STABLE weight 95
     server canary 127.0.0.1:$P_CANARY weight 5
 EOF
-"$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+$ON_PROXY "$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
 
 cat > "$WORK/nginx.conf" <<EOF
 worker_processes 1;
@@ -167,7 +180,7 @@ http {
     }
 }
 EOF
-"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 & NGINX_PID=$!; PIDS+=($NGINX_PID)
+$ON_PROXY "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 & NGINX_PID=$!; PIDS+=($NGINX_PID)
 wait_port $P_RAMP; wait_port $P_HAPROXY; wait_port $P_NGINX
 sleep 1
 
@@ -188,14 +201,14 @@ RESULTS="$WORK/results.txt"
 run() {
   local name="$1" port="$2" pid="${3:-}"
   # Warm-up, so that every contender starts with open upstream connections.
-  wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+  $ON_LOAD wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
   local peak=0
   if [ -n "$pid" ]; then
     ( while sleep 1; do r=$(rss_kib "$pid"); echo "$r"; done ) >"$WORK/rss-$name.txt" & local sampler=$!
   fi
   local cpu0=0 cpu1=0
   [ -n "$pid" ] && cpu0=$(cpu_ticks "$pid")
-  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" >"$WORK/wrk-$name.txt" 2>&1
+  $ON_LOAD wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" >"$WORK/wrk-$name.txt" 2>&1
   [ -n "$pid" ] && cpu1=$(cpu_ticks "$pid")
   if [ -n "$pid" ]; then
     kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
@@ -233,7 +246,7 @@ SOAK_TXT="$WORK/soak.txt"
 if [ "$SOAK" -gt 0 ]; then
   echo "soak: ${SOAK}s against ramp-proxy" >&2
   echo "0 $(rss_kib $RAMP_PID) $(fd_count $RAMP_PID)" >"$SOAK_TXT"
-  wrk -t1 -c"$CONNECTIONS" -d"${SOAK}s" "http://127.0.0.1:$P_RAMP/" >"$WORK/wrk-soak.txt" 2>&1 & WRK_PID=$!
+  $ON_LOAD wrk -t1 -c"$CONNECTIONS" -d"${SOAK}s" "http://127.0.0.1:$P_RAMP/" >"$WORK/wrk-soak.txt" 2>&1 & WRK_PID=$!
   step=$(( SOAK / 12 )); [ "$step" -lt 1 ] && step=1
   t=0
   while kill -0 $WRK_PID 2>/dev/null; do
@@ -249,6 +262,10 @@ fi
 report() {
   echo "### Side by side (medians over $ROUNDS round(s); wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency)"
   echo
+  if [ "$PIN" = 1 ]; then
+    echo "Pinned (--pin): each proxy alone on CPU 1; wrk and both upstreams on CPU 0."
+    echo
+  fi
   echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)."
   echo "Load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. The 2 cores are shared by wrk, the two upstreams and the proxy under test (and by anything else running), so absolute numbers are noisy; the rounds alternate contenders so that they share the noise."
   echo "Versions: $($HAPROXY -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $($NGINX -v 2>&1 | sed 's/.*: //'), $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}'), ramp-proxy $("$RAMP" --version | awk '{print $2}')."
@@ -275,6 +292,15 @@ report() {
       idle["ramp"] = idle_ramp; idle["haproxy"] = idle_haproxy; idle["nginx"] = idle_nginx
       printf "| target | requests/s | vs HAProxy | p50 | p99 | added p50 | added p99 | added p99 vs HAProxy | CPU per request | RSS idle | RSS peak under load | non-2xx |\n"
       printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+      # The ramp/HAProxy ratios within each round: the two ran seconds apart, so the drift
+      # of the machine between rounds (other tenants, frequency) cancels out of them.
+      c = (n["ramp"] < n["haproxy"]) ? n["ramp"] : n["haproxy"]
+      for (k = 1; k <= c; k++) { a[k] = rps["ramp", k] / rps["haproxy", k] }
+      lo = a[1]; hi = a[1]; for (k = 1; k <= c; k++) { if (a[k] < lo) lo = a[k]; if (a[k] > hi) hi = a[k] }
+      PAIRED_RPS = sprintf("%.2f (%.2f to %.2f over %d rounds)", median(a, c), lo, hi, c)
+      for (k = 1; k <= c; k++) { a[k] = (cpu["haproxy", k] > 0) ? cpu["ramp", k] / cpu["haproxy", k] : 0 }
+      lo = a[1]; hi = a[1]; for (k = 1; k <= c; k++) { if (a[k] < lo) lo = a[k]; if (a[k] > hi) hi = a[k] }
+      PAIRED_CPU = sprintf("%.2f (%.2f to %.2f)", median(a, c), lo, hi)
       for (i = 1; i <= 4; i++) {
         nm = names[i]
         ap50 = P50[nm] - P50["direct"]; ap99 = P99[nm] - P99["direct"]
@@ -287,6 +313,7 @@ report() {
           (nm == "direct") ? "-" : sprintf("%.1f us", CPU[nm]), \
           (nm == "direct") ? "-" : sprintf("%.1f MiB", idle[nm] / 1024), (nm == "direct") ? "-" : sprintf("%.1f MiB", PEAK[nm] / 1024), bad[nm]
       }
+      printf "\nramp-proxy / HAProxy within each round, median (range): requests/s %s; CPU per request %s.\n", PAIRED_RPS, PAIRED_CPU
     }' "$RESULTS"
   echo
   echo "Raw runs (name, requests/s, p50 us, p99 us, peak RSS KiB, non-2xx, CPU us per request):"

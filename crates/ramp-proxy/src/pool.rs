@@ -25,6 +25,7 @@ use crate::clock;
 use crate::upstream::Member;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::TrySendError;
 use hyper_util::rt::TokioIo;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -181,6 +182,22 @@ pub(crate) struct Pooled {
 }
 
 impl Pooled {
+    /// Sends a request on the connection; the future resolves with the response head.
+    pub(crate) fn send(
+        &mut self,
+        request: http::Request<ClientBody>,
+    ) -> impl std::future::Future<
+        Output = Result<http::Response<Incoming>, TrySendError<http::Request<ClientBody>>>,
+    > + Send
+           + 'static {
+        self.sender.try_send_request(request)
+    }
+
+    /// Tells the watchdog the response head arrived (its deadline no longer applies).
+    pub(crate) fn head_received(&self) {
+        self.shared.head_received();
+    }
+
     /// Returns the connection to this thread's idle stack of its member. A connection that
     /// is not reusable yet (hyper has not finished the exchange on its task, or the request
     /// body is still being sent) is handed to a small task that waits for it; one that is
@@ -371,25 +388,67 @@ impl Http1Pool {
         mut request: http::Request<ClientBody>,
         started: Instant,
     ) -> Result<(http::Response<Incoming>, Pooled), SendError> {
-        let deadline_ms = ms_since_epoch(started).saturating_add(ceil_ms(self.response_timeout));
+        let deadline_ms = self.deadline_ms(started);
         loop {
             let mut pooled =
                 match pop_idle(member.id(), self.max_idle, self.idle_timeout, deadline_ms) {
                     Some(pooled) => pooled,
                     None => self.connect(member, deadline_ms).await?,
                 };
-            match pooled.sender.try_send_request(request).await {
+            match pooled.send(request).await {
                 Ok(response) => {
-                    pooled.shared.head_received();
+                    pooled.head_received();
                     return Ok((response, pooled));
                 }
-                Err(_) if pooled.shared.timed_out() => return Err(SendError::Timeout),
-                Err(mut failed) => match failed.take_message() {
-                    Some(unsent) if pooled.reused => request = unsent,
-                    _ => return Err(SendError::Http(failed.into_error())),
-                },
+                Err(failed) => request = Self::retryable(&pooled, failed)?,
             }
         }
+    }
+
+    /// The first step of [`Http1Pool::send`] on its own: an idle connection to `member`,
+    /// claimed for a request that leaves at `started`, if there is one. The caller sends on
+    /// it with [`Pooled::send`] and hands a failure to [`Http1Pool::after_failure`].
+    pub(crate) fn checkout(&self, member: &Member, started: Instant) -> Option<Pooled> {
+        pop_idle(
+            member.id(),
+            self.max_idle,
+            self.idle_timeout,
+            self.deadline_ms(started),
+        )
+    }
+
+    /// Carries on [`Http1Pool::send`] after a checked-out connection failed a request.
+    pub(crate) async fn after_failure(
+        &self,
+        member: &Member,
+        started: Instant,
+        pooled: Pooled,
+        failed: TrySendError<http::Request<ClientBody>>,
+    ) -> Result<(http::Response<Incoming>, Pooled), SendError> {
+        let request = Self::retryable(&pooled, failed)?;
+        drop(pooled);
+        self.send(member, request, started).await
+    }
+
+    /// The request back if a failed send may be retried on another connection (the reused
+    /// connection could not even start it: the upstream closed it meanwhile), or the error.
+    fn retryable(
+        pooled: &Pooled,
+        mut failed: TrySendError<http::Request<ClientBody>>,
+    ) -> Result<http::Request<ClientBody>, SendError> {
+        if pooled.shared.timed_out() {
+            return Err(SendError::Timeout);
+        }
+        match failed.take_message() {
+            Some(unsent) if pooled.reused => Ok(unsent),
+            _ => Err(SendError::Http(failed.into_error())),
+        }
+    }
+
+    /// The response deadline of a request that leaves at `started`, in the watchdog's
+    /// milliseconds.
+    fn deadline_ms(&self, started: Instant) -> u64 {
+        ms_since_epoch(started).saturating_add(ceil_ms(self.response_timeout))
     }
 
     async fn connect(&self, member: &Member, deadline_ms: u64) -> Result<Pooled, SendError> {

@@ -7,13 +7,12 @@
 
 use crate::admin;
 use crate::metrics::{ClientFailure, InternalFailure};
-use crate::proxy::{ClientAddr, Proxy};
+use crate::proxy::{ClientAddr, DrainPhase, Proxy};
 use crate::upstream;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -100,23 +99,24 @@ pub async fn serve(
     }
     let admin_task = tokio::spawn(serve_admin(proxy.clone(), admin_listener, stop_rx.clone()));
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    // The two protocols' builders are used directly: the proxy reads the first bytes
+    // itself (below) to choose, so hyper-util's auto builder, which would read them again
+    // through a rewinding wrapper on every read, is not needed.
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(proxy.config.header_read_timeout)
         .max_buf_size(proxy.config.max_header_bytes)
         .max_headers(proxy.config.max_headers)
         .keep_alive(true);
-    builder
-        .http2()
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
         .max_header_list_size(proxy.config.max_header_bytes as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
 
-    let graceful = GracefulShutdown::new();
     let mut stop = stop_rx.clone();
     // One permit per served connection: at the limit the proxy stops accepting, so excess
     // clients wait in the kernel's backlog instead of exhausting file descriptors.
@@ -147,9 +147,12 @@ pub async fn serve(
         proxy.metrics.connection_opened();
         let p = proxy.clone();
         let client = ClientAddr::new(peer);
-        let service = service_fn(move |req| p.clone().handle_from(req, client.clone()));
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let service = service_fn(move |req| p.clone().handle_from(req, &client));
+        let http1 = http1.clone();
+        let http2 = http2.clone();
+        // Subscribed here, in the accept loop, so that no connection can miss the drain's
+        // signal (the loop has stopped accepting before the signal is sent).
+        let mut drain = proxy.drain.subscribe();
         let metrics = proxy.metrics.clone();
         let header_timeout = proxy.config.header_read_timeout;
         let mut conn_stop = stop_rx.clone();
@@ -160,63 +163,89 @@ pub async fn serve(
                 sniff = sniff_first_bytes(&stream, header_timeout) => sniff,
                 _ = conn_stop.changed() => Sniff::Closed,
             };
-            match sniffed {
-                Sniff::Ready => {
-                    let conn = watcher.watch(
-                        builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .into_owned(),
-                    );
-                    if let Err(err) = conn.await {
-                        count_connection_error(&metrics, err.as_ref());
-                    }
+            let served = match sniffed {
+                Sniff::Http1 => {
+                    let conn = http1
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades();
+                    Some(until_drained(conn, &mut drain, |c| c.graceful_shutdown()).await)
                 }
-                Sniff::TimedOut => metrics.client_error(ClientFailure::HeaderTimeout),
-                Sniff::Closed => {}
+                Sniff::Http2 => {
+                    let conn = http2.serve_connection(TokioIo::new(stream), service);
+                    Some(until_drained(conn, &mut drain, |c| c.graceful_shutdown()).await)
+                }
+                Sniff::TimedOut => {
+                    metrics.client_error(ClientFailure::HeaderTimeout);
+                    None
+                }
+                Sniff::Closed => None,
+            };
+            if let Some(Err(err)) = served {
+                count_connection_error(&metrics, &err);
             }
             metrics.connection_closed();
+            drop(drain);
             drop(permit);
         });
     }
     drop(listener);
     let _ = admin_task.await;
 
-    let remaining = graceful.count();
-    tracing::info!(connections = remaining, "draining");
-    match tokio::time::timeout(proxy.config.drain_timeout, graceful.shutdown()).await {
+    tracing::info!(connections = proxy.drain.receiver_count(), "draining");
+    proxy.drain.send_replace(DrainPhase::Draining);
+    match tokio::time::timeout(proxy.config.drain_timeout, proxy.drain.closed()).await {
         Ok(()) => DrainOutcome::Drained,
-        Err(_) => DrainOutcome::DeadlineExceeded {
-            remaining: proxy.metrics.snapshot().connections_open.max(0) as usize,
-        },
+        Err(_) => {
+            let remaining = proxy.drain.receiver_count();
+            proxy.drain.send_replace(DrainPhase::Stopped);
+            DrainOutcome::DeadlineExceeded { remaining }
+        }
     }
+}
+
+/// Serves a connection until it ends; when the drain begins, asks it to finish its
+/// in-flight requests and close (hyper's graceful shutdown), and goes on serving it until
+/// it has.
+async fn until_drained<C: Future>(
+    conn: C,
+    drain: &mut watch::Receiver<DrainPhase>,
+    graceful_shutdown: impl FnOnce(Pin<&mut C>),
+) -> C::Output {
+    tokio::pin!(conn);
+    tokio::select! {
+        out = conn.as_mut() => return out,
+        // Err: the proxy's state is gone, which is a shutdown too.
+        _ = drain.changed() => graceful_shutdown(conn.as_mut()),
+    }
+    conn.await
 }
 
 /// What the first bytes of a connection showed.
 enum Sniff {
-    /// Enough bytes arrived to tell HTTP/1 from the HTTP/2 preface.
-    Ready,
+    /// Anything but the HTTP/2 preface: HTTP/1 (hyper answers garbage with a 400).
+    Http1,
+    /// The HTTP/2 connection preface (prior knowledge, h2c).
+    Http2,
     /// The client sent too little before the header deadline.
     TimedOut,
     /// The client closed the connection (or it failed) before sending a request.
     Closed,
 }
 
-/// The HTTP/2 connection preface, which the auto builder reads to pick a protocol.
+/// The HTTP/2 connection preface, which tells an h2c client from an HTTP/1 one.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Waits, within the header deadline, until the connection has sent enough to choose
-/// between HTTP/1 and HTTP/2. The auto builder's own version detection has no deadline, and
-/// hyper's HTTP/1 header timer starts only after it, so without this a client that connects
-/// and sends nothing (or one byte) would hold a connection forever.
+/// between HTTP/1 and HTTP/2. The deadline matters: a client that connects and sends
+/// nothing (or a prefix of the preface) must not hold a connection forever.
 async fn sniff_first_bytes(stream: &TcpStream, deadline: Duration) -> Sniff {
     let wait = async {
         let mut buf = [0u8; 24];
         loop {
             match stream.peek(&mut buf).await {
                 Ok(0) | Err(_) => return Sniff::Closed,
-                Ok(n) if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] => {
-                    return Sniff::Ready
-                }
+                Ok(n) if buf[..n] != H2_PREFACE[..n.min(H2_PREFACE.len())] => return Sniff::Http1,
+                Ok(n) if n >= H2_PREFACE.len() => return Sniff::Http2,
                 // A prefix of the HTTP/2 preface: more bytes are needed; peek returns at once
                 // while data is buffered, so wait a little before looking again.
                 Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
@@ -230,10 +259,7 @@ async fn sniff_first_bytes(stream: &TcpStream, deadline: Duration) -> Sniff {
 
 /// Counts why a client connection ended badly; hyper already answered 400 or 431 where the
 /// protocol allows it.
-fn count_connection_error(
-    metrics: &crate::metrics::Metrics,
-    err: &(dyn std::error::Error + 'static),
-) {
+fn count_connection_error(metrics: &crate::metrics::Metrics, err: &hyper::Error) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
         if let Some(h) = cause.downcast_ref::<hyper::Error>() {

@@ -123,14 +123,20 @@ impl Pool {
 
     /// Picks the next healthy member in round-robin order, or `None` when all are down.
     pub fn pick(&self) -> Option<&Member> {
+        self.pick_index().map(|i| &self.members[i])
+    }
+
+    /// [`Pool::pick`] as a position in `members`, for a request that must look its member
+    /// up again later (its future cannot hold a borrow of the proxy it came from).
+    pub fn pick_index(&self) -> Option<usize> {
         let n = self.members.len();
         if n == 0 {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..n)
-            .map(|i| &self.members[(start + i) % n])
-            .find(|m| m.is_healthy())
+            .map(|i| (start + i) % n)
+            .find(|&i| self.members[i].is_healthy())
     }
 
     /// Number of healthy members.

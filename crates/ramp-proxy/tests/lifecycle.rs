@@ -377,6 +377,20 @@ async fn upgrade_passes_through_as_a_tunnel() {
     let stable = start_upstream("stable").await;
     let canary = start_upstream("canary").await;
     let h = start_proxy(file_config(&[stable], &[canary])).await;
+    let mut s = open_tunnel(&h).await;
+    for msg in [&b"ping"[..], b"a longer message through the tunnel"] {
+        echo_through(&mut s, msg).await;
+    }
+    let snap = snapshot(&client(), &h).await;
+    assert_eq!(snap["metrics"]["stable"]["responses"]["1xx"], 1);
+    // Closed by the client, the tunnel no longer holds the drain.
+    drop(s);
+    assert_eq!(h.stop().await, DrainOutcome::Drained);
+}
+
+/// Opens an `Upgrade: echo` tunnel through the proxy and returns the client's end, after
+/// the 101 head.
+async fn open_tunnel(h: &Harness) -> tokio::net::TcpStream {
     let mut s = tokio::net::TcpStream::connect(h.addr)
         .await
         .expect("connect");
@@ -390,29 +404,83 @@ async fn upgrade_passes_through_as_a_tunnel() {
             .await
             .expect("head in time")
             .expect("read");
-        assert_eq!(
-            n,
-            1,
-            "connection closed during the 101 head: {}",
-            String::from_utf8_lossy(&head)
-        );
+        assert_eq!(n, 1, "closed during the 101 head");
         head.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(head.contains("upgrade: echo"), "{head}");
-    for msg in [&b"ping"[..], b"a longer message through the tunnel"] {
-        s.write_all(msg).await.expect("write through tunnel");
-        let mut got = vec![0u8; msg.len()];
-        tokio::time::timeout(WAIT, s.read_exact(&mut got))
-            .await
-            .expect("echo in time")
-            .expect("read");
-        assert_eq!(got, msg);
-    }
-    let snap = snapshot(&client(), &h).await;
-    assert_eq!(snap["metrics"]["stable"]["responses"]["1xx"], 1);
-    h.stop().await;
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// Sends `msg` through a tunnel and expects it echoed.
+async fn echo_through(s: &mut tokio::net::TcpStream, msg: &[u8]) {
+    s.write_all(msg).await.expect("write through tunnel");
+    let mut got = vec![0u8; msg.len()];
+    tokio::time::timeout(WAIT, s.read_exact(&mut got))
+        .await
+        .expect("echo in time")
+        .expect("read");
+    assert_eq!(got, msg);
+}
+
+/// A proxy with the given drain deadline and one working tunnel through it.
+async fn proxy_with_a_tunnel(drain_ms: u64) -> (Harness, tokio::net::TcpStream) {
+    let stable = start_upstream("stable").await;
+    let canary = start_upstream("canary").await;
+    let mut file = file_config(&[stable], &[canary]);
+    file.timeouts.drain_ms = Some(drain_ms);
+    let h = start_proxy(file).await;
+    let mut s = open_tunnel(&h).await;
+    echo_through(&mut s, b"before").await;
+    (h, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_tunnel_is_drained_and_closed_at_the_deadline() {
+    let (mut h, mut s) = proxy_with_a_tunnel(500).await;
+    let started = ramp_proxy::clock::now();
+    let task = h.signal_stop();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The tunnel is in flight: it keeps working while the drain waits for it.
+    echo_through(&mut s, b"during the drain").await;
+    let outcome = tokio::time::timeout(WAIT, task)
+        .await
+        .expect("stops")
+        .expect("task");
+    assert!(
+        matches!(outcome, DrainOutcome::DeadlineExceeded { remaining: 1 }),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // At the deadline the tunnel is closed, not left running behind a stopped proxy.
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("the tunnel is closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_that_closes_during_the_drain_lets_it_finish() {
+    let (mut h, s) = proxy_with_a_tunnel(10_000).await;
+    let started = ramp_proxy::clock::now();
+    let task = h.signal_stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the drain did not wait for the tunnel");
+    drop(s);
+    let outcome = tokio::time::timeout(WAIT, task)
+        .await
+        .expect("stops")
+        .expect("task");
+    assert_eq!(outcome, DrainOutcome::Drained);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
