@@ -120,7 +120,7 @@ pub fn run(args: &ProxyArgs) -> Result<DrainOutcome, CliError> {
         DrainOutcome::DeadlineExceeded { remaining } => {
             tracing::warn!(
                 remaining,
-                "drain deadline passed with connections still open"
+                "drain deadline passed with connections or tunnels still open"
             )
         }
     }

@@ -355,7 +355,8 @@ pub(crate) struct Http1Pool {
     connect_timeout: Duration,
     /// How long a connection may stay idle before its watchdog closes it.
     idle_timeout: Duration,
-    /// How long after a request is handed to the pool its response head must arrive.
+    /// How long after the request's start (its arrival at the proxy, or the end of an
+    /// injected delay) its response head must arrive.
     response_timeout: Duration,
     /// Most idle connections kept per member and thread.
     max_idle: usize,

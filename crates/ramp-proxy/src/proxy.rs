@@ -227,6 +227,8 @@ impl Proxy {
     }
 
     /// Handles one client request. Never fails: every problem becomes a counted response.
+    /// The request is routed and counted when this is called (see [`Proxy::handle_from`]),
+    /// not when the future is first polled.
     pub fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
@@ -237,12 +239,12 @@ impl Proxy {
 
     /// [`Proxy::handle`] for a request of a connection whose address was prepared once.
     ///
-    /// Everything that does not wait (routing, faults, the rewrite of the request) happens
-    /// here, before the returned future exists; the future holds only the prepared request
-    /// and what the answer needs. A request's future is moved several times (into hyper's
-    /// slot for it, then polled in place), and one small flat future instead of four nested
-    /// ones (handle, forward, the pool's send, hyper's send) halved the proxy's copying per
-    /// request (docs/benchmarks-proxy.md).
+    /// Everything that does not wait (routing, the choice of fault, the rewrite of the
+    /// request) happens here, before the returned future exists; the future holds only the
+    /// prepared request and what the answer needs. hyper moves each request's future into
+    /// its slot before polling it, and one small flat future instead of four nested ones
+    /// (handle, forward, the pool's send, hyper's send) cut the proxy's copying per request
+    /// by a quarter (docs/benchmarks-proxy.md).
     pub(crate) fn handle_from(
         self: Arc<Self>,
         req: Request<Incoming>,
@@ -263,8 +265,9 @@ impl Proxy {
                 Step::Answer(response) => return Ok(response),
                 Step::Forward(exchange) => exchange,
             };
-            // The response deadline counts from when the request leaves for the upstream:
-            // an injected delay is not the upstream's slowness.
+            // The response deadline counts from the request's arrival (read once, in
+            // `prepare`), or from the end of an injected delay: the delay is not the
+            // upstream's slowness.
             let sent = match delay {
                 None => start,
                 Some(delay) => {

@@ -21,11 +21,13 @@ use tokio::sync::watch;
 /// How a shutdown went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DrainOutcome {
-    /// Every connection finished its in-flight requests before the deadline.
+    /// Every connection finished its in-flight requests, and every upgraded tunnel
+    /// (WebSocket) was closed by its ends, before the deadline.
     Drained,
-    /// The deadline passed with connections still busy; they were abandoned.
+    /// The deadline passed with connections or tunnels still open: tunnels are closed then;
+    /// connections still busy are left to end with the process.
     DeadlineExceeded {
-        /// Connections still open when the deadline passed.
+        /// Connections and tunnels still open when the deadline passed.
         remaining: usize,
     },
 }
@@ -80,13 +82,19 @@ pub async fn run(
     Ok(serve(proxy, listener, admin, shutdown).await)
 }
 
-/// Runs the proxy and its admin API until `shutdown` completes, then drains.
+/// Runs the proxy and its admin API until `shutdown` completes, then drains: connections
+/// finish what is in flight and upgraded tunnels stay open until their ends close them, up
+/// to the drain deadline, when tunnels are closed. One `serve` at a time per [`Proxy`]: the
+/// drain's state lives in it.
 pub async fn serve(
     proxy: Arc<Proxy>,
     listener: TcpListener,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> DrainOutcome {
+    // A proxy is served by one `serve` at a time; a new one starts a new drain (a tunnel
+    // opened now must not see the end of an earlier drain).
+    proxy.drain.send_replace(DrainPhase::Serving);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -191,7 +199,10 @@ pub async fn serve(
     drop(listener);
     let _ = admin_task.await;
 
-    tracing::info!(connections = proxy.drain.receiver_count(), "draining");
+    tracing::info!(
+        connections_and_tunnels = proxy.drain.receiver_count(),
+        "draining"
+    );
     proxy.drain.send_replace(DrainPhase::Draining);
     match tokio::time::timeout(proxy.config.drain_timeout, proxy.drain.closed()).await {
         Ok(()) => DrainOutcome::Drained,
