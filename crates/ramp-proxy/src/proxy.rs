@@ -826,7 +826,7 @@ impl HeaderScan {
 
 /// A client connection's address and its `X-Forwarded-For` value, formatted once per
 /// connection rather than once per request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ClientAddr {
     /// The client's address.
     peer: SocketAddr,

@@ -163,13 +163,12 @@ pub async fn serve(
         let mut drain = proxy.drain.subscribe();
         let metrics = proxy.metrics.clone();
         let header_timeout = proxy.config.header_read_timeout;
-        let mut conn_stop = stop_rx.clone();
         tokio::spawn(async move {
             // A connection that has not sent a byte has no request in flight: on shutdown it
             // is closed at once instead of holding the drain until the header deadline.
             let sniffed = tokio::select! {
                 sniff = sniff_first_bytes(&stream, header_timeout) => sniff,
-                _ = conn_stop.changed() => Sniff::Closed,
+                _ = drain.changed() => Sniff::Closed,
             };
             let served = match sniffed {
                 Sniff::Http1 => {

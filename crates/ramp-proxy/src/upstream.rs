@@ -121,13 +121,9 @@ impl Pool {
         self.cohort.map_or("upstream", Cohort::as_str)
     }
 
-    /// Picks the next healthy member in round-robin order, or `None` when all are down.
-    pub fn pick(&self) -> Option<&Member> {
-        self.pick_index().map(|i| &self.members[i])
-    }
-
-    /// [`Pool::pick`] as a position in `members`, for a request that must look its member
-    /// up again later (its future cannot hold a borrow of the proxy it came from).
+    /// Picks the next healthy member in round-robin order, or `None` when all are down. It
+    /// is a position in `members`, not a reference: a request's future looks its member up
+    /// again later, as it cannot hold a borrow of the proxy it came from.
     pub fn pick_index(&self) -> Option<usize> {
         let n = self.members.len();
         if n == 0 {
@@ -268,7 +264,7 @@ mod tests {
     fn round_robin_skips_unhealthy_members() {
         let pool = Pool::new(Cohort::Stable, &addrs(3));
         let picks: Vec<u16> = (0..6)
-            .map(|_| pool.pick().map(|m| m.addr.port()).unwrap_or(0))
+            .map(|_| pool.pick_index().map_or(0, |i| pool.members[i].addr.port()))
             .collect();
         assert_eq!(picks, vec![1000, 1001, 1002, 1000, 1001, 1002]);
         pool.members[1].record_check(false, 2, 2);
@@ -279,7 +275,10 @@ mod tests {
         pool.members[1].record_check(false, 2, 2);
         assert!(!pool.members[1].is_healthy());
         for _ in 0..10 {
-            assert_ne!(pool.pick().map(|m| m.addr.port()), Some(1001));
+            assert_ne!(
+                pool.pick_index().map(|i| pool.members[i].addr.port()),
+                Some(1001)
+            );
         }
         pool.members[1].record_check(true, 2, 2);
         assert!(
@@ -296,7 +295,7 @@ mod tests {
         for m in pool.members.iter() {
             m.record_check(false, 1, 1);
         }
-        assert!(pool.pick().is_none());
+        assert!(pool.pick_index().is_none());
         assert_eq!(pool.healthy_count(), 0);
     }
 }
