@@ -18,6 +18,7 @@ pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
+mod h1;
 pub mod histogram;
 pub mod metrics;
 mod pool;

@@ -1,39 +1,51 @@
-//! Keep-alive HTTP/1.1 connections to upstream members, built for the request path.
+//! Keep-alive HTTP/1.1 connections to upstream members, driven inside the request's own task.
 //!
-//! Each upstream connection is a `hyper::client::conn::http1` pair: a [`SendRequest`] that
-//! the request path uses, and the connection future, driven by its own task; a second,
-//! mostly sleeping task per connection is its watchdog. Idle senders wait in a last-in-first-out stack per member **and per
-//! worker thread** (a thread-local map), so checking one out or returning it takes no lock
-//! and touches no state shared between threads except the connection's own idle flag; this
-//! is the layout of nginx's per-worker `keepalive` cache and HAProxy's per-thread idle lists.
+//! A request does its whole upstream exchange itself: it writes its head (and streams its
+//! body) to the socket and reads the response head from it in the future that hyper's
+//! server polls for the client's connection, and the response body it returns reads the
+//! rest from the same socket. There is no connection task and no channel between tasks, so
+//! a request costs the upstream socket's two system calls (one write, one read) and no
+//! wake-up of another task; the messages are framed by the pure codec in [`crate::h1`]
+//! (httparse underneath). hyper's client did the same work on a task of its own per
+//! connection, reached through three channels per request, which was 42 % of the proxy's
+//! user-space instructions (docs/benchmarks-proxy.md).
 //!
-//! A connection goes back to the stack when its response body has been read to the end (not
-//! when the response head arrives), so no task has to be spawned per request to wait for the
-//! connection to become reusable. Bounds: at most `max_idle` idle connections per member and
-//! thread (more are closed), and a connection idle for longer than `idle_timeout` is closed
-//! by its watchdog even if no request ever comes to collect it.
+//! Idle connections wait in a last-in-first-out stack per member **and per worker thread**
+//! (a thread-local map), so checking one out or returning it takes no lock and touches no
+//! state shared between threads except the connection's own state word; this is the layout
+//! of nginx's per-worker `keepalive` cache and HAProxy's per-thread idle lists. A connection
+//! goes back to the stack when its response has been read to the end and its request sent
+//! completely, and only if both sides agreed to keep it alive. Bounds: at most `max_idle`
+//! idle connections per member and thread (more are closed), and a connection idle for
+//! longer than `idle_timeout` is shut down by its watchdog even if no request ever comes to
+//! collect it (its descriptor is released when the stack is next looked at).
 //!
 //! The response-head deadline is kept by the same watchdog instead of a timer per request:
 //! the request path writes the deadline into the connection's state word (one atomic store)
 //! and the watchdog's single timer is armed at most `min(response_timeout, idle_timeout)`
 //! ahead, which is never later than any deadline a request can set after it was armed. When
-//! the timer fires, the watchdog re-reads the state: a passed deadline closes the connection
-//! and marks it timed out, so the waiting request fails with [`SendError::Timeout`].
+//! the timer fires, the watchdog re-reads the state: a passed deadline marks the connection
+//! timed out and shuts its socket down, so the waiting request wakes to the end of the
+//! stream, finds the mark and fails with [`SendError::Timeout`].
 
 use crate::body::ClientBody;
 use crate::clock;
+use crate::h1::{self, ChunkedDecoder, Decoded, Framing, H1Error, ResponseHead};
 use crate::upstream::Member;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::client::conn::TrySendError;
-use hyper_util::rt::TokioIo;
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Method, Request, StatusCode};
+use http_body::{Body, Frame, SizeHint};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
+use tokio::io::Interest;
 use tokio::net::{TcpSocket, TcpStream};
 
 // A connection's state word holds one of:
@@ -162,79 +174,521 @@ impl ConnShared {
     }
 }
 
-/// An upstream connection checked out for one request. It goes back to the idle stack with
-/// [`Pooled::release`] once its response has been read completely; dropped instead, the
-/// connection closes (hyper cannot reuse a connection whose response was abandoned).
-pub(crate) struct Pooled {
-    /// The request side of the connection.
-    sender: SendRequest<ClientBody>,
+/// Spare room the read buffer is given before each read.
+const READ_RESERVE: usize = 16 * 1024;
+/// Below this much spare room, the read buffer grows (or reclaims its space) first.
+const MIN_SPARE: usize = 2 * 1024;
+/// Most buffers one vectored write hands to the kernel.
+const MAX_IOVECS: usize = 16;
+
+/// One upstream connection, boxed once for its whole life: the request path moves it from
+/// the idle stack into the request's future and on into the response body, and moving a
+/// pointer is cheaper than moving the state (docs/benchmarks-proxy.md).
+pub(crate) struct Conn(Box<ConnState>);
+
+/// One upstream connection's state: the socket, the bytes read from it that were not used
+/// yet, the bytes waiting to be written to it, and the request it carries (one at a time).
+struct ConnState {
+    /// The socket. The watchdog holds only a weak reference, so dropping the connection
+    /// closes it at once.
+    stream: Arc<TcpStream>,
+    /// Bytes read but not consumed yet: the rest of the current response. A connection is
+    /// returned to its stack only when this is empty, so it never holds another response's
+    /// bytes. Response bodies are split off it without a copy.
+    buf: BytesMut,
+    /// Where request heads and chunk-size lines are encoded; frozen pieces are split off it,
+    /// so its allocation is reused once they have been written.
+    wbuf: BytesMut,
+    /// What is still to be written, in order: the head, then body pieces.
+    pending: VecDeque<Bytes>,
     /// Shared with the connection's watchdog.
     shared: Arc<ConnShared>,
     /// The member it is connected to, to find its stack again.
     member_id: u64,
     /// Most idle connections kept per member and thread.
     max_idle: usize,
-    /// The pool's idle timeout, which also bounds the wait for a connection to become
-    /// reusable after its response.
-    idle_timeout: Duration,
-    /// Whether it served an earlier request (only then is a failed send retried).
+    /// Whether it served an earlier request: a kept-alive connection can be closed by the
+    /// upstream just as a request is written to it, and only then is the request retried.
     reused: bool,
+    /// What is left of the current request's body; `None` once it has been read to its end
+    /// (or if there was none).
+    body: Option<ClientBody>,
+    /// Whether the request body is sent in chunks (it had no length).
+    chunked: bool,
+    /// Whether the request had a body at all (a request with one is never retried).
+    had_body: bool,
+    /// Whether the whole request was written.
+    sent: bool,
+    /// The request's method: the answer to HEAD has no body, and only idempotent requests
+    /// are retried after they were written.
+    method: Method,
+    /// The encoded head, kept so that a retry on a new connection sends the same bytes.
+    head: Bytes,
+    /// Whether any byte of the answer arrived (nothing is retried after that).
+    answered: bool,
+    /// Whether writing the request failed (the answer may still be read, but the connection
+    /// is not reused).
+    write_failed: bool,
 }
 
-impl Pooled {
-    /// Sends a request on the connection; the future resolves with the response head.
-    pub(crate) fn send(
+impl ConnState {
+    /// Reads what has arrived into the read buffer; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < MIN_SPARE {
+            self.buf.reserve(READ_RESERVE);
+        }
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            let spare = self.buf.capacity() - self.buf.len();
+            match self.stream.try_read_buf(&mut self.buf) {
+                Ok(n) => {
+                    if n > 0 && n < spare {
+                        // A read that did not fill the buffer drained the socket (the
+                        // assumption tokio's own `poll_read` makes on epoll): the readiness
+                        // is forgotten now, without a system call, so that waiting for the
+                        // next response does not cost a read that finds nothing.
+                        let _ = self.stream.try_io(Interest::READABLE, || {
+                            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+                        });
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Writes everything pending, with one system call when the socket takes it all.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            ready!(self.stream.poll_write_ready(cx))?;
+            let written = if self.pending.len() == 1 {
+                self.stream.try_write(&self.pending[0])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = self
+                    .pending
+                    .iter()
+                    .zip(slices.iter_mut())
+                    .map(|(piece, slice)| *slice = IoSlice::new(piece))
+                    .count();
+                self.stream.try_write_vectored(&slices[..n])
+            };
+            match written {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(mut n) => {
+                    while n > 0 {
+                        let Some(front) = self.pending.front_mut() else {
+                            break;
+                        };
+                        if front.len() <= n {
+                            n -= front.len();
+                            self.pending.pop_front();
+                        } else {
+                            front.advance(n);
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Whether an idle connection can take a request: nothing arrived on it while it was
+    /// idle. An upstream that closed it (or sent bytes nobody asked for) makes it unusable.
+    /// Costs no system call unless the socket reports an event.
+    fn is_quiet(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // The readiness may be left over from the last response's read: look.
+            Poll::Ready(Ok(())) => {
+                if self.buf.capacity() == self.buf.len() {
+                    self.buf.reserve(64);
+                }
+                matches!(self.stream.try_read_buf(&mut self.buf),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Gives up sending the rest of the request (the upstream stopped reading it); the
+    /// connection is not reused after this exchange.
+    fn stop_sending(&mut self) {
+        self.body = None;
+        self.pending.clear();
+        self.sent = true;
+        self.write_failed = true;
+    }
+
+    /// Encodes a piece into the write buffer and queues it.
+    fn queue_encoded(&mut self, encode: impl FnOnce(&mut BytesMut)) {
+        encode(&mut self.wbuf);
+        let piece = self.wbuf.split().freeze();
+        self.pending.push_back(piece);
+    }
+}
+
+/// One request on one connection: its head and body on the way up and its response head on
+/// the way back. Its response body is then read by an [`UpstreamBody`] that owns it. The
+/// request's state lives in the connection's box (a connection carries one at a time).
+pub(crate) struct Flight(Box<ConnState>);
+
+impl Flight {
+    /// Queues `request` (origin-form target, `Host` set) on `conn`, with the `added` header
+    /// fields after its own; nothing is written until the flight is polled.
+    pub(crate) fn new(
+        mut conn: Conn,
+        request: Request<ClientBody>,
+        added: &[(&http::HeaderName, &http::HeaderValue)],
+    ) -> Self {
+        let (parts, body) = request.into_parts();
+        let framing = if body.is_end_stream() {
+            Framing::Empty
+        } else {
+            match parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                Some(n) => Framing::Length(n),
+                None => Framing::Chunked,
+            }
+        };
+        let state = &mut *conn.0;
+        state.queue_encoded(|out| h1::encode_request_head(&parts, added, framing, out));
+        state.head = state.pending.back().cloned().unwrap_or_default();
+        state.had_body = framing != Framing::Empty;
+        state.body = state.had_body.then_some(body);
+        state.chunked = framing == Framing::Chunked;
+        state.sent = false;
+        state.method = parts.method;
+        state.answered = false;
+        state.write_failed = false;
+        Flight(conn.0)
+    }
+
+    /// Writes the request, and its body as it comes from the client; ready when all of it
+    /// has been written.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        loop {
+            if let Err(e) = ready!(self.0.poll_flush(cx)) {
+                return Poll::Ready(Err(self.failed(SendError::Io(e))));
+            }
+            let Some(body) = self.0.body.as_mut() else {
+                self.0.sent = true;
+                return Poll::Ready(Ok(()));
+            };
+            match ready!(Pin::new(body).poll_frame(cx)) {
+                None => {
+                    if self.0.chunked {
+                        self.0.queue_encoded(|out| h1::encode_last_chunk(None, out));
+                    }
+                    self.0.body = None;
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if data.is_empty() => {}
+                    Ok(data) => {
+                        if self.0.chunked {
+                            let len = data.len();
+                            self.0.queue_encoded(|out| h1::encode_chunk_size(len, out));
+                            self.0.pending.push_back(data);
+                            self.0.pending.push_back(Bytes::from_static(h1::CHUNK_END));
+                        } else {
+                            self.0.pending.push_back(data);
+                        }
+                    }
+                    Err(frame) => {
+                        if let (Ok(trailers), true) = (frame.into_trailers(), self.0.chunked) {
+                            self.0
+                                .queue_encoded(|out| h1::encode_last_chunk(Some(&trailers), out));
+                        } else if self.0.chunked {
+                            self.0.queue_encoded(|out| h1::encode_last_chunk(None, out));
+                        }
+                        self.0.body = None;
+                    }
+                },
+                Some(Err(e)) => return Poll::Ready(Err(SendError::ClientBody(e))),
+            }
+        }
+    }
+
+    /// Sends the request (as far as the client's body allows) and waits for the response
+    /// head; interim 1xx answers other than 101 are skipped.
+    pub(crate) fn poll_head(
         &mut self,
-        request: http::Request<ClientBody>,
-    ) -> impl std::future::Future<
-        Output = Result<http::Response<Incoming>, TrySendError<http::Request<ClientBody>>>,
-    > + Send
-           + 'static {
-        self.sender.try_send_request(request)
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<ResponseHead, SendError>> {
+        if !self.0.sent {
+            // The upstream may answer before the whole body was sent (an early 413, say):
+            // a pending body does not keep the head from being read, and a write that
+            // fails because the upstream stopped reading does not hide its answer.
+            match self.poll_send(cx) {
+                Poll::Ready(Err(SendError::Io(_))) => self.0.stop_sending(),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) | Poll::Pending => {}
+            }
+        }
+        loop {
+            if !self.0.buf.is_empty() {
+                match h1::parse_response(&mut self.0.buf, &self.0.method) {
+                    Ok(Some(head))
+                        if head.parts.status.is_informational()
+                            && head.parts.status != StatusCode::SWITCHING_PROTOCOLS =>
+                    {
+                        continue
+                    }
+                    Ok(Some(head)) => {
+                        self.0.shared.head_received();
+                        return Poll::Ready(Ok(head));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Poll::Ready(Err(SendError::Parse(e))),
+                }
+            }
+            match ready!(self.0.poll_fill(cx)) {
+                Ok(0) => return Poll::Ready(Err(self.failed(SendError::Closed))),
+                Ok(_) => self.0.answered = true,
+                Err(e) => return Poll::Ready(Err(self.failed(SendError::Io(e)))),
+            }
+        }
     }
 
-    /// Tells the watchdog the response head arrived (its deadline no longer applies).
-    pub(crate) fn head_received(&self) {
-        self.shared.head_received();
+    /// A failure of the connection, or the timeout its watchdog caused by shutting it down.
+    fn failed(&self, err: SendError) -> SendError {
+        if self.0.shared.timed_out() {
+            SendError::Timeout
+        } else {
+            err
+        }
     }
 
-    /// Returns the connection to this thread's idle stack of its member. A connection that
-    /// is not reusable yet (hyper has not finished the exchange on its task, or the request
-    /// body is still being sent) is handed to a small task that waits for it; one that is
-    /// closed is dropped.
-    pub(crate) fn release(self) {
-        if self.sender.is_closed() {
-            return;
+    /// Whether a failed request may be sent again on a new connection: it went out on a
+    /// kept-alive connection that the upstream closed (nothing came back), it had no body,
+    /// and it is idempotent (RFC 9110 §9.2.2), as HTTP clients retry such requests.
+    pub(crate) fn retryable(&self, err: &SendError) -> bool {
+        self.0.reused
+            && !self.0.answered
+            && !self.0.had_body
+            && self.0.method.is_idempotent()
+            && matches!(err, SendError::Closed | SendError::Io(_))
+    }
+
+    /// The response body that follows `head` on this connection.
+    pub(crate) fn into_body(self, head: &ResponseHead) -> UpstreamBody {
+        let reading = match head.framing {
+            Framing::Empty => Reading::Length(0),
+            Framing::Length(n) => Reading::Length(n),
+            Framing::Chunked => Reading::Chunked(ChunkedDecoder::new()),
+            Framing::UntilClose => Reading::UntilClose,
+        };
+        UpstreamBody {
+            flight: Some(self),
+            reading,
+            keep_alive: head.keep_alive,
         }
-        if self.sender.is_ready() {
-            self.shared.set_idle();
-            push_idle(self);
-            return;
-        }
-        // Outside a runtime (a body dropped after its runtime ended) there is nothing to
-        // wait with: the connection is dropped.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+    }
+
+    /// The connection's socket and the bytes that arrived after the 101 head, for a tunnel;
+    /// `None` if the socket is shared (it never is once the head arrived).
+    pub(crate) fn into_upgraded(mut self) -> Option<(TcpStream, Bytes)> {
+        let rest = self.0.buf.split().freeze();
+        let state = *self.0;
+        let stream = Arc::try_unwrap(state.stream).ok()?;
+        Some((stream, rest))
+    }
+}
+
+/// How far an upstream response body has been read.
+enum Reading {
+    /// This many bytes are still to come (0: the body is complete).
+    Length(u64),
+    /// The body is chunked.
+    Chunked(ChunkedDecoder),
+    /// The body ends when the upstream closes the connection.
+    UntilClose,
+    /// The trailers were returned; the body is complete.
+    Done,
+}
+
+/// Why an upstream response body failed after its head.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamBodyError {
+    /// Reading the connection failed.
+    #[error("upstream connection failed mid-body: {0}")]
+    Io(#[source] io::Error),
+    /// The upstream closed the connection before the end of the body.
+    #[error("upstream closed the connection before the end of the body")]
+    Incomplete,
+    /// The body's framing was broken.
+    #[error("upstream body: {0}")]
+    Parse(#[source] H1Error),
+    /// The client's request body, still being sent, failed.
+    #[error("client request body failed: {0}")]
+    ClientBody(#[source] hyper::Error),
+}
+
+impl UpstreamBodyError {
+    /// Whether the upstream sent something that is not HTTP (rather than failing).
+    pub fn is_parse(&self) -> bool {
+        matches!(self, UpstreamBodyError::Parse(_))
+    }
+}
+
+/// An upstream response body, streamed from the connection it arrived on: data is split off
+/// the read buffer without a copy, and the connection goes back to its idle stack when the
+/// body is complete (and closes if the body is abandoned or fails).
+pub struct UpstreamBody {
+    /// The exchange it belongs to; `None` once the body is finished.
+    flight: Option<Flight>,
+    /// How much is left.
+    reading: Reading,
+    /// Whether the connection may carry another request after this body.
+    keep_alive: bool,
+}
+
+impl UpstreamBody {
+    /// Whether the whole body has been read.
+    fn complete(&self) -> bool {
+        matches!(self.reading, Reading::Length(0) | Reading::Done)
+    }
+
+    /// Ends the body: a complete one whose request was sent completely returns its
+    /// connection to the idle stack; any other closes it.
+    fn finish(&mut self) {
+        let Some(flight) = self.flight.take() else {
             return;
         };
-        let mut pooled = self;
-        runtime.spawn(async move {
-            // Bounded like an idle connection: one that does not become reusable within the
-            // idle timeout is dropped (and so closed).
-            let ready = std::future::poll_fn(|cx| pooled.sender.poll_ready(cx));
-            if let Ok(Ok(())) = tokio::time::timeout(pooled.idle_timeout, ready).await {
-                pooled.shared.set_idle();
-                push_idle(pooled);
-            }
-        });
+        if self.keep_alive
+            && self.complete()
+            && flight.0.sent
+            && !flight.0.write_failed
+            && flight.0.buf.is_empty()
+            && flight.0.pending.is_empty()
+        {
+            push_idle(Conn(flight.0));
+        }
+    }
+
+    /// The socket and the bytes after the head, for the tunnel of a 101 answer.
+    pub(crate) fn into_upgraded(mut self) -> Option<(TcpStream, Bytes)> {
+        self.flight.take()?.into_upgraded()
+    }
+
+    /// Gives the body up (it stalled, say): its connection is closed, never reused.
+    pub(crate) fn abandon(&mut self) {
+        self.flight = None;
+        self.reading = Reading::Done;
+    }
+
+    fn fail(
+        &mut self,
+        err: UpstreamBodyError,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
+        self.flight = None;
+        self.reading = Reading::Done;
+        Poll::Ready(Some(Err(err)))
     }
 }
 
-/// An idle connection in a stack.
-struct Idle {
-    /// The request side of the connection.
-    sender: SendRequest<ClientBody>,
-    /// Shared with the connection's watchdog.
-    shared: Arc<ConnShared>,
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = UpstreamBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
+        let this = self.get_mut();
+        let Some(flight) = this.flight.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if !flight.0.sent {
+            match flight.poll_send(cx) {
+                Poll::Ready(Err(SendError::ClientBody(e))) => {
+                    return this.fail(UpstreamBodyError::ClientBody(e))
+                }
+                // The rest of the request cannot be sent: the answer may still be complete,
+                // but the connection is not reused.
+                Poll::Ready(Err(_)) => flight.0.stop_sending(),
+                Poll::Ready(Ok(())) | Poll::Pending => {}
+            }
+        }
+        loop {
+            let buf = &mut flight.0.buf;
+            match &mut this.reading {
+                Reading::Length(0) | Reading::Done => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Reading::Length(left) => {
+                    if !buf.is_empty() {
+                        let n = (*left).min(buf.len() as u64);
+                        *left -= n;
+                        let data = buf.split_to(n as usize).freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Reading::Chunked(decoder) => match decoder.decode(buf) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::NeedMore) => {}
+                    Ok(Decoded::Done(trailers)) => {
+                        this.reading = Reading::Done;
+                        match trailers {
+                            Some(trailers) => {
+                                return Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                            }
+                            None => continue,
+                        }
+                    }
+                    Err(e) => return this.fail(UpstreamBodyError::Parse(e)),
+                },
+                Reading::UntilClose => {
+                    if !buf.is_empty() {
+                        let data = buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+            }
+            match ready!(flight.0.poll_fill(cx)) {
+                Ok(0) if matches!(this.reading, Reading::UntilClose) => {
+                    this.keep_alive = false;
+                    this.reading = Reading::Done;
+                }
+                Ok(0) => return this.fail(UpstreamBodyError::Incomplete),
+                Ok(_) => {}
+                Err(e) => return this.fail(UpstreamBodyError::Io(e)),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.complete() || self.flight.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.reading {
+            Reading::Length(n) => SizeHint::with_exact(n),
+            Reading::Done => SizeHint::with_exact(0),
+            Reading::Chunked(_) | Reading::UntilClose => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // hyper stops polling a body that says it has ended; a complete body's connection
+        // is reused from here. An abandoned one is closed with its flight.
+        if self.complete() {
+            self.finish();
+        }
+    }
 }
 
 /// A `u64` key hasher for the thread-local map (member ids are already unique numbers).
@@ -261,7 +715,7 @@ impl Hasher for IdHasher {
 #[derive(Default)]
 struct IdleStacks {
     /// Idle connections of each member, most recently used last.
-    by_member: HashMap<u64, Vec<Idle>, BuildHasherDefault<IdHasher>>,
+    by_member: HashMap<u64, Vec<Conn>, BuildHasherDefault<IdHasher>>,
     /// Returns since the last sweep.
     returns: u32,
 }
@@ -271,55 +725,43 @@ thread_local! {
     static IDLE: RefCell<IdleStacks> = RefCell::new(IdleStacks::default());
 }
 
-fn push_idle(pooled: Pooled) {
-    let Pooled {
-        sender,
-        shared,
-        member_id,
-        max_idle,
-        ..
-    } = pooled;
-    IDLE.with_borrow_mut(|stacks| {
+fn push_idle(mut conn: Conn) {
+    conn.0.shared.set_idle();
+    // The finished request's pieces are let go, so that the write buffer's space can be
+    // reclaimed for the next head.
+    conn.0.head = Bytes::new();
+    conn.0.body = None;
+    // Outside the runtime's threads (a body dropped while its runtime shuts down) the
+    // thread-local may be gone: the connection is simply closed then.
+    let _ = IDLE.try_with(|idle| {
+        let mut stacks = idle.borrow_mut();
         stacks.returns += 1;
         if stacks.returns >= SWEEP_EVERY {
             stacks.returns = 0;
             stacks.by_member.retain(|_, stack| {
-                stack.retain(|idle| {
-                    !idle.sender.is_closed() && idle.shared.state.load(Ordering::Relaxed) != CLOSED
-                });
+                stack.retain(|idle| idle.0.shared.state.load(Ordering::Relaxed) != CLOSED);
                 if stack.is_empty() {
                     stack.shrink_to_fit();
                 }
                 !stack.is_empty()
             });
         }
-        let stack = stacks.by_member.entry(member_id).or_default();
-        if stack.len() < max_idle {
-            stack.push(Idle { sender, shared });
+        let stack = stacks.by_member.entry(conn.0.member_id).or_default();
+        if stack.len() < conn.0.max_idle {
+            stack.push(conn);
         }
     });
 }
 
-fn pop_idle(
-    member_id: u64,
-    max_idle: usize,
-    idle_timeout: Duration,
-    deadline_ms: u64,
-) -> Option<Pooled> {
+fn pop_idle(member_id: u64, deadline_ms: u64) -> Option<Conn> {
     IDLE.with_borrow_mut(|stacks| {
         let stack = stacks.by_member.get_mut(&member_id)?;
-        while let Some(idle) = stack.pop() {
-            // A connection that is not ready was closed by the upstream (or is in a state
-            // hyper cannot reuse); one whose watchdog won the race is closed too.
-            if idle.sender.is_ready() && idle.shared.claim(deadline_ms) {
-                return Some(Pooled {
-                    sender: idle.sender,
-                    shared: idle.shared,
-                    member_id,
-                    max_idle,
-                    idle_timeout,
-                    reused: true,
-                });
+        while let Some(mut conn) = stack.pop() {
+            // One whose watchdog won the race is closed; one the upstream closed (or wrote
+            // to) while it was idle cannot take a request.
+            if conn.0.shared.claim(deadline_ms) && conn.0.is_quiet() {
+                conn.0.reused = true;
+                return Some(conn);
             }
         }
         None
@@ -330,9 +772,15 @@ fn pop_idle(
 #[derive(Debug)]
 pub(crate) enum SendError {
     /// No connection could be made within the connect deadline.
-    Connect(std::io::Error),
-    /// The connection failed while sending the request or reading the response head.
-    Http(hyper::Error),
+    Connect(io::Error),
+    /// Writing the request or reading the response head failed.
+    Io(io::Error),
+    /// The upstream closed the connection before a complete response head.
+    Closed,
+    /// The response head is not HTTP/1.x.
+    Parse(H1Error),
+    /// The client's request body failed while it was being sent.
+    ClientBody(hyper::Error),
     /// The response head did not arrive within the response deadline.
     Timeout,
 }
@@ -341,7 +789,10 @@ impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SendError::Connect(e) => write!(f, "connect: {e}"),
-            SendError::Http(e) => write!(f, "{e}"),
+            SendError::Io(e) => write!(f, "connection failed: {e}"),
+            SendError::Closed => write!(f, "connection closed before the response head"),
+            SendError::Parse(e) => write!(f, "{e}"),
+            SendError::ClientBody(e) => write!(f, "client request body: {e}"),
             SendError::Timeout => write!(f, "no response head within the deadline"),
         }
     }
@@ -349,8 +800,6 @@ impl std::fmt::Display for SendError {
 
 /// The HTTP/1.1 side of the proxy's upstream client.
 pub(crate) struct Http1Pool {
-    /// How connections are set up (hyper's defaults, as the pooled client had).
-    builder: http1::Builder,
     /// Connect deadline.
     connect_timeout: Duration,
     /// How long a connection may stay idle before its watchdog closes it.
@@ -371,7 +820,6 @@ impl Http1Pool {
         max_idle: usize,
     ) -> Self {
         Self {
-            builder: http1::Builder::new(),
             connect_timeout,
             idle_timeout,
             response_timeout,
@@ -379,71 +827,32 @@ impl Http1Pool {
         }
     }
 
-    /// Sends `request` (origin-form URI, `Host` set) to `member` on an idle connection or a
-    /// new one, and waits for the response head until `started` plus the response timeout.
-    /// A request that an idle connection could not even start (the upstream closed it in the
-    /// meantime) is retried on the next one; a new connection's failure is final.
-    pub(crate) async fn send(
-        &self,
-        member: &Member,
-        mut request: http::Request<ClientBody>,
-        started: Instant,
-    ) -> Result<(http::Response<Incoming>, Pooled), SendError> {
-        let deadline_ms = self.deadline_ms(started);
-        loop {
-            let mut pooled =
-                match pop_idle(member.id(), self.max_idle, self.idle_timeout, deadline_ms) {
-                    Some(pooled) => pooled,
-                    None => self.connect(member, deadline_ms).await?,
-                };
-            match pooled.send(request).await {
-                Ok(response) => {
-                    pooled.head_received();
-                    return Ok((response, pooled));
-                }
-                Err(failed) => request = Self::retryable(&pooled, failed)?,
-            }
-        }
+    /// An idle connection to `member`, claimed for a request that leaves at `started`, if
+    /// this thread has one.
+    pub(crate) fn checkout(&self, member: &Member, started: Instant) -> Option<Conn> {
+        pop_idle(member.id(), self.deadline_ms(started))
     }
 
-    /// The first step of [`Http1Pool::send`] on its own: an idle connection to `member`,
-    /// claimed for a request that leaves at `started`, if there is one. The caller sends on
-    /// it with [`Pooled::send`] and hands a failure to [`Http1Pool::after_failure`].
-    pub(crate) fn checkout(&self, member: &Member, started: Instant) -> Option<Pooled> {
-        pop_idle(
-            member.id(),
-            self.max_idle,
-            self.idle_timeout,
-            self.deadline_ms(started),
-        )
-    }
-
-    /// Carries on [`Http1Pool::send`] after a checked-out connection failed a request.
-    pub(crate) async fn after_failure(
+    /// Sends a request again on a new connection, after [`Flight::retryable`] said so, and
+    /// waits for its response head.
+    pub(crate) async fn retry(
         &self,
         member: &Member,
         started: Instant,
-        pooled: Pooled,
-        failed: TrySendError<http::Request<ClientBody>>,
-    ) -> Result<(http::Response<Incoming>, Pooled), SendError> {
-        let request = Self::retryable(&pooled, failed)?;
-        drop(pooled);
-        self.send(member, request, started).await
-    }
-
-    /// The request back if a failed send may be retried on another connection (the reused
-    /// connection could not even start it: the upstream closed it meanwhile), or the error.
-    fn retryable(
-        pooled: &Pooled,
-        mut failed: TrySendError<http::Request<ClientBody>>,
-    ) -> Result<http::Request<ClientBody>, SendError> {
-        if pooled.shared.timed_out() {
-            return Err(SendError::Timeout);
-        }
-        match failed.take_message() {
-            Some(unsent) if pooled.reused => Ok(unsent),
-            _ => Err(SendError::Http(failed.into_error())),
-        }
+        failed: Flight,
+    ) -> Result<(ResponseHead, Flight), SendError> {
+        let mut conn = self.connect(member, started).await?;
+        let state = &mut *conn.0;
+        state.pending.push_back(failed.0.head.clone());
+        state.head = failed.0.head.clone();
+        state.method = failed.0.method.clone();
+        state.sent = false;
+        state.answered = false;
+        state.write_failed = false;
+        drop(failed);
+        let mut flight = Flight(conn.0);
+        let head = std::future::poll_fn(|cx| flight.poll_head(cx)).await?;
+        Ok((head, flight))
     }
 
     /// The response deadline of a request that leaves at `started`, in the watchdog's
@@ -452,47 +861,54 @@ impl Http1Pool {
         ms_since_epoch(started).saturating_add(ceil_ms(self.response_timeout))
     }
 
-    async fn connect(&self, member: &Member, deadline_ms: u64) -> Result<Pooled, SendError> {
+    /// A new connection to `member`, checked out for a request that leaves at `started`.
+    pub(crate) async fn connect(
+        &self,
+        member: &Member,
+        started: Instant,
+    ) -> Result<Conn, SendError> {
         let stream = tokio::time::timeout(self.connect_timeout, connect_tcp(member.addr))
             .await
             .map_err(|_| {
-                SendError::Connect(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                ))
+                SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
             })?
             .map_err(SendError::Connect)?;
-        let (sender, conn) = self
-            .builder
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(SendError::Http)?;
-        let shared = Arc::new(ConnShared::busy(deadline_ms));
+        let stream = Arc::new(stream);
+        let shared = Arc::new(ConnShared::busy(self.deadline_ms(started)));
         let period = self
             .response_timeout
             .min(self.idle_timeout)
             .max(Duration::from_millis(1));
-        let task = tokio::spawn(drive(conn));
         tokio::spawn(watchdog(
-            task.abort_handle(),
+            Arc::downgrade(&stream),
             shared.clone(),
             self.idle_timeout,
             period,
         ));
-        Ok(Pooled {
-            sender,
+        Ok(Conn(Box::new(ConnState {
+            stream,
+            buf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            pending: VecDeque::new(),
             shared,
             member_id: member.id(),
             max_idle: self.max_idle,
-            idle_timeout: self.idle_timeout,
             reused: false,
-        })
+            body: None,
+            chunked: false,
+            had_body: false,
+            sent: false,
+            method: Method::GET,
+            head: Bytes::new(),
+            answered: false,
+            write_failed: false,
+        })))
     }
 }
 
 /// Opens a TCP connection with `TCP_NODELAY` (a response must not wait for a delayed ACK)
 /// and keep-alive probes (a vanished peer is noticed on idle connections).
-async fn connect_tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
+async fn connect_tcp(addr: SocketAddr) -> io::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -503,20 +919,13 @@ async fn connect_tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
     socket.connect(addr).await
 }
 
-/// Drives one upstream connection (with upgrades, for WebSocket pass-through) until it ends.
-async fn drive(conn: http1::Connection<TokioIo<TcpStream>, ClientBody>) {
-    if let Err(err) = conn.with_upgrades().await {
-        tracing::debug!(error = %err, "upstream connection ended with an error");
-    }
-}
-
-/// Watches one connection from its own task, so that the connection's task never polls a
-/// timer: it closes (aborts) the connection when it has been idle for `idle_timeout` or its
-/// response head is late, and ends when the connection ends. Its timer is armed at most
-/// `period` ahead (see the module documentation), so it outlives its connection by at most
-/// that long.
+/// Watches one connection from its own, mostly sleeping task: it shuts the connection's
+/// socket down when the connection has been idle for `idle_timeout` or its response head is
+/// late, and ends when the connection is gone. Its timer is armed at most `period` ahead
+/// (see the module documentation), so it outlives its connection by at most that long; it
+/// holds only a weak reference to the socket, so it never keeps one open.
 async fn watchdog(
-    conn: tokio::task::AbortHandle,
+    stream: Weak<TcpStream>,
     shared: Arc<ConnShared>,
     idle_timeout: Duration,
     period: Duration,
@@ -524,15 +933,18 @@ async fn watchdog(
     let mut wait = period;
     loop {
         tokio::time::sleep(wait).await;
-        if conn.is_finished() {
+        if stream.strong_count() == 0 {
             return;
         }
         match shared.watch(now_ms(), idle_timeout, period) {
             Watch::Wait(next) => wait = next,
-            // Dropping the connection fails a waiting request, which then finds the
-            // connection marked as timed out.
+            // A waiting request wakes to the end of the stream and finds the connection
+            // marked timed out; an idle one is found closed when its stack is next looked
+            // at, and the upstream sees the close now.
             Watch::Expired | Watch::TimedOut => {
-                conn.abort();
+                if let Some(stream) = stream.upgrade() {
+                    let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
+                }
                 return;
             }
         }

@@ -1,15 +1,17 @@
 //! The request path: choose a cohort, apply faults, forward to a pool member, stream the
 //! answer back, and count what happened.
 
-use crate::body::{ClientBody, ProxyBody, RequestGuard};
+use crate::body::{ClientBody, ProxyBody, RequestGuard, UpstreamResponseBody};
 use crate::clock;
 use crate::config::{Config, Mode, StickySource, UnhealthyPolicy, UpstreamProtocol};
+use crate::h1::ResponseHead;
 use crate::metrics::{ClientFailure, InternalFailure, Metrics, UpstreamFailure};
-use crate::pool::{Http1Pool, Pooled, SendError};
+use crate::pool::{Flight, Http1Pool, SendError};
 use crate::routing::{self, Cohort, Decision, FaultAction, RouteState, SplitMode, StickyKey};
 use crate::upstream::{Member, Pool};
 use crate::users::CohortUsers;
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -22,6 +24,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// The header that tells the upstream which cohort a request belongs to.
 pub const COHORT_HEADER: &str = "x-ramp-cohort";
@@ -90,6 +94,8 @@ enum Step {
 struct Exchange {
     /// The rewritten request.
     request: Request<ClientBody>,
+    /// The `X-Forwarded-For` value still to be added (see [`Proxy::rewrite`]).
+    forwarded_for: Option<HeaderValue>,
     /// The client side of an upgrade the request asks for.
     upgrade: Option<OnUpgrade>,
     /// Turns true if the client breaks its request body.
@@ -122,7 +128,7 @@ impl Proxy {
                 connector.set_connect_timeout(Some(config.upstream_connect_timeout));
                 connector.set_nodelay(true);
                 connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
-                Upstreams::H2c(
+                Upstreams::H2c(Box::new(
                     Client::builder(TokioExecutor::new())
                         .pool_idle_timeout(config.upstream_idle_timeout)
                         .pool_max_idle_per_host(config.max_idle_per_upstream)
@@ -131,7 +137,7 @@ impl Proxy {
                         .set_host(false)
                         .http2_only(true)
                         .build(connector),
-                )
+                ))
             }
         };
         let (mode, stable, canary, users) = match &config.mode {
@@ -254,6 +260,7 @@ impl Proxy {
         async move {
             let Exchange {
                 request,
+                forwarded_for,
                 upgrade,
                 client_broke,
                 guard,
@@ -283,32 +290,40 @@ impl Proxy {
             // connecting, retrying and h2c are boxed so that they do not widen every
             // request's future.
             let exchanged = match &self.upstreams {
-                Upstreams::Http1(pool) => match pool.checkout(member, sent) {
-                    Some(mut pooled) => match pooled.send(request).await {
-                        Ok(response) => {
-                            pooled.head_received();
-                            Ok((response, Some(pooled)))
-                        }
-                        Err(failed) => Box::pin(pool.after_failure(member, sent, pooled, failed))
+                Upstreams::Http1(pool) => {
+                    let added = Added {
+                        forwarded_for: forwarded_for.as_ref(),
+                        cohort,
+                    };
+                    let flight = match pool.checkout(member, sent) {
+                        Some(conn) => Ok(Flight::new(conn, request, &added.fields())),
+                        None => Box::pin(pool.connect(member, sent))
                             .await
-                            .map(|(response, pooled)| (response, Some(pooled))),
-                    },
-                    None => Box::pin(pool.send(member, request, sent))
-                        .await
-                        .map(|(response, pooled)| (response, Some(pooled))),
+                            .map(|conn| Flight::new(conn, request, &added.fields())),
+                    };
+                    match flight {
+                        Ok(mut flight) => {
+                            match std::future::poll_fn(|cx| flight.poll_head(cx)).await {
+                                Ok(head) => Ok(Answer::Http1(head, flight)),
+                                Err(err) if flight.retryable(&err) => {
+                                    Box::pin(pool.retry(member, sent, flight))
+                                        .await
+                                        .map(|(head, flight)| Answer::Http1(head, flight))
+                                }
+                                Err(err) => Err(err),
+                            }
+                        }
+                        Err(err) => Err(err),
+                    }
+                    .map_err(UpstreamError::Pool)
                 }
-                .map_err(UpstreamError::Pool),
                 Upstreams::H2c(client) => Box::pin(tokio::time::timeout(
                     self.config.upstream_response_timeout,
-                    client.request(request),
+                    client.request(Added::insert(request, forwarded_for, cohort)),
                 ))
                 .await
                 .map_err(|_elapsed| UpstreamError::Pool(SendError::Timeout))
-                .and_then(|result| {
-                    result
-                        .map(|response| (response, None))
-                        .map_err(UpstreamError::Client)
-                }),
+                .and_then(|result| result.map(Answer::H2c).map_err(UpstreamError::Client)),
             };
             Ok(self.respond(exchanged, guard, upgrade, client_broke, cohort, member))
         }
@@ -358,9 +373,10 @@ impl Proxy {
                 return Step::Answer(self.local_error(guard, status, "fault/abort"));
             }
         };
-        match self.rewrite(req, client, cohort, &self.pool(cohort).members[member]) {
-            Ok((request, upgrade, client_broke)) => Step::Forward(Exchange {
+        match self.rewrite(req, client, &self.pool(cohort).members[member]) {
+            Ok((request, upgrade, client_broke, forwarded_for)) => Step::Forward(Exchange {
                 request,
+                forwarded_for,
                 upgrade,
                 client_broke,
                 guard,
@@ -384,18 +400,26 @@ impl Proxy {
     /// headers, X-Forwarded-For/-Proto and the cohort header. Also returns the client side of
     /// an upgrade, if the request asks for one, and the flag that turns true if the client
     /// breaks its request body. Fails only if the target cannot be rebuilt.
+    ///
+    /// The headers the proxy adds are not inserted here: inserting three fields into the
+    /// client's header map often makes it grow (a rehash of every field), so the HTTP/1.1
+    /// upstream gets them written straight into its request head and the h2c client gets
+    /// them inserted just before sending ([`Added`]). Client-sent `X-Forwarded-Proto` and
+    /// cohort headers are removed here, so the proxy's are the only ones; the common
+    /// `X-Forwarded-For` (the client sent none) is returned to be added the same way, and an
+    /// existing list is extended in the map.
     #[allow(clippy::type_complexity)]
     fn rewrite(
         &self,
         mut req: Request<Incoming>,
         client: &ClientAddr,
-        cohort: Cohort,
         member: &Member,
     ) -> Result<
         (
             Request<ClientBody>,
             Option<OnUpgrade>,
             Option<Arc<std::sync::atomic::AtomicBool>>,
+            Option<HeaderValue>,
         ),
         (),
     > {
@@ -434,35 +458,38 @@ impl Proxy {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        match &client.forwarded_for {
+        let forwarded_for = match &client.forwarded_for {
             // The common case: no list yet, and the value was formatted once per connection.
-            Some(value) if !scan.forwarded_for => {
-                parts.headers.insert(X_FORWARDED_FOR.clone(), value.clone());
+            Some(value) if !scan.forwarded_for => Some(value.clone()),
+            _ => {
+                add_forwarded_for(&mut parts.headers, client.peer);
+                None
             }
-            _ => add_forwarded_for(&mut parts.headers, client.peer),
+        };
+        if scan.set_by_proxy {
+            parts.headers.remove(&X_FORWARDED_PROTO);
+            parts.headers.remove(&X_RAMP_COHORT);
         }
-        parts
-            .headers
-            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-        parts.headers.insert(
-            X_RAMP_COHORT.clone(),
-            HeaderValue::from_static(cohort.as_str()),
-        );
         let (body, client_broke) = ClientBody::new(body);
-        Ok((Request::from_parts(parts, body), upgrade, client_broke))
+        Ok((
+            Request::from_parts(parts, body),
+            upgrade,
+            client_broke,
+            forwarded_for,
+        ))
     }
 
     /// Turns the upstream's answer (or failure) into the client's response, counting it.
     fn respond(
         &self,
-        exchanged: Result<(Response<Incoming>, Option<Pooled>), UpstreamError>,
+        exchanged: Result<Answer, UpstreamError>,
         guard: RequestGuard,
         upgrade: Option<OnUpgrade>,
         client_broke: Option<Arc<std::sync::atomic::AtomicBool>>,
         cohort: Cohort,
         member: &Member,
     ) -> Response<ProxyBody> {
-        let (response, connection) = match exchanged {
+        let answer = match exchanged {
             Err(err) => match classify_upstream_error(&err, client_broke.as_deref()) {
                 Blame::Client => {
                     // The client's request body broke (it went away mid-upload): the
@@ -483,43 +510,50 @@ impl Proxy {
                     return self.local_error(guard, status, upstream_error_label(cohort, reason));
                 }
             },
-            Ok(exchanged) => exchanged,
+            Ok(answer) => answer,
         };
 
-        let (mut parts, body) = response.into_parts();
+        let (mut parts, body) = match answer {
+            Answer::Http1(head, flight) => {
+                let body = flight.into_body(&head);
+                (head.parts, UpstreamResponseBody::Http1(body))
+            }
+            Answer::H2c(response) => {
+                let (parts, body) = response.into_parts();
+                (parts, UpstreamResponseBody::H2c(body))
+            }
+        };
         let status = parts.status;
         if status.is_server_error() {
             self.metrics
                 .upstream_error(cohort, UpstreamFailure::Status5xx);
         }
         self.metrics.response(cohort, status.as_u16());
-        let tunnel = match upgrade {
-            Some(client_upgrade) if status == StatusCode::SWITCHING_PROTOCOLS => {
-                let mut upstream_response = Response::from_parts(parts.clone(), ());
-                let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
-                self.spawn_tunnel(client_upgrade, upstream_upgrade);
-                true
+        let tunnel = match (upgrade, body) {
+            (Some(client_upgrade), UpstreamResponseBody::Http1(body))
+                if status == StatusCode::SWITCHING_PROTOCOLS =>
+            {
+                if let Some(upstream) = body.into_upgraded() {
+                    self.spawn_tunnel(client_upgrade, upstream);
+                }
+                None
             }
-            _ => false,
+            (_, body) => Some(body),
         };
-        remove_hop_by_hop(&mut parts.headers, tunnel);
-        if tunnel {
+        let Some(body) = tunnel else {
+            remove_hop_by_hop(&mut parts.headers, true);
             parts
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        }
+            return Response::from_parts(parts, ProxyBody::local(Bytes::new(), Some(guard)));
+        };
+        remove_hop_by_hop(&mut parts.headers, false);
         let body = ProxyBody::upstream(
             body,
             guard,
             self.config.upstream_body_idle_timeout,
             client_broke,
         );
-        // An upgraded connection belongs to the tunnel now; any other is reused once the
-        // body has been read to its end.
-        let body = match connection {
-            Some(connection) if !tunnel => body.with_connection(connection),
-            _ => body,
-        };
         Response::from_parts(parts, body)
     }
 
@@ -527,23 +561,25 @@ impl Proxy {
     /// WebSocket, say) until either side closes. The tunnel counts as in flight for the
     /// graceful drain: it holds a drain watcher, so shutdown waits for it, and it is closed
     /// when the drain deadline passes.
-    fn spawn_tunnel(&self, client_upgrade: OnUpgrade, upstream_upgrade: OnUpgrade) {
+    fn spawn_tunnel(&self, client_upgrade: OnUpgrade, upstream: (TcpStream, Bytes)) {
         let mut drain = self.drain.subscribe();
         tokio::spawn(async move {
-            let (client_io, upstream_io) = match tokio::join!(client_upgrade, upstream_upgrade) {
-                (Ok(client_io), Ok(upstream_io)) => (client_io, upstream_io),
-                (client, upstream) => {
-                    tracing::debug!(
-                        client_ok = client.is_ok(),
-                        upstream_ok = upstream.is_ok(),
-                        "upgrade did not complete"
-                    );
+            let (mut upstream_io, early) = upstream;
+            let client_io = match client_upgrade.await {
+                Ok(client_io) => client_io,
+                Err(err) => {
+                    tracing::debug!(error = %err, "upgrade did not complete");
                     return;
                 }
             };
             let mut client_io = TokioIo::new(client_io);
-            let mut upstream_io = TokioIo::new(upstream_io);
-            let copy = tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io);
+            let copy = async {
+                // Bytes the upstream sent right behind its 101 head go first.
+                if !early.is_empty() {
+                    client_io.write_all(&early).await?;
+                }
+                tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await
+            };
             tokio::select! {
                 _ = copy => {}
                 // Err: the proxy is gone, which ends the tunnel too.
@@ -654,8 +690,20 @@ enum Blame {
 enum Upstreams {
     /// `upstream_protocol = "http1"`.
     Http1(Http1Pool),
-    /// `upstream_protocol = "h2c"`.
-    H2c(Client<HttpConnector, ClientBody>),
+    /// `upstream_protocol = "h2c"` (boxed: it is much larger than the HTTP/1.1 pool).
+    H2c(Box<Client<HttpConnector, ClientBody>>),
+}
+
+/// An upstream's answer, from either client.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the HTTP/1.1 answer is the common case; boxing it would allocate per request"
+)]
+enum Answer {
+    /// An HTTP/1.1 response head and the exchange its body follows on.
+    Http1(ResponseHead, Flight),
+    /// An h2c response from hyper's client.
+    H2c(Response<Incoming>),
 }
 
 /// A failed exchange with an upstream, from either client.
@@ -690,13 +738,19 @@ fn classify_upstream_error(
         return Blame::Client;
     }
     let first: &(dyn std::error::Error + 'static) = match err {
-        UpstreamError::Pool(SendError::Connect(_)) => {
-            return Blame::Upstream(UpstreamFailure::Connect)
+        UpstreamError::Pool(pool) => {
+            return match pool {
+                SendError::Connect(_) => Blame::Upstream(UpstreamFailure::Connect),
+                SendError::Timeout => Blame::Upstream(UpstreamFailure::Timeout),
+                SendError::Parse(_) => Blame::Upstream(UpstreamFailure::BadResponse),
+                SendError::ClientBody(_) => Blame::Client,
+                SendError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    Blame::Upstream(UpstreamFailure::Timeout)
+                }
+                // Closed or reset before a complete response head.
+                SendError::Io(_) | SendError::Closed => Blame::Upstream(UpstreamFailure::Reset),
+            };
         }
-        UpstreamError::Pool(SendError::Timeout) => {
-            return Blame::Upstream(UpstreamFailure::Timeout)
-        }
-        UpstreamError::Pool(SendError::Http(e)) => e,
         UpstreamError::Client(e) if e.is_connect() => {
             return Blame::Upstream(UpstreamFailure::Connect)
         }
@@ -805,6 +859,9 @@ struct HeaderScan {
     host: bool,
     /// An `X-Forwarded-For` header is present: the client address is appended to it.
     forwarded_for: bool,
+    /// An `X-Forwarded-Proto` or cohort header is present: the client's is removed, since
+    /// only the proxy sets them.
+    set_by_proxy: bool,
 }
 
 impl HeaderScan {
@@ -818,6 +875,8 @@ impl HeaderScan {
                 scan.upgrade |= name == header::UPGRADE;
             } else if name == X_FORWARDED_FOR {
                 scan.forwarded_for = true;
+            } else if name == X_FORWARDED_PROTO || name == X_RAMP_COHORT {
+                scan.set_by_proxy = true;
             }
         }
         scan
@@ -845,12 +904,89 @@ impl ClientAddr {
     }
 }
 
+/// The header fields the proxy adds to every forwarded request (see [`Proxy::rewrite`]).
+struct Added<'a> {
+    /// The client's address as a new `X-Forwarded-For`, unless the map already has the
+    /// extended list.
+    forwarded_for: Option<&'a HeaderValue>,
+    /// The cohort, for the cohort header.
+    cohort: Cohort,
+}
+
+/// The fields of [`Added`], as a slice without allocation.
+struct AddedFields<'a> {
+    /// Every field the proxy may add.
+    fields: [(&'a HeaderName, &'a HeaderValue); 3],
+    /// Where the fields to write begin.
+    start: usize,
+}
+
+impl<'a> std::ops::Deref for AddedFields<'a> {
+    type Target = [(&'a HeaderName, &'a HeaderValue)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.fields[self.start..]
+    }
+}
+
+/// `X-Forwarded-Proto`'s one value.
+static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+/// The cohort header's values.
+static COHORT_STABLE: HeaderValue = HeaderValue::from_static("stable");
+static COHORT_CANARY: HeaderValue = HeaderValue::from_static("canary");
+
+impl Added<'_> {
+    /// The fields in the order they are written, without allocating.
+    fn fields(&self) -> AddedFields<'_> {
+        let cohort = match self.cohort {
+            Cohort::Stable => &COHORT_STABLE,
+            Cohort::Canary => &COHORT_CANARY,
+        };
+        // The first slot is used only when there is an `X-Forwarded-For` to add.
+        let fields = [
+            (&X_FORWARDED_FOR, self.forwarded_for.unwrap_or(&PROTO_HTTP)),
+            (&X_FORWARDED_PROTO, &PROTO_HTTP),
+            (&X_RAMP_COHORT, cohort),
+        ];
+        AddedFields {
+            fields,
+            start: usize::from(self.forwarded_for.is_none()),
+        }
+    }
+
+    /// The request with the fields inserted into its map (for the h2c client).
+    fn insert(
+        mut request: Request<ClientBody>,
+        forwarded_for: Option<HeaderValue>,
+        cohort: Cohort,
+    ) -> Request<ClientBody> {
+        let headers = request.headers_mut();
+        if let Some(value) = forwarded_for {
+            headers.insert(X_FORWARDED_FOR.clone(), value);
+        }
+        headers.insert(X_FORWARDED_PROTO.clone(), PROTO_HTTP.clone());
+        headers.insert(
+            X_RAMP_COHORT.clone(),
+            HeaderValue::from_static(cohort.as_str()),
+        );
+        request
+    }
+}
+
 fn add_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     let ip = peer.ip().to_canonical();
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}, {ip}"),
-        _ => ip.to_string(),
-    };
+    // Every existing line counts: a client (or a chain of proxies) may send several.
+    let mut value = String::new();
+    for existing in headers.get_all(&X_FORWARDED_FOR) {
+        if let Ok(existing) = existing.to_str() {
+            let existing = existing.trim();
+            if !existing.is_empty() {
+                value.push_str(existing);
+                value.push_str(", ");
+            }
+        }
+    }
+    let value = format!("{value}{ip}");
     if let Ok(value) = HeaderValue::from_str(&value) {
         // One combined value: several X-Forwarded-For lines would be joined by the upstream.
         headers.remove(&X_FORWARDED_FOR);
@@ -945,5 +1081,15 @@ mod tests {
             h.get("x-forwarded-for").map(|v| v.as_bytes()),
             Some(&b"10.1.2.3, 192.0.2.7"[..])
         );
+        // Several lines (a chain of proxies) become one list, in order.
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.2, 10.0.0.3"),
+        );
+        add_forwarded_for(&mut h, peer);
+        let all: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(all, ["10.0.0.1, 10.0.0.2, 10.0.0.3, 10.1.2.3"]);
     }
 }

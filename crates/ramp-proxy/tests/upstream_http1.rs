@@ -1,0 +1,1214 @@
+//! The HTTP/1.1 upstream side of the proxy, tested from outside: scripted upstreams read
+//! the proxy's requests byte for byte and answer exact bytes, so that request and response
+//! framing, connection reuse, header rewriting and the counting of broken answers are all
+//! checked on the wire.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::BodyExt;
+use ramp_proxy::proxy::COHORT_HEADER;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Upper bound on each wait in this file: every exchange here takes milliseconds, so a wait
+/// that reaches it means the proxy hung.
+const BOUND: Duration = Duration::from_secs(5);
+
+/// A TCP stream with a read buffer, so that a message can be read piece by piece (head,
+/// chunk-size lines, data) and bytes that arrived with it (the next message) are kept for
+/// the next read.
+struct Wire {
+    /// The connection.
+    stream: TcpStream,
+    /// Bytes read from it and not taken yet.
+    buf: Vec<u8>,
+}
+
+/// A chunked body read off the wire.
+struct Chunked {
+    /// The concatenated chunk data.
+    body: Vec<u8>,
+    /// The body exactly as it was on the wire, framing included.
+    raw: Vec<u8>,
+    /// The trailer fields, names lowercased.
+    trailers: Vec<(String, String)>,
+}
+
+impl Wire {
+    /// Wraps a connected stream.
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads whatever arrives next into the buffer; an error at the end of the stream.
+    async fn fill(&mut self) -> Result<(), String> {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk).await {
+            Ok(0) => Err("the connection was closed".into()),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e) => Err(format!("read failed: {e}")),
+        }
+    }
+
+    /// Takes the bytes up to and including the first `delim`, reading as needed. `Ok(None)`
+    /// if the stream ends cleanly before any byte of it arrived.
+    async fn take_through(
+        &mut self,
+        delim: &[u8],
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, String> {
+        loop {
+            if let Some(at) = self.buf.windows(delim.len()).position(|w| w == delim) {
+                return Ok(Some(self.buf.drain(..at + delim.len()).collect()));
+            }
+            if self.buf.len() > limit {
+                return Err(format!("no {delim:?} within {limit} bytes"));
+            }
+            if let Err(e) = self.fill().await {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
+            }
+        }
+    }
+
+    /// Takes one CRLF-terminated line (CRLF included).
+    async fn take_line(&mut self) -> Result<Vec<u8>, String> {
+        self.take_through(b"\r\n", 64 * 1024)
+            .await?
+            .ok_or_else(|| "the connection was closed before a line".to_string())
+    }
+
+    /// Takes exactly `n` bytes, reading as needed.
+    async fn take_exact(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        while self.buf.len() < n {
+            self.fill().await?;
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// Takes everything until the peer closes the connection.
+    async fn take_to_end(&mut self) -> Vec<u8> {
+        while self.fill().await.is_ok() {}
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads a chunked body strictly (hex size, optional `;extensions`, CRLF after each
+    /// size line and after each chunk's data, a last chunk and a trailer section), calling
+    /// `on_data` with each chunk's length as soon as the chunk has arrived.
+    async fn take_chunked(&mut self, mut on_data: impl FnMut(usize)) -> Result<Chunked, String> {
+        let mut out = Chunked {
+            body: Vec::new(),
+            raw: Vec::new(),
+            trailers: Vec::new(),
+        };
+        loop {
+            let line = self.take_line().await?;
+            out.raw.extend_from_slice(&line);
+            let text = String::from_utf8_lossy(&line[..line.len() - 2]).into_owned();
+            let digits = text.split(';').next().unwrap_or("");
+            let size = usize::from_str_radix(digits, 16)
+                .map_err(|_| format!("invalid chunk-size line {text:?}"))?;
+            if size == 0 {
+                loop {
+                    let line = self.take_line().await?;
+                    out.raw.extend_from_slice(&line);
+                    if line == b"\r\n" {
+                        return Ok(out);
+                    }
+                    out.trailers.push(parse_field(&line)?);
+                }
+            }
+            let data = self.take_exact(size + 2).await?;
+            out.raw.extend_from_slice(&data);
+            if &data[size..] != b"\r\n" {
+                return Err(format!("chunk of {size} bytes not followed by CRLF"));
+            }
+            out.body.extend_from_slice(&data[..size]);
+            on_data(size);
+        }
+    }
+}
+
+/// Parses one `name: value\r\n` header line into a lowercased name and a trimmed value.
+fn parse_field(line: &[u8]) -> Result<(String, String), String> {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches("\r\n");
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("header line without a colon: {text:?}"))?;
+    if name.is_empty() || name.contains([' ', '\t']) {
+        return Err(format!("invalid header name in {text:?}"));
+    }
+    Ok((name.to_ascii_lowercase(), value.trim().to_string()))
+}
+
+/// Splits a message head (start line, fields, empty line) into its start line and its
+/// fields in order.
+fn parse_head(head: &[u8]) -> Result<(String, Vec<(String, String)>), String> {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let start = lines.next().unwrap_or("").to_string();
+    let mut fields = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        fields.push(parse_field(line.as_bytes())?);
+    }
+    Ok((start, fields))
+}
+
+/// All values of the field `name` in `fields`, in order.
+fn values(fields: &[(String, String)], name: &str) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// How a message's body is delimited, from its fields: chunked if the last transfer coding
+/// is chunked, else the content-length, else none (requests) or until the close (responses).
+fn body_framing(fields: &[(String, String)]) -> Option<Result<usize, ()>> {
+    let codings = values(fields, "transfer-encoding");
+    if let Some(last) = codings.last() {
+        if last.rsplit(',').next().map(str::trim) == Some("chunked") {
+            return Some(Err(()));
+        }
+    }
+    values(fields, "content-length")
+        .first()
+        .and_then(|v| v.parse().ok())
+        .map(Ok)
+}
+
+/// One request as a scripted upstream received it.
+#[derive(Debug, Clone)]
+struct Received {
+    /// Which accepted connection carried it (0 for the first accepted).
+    conn: usize,
+    /// Its position among the requests of that connection (0 for the first).
+    nth: usize,
+    /// The request line, without its CRLF.
+    line: String,
+    /// Every header field in the order received, names lowercased.
+    fields: Vec<(String, String)>,
+    /// The body as it was on the wire (chunk framing included).
+    raw_body: Vec<u8>,
+    /// The body, decoded.
+    body: Vec<u8>,
+    /// The trailer fields of a chunked body.
+    trailers: Vec<(String, String)>,
+    /// What was wrong with the request's framing, if anything.
+    error: Option<String>,
+}
+
+impl Received {
+    /// The request's method.
+    fn method(&self) -> &str {
+        self.line.split(' ').next().unwrap_or("")
+    }
+
+    /// The request's target (its path and query, for origin-form).
+    fn target(&self) -> &str {
+        self.line.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// Every value of the header field `name`, in order (one entry per field line).
+    fn all(&self, name: &str) -> Vec<String> {
+        values(&self.fields, name)
+    }
+}
+
+/// What a scripted upstream does after it has read a request.
+struct Reply {
+    /// Byte strings written in order, each after its pause.
+    writes: Vec<(Duration, Vec<u8>)>,
+    /// What happens to the connection once they are written.
+    then: Then,
+}
+
+/// What a scripted upstream does with a connection after its answer.
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    /// Waits for the next request on it.
+    KeepOpen,
+    /// Closes it at once.
+    Close,
+    /// Closes it after this pause, without reading anything more.
+    CloseAfter(Duration),
+}
+
+impl Reply {
+    /// Writes `bytes` at once and keeps the connection open for the next request.
+    fn send(bytes: impl AsRef<[u8]>) -> Self {
+        Self {
+            writes: vec![(Duration::ZERO, bytes.as_ref().to_vec())],
+            then: Then::KeepOpen,
+        }
+    }
+
+    /// Writes nothing and closes the connection.
+    fn hang_up() -> Self {
+        Self {
+            writes: Vec::new(),
+            then: Then::Close,
+        }
+    }
+
+    /// Also writes `bytes`, `pause` after the previous write.
+    fn and_later(mut self, pause: Duration, bytes: impl AsRef<[u8]>) -> Self {
+        self.writes.push((pause, bytes.as_ref().to_vec()));
+        self
+    }
+
+    /// Does `then` with the connection after the writes.
+    fn then(mut self, then: Then) -> Self {
+        self.then = then;
+        self
+    }
+}
+
+/// A `200 OK` with a content-length and `body`, keep-alive by HTTP/1.1's default.
+fn ok(body: impl AsRef<[u8]>) -> Vec<u8> {
+    let body = body.as_ref();
+    let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A raw-TCP upstream that answers each request as its script says and records what it
+/// received.
+struct Scripted {
+    /// Where it listens.
+    addr: SocketAddr,
+    /// How many connections it accepted.
+    accepted: Arc<AtomicUsize>,
+    /// Every request it read, in the order it finished reading them.
+    received: Arc<Mutex<Vec<Received>>>,
+    /// How many request body bytes it has decoded so far, over all requests.
+    body_bytes: watch::Receiver<usize>,
+}
+
+impl Scripted {
+    /// How many connections were accepted so far.
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// A copy of the requests received so far.
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("received lock").clone()
+    }
+
+    /// The last request received; panics if there was none.
+    fn last(&self) -> Received {
+        self.received()
+            .pop()
+            .expect("the upstream received a request")
+    }
+
+    /// Waits (bounded) until the upstream has decoded at least `n` request body bytes.
+    async fn wait_for_body_bytes(&self, n: usize) {
+        let mut rx = self.body_bytes.clone();
+        tokio::time::timeout(BOUND, rx.wait_for(|&got| got >= n))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the upstream got {} body bytes, not {n}: the proxy held the upload back",
+                    *self.body_bytes.borrow()
+                )
+            })
+            .expect("upstream alive");
+    }
+}
+
+/// Starts a scripted upstream on 127.0.0.1. Each connection is served by its own task that
+/// reads a request head, then the body its framing announces (content-length or chunked,
+/// decoded strictly), records the request, and carries out `script`'s reply; it stops at
+/// the end of the stream or when the reply closes the connection.
+async fn scripted(script: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let (progress, body_bytes) = watch::channel(0usize);
+    let (script, progress) = (Arc::new(script), Arc::new(progress));
+    let (count, log) = (accepted.clone(), received.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let conn = count.fetch_add(1, Ordering::SeqCst);
+            let (script, progress, log) = (script.clone(), progress.clone(), log.clone());
+            tokio::spawn(async move {
+                let mut wire = Wire::new(stream);
+                for nth in 0.. {
+                    let Ok(Some(head)) = wire.take_through(b"\r\n\r\n", 1 << 20).await else {
+                        return;
+                    };
+                    let mut request = Received {
+                        conn,
+                        nth,
+                        line: String::new(),
+                        fields: Vec::new(),
+                        raw_body: Vec::new(),
+                        body: Vec::new(),
+                        trailers: Vec::new(),
+                        error: None,
+                    };
+                    match parse_head(&head) {
+                        Ok((line, fields)) => (request.line, request.fields) = (line, fields),
+                        Err(e) => request.error = Some(e),
+                    }
+                    let body = match body_framing(&request.fields) {
+                        None => Ok(None),
+                        Some(Ok(n)) => wire.take_exact(n).await.map(|body| {
+                            progress.send_modify(|got| *got += n);
+                            Some((body.clone(), body, Vec::new()))
+                        }),
+                        Some(Err(())) => wire
+                            .take_chunked(|n| progress.send_modify(|got| *got += n))
+                            .await
+                            .map(|c| Some((c.raw, c.body, c.trailers))),
+                    };
+                    match body {
+                        Ok(Some((raw, body, trailers))) => {
+                            (request.raw_body, request.body, request.trailers) =
+                                (raw, body, trailers)
+                        }
+                        Ok(None) => {}
+                        Err(e) => request.error = Some(e),
+                    }
+                    let broken = request.error.is_some();
+                    let reply = script(&request);
+                    log.lock().expect("log lock").push(request);
+                    if broken {
+                        return;
+                    }
+                    for (pause, bytes) in reply.writes {
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause).await;
+                        }
+                        if wire.stream.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    match reply.then {
+                        Then::KeepOpen => {}
+                        Then::Close => {
+                            let _ = wire.stream.shutdown().await;
+                            return;
+                        }
+                        Then::CloseAfter(pause) => {
+                            tokio::time::sleep(pause).await;
+                            let _ = wire.stream.shutdown().await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Scripted {
+        addr,
+        accepted,
+        received,
+        body_bytes,
+    }
+}
+
+/// Starts a proxy whose stable and canary pools are both `up`, at the given canary weight
+/// (0 sends everything to stable, 100 everything to canary).
+async fn proxy_to(up: &Scripted, canary_percent: f64) -> Harness {
+    let mut file = file_config(&[up.addr], &[up.addr]);
+    file.initial_canary_weight = Some(canary_percent);
+    start_proxy(file).await
+}
+
+/// A response as a raw client read it from the proxy.
+#[derive(Debug)]
+struct RawResponse {
+    /// The status code.
+    status: u16,
+    /// The status line.
+    line: String,
+    /// The header fields in order, names lowercased.
+    fields: Vec<(String, String)>,
+    /// The body, decoded.
+    body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// Every value of the header field `name`, in order.
+    fn all(&self, name: &str) -> Vec<String> {
+        values(&self.fields, name)
+    }
+}
+
+/// Reads one response from the proxy (bounded): its head, then the body its framing
+/// announces. A response to HEAD, a 1xx, a 204 and a 304 have no body whatever their
+/// fields say, so nothing more is read for them and any stray bytes the proxy sent would
+/// be read as the next response.
+async fn read_response(wire: &mut Wire, to_head: bool) -> RawResponse {
+    let read = async {
+        let head = wire
+            .take_through(b"\r\n\r\n", 1 << 20)
+            .await
+            .expect("response head")
+            .expect("the proxy answered before closing");
+        let (line, fields) = parse_head(&head).expect("a well-formed head");
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let bodiless = to_head || status < 200 || status == 204 || status == 304;
+        let body = match body_framing(&fields) {
+            _ if bodiless => Vec::new(),
+            Some(Ok(n)) => wire.take_exact(n).await.expect("body"),
+            Some(Err(())) => wire.take_chunked(|_| {}).await.expect("chunked body").body,
+            None => wire.take_to_end().await,
+        };
+        RawResponse {
+            status,
+            line,
+            fields,
+            body,
+        }
+    };
+    tokio::time::timeout(BOUND, read)
+        .await
+        .expect("the proxy answered in time")
+}
+
+/// Opens a raw client connection to the proxy.
+async fn raw_client(h: &Harness) -> Wire {
+    let stream = tokio::time::timeout(BOUND, TcpStream::connect(h.addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    Wire::new(stream)
+}
+
+/// Writes `bytes` to a raw client connection.
+async fn write(wire: &mut Wire, bytes: impl AsRef<[u8]>) {
+    tokio::time::timeout(BOUND, wire.stream.write_all(bytes.as_ref()))
+        .await
+        .expect("write in time")
+        .expect("write");
+}
+
+/// Asserts that, over both cohorts, the only upstream errors counted are `n` of `reason`
+/// charged to `cohort` (with `n` 0, that none are counted at all).
+fn assert_upstream_errors(snapshot: &serde_json::Value, cohort: &str, reason: &str, n: u64) {
+    for c in ["stable", "canary"] {
+        let errors = &snapshot["metrics"][c]["upstream_errors"];
+        for (name, got) in errors.as_object().expect("upstream_errors map") {
+            let want = if c == cohort && name == reason { n } else { 0 };
+            assert_eq!(got, want, "{c} upstream_errors.{name}: {errors}");
+        }
+    }
+}
+
+/// A request body of unknown length (the client sends it chunked, in three chunks with
+/// pauses) reaches the upstream as a valid chunked body, chunk by chunk as the client sends
+/// it (the client sends the next chunk only once the upstream has decoded the previous one,
+/// so a proxy that buffered the body would stall), with `transfer-encoding: chunked` and no
+/// `content-length`; the upstream's echo comes back exactly. The client's trailers reach the
+/// upstream in the last chunk's trailer section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_streams_to_the_upstream_as_a_valid_chunked_body() {
+    let up = scripted(|r| Reply::send(ok(&r.body))).await;
+    let h = proxy_to(&up, 0.0).await;
+    let mut client = raw_client(&h).await;
+
+    write(
+        &mut client,
+        "POST /upload HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await;
+    up.wait_for_body_bytes(5).await;
+    write(&mut client, "7\r\n, world\r\n").await;
+    up.wait_for_body_bytes(12).await;
+    write(&mut client, "1\r\n!\r\n0\r\n\r\n").await;
+
+    let answer = read_response(&mut client, false).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&answer.body),
+        "hello, world!",
+        "the echo of the concatenated chunks"
+    );
+
+    let got = up.last();
+    assert_eq!(got.error, None, "the upstream could not read the request");
+    assert_eq!(got.line, "POST /upload HTTP/1.1");
+    assert_eq!(got.all("transfer-encoding"), ["chunked"]);
+    assert_eq!(
+        got.all("content-length"),
+        Vec::<String>::new(),
+        "a chunked request must not also carry a content-length"
+    );
+    assert_eq!(String::from_utf8_lossy(&got.body), "hello, world!");
+    assert!(
+        got.raw_body.ends_with(b"\r\n0\r\n\r\n"),
+        "the body ends with the last chunk and an empty trailer section: {:?}",
+        String::from_utf8_lossy(&got.raw_body)
+    );
+
+    // The client's trailers go up in the last chunk's trailer section.
+    write(
+        &mut client,
+        "POST /upload HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+         3\r\nabc\r\n0\r\nx-checksum: 42\r\n\r\n",
+    )
+    .await;
+    let answer = read_response(&mut client, false).await;
+    assert_eq!(
+        (answer.status, &answer.body[..]),
+        (200, &b"abc"[..]),
+        "{answer:?}"
+    );
+    let got = up.last();
+    assert_eq!(got.error, None, "the upstream could not read the request");
+    assert_eq!(got.all("transfer-encoding"), ["chunked"]);
+    assert_eq!(
+        got.trailers,
+        [("x-checksum".to_string(), "42".to_string())],
+        "{:?}",
+        String::from_utf8_lossy(&got.raw_body)
+    );
+    h.stop().await;
+}
+
+/// A chunked response with chunk extensions, upper-case hex sizes, size lines split across
+/// TCP segments and a trailer section reaches the client with exactly its data, and the
+/// connection is read to the end of the trailers, so that it carries the next request.
+// One thread: the idle stacks are per worker thread (see lifecycle.rs).
+#[tokio::test(flavor = "current_thread")]
+async fn a_chunked_response_with_extensions_passes_through_and_keeps_its_connection() {
+    let pause = Duration::from_millis(20);
+    let up = scripted(move |r| match r.target() {
+        "/chunked" => {
+            Reply::send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;name=value\r\nWi")
+                .and_later(pause, "ki\r\n5;a=b;c\r\npedia\r\nE")
+                .and_later(pause, "\r\n in\r\n\r\nchunks.\r\n0\r\nx-trailer: t\r\n\r\n")
+        }
+        _ => Reply::send(ok("next")),
+    })
+    .await;
+    let h = proxy_to(&up, 0.0).await;
+    let c = client();
+
+    let a = get(&c, &h.url("/chunked"), &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&a.body),
+        "Wikipedia in\r\n\r\nchunks.",
+        "the chunk data, without sizes, extensions or trailers"
+    );
+    let a = get(&c, &h.url("/next"), &[]).await;
+    assert_eq!((a.status, &a.body[..]), (200, &b"next"[..]));
+    assert_eq!(
+        up.accepted(),
+        1,
+        "the connection was not reused after the chunked response"
+    );
+    let s = settled_snapshot(&c, &h).await;
+    assert_upstream_errors(&s, "stable", "bad_response", 0);
+    h.stop().await;
+}
+
+/// A body delimited by the close of the connection (HTTP/1.1 200 with neither
+/// content-length nor transfer-encoding) reaches the client whole, larger than one read,
+/// and the next request succeeds on a new upstream connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_delimited_body_arrives_whole_and_the_next_request_gets_a_new_connection() {
+    let big: Vec<u8> = (0..200 * 1024u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let tail = big.clone();
+    let up = scripted(move |r| match r.target() {
+        "/until-close" => {
+            Reply::send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst part;")
+                .and_later(Duration::from_millis(20), &tail)
+                .then(Then::Close)
+        }
+        _ => Reply::send(ok("after")),
+    })
+    .await;
+    let h = proxy_to(&up, 0.0).await;
+    let c = client();
+
+    let a = get(&c, &h.url("/until-close"), &[]).await;
+    assert_eq!(a.status, 200);
+    let mut want = b"first part;".to_vec();
+    want.extend_from_slice(&big);
+    assert_eq!(
+        a.body.len(),
+        want.len(),
+        "the close-delimited body's length"
+    );
+    assert!(a.body[..] == want[..], "the close-delimited body differs");
+    assert_eq!(up.accepted(), 1);
+
+    let a = get(&c, &h.url("/after"), &[]).await;
+    assert_eq!((a.status, &a.body[..]), (200, &b"after"[..]));
+    assert_eq!(
+        up.accepted(),
+        2,
+        "the request after a close-delimited body needs a new connection"
+    );
+    let s = settled_snapshot(&c, &h).await;
+    assert_upstream_errors(&s, "stable", "reset", 0);
+    h.stop().await;
+}
+
+/// The answer to HEAD carries the upstream's content-length but no body, and the proxy does
+/// not wait for one: the next request on the same client connection is answered at once,
+/// on the same upstream connection.
+#[tokio::test(flavor = "current_thread")]
+async fn a_head_answer_has_the_content_length_but_no_body_and_the_connection_goes_on() {
+    let up = scripted(|r| match r.method() {
+        "HEAD" => {
+            Reply::send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Type: text/plain\r\n\r\n")
+        }
+        _ => Reply::send(ok("0123456789")),
+    })
+    .await;
+    let h = proxy_to(&up, 0.0).await;
+    let mut client = raw_client(&h).await;
+
+    write(&mut client, "HEAD /doc HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    let head = read_response(&mut client, true).await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.all("content-length"), ["10"], "{head:?}");
+
+    write(&mut client, "GET /doc HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    let get = read_response(&mut client, false).await;
+    assert_eq!(get.status, 200, "{get:?}");
+    assert_eq!(String::from_utf8_lossy(&get.body), "0123456789");
+    assert_eq!(
+        up.accepted(),
+        1,
+        "the upstream connection was not reused after the HEAD answer"
+    );
+    let methods: Vec<String> = up
+        .received()
+        .iter()
+        .map(|r| r.method().to_string())
+        .collect();
+    assert_eq!(methods, ["HEAD", "GET"]);
+    h.stop().await;
+}
+
+/// 204 and 304 answers have no body, even a 304 that announces a content-length: the
+/// client gets each head alone, and the next answers on the same client connection and the
+/// same upstream connection are not shifted by bytes that never come.
+#[tokio::test(flavor = "current_thread")]
+async fn no_content_and_not_modified_answers_have_no_body() {
+    let up = scripted(|r| match r.target() {
+        "/204" => Reply::send("HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"),
+        "/304" => {
+            Reply::send("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 5\r\n\r\n")
+        }
+        _ => Reply::send(ok("after")),
+    })
+    .await;
+    let h = proxy_to(&up, 0.0).await;
+    let mut client = raw_client(&h).await;
+
+    write(&mut client, "GET /204 HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    let a = read_response(&mut client, false).await;
+    assert_eq!(a.status, 204, "{a:?}");
+    assert_eq!(a.all("x-a"), ["1"], "{a:?}");
+    assert_eq!(a.all("transfer-encoding"), Vec::<String>::new(), "{a:?}");
+
+    write(&mut client, "GET /304 HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    let a = read_response(&mut client, false).await;
+    assert_eq!(a.status, 304, "{a:?}");
+    assert_eq!(a.all("etag"), ["\"v1\""], "{a:?}");
+    assert_eq!(a.all("transfer-encoding"), Vec::<String>::new(), "{a:?}");
+
+    write(&mut client, "GET /after HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    let a = read_response(&mut client, false).await;
+    assert_eq!(
+        (a.status, String::from_utf8_lossy(&a.body).as_ref()),
+        (200, "after"),
+        "{a:?}"
+    );
+    assert_eq!(up.accepted(), 1, "the upstream connection was not reused");
+    h.stop().await;
+}
+
+/// Interim answers (100 Continue, and 103 Early Hints with fields) before the final answer
+/// are skipped: the client's first bytes are the final 200's status line, its body is
+/// intact, and the connection carries the next request.
+#[tokio::test(flavor = "current_thread")]
+async fn interim_answers_are_skipped_and_the_final_answer_is_passed_on() {
+    let pause = Duration::from_millis(20);
+    let up = scripted(move |r| match r.target() {
+        "/interim" => Reply::send("HTTP/1.1 100 Continue\r\n\r\n")
+            .and_later(
+                pause,
+                "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+            )
+            .and_later(pause, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"),
+        _ => Reply::send(ok("next")),
+    })
+    .await;
+    let h = proxy_to(&up, 0.0).await;
+    let mut client = raw_client(&h).await;
+
+    write(
+        &mut client,
+        "GET /interim HTTP/1.1\r\nHost: app.test\r\n\r\n",
+    )
+    .await;
+    let a = read_response(&mut client, false).await;
+    assert_eq!(a.line, "HTTP/1.1 200 OK", "{a:?}");
+    assert_eq!(String::from_utf8_lossy(&a.body), "final");
+    assert_eq!(
+        a.all("link"),
+        Vec::<String>::new(),
+        "the 103's fields are not merged in"
+    );
+
+    write(&mut client, "GET /next HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    let a = read_response(&mut client, false).await;
+    assert_eq!(
+        (a.status, String::from_utf8_lossy(&a.body).as_ref()),
+        (200, "next")
+    );
+    assert_eq!(up.accepted(), 1, "the upstream connection was not reused");
+    h.stop().await;
+}
+
+/// Sequential requests reuse one upstream connection when the upstream keeps it alive: 5
+/// requests arrive on one connection, one after the other.
+#[tokio::test(flavor = "current_thread")]
+async fn keep_alive_answers_let_sequential_requests_share_one_connection() {
+    let up = scripted(|r| Reply::send(ok(format!("answer {}", r.nth)))).await;
+    let h = proxy_to(&up, 0.0).await;
+    let c = client();
+    for i in 0..5 {
+        let a = get(&c, &h.url(&format!("/seq/{i}")), &[]).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(String::from_utf8_lossy(&a.body), format!("answer {i}"));
+    }
+    assert_eq!(
+        up.accepted(),
+        1,
+        "5 sequential requests opened several connections"
+    );
+    let order: Vec<(usize, usize, String)> = up
+        .received()
+        .iter()
+        .map(|r| (r.conn, r.nth, r.target().to_string()))
+        .collect();
+    let want: Vec<(usize, usize, String)> = (0..5).map(|i| (0, i, format!("/seq/{i}"))).collect();
+    assert_eq!(order, want);
+    h.stop().await;
+}
+
+/// An answer with `Connection: close` is never followed by another request on its
+/// connection: with an upstream that then closes, every request succeeds on a new
+/// connection; with one that leaves the connection open, the proxy still does not reuse it.
+#[tokio::test(flavor = "current_thread")]
+async fn connection_close_answers_get_a_new_connection_per_request() {
+    let close = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye";
+    for then in [Then::Close, Then::KeepOpen] {
+        let up = scripted(move |_| Reply::send(close).then(then)).await;
+        let h = proxy_to(&up, 0.0).await;
+        let c = client();
+        for i in 0..5 {
+            let a = get(&c, &h.url("/"), &[]).await;
+            assert_eq!(
+                (a.status, &a.body[..]),
+                (200, &b"bye"[..]),
+                "request {i}, {then:?}"
+            );
+        }
+        assert_eq!(
+            up.accepted(),
+            5,
+            "upstream that does {then:?} after Connection: close"
+        );
+        assert!(
+            up.received().iter().all(|r| r.nth == 0),
+            "a request followed Connection: close on its connection ({then:?})"
+        );
+        let s = settled_snapshot(&c, &h).await;
+        assert_upstream_errors(&s, "stable", "reset", 0);
+        h.stop().await;
+    }
+}
+
+/// An HTTP/1.0 answer is reused only if it says `Connection: keep-alive`: without it, 5
+/// requests take 5 connections even though the upstream leaves each open; with it, they
+/// share one.
+#[tokio::test(flavor = "current_thread")]
+async fn http10_answers_are_reused_only_with_keep_alive() {
+    for (answer, want) in [
+        ("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 5),
+        (
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+            1,
+        ),
+    ] {
+        let up = scripted(move |_| Reply::send(answer)).await;
+        let h = proxy_to(&up, 0.0).await;
+        let c = client();
+        for _ in 0..5 {
+            let a = get(&c, &h.url("/"), &[]).await;
+            assert_eq!((a.status, &a.body[..]), (200, &b"ok"[..]), "{answer:?}");
+        }
+        assert_eq!(
+            up.accepted(),
+            want,
+            "connections for 5 requests answered {answer:?}"
+        );
+        h.stop().await;
+    }
+}
+
+/// An idle connection that the upstream closed after its keep-alive answer is never used
+/// for a request (or the request is retried on a new connection): each request after the
+/// close gets its 200, never a 502, five times in a row, and nothing is counted against the
+/// upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_the_upstream_closed_does_not_fail_the_next_request() {
+    let up = scripted(|_| {
+        Reply::send("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\n\r\nfresh")
+            .then(Then::CloseAfter(Duration::from_millis(50)))
+    })
+    .await;
+    let h = proxy_to(&up, 0.0).await;
+    let c = client();
+    let a = get(&c, &h.url("/"), &[]).await;
+    assert_eq!((a.status, &a.body[..]), (200, &b"fresh"[..]));
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let a = get(&c, &h.url("/"), &[]).await;
+        assert_eq!(
+            (a.status, a.header("x-ramp-error")),
+            (200, String::new()),
+            "request {i} after the upstream closed its idle connection"
+        );
+        assert_eq!(&a.body[..], b"fresh");
+    }
+    assert_eq!(up.accepted(), 6, "one connection per request");
+    let s = settled_snapshot(&c, &h).await;
+    assert_upstream_errors(&s, "stable", "reset", 0);
+    assert_eq!(s["metrics"]["stable"]["responses"]["2xx"], 6);
+    assert_eq!(s["metrics"]["stable"]["responses"]["5xx"], 0);
+    h.stop().await;
+}
+
+/// When a reused connection is closed by the upstream after it read the request but before
+/// any answer, an idempotent GET is sent once more on a new connection and succeeds, while
+/// a POST with a body is not sent twice: it fails with 502 counted as a reset.
+#[tokio::test(flavor = "current_thread")]
+async fn only_idempotent_requests_are_retried_after_a_reused_connection_closes_unanswered() {
+    // Each connection answers its first request and hangs up on its second.
+    let up = scripted(|r| {
+        if r.nth == 0 {
+            Reply::send(ok("first"))
+        } else {
+            Reply::hang_up()
+        }
+    })
+    .await;
+    let h = proxy_to(&up, 0.0).await;
+    let c = client();
+
+    assert_eq!(get(&c, &h.url("/a"), &[]).await.status, 200);
+    let a = get(&c, &h.url("/b"), &[]).await;
+    assert_eq!(
+        (a.status, a.header("x-ramp-error"), &a.body[..]),
+        (200, String::new(), &b"first"[..]),
+        "the GET on the reused connection that closed is retried on a new one"
+    );
+    let seen: Vec<(usize, usize, String)> = up
+        .received()
+        .iter()
+        .map(|r| (r.conn, r.nth, r.line.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, 0, "GET /a HTTP/1.1".to_string()),
+            (0, 1, "GET /b HTTP/1.1".to_string()),
+            (1, 0, "GET /b HTTP/1.1".to_string()),
+        ]
+    );
+
+    let a = send(
+        &c,
+        "POST",
+        &h.url("/submit"),
+        &[],
+        Bytes::from_static(b"x=1"),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.header("x-ramp-error")),
+        (502, "upstream_stable/reset".to_string())
+    );
+    let posts: Vec<(usize, usize)> = up
+        .received()
+        .iter()
+        .filter(|r| r.method() == "POST")
+        .map(|r| (r.conn, r.nth))
+        .collect();
+    assert_eq!(posts, [(1, 1)], "a POST was sent more than once");
+    assert_eq!(up.accepted(), 2);
+    let s = settled_snapshot(&c, &h).await;
+    assert_upstream_errors(&s, "stable", "reset", 1);
+    h.stop().await;
+}
+
+/// Repeated response fields (two `set-cookie`) reach the client as two fields in their
+/// order, and the hop-by-hop ones (`keep-alive`, `connection` and the `x-hop` field it
+/// names) are removed while end-to-end fields stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_response_fields_keep_their_order_and_hop_by_hop_ones_are_removed() {
+    let up = scripted(|_| {
+        Reply::send(
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nKeep-Alive: timeout=5, max=100\r\n\
+             Connection: x-hop\r\nX-Hop: secret\r\nSet-Cookie: b=2\r\nX-End: kept\r\n\
+             Content-Length: 2\r\n\r\nok",
+        )
+    })
+    .await;
+    let h = proxy_to(&up, 0.0).await;
+    let c = client();
+    let a = get(&c, &h.url("/cookies"), &[]).await;
+    assert_eq!((a.status, &a.body[..]), (200, &b"ok"[..]));
+    let cookies: Vec<&str> = a
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii"))
+        .collect();
+    assert_eq!(cookies, ["a=1; Path=/", "b=2"]);
+    assert_eq!(a.header("x-end"), "kept");
+    assert!(!a.headers.contains_key("keep-alive"), "{:?}", a.headers);
+    assert!(!a.headers.contains_key("x-hop"), "{:?}", a.headers);
+    let connection: Vec<&str> = a
+        .headers
+        .get_all("connection")
+        .iter()
+        .map(|v| v.to_str().expect("ascii"))
+        .collect();
+    assert!(
+        connection
+            .iter()
+            .all(|v| !v.to_ascii_lowercase().contains("x-hop")),
+        "the upstream's Connection field was passed on: {connection:?}"
+    );
+    h.stop().await;
+}
+
+/// The upstream gets an origin-form request line and the Host, and exactly one each of
+/// `x-forwarded-for`, `x-forwarded-proto` and the cohort header, with the proxy's values:
+/// client-sent `x-forwarded-proto` and cohort fields are replaced, a client-sent
+/// `x-forwarded-for` is extended with the client's address in one field, and an
+/// absolute-form target becomes origin-form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_gets_one_of_each_forwarded_field_and_an_origin_form_target() {
+    let up = scripted(|_| Reply::send(ok("seen"))).await;
+    let h = proxy_to(&up, 0.0).await;
+    let c = client();
+    let one = |v: &str| vec![v.to_string()];
+
+    assert_eq!(get(&c, &h.url("/path?q=1"), &[]).await.status, 200);
+    let r = up.last();
+    assert_eq!(r.line, "GET /path?q=1 HTTP/1.1");
+    assert_eq!(r.all("host"), one(&h.addr.to_string()));
+    assert_eq!(r.all("x-forwarded-for"), one("127.0.0.1"));
+    assert_eq!(r.all("x-forwarded-proto"), one("http"));
+    assert_eq!(r.all(COHORT_HEADER), one("stable"));
+
+    let spoofed = [("x-forwarded-proto", "https"), (COHORT_HEADER, "canary")];
+    assert_eq!(get(&c, &h.url("/spoof"), &spoofed).await.status, 200);
+    let r = up.last();
+    assert_eq!(r.all("x-forwarded-proto"), one("http"), "{:?}", r.fields);
+    assert_eq!(r.all(COHORT_HEADER), one("stable"), "{:?}", r.fields);
+    assert_eq!(r.all("x-forwarded-for"), one("127.0.0.1"), "{:?}", r.fields);
+
+    let chained = [("x-forwarded-for", "10.0.0.1")];
+    assert_eq!(get(&c, &h.url("/chain"), &chained).await.status, 200);
+    let r = up.last();
+    assert_eq!(
+        r.all("x-forwarded-for"),
+        one("10.0.0.1, 127.0.0.1"),
+        "{:?}",
+        r.fields
+    );
+    assert_eq!(r.all("x-forwarded-proto"), one("http"));
+
+    set_weight(&c, &h, 100.0).await;
+    assert_eq!(get(&c, &h.url("/to-canary"), &[]).await.status, 200);
+    let r = up.last();
+    assert_eq!(r.line, "GET /to-canary HTTP/1.1");
+    assert_eq!(r.all(COHORT_HEADER), one("canary"));
+
+    let mut client = raw_client(&h).await;
+    write(
+        &mut client,
+        "GET http://app.example/abs?x=1 HTTP/1.1\r\nHost: app.example\r\n\r\n",
+    )
+    .await;
+    assert_eq!(read_response(&mut client, false).await.status, 200);
+    let r = up.last();
+    assert_eq!(
+        r.line, "GET /abs?x=1 HTTP/1.1",
+        "absolute-form becomes origin-form"
+    );
+    assert_eq!(r.all("host"), one("app.example"));
+    assert_eq!(r.all("x-forwarded-for"), one("127.0.0.1"));
+    h.stop().await;
+}
+
+/// A response head over 64 KiB (one field with a 70,000-byte value) is refused with a 502
+/// marked `upstream_canary/bad_response` and counted once as the canary's bad response,
+/// while a 60,000-byte field passes through intact and the proxy keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_head_over_64_kib_is_a_bad_response() {
+    let big_field = |n: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+            "v".repeat(n)
+        )
+    };
+    let (large, oversized) = (big_field(60_000), big_field(70_000));
+    let up = scripted(move |r| match r.target() {
+        "/oversized" => Reply::send(&oversized),
+        _ => Reply::send(&large),
+    })
+    .await;
+    let h = proxy_to(&up, 100.0).await;
+    let c = client();
+
+    let a = get(&c, &h.url("/large"), &[]).await;
+    assert_eq!((a.status, &a.body[..]), (200, &b"ok"[..]));
+    assert_eq!(
+        a.header("x-big").len(),
+        60_000,
+        "a large field under the limit passes"
+    );
+
+    let a = get(&c, &h.url("/oversized"), &[]).await;
+    assert_eq!(
+        (a.status, a.header("x-ramp-error")),
+        (502, "upstream_canary/bad_response".to_string())
+    );
+    assert_eq!(a.header("x-big"), "");
+
+    assert_eq!(
+        get(&c, &h.url("/large"), &[]).await.status,
+        200,
+        "the proxy keeps serving"
+    );
+    let s = settled_snapshot(&c, &h).await;
+    assert_upstream_errors(&s, "canary", "bad_response", 1);
+    h.stop().await;
+}
+
+/// Sends a GET through `c` and returns the status and the outcome of reading the whole body
+/// (bounded), for answers whose body is expected to fail.
+async fn get_body_outcome(
+    c: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<Bytes>,
+    >,
+    url: &str,
+) -> (u16, Result<Bytes, String>) {
+    let request = hyper::Request::get(url)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .expect("request");
+    let response = tokio::time::timeout(BOUND, c.request(request))
+        .await
+        .expect("head in time")
+        .expect("response head");
+    let status = response.status().as_u16();
+    let body = tokio::time::timeout(BOUND, response.into_body().collect())
+        .await
+        .expect("the body ended or failed in time")
+        .map(|b| b.to_bytes())
+        .map_err(|e| e.to_string());
+    (status, body)
+}
+
+/// A chunked body whose size line is not hex, sent after the head and a good chunk, fails
+/// the client's body (its 200 was already sent, so the client sees an error or only the
+/// good chunk) and is counted once as the canary's bad response; the broken connection is
+/// not reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_chunk_size_line_fails_the_body_and_is_a_bad_response() {
+    let up = scripted(|r| match r.target() {
+        "/broken" => {
+            Reply::send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+                .and_later(Duration::from_millis(50), "zz\r\nnot a chunk\r\n")
+        }
+        _ => Reply::send(ok("fine")),
+    })
+    .await;
+    let h = proxy_to(&up, 100.0).await;
+    let c = client();
+
+    let (status, body) = get_body_outcome(&c, &h.url("/broken")).await;
+    assert_eq!(status, 200);
+    if let Ok(body) = &body {
+        assert_eq!(
+            &body[..],
+            b"hello",
+            "the client got a complete-looking body after broken framing"
+        );
+    }
+    let a = get(&c, &h.url("/after"), &[]).await;
+    assert_eq!((a.status, &a.body[..]), (200, &b"fine"[..]));
+    assert_eq!(
+        up.accepted(),
+        2,
+        "the connection with the broken body was reused"
+    );
+    let s = settled_snapshot(&c, &h).await;
+    assert_upstream_errors(&s, "canary", "bad_response", 1);
+    h.stop().await;
+}
+
+/// A content-length body cut short by the upstream's close fails the client's body (the
+/// client gets an error or a short body, never a complete-looking one) and is counted once
+/// as the canary's reset, not as a bad response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_short_by_the_upstream_fails_and_is_a_reset() {
+    let up = scripted(|r| match r.target() {
+        "/short" => Reply::send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+            .then(Then::CloseAfter(Duration::from_millis(50))),
+        _ => Reply::send(ok("fine")),
+    })
+    .await;
+    let h = proxy_to(&up, 100.0).await;
+    let c = client();
+
+    let (status, body) = get_body_outcome(&c, &h.url("/short")).await;
+    assert_eq!(status, 200);
+    assert!(body.is_err(), "the client read a complete body: {body:?}");
+    assert_eq!(get(&c, &h.url("/after"), &[]).await.status, 200);
+    let s = settled_snapshot(&c, &h).await;
+    assert_upstream_errors(&s, "canary", "reset", 1);
+    h.stop().await;
+}
