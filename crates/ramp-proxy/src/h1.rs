@@ -285,14 +285,13 @@ const HEAD_RESERVE: usize = 1024;
 /// Writes a request head for an HTTP/1.1 upstream.
 ///
 /// The head is "METHOD SP target SP HTTP/1.1\r\n", every header of `parts.headers` as
-/// "name: value\r\n" (all values of repeated names, in order), the `added` fields (the
-/// proxy's own, written here rather than inserted into the map), then, if `framing` is Chunked
-/// and the headers have no transfer-encoding field, "transfer-encoding: chunked\r\n"; if
-/// `framing` is Length(n) and there is no content-length field, "content-length: n\r\n";
-/// then "\r\n". The target is the URI's authority for CONNECT (authority-form) and its path
-/// and query otherwise (origin-form), "/" when the URI has none. `parts.version` is ignored:
-/// upstreams are always spoken to in HTTP/1.1. The caller is responsible for the headers
-/// agreeing with `framing` (hop-by-hop fields removed, no stale content-length).
+/// "name: value\r\n" (all values of repeated names, in order) except Content-Length and
+/// Transfer-Encoding, the `added` fields (the proxy's own, written here rather than inserted
+/// into the map), then the framing's own field: "transfer-encoding: chunked\r\n" for
+/// Chunked, "content-length: n\r\n" for Length(n), none otherwise; then "\r\n". The
+/// target is the URI's authority for CONNECT (authority-form) and its path and query
+/// otherwise (origin-form), "/" when the URI has none. `parts.version` is ignored: upstreams
+/// are always spoken to in HTTP/1.1. The caller removes hop-by-hop fields.
 pub(crate) fn encode_request_head(
     parts: &http::request::Parts,
     added: &[(&HeaderName, &HeaderValue)],
@@ -319,21 +318,24 @@ pub(crate) fn encode_request_head(
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in &parts.headers {
-        put_field(name, value, out);
+        // The body's framing is this function's alone (below): a client's Content-Length
+        // next to the chunked coding, or a list such as "5, 5", must never reach the
+        // upstream, where a disagreement about the body's end is request smuggling.
+        if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
+            put_field(name, value, out);
+        }
     }
     for (name, value) in added {
         put_field(name, value, out);
     }
     match framing {
-        Framing::Chunked if !parts.headers.contains_key(TRANSFER_ENCODING) => {
-            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        }
-        Framing::Length(n) if !parts.headers.contains_key(CONTENT_LENGTH) => {
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
             put_number(n, 10, out);
             out.extend_from_slice(b"\r\n");
         }
-        _ => {}
+        Framing::Empty | Framing::UntilClose => {}
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -963,7 +965,7 @@ mod tests {
             encode(request, Framing::Length(1234567890)),
             "POST /submit HTTP/1.1\r\nhost: h\r\ncontent-length: 1234567890\r\n\r\n"
         );
-        // An existing content-length is not repeated.
+        // The client's content-length fields are replaced by the framing's one field.
         let request = http::Request::post("/submit")
             .header("content-length", "3")
             .body(())
@@ -971,6 +973,15 @@ mod tests {
         assert_eq!(
             encode(request, Framing::Length(3)),
             "POST /submit HTTP/1.1\r\ncontent-length: 3\r\n\r\n"
+        );
+        let request = http::Request::post("/submit")
+            .header("content-length", "5, 5")
+            .header("content-length", "5")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            encode(request, Framing::Length(5)),
+            "POST /submit HTTP/1.1\r\ncontent-length: 5\r\n\r\n"
         );
         let request = http::Request::post("/").body(()).unwrap();
         assert_eq!(
@@ -989,13 +1000,16 @@ mod tests {
             encode(request, Framing::Chunked),
             "POST /up HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n"
         );
+        // Never a content-length next to the chunked coding, and only the framing's own
+        // transfer-encoding field.
         let request = http::Request::post("/up")
-            .header("transfer-encoding", "gzip, chunked")
+            .header("content-length", "5, 5")
+            .header("transfer-encoding", "chunked")
             .body(())
             .unwrap();
         assert_eq!(
             encode(request, Framing::Chunked),
-            "POST /up HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
+            "POST /up HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
         );
     }
 

@@ -4,7 +4,7 @@
 //! body) to the socket and reads the response head from it in the future that hyper's
 //! server polls for the client's connection, and the response body it returns reads the
 //! rest from the same socket. There is no connection task and no channel between tasks, so
-//! a request costs the upstream socket's two system calls (one write, one read) and no
+//! a small exchange costs the upstream socket's two system calls (one write, one read) and no
 //! wake-up of another task; the messages are framed by the pure codec in [`crate::h1`]
 //! (httparse underneath). hyper's client did the same work on a task of its own per
 //! connection, reached through three channels per request, which was 42 % of the proxy's
@@ -18,7 +18,13 @@
 //! completely, and only if both sides agreed to keep it alive. Bounds: at most `max_idle`
 //! idle connections per member and thread (more are closed), and a connection idle for
 //! longer than `idle_timeout` is shut down by its watchdog even if no request ever comes to
-//! collect it (its descriptor is released when the stack is next looked at).
+//! collect it (its descriptor is released when a connection is next returned to that stack,
+//! or by the sweep every `SWEEP_EVERY` returns on the thread).
+//!
+//! After the response head has arrived, the rest of a request body is sent while hyper polls
+//! the response body, that is while the client reads its answer: a client that reads nothing
+//! until its own upload is finished, from an upstream that answers early, stalls until the
+//! body idle timeout. (hyper's client sent on from its connection task.)
 //!
 //! The response-head deadline is kept by the same watchdog instead of a timer per request:
 //! the request path writes the deadline into the connection's state word (one atomic store)
@@ -43,7 +49,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::{TcpSocket, TcpStream};
@@ -126,14 +132,25 @@ impl ConnShared {
         self.state.swap(BUSY | deadline_ms, Ordering::AcqRel) != CLOSED
     }
 
-    /// The response head arrived: no deadline until the connection is idle again.
-    fn head_received(&self) {
-        self.state.store(BUSY | NO_DEADLINE, Ordering::Release);
+    /// The response head arrived: no deadline until the connection is idle again. False if
+    /// the watchdog timed the connection out first (its socket is being shut down): the
+    /// request then fails as a timeout and the connection is never reused.
+    fn head_received(&self) -> bool {
+        self.leave_busy(BUSY | NO_DEADLINE)
     }
 
-    /// Marks the connection idle from now.
-    fn set_idle(&self) {
-        self.state.store(now_ms(), Ordering::Release);
+    /// Marks the connection idle from now; false if the watchdog timed it out meanwhile.
+    fn set_idle(&self) -> bool {
+        self.leave_busy(now_ms())
+    }
+
+    /// Replaces a busy state with `next`, unless the watchdog already marked it.
+    fn leave_busy(&self, next: u64) -> bool {
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                (state != TIMED_OUT && state != CLOSED).then_some(next)
+            })
+            .is_ok()
     }
 
     /// Whether the watchdog closed the connection because the response head was late.
@@ -240,21 +257,28 @@ impl ConnState {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
             let spare = self.buf.capacity() - self.buf.len();
-            match self.stream.try_read_buf(&mut self.buf) {
-                Ok(n) => {
-                    if n > 0 && n < spare {
-                        // A read that did not fill the buffer drained the socket (the
-                        // assumption tokio's own `poll_read` makes on epoll): the readiness
-                        // is forgotten now, without a system call, so that waiting for the
-                        // next response does not cost a read that finds nothing.
-                        let _ = self.stream.try_io(Interest::READABLE, || {
-                            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
-                        });
-                    }
-                    return Poll::Ready(Ok(n));
+            let (stream, buf) = (&self.stream, &mut self.buf);
+            let mut read = None;
+            // The read runs inside `try_io` so that a read which did not fill the buffer,
+            // and so drained the socket (the assumption tokio's own `poll_read` makes on
+            // epoll), can have the readiness forgotten without a system call: the closure
+            // then reports `WouldBlock`, and tokio clears only the readiness it saw before
+            // the read, never an event that arrived during it. Waiting for the next
+            // response then costs no read that finds nothing.
+            let outcome = stream.try_io(Interest::READABLE, || {
+                let n = stream.try_read_buf(buf)?;
+                read = Some(n);
+                if n > 0 && n < spare {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+            });
+            match (read, outcome) {
+                (Some(n), _) => return Poll::Ready(Ok(n)),
+                (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                (None, Err(e)) => return Poll::Ready(Err(e)),
+                (None, Ok(())) => continue,
             }
         }
     }
@@ -302,19 +326,16 @@ impl ConnState {
     /// idle. An upstream that closed it (or sent bytes nobody asked for) makes it unusable.
     /// Costs no system call unless the socket reports an event.
     fn is_quiet(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.stream.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            // The readiness may be left over from the last response's read: look.
-            Poll::Ready(Ok(())) => {
-                if self.buf.capacity() == self.buf.len() {
-                    self.buf.reserve(64);
-                }
-                matches!(self.stream.try_read_buf(&mut self.buf),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
+        if self.buf.capacity() == self.buf.len() {
+            self.buf.reserve(64);
         }
+        let (stream, buf) = (&self.stream, &mut self.buf);
+        // `try_io` does not call the closure when no event was seen since the readiness was
+        // last cleared (the common case: no system call), and unlike `poll_read_ready` it
+        // never answers "not ready" because the task used up its cooperative budget. When
+        // an event was seen (or is left over from the last response's read), look.
+        let looked = stream.try_io(Interest::READABLE, || stream.try_read_buf(buf));
+        matches!(looked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Gives up sending the rest of the request (the upstream stopped reading it); the
@@ -348,24 +369,21 @@ impl Flight {
         added: &[(&http::HeaderName, &http::HeaderValue)],
     ) -> Self {
         let (parts, body) = request.into_parts();
-        let framing = if body.is_end_stream() {
-            Framing::Empty
-        } else {
-            match parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-            {
-                Some(n) => Framing::Length(n),
-                None => Framing::Chunked,
+        // The framing comes from the body itself (hyper has already checked the client's
+        // Content-Length against it), never from the client's header text.
+        let had_body = !body.is_end_stream();
+        let framing = match body.size_hint().exact() {
+            Some(0) if !had_body && !parts.headers.contains_key(http::header::CONTENT_LENGTH) => {
+                Framing::Empty
             }
+            Some(n) => Framing::Length(n),
+            None => Framing::Chunked,
         };
         let state = &mut *conn.0;
         state.queue_encoded(|out| h1::encode_request_head(&parts, added, framing, out));
         state.head = state.pending.back().cloned().unwrap_or_default();
-        state.had_body = framing != Framing::Empty;
-        state.body = state.had_body.then_some(body);
+        state.had_body = had_body;
+        state.body = had_body.then_some(body);
         state.chunked = framing == Framing::Chunked;
         state.sent = false;
         state.method = parts.method;
@@ -445,7 +463,9 @@ impl Flight {
                         continue
                     }
                     Ok(Some(head)) => {
-                        self.0.shared.head_received();
+                        if !self.0.shared.head_received() {
+                            return Poll::Ready(Err(SendError::Timeout));
+                        }
                         return Poll::Ready(Ok(head));
                     }
                     Ok(None) => {}
@@ -726,7 +746,9 @@ thread_local! {
 }
 
 fn push_idle(mut conn: Conn) {
-    conn.0.shared.set_idle();
+    if !conn.0.shared.set_idle() {
+        return;
+    }
     // The finished request's pieces are let go, so that the write buffer's space can be
     // reclaimed for the next head.
     conn.0.head = Bytes::new();
@@ -747,6 +769,14 @@ fn push_idle(mut conn: Conn) {
             });
         }
         let stack = stacks.by_member.entry(conn.0.member_id).or_default();
+        // The oldest connections are at the bottom, where the watchdog closes them first:
+        // their descriptors are released here rather than at the next sweep.
+        while stack
+            .first()
+            .is_some_and(|idle| idle.0.shared.state.load(Ordering::Relaxed) == CLOSED)
+        {
+            stack.remove(0);
+        }
         if stack.len() < conn.0.max_idle {
             stack.push(conn);
         }
@@ -930,17 +960,20 @@ async fn watchdog(
     idle_timeout: Duration,
     period: Duration,
 ) {
-    let mut wait = period;
     loop {
-        tokio::time::sleep(wait).await;
-        if stream.strong_count() == 0 {
-            return;
-        }
+        // The first look happens at once, so that a deadline set before the watchdog
+        // started (a retried request's, counted from its first attempt) is not checked a
+        // whole period late.
         match shared.watch(now_ms(), idle_timeout, period) {
-            Watch::Wait(next) => wait = next,
+            Watch::Wait(wait) => {
+                tokio::time::sleep(wait).await;
+                if stream.strong_count() == 0 {
+                    return;
+                }
+            }
             // A waiting request wakes to the end of the stream and finds the connection
-            // marked timed out; an idle one is found closed when its stack is next looked
-            // at, and the upstream sees the close now.
+            // marked timed out; an idle one is dropped when a connection is next returned
+            // to its stack (or at the sweep), and the upstream sees the close now.
             Watch::Expired | Watch::TimedOut => {
                 if let Some(stream) = stream.upgrade() {
                     let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
@@ -988,6 +1021,51 @@ mod tests {
             !shared.claim(30_000),
             "a closed connection cannot be claimed"
         );
+    }
+
+    #[test]
+    fn a_head_or_an_idle_return_never_overwrites_the_watchdogs_mark() {
+        let (idle, period) = (Duration::from_millis(1000), Duration::from_millis(300));
+        let shared = ConnShared::busy(5_000);
+        assert_eq!(shared.watch(5_000, idle, period), Watch::TimedOut);
+        assert!(
+            !shared.head_received(),
+            "a head that arrives after the timeout does not revive the connection"
+        );
+        assert!(!shared.set_idle(), "nor does returning it to its stack");
+        assert!(shared.timed_out());
+        let shared = ConnShared::busy(5_000);
+        assert!(shared.head_received());
+        assert!(shared.set_idle());
+    }
+
+    /// The watchdog looks at once when it starts: a deadline that began before it (a retried
+    /// request's, counted from the first attempt) is kept, not checked a whole period late.
+    #[tokio::test]
+    async fn the_watchdog_keeps_a_deadline_that_began_before_it() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (mut server, _) = listener.accept().await.expect("accept");
+        let stream = Arc::new(client);
+        // Due 100 ms from now, with a period of 30 s: only the first look can catch it.
+        let shared = Arc::new(ConnShared::busy(now_ms() + 100));
+        tokio::spawn(watchdog(
+            Arc::downgrade(&stream),
+            shared.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+        ));
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), server.read(&mut byte))
+            .await
+            .expect("the watchdog shut the late connection down within the deadline");
+        assert_eq!(read.expect("read"), 0, "the upstream sees the close");
+        assert!(shared.timed_out());
     }
 
     #[test]

@@ -1212,3 +1212,30 @@ async fn a_body_cut_short_by_the_upstream_fails_and_is_a_reset() {
     assert_upstream_errors(&s, "canary", "reset", 1);
     h.stop().await;
 }
+
+/// A client's repeated Content-Length (two equal fields, which hyper accepts as one length)
+/// reaches the upstream as exactly one `content-length: 5` and never next to a transfer
+/// coding: two framings of one body are how requests are smuggled past a proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_content_length_goes_upstream_as_one_field_and_no_chunking() {
+    let up = scripted(|r| Reply::send(ok(&r.body))).await;
+    let h = proxy_to(&up, 0.0).await;
+    let mut client = raw_client(&h).await;
+    write(
+        &mut client,
+        "POST /form HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
+    let answer = read_response(&mut client, false).await;
+    assert_eq!(
+        (answer.status, &answer.body[..]),
+        (200, &b"hello"[..]),
+        "{answer:?}"
+    );
+    let got = up.last();
+    assert_eq!(got.error, None, "the upstream could not read the request");
+    assert_eq!(got.all("content-length"), ["5"]);
+    assert_eq!(got.all("transfer-encoding"), Vec::<String>::new());
+    assert_eq!(&got.raw_body[..], b"hello");
+    h.stop().await;
+}
