@@ -13,7 +13,12 @@
 # the result; each round's ramp/HAProxy ratio is reported too (the machine's speed drifts
 # between rounds, the ratio within a round much less).
 #
-# Usage: scripts/bench-proxy.sh [--duration S] [--connections N] [--rounds N] [--soak S] [--pin] [--out FILE]
+# With --pair, each round runs only ramp-proxy and HAProxy, back to back, in an order that
+# alternates from round to round, and the report is about the pairs: the median of each
+# round's ratio, in how many rounds ramp-proxy was ahead, and a two-sided sign test of that
+# count (the chance of a split at least that uneven if neither were faster).
+#
+# Usage: scripts/bench-proxy.sh [--duration S] [--connections N] [--rounds N] [--soak S] [--pin] [--pair] [--out FILE]
 # Traffic goes only to 127.0.0.1. Everything started here is stopped on exit.
 set -euo pipefail
 
@@ -23,6 +28,7 @@ ROUNDS=2
 SOAK=60
 OUT=""
 PIN=0
+PAIR=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
@@ -31,14 +37,17 @@ while [ $# -gt 0 ]; do
     --soak) SOAK="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --pin) PIN=1; shift ;;
+    --pair) PAIR=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 for v in "$DURATION" "$CONNECTIONS" "$ROUNDS" "$SOAK"; do
   case "$v" in ''|*[!0-9]*) echo "numeric arguments only: $v" >&2; exit 2 ;; esac
 done
-if [ "$DURATION" -gt 300 ] || [ "$SOAK" -gt 600 ] || [ "$ROUNDS" -gt 10 ] || [ "$CONNECTIONS" -gt 2000 ]; then
-  echo "refusing an unbounded run (duration <= 300, soak <= 600, rounds <= 10, connections <= 2000)" >&2
+MAX_ROUNDS=10
+[ "$PAIR" = 1 ] && MAX_ROUNDS=30
+if [ "$DURATION" -gt 300 ] || [ "$SOAK" -gt 600 ] || [ "$ROUNDS" -gt "$MAX_ROUNDS" ] || [ "$CONNECTIONS" -gt 2000 ]; then
+  echo "refusing an unbounded run (duration <= 300, soak <= 600, rounds <= 10 or 30 with --pair, connections <= 2000)" >&2
   exit 2
 fi
 
@@ -230,6 +239,19 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS round(s); load average $LOAD_BEFORE" >&2
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round" >&2
+  if [ "$PAIR" = 1 ]; then
+    # Results are written in ramp, HAProxy order whatever order they ran in.
+    if [ $((round % 2)) = 1 ]; then
+      run ramp $P_RAMP $RAMP_PID
+      run haproxy $P_HAPROXY $HAPROXY_PID
+    else
+      run haproxy $P_HAPROXY $HAPROXY_PID
+      tail -1 "$RESULTS" >"$WORK/last-haproxy.txt"; sed -i '$ d' "$RESULTS"
+      run ramp $P_RAMP $RAMP_PID
+      cat "$WORK/last-haproxy.txt" >>"$RESULTS"
+    fi
+    continue
+  fi
   run direct $P_STABLE
   run ramp $P_RAMP $RAMP_PID
   run haproxy $P_HAPROXY $HAPROXY_PID
@@ -259,7 +281,77 @@ if [ "$SOAK" -gt 0 ]; then
 fi
 
 # --- report -----------------------------------------------------------------------------------
+# The paired report (--pair): per-round ratios of ramp-proxy to HAProxy.
+pair_report() {
+  awk '
+    function median(arr, n,   i, j, t) {
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
+      return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
+    }
+    # Two-sided sign test: the chance of k or fewer wins (or as many losses) in n fair tosses.
+    function sign_p(k, n,   m, i, c, tail) {
+      if (n == 0) return 1
+      m = (k < n - k) ? k : n - k; c = 1; tail = 0
+      for (i = 0; i <= m; i++) { tail += c; c = c * (n - i) / (i + 1) }
+      tail = 2 * tail / (2 ^ n)
+      return (tail > 1) ? 1 : tail
+    }
+    function summary(what, better, arr, n,   lo, hi, k, ahead, behind) {
+      lo = arr[1]; hi = arr[1]; ahead = 0; behind = 0
+      for (k = 1; k <= n; k++) {
+        if (arr[k] < lo) lo = arr[k]; if (arr[k] > hi) hi = arr[k]
+        if ((better == "higher" && arr[k] > 1) || (better == "lower" && arr[k] < 1)) ahead++
+        else if (arr[k] != 1) behind++
+      }
+      printf "| %s | %.2f | %.2f to %.2f | %d of %d | %.3f |\n", what, median(arr, n), lo, hi, ahead, n, sign_p(ahead, ahead + behind)
+    }
+    { n[$1]++; k = n[$1]; rps[$1, k] = $2; p99[$1, k] = $4; cpu[$1, k] = $7; rss[$1, k] = $5 }
+    END {
+      c = (n["ramp"] < n["haproxy"]) ? n["ramp"] : n["haproxy"]
+      split("ramp haproxy", names, " ")
+      printf "| | ramp-proxy | HAProxy |\n|---|---:|---:|\n"
+      for (k = 1; k <= c; k++) { a[k] = rps["ramp", k]; b[k] = rps["haproxy", k] }
+      printf "| requests/s, median of rounds | %.0f | %.0f |\n", median(a, c), median(b, c)
+      for (k = 1; k <= c; k++) { a[k] = p99["ramp", k]; b[k] = p99["haproxy", k] }
+      printf "| p99, median of rounds | %.0f us | %.0f us |\n", median(a, c), median(b, c)
+      for (k = 1; k <= c; k++) { a[k] = cpu["ramp", k]; b[k] = cpu["haproxy", k] }
+      printf "| CPU per request, median of rounds | %.1f us | %.1f us |\n", median(a, c), median(b, c)
+      ma = 0; mb = 0; for (k = 1; k <= c; k++) { if (rss["ramp", k] > ma) ma = rss["ramp", k]; if (rss["haproxy", k] > mb) mb = rss["haproxy", k] }
+      printf "| RSS peak under load | %.1f MiB | %.1f MiB |\n\n", ma / 1024, mb / 1024
+      printf "Within each round, ramp-proxy / HAProxy (the two ran seconds apart, so the drift of the machine between rounds cancels out of the ratio):\n\n"
+      printf "| ratio | median | range | rounds ramp-proxy was ahead | sign test p |\n|---|---:|---:|---:|---:|\n"
+      for (k = 1; k <= c; k++) a[k] = rps["ramp", k] / rps["haproxy", k]
+      summary("requests/s (higher is better)", "higher", a, c)
+      for (k = 1; k <= c; k++) a[k] = (cpu["haproxy", k] > 0) ? cpu["ramp", k] / cpu["haproxy", k] : 1
+      summary("CPU per request (lower is better)", "lower", a, c)
+      for (k = 1; k <= c; k++) a[k] = (p99["haproxy", k] > 0) ? p99["ramp", k] / p99["haproxy", k] : 1
+      summary("p99 latency (lower is better)", "lower", a, c)
+    }' "$RESULTS"
+}
+
 report() {
+  if [ "$PAIR" = 1 ]; then
+    echo "### ramp-proxy against HAProxy, paired ($ROUNDS rounds; wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; the order alternates from round to round)"
+    echo
+    [ "$PIN" = 1 ] && { echo "Pinned (--pin): each proxy alone on CPU 1; wrk and both upstreams on CPU 0."; echo; }
+    echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r). Load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER."
+    echo "Versions: $($HAPROXY -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}'), ramp-proxy $("$RAMP" --version | awk '{print $2}')."
+    echo
+    pair_report
+    echo
+    echo "Raw runs (name, requests/s, p50 us, p99 us, peak RSS KiB, non-2xx, CPU us per request), ramp-proxy then HAProxy for each round:"
+    echo
+    echo '```'
+    cat "$RESULTS"
+    echo '```'
+    echo
+    echo "ramp-proxy split over the whole run (95/5 configured):"
+    echo
+    echo '```'
+    echo "$SPLIT"
+    echo '```'
+    return
+  fi
   echo "### Side by side (medians over $ROUNDS round(s); wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency)"
   echo
   if [ "$PIN" = 1 ]; then

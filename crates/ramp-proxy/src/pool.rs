@@ -21,10 +21,11 @@
 //! collect it (its descriptor is released when a connection is next returned to that stack,
 //! or by the sweep every `SWEEP_EVERY` returns on the thread).
 //!
-//! After the response head has arrived, the rest of a request body is sent while hyper polls
-//! the response body, that is while the client reads its answer: a client that reads nothing
-//! until its own upload is finished, from an upstream that answers early, stalls until the
-//! body idle timeout. (hyper's client sent on from its connection task.)
+//! A request body still being uploaded when the response head arrives (the upstream answered
+//! early) is sent on by a task of its own ([`Upload`]): hyper polls the response body only
+//! while the client reads its answer, and a client that reads nothing until its upload is
+//! finished must not wait for an upload that waits for it. This is the one case in which an
+//! exchange leaves its task, and it is rare.
 //!
 //! The response-head deadline is kept by the same watchdog instead of a timer per request:
 //! the request path writes the deadline into the connection's state word (one atomic store)
@@ -47,7 +48,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -213,11 +214,8 @@ struct ConnState {
     /// returned to its stack only when this is empty, so it never holds another response's
     /// bytes. Response bodies are split off it without a copy.
     buf: BytesMut,
-    /// Where request heads and chunk-size lines are encoded; frozen pieces are split off it,
-    /// so its allocation is reused once they have been written.
-    wbuf: BytesMut,
-    /// What is still to be written, in order: the head, then body pieces.
-    pending: VecDeque<Bytes>,
+    /// The request on its way up.
+    out: Outgoing,
     /// Shared with the connection's watchdog.
     shared: Arc<ConnShared>,
     /// The member it is connected to, to find its stack again.
@@ -227,11 +225,6 @@ struct ConnState {
     /// Whether it served an earlier request: a kept-alive connection can be closed by the
     /// upstream just as a request is written to it, and only then is the request retried.
     reused: bool,
-    /// What is left of the current request's body; `None` once it has been read to its end
-    /// (or if there was none).
-    body: Option<ClientBody>,
-    /// Whether the request body is sent in chunks (it had no length).
-    chunked: bool,
     /// Whether the request had a body at all (a request with one is never retried).
     had_body: bool,
     /// Whether the whole request was written.
@@ -283,12 +276,57 @@ impl ConnState {
         }
     }
 
+    /// Whether an idle connection can take a request: nothing arrived on it while it was
+    /// idle. An upstream that closed it (or sent bytes nobody asked for) makes it unusable.
+    /// Costs no system call unless the socket reports an event.
+    fn is_quiet(&mut self) -> bool {
+        if self.buf.capacity() == self.buf.len() {
+            self.buf.reserve(64);
+        }
+        let (stream, buf) = (&self.stream, &mut self.buf);
+        // `try_io` does not call the closure when no event was seen since the readiness was
+        // last cleared (the common case: no system call), and unlike `poll_read_ready` it
+        // never answers "not ready" because the task used up its cooperative budget. When
+        // an event was seen (or is left over from the last response's read), look.
+        let looked = stream.try_io(Interest::READABLE, || stream.try_read_buf(buf));
+        matches!(looked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Gives up sending the rest of the request (the upstream stopped reading it); the
+    /// connection is not reused after this exchange.
+    fn stop_sending(&mut self) {
+        self.out.body = None;
+        self.out.pending.clear();
+        self.sent = true;
+        self.write_failed = true;
+    }
+}
+
+/// A request on its way up: what is still to be written and the rest of its body. It is
+/// written from the request's task until the response head arrives; a body still being
+/// uploaded then moves, with it, to a task of its own ([`Upload`]), so that the upload
+/// does not wait for the client to read its answer.
+#[derive(Default)]
+struct Outgoing {
+    /// Where request heads and chunk-size lines are encoded; frozen pieces are split off it,
+    /// so its allocation is reused once they have been written.
+    wbuf: BytesMut,
+    /// What is still to be written, in order: the head, then body pieces.
+    pending: VecDeque<Bytes>,
+    /// What is left of the request's body; `None` once it has been read to its end (or if
+    /// there was none).
+    body: Option<ClientBody>,
+    /// Whether the body is sent in chunks (it had no length).
+    chunked: bool,
+}
+
+impl Outgoing {
     /// Writes everything pending, with one system call when the socket takes it all.
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.pending.is_empty() {
-            ready!(self.stream.poll_write_ready(cx))?;
+            ready!(stream.poll_write_ready(cx))?;
             let written = if self.pending.len() == 1 {
-                self.stream.try_write(&self.pending[0])
+                stream.try_write(&self.pending[0])
             } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let n = self
@@ -297,7 +335,7 @@ impl ConnState {
                     .zip(slices.iter_mut())
                     .map(|(piece, slice)| *slice = IoSlice::new(piece))
                     .count();
-                self.stream.try_write_vectored(&slices[..n])
+                stream.try_write_vectored(&slices[..n])
             };
             match written {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -322,36 +360,58 @@ impl ConnState {
         Poll::Ready(Ok(()))
     }
 
-    /// Whether an idle connection can take a request: nothing arrived on it while it was
-    /// idle. An upstream that closed it (or sent bytes nobody asked for) makes it unusable.
-    /// Costs no system call unless the socket reports an event.
-    fn is_quiet(&mut self) -> bool {
-        if self.buf.capacity() == self.buf.len() {
-            self.buf.reserve(64);
-        }
-        let (stream, buf) = (&self.stream, &mut self.buf);
-        // `try_io` does not call the closure when no event was seen since the readiness was
-        // last cleared (the common case: no system call), and unlike `poll_read_ready` it
-        // never answers "not ready" because the task used up its cooperative budget. When
-        // an event was seen (or is left over from the last response's read), look.
-        let looked = stream.try_io(Interest::READABLE, || stream.try_read_buf(buf));
-        matches!(looked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-    }
-
-    /// Gives up sending the rest of the request (the upstream stopped reading it); the
-    /// connection is not reused after this exchange.
-    fn stop_sending(&mut self) {
-        self.body = None;
-        self.pending.clear();
-        self.sent = true;
-        self.write_failed = true;
-    }
-
     /// Encodes a piece into the write buffer and queues it.
     fn queue_encoded(&mut self, encode: impl FnOnce(&mut BytesMut)) {
         encode(&mut self.wbuf);
         let piece = self.wbuf.split().freeze();
         self.pending.push_back(piece);
+    }
+
+    /// Writes the request, and its body as it comes from the client; ready when all of it
+    /// has been written.
+    fn poll_send(
+        &mut self,
+        stream: &TcpStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError>> {
+        loop {
+            if let Err(e) = ready!(self.poll_flush(stream, cx)) {
+                return Poll::Ready(Err(SendError::Io(e)));
+            }
+            let Some(body) = self.body.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            match ready!(Pin::new(body).poll_frame(cx)) {
+                None => {
+                    if self.chunked {
+                        self.queue_encoded(|out| h1::encode_last_chunk(None, out));
+                    }
+                    self.body = None;
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if data.is_empty() => {}
+                    Ok(data) => {
+                        if self.chunked {
+                            let len = data.len();
+                            self.queue_encoded(|out| h1::encode_chunk_size(len, out));
+                            self.pending.push_back(data);
+                            self.pending.push_back(Bytes::from_static(h1::CHUNK_END));
+                        } else {
+                            self.pending.push_back(data);
+                        }
+                    }
+                    Err(frame) => {
+                        if let (Ok(trailers), true) = (frame.into_trailers(), self.chunked) {
+                            self.queue_encoded(|out| h1::encode_last_chunk(Some(&trailers), out));
+                        } else if self.chunked {
+                            self.queue_encoded(|out| h1::encode_last_chunk(None, out));
+                        }
+                        self.body = None;
+                    }
+                },
+                Some(Err(e)) => return Poll::Ready(Err(SendError::ClientBody(e))),
+            }
+        }
     }
 }
 
@@ -380,11 +440,13 @@ impl Flight {
             None => Framing::Chunked,
         };
         let state = &mut *conn.0;
-        state.queue_encoded(|out| h1::encode_request_head(&parts, added, framing, out));
-        state.head = state.pending.back().cloned().unwrap_or_default();
+        state
+            .out
+            .queue_encoded(|out| h1::encode_request_head(&parts, added, framing, out));
+        state.head = state.out.pending.back().cloned().unwrap_or_default();
         state.had_body = had_body;
-        state.body = had_body.then_some(body);
-        state.chunked = framing == Framing::Chunked;
+        state.out.body = had_body.then_some(body);
+        state.out.chunked = framing == Framing::Chunked;
         state.sent = false;
         state.method = parts.method;
         state.answered = false;
@@ -392,48 +454,17 @@ impl Flight {
         Flight(conn.0)
     }
 
-    /// Writes the request, and its body as it comes from the client; ready when all of it
-    /// has been written.
+    /// Writes the request and its body from this task; ready when all of it has been
+    /// written.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
-        loop {
-            if let Err(e) = ready!(self.0.poll_flush(cx)) {
-                return Poll::Ready(Err(self.failed(SendError::Io(e))));
+        let state = &mut *self.0;
+        match ready!(state.out.poll_send(&state.stream, cx)) {
+            Ok(()) => {
+                state.sent = true;
+                Poll::Ready(Ok(()))
             }
-            let Some(body) = self.0.body.as_mut() else {
-                self.0.sent = true;
-                return Poll::Ready(Ok(()));
-            };
-            match ready!(Pin::new(body).poll_frame(cx)) {
-                None => {
-                    if self.0.chunked {
-                        self.0.queue_encoded(|out| h1::encode_last_chunk(None, out));
-                    }
-                    self.0.body = None;
-                }
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) if data.is_empty() => {}
-                    Ok(data) => {
-                        if self.0.chunked {
-                            let len = data.len();
-                            self.0.queue_encoded(|out| h1::encode_chunk_size(len, out));
-                            self.0.pending.push_back(data);
-                            self.0.pending.push_back(Bytes::from_static(h1::CHUNK_END));
-                        } else {
-                            self.0.pending.push_back(data);
-                        }
-                    }
-                    Err(frame) => {
-                        if let (Ok(trailers), true) = (frame.into_trailers(), self.0.chunked) {
-                            self.0
-                                .queue_encoded(|out| h1::encode_last_chunk(Some(&trailers), out));
-                        } else if self.0.chunked {
-                            self.0.queue_encoded(|out| h1::encode_last_chunk(None, out));
-                        }
-                        self.0.body = None;
-                    }
-                },
-                Some(Err(e)) => return Poll::Ready(Err(SendError::ClientBody(e))),
-            }
+            Err(SendError::Io(e)) => Poll::Ready(Err(self.failed(SendError::Io(e)))),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 
@@ -501,17 +532,23 @@ impl Flight {
     }
 
     /// The response body that follows `head` on this connection.
-    pub(crate) fn into_body(self, head: &ResponseHead) -> UpstreamBody {
+    /// A request body still being uploaded when the head arrives (the upstream answered
+    /// early) goes on being sent by a task of its own: hyper polls the response body only
+    /// while the client reads its answer, and a client that reads nothing until its upload
+    /// is finished would otherwise wait for an upload that waits for it.
+    pub(crate) fn into_body(mut self, head: &ResponseHead) -> UpstreamBody {
         let reading = match head.framing {
             Framing::Empty => Reading::Length(0),
             Framing::Length(n) => Reading::Length(n),
             Framing::Chunked => Reading::Chunked(ChunkedDecoder::new()),
             Framing::UntilClose => Reading::UntilClose,
         };
+        let upload = (!self.0.sent).then(|| Upload::start(&mut self.0));
         UpstreamBody {
             flight: Some(self),
             reading,
             keep_alive: head.keep_alive,
+            upload,
         }
     }
 
@@ -549,9 +586,6 @@ pub enum UpstreamBodyError {
     /// The body's framing was broken.
     #[error("upstream body: {0}")]
     Parse(#[source] H1Error),
-    /// The client's request body, still being sent, failed.
-    #[error("client request body failed: {0}")]
-    ClientBody(#[source] hyper::Error),
 }
 
 impl UpstreamBodyError {
@@ -571,6 +605,49 @@ pub struct UpstreamBody {
     reading: Reading,
     /// Whether the connection may carry another request after this body.
     keep_alive: bool,
+    /// The rest of the request body, if it was still being uploaded when the head arrived.
+    upload: Option<Upload>,
+}
+
+/// The rest of a request body, sent by a task of its own after the response head arrived.
+struct Upload {
+    /// Cancels the task if the answer is finished first (the connection is then closed).
+    task: tokio::task::AbortHandle,
+    /// Set by the task once the whole request has been written.
+    done: Arc<AtomicBool>,
+}
+
+impl Upload {
+    /// Moves the unsent part of `state`'s request to a new task.
+    fn start(state: &mut ConnState) -> Self {
+        let mut out = std::mem::take(&mut state.out);
+        let stream = state.stream.clone();
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let task = tokio::spawn(async move {
+            match std::future::poll_fn(|cx| out.poll_send(&stream, cx)).await {
+                Ok(()) => flag.store(true, Ordering::Release),
+                // The client broke its upload: the upstream will never get the rest, so the
+                // exchange ends here; the response body then fails, blamed on the client
+                // (its request body's flag is set).
+                Err(SendError::ClientBody(_)) => {
+                    let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
+                }
+                // The upstream stopped reading: its answer may still be complete, but the
+                // connection is not reused.
+                Err(_) => {}
+            }
+        })
+        .abort_handle();
+        Self { task, done }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // An upload outlives neither its answer nor its connection.
+        self.task.abort();
+    }
 }
 
 impl UpstreamBody {
@@ -585,12 +662,16 @@ impl UpstreamBody {
         let Some(flight) = self.flight.take() else {
             return;
         };
+        let sent = match self.upload.take() {
+            None => flight.0.sent,
+            Some(upload) => upload.done.load(Ordering::Acquire),
+        };
         if self.keep_alive
             && self.complete()
-            && flight.0.sent
+            && sent
             && !flight.0.write_failed
             && flight.0.buf.is_empty()
-            && flight.0.pending.is_empty()
+            && flight.0.out.pending.is_empty()
         {
             push_idle(Conn(flight.0));
         }
@@ -629,17 +710,6 @@ impl Body for UpstreamBody {
         let Some(flight) = this.flight.as_mut() else {
             return Poll::Ready(None);
         };
-        if !flight.0.sent {
-            match flight.poll_send(cx) {
-                Poll::Ready(Err(SendError::ClientBody(e))) => {
-                    return this.fail(UpstreamBodyError::ClientBody(e))
-                }
-                // The rest of the request cannot be sent: the answer may still be complete,
-                // but the connection is not reused.
-                Poll::Ready(Err(_)) => flight.0.stop_sending(),
-                Poll::Ready(Ok(())) | Poll::Pending => {}
-            }
-        }
         loop {
             let buf = &mut flight.0.buf;
             match &mut this.reading {
@@ -752,7 +822,7 @@ fn push_idle(mut conn: Conn) {
     // The finished request's pieces are let go, so that the write buffer's space can be
     // reclaimed for the next head.
     conn.0.head = Bytes::new();
-    conn.0.body = None;
+    conn.0.out.body = None;
     // Outside the runtime's threads (a body dropped while its runtime shuts down) the
     // thread-local may be gone: the connection is simply closed then.
     let _ = IDLE.try_with(|idle| {
@@ -873,7 +943,7 @@ impl Http1Pool {
     ) -> Result<(ResponseHead, Flight), SendError> {
         let mut conn = self.connect(member, started).await?;
         let state = &mut *conn.0;
-        state.pending.push_back(failed.0.head.clone());
+        state.out.pending.push_back(failed.0.head.clone());
         state.head = failed.0.head.clone();
         state.method = failed.0.method.clone();
         state.sent = false;
@@ -918,14 +988,11 @@ impl Http1Pool {
         Ok(Conn(Box::new(ConnState {
             stream,
             buf: BytesMut::new(),
-            wbuf: BytesMut::new(),
-            pending: VecDeque::new(),
+            out: Outgoing::default(),
             shared,
             member_id: member.id(),
             max_idle: self.max_idle,
             reused: false,
-            body: None,
-            chunked: false,
             had_body: false,
             sent: false,
             method: Method::GET,

@@ -1239,3 +1239,118 @@ async fn a_repeated_content_length_goes_upstream_as_one_field_and_no_chunking() 
     assert_eq!(&got.raw_body[..], b"hello");
     h.stop().await;
 }
+
+/// An upstream that answers before it has read the request: it starts streaming a large
+/// answer at once, reads the whole request body meanwhile, and ends the answer with "end"
+/// once the body is in. Returns its address and the number of body bytes it read.
+async fn early_answering_upstream(early: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let read_total = Arc::new(AtomicUsize::new(0));
+    let counter = read_total.clone();
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let (mut reader, mut writer) = stream.into_split();
+        let mut wire = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let head_end = loop {
+            let Ok(n) = reader.read(&mut chunk).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            wire.extend_from_slice(&chunk[..n]);
+            if let Some(i) = wire.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&wire[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let answer = tokio::spawn(async move {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", early + 3);
+            writer.write_all(head.as_bytes()).await?;
+            writer.write_all(&vec![b'x'; early]).await?;
+            Ok::<_, std::io::Error>(writer)
+        });
+        let mut got = wire.len() - head_end;
+        while got < length {
+            match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n,
+            }
+        }
+        counter.store(got, Ordering::SeqCst);
+        if let Ok(Ok(mut writer)) = answer.await {
+            let _ = writer.write_all(b"end").await;
+            // Keep the connection open until the proxy is done with it.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+    (addr, read_total)
+}
+
+/// A client that uploads its whole body before it reads anything, to an upstream that
+/// answers early with more than the sockets between them hold: the upload must go on while
+/// nobody reads the answer (the proxy sends the rest of the body from a task of its own), or
+/// the two wait for each other until the body idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_goes_on_while_the_client_reads_nothing_of_an_early_answer() {
+    const EARLY: usize = 32 * 1024 * 1024;
+    const UPLOAD: usize = 32 * 1024 * 1024;
+    let (up, read_total) = early_answering_upstream(EARLY).await;
+    let mut file = file_config(&[up], &[up]);
+    file.initial_canary_weight = Some(0.0);
+    file.timeouts.upstream_body_idle_ms = Some(3_000);
+    let h = start_proxy(file).await;
+    let mut client = TcpStream::connect(h.addr).await.expect("connect");
+    let head = format!("POST /up HTTP/1.1\r\nHost: app.test\r\nContent-Length: {UPLOAD}\r\n\r\n");
+    let upload = async {
+        client.write_all(head.as_bytes()).await?;
+        client.write_all(&vec![b'u'; UPLOAD]).await?;
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), upload)
+        .await
+        .expect("the upload finished while the client read nothing")
+        .expect("upload");
+    let mut answer = Vec::new();
+    let want = EARLY + 3;
+    let read = async {
+        let mut chunk = vec![0u8; 256 * 1024];
+        loop {
+            let n = client.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&chunk[..n]);
+            if let Some(i) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                if answer.len() >= i + 4 + want {
+                    break;
+                }
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the answer arrived")
+        .expect("read");
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"), "status line");
+    assert!(
+        answer.ends_with(b"end"),
+        "the whole answer, ended after the upload"
+    );
+    assert_eq!(
+        read_total.load(Ordering::SeqCst),
+        UPLOAD,
+        "the upstream got the body"
+    );
+    h.stop().await;
+}
