@@ -329,6 +329,35 @@ pair_report() {
     }' "$RESULTS"
 }
 
+# The raw result lines and the split ramp-proxy counted; $1 says how the lines are ordered.
+raw_runs() {
+  echo "Raw runs (name, requests/s, p50 us, p99 us, peak RSS KiB, non-2xx, CPU us per request)$1:"
+  echo
+  echo '```'
+  cat "$RESULTS"
+  echo '```'
+  echo
+  echo "ramp-proxy split over the whole run (95/5 configured):"
+  echo
+  echo '```'
+  echo "$SPLIT"
+  echo '```'
+}
+
+# The soak series, if a soak ran.
+soak_report() {
+  if [ -s "$SOAK_TXT" ]; then
+    echo
+    echo "### Soak: ramp-proxy under wrk -t1 -c$CONNECTIONS for ${SOAK}s"
+    echo
+    echo "| t (s) | RSS | open fds |"
+    echo "|---:|---:|---:|"
+    awk '{ printf "| %s | %.1f MiB | %s |\n", $1, $2 / 1024, $3 }' "$SOAK_TXT"
+    echo
+    echo "Soak throughput: $(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-soak.txt") requests/s; $(awk '/requests in/ {print $1}' "$WORK/wrk-soak.txt") requests; errors: $(grep -E 'Socket errors|Non-2xx' "$WORK/wrk-soak.txt" | tr '\n' ' ' || true)"
+  fi
+}
+
 report() {
   if [ "$PAIR" = 1 ]; then
     echo "### ramp-proxy against HAProxy, paired ($ROUNDS rounds; wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; the order alternates from round to round)"
@@ -339,17 +368,8 @@ report() {
     echo
     pair_report
     echo
-    echo "Raw runs (name, requests/s, p50 us, p99 us, peak RSS KiB, non-2xx, CPU us per request), ramp-proxy then HAProxy for each round:"
-    echo
-    echo '```'
-    cat "$RESULTS"
-    echo '```'
-    echo
-    echo "ramp-proxy split over the whole run (95/5 configured):"
-    echo
-    echo '```'
-    echo "$SPLIT"
-    echo '```'
+    raw_runs ", ramp-proxy then HAProxy for each round"
+    soak_report
     return
   fi
   echo "### Side by side (medians over $ROUNDS round(s); wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency)"
@@ -408,26 +428,7 @@ report() {
       printf "\nramp-proxy / HAProxy within each round, median (range): requests/s %s; CPU per request %s.\n", PAIRED_RPS, PAIRED_CPU
     }' "$RESULTS"
   echo
-  echo "Raw runs (name, requests/s, p50 us, p99 us, peak RSS KiB, non-2xx, CPU us per request):"
-  echo
-  echo '```'
-  cat "$RESULTS"
-  echo '```'
-  echo
-  echo "ramp-proxy split over the whole run (95/5 configured):"
-  echo
-  echo '```'
-  echo "$SPLIT"
-  echo '```'
-  if [ -s "$SOAK_TXT" ]; then
-    echo
-    echo "### Soak: ramp-proxy under wrk -t1 -c$CONNECTIONS for ${SOAK}s"
-    echo
-    echo "| t (s) | RSS | open fds |"
-    echo "|---:|---:|---:|"
-    awk '{ printf "| %s | %.1f MiB | %s |\n", $1, $2 / 1024, $3 }' "$SOAK_TXT"
-    echo
-    echo "Soak throughput: $(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-soak.txt") requests/s; $(awk '/requests in/ {print $1}' "$WORK/wrk-soak.txt") requests; errors: $(grep -E 'Socket errors|Non-2xx' "$WORK/wrk-soak.txt" | tr '\n' ' ' || true)"
-  fi
+  raw_runs ""
+  soak_report
 }
 if [ -n "$OUT" ]; then report | tee "$OUT"; else report; fi
