@@ -553,7 +553,8 @@ impl Flight {
     }
 
     /// The connection's socket and the bytes that arrived after the 101 head, for a tunnel;
-    /// `None` if the socket is shared (it never is once the head arrived).
+    /// `None` if the socket is still shared (an upgrade request whose body was still being
+    /// uploaded by an [`Upload`] task).
     pub(crate) fn into_upgraded(mut self) -> Option<(TcpStream, Bytes)> {
         let rest = self.0.buf.split().freeze();
         let state = *self.0;

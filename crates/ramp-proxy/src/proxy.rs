@@ -284,6 +284,10 @@ impl Proxy {
                 }
             };
             let member = &self.pool(cohort).members[member];
+            let added = Added {
+                forwarded_for: forwarded_for.as_ref(),
+                cohort,
+            };
             // The HTTP/1.1 pool keeps the response deadline on the connection's watchdog (no
             // timer per request); the h2c client gets a timer around the exchange. Only the
             // common case (an idle connection that takes the request) is awaited in place;
@@ -291,10 +295,6 @@ impl Proxy {
             // request's future.
             let exchanged = match &self.upstreams {
                 Upstreams::Http1(pool) => {
-                    let added = Added {
-                        forwarded_for: forwarded_for.as_ref(),
-                        cohort,
-                    };
                     let flight = match pool.checkout(member, sent) {
                         Some(conn) => Ok(Flight::new(conn, request, &added.fields())),
                         None => Box::pin(pool.connect(member, sent))
@@ -319,7 +319,7 @@ impl Proxy {
                 }
                 Upstreams::H2c(client) => Box::pin(tokio::time::timeout(
                     self.config.upstream_response_timeout,
-                    client.request(Added::insert(request, forwarded_for, cohort)),
+                    client.request(added.insert_into(request)),
                 ))
                 .await
                 .map_err(|_elapsed| UpstreamError::Pool(SendError::Timeout))
@@ -955,20 +955,11 @@ impl Added<'_> {
     }
 
     /// The request with the fields inserted into its map (for the h2c client).
-    fn insert(
-        mut request: Request<ClientBody>,
-        forwarded_for: Option<HeaderValue>,
-        cohort: Cohort,
-    ) -> Request<ClientBody> {
+    fn insert_into(&self, mut request: Request<ClientBody>) -> Request<ClientBody> {
         let headers = request.headers_mut();
-        if let Some(value) = forwarded_for {
-            headers.insert(X_FORWARDED_FOR.clone(), value);
+        for &(name, value) in self.fields().iter() {
+            headers.insert(name.clone(), value.clone());
         }
-        headers.insert(X_FORWARDED_PROTO.clone(), PROTO_HTTP.clone());
-        headers.insert(
-            X_RAMP_COHORT.clone(),
-            HeaderValue::from_static(cohort.as_str()),
-        );
         request
     }
 }
