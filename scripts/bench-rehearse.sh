@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed's rollback rehearsal on live traffic ("Simulated P95 breach": +800 ms on 50% of
+# The staging report's rollback rehearsal on live traffic ("Simulated P95 breach": +800 ms on 50% of
 # canary requests, canary at 50%, 125 req/s of open-loop load), run N times with
 # `ramp demo --rehearse` on loopback. Prints the recovery breakdown's medians as a Markdown
 # table for docs/benchmarks.md.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of `ramp simulate` on the seed's staging plan: wall time (median of N runs) and
+# Benchmark of `ramp simulate` on the staging report's staging plan: wall time (median of N runs) and
 # peak resident memory, pinned to one core. Prints a Markdown table for docs/benchmarks.md.
 #
 #   scripts/bench-sim.sh [RUNS]     (default 7)

@@ -1,23 +1,91 @@
 #!/usr/bin/env bash
-# Installs what building Ramp needs on a fresh Debian/Ubuntu machine, idempotently:
-# a C compiler (some crates build C) and a Rust toolchain. Safe to run again.
+# Installs what building Ramp needs on a fresh Debian/Ubuntu machine, idempotently: a C
+# compiler (SQLite is built from source), curl (for rustup), python3 (the test scripts), and
+# a Rust toolchain at least as new as the workspace's `rust-version`, with clippy and
+# rustfmt. Safe to run again: when everything is there it prints one line and changes nothing.
+#
+# System packages need root: it runs apt-get directly as root, through sudo otherwise, and
+# stops with one sentence saying what to install when it can do neither. The Rust toolchain
+# goes to ~/.cargo through rustup, as the user running this.
 set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+
+# The one minimum Rust version, declared once in the workspace's Cargo.toml.
+need="$(sed -n 's/^rust-version = "\([0-9.]*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)"
+if [ -z "$need" ]; then
+  echo "bootstrap: no rust-version in $ROOT/Cargo.toml; cannot tell which Rust is needed" >&2
+  exit 1
+fi
+
+# Runs a command as root: directly, or through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    return 1
+  fi
+}
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
-fi
-
-if ! command -v cargo >/dev/null 2>&1; then
-  if [ -x "$HOME/.cargo/bin/cargo" ]; then
-    :
-  else
-    echo "bootstrap: installing the Rust toolchain with rustup" >&2
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+  echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2
+  if ! { as_root apt-get update -qq &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"; }; then
+    echo "bootstrap: could not install ${need_apt[*]}: run this as root or with sudo, or install them yourself (apt-get install ${need_apt[*]}) and run it again" >&2
+    exit 1
   fi
 fi
+
+# rustup's toolchains come first: a distribution's older cargo (Debian 12 ships 1.63) must
+# not shadow them.
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# Prints the major.minor of the active rustc, or nothing.
+rust_version() {
+  rustc --version 2>/dev/null | sed -n 's/^rustc \([0-9]*\.[0-9]*\).*/\1/p'
+}
+
+# True when version $1 is at least $2 (both major.minor or major.minor.patch).
+at_least() {
+  [ "$(printf '%s\n%s\n' "$2" "$1" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)" = "$2" ]
+}
+
+have="$(rust_version)"
+if [ -z "$have" ] || ! at_least "$have" "$need"; then
+  if ! command -v rustup >/dev/null 2>&1; then
+    echo "bootstrap: ${have:+rustc $have is older than $need; }installing the Rust toolchain with rustup into ~/.cargo" >&2
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+      sh -s -- -y --no-modify-path --profile minimal --default-toolchain stable -c clippy,rustfmt
+  else
+    echo "bootstrap: rustc ${have:-(none)} is older than $need; installing the stable toolchain with rustup" >&2
+    rustup toolchain install stable --profile minimal -c clippy,rustfmt
+    # Only this checkout is switched, not the user's default toolchain.
+    rustup override set stable --path "$ROOT" >/dev/null
+  fi
+  hash -r
+  have="$(rust_version)"
+fi
+if [ -z "$have" ] || ! at_least "$have" "$need"; then
+  echo "bootstrap: Ramp needs Rust $need or newer, and the active rustc is ${have:-missing}; install it with rustup (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+
+# clippy and rustfmt: the test suite runs both.
+missing=()
+cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v rustup >/dev/null 2>&1; then
+    echo "bootstrap: adding the toolchain components ${missing[*]}" >&2
+    rustup component add "${missing[@]}"
+  else
+    echo "bootstrap: cargo has no ${missing[*]}; install them (apt-get install rust-clippy rustfmt, or use rustup) and run this again" >&2
+    exit 1
+  fi
+fi
+echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler and python3: ready"

@@ -2,8 +2,9 @@
 # Installs the real OpenFeature Python clients that ramp-flags' OFREP server is tested against.
 #
 # It creates (once) a virtual environment at target/pyclients and installs the OpenFeature
-# Python SDK and its OFREP provider from PyPI into it. Running it again is cheap: when both
-# packages already import, it only says so. The Rust test `python_ofrep_client` in
+# Python SDK and its OFREP provider from PyPI into it, at the versions pinned in
+# scripts/python-requirements.txt. Running it again is cheap: when the venv already holds
+# exactly those versions, it only says so. The Rust test `python_ofrep_client` in
 # crates/ramp-flags/tests runs crates/ramp-flags/tests/py/ofrep_client.py with
 # target/pyclients/bin/python; under CI it fails when that interpreter is missing.
 #
@@ -15,9 +16,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/target/pyclients"
 PY="$VENV/bin/python"
-# The packages the test imports: the SDK (`openfeature`) and the provider
-# (`openfeature.contrib.provider.ofrep`).
-PACKAGES=(openfeature-sdk openfeature-provider-ofrep)
+# The packages the test imports, the SDK (`openfeature`) and the provider
+# (`openfeature.contrib.provider.ofrep`), with their dependencies, pinned.
+REQUIREMENTS="$ROOT/scripts/python-requirements.txt"
+# The pins as `pip freeze` prints them, to compare with what the venv holds.
+wanted() { grep -v '^\s*#' "$REQUIREMENTS" | grep -v '^\s*$' | tr 'A-Z_' 'a-z-' | sort; }
 
 if ! command -v python3 >/dev/null 2>&1; then
   echo "python-clients: python3 is not installed; install it (apt-get install -y python3) and rerun" >&2
@@ -35,8 +38,8 @@ as_root() {
   fi
 }
 
-# A venv whose interpreter already imports both packages needs nothing more.
-if [ -x "$PY" ] && "$PY" -c 'import openfeature.api, openfeature.contrib.provider.ofrep' 2>/dev/null; then
+# A venv that holds exactly the pinned versions needs nothing more.
+if [ -x "$PY" ] && [ "$("$PY" -m pip --disable-pip-version-check freeze 2>/dev/null | tr 'A-Z_' 'a-z-' | sort)" = "$(wanted)" ]; then
   echo "python-clients: $VENV is ready ($("$PY" -m pip --disable-pip-version-check list 2>/dev/null | grep -i '^openfeature' | tr -s ' ' | paste -sd ';' -))"
   exit 0
 fi
@@ -53,13 +56,13 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   fi
 fi
 
-# A half-made venv (no interpreter, or no pip) is rebuilt from scratch.
-if [ ! -x "$PY" ] || ! "$PY" -m pip --version >/dev/null 2>&1; then
-  rm -rf "$VENV"
-  mkdir -p "$ROOT/target"
-  python3 -m venv "$VENV"
-fi
+# Anything else (no venv, a half-made one, other versions) is rebuilt from scratch, so that
+# the venv holds the pins and nothing more.
+rm -rf "$VENV"
+mkdir -p "$ROOT/target"
+python3 -m venv "$VENV"
 
-"$PY" -m pip install --disable-pip-version-check --quiet --upgrade "${PACKAGES[@]}"
+"$PY" -m pip install --disable-pip-version-check --quiet --no-deps -r "$REQUIREMENTS"
+"$PY" -m pip check >/dev/null
 "$PY" -c 'import openfeature.api, openfeature.contrib.provider.ofrep'
 echo "python-clients: installed into $VENV: $("$PY" -m pip --disable-pip-version-check list 2>/dev/null | grep -i '^openfeature' | tr -s ' ' | paste -sd ';' -)"

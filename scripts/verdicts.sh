@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the tables of docs/verdicts.md: builds and runs the `ramp-verdicts` Monte Carlo
 # comparison (Flagger-style threshold checks, Kayenta-style fixed-horizon tests and Ramp's
-# sequential tests on the seed's stage-1 traffic) and replaces everything between the
+# sequential tests on the staging report's stage-1 traffic) and replaces everything between the
 # `<!-- verdicts:begin -->` and `<!-- verdicts:end -->` markers with its output. Flags are
 # passed through (`--runs N`, `--regression-runs M`, `--seed S`, `--minutes MIN`,
 # `--threads T`); without flags it runs the defaults the document quotes.

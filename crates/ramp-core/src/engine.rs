@@ -146,7 +146,7 @@ pub struct CheckpointReport {
     pub duration: Span,
     /// The row recorded.
     pub checkpoint: CheckpointSummary,
-    /// Mean of the stage's checkpoint headline metrics so far (the seed's running averages).
+    /// Mean of the stage's checkpoint headline metrics so far (the staging report's running averages).
     pub running_average: Metrics,
     /// The baseline as known now.
     pub baseline: Metrics,
@@ -909,8 +909,8 @@ impl Engine {
                     "{} {} had no data: {} requests over the stage, fewer than the {} required; Ramp never promotes without data.",
                     r.scope.key(),
                     r.metric,
-                    r.samples,
-                    stage.gates.iter().find(|g| g.metric == r.metric).map(|g| g.min_samples).unwrap_or(0)
+                    group(r.samples),
+                    group(stage.gates.iter().find(|g| g.metric == r.metric).map(|g| g.min_samples).unwrap_or(0))
                 ));
             }
             Decision::Halt

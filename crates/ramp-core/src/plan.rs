@@ -111,7 +111,7 @@ pub struct Control {
     pub token_env: Option<String>,
 }
 
-/// A pre-deployment check (the seed's checklist): it passes or the rollout never starts.
+/// A pre-deployment check (the staging report's checklist): it passes or the rollout never starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     /// What the log line calls it ("Database backup").
@@ -235,7 +235,7 @@ pub struct Stage {
     pub weight: Weight,
     /// How long the stage lasts before its end-of-stage decision.
     pub duration: Span,
-    /// How often a checkpoint row is recorded (the columns of the seed's stage tables).
+    /// How often a checkpoint row is recorded (the columns of the staging report's stage tables).
     pub checkpoint: Span,
     /// The gates in force during this stage: the defaults with this stage's overrides
     /// applied, in the fixed order of `Metric::ALL`.
@@ -433,7 +433,7 @@ pub struct Simulation {
     pub users: u32,
 }
 
-/// The simulated population when a plan does not set `[simulation] users`: the seed's log
+/// The simulated population when a plan does not set `[simulation] users`: the staging report's log
 /// counts "Canary cohort: 2,500 active users" and "phase8_encryption_enabled: 625 users
 /// (25%)", so this is its population.
 pub const DEFAULT_SIMULATED_USERS: u32 = 2_500;
@@ -530,7 +530,7 @@ pub struct Rehearsal {
     /// The fault injected; its `at` is where the fork is taken.
     pub fault: Fault,
     /// The longest the rehearsal may take from onset before it counts as not recovered; the
-    /// seed's target is 120 s.
+    /// staging report's target is 120 s.
     pub target: Span,
     /// Width of the service-wide window that must be back at the pre-fault reference for the
     /// system to count as restored.

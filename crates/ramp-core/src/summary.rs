@@ -1,5 +1,5 @@
-//! The record of one rollout, simulated or live: the JSON summary of PRODUCT.md's contract
-//! and everything the report needs. The report is a pure function of this value, so a report
+//! The record of one rollout, simulated or live: the JSON summary whose keys are a stable
+//! contract (README, "The JSON summary") and everything the report needs. The report is a pure function of this value, so a report
 //! can be re-rendered later from a stored summary.
 //!
 //! Key names are a contract with users' scripts: add keys, never rename them. Times are
@@ -45,7 +45,7 @@ pub struct Summary {
     pub totals: Totals,
     /// Notable events in time order (stage starts, decisions, rollbacks), for the timeline.
     pub timeline: Vec<TimelineEvent>,
-    /// Distinct users each flag was on and off for, recorded at each stage's end (the seed's
+    /// Distinct users each flag was on and off for, recorded at each stage's end (the staging report's
     /// "phase8_encryption_enabled: 625 users (25%)"); empty when the plan has no flags.
     #[serde(default)]
     pub flags: Vec<FlagUsageSummary>,
@@ -290,7 +290,7 @@ pub struct GateResult {
     pub span_s: f64,
 }
 
-/// A checkpoint row: the columns of the seed's stage tables.
+/// A checkpoint row: the columns of the staging report's stage tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointSummary {
     /// When it was recorded.

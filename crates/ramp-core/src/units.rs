@@ -75,7 +75,7 @@ impl Span {
 }
 
 impl fmt::Display for Span {
-    /// Writes the span in minutes when it is whole minutes, as the seed's tables do ("60 min",
+    /// Writes the span in minutes when it is whole minutes, as the staging report's tables do ("60 min",
     /// "1440 min"), else in seconds (with a decimal when a live clock made it uneven) or, under
     /// a second, milliseconds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,4 +1,4 @@
-//! The seed-like full plan parses into exactly the values the engine and simulator rely on:
+//! The staging-like full plan parses into exactly the values the engine and simulator rely on:
 //! weights in basis points, durations in milliseconds, merged gates and every default.
 
 use ramp_core::{

@@ -1,6 +1,6 @@
 //! Distinct targeting keys over a sliding window, with bounded memory.
 //!
-//! The seed's flag log reads "phase8_encryption_enabled: 625 users (25%)": how many distinct
+//! The staging report's flag log reads "phase8_encryption_enabled: 625 users (25%)": how many distinct
 //! users saw each side of a rollout recently. [`DistinctCounter`] answers that for `N` sides
 //! at once (a flag's off and on variants, the proxy's stable and canary cohorts), over the
 //! last `window` of time, and stays within a fixed memory budget whatever the traffic:
@@ -609,7 +609,7 @@ mod tests {
     }
 
     /// 625 users on and 1875 off, each seen three times, and 10 of the "on" users also seen
-    /// off later: the seed's "625 users (25%)".
+    /// off later: the staging report's "625 users (25%)".
     fn seed_population(c: &DistinctCounter<2>) {
         for round in 0..3u64 {
             for u in 0..2_500 {

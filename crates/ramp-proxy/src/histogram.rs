@@ -1,6 +1,6 @@
 //! A mergeable, log-bucketed latency histogram with bounded relative error (DDSketch-style).
 //!
-//! PRODUCT.md principle 3: latency is kept in sketches, not samples, so memory does not grow
+//! Latency is kept in sketches, not samples, so memory does not grow
 //! with traffic and a controller can merge what several proxies saw exactly. A value `x`
 //! (microseconds) goes to bucket `i = ceil(ln x / ln γ)` with `γ = (1 + α) / (1 − α)`; the
 //! bucket covers `(γ^(i−1), γ^i]` and is reported as `2γ^i / (γ + 1)`, which is within `α` of

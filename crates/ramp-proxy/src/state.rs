@@ -1,5 +1,6 @@
 //! Persistence of the last weights, so that a restarted proxy keeps routing where it was
-//! (PRODUCT.md principle 2: the data plane keeps the last weight when the controller dies).
+//! (ARCHITECTURE.md's invariant: the data plane keeps the last weight when the controller
+//! dies).
 //!
 //! The file is replaced atomically: the new content is written to a temporary file in the
 //! same directory, flushed to disk, renamed over the old file, and the directory is flushed,

@@ -151,7 +151,7 @@ pub(crate) fn secs(s: f64) -> String {
     }
 }
 
-/// A stage-length span in the seed's unit: "60 min", "1440 min", "90 min 23 s", "45 s".
+/// A stage-length span in the staging report's unit: "60 min", "1440 min", "90 min 23 s", "45 s".
 pub(crate) fn span(s: f64) -> String {
     if !s.is_finite() {
         return DASH.to_string();
@@ -205,7 +205,7 @@ pub(crate) fn offset(t: f64) -> String {
     }
 }
 
-/// Seconds from the deployment start in minutes, as the seed heads its table columns
+/// Seconds from the deployment start in minutes, as the staging report heads its table columns
 /// ("T+15min", "T+420min"), with seconds when the time is not a whole minute.
 pub(crate) fn offset_minutes(t: f64) -> String {
     if !t.is_finite() {

@@ -6,8 +6,8 @@
 //! later. Every number and every claim in the report is computed from the summary; a section
 //! without data says so instead of inventing content.
 //!
-//! The Markdown report follows the structure of the seed document
-//! (`shared/seed/phase8-staging-canary-simulation.md`): header, executive summary, deployment
+//! The Markdown report follows the structure of the staging canary report that Ramp's
+//! example plans reproduce (docs/report.md describes it): header, executive summary, deployment
 //! strategy, timeline, one section per stage with its metric table and decision point,
 //! summary against the baseline, feature-specific performance, the feature flags' users per
 //! stage (when the run had flags), the automatic rollback, rollback scenarios tested,
@@ -29,7 +29,7 @@ pub fn markdown(summary: &Summary) -> String {
     markdown::render(summary)
 }
 
-/// Renders the JSON summary of PRODUCT.md's contract: pretty-printed, with a trailing
+/// Renders the JSON summary (its keys are a stable contract, listed in the README): pretty-printed, with a trailing
 /// newline. It reads back (with `serde_json`) into an equal [`Summary`] as long as every
 /// number in it is finite.
 pub fn json(summary: &Summary) -> String {

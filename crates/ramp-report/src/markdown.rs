@@ -1,4 +1,4 @@
-//! The Markdown report, section by section, in the order of the seed document.
+//! The Markdown report, section by section, in the order of the staging report.
 
 use crate::facts::{
     self, checkpoint_average, checkpoint_value, checkpoints_noun, comparison_stage, decision_word,
@@ -563,7 +563,7 @@ fn stage(ctx: &Ctx, st: &StageSummary, is_last: bool, out: &mut String) {
     decision_point(st, is_last, out);
 }
 
-/// The seed's "Hourly Aggregates": one row per checkpoint with every metric and the worst
+/// The staging report's "Hourly Aggregates": one row per checkpoint with every metric and the worst
 /// status of the gates evaluated at that moment.
 fn periodic_aggregates(ctx: &Ctx, st: &StageSummary, out: &mut String) {
     w!(
@@ -806,7 +806,7 @@ fn features(ctx: &Ctx, out: &mut String) {
     w!(out);
 }
 
-/// Distinct users per flag at each stage's end, as the seed's log shows them
+/// Distinct users per flag at each stage's end, as the staging report's log shows them
 /// ("phase8_encryption_enabled: 625 users (25%)"), with the users each flag was off for.
 fn flags(ctx: &Ctx, out: &mut String) {
     let fs = &ctx.s.flags;

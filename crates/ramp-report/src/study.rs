@@ -1,5 +1,6 @@
 //! The Markdown table of a Monte Carlo study (`ramp simulate --runs N`).
 
+use crate::format::count as count_of;
 use ramp_core::summary::MonteCarlo;
 use std::fmt::Write;
 
@@ -19,7 +20,9 @@ pub fn monte_carlo_markdown(m: &MonteCarlo) -> String {
     let _ = writeln!(
         o,
         "{} simulated runs, seeds {}–{}. Every figure below is counted over those runs.\n",
-        m.runs, m.first_seed, last
+        count_of(m.runs as u64),
+        m.first_seed,
+        last
     );
     let _ = writeln!(
         o,
@@ -31,7 +34,13 @@ pub fn monte_carlo_markdown(m: &MonteCarlo) -> String {
         } else {
             0.0
         };
-        let _ = writeln!(o, "| {} | {} | {} |", outcome.key(), count, pct(share));
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} |",
+            outcome.key(),
+            count_of(*count as u64),
+            pct(share)
+        );
     }
     match m.false_rollback_rate {
         Some(rate) => {
@@ -60,7 +69,8 @@ pub fn monte_carlo_markdown(m: &MonteCarlo) -> String {
     let _ = writeln!(
         o,
         "- **Decision stability:** {} of {} runs decided differently from the most common sequence",
-        m.decision_disagreements, m.runs
+        count_of(m.decision_disagreements as u64),
+        count_of(m.runs as u64)
     );
     if !m.rehearsals.is_empty() {
         let _ = writeln!(

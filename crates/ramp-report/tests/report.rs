@@ -188,7 +188,7 @@ fn stage(
     }
 }
 
-/// The seed's baseline: 145/385/720 ms, 0.28 %, 125 req/s.
+/// The staging report's baseline: 145/385/720 ms, 0.28 %, 125 req/s.
 fn baseline() -> BaselineSummary {
     BaselineSummary {
         source: "plan".into(),
@@ -215,7 +215,7 @@ const FINAL: [(Option<f64>, Option<f64>); 4] = [
     (Some(0.008), Some(0.005)),
 ];
 
-/// The seed's shape: four stages, stage 4 over the P99 warn level, one rehearsal.
+/// The staging report's shape: four stages, stage 4 over the P99 warn level, one rehearsal.
 fn caveats() -> Summary {
     let s1 = stage(
         1,
@@ -1069,7 +1069,7 @@ fn flag(
     }
 }
 
-/// The seed's three flags counted at the ends of stages 1 and 2 of the promoted rollout.
+/// The staging report's three flags counted at the ends of stages 1 and 2 of the promoted rollout.
 fn with_flags() -> Summary {
     let mut s = caveats();
     for (stage, weight, window) in [(1, 5.0, 3600.0), (2, 25.0, 7200.0)] {

@@ -12,7 +12,7 @@ const Z99: f64 = 2.326_347_874_040_841;
 /// A latency distribution that reproduces three given quantiles exactly.
 ///
 /// A plain log-normal has one shape parameter, so it can match the median and one more
-/// quantile but not both p95 and p99 of a real service (the seed's 145/385/720 ms has a
+/// quantile but not both p95 and p99 of a real service (the staging report's 145/385/720 ms has a
 /// heavier tail than any log-normal through 145 and 385). This model is a *spliced
 /// log-normal*: `ln(latency)` is a piecewise-linear, increasing function of a standard
 /// normal draw `z`, with knots at z = 0, z₀.₉₅ and z₀.₉₉ passing through ln p50, ln p95 and

@@ -31,10 +31,10 @@ use ramp_flags::flags::{Flag, Rollout, Schedule, ScheduleClock};
 use std::sync::Arc;
 
 /// Users in the simulated population of a plan with flags that does not set `[simulation]
-/// users`. The seed's log counts "Canary cohort: 2,500 active users" and
+/// users`. The staging report's log counts "Canary cohort: 2,500 active users" and
 /// "phase8_encryption_enabled: 625 users (25%)", so this is its population. The number does
-/// not depend on `rps`, because the seed's population stays the same at every rate, and at
-/// the seed's 125 requests per second every user sends a request within the first minutes of
+/// not depend on `rps`, because the staging report's population stays the same at every rate, and at
+/// the staging report's 125 requests per second every user sends a request within the first minutes of
 /// a stage, so the counts are of the population, not of a sample of it.
 pub const DEFAULT_POPULATION: u32 = ramp_core::DEFAULT_SIMULATED_USERS;
 

@@ -9,7 +9,7 @@ use ramp_core::{Plan, Weight};
 use ramp_sim::{targeting_key, Users, DEFAULT_POPULATION};
 use std::sync::Arc;
 
-/// The seed's three flags, each following the rollout with its own key as salt.
+/// The staging report's three flags, each following the rollout with its own key as salt.
 const SEED_FLAGS: &str = r#"
 [flags.phase8_encryption_enabled]
 variants = { on = true, off = false }

@@ -1,4 +1,4 @@
-//! The seed's staging canary, simulated end to end from `examples/phase8-staging.toml`: the
+//! The staging report's staging canary, simulated end to end from `examples/phase8-staging.toml`: the
 //! shape of the outcome, the load term, the feature attribution and the rehearsal timing.
 
 use ramp_core::summary::{Decision, Outcome};
@@ -25,7 +25,7 @@ fn the_staging_example_comes_out_in_the_seed_shape() {
     );
     assert_eq!(s.outcome, Outcome::PromotedWithCaveats);
 
-    // The load term: the canary's median climbs with its share, as in the seed's tables,
+    // The load term: the canary's median climbs with its share, as in the staging report's tables,
     // from about 2% over the stable 145 ms at 5% to the features' full 13.6% at 100%.
     let p50: Vec<f64> = s
         .stages

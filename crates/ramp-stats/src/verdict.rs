@@ -121,6 +121,11 @@ pub fn normal_sf(z: f64) -> f64 {
 // ---------------------------------------------------------------------------------------------
 
 /// `3200` → `"3,200"`: counts in every sentence and report Ramp writes.
+///
+/// This is the one thousands-separator rule, applied everywhere a person reads Ramp's
+/// output (console, status, reports): a count of things (requests, errors, users, samples,
+/// runs) is grouped by thousands with a comma; a duration, a time, a port, a seed or an id is
+/// written as is. Every grouped number goes through this function.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
@@ -261,7 +266,7 @@ pub fn log_bayes_factor(x_c: u64, x_s: u64, rho: f64, k: f64) -> f64 {
 /// slowly); large `k` the reverse. Any `k > 0` keeps the α guarantee. The default
 /// ([`DEFAULT_CONCENTRATION`](Self::DEFAULT_CONCENTRATION) = 50) gives a prior standard
 /// deviation of 0.03 at ρ = 5 %, the scale of the shift a doubled error rate causes (θ = 0.095).
-/// On the seed's traffic (5 % of 125 req/s, 1 % errors, α = 0.05, 300 simulated runs each),
+/// On the staging report's traffic (5 % of 125 req/s, 1 % errors, α = 0.05, 300 simulated runs each),
 /// median detection times were: ×5 — 25 s at k = 10–20, 30 s at k = 50, 50 s at k = 300;
 /// ×2 — 180–200 s for k = 10–100, 260 s at k = 300; ×1.5 — 615 s at k = 50, 620–685 s
 /// otherwise.

@@ -1,6 +1,6 @@
 //! Empirical checks of the verdict module's guarantees on seeded simulated traffic.
 //!
-//! Traffic follows the seed's stage 1: 125 req/s with 5 % to the canary, looked at every
+//! Traffic follows the staging report's stage 1: 125 req/s with 5 % to the canary, looked at every
 //! 5-second tick (Poisson request counts per tick). Each A/A check runs at least 1,000
 //! independent runs, peeks at **every** tick over a long horizon, and counts the runs that
 //! ever reject; anytime-validity says that share is at most α. The binomial tolerance is three
@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_distr::{Binomial, Distribution, LogNormal, Poisson};
 use rand_pcg::Pcg64Mcg;
 
-/// Requests per second (the seed's traffic).
+/// Requests per second (the staging report's traffic).
 const RPS: f64 = 125.0;
 /// Canary share in stage 1.
 const SHARE: f64 = 0.05;

@@ -1,11 +1,11 @@
-//! A seeded Monte Carlo comparison of canary verdict methods on the seed's stage-1 traffic.
+//! A seeded Monte Carlo comparison of canary verdict methods on the staging report's stage-1 traffic.
 //!
 //! The question it answers (issue 5, "What it must show"): on the same simulated runs, how
 //! often does each method roll back a canary that is as good as stable (the false-rollback
 //! rate), how often does it catch a real regression within the stage, and how long does it
 //! take? The methods are
 //!
-//! - Flagger-style threshold checks on the canary alone (fixed lines at the seed's stage-1
+//! - Flagger-style threshold checks on the canary alone (fixed lines at the staging report's stage-1
 //!   gates, a check every 60 s over the last 60 s, rollback after `threshold` failed checks);
 //! - a Kayenta-style fixed-horizon comparison at stage end (Mann-Whitney on latency, a
 //!   two-proportion test on errors);
@@ -29,11 +29,11 @@ use rand_pcg::Pcg64Mcg;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Requests per second of the seed's service.
+/// Requests per second of the staging report's service.
 pub const RPS: f64 = 125.0;
 /// The canary's share of requests in stage 1 (5 %).
 pub const CANARY_SHARE: f64 = 0.05;
-/// Stable's latency quantiles in ms (the seed's p50 / p95 / p99).
+/// Stable's latency quantiles in ms (the staging report's p50 / p95 / p99).
 pub const STABLE_QUANTILES_MS: (f64, f64, f64) = (145.0, 385.0, 720.0);
 /// Stable's error rate (0.28 %).
 pub const STABLE_ERROR_RATE: f64 = 0.0028;
@@ -41,7 +41,7 @@ pub const STABLE_ERROR_RATE: f64 = 0.0028;
 pub const TICK_S: u32 = 5;
 /// Flagger's analysis interval, s (also the window each check reads).
 pub const CHECK_INTERVAL_S: u32 = 60;
-/// The seed's stage-1 gates: the canary's p50, p95 and p99 must not exceed these (ms)...
+/// The staging report's stage-1 gates: the canary's p50, p95 and p99 must not exceed these (ms)...
 pub const GATE_LATENCY_MS: [(f64, f64); 3] = [(0.50, 200.0), (0.95, 500.0), (0.99, 1000.0)];
 /// ...and its error rate must not exceed this.
 pub const GATE_ERROR_RATE: f64 = 0.01;
@@ -64,7 +64,7 @@ pub const DEFAULT_SEED: u64 = 1;
 pub const DEFAULT_HORIZON_S: u32 = 3600;
 
 /// The simulator's latency model (`ramp_sim::model::LatencyModel`, a spliced log-normal
-/// through the seed's p50/p95/p99): the comparison draws requests exactly as `ramp simulate`
+/// through the staging report's p50/p95/p99): the comparison draws requests exactly as `ramp simulate`
 /// does.
 pub use ramp_sim::model::LatencyModel;
 
@@ -298,7 +298,7 @@ impl Arm {
 ///
 /// Requests arrive one second at a time: Poisson(6.25) to the canary and Poisson(118.75) to
 /// stable (5 % of 125 req/s, a random split). Each request's latency is a spliced log-normal
-/// draw through the seed's quantiles; the canary's is then multiplied by 1.1 or, for half of
+/// draw through the staging report's quantiles; the canary's is then multiplied by 1.1 or, for half of
 /// its requests, raised by 800 ms. Failures are Bernoulli per request, drawn as one binomial
 /// count per arm and second. Every 5 s the sequential tests look at the stage's cumulative
 /// data; every 60 s the threshold checks look at the canary's last 60 s; at the end the

@@ -36,7 +36,7 @@ fn tiny_comparison_is_sane_and_deterministic() {
     // The count test is the part that sees errors; the latency tests see nothing to reject.
     let errors = x5.cell(Column::Method(Method::RampErrors));
     assert!(errors.rate() >= 0.9, "{errors:?}");
-    // Ten threshold checks at the seed's levels fail often on an A/A canary with 5 % of
+    // Ten threshold checks at the staging report's levels fail often on an A/A canary with 5 % of
     // 125 req/s: a single failed check (threshold 1) rolls back well over 5 % of A/A runs.
     let flagger = aa.cell(Column::Method(Method::Flagger1));
     assert!(flagger.rate() > 0.05, "{flagger:?}");

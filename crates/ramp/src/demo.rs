@@ -9,6 +9,7 @@
 use crate::{exit_code, open_output, progress, Invalid};
 use anyhow::Context;
 use clap::Args;
+use ramp_core::engine::group;
 use ramp_core::parse_plan;
 use ramp_core::plan::{Check, Probe};
 use ramp_core::Span;
@@ -24,13 +25,13 @@ use tokio::net::TcpListener;
 /// The demo's plan.
 const PLAN: &str = include_str!("demo-plan.toml");
 
-/// The plan of `ramp demo --rehearse`: the seed's rollback rehearsal on live traffic.
+/// The plan of `ramp demo --rehearse`: the staging report's rollback rehearsal on live traffic.
 const REHEARSAL_PLAN: &str = include_str!("demo-rehearsal.toml");
 
 /// Requests per second the load generator sends through the proxy.
 const DEMO_RPS: f64 = 100.0;
 
-/// The seed's traffic, for the rehearsal.
+/// The staging report's traffic, for the rehearsal.
 const REHEARSAL_RPS: f64 = 125.0;
 
 /// When `--break` makes the canary regress, seconds after the start (in stage 2).
@@ -42,11 +43,12 @@ pub struct DemoArgs {
     /// Make the canary regress part-way (errors and latency) to show the automatic rollback.
     #[arg(long = "break", conflicts_with = "rehearse")]
     pub break_it: bool,
-    /// Run the seed's rollback rehearsal instead (+800 ms on 50% of canary requests at
+    /// Run the staging report's rollback rehearsal instead (+800 ms on 50% of canary requests at
     /// 125 req/s) and print its recovery breakdown; exit 0 when it recovered in time.
     #[arg(long)]
     pub rehearse: bool,
-    /// The journal (default: ramp-demo.db in the system's temporary directory).
+    /// The journal (default: demo.db in $XDG_STATE_HOME/ramp, or ~/.local/state/ramp: one
+    /// per user, so that demos by different users of a machine do not share run numbers).
     #[arg(long)]
     pub journal: Option<PathBuf>,
     /// Write the Markdown report here.
@@ -58,14 +60,17 @@ pub struct DemoArgs {
     /// Print only the outcome.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print every checkpoint's monitoring panel, not only stage ends and changes.
+    #[arg(long)]
+    pub all_panels: bool,
 }
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    let journal = args
-        .journal
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("ramp-demo.db"));
+    let journal = match &args.journal {
+        Some(path) => path.clone(),
+        None => default_journal()?,
+    };
     let json_out = args
         .json
         .as_ref()
@@ -98,6 +103,25 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(if passed { 0 } else { 4 }));
     }
     Ok(ExitCode::from(exit_code(summary.outcome)))
+}
+
+/// The demo's journal when none is given: the user's own state directory (XDG base
+/// directories), created if missing; the system's temporary directory only when the user has
+/// no home.
+fn default_journal() -> anyhow::Result<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let dir = match (non_empty("XDG_STATE_HOME"), non_empty("HOME")) {
+        (Some(state), _) => PathBuf::from(state).join("ramp"),
+        (None, Some(home)) => PathBuf::from(home).join(".local/state/ramp"),
+        (None, None) => return Ok(std::env::temp_dir().join("ramp-demo.db")),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "cannot create the demo's journal directory {}",
+            dir.display()
+        )
+    })?;
+    Ok(dir.join("demo.db"))
 }
 
 async fn demo(
@@ -207,7 +231,8 @@ async fn demo(
             "the demo was interrupted (Ctrl-C); its upstreams and proxy end with it".into(),
         ),
     };
-    let mut printer = progress::Printer::new(Arc::clone(&plan), args.quiet);
+    let mut printer =
+        progress::Printer::new(Arc::clone(&plan), args.quiet).with_all_panels(args.all_panels);
     let mut on = |ev: ramp_live::Progress<'_>| printer.show_live(ev);
     let end = ramp_live::run(config, &mut on, crate::live::shutdown_signal()).await;
     stack.stop();
@@ -215,7 +240,11 @@ async fn demo(
         if !args.quiet {
             println!(
                 "Load: {} requests sent, {} ok, {} 5xx, {} failed, {} dropped",
-                report.sent, report.ok, report.status_5xx, report.failed, report.dropped
+                group(report.sent),
+                group(report.ok),
+                group(report.status_5xx),
+                group(report.failed),
+                group(report.dropped)
             );
         }
     }

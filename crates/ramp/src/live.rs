@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// Print only the outcome.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print every checkpoint's monitoring panel, not only stage ends and changes.
+    #[arg(long)]
+    pub all_panels: bool,
 }
 
 /// How a verb finds the running controller.
@@ -161,7 +164,8 @@ pub fn run(args: &RunArgs, rehearsal: Option<Option<String>>) -> anyhow::Result<
             ofrep_token,
             halt_on_interrupt: None,
         };
-        let mut printer = progress::Printer::new(Arc::clone(&plan), args.quiet);
+        let mut printer =
+            progress::Printer::new(Arc::clone(&plan), args.quiet).with_all_panels(args.all_panels);
         let mut on = |ev: ramp_live::Progress<'_>| printer.show_live(ev);
         let end = ramp_live::run(config, &mut on, shutdown_signal()).await;
         end.map(|e| (e, printer)).map_err(live_error)

@@ -1,14 +1,15 @@
 //! The `ramp` command: validate, simulate and run rollout plans, and operate running ones.
 //!
-//! Only this file maps errors to exit codes (PRODUCT.md): 0 promoted (with or without
+//! Only this file maps errors to exit codes (README, "Exit codes"): 0 promoted (with or without
 //! caveats), 3 rolled back, 4 halted, 2 invalid input, 1 any other failure.
 
 mod demo;
 mod live;
 mod progress;
+mod setup;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ramp_core::summary::Outcome;
 use ramp_core::{load_plan, Plan};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,17 @@ enum Command {
     /// Run the data plane: a weighted, sticky HTTP proxy that measures stable and canary
     /// (see docs/proxy.md). Runs until SIGINT or SIGTERM, then drains.
     Proxy(ramp_proxy::cli::ProxyArgs),
+    /// Write a commented starter plan (stages, gates, a simulation model) that validates and
+    /// simulates as written: `ramp init > plan.toml`.
+    Init(setup::InitArgs),
+    /// Print a shell completion script: `ramp completions bash > ~/.local/share/bash-completion/completions/ramp`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: setup::Shell,
+    },
+    /// Print the manual page (roff), or write one per command with --dir.
+    Man(setup::ManArgs),
     /// Check a plan file and report every error with file:line:column.
     Validate {
         /// The plan (TOML).
@@ -53,6 +65,9 @@ enum Command {
         /// Print only the outcome, not the monitoring panels.
         #[arg(long, short)]
         quiet: bool,
+        /// Print every checkpoint's monitoring panel, not only stage ends and changes.
+        #[arg(long)]
+        all_panels: bool,
         /// Run a Monte Carlo study over this many seeds (from --seed on), on all cores:
         /// outcomes, false-rollback rate, detection power and delays. --json and --report
         /// then receive the study.
@@ -183,6 +198,12 @@ fn read_plan(path: &Path) -> anyhow::Result<Plan> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Init(args) => setup::init(&args).map(|()| ExitCode::SUCCESS),
+        Command::Completions { shell } => {
+            setup::completions(shell, &mut Cli::command());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(args) => setup::man(&args, Cli::command()).map(|()| ExitCode::SUCCESS),
         Command::Flags(FlagsCommand::Serve(args)) => {
             ramp_proxy::cli::init_logging();
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -227,17 +248,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { plan } => {
             let p = read_plan(&plan)?;
             println!(
-                "{}: ok — deployment {}, {} stages ({}), {} total, {} rehearsal(s){}",
+                "{}: ok — deployment {}, {} ({}), {} total, {}{}",
                 plan.display(),
                 p.deployment.id,
-                p.stages.len(),
+                progress::count_of(p.stages.len(), "stage"),
                 p.stages
                     .iter()
                     .map(|s| s.weight.to_string())
                     .collect::<Vec<_>>()
                     .join(" → "),
                 p.total_duration(),
-                p.rehearsals.len(),
+                progress::count_of(p.rehearsals.len(), "rehearsal"),
                 if p.simulation.is_some() {
                     ", simulation model"
                 } else {
@@ -252,6 +273,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
             json,
             quiet,
+            all_panels,
             runs,
         } => {
             let p = Arc::new(read_plan(&plan)?);
@@ -290,7 +312,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report_out = report
                 .map(|path| open_output(&path, "report"))
                 .transpose()?;
-            let mut printer = progress::Printer::new(Arc::clone(&p), quiet);
+            let mut printer =
+                progress::Printer::new(Arc::clone(&p), quiet).with_all_panels(all_panels);
             let summary = ramp_sim::simulate(Arc::clone(&p), seed, &mut |ev| printer.show(ev))
                 .map_err(|e| Invalid(format!("{}: {e}", plan.display())))?;
             printer.outcome(&summary);
@@ -340,7 +363,11 @@ fn monte_carlo(
                     .expect("no worker panics while holding the lock")[i] = Some(digest);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if !quiet && (n * 10 / runs) != ((n - 1) * 10 / runs) {
-                    eprintln!("  {n}/{runs} runs done");
+                    eprintln!(
+                        "  {}/{} runs done",
+                        ramp_core::engine::group(n as u64),
+                        ramp_core::engine::group(runs as u64)
+                    );
                 }
             });
         }
@@ -374,9 +401,15 @@ impl Output {
     }
 }
 
+/// Opens an output before the work starts, so that a path that cannot be written is an
+/// input error (exit 2) said in a second rather than after a long run.
 fn open_output(path: &Path, what: &'static str) -> anyhow::Result<Output> {
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("cannot write the {what} to {}", path.display()))?;
+    let file = std::fs::File::create(path).map_err(|e| {
+        Invalid(format!(
+            "cannot write the {what} to {}: {e}",
+            path.display()
+        ))
+    })?;
     Ok(Output {
         path: path.to_path_buf(),
         what,

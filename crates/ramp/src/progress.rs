@@ -1,9 +1,15 @@
-//! The plain-text monitoring display of `ramp simulate`: the seed's "SLO MONITORING" panel,
-//! one per checkpoint, plus a line per stage start, decision and rollback.
+//! The plain-text monitoring display of `ramp simulate`, `ramp run` and `ramp demo`: the
+//! staging report's "SLO MONITORING" panel, plus a line per stage start, decision and
+//! rollback.
+//!
+//! A panel is printed at each stage's last checkpoint and at any checkpoint whose gate
+//! states differ from the one before (a warning appears, a gate runs out of data…); the
+//! checkpoints in between get one line each, so a 24-hour stage checked hourly is 24 lines
+//! and a panel, not 24 panels. `--all-panels` prints every checkpoint's panel.
 
 use ramp_core::engine::{Action, CheckpointReport};
 use ramp_core::summary::{GateStatus, Metrics, RehearsalSummary, Summary};
-use ramp_core::{Metric, Plan, PlanTime};
+use ramp_core::{Metric, Plan, PlanTime, Scope};
 use ramp_sim::Progress;
 use std::io::Write;
 use std::sync::Arc;
@@ -14,6 +20,12 @@ pub struct Printer {
     plan: Arc<Plan>,
     /// Only the outcome is printed when set.
     quiet: bool,
+    /// Every checkpoint gets its panel when set; otherwise only stage ends and changes do.
+    all_panels: bool,
+    /// The stage and gate states of the last checkpoint shown, to tell a change.
+    last_states: Option<(usize, Vec<GateStatus>)>,
+    /// Whether the first checkpoint line has said why it is not a panel.
+    told_about_lines: bool,
 }
 
 const RULE: &str = "═══════════════════════════════════════════════════════════════════════";
@@ -21,7 +33,19 @@ const RULE: &str = "════════════════════
 impl Printer {
     /// A printer for `plan`.
     pub fn new(plan: Arc<Plan>, quiet: bool) -> Printer {
-        Printer { plan, quiet }
+        Printer {
+            plan,
+            quiet,
+            all_panels: false,
+            last_states: None,
+            told_about_lines: false,
+        }
+    }
+
+    /// Prints every checkpoint's panel (`--all-panels`), not only stage ends and changes.
+    pub fn with_all_panels(mut self, all: bool) -> Printer {
+        self.all_panels = all;
+        self
     }
 
     /// "T+1h30m (19:30:00)".
@@ -72,7 +96,7 @@ impl Printer {
         }
     }
 
-    fn action(&self, t: PlanTime, a: &Action) -> String {
+    fn action(&mut self, t: PlanTime, a: &Action) -> String {
         match a {
             Action::StageStarted { index, weight } => {
                 let stage = &self.plan.stages[index - 1];
@@ -85,7 +109,7 @@ impl Printer {
                     stage.duration
                 )
             }
-            Action::Checkpoint(r) => self.panel(t, r),
+            Action::Checkpoint(r) => self.checkpoint(t, r),
             Action::StageDecided {
                 index,
                 decision,
@@ -120,6 +144,83 @@ impl Printer {
         }
     }
 
+    /// A checkpoint: its panel when it ends the stage, when its gate states changed, or
+    /// with `--all-panels`; one line otherwise.
+    fn checkpoint(&mut self, t: PlanTime, r: &CheckpointReport) -> String {
+        let states: Vec<GateStatus> = r.checkpoint.gates.iter().map(|g| g.status).collect();
+        let changed = match &self.last_states {
+            Some((stage, last)) if *stage == r.stage => *last != states,
+            // A stage's first checkpoint is news unless every gate passes.
+            _ => states.iter().any(|s| *s != GateStatus::Pass),
+        };
+        let stage_end = r.elapsed.0 >= r.duration.0;
+        self.last_states = Some((r.stage, states));
+        if self.all_panels || changed || stage_end {
+            self.panel(t, r)
+        } else {
+            let line = self.checkpoint_line(t, r);
+            self.told_about_lines = true;
+            line
+        }
+    }
+
+    /// One line for a checkpoint whose gates are as they were: the headline numbers.
+    fn checkpoint_line(&self, t: PlanTime, r: &CheckpointReport) -> String {
+        let count = |status: GateStatus| {
+            r.checkpoint
+                .gates
+                .iter()
+                .filter(|g| g.status == status)
+                .count()
+        };
+        let mut marks = Vec::new();
+        for (status, mark) in [
+            (GateStatus::Pass, "✓"),
+            (GateStatus::Warn, "⚠"),
+            (GateStatus::Fail, "✗"),
+            (GateStatus::NoData, "?"),
+        ] {
+            let n = count(status);
+            if n > 0 {
+                marks.push(format!("{n} {mark}"));
+            }
+        }
+        let by_scope = &r.checkpoint.metrics_by_scope;
+        let mut numbers = Vec::new();
+        for (scope, metric) in [
+            (Scope::Canary, Metric::P95Ms),
+            (Scope::Canary, Metric::P99Ms),
+            (Scope::Canary, Metric::ErrorRate),
+            (Scope::Service, Metric::ThroughputRps),
+        ] {
+            if let Some(v) = by_scope.scope(scope).get(metric) {
+                numbers.push(format!("{} {}", short_label(metric), metric.format(v)));
+            }
+        }
+        let pct = if r.duration.0 > 0 {
+            (r.elapsed.0 as f64 / r.duration.0 as f64 * 100.0).min(100.0)
+        } else {
+            100.0
+        };
+        let mut line = format!(
+            "[{}] stage {}/{} · canary {} · {:.0}% of {} · gates {} · {}\n",
+            self.when(t),
+            r.stage,
+            r.stages,
+            r.weight,
+            pct,
+            r.duration,
+            marks.join(" "),
+            numbers.join(" · ")
+        );
+        if !self.told_about_lines {
+            line.push_str(
+                "  (a line per checkpoint whose gates did not change, a panel at changes and stage ends; --all-panels shows every panel)\n",
+            );
+        }
+        line
+    }
+
     fn panel(&self, t: PlanTime, r: &CheckpointReport) -> String {
         let mut s = String::new();
         let frac = if r.duration.0 > 0 {
@@ -136,12 +237,12 @@ impl Printer {
             self.when(t)
         ));
         s.push_str(&format!(
-            "Progress: [{}{}] {:.0}% ({}s / {}s)\n",
+            "Progress: [{}{}] {:.0}% ({} / {})\n",
             "█".repeat(filled),
             "░".repeat(50 - filled),
             frac * 100.0,
-            r.elapsed.0 / 1000,
-            r.duration.0 / 1000
+            r.elapsed,
+            r.duration
         ));
         s.push_str(RULE);
         s.push_str("\nCurrent metrics (interval since the last checkpoint):\n");
@@ -196,7 +297,7 @@ impl Printer {
                     "? {} {}: {} samples in its window, too few to judge",
                     g.scope.key(),
                     g.metric,
-                    g.samples
+                    ramp_core::engine::group(g.samples)
                 )),
             }
         }
@@ -245,7 +346,7 @@ impl Printer {
         s
     }
 
-    /// The seed's recovery breakdown of a rehearsal ("Detection to initiation: 2 seconds …"),
+    /// The staging report's recovery breakdown of a rehearsal ("Detection to initiation: 2 seconds …"),
     /// each figure measured; printed even when quiet, since it is what `ramp rehearse` is for.
     pub fn rehearsal_breakdown(&self, r: &RehearsalSummary) -> String {
         let gap = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -274,9 +375,9 @@ impl Printer {
     /// Prints the outcome, even when quiet.
     pub fn outcome(&self, summary: &Summary) {
         let mut s = format!(
-            "Outcome: {} — {} stage(s) run, {} requests {}\n",
+            "Outcome: {} — {} run, {} requests {}\n",
             summary.outcome.key(),
-            summary.stages.len(),
+            count_of(summary.stages.len(), "stage"),
             ramp_core::engine::group(summary.totals.requests),
             if summary.mode.starts_with("sim") || summary.mode.is_empty() {
                 "simulated"
@@ -291,6 +392,27 @@ impl Printer {
             }
         }
         print!("{s}");
+    }
+}
+
+/// "1 stage", "4 stages", "1,200 rehearsals": a count and its noun, grouped by thousands.
+pub fn count_of(n: usize, noun: &str) -> String {
+    let n_text = ramp_core::engine::group(n as u64);
+    if n == 1 {
+        format!("{n_text} {noun}")
+    } else {
+        format!("{n_text} {noun}s")
+    }
+}
+
+/// The short names of a checkpoint line.
+fn short_label(m: Metric) -> &'static str {
+    match m {
+        Metric::P50Ms => "P50",
+        Metric::P95Ms => "P95",
+        Metric::P99Ms => "P99",
+        Metric::ErrorRate => "errors",
+        Metric::ThroughputRps => "throughput",
     }
 }
 

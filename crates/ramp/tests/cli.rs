@@ -1,6 +1,6 @@
 //! End-to-end tests of the `ramp` binary: exit codes, the JSON summary contract, the report
-//! and the monitoring panel, located plan errors, and determinism (PRODUCT.md, "Core
-//! semantics"; issue 2, "What it must show").
+//! and the monitoring panel, located plan errors, and determinism (the README's exit codes
+//! and JSON summary; issue 2, "What it must show").
 //!
 //! Every test runs the real binary. No test asserts on wall-clock time: performance is shown
 //! by benchmarks (docs/benchmarks.md), not by timed tests.
@@ -250,7 +250,7 @@ fn assert_gate(g: &Value, what: &str) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The staging example: the seed's shape, the JSON contract, the report and the panel.
+// The staging example: the staging report's shape, the JSON contract, the report and the panel.
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -391,8 +391,23 @@ fn staging_example_is_promoted_with_caveats_and_writes_the_contract() {
     assert!(text.contains("SLO MONITORING"), "stdout: {text}");
     assert!(text.contains("Progress:"), "stdout: {text}");
     assert!(text.contains("PROCEED") && text.contains("MONITOR"));
-    // One panel per checkpoint, not a flood: 4 + 4 + 4 + 24 checkpoints.
-    assert_eq!(text.matches("SLO MONITORING").count(), 36, "panels");
+    // A panel at each stage end and at each change, a line for every other checkpoint:
+    // 4 + 4 + 4 + 24 checkpoints in all, far fewer panels (issue 17: 36 panels were a flood).
+    let panels = text.matches("SLO MONITORING").count();
+    let lines = text
+        .lines()
+        .filter(|l| l.starts_with("[T+") && l.contains(" · gates "))
+        .count();
+    assert_eq!(
+        panels + lines,
+        36,
+        "one panel or line per checkpoint: {text}"
+    );
+    assert!((4..=12).contains(&panels), "{panels} panels: {text}");
+    assert!(
+        text.contains("--all-panels"),
+        "the lines say how to see every panel"
+    );
     let outcome = text
         .find("Outcome: promoted_with_caveats")
         .unwrap_or_else(|| panic!("no outcome line in: {text}"));
@@ -631,21 +646,28 @@ fn simulate_without_a_simulation_model_exits_2() {
     );
 }
 
+/// An output path that cannot be written is the user's input error: exit 2, said before any
+/// work starts (it was exit 1 before issue 17, and still before the work).
 #[test]
-fn unwritable_output_paths_exit_1() {
+fn unwritable_output_paths_exit_2_before_the_work() {
     let dir = TempDir::new("unwritable");
     let plan = arg(&write_plan(&dir, "plan.toml", &[], ""));
     let nowhere = dir.path("no/such/dir");
     for (flag, name) in [("--json", "s.json"), ("--report", "r.md")] {
         let target = arg(&nowhere.join(name));
         let out = ramp(&["simulate", &plan, "-q", flag, &target]);
-        assert_eq!(code(&out), 1, "{flag}: {}", stderr(&out));
+        assert_eq!(code(&out), 2, "{flag}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(err.contains(&target), "{flag}: {err}");
+        assert_eq!(stdout(&out), "", "{flag}: the simulation ran first");
+        // The demo checks its outputs before it starts anything, too.
+        let out = ramp(&["demo", "-q", flag, &target]);
+        assert_eq!(code(&out), 2, "demo {flag}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&target), "demo {flag}");
     }
     // A directory where the file should be.
     let out = ramp(&["simulate", &plan, "-q", "--json", &arg(&dir.0)]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
 }
 
 // ---------------------------------------------------------------------------------------

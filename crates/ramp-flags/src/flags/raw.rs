@@ -229,7 +229,10 @@ impl<'de> Deserialize<'de> for RawScheduleStep {
 
 /// Parses the duration forms accepted in plans: one or more `<number><unit>` parts with
 /// units `ms`, `s`, `m` (or `min`), `h`, `d` (`"90s"`, `"1h30m"`, `"1.5h"`), to whole
-/// milliseconds.
+/// milliseconds. Spaces may separate a number from its unit and the parts from each other,
+/// and the units' English names are accepted too (`"120 minutes"`, `"1 hour 30 min"`), so
+/// that a newcomer's first guess is not an error; abbreviations other than `min` (`hr`,
+/// `mins`, `secs`) are refused with the list of units.
 ///
 /// This is the one duration parser: `ramp_core::units::Span::parse` calls it (ramp-core
 /// depends on this crate, not the reverse), so a schedule's `after` reads exactly like every
@@ -243,6 +246,7 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let mut total = 0f64;
     let mut rest = t;
     while !rest.is_empty() {
+        rest = rest.trim_start();
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
@@ -252,18 +256,18 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
         let value: f64 = rest[..num_len]
             .parse()
             .map_err(|_| format!("{example}, found \"{text}\""))?;
-        rest = &rest[num_len..];
+        rest = rest[num_len..].trim_start();
         let unit_len = rest
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let ms_per = match unit {
-            "ms" => 1.0,
-            "s" => 1000.0,
-            "m" | "min" => 60_000.0,
-            "h" => 3_600_000.0,
-            "d" => 86_400_000.0,
+            "ms" | "millisecond" | "milliseconds" => 1.0,
+            "s" | "second" | "seconds" => 1000.0,
+            "m" | "min" | "minute" | "minutes" => 60_000.0,
+            "h" | "hour" | "hours" => 3_600_000.0,
+            "d" | "day" | "days" => 86_400_000.0,
             "" => {
                 return Err(format!(
                     "duration \"{text}\" has a number without a unit; write e.g. \"{value}s\" or \"{value}m\""

@@ -1,5 +1,5 @@
 //! Who saw which side of each flag: distinct targeting keys per flag and per outcome (the
-//! rollout's `on_variant`, or anything else) over a sliding window, for the seed's
+//! rollout's `on_variant`, or anything else) over a sliding window, for the staging report's
 //! "phase8_encryption_enabled: 625 users (25%)".
 //!
 //! Counting is by [`crate::distinct::DistinctCounter`]: exact up to a cap of live keys per

@@ -728,3 +728,25 @@ fn schedule_durations_read_like_plan_durations() {
         .unwrap_err()
         .contains("without a unit"));
 }
+
+/// A unit written out in English, or set apart by a space, was reported as "a number without
+/// a unit" (it failed so before this test was added): the first guess of a newcomer must
+/// either work or name the unit that is wrong.
+#[test]
+fn durations_accept_spaces_and_english_unit_names() {
+    use super::raw::parse_duration_ms;
+    assert_eq!(parse_duration_ms("120 minutes"), Ok(7_200_000));
+    assert_eq!(parse_duration_ms("1 hour 30 min"), Ok(5_400_000));
+    assert_eq!(parse_duration_ms(" 2 days "), Ok(172_800_000));
+    assert_eq!(parse_duration_ms("90 seconds"), Ok(90_000));
+    assert_eq!(parse_duration_ms("250 milliseconds"), Ok(250));
+    assert_eq!(parse_duration_ms("1 second"), Ok(1_000));
+    assert_eq!(
+        parse_duration_ms("5 fortnights").unwrap_err(),
+        "duration \"5 fortnights\" has unknown unit \"fortnights\"; expected ms, s, m, h or d"
+    );
+    assert_eq!(
+        parse_duration_ms("2 hrs").unwrap_err(),
+        "duration \"2 hrs\" has unknown unit \"hrs\"; expected ms, s, m, h or d"
+    );
+}

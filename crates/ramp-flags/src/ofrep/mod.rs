@@ -141,7 +141,7 @@ impl Stats {
     }
 
     /// Every flag of `state`'s current snapshot with its distinct users per outcome over the
-    /// window ending now: the seed's "phase8_encryption_enabled: 625 users (25%)".
+    /// window ending now: the staging report's "phase8_encryption_enabled: 625 users (25%)".
     pub fn report(&self, state: &FlagState) -> Vec<FlagUsage> {
         self.inner.report(&state.snapshot(), self.now_ms())
     }
