@@ -82,9 +82,9 @@ impl fmt::Display for Span {
         let ms = self.0;
         if ms == 0 {
             write!(f, "0 s")
-        } else if ms % 60_000 == 0 {
+        } else if ms.is_multiple_of(60_000) {
             write!(f, "{} min", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             write!(f, "{} s", ms / 1000)
         } else if ms > 1000 {
             write!(f, "{:.1} s", ms as f64 / 1000.0)
@@ -136,7 +136,7 @@ impl Weight {
 
 impl fmt::Display for Weight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 100 == 0 {
+        if self.0.is_multiple_of(100) {
             write!(f, "{}%", self.0 / 100)
         } else {
             write!(f, "{}%", self.percent())

@@ -1038,7 +1038,7 @@ fn a_stage_whose_whole_data_is_conclusively_bad_rolls_back_at_its_end_though_no_
     let mut slot = 0u64;
     let outcome = run.finish(|ctx: Ctx| {
         slot += 1;
-        let errors = u64::from(slot % 3 == 0);
+        let errors = u64::from(slot.is_multiple_of(3));
         let (c, s) = ctx.split(4);
         (cohort(c, errors, 120.0), cohort(s, 0, 120.0))
     });

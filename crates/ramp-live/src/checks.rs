@@ -417,7 +417,7 @@ fn fmt_duration(d: Duration) -> String {
     if ms < 1_000 {
         format!("{ms} ms")
     } else if ms < 60_000 {
-        if ms % 1_000 == 0 {
+        if ms.is_multiple_of(1_000) {
             format!("{} s", ms / 1_000)
         } else {
             format!("{:.1} s", d.as_secs_f64())

@@ -327,7 +327,7 @@ impl World {
         if let Some((t, w)) = pending_here {
             self.apply_weight(t, w);
         }
-        if b.0 % 1000 == 0 {
+        if b.0.is_multiple_of(1000) {
             if self.seconds.len() == REFERENCE_SECONDS {
                 self.seconds.pop_front();
             }

@@ -11,7 +11,7 @@ use super::validator::{valid_or_none, Field, Validator};
 use crate::plan::Rehearsal;
 use crate::units::Span;
 
-/// The default rehearsal recovery target (the seed's 120 s).
+/// The default rehearsal recovery target (the staging report's 120 s).
 const DEFAULT_TARGET: Span = Span(120_000);
 /// The default rehearsal restoration window.
 const DEFAULT_RESTORE_WINDOW: Span = Span(10_000);

@@ -462,7 +462,7 @@ fn default_checkpoint(duration: Span) -> Span {
 }
 
 /// The scope a gate judges when the plan does not say: the whole service for throughput
-/// (the seed's floor is service-wide), the canary for everything else.
+/// (the staging report's floor is service-wide), the canary for everything else.
 fn default_scope(metric: Metric) -> Scope {
     match metric {
         Metric::ThroughputRps => Scope::Service,
