@@ -184,6 +184,21 @@ impl Pair {
     }
 }
 
+/// The running stage as a status display explains it: which stage, since when, and how its
+/// gates and statistical tests stand. A named struct rather than a tuple so that a caller
+/// cannot mix up the stage's index with its start, or the gates with the tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveView {
+    /// The running stage, 0-based.
+    pub index: usize,
+    /// When the stage started, in plan time.
+    pub started: PlanTime,
+    /// Its gates on their sliding windows as of the last tick.
+    pub gates: Vec<GateResult>,
+    /// Its statistical tests as of the last tick.
+    pub tests: Vec<TestResult>,
+}
+
 /// The rollout engine. `Clone` so that a simulation can fork it (rehearsals).
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -400,16 +415,15 @@ impl Engine {
         out
     }
 
-    /// The running stage (0-based), when it started, its gates on their sliding windows and
-    /// its statistical tests as of the last tick: what a status display explains.
-    pub fn live_view(&self) -> Option<(usize, PlanTime, Vec<GateResult>, Vec<TestResult>)> {
+    /// The running stage as of the last tick (see [`LiveView`]); `None` unless a stage runs.
+    pub fn live_view(&self) -> Option<LiveView> {
         match self.state {
-            State::Running { index } => Some((
+            State::Running { index } => Some(LiveView {
                 index,
-                self.stage_started,
-                self.window_gates(index),
-                self.tests(),
-            )),
+                started: self.stage_started,
+                gates: self.window_gates(index),
+                tests: self.tests(),
+            }),
             State::Pending | State::Finished(_) => None,
         }
     }
@@ -1450,25 +1464,13 @@ fn value_of(
     (v, requests)
 }
 
-/// Metrics of one scope over `span_ms` of data.
+/// Metrics of one scope over `span_ms` of data (the service scope is both cohorts merged,
+/// through the same [`Metrics::of`] that the drivers use for service-wide numbers).
 fn metrics_of(canary: &CohortStats, stable: &CohortStats, scope: Scope, span_ms: u64) -> Metrics {
-    let (requests, errors, hists): (u64, u64, Vec<&Histogram>) = match scope {
-        Scope::Canary => (canary.requests, canary.errors, vec![&canary.latency]),
-        Scope::Stable => (stable.requests, stable.errors, vec![&stable.latency]),
-        Scope::Service => (
-            canary.requests + stable.requests,
-            canary.errors + stable.errors,
-            vec![&canary.latency, &stable.latency],
-        ),
-    };
-    let q = |q: f64| Histogram::quantile_of(&hists, q);
-    Metrics {
-        p50_ms: q(0.50),
-        p95_ms: q(0.95),
-        p99_ms: q(0.99),
-        error_rate: (requests > 0).then(|| errors as f64 / requests as f64),
-        throughput_rps: (span_ms > 0).then(|| requests as f64 / (span_ms as f64 / 1000.0)),
-        requests,
+    match scope {
+        Scope::Canary => Metrics::of(&[canary], span_ms),
+        Scope::Stable => Metrics::of(&[stable], span_ms),
+        Scope::Service => Metrics::of(&[canary, stable], span_ms),
     }
 }
 

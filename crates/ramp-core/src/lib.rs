@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod load;
 pub mod plan;
+pub mod recovery;
 pub mod summary;
 pub mod units;
 

@@ -6,6 +6,7 @@
 //! seconds from the deployment start; error rates are fractions.
 
 use crate::plan::{Metric, Scope};
+use ramp_stats::{CohortStats, Histogram};
 use serde::{Deserialize, Serialize};
 
 /// The whole record of a rollout.
@@ -173,6 +174,25 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics of the requests of `parts` taken together over `span_ms` of data: one
+    /// cohort for a cohort's numbers, both for the service-wide numbers. The engine's gates,
+    /// the simulator's restoration check and the live driver's rehearsals all compute
+    /// service-wide metrics here, so that the three cannot drift apart.
+    pub fn of(parts: &[&CohortStats], span_ms: u64) -> Metrics {
+        let requests: u64 = parts.iter().map(|c| c.requests).sum();
+        let errors: u64 = parts.iter().map(|c| c.errors).sum();
+        let hists: Vec<&Histogram> = parts.iter().map(|c| &c.latency).collect();
+        let q = |q: f64| Histogram::quantile_of(&hists, q);
+        Metrics {
+            p50_ms: q(0.50),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            error_rate: (requests > 0).then(|| errors as f64 / requests as f64),
+            throughput_rps: (span_ms > 0).then(|| requests as f64 / (span_ms as f64 / 1000.0)),
+            requests,
+        }
+    }
+
     /// The value of one metric.
     pub fn get(&self, metric: Metric) -> Option<f64> {
         match metric {

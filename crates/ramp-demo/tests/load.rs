@@ -1,5 +1,10 @@
 //! The open-loop load generator against real servers on 127.0.0.1.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time real servers and deadlines with tokio's clock"
+)]
+
 mod common;
 
 use bytes::Bytes;

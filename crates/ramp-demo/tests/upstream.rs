@@ -1,5 +1,10 @@
 //! The demo upstream against real sockets on 127.0.0.1.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time real servers and deadlines with tokio's clock"
+)]
+
 mod common;
 
 use common::{bounded, fast, fire, get, start, within_binomial};

@@ -1,5 +1,10 @@
 //! `ramp flags serve`'s options and run loop, as a binary would drive them.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time real servers and deadlines with tokio's clock"
+)]
+
 mod common;
 
 use clap::Parser;

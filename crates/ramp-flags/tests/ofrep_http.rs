@@ -1,6 +1,11 @@
 //! The OFREP server over raw HTTP (a hyper client, and bare sockets where the test needs to
 //! misbehave): exact status codes, headers and bodies.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time real servers and deadlines with tokio's clock"
+)]
+
 mod common;
 
 use bytes::Bytes;

@@ -12,6 +12,7 @@
 //! `http://` only (the plan loader rejects anything else): a check is a `GET` that must
 //! answer its expected status, a hook is a `POST` of the event JSON that must answer 2xx.
 
+use crate::clock;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -66,7 +67,7 @@ pub struct ProbeOutcome {
 /// Runs one pre-deployment check. `base_dir` is the plan file's directory: a command runs
 /// there, and a relative program path (`./check.sh`) is found there.
 pub async fn run_check(check: &Check, base_dir: &Path) -> ProbeOutcome {
-    let started = Instant::now();
+    let started = clock::now();
     let timeout = span_to_duration(check.timeout);
     let (ok, detail) = match &check.probe {
         Probe::Http { url, expect_status } => {
@@ -89,7 +90,7 @@ pub async fn run_check(check: &Check, base_dir: &Path) -> ProbeOutcome {
 /// `RAMP_EVENT` for a command, as the body of a `POST` for a URL. `base_dir` is the plan
 /// file's directory, as for [`run_check`].
 pub async fn run_hook(hook: &Hook, event_json: &str, base_dir: &Path) -> ProbeOutcome {
-    let started = Instant::now();
+    let started = clock::now();
     let timeout = span_to_duration(hook.timeout);
     let (ok, detail) = match &hook.action {
         HookAction::Post { url } => {
@@ -143,7 +144,7 @@ async fn run_command(
     env: Option<(&str, &str)>,
     timeout: Duration,
 ) -> (bool, String) {
-    let started = Instant::now();
+    let started = clock::now();
     let deadline = started + timeout;
     let Some((program, args)) = argv.split_first() else {
         return (false, "the command is empty".into());
@@ -182,7 +183,7 @@ async fn run_command(
             // readers reach its end at once; only a background grandchild that inherited
             // the pipes keeps them open, and it must not hold the check, so the readers get
             // a short grace (never past the deadline) and are then abandoned.
-            let drained = deadline.min(Instant::now() + DRAIN_GRACE);
+            let drained = deadline.min(clock::now() + DRAIN_GRACE);
             for reader in readers.iter_mut().flatten() {
                 let _ = tokio::time::timeout_at(drained, reader).await;
             }
@@ -328,7 +329,7 @@ async fn http_probe(
     good: impl Fn(StatusCode) -> bool,
     expected: &str,
 ) -> (bool, String) {
-    let started = Instant::now();
+    let started = clock::now();
     let deadline = started + timeout;
     let uri: Uri = match url.parse() {
         Ok(uri) => uri,

@@ -3,13 +3,15 @@
 //! A live run reads per-cohort metrics from a `ramp proxy` (its exact `/snapshot`), feeds
 //! them to the engine as slots, carries out the engine's actions (weights through the proxy's
 //! admin API), journals every input and decision before acting on it, and serves a control
-//! API for operators. Pre-deployment checks and hooks live in [`checks`].
+//! API for operators. The driver sees the metrics source, the router and the journal only
+//! through the traits of [`seams`]. Pre-deployment checks and hooks live in [`checks`].
 
 pub mod checks;
 pub mod clock;
 pub mod control;
 pub mod driver;
 pub mod http;
+pub mod seams;
 pub mod source;
 pub mod status;
 

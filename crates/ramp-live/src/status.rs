@@ -1,6 +1,6 @@
 //! What `ramp status` shows: the running rollout, each gate explained in a sentence.
 
-use ramp_core::engine::{explain, Engine, State};
+use ramp_core::engine::{explain, Engine, LiveView, State};
 use ramp_core::summary::{GateStatus, Summary, TestResult, TimelineEvent};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -86,7 +86,13 @@ impl StatusView {
         let mut stage = None;
         let mut gates = Vec::new();
         let mut tests = Vec::new();
-        if let Some((index, started, g, t)) = engine.live_view() {
+        if let Some(LiveView {
+            index,
+            started,
+            gates: g,
+            tests: t,
+        }) = engine.live_view()
+        {
             let st = &plan.stages[index];
             stage = Some(StageView {
                 index: index + 1,

@@ -1,6 +1,10 @@
 //! Checks and hooks against real programs and small HTTP servers on 127.0.0.1: each outcome
 //! says what happened, every probe ends by its deadline, and nothing panics.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time real servers and deadlines with tokio's clock"
+)]
 #![cfg(unix)]
 
 use ramp_core::{Check, Hook, HookAction, HookEvent, Probe, Span};

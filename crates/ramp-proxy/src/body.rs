@@ -286,7 +286,7 @@ impl Body for ProxyBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                let deadline = tokio::time::Instant::from_std(clock::now()) + this.idle_timeout;
                 let timer = this
                     .idle
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));

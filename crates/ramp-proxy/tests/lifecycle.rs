@@ -1,6 +1,11 @@
 //! Lifecycle and protocol behaviour: persistence across restarts, graceful shutdown, admin
 //! authentication, health checks, header handling, streaming, upgrades and HTTP/2.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time real servers and deadlines with tokio's clock"
+)]
+
 mod common;
 
 use bytes::Bytes;

@@ -348,21 +348,14 @@ impl World {
         }
     }
 
-    /// Service-wide metrics over the last `secs` seconds.
+    /// Service-wide metrics over the last `secs` seconds (each second holds both cohorts).
     fn recent(&self, secs: usize) -> Metrics {
         let mut all = CohortStats::new();
         let k = secs.min(self.seconds.len());
         for s in self.seconds.iter().skip(self.seconds.len() - k) {
             all.merge(s);
         }
-        Metrics {
-            p50_ms: all.latency.quantile(0.50),
-            p95_ms: all.latency.quantile(0.95),
-            p99_ms: all.latency.quantile(0.99),
-            error_rate: all.error_rate(),
-            throughput_rps: (k > 0).then(|| all.requests as f64 / k as f64),
-            requests: all.requests,
-        }
+        Metrics::of(&[&all], k as u64 * 1000)
     }
 
     /// After a rollback has drained, marks the first second at which the last restore
@@ -376,21 +369,7 @@ impl World {
             return;
         };
         let m = self.recent((window.0 / 1000).max(1) as usize);
-        let ok = |v: Option<f64>, r: Option<f64>| match (v, r) {
-            (Some(v), Some(r)) => v <= r * (1.0 + tol),
-            (None, _) => false,
-            (Some(_), None) => true,
-        };
-        let err_ok = match (m.error_rate, reference.error_rate) {
-            (Some(e), Some(r)) => {
-                // A short window's error rate is noisy: allow three standard errors.
-                let n = m.requests.max(1) as f64;
-                e <= r * (1.0 + tol) + 3.0 * (r * (1.0 - r) / n).sqrt()
-            }
-            (None, _) => false,
-            (Some(_), None) => true,
-        };
-        if ok(m.p95_ms, reference.p95_ms) && ok(m.p99_ms, reference.p99_ms) && err_ok {
+        if ramp_core::recovery::restored(&m, &reference, tol) {
             if let Some(r) = &mut self.recovery {
                 r.restored = Some(now);
             }

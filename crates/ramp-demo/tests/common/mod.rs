@@ -1,6 +1,10 @@
 //! Test harness: demo upstreams on 127.0.0.1 ports picked by the OS, a small HTTP client,
 //! and a bound on every wait.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time real servers and deadlines with tokio's clock"
+)]
 #![allow(dead_code)]
 
 use bytes::Bytes;

@@ -187,6 +187,10 @@ impl Default for ServeOptions {
 
 /// The single place the server reads the clock: the rate limiter's "now". Tokio's clock, so
 /// that tests with a paused runtime control it.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the OFREP server's rate limiter needs the monotonic clock; this is its single read"
+)]
 fn now() -> tokio::time::Instant {
     tokio::time::Instant::now()
 }

@@ -110,6 +110,10 @@ pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the tests pick an origin on the real clock and step from it by hand"
+)]
 mod tests {
     use super::*;
 

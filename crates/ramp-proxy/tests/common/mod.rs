@@ -1,6 +1,10 @@
 //! Test harness: real upstream servers and a real proxy on 127.0.0.1 ports picked by the OS,
 //! and a small HTTP client. Every wait is bounded.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time real servers and deadlines with tokio's clock"
+)]
 #![allow(dead_code)]
 
 use bytes::Bytes;

@@ -1,0 +1,253 @@
+//! `ramp run`: the engine on the real clock.
+//!
+//! The loop, once per evaluation interval: read the metrics source's cumulative counters,
+//! turn the difference since the last reading into a slot, journal the slot (with the
+//! counters it consumed, in one transaction), feed it to the engine, journal what the engine
+//! decided, then act (set the weight through the router, run hooks). Operator actions arrive
+//! from the control API and take the same path: journaled, fed, acted on.
+//!
+//! Resuming is replaying: the engine is deterministic, so feeding it the journaled inputs in
+//! order rebuilds exactly the state it had when the controller died — the same stage, its
+//! elapsed time, every checkpoint. The first reading after a restart covers the whole time
+//! the controller was down (the source's counters kept counting), so that time is neither
+//! lost nor counted twice.
+//!
+//! The driver sees its metrics source, router and journal only through the traits of
+//! [`crate::seams`]; [`run`] picks today's implementations (a Ramp proxy and the SQLite
+//! journal). The files: `start` (lock, journal, replay, the run from start to end),
+//! `sidecars` (the control and OFREP servers), `run_loop` (the loop and its readings),
+//! `feed` (journal, feed, act), `flags`, `operator` (the control API's requests),
+//! `rehearsal` (a rollback rehearsed on live traffic), `teardown` (hooks and the end of the
+//! run) and `records` (what the journal's events say).
+
+mod feed;
+mod flags;
+mod operator;
+mod records;
+mod rehearsal;
+mod run_loop;
+mod sidecars;
+mod start;
+mod teardown;
+
+pub use records::rfc3339;
+pub use start::run;
+
+use crate::clock;
+use crate::seams::{JournalStore, MetricsSource, Router};
+use crate::source::Counters;
+use ramp_core::engine::{Action, Engine};
+use ramp_core::plan::{Plan, Rehearsal};
+use ramp_core::summary::Summary;
+use ramp_core::PlanTime;
+use ramp_store::StoreError;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+/// Why a live run could not go on. Every variant leaves the router at its last weight.
+#[derive(Debug, Error)]
+pub enum LiveError {
+    /// The journal could not be opened, locked or written; nothing is acted on without it.
+    #[error("journal: {0}")]
+    Store(#[from] StoreError),
+    /// The journal's unfinished run of this deployment used a different plan.
+    #[error("the journal {journal} has an unfinished run ({run}) of deployment {deployment} with a different plan; run it with the plan it started with, or use another --journal")]
+    PlanChanged {
+        /// The journal file.
+        journal: String,
+        /// The deployment.
+        deployment: String,
+        /// The run id.
+        run: i64,
+    },
+    /// A journaled input could not be read back.
+    #[error("journal {journal}: input {seq} of run {run} is unreadable: {message}")]
+    Corrupt {
+        /// The journal file.
+        journal: String,
+        /// The run.
+        run: i64,
+        /// The input's sequence number.
+        seq: u64,
+        /// The parser's description.
+        message: String,
+    },
+    /// The control API's listener failed.
+    #[error("control API: {0}")]
+    Control(std::io::Error),
+    /// The router's proxy serves another deployment: driving it would move another
+    /// service's traffic, so nothing is sent to it.
+    #[error("the proxy at {url} serves deployment {proxy:?}, but the plan is for {plan:?}; point [router] at this deployment's proxy, or set deployment_id = {plan:?} in the proxy's configuration")]
+    WrongProxy {
+        /// The proxy's admin URL.
+        url: String,
+        /// The deployment the proxy names.
+        proxy: String,
+        /// The plan's deployment.
+        plan: String,
+    },
+}
+
+/// Everything a live run needs; the listener and shutdown signal are passed in so that
+/// tests can run it in-process.
+pub struct RunConfig {
+    /// The validated plan.
+    pub plan: Arc<Plan>,
+    /// The plan file as named on the command line, for the journal.
+    pub plan_path: String,
+    /// The plan's text: a resumed run must use the same.
+    pub plan_text: String,
+    /// Directory that relative paths in the plan (check programs' working directory) use.
+    pub base_dir: PathBuf,
+    /// The journal file.
+    pub journal: PathBuf,
+    /// The proxy's admin API: the run's metrics source and router.
+    pub proxy: crate::ProxyAdmin,
+    /// Where the control API listens.
+    pub control_listener: TcpListener,
+    /// The control API's bearer token, when one is required.
+    pub control_token: Option<String>,
+    /// A rollback rehearsal to run live (`ramp rehearse`): its fault is injected through the
+    /// proxy at its `at`, and the run ends once the system is restored (or the target passed).
+    pub rehearsal: Option<Rehearsal>,
+    /// Where to serve the plan's flags over OFREP, when it has any; the flags that follow
+    /// the rollout move with every weight the engine sets.
+    pub ofrep_listener: Option<TcpListener>,
+    /// The token OFREP clients must send, when one is required.
+    pub ofrep_token: Option<String>,
+    /// For a run that cannot be resumed (`ramp demo`: its upstreams and proxy end with it):
+    /// on interruption, halt it with this reason and record it finished, instead of leaving
+    /// it open in the journal for a resume that can never come.
+    pub halt_on_interrupt: Option<String>,
+}
+
+/// What the driver reports as it goes, for the terminal.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// The run began or resumed: the plan with its real start time filled in, for labels.
+    Began(Arc<Plan>),
+    /// An engine action, at its plan time.
+    Action(PlanTime, &'a Action),
+    /// A log line (checks, hooks, resume, metric outages, rehearsal steps).
+    Line(PlanTime, String),
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// The rollout finished; the summary is journaled.
+    Finished {
+        /// The journal's run id.
+        run_id: i64,
+        /// The record of the run.
+        summary: Box<Summary>,
+    },
+    /// The shutdown signal came first; the run stays open in the journal and the same
+    /// command resumes it. The proxy keeps routing at the last weight.
+    Interrupted {
+        /// The journal's run id.
+        run_id: i64,
+    },
+}
+
+/// How the driver's loop ended: the rollout finished (and a rehearsal, if any, is timed), or
+/// the shutdown signal came first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The engine finished the rollout.
+    Finished,
+    /// The shutdown signal came first.
+    Interrupted,
+}
+
+/// How long to wait between readings while the metrics source cannot be read.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// How often a rehearsal polls the source after the rollback, to time the restoration.
+const RESTORE_POLL: Duration = Duration::from_millis(100);
+
+/// The sink the driver reports progress to.
+type ProgressSink<'a> = &'a mut (dyn FnMut(Progress<'_>) + Send);
+
+/// The run's journal: the store, which run of it this is, and the run's origin on the clock.
+struct RunJournal<J> {
+    /// The store; every input is appended before it is fed.
+    store: J,
+    /// Where the store is, for messages.
+    path: String,
+    /// This run.
+    run_id: i64,
+    /// Wall-clock start of the run (Unix ms): plan time zero.
+    started_unix_ms: i64,
+}
+
+/// The metrics source and where its stream of slots stands.
+struct MetricsFeed<S> {
+    /// The source.
+    source: S,
+    /// Counters of the last reading fed to the engine.
+    cursor: Option<Counters>,
+    /// Plan time the last slot ended at.
+    last_end_ms: u64,
+    /// Why the source cannot be read, while it cannot.
+    problem: Option<String>,
+}
+
+/// The router and what the driver knows of the weights it applied.
+struct Routing<R> {
+    /// The router.
+    router: R,
+    /// When the router applied the rollback's weight 0 (plan ms).
+    rollback_applied_ms: Option<u64>,
+}
+
+/// The running controller, generic over its three seams.
+struct Driver<'a, S, R, J> {
+    /// The plan (with the real start time filled in).
+    plan: Arc<Plan>,
+    /// The engine.
+    engine: Engine,
+    /// The journal.
+    journal: RunJournal<J>,
+    /// The metrics source and the slot stream.
+    metrics: MetricsFeed<S>,
+    /// The router.
+    routing: Routing<R>,
+    /// Progress sink.
+    on: ProgressSink<'a>,
+    /// Hooks running in the background.
+    hooks: teardown::Hooks,
+    /// The plan's flags, when they are served.
+    flags: flags::Flags,
+    /// A rehearsal, when this is `ramp rehearse`.
+    rehearsal: Option<rehearsal::LiveRehearsal>,
+    /// Whether an interruption leaves the run open for a resume (false for `ramp demo`,
+    /// which is halted instead); only what the interruption's line tells the operator.
+    resumable: bool,
+}
+
+impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
+    /// Plan time now.
+    fn plan_now(&self) -> PlanTime {
+        PlanTime(u64::try_from(clock::unix_ms() - self.journal.started_unix_ms).unwrap_or(0))
+    }
+
+    /// Reports a line of progress.
+    fn line(&mut self, t: PlanTime, text: String) {
+        (self.on)(Progress::Line(t, text));
+    }
+
+    /// Appends an event to the journal.
+    fn event<T: Serialize>(&mut self, t: PlanTime, kind: &str, body: &T) -> Result<(), LiveError> {
+        let text = serde_json::to_string(body).unwrap_or_else(|_| "null".into());
+        let run_id = self.journal.run_id;
+        self.journal
+            .store
+            .append_event(run_id, t.0, clock::unix_ms(), kind, &text)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! The loop: one reading of the metrics source per evaluation interval, fed to the engine as
+//! a slot, with operator requests, finished hooks and flag schedule steps in between; and
+//! what comes before it (the router's identity, the pre-deployment checks, the start).
+
+use super::records::outcome_json;
+use super::teardown::HookDone;
+use super::{Driver, Ended, LiveError, RESTORE_POLL, RETRY};
+use crate::checks;
+use crate::clock;
+use crate::control::Command;
+use crate::seams::{JournalStore, MetricsSource, Reading, Router};
+use crate::source::{Counters, SourceError};
+use ramp_core::engine::{Input, State};
+use ramp_core::{PlanTime, Weight};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The shutdown signal as the loop polls it.
+type Shutdown<'s, F> = Pin<&'s mut F>;
+
+impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
+    /// The main loop, until the rollout finished (and a rehearsal is timed) or the shutdown
+    /// signal came.
+    pub(super) async fn drive<F: Future<Output = ()> + Send>(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        hooks_rx: &mut mpsc::Receiver<HookDone>,
+        shutdown: &mut Shutdown<'_, F>,
+        fresh: bool,
+    ) -> Result<Ended, LiveError> {
+        let Some(()) = self.confirm_router(shutdown).await? else {
+            return Ok(Ended::Interrupted);
+        };
+        if fresh {
+            // No user reaches the canary before the checks pass and the first stage starts,
+            // whatever weight an earlier run left in the router.
+            self.apply_weight(Weight::ZERO).await;
+            let Some(()) = self.pre_deployment(shutdown).await? else {
+                return Ok(Ended::Interrupted);
+            };
+        } else {
+            // Re-assert the weight the engine holds, in every state: the router may have
+            // restarted meanwhile, or the controller died between journaling a rollback and
+            // applying it.
+            let w = self.engine.weight();
+            self.apply_weight(w).await;
+        }
+        let mut next_try: Option<tokio::time::Instant> = None;
+        loop {
+            if let State::Finished(_) = self.engine.state() {
+                if self.rehearsal_done() {
+                    self.confirm_final_weight().await;
+                    return Ok(Ended::Finished);
+                }
+            }
+            let deadline = next_try.unwrap_or_else(|| self.deadline());
+            // The next step of a flag's own schedule, if any: published on its own wake-up,
+            // so that the engine's ticks stay where they were.
+            let schedule_due = self.schedule_due();
+            let schedule_step = async {
+                match schedule_due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = schedule_step => self.publish_schedule(),
+                _ = shutdown.as_mut() => {
+                    let t = self.plan_now();
+                    let text = if self.resumable {
+                        "Interrupted: the proxy keeps the current weight; run the same command again to resume"
+                    } else {
+                        "Interrupted: this run cannot be resumed, so it is halted"
+                    };
+                    self.line(t, text.into());
+                    return Ok(Ended::Interrupted);
+                }
+                Some((request, reply)) = commands.recv() => {
+                    // A caller that gave up waiting (and may retry) must not have its
+                    // action applied late, twice.
+                    if reply.is_closed() {
+                        continue;
+                    }
+                    let answer = self.command(request).await?;
+                    let _ = reply.send(answer);
+                }
+                Some(done) = hooks_rx.recv() => self.hook_done(done)?,
+                _ = tokio::time::sleep_until(deadline) => {
+                    next_try = None;
+                    if !self.tick().await? {
+                        next_try = Some(clock::now() + self.retry_interval());
+                    }
+                }
+            }
+        }
+    }
+
+    /// When the next reading is due.
+    fn deadline(&self) -> tokio::time::Instant {
+        let due = match self.engine.state() {
+            State::Finished(_) => PlanTime(self.plan_now().0 + RESTORE_POLL.as_millis() as u64),
+            State::Pending | State::Running { .. } => {
+                let mut due = self.engine.next_tick();
+                if let Some(at) = self.rehearsal_onset_due() {
+                    due = due.min(at);
+                }
+                due
+            }
+        };
+        let wait_ms = due.0.saturating_sub(self.plan_now().0);
+        clock::now() + Duration::from_millis(wait_ms)
+    }
+
+    /// How long to wait before reading again after a reading failed.
+    fn retry_interval(&self) -> Duration {
+        if matches!(self.engine.state(), State::Finished(_)) {
+            RESTORE_POLL
+        } else {
+            RETRY
+        }
+    }
+
+    /// Runs the pre-deployment checks, then starts the rollout (or halts it when a check
+    /// failed). `None` when interrupted before the start.
+    async fn pre_deployment<F: Future<Output = ()> + Send>(
+        &mut self,
+        shutdown: &mut Shutdown<'_, F>,
+    ) -> Result<Option<()>, LiveError> {
+        let plan = Arc::clone(&self.plan);
+        for check in &plan.checks {
+            let outcome = checks::run_check(check, &self.hooks.base_dir).await;
+            let t = self.plan_now();
+            self.event(t, "check", &outcome_json(&outcome))?;
+            let mark = if outcome.ok { "✓" } else { "✗" };
+            self.line(t, format!("{mark} {}: {}", outcome.name, outcome.detail));
+            if !outcome.ok {
+                let reason = format!(
+                    "{} failed ({}); no traffic was shifted",
+                    outcome.name, outcome.detail
+                );
+                let halt = Input::Halt {
+                    who: "pre-deployment check".into(),
+                    reason,
+                };
+                self.feed(halt, None).await?;
+                return Ok(Some(()));
+            }
+        }
+        if !plan.checks.is_empty() {
+            let t = self.plan_now();
+            self.line(t, "✓ Pre-deployment validation passed".into());
+        }
+        // The counters at the start are the base of the first slot.
+        let Some(reading) = self.read_when_ready(shutdown).await? else {
+            return Ok(None);
+        };
+        let t = self.plan_now().max(self.engine.now());
+        self.metrics.last_end_ms = t.0;
+        self.feed_at(t, Input::Start, Some(&reading.counters))
+            .await?;
+        self.metrics.cursor = Some(reading.counters);
+        Ok(Some(()))
+    }
+
+    /// Reads the metrics source, retrying every [`RETRY`] (and saying why) while it cannot
+    /// be read; `None` when interrupted meanwhile.
+    async fn read_when_ready<F: Future<Output = ()> + Send>(
+        &mut self,
+        shutdown: &mut Shutdown<'_, F>,
+    ) -> Result<Option<Reading>, LiveError> {
+        loop {
+            match self.metrics.source.read().await {
+                Ok(r) => {
+                    self.metrics_back();
+                    return Ok(Some(r));
+                }
+                Err(e) => {
+                    let Some(()) = self.wait_to_retry(&e, shutdown).await? else {
+                        return Ok(None);
+                    };
+                }
+            }
+        }
+    }
+
+    /// Says why a reading failed (once per distinct reason), then waits [`RETRY`]; `None`
+    /// when interrupted meanwhile.
+    async fn wait_to_retry<F: Future<Output = ()> + Send>(
+        &mut self,
+        e: &SourceError,
+        shutdown: &mut Shutdown<'_, F>,
+    ) -> Result<Option<()>, LiveError> {
+        let t = self.plan_now();
+        self.metrics_problem(t, e)?;
+        tokio::select! {
+            _ = shutdown.as_mut() => Ok(None),
+            _ = tokio::time::sleep(RETRY) => Ok(Some(())),
+        }
+    }
+
+    /// Asks the router which deployment it serves before anything is sent to it (waiting
+    /// while it cannot be reached) and refuses one that serves another deployment; a router
+    /// that names none is driven, with a warning that its sticky salt is not the
+    /// deployment's. `None` when interrupted meanwhile.
+    async fn confirm_router<F: Future<Output = ()> + Send>(
+        &mut self,
+        shutdown: &mut Shutdown<'_, F>,
+    ) -> Result<Option<()>, LiveError> {
+        let deployment = loop {
+            match self.routing.router.deployment().await {
+                Ok(d) => {
+                    self.metrics_back();
+                    break d;
+                }
+                Err(e) => {
+                    let Some(()) = self.wait_to_retry(&e, shutdown).await? else {
+                        return Ok(None);
+                    };
+                }
+            }
+        };
+        let plan_id = &self.plan.deployment.id;
+        match deployment.as_deref() {
+            Some(id) if id == plan_id => {}
+            None | Some(ramp_proxy::config::DEFAULT_DEPLOYMENT_ID) => {
+                let t = self.plan_now();
+                let text = format!(
+                    "The proxy at {} names no deployment: it salts sticky routing with {:?}, not {plan_id:?} (set deployment_id = {plan_id:?} in its configuration so that flags salted by the deployment agree with it)",
+                    self.routing.router.location(),
+                    ramp_proxy::config::DEFAULT_DEPLOYMENT_ID
+                );
+                self.line(t, text);
+            }
+            Some(other) => {
+                return Err(LiveError::WrongProxy {
+                    url: self.routing.router.location().to_string(),
+                    proxy: other.to_string(),
+                    plan: plan_id.clone(),
+                })
+            }
+        }
+        Ok(Some(()))
+    }
+
+    /// One reading and engine tick. Returns `false` when the source could not be read (the
+    /// rollout holds: no data is never a pass).
+    async fn tick(&mut self) -> Result<bool, LiveError> {
+        let observed = observe(&self.metrics.source, &self.routing.router).await;
+        let (counters, canary_bp) = match observed {
+            Ok(r) => r,
+            Err(e) => {
+                let t = self.plan_now();
+                self.metrics_problem(t, &e)?;
+                return Ok(false);
+            }
+        };
+        self.metrics_back();
+        // Followed flags never lead the router: when it routes less to the canary than they
+        // serve (restarted without a state file, changed by hand), they come down to it at
+        // once, and go back up only once the router is confirmed at the engine's weight.
+        self.flags.cap_at(canary_bp);
+        let now = self.plan_now();
+        if let State::Finished(_) = self.engine.state() {
+            self.rehearsal_poll(now, &counters);
+            return Ok(true);
+        }
+        // The weight the router should have held when it was read.
+        let expected = self.engine.weight();
+        self.feed_slot(now, &counters).await?;
+        if let State::Running { .. } = self.engine.state() {
+            self.hold_weight(expected, canary_bp).await;
+            self.rehearsal_inject(now, &counters).await?;
+        } else {
+            self.rehearsal_poll(now, &counters);
+        }
+        Ok(true)
+    }
+
+    /// Feeds the slot since the last reading (journaled with the counters that end it).
+    async fn feed_slot(&mut self, now: PlanTime, counters: &Counters) -> Result<(), LiveError> {
+        if now.0 <= self.metrics.last_end_ms {
+            return Ok(());
+        }
+        let base = self
+            .metrics
+            .cursor
+            .clone()
+            .unwrap_or_else(|| counters.clone());
+        let slot = counters.slot_since(&base, self.metrics.last_end_ms, now.0);
+        self.metrics.last_end_ms = now.0;
+        self.feed_at(now, Input::Tick(slot), Some(counters)).await?;
+        self.metrics.cursor = Some(counters.clone());
+        Ok(())
+    }
+
+    /// The controller owns the weight: if the router holds another one than `expected` (it
+    /// restarted without a state file, or was changed by hand), sets it again; once it holds
+    /// the engine's weight, followed flags may catch up with it.
+    async fn hold_weight(&mut self, expected: Weight, canary_bp: u32) {
+        let w = self.engine.weight();
+        if w == expected && canary_bp != u32::from(w.basis_points()) {
+            let t = self.plan_now();
+            self.line(
+                t,
+                format!(
+                    "The proxy routes {}% to the canary, not {}; setting it again",
+                    f64::from(canary_bp) / 100.0,
+                    w
+                ),
+            );
+            self.apply_weight(w).await;
+        } else if canary_bp == u32::from(w.basis_points()) {
+            // The router holds the weight (a `PUT` that timed out may still have been
+            // applied): followed flags may catch up with it now, never before.
+            self.publish_flag_weight(w);
+        }
+    }
+
+    /// Says once per distinct reason that metrics are unavailable, and journals it.
+    fn metrics_problem(&mut self, t: PlanTime, e: &SourceError) -> Result<(), LiveError> {
+        let text = e.to_string();
+        if self.metrics.problem.as_deref() != Some(&text) {
+            self.line(
+                t,
+                format!("Metrics unavailable ({text}); the rollout holds until they are back"),
+            );
+            self.event(t, "metrics_unavailable", &text)?;
+        }
+        self.metrics.problem = Some(text);
+        Ok(())
+    }
+
+    /// Says that metrics are back, when they were unavailable.
+    fn metrics_back(&mut self) {
+        if self.metrics.problem.take().is_some() {
+            let t = self.plan_now();
+            self.line(t, "Metrics available again".into());
+        }
+    }
+}
+
+/// One reading: the source's counters and the weight in force (from the source when it knows
+/// it, from the router otherwise).
+async fn observe<S: MetricsSource, R: Router>(
+    source: &S,
+    router: &R,
+) -> Result<(Counters, u32), SourceError> {
+    let reading = source.read().await?;
+    let canary_bp = match reading.canary_bp {
+        Some(bp) => bp,
+        None => router.weight().await?,
+    };
+    Ok((reading.counters, canary_bp))
+}

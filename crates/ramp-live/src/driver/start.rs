@@ -1,0 +1,240 @@
+//! Start-up and the run from start to end: the deployment's lock, the journal's run (new or
+//! resumed), replay into a fresh engine, the sidecar servers, the loop, then the end.
+
+use super::flags::Flags;
+use super::rehearsal::LiveRehearsal;
+use super::sidecars::{ControlServer, FlagsServer};
+use super::teardown::Hooks;
+use super::{
+    records, Driver, Ended, LiveError, MetricsFeed, Progress, ProgressSink, Routing, RunConfig,
+    RunEnd, RunJournal,
+};
+use crate::clock;
+use crate::seams::{JournalStore, MetricsSource, Router};
+use crate::source::Counters;
+use ramp_core::engine::{Engine, Input, State};
+use ramp_core::plan::Plan;
+use ramp_core::PlanTime;
+use ramp_store::{DeploymentLock, Journal};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Runs (or resumes) the plan's rollout until it finishes or `shutdown` resolves, with
+/// today's seams: the proxy of `config.proxy` as metrics source and router, and the SQLite
+/// journal at `config.journal`, locked for the deployment for as long as the run goes on.
+pub async fn run(
+    config: RunConfig,
+    on: &mut (dyn FnMut(Progress<'_>) + Send),
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunEnd, LiveError> {
+    let _lock = DeploymentLock::acquire(&config.journal, &config.plan.deployment.id)?;
+    let journal = Journal::open(&config.journal)?;
+    let proxy = config.proxy.clone();
+    run_with(config, proxy.clone(), proxy, journal, on, shutdown).await
+}
+
+/// The run against any metrics source, router and journal store.
+async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
+    config: RunConfig,
+    source: S,
+    router: R,
+    mut store: J,
+    on: ProgressSink<'_>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunEnd, LiveError> {
+    let journal_path = store.location();
+    let (run_id, started_unix_ms, resumed) = open_run(&mut store, &config, &journal_path)?;
+    let plan = Arc::new(started_at(&config.plan, started_unix_ms));
+    on(Progress::Began(Arc::clone(&plan)));
+    let replayed = replay(&store, &plan, run_id, &journal_path)?;
+    let deployment = &plan.deployment.id;
+    let (control, mut commands) = ControlServer::start(
+        config.control_listener,
+        format!("{deployment}/{run_id}"),
+        config.control_token,
+        &mut store,
+        run_id,
+    )?;
+    let flags_server = FlagsServer::start(
+        &plan,
+        config.ofrep_listener,
+        config.ofrep_token.as_deref(),
+        &mut *on,
+        replayed.engine.now(),
+    );
+    let (hooks, mut hooks_rx) = Hooks::new(config.base_dir);
+    let fresh = replayed.inputs == 0;
+    let mut d = Driver {
+        plan: Arc::clone(&plan),
+        engine: replayed.engine,
+        journal: RunJournal {
+            store,
+            path: journal_path,
+            run_id,
+            started_unix_ms,
+        },
+        metrics: MetricsFeed {
+            source,
+            cursor: replayed.cursor,
+            last_end_ms: replayed.last_end_ms,
+            problem: None,
+        },
+        routing: Routing {
+            router,
+            rollback_applied_ms: None,
+        },
+        on,
+        hooks,
+        flags: Flags::new(flags_server.as_ref(), replayed.rollout_start_ms),
+        rehearsal: config.rehearsal.map(LiveRehearsal::new),
+        resumable: config.halt_on_interrupt.is_none(),
+    };
+    d.init_flags();
+    if resumed {
+        d.announce_resume(replayed.inputs);
+    } else {
+        let text = format!(
+            "Run {run_id} of {deployment} journaled in {}; control API at {}",
+            d.journal.path,
+            control.url()
+        );
+        let now = d.plan_now();
+        d.line(now, text);
+    }
+
+    tokio::pin!(shutdown);
+    let ended = d
+        .drive(&mut commands, &mut hooks_rx, &mut shutdown, fresh)
+        .await;
+    control.stop().await;
+    if let Some(server) = flags_server {
+        // No linger after an interruption: the operator asked to stop.
+        server.stop(!matches!(ended, Ok(Ended::Interrupted))).await;
+    }
+    d.finish(ended?, config.halt_on_interrupt, &mut hooks_rx)
+        .await
+}
+
+/// Finds the deployment's unfinished run (which must have the same plan) or begins a new one.
+/// Returns the run's id, its wall-clock start and whether it is resumed.
+fn open_run<J: JournalStore>(
+    store: &mut J,
+    config: &RunConfig,
+    journal_path: &str,
+) -> Result<(i64, i64, bool), LiveError> {
+    let deployment = &config.plan.deployment.id;
+    match store.active_run(deployment)? {
+        Some(r) if r.plan_toml != config.plan_text => Err(LiveError::PlanChanged {
+            journal: journal_path.to_string(),
+            deployment: deployment.clone(),
+            run: r.run_id,
+        }),
+        Some(r) => Ok((r.run_id, r.started_unix_ms, true)),
+        None => {
+            let now = clock::unix_ms();
+            let id = store.begin_run(deployment, &config.plan_path, &config.plan_text, now)?;
+            Ok((id, now, false))
+        }
+    }
+}
+
+/// The plan with the run's real start filled in.
+fn started_at(plan: &Plan, started_unix_ms: i64) -> Plan {
+    let mut plan = plan.clone();
+    plan.deployment.start = Some(records::rfc3339(started_unix_ms));
+    plan.deployment.start_second_of_day =
+        u32::try_from(started_unix_ms.div_euclid(1000).rem_euclid(86_400)).unwrap_or(0);
+    plan
+}
+
+/// The engine rebuilt from the journal, and where the run's stream of slots stands.
+struct Replayed {
+    /// The engine, exactly as it was when the controller stopped.
+    engine: Engine,
+    /// Plan time the last slot ended at.
+    last_end_ms: u64,
+    /// How many inputs were replayed (none for a new run).
+    inputs: usize,
+    /// Plan time (ms) the first stage started at, the origin of the flags' schedules.
+    rollout_start_ms: Option<u64>,
+    /// The metrics cursor of the last journaled reading.
+    cursor: Option<Counters>,
+}
+
+/// Replays the run's journaled inputs into a fresh engine: the only way state is rebuilt.
+fn replay<J: JournalStore>(
+    store: &J,
+    plan: &Arc<Plan>,
+    run_id: i64,
+    journal_path: &str,
+) -> Result<Replayed, LiveError> {
+    let corrupt = |seq: u64, message: String| LiveError::Corrupt {
+        journal: journal_path.to_string(),
+        run: run_id,
+        seq,
+        message,
+    };
+    let mut engine = Engine::new(Arc::clone(plan));
+    let mut last_end_ms = 0;
+    let inputs = store.inputs(run_id)?;
+    for rec in &inputs {
+        let input: Input =
+            serde_json::from_str(&rec.body).map_err(|e| corrupt(rec.seq, e.to_string()))?;
+        match &input {
+            Input::Tick(slot) => last_end_ms = slot.end_ms,
+            // The first slot starts where the rollout started, not at the checks before it.
+            Input::Start => last_end_ms = rec.plan_ms,
+            _ => {}
+        }
+        let _ = engine.step(PlanTime(rec.plan_ms), input);
+    }
+    // The flags' schedules count from the first stage's start (not from `Start`: the first
+    // stage may wait for approvals, and no flag should ramp before any stage runs).
+    let rollout_start_ms = engine
+        .summary()
+        .stages
+        .first()
+        .map(|st| (st.started_s * 1000.0).round() as u64);
+    let cursor = match store.cursor(run_id)? {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+            corrupt(
+                inputs.last().map_or(0, |r| r.seq),
+                format!("the proxy cursor is unreadable: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    Ok(Replayed {
+        engine,
+        last_end_ms,
+        inputs: inputs.len(),
+        rollout_start_ms,
+        cursor,
+    })
+}
+
+impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
+    /// Says where a resumed run picks up.
+    fn announce_resume(&mut self, replayed: usize) {
+        let plan = Arc::clone(&self.plan);
+        let where_ = match self.engine.state() {
+            State::Pending => "before its first stage".to_string(),
+            State::Running { index } => format!(
+                "in stage {} of {} at {}",
+                index + 1,
+                plan.stages.len(),
+                plan.stages[index].weight
+            ),
+            State::Finished(o) => format!("already finished ({})", o.key()),
+        };
+        let now = self.plan_now();
+        let text = format!(
+            "Resumed run {} of {} from {}: {replayed} journaled inputs replayed, {where_}; {} s since the last reading count in the stage",
+            self.journal.run_id,
+            plan.deployment.id,
+            self.journal.path,
+            now.0.saturating_sub(self.metrics.last_end_ms) / 1000
+        );
+        self.line(now, text);
+    }
+}

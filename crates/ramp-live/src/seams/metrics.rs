@@ -1,0 +1,38 @@
+//! The metrics-source seam: one reading of cumulative per-cohort counters.
+//!
+//! A slot for the engine is the difference of two readings ([`Counters::slot_since`]), so a
+//! source only has to say what its counters are now; the driver journals each reading as the
+//! cursor of the slot it ended, which is what makes a resumed run count the time it was down
+//! exactly once. A source whose counters are cumulative (a proxy's `/snapshot`, Prometheus
+//! counters and histogram buckets) fits as it is.
+
+use crate::source::{Counters, ProxyAdmin, SourceError};
+use std::future::Future;
+
+/// One reading of a metrics source.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// Both cohorts' cumulative counters at the reading.
+    pub counters: Counters,
+    /// The canary weight (basis points) in force when the counters were read, when the source
+    /// also knows it (a Ramp proxy's snapshot does); otherwise the driver asks the router.
+    pub canary_bp: Option<u32>,
+}
+
+/// Where a live run's observations come from.
+pub trait MetricsSource: Send + Sync {
+    /// Reads the cumulative counters now. An error holds the rollout (no data is never a
+    /// pass) and is retried.
+    fn read(&self) -> impl Future<Output = Result<Reading, SourceError>> + Send;
+}
+
+/// A Ramp proxy's exact `/snapshot`: counters and the weight it applied, in one call.
+impl MetricsSource for ProxyAdmin {
+    async fn read(&self) -> Result<Reading, SourceError> {
+        let reading = ProxyAdmin::read(self).await?;
+        Ok(Reading {
+            counters: reading.counters,
+            canary_bp: Some(reading.canary_bp),
+        })
+    }
+}

@@ -1,0 +1,137 @@
+//! The journal seam: what the driver needs from the store that makes a run resumable.
+//!
+//! Every input is appended (with the metrics cursor it consumed, atomically) before the
+//! engine sees it, and every decision before it is acted on; resuming reads the inputs and
+//! the cursor back. The calls are synchronous because the SQLite journal is local and its
+//! writes are short; a write that fails stops the controller, never the router.
+
+use ramp_store::{EventRecord, InputRecord, Journal, RunRecord, StoreError};
+
+/// Where a live run is journaled.
+pub trait JournalStore: Send {
+    /// Where the journal is (a file path), for messages and errors.
+    fn location(&self) -> String;
+
+    /// The deployment's unfinished run, if any: the one to resume.
+    fn active_run(&self, deployment_id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Records a new run; returns its id.
+    fn begin_run(
+        &mut self,
+        deployment_id: &str,
+        plan_path: &str,
+        plan_toml: &str,
+        started_unix_ms: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Where the run's control API listens and which process serves it, for operator verbs.
+    fn set_control(&mut self, run: i64, addr: &str, pid: u32) -> Result<(), StoreError>;
+
+    /// Appends an input, with the metrics cursor it consumed, in one transaction; returns its
+    /// sequence number.
+    fn append_input(
+        &mut self,
+        run: i64,
+        plan_ms: u64,
+        kind: &str,
+        body: &str,
+        cursor: Option<&str>,
+    ) -> Result<u64, StoreError>;
+
+    /// The run's inputs in order, for replay.
+    fn inputs(&self, run: i64) -> Result<Vec<InputRecord>, StoreError>;
+
+    /// The metrics cursor of the run's last input that had one.
+    fn cursor(&self, run: i64) -> Result<Option<String>, StoreError>;
+
+    /// Appends an event (a decision, an operator action, a check or hook result).
+    fn append_event(
+        &mut self,
+        run: i64,
+        plan_ms: u64,
+        unix_ms: i64,
+        kind: &str,
+        body: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// The run's events after sequence number `after_seq`.
+    fn events(&self, run: i64, after_seq: u64) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Marks the run finished with its outcome and final summary.
+    fn finish_run(
+        &mut self,
+        run: i64,
+        outcome: &str,
+        finished_unix_ms: i64,
+        summary_json: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// The SQLite journal of `ramp-store`.
+impl JournalStore for Journal {
+    fn location(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn active_run(&self, deployment_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        Journal::active_run(self, deployment_id)
+    }
+
+    fn begin_run(
+        &mut self,
+        deployment_id: &str,
+        plan_path: &str,
+        plan_toml: &str,
+        started_unix_ms: i64,
+    ) -> Result<i64, StoreError> {
+        Journal::begin_run(self, deployment_id, plan_path, plan_toml, started_unix_ms)
+    }
+
+    fn set_control(&mut self, run: i64, addr: &str, pid: u32) -> Result<(), StoreError> {
+        Journal::set_control(self, run, addr, pid)
+    }
+
+    fn append_input(
+        &mut self,
+        run: i64,
+        plan_ms: u64,
+        kind: &str,
+        body: &str,
+        cursor: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        Journal::append_input(self, run, plan_ms, kind, body, cursor)
+    }
+
+    fn inputs(&self, run: i64) -> Result<Vec<InputRecord>, StoreError> {
+        Journal::inputs(self, run)
+    }
+
+    fn cursor(&self, run: i64) -> Result<Option<String>, StoreError> {
+        Journal::cursor(self, run)
+    }
+
+    fn append_event(
+        &mut self,
+        run: i64,
+        plan_ms: u64,
+        unix_ms: i64,
+        kind: &str,
+        body: &str,
+    ) -> Result<u64, StoreError> {
+        Journal::append_event(self, run, plan_ms, unix_ms, kind, body)
+    }
+
+    fn events(&self, run: i64, after_seq: u64) -> Result<Vec<EventRecord>, StoreError> {
+        Journal::events(self, run, after_seq)
+    }
+
+    fn finish_run(
+        &mut self,
+        run: i64,
+        outcome: &str,
+        finished_unix_ms: i64,
+        summary_json: &str,
+    ) -> Result<(), StoreError> {
+        Journal::finish_run(self, run, outcome, finished_unix_ms, summary_json)
+    }
+}
