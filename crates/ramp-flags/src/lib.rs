@@ -27,6 +27,8 @@
 //!   window, exact up to a cap and a HyperLogLog beyond, with bounded memory; the OFREP
 //!   server's `/stats` and the proxy's flag-mode snapshot both count with it. Pure too (the
 //!   caller passes the time).
+//! - [`located`]: the one rule for locating a problem in a TOML file (`file:line:column`),
+//!   shared by the plan loader, the flags file and the proxy configuration. Pure too.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -35,6 +37,7 @@
 pub mod cli;
 pub mod distinct;
 pub mod flags;
+pub mod located;
 mod murmur3;
 #[cfg(feature = "server")]
 pub mod ofrep;

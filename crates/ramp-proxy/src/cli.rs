@@ -3,7 +3,7 @@
 //! SIGINT or SIGTERM. It returns typed errors; each binary maps them to exit codes (2 for
 //! invalid configuration, 1 for anything else).
 
-use crate::config::{self, Config, FileConfig, FlagFile, StickyFile};
+use crate::config::{self, Config, ConfigFile, FileConfig};
 use crate::{DrainOutcome, RunError};
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub enum CliError {
     /// The configuration (file or flags) is invalid: the user's input.
     #[error("invalid configuration: {0}")]
-    Config(#[from] config::ConfigError),
+    Config(#[from] config::ConfigErrors),
     /// `--workers` is out of range: the user's input.
     #[error("invalid configuration: --workers {0} is out of range (1 to 1024)")]
     Workers(usize),
@@ -127,77 +127,15 @@ pub fn run(args: &ProxyArgs) -> Result<DrainOutcome, CliError> {
     Ok(outcome)
 }
 
-/// The configuration file (if any) with the flags laid over it.
-pub fn build_config(args: &ProxyArgs) -> Result<Config, config::ConfigError> {
-    let (mut file, origin) = match &args.config {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| config::ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-            (config::parse_toml(path, &text)?, path.display().to_string())
-        }
-        None => (FileConfig::default(), "command line".to_string()),
+/// The configuration file (if any) with the options laid over it, validated: every problem
+/// of the file and the options at once.
+pub fn build_config(args: &ProxyArgs) -> Result<Config, config::ConfigErrors> {
+    let mut file = match &args.config {
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::from_raw(FileConfig::default(), "command line"),
     };
-    if let Some(v) = &args.listen {
-        file.listen = Some(v.clone());
-    }
-    if let Some(v) = &args.admin_listen {
-        file.admin_listen = Some(v.clone());
-    }
-    if let Some(v) = &args.stable {
-        file.stable = Some(v.clone());
-    }
-    if let Some(v) = &args.canary {
-        file.canary = Some(v.clone());
-    }
-    if let Some(v) = args.weight {
-        file.initial_canary_weight = Some(v);
-    }
-    if let Some(h) = &args.sticky_header {
-        file.sticky = Some(StickyFile {
-            header: Some(h.clone()),
-            cookie: None,
-        });
-    }
-    if let Some(c) = &args.sticky_cookie {
-        file.sticky = Some(StickyFile {
-            header: None,
-            cookie: Some(c.clone()),
-        });
-    }
-    if let Some(v) = &args.deployment_id {
-        file.deployment_id = Some(v.clone());
-    }
-    if let Some(v) = &args.upstream_protocol {
-        file.upstream_protocol = Some(v.clone());
-    }
-    if let Some(v) = &args.state_file {
-        file.state_file = Some(v.clone());
-    }
-    if let Some(v) = &args.mode {
-        file.mode = Some(v.clone());
-    }
-    if let Some(v) = &args.upstream {
-        file.upstream = Some(v.clone());
-    }
-    if args.flag_key.is_some() || args.flag_salt.is_some() {
-        let flag = file.flag.get_or_insert_with(FlagFile::default);
-        if let Some(v) = &args.flag_key {
-            flag.key = Some(v.clone());
-        }
-        if let Some(v) = &args.flag_salt {
-            flag.salt = Some(v.clone());
-        }
-    }
-    if file.listen.is_none() {
-        file.listen = Some("127.0.0.1:8080".into());
-    }
-    if file.admin_listen.is_none() {
-        file.admin_listen = Some("127.0.0.1:9901".into());
-    }
-    Config::from_file(file, &origin)
+    file.overlay(args);
+    file.validate()
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -282,5 +220,31 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("`sticky`"), "{e}");
         assert!(CliError::from(e).is_invalid_input());
+    }
+
+    #[test]
+    fn an_option_replaces_a_file_value_and_its_place() {
+        let dir = std::env::temp_dir().join(format!("ramp-proxy-overlay-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("proxy.toml");
+        std::fs::write(
+            &path,
+            "listen = \"nowhere\"\nstable = [\"127.0.0.1:1\"]\ncanary = [\"127.0.0.1:x\"]\n",
+        )
+        .expect("write");
+        let file = path.display().to_string();
+        let e = build_config(&parse(&["--config", &file, "--listen", "also-nowhere"]))
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).ok();
+        // The file's bad canary is located; the option's bad listener is not in the file, so
+        // it names the file alone (and comes last), never line 1 where the file's one was.
+        assert_eq!(
+            e,
+            format!(
+                "{file}:3:11: `canary`: \"127.0.0.1:x\" is not an IP:port socket address\n\
+                 {file}: `listen`: \"also-nowhere\" is not an IP:port socket address"
+            )
+        );
     }
 }

@@ -30,6 +30,6 @@ pub mod state;
 pub mod upstream;
 pub mod users;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, ConfigErrors};
 pub use proxy::Proxy;
 pub use server::{run, serve, DrainOutcome, RunError};

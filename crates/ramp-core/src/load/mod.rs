@@ -43,6 +43,7 @@ mod tests;
 mod validator;
 
 use crate::plan::Plan;
+use ramp_flags::located::{tidy_toml_message, LocatedError};
 use raw::RawPlan;
 use schema::PLAN;
 use serde::Deserialize;
@@ -54,19 +55,10 @@ use validator::Validator;
 /// One located problem in a plan file.
 ///
 /// Located so that an editor or a CI log can jump to it: the project's contract says every
-/// error names file, line, column and what was expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: error: {message}")]
-pub struct PlanError {
-    /// The file, as the caller named it, so that the message points where the user looks.
-    pub file: String,
-    /// 1-based line of the offending value (or of the table that lacks a key).
-    pub line: usize,
-    /// 1-based column, counted in characters, of the offending value.
-    pub column: usize,
-    /// What is wrong and what was expected, in one line.
-    pub message: String,
-}
+/// error names file, line, column and what was expected. It is the `LocatedError` that every
+/// TOML file of Ramp shares (`ramp_flags::located`), so that plans and flags files say
+/// `file:line:column: error: message` by one rule.
+pub type PlanError = LocatedError;
 
 /// Every problem found in a plan, in file order.
 ///
@@ -97,7 +89,9 @@ pub fn parse_plan(source: &str, file: &str) -> Result<Plan, PlanErrors> {
         Err(e) => {
             let at = e.span().map_or(0, |s| s.start);
             let message = tidy_toml_message(e.message());
-            return Err(PlanErrors(vec![locate(source, file, at, message)]));
+            return Err(PlanErrors(vec![LocatedError::at(
+                source, file, at, message,
+            )]));
         }
     };
     let mut v = Validator {
@@ -122,7 +116,7 @@ pub fn parse_plan(source: &str, file: &str) -> Result<Plan, PlanErrors> {
         // Every check passed, so every part was built; `None` here would be a bug in this
         // module, reported as an error rather than a panic.
         plan.ok_or_else(|| {
-            PlanErrors(vec![locate(
+            PlanErrors(vec![LocatedError::at(
                 source,
                 file,
                 0,
@@ -144,66 +138,18 @@ pub fn parse_plan(source: &str, file: &str) -> Result<Plan, PlanErrors> {
 pub fn load_plan(path: &Path) -> Result<Plan, PlanErrors> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
-        PlanErrors(vec![PlanError {
-            file: file.clone(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read the plan file: {e}"),
-        }])
+        PlanErrors(vec![LocatedError::at_start(
+            &file,
+            format!("cannot read the plan file: {e}"),
+        )])
     })?;
     match std::str::from_utf8(&bytes) {
         Ok(source) => parse_plan(source, &file),
-        Err(e) => {
-            let valid = &bytes[..e.valid_up_to()];
-            // The prefix is valid UTF-8 by construction; fall back to 1:1 rather than panic.
-            let prefix = std::str::from_utf8(valid).unwrap_or("");
-            Err(PlanErrors(vec![locate(
-                prefix,
-                &file,
-                prefix.len(),
-                "the plan file is not valid UTF-8; expected UTF-8 text".into(),
-            )]))
-        }
-    }
-}
-
-/// Builds a `PlanError` at a byte offset of `source`.
-fn locate(source: &str, file: &str, offset: usize, message: String) -> PlanError {
-    let (line, column) = line_col(source, offset);
-    PlanError {
-        file: file.to_string(),
-        line,
-        column,
-        message,
-    }
-}
-
-/// Converts a byte offset into a 1-based line and a 1-based column counted in characters.
-///
-/// Offsets past the end (or inside a multi-byte character) are clamped, never a panic.
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let mut line = 1;
-    let mut column = 1;
-    for (i, c) in source.char_indices() {
-        if i >= offset {
-            break;
-        }
-        if c == '\n' {
-            line += 1;
-            column = 1;
-        } else {
-            column += 1;
-        }
-    }
-    (line, column)
-}
-
-/// Rewords the TOML parser's message for plan authors: one line, and "key" rather than serde's
-/// "field" (unknown keys are reported by `Validator::check_keys`; this is only a fallback).
-fn tidy_toml_message(message: &str) -> String {
-    let one_line = message.trim().replace('\n', "; ");
-    match one_line.strip_prefix("unknown field") {
-        Some(rest) => format!("unknown key{rest}"),
-        None => one_line,
+        Err(e) => Err(PlanErrors(vec![LocatedError::at_invalid_utf8(
+            &bytes,
+            &e,
+            &file,
+            "the plan file is not valid UTF-8; expected UTF-8 text".into(),
+        )])),
     }
 }

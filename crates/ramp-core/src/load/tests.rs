@@ -41,20 +41,6 @@ pub(super) fn errs(src: &str) -> Vec<(usize, usize, String)> {
 }
 
 #[test]
-fn line_col_counts_characters_and_clamps() {
-    let s = "ab\ncdé\nf";
-    assert_eq!(line_col(s, 0), (1, 1));
-    assert_eq!(line_col(s, 2), (1, 3));
-    assert_eq!(line_col(s, 3), (2, 1));
-    // 'é' is two bytes; the column after it counts it once.
-    assert_eq!(line_col(s, 7), (2, 4));
-    // Inside the multi-byte character (moves past it) and past the end: no panic.
-    assert_eq!(line_col(s, 6), (2, 4));
-    assert_eq!(line_col(s, 1000), (3, 2));
-    assert_eq!(line_col("", 5), (1, 1));
-}
-
-#[test]
 fn a_minimal_plan_gets_every_default() {
     let p = ok(MINIMAL);
     assert_eq!(p.evaluate_every, Span::from_secs(5));

@@ -8,9 +8,10 @@
 
 use super::raw::RawPlan;
 use super::scalar::{Dur, Num, NumOrText, Text, TextList, S};
-use super::{locate, PlanError};
+use super::PlanError;
 use crate::plan::{Metric, Plan};
 use crate::units::{parse_rate, Span};
+use ramp_flags::located::LocatedError;
 use std::ops::Range;
 
 /// A checked optional value: absent, present but wrong (already reported), or good.
@@ -69,7 +70,7 @@ pub(super) struct Validator<'a> {
 impl Validator<'_> {
     /// Records an error at the start of `span`.
     pub(super) fn error(&mut self, span: Range<usize>, message: String) {
-        let e = locate(self.source, self.file, span.start, message);
+        let e = LocatedError::at(self.source, self.file, span.start, message);
         self.errors.push(e);
     }
 

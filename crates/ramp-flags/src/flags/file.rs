@@ -29,24 +29,15 @@
 
 use super::raw::{validate, RawFlags, SpannedError, RAW_FLAG_KEYS};
 use super::FlagSet;
+use crate::located::{tidy_toml_message, LocatedError};
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
 
-/// One located problem in a flags file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: error: {message}")]
-pub struct FlagFileError {
-    /// The file, as the caller named it, so that the message points where the user looks.
-    pub file: String,
-    /// 1-based line of the offending value (or of the table that lacks a key).
-    pub line: usize,
-    /// 1-based column, counted in characters.
-    pub column: usize,
-    /// What is wrong and what was expected, in one line.
-    pub message: String,
-}
+/// One located problem in a flags file: the shared [`LocatedError`], so that a flags file
+/// says `file:line:column: error: message` exactly as a plan does.
+pub type FlagFileError = LocatedError;
 
 /// Every problem found in a flags file, in file order; `Display` prints one
 /// `file:line:col: error: message` line per problem.
@@ -76,26 +67,6 @@ struct RawFlagsFile {
     flags: RawFlags,
 }
 
-/// Turns a byte offset into a located error.
-fn locate(source: &str, file: &str, offset: usize, message: String) -> FlagFileError {
-    let offset = offset.min(source.len());
-    // Back off to a character boundary so that slicing cannot panic on a bad span.
-    let mut at = offset;
-    while at > 0 && !source.is_char_boundary(at) {
-        at -= 1;
-    }
-    let before = &source[..at];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    FlagFileError {
-        file: file.to_string(),
-        line,
-        column,
-        message,
-    }
-}
-
 /// Describes a parsed TOML value's type for messages.
 fn describe(v: &DeValue<'_>) -> &'static str {
     match v {
@@ -115,8 +86,10 @@ pub fn parse_flags_file(source: &str, file: &str) -> Result<FlagSet, FlagFileErr
         Ok(root) => root,
         Err(e) => {
             let at = e.span().map_or(0, |s| s.start);
-            let message = e.message().trim().replace('\n', " ");
-            return Err(FlagFileErrors(vec![locate(source, file, at, message)]));
+            let message = tidy_toml_message(e.message());
+            return Err(FlagFileErrors(vec![LocatedError::at(
+                source, file, at, message,
+            )]));
         }
     };
     let mut errors: Vec<SpannedError> = Vec::new();
@@ -127,7 +100,7 @@ pub fn parse_flags_file(source: &str, file: &str) -> Result<FlagSet, FlagFileErr
             // Not expected once the shape has been checked, but reported rather than trusted.
             errors.push(SpannedError {
                 span: e.span().unwrap_or(0..0),
-                message: e.message().trim().replace('\n', " "),
+                message: tidy_toml_message(e.message()),
             });
             None
         }
@@ -160,7 +133,7 @@ pub fn parse_flags_file(source: &str, file: &str) -> Result<FlagSet, FlagFileErr
     Err(FlagFileErrors(
         errors
             .into_iter()
-            .map(|e| locate(source, file, e.span.start, e.message))
+            .map(|e| LocatedError::at(source, file, e.span.start, e.message))
             .collect(),
     ))
 }
@@ -250,23 +223,18 @@ fn check_flags(flags: &mut DeTable<'_>, errors: &mut Vec<SpannedError>) {
 pub fn load_flags_file(path: &Path) -> Result<FlagSet, FlagFileErrors> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
-        FlagFileErrors(vec![FlagFileError {
-            file: file.clone(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read the flags file: {e}"),
-        }])
+        FlagFileErrors(vec![LocatedError::at_start(
+            &file,
+            format!("cannot read the flags file: {e}"),
+        )])
     })?;
     match std::str::from_utf8(&bytes) {
         Ok(source) => parse_flags_file(source, &file),
-        Err(e) => {
-            let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
-            Err(FlagFileErrors(vec![locate(
-                &valid,
-                &file,
-                valid.len(),
-                "the flags file is not valid UTF-8 from here on".to_string(),
-            )]))
-        }
+        Err(e) => Err(FlagFileErrors(vec![LocatedError::at_invalid_utf8(
+            &bytes,
+            &e,
+            &file,
+            "the flags file is not valid UTF-8 from here on".to_string(),
+        )])),
     }
 }

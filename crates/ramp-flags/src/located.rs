@@ -1,0 +1,155 @@
+//! Locating problems in TOML files: one rule for every file Ramp reads.
+//!
+//! Ramp reads three kinds of TOML file (plans in `ramp-core`, flags files here, proxy
+//! configurations in `ramp-proxy`), and each reports its problems as `file:line:column`, so
+//! that an editor or a CI log can jump to them. This module holds what they share: turning
+//! a byte offset of the text into a line and a column ([`line_col`]), the located error and
+//! its one-line `file:line:column: error: message` form ([`LocatedError`]), and the
+//! rewording of the toml crate's messages ([`one_line`], [`tidy_toml_message`]).
+//!
+//! It is pure (no I/O) and builds without the `server` feature, because `ramp-core` embeds
+//! flags with `default-features = false` and uses it too.
+
+use std::str::Utf8Error;
+
+/// One located problem in a TOML file.
+///
+/// It exists so that every loader that says `error:` says it the same way: plans
+/// (`ramp_core::load::PlanError`) and flags files (`FlagFileError`) are this type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: error: {message}")]
+pub struct LocatedError {
+    /// The file, as the caller named it, so that the message points where the user looks.
+    pub file: String,
+    /// 1-based line of the offending value (or of the table that lacks a key).
+    pub line: usize,
+    /// 1-based column, counted in characters, of the offending value.
+    pub column: usize,
+    /// What is wrong and what was expected, in one line.
+    pub message: String,
+}
+
+impl LocatedError {
+    /// Builds an error at a byte offset of `source` (see [`line_col`] for the convention).
+    pub fn at(source: &str, file: &str, offset: usize, message: String) -> LocatedError {
+        let (line, column) = line_col(source, offset);
+        LocatedError {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// Builds an error about the file as a whole (it cannot be read), at 1:1.
+    pub fn at_start(file: &str, message: String) -> LocatedError {
+        LocatedError {
+            file: file.to_string(),
+            line: 1,
+            column: 1,
+            message,
+        }
+    }
+
+    /// Builds an error at the first byte of `bytes` that is not UTF-8, as `error` found it.
+    pub fn at_invalid_utf8(
+        bytes: &[u8],
+        error: &Utf8Error,
+        file: &str,
+        message: String,
+    ) -> LocatedError {
+        let valid = &bytes[..error.valid_up_to().min(bytes.len())];
+        // The prefix is valid UTF-8 by construction; fall back to 1:1 rather than panic.
+        let prefix = std::str::from_utf8(valid).unwrap_or("");
+        LocatedError::at(prefix, file, prefix.len(), message)
+    }
+}
+
+/// Converts a byte offset of `source` into a 1-based line and a 1-based column counted in
+/// characters (a tab or a multi-byte character is one column), which is what editors jump to.
+///
+/// An offset past the end is clamped to the end, and an offset inside a multi-byte
+/// character moves past that character: whatever the offset, no panic.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let mut line = 1;
+    let mut column = 1;
+    for (i, c) in source.char_indices() {
+        if i >= offset {
+            break;
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    (line, column)
+}
+
+/// The toml crate's message on one line: trimmed, with any line break turned into "; ", so
+/// that one problem is one line of output.
+pub fn one_line(message: &str) -> String {
+    message.trim().replace('\n', "; ")
+}
+
+/// The toml crate's message for an author who writes keys: [`one_line`], and "key" rather
+/// than serde's "field".
+///
+/// Plans and flags files report unknown keys themselves, in their own words, before serde
+/// sees them, so this rewording only matters for a fallback; the proxy configuration keeps
+/// serde's wording (it has always said "unknown field") and uses [`one_line`] alone.
+pub fn tidy_toml_message(message: &str) -> String {
+    let one_line = one_line(message);
+    match one_line.strip_prefix("unknown field") {
+        Some(rest) => format!("unknown key{rest}"),
+        None => one_line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters_and_clamps() {
+        let s = "ab\ncdé\nf";
+        assert_eq!(line_col(s, 0), (1, 1));
+        assert_eq!(line_col(s, 2), (1, 3));
+        assert_eq!(line_col(s, 3), (2, 1));
+        // 'é' is two bytes; the column after it counts it once.
+        assert_eq!(line_col(s, 7), (2, 4));
+        // Inside the multi-byte character (moves past it) and past the end: no panic.
+        assert_eq!(line_col(s, 6), (2, 4));
+        assert_eq!(line_col(s, 1000), (3, 2));
+        assert_eq!(line_col("", 5), (1, 1));
+    }
+
+    #[test]
+    fn a_located_error_reads_file_line_column_error_message() {
+        let e = LocatedError::at("a = 1\nb = 2\n", "f.toml", 10, "bad".into());
+        assert_eq!(e.to_string(), "f.toml:2:5: error: bad");
+        assert_eq!(
+            LocatedError::at_start("f.toml", "gone".into()).to_string(),
+            "f.toml:1:1: error: gone"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_located_at_the_first_bad_byte() {
+        let bytes = b"a = 1\nb = \"\xff\"\n".to_vec();
+        let err = std::str::from_utf8(&bytes).unwrap_err();
+        let e = LocatedError::at_invalid_utf8(&bytes, &err, "f.toml", "not UTF-8".into());
+        assert_eq!((e.line, e.column), (2, 6));
+    }
+
+    #[test]
+    fn toml_messages_are_one_line_and_say_key() {
+        assert_eq!(one_line(" a\nb \n"), "a; b");
+        assert_eq!(
+            tidy_toml_message("unknown field `x`, expected `y`\n"),
+            "unknown key `x`, expected `y`"
+        );
+        assert_eq!(one_line("unknown field `x`"), "unknown field `x`");
+    }
+}
