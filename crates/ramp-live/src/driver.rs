@@ -1578,15 +1578,16 @@ fn metrics_of_gates(gates: &[ramp_core::summary::GateResult]) -> Metrics {
 fn rehearsal_summary(r: &LiveRehearsal) -> RehearsalSummary {
     let s = |ms: Option<u64>| ms.map(|v| PlanTime(v).as_secs_f64());
     let onset = r.onset_ms.unwrap_or(0);
+    use ramp_core::summary::RehearsalOutcome;
     let outcome = match (r.onset_ms, r.initiated_ms, r.restored_ms) {
-        (None, _, _) => "not_injected",
-        (Some(_), None, _) => "not_detected",
-        (Some(_), Some(_), None) => "not_restored",
-        (Some(_), Some(_), Some(_)) => "rolled_back",
+        (None, _, _) => RehearsalOutcome::NotInjected,
+        (Some(_), None, _) => RehearsalOutcome::NotDetected,
+        (Some(_), Some(_), None) => RehearsalOutcome::NotRestored,
+        (Some(_), Some(_), Some(_)) => RehearsalOutcome::RolledBack,
     };
     RehearsalSummary {
         name: r.spec.name.clone(),
-        outcome: outcome.into(),
+        outcome,
         stage: r.stage,
         reason: r.reason.clone(),
         fault_onset_s: PlanTime(onset).as_secs_f64(),
