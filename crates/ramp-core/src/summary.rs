@@ -397,8 +397,8 @@ pub struct RollbackTiming {
 pub struct RehearsalSummary {
     /// The rehearsal's name.
     pub name: String,
-    /// `rolled_back` (detected and restored), `not_detected`, or `not_restored`.
-    pub outcome: String,
+    /// How the rehearsal ended.
+    pub outcome: RehearsalOutcome,
     /// 1-based stage in which the fault was injected.
     pub stage: usize,
     /// What failed.
@@ -423,6 +423,51 @@ pub struct RehearsalSummary {
     pub reference: Metrics,
     /// The failing gate's window metrics at detection ("P95=850ms, P99=1450ms").
     pub degraded: Option<Metrics>,
+}
+
+impl RehearsalSummary {
+    /// Whether the rehearsal met its target: the fault was caught, the rollout rolled back and
+    /// the service was restored within the target time. The report's verdict and the exit
+    /// code of `ramp rehearse` and `ramp demo --rehearse` both follow this one rule.
+    pub fn met_target(&self) -> bool {
+        self.outcome == RehearsalOutcome::RolledBack
+            && self.total_recovery_s.is_some_and(|t| t <= self.target_s)
+    }
+}
+
+/// How a rehearsal ended. A closed set, so that the report, the CLI's exit code and the
+/// emitters (the simulator and the live driver) cannot drift apart on a spelling; the JSON
+/// keys are part of the summary's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RehearsalOutcome {
+    /// A gate caught the fault, the rollback completed and service metrics came back to the
+    /// reference: the only outcome that can pass.
+    RolledBack,
+    /// No gate failed within the rehearsal's horizon after the fault's onset.
+    NotDetected,
+    /// A gate caught the fault and the rollout rolled back, but service metrics were not back
+    /// at the reference by the rehearsal's end.
+    NotRestored,
+    /// Simulation only: the rollout had already ended before the fault's onset, so the
+    /// rehearsal never forked.
+    NotRun,
+    /// Live only: the fault was never injected through the proxy (the rollout was no longer
+    /// running at the fault's onset, or the proxy refused the fault).
+    NotInjected,
+}
+
+impl RehearsalOutcome {
+    /// The key used in JSON and printed by the CLI.
+    pub fn key(self) -> &'static str {
+        match self {
+            RehearsalOutcome::RolledBack => "rolled_back",
+            RehearsalOutcome::NotDetected => "not_detected",
+            RehearsalOutcome::NotRestored => "not_restored",
+            RehearsalOutcome::NotRun => "not_run",
+            RehearsalOutcome::NotInjected => "not_injected",
+        }
+    }
 }
 
 /// Measured overhead of one feature.
@@ -480,7 +525,7 @@ pub struct RunDigest {
     /// (`None` when no simulated fault had begun: a false rollback).
     pub rollback: Option<(usize, Option<f64>)>,
     /// Per rehearsal, in plan order: (outcome, detection delay after onset, total recovery).
-    pub rehearsals: Vec<(String, Option<f64>, Option<f64>)>,
+    pub rehearsals: Vec<(RehearsalOutcome, Option<f64>, Option<f64>)>,
 }
 
 impl RunDigest {
@@ -502,7 +547,7 @@ impl RunDigest {
                 .iter()
                 .map(|r| {
                     (
-                        r.outcome.clone(),
+                        r.outcome,
                         r.detection_s.map(|d| d - r.fault_onset_s),
                         r.total_recovery_s,
                     )

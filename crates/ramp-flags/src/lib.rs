@@ -30,9 +30,6 @@
 //! - [`located`]: the one rule for locating a problem in a TOML file (`file:line:column`),
 //!   shared by the plan loader, the flags file and the proxy configuration. Pure too.
 
-#![forbid(unsafe_code)]
-#![deny(missing_docs)]
-
 #[cfg(feature = "server")]
 pub mod cli;
 pub mod distinct;

@@ -383,7 +383,7 @@ admin = "http://127.0.0.1:1"
     assert_eq!(summary.outcome, Outcome::RolledBack);
     assert_eq!(summary.mode, "rehearsal");
     let r = &summary.rehearsals[0];
-    assert_eq!(r.outcome, "rolled_back", "{r:#?}");
+    assert_eq!(r.outcome.key(), "rolled_back", "{r:#?}");
     assert_eq!(r.fault, "+800 ms on 50% of canary requests");
     let onset = r.fault_onset_s;
     let (det, rb, rest, total) = (

@@ -7,7 +7,7 @@ use crate::format::{
     change_pct, level_unit, offset, opt_value, precise, secs, signed_pct, span, value, DASH,
 };
 use ramp_core::summary::{
-    CheckpointSummary, Decision, GateResult, GateStatus, Metrics, Outcome, RehearsalSummary,
+    CheckpointSummary, Decision, GateResult, GateStatus, Metrics, Outcome, RehearsalOutcome,
     ScopedMetrics, StageSummary, Summary,
 };
 use ramp_core::{Metric, Scope};
@@ -433,11 +433,6 @@ impl Verdict {
     }
 }
 
-/// Whether a rehearsal met its target: detected, restored, within the target time.
-pub(crate) fn rehearsal_met_target(r: &RehearsalSummary) -> bool {
-    r.outcome == "rolled_back" && r.total_recovery_s.is_some_and(|t| t <= r.target_s)
-}
-
 /// Builds the strengths, concerns and recommendations from the data.
 pub(crate) fn verdict(summary: &Summary) -> Verdict {
     let mut v = Verdict::default();
@@ -475,11 +470,7 @@ fn strengths(summary: &Summary, v: &mut Verdict) {
             summary.stages.len()
         ));
     }
-    for r in summary
-        .rehearsals
-        .iter()
-        .filter(|r| rehearsal_met_target(r))
-    {
+    for r in summary.rehearsals.iter().filter(|r| r.met_target()) {
         let total = r.total_recovery_s.unwrap_or(f64::NAN);
         let detect = r
             .detection_s
@@ -645,11 +636,11 @@ fn concerns(summary: &Summary, v: &mut Verdict) {
         }
     }
     for r in &summary.rehearsals {
-        if rehearsal_met_target(r) {
+        if r.met_target() {
             continue;
         }
-        match (r.outcome.as_str(), r.detection_s, r.total_recovery_s) {
-            ("not_detected", _, _) | (_, None, _) => {
+        match (r.outcome, r.detection_s, r.total_recovery_s) {
+            (RehearsalOutcome::NotDetected, _, _) | (_, None, _) => {
                 v.concerns.push(format!(
                     "Rehearsal “{}” ({}) was not detected: no gate failed",
                     r.name, r.fault

@@ -12,7 +12,7 @@ use crate::format::{
 };
 use ramp_core::summary::{
     Confidence, Decision, GateResult, GateSpec, GateStatus, Metrics, Outcome, PlannedStage,
-    RehearsalSummary, RollbackTiming, StageSummary, Summary,
+    RehearsalOutcome, RehearsalSummary, RollbackTiming, StageSummary, Summary,
 };
 use ramp_core::{Metric, Scope};
 
@@ -1064,11 +1064,12 @@ fn rehearsal(ctx: &Ctx, n: usize, r: &RehearsalSummary, out: &mut String) {
     );
     w!(out);
     w!(out, "**Fault:** {}", r.fault);
-    let outcome = match r.outcome.as_str() {
-        "rolled_back" => "✅ detected, rolled back and restored".to_string(),
-        "not_detected" => "❌ not detected".to_string(),
-        "not_restored" => "❌ rolled back, not restored to baseline".to_string(),
-        other => other.to_string(),
+    let outcome = match r.outcome {
+        RehearsalOutcome::RolledBack => "✅ detected, rolled back and restored",
+        RehearsalOutcome::NotDetected => "❌ not detected",
+        RehearsalOutcome::NotRestored => "❌ rolled back, not restored to baseline",
+        // These two have no sentence of their own: the report shows their JSON key.
+        RehearsalOutcome::NotRun | RehearsalOutcome::NotInjected => r.outcome.key(),
     };
     w!(out, "**Outcome:** {outcome}");
     w!(out);
@@ -1158,11 +1159,7 @@ fn rehearsal(ctx: &Ctx, n: usize, r: &RehearsalSummary, out: &mut String) {
             _ => DASH.to_string(),
         }
     );
-    let ok = if facts::rehearsal_met_target(r) {
-        "✅"
-    } else {
-        "❌"
-    };
+    let ok = if r.met_target() { "✅" } else { "❌" };
     let total = r.total_recovery_s.map_or_else(|| DASH.to_string(), secs);
     w!(
         out,

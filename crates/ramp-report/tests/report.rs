@@ -3,8 +3,8 @@
 
 use ramp_core::summary::{
     BaselineSummary, CheckpointSummary, Confidence, Decision, FeatureSummary, FlagUsageSummary,
-    GateResult, GateStatus, Metrics, Outcome, RehearsalSummary, RollbackTiming, ScopedMetrics,
-    StageSummary, Summary, TimelineEvent, Totals,
+    GateResult, GateStatus, Metrics, Outcome, RehearsalOutcome, RehearsalSummary, RollbackTiming,
+    ScopedMetrics, StageSummary, Summary, TimelineEvent, Totals,
 };
 use ramp_core::{Metric, Scope};
 
@@ -297,7 +297,7 @@ fn caveats() -> Summary {
         rollback: None,
         rehearsals: vec![RehearsalSummary {
             name: "Simulated P95 breach".into(),
-            outcome: "rolled_back".into(),
+            outcome: RehearsalOutcome::RolledBack,
             stage: 4,
             reason: "canary p95_ms 850 ms > 500 ms over 5 min".into(),
             fault_onset_s: 43_200.0,
@@ -959,7 +959,7 @@ fn non_finite_numbers_never_reach_the_report() {
     s.features[0].latency_impact = f64::NAN;
     s.rehearsals[0].total_recovery_s = None;
     s.rehearsals[0].restoration_s = None;
-    s.rehearsals[0].outcome = "not_restored".into();
+    s.rehearsals[0].outcome = RehearsalOutcome::NotRestored;
     let r = ramp_report::markdown(&s);
     clean(&r);
     has(&r, "- **Total recovery time: —** (target: < 120 s) ❌");

@@ -476,7 +476,7 @@ pub fn simulate(
             State::Running { index } => rehearse(&world, r, index + 1, seed, i),
             State::Pending | State::Finished(_) => RehearsalSummary {
                 name: r.name.clone(),
-                outcome: "not_run".into(),
+                outcome: ramp_core::summary::RehearsalOutcome::NotRun,
                 stage: 0,
                 reason: format!(
                     "The rollout had already ended before {}; the rehearsal did not run.",
@@ -606,7 +606,7 @@ fn rehearse(
     let summary = fork.engine.summary();
     let mut out = RehearsalSummary {
         name: r.name.clone(),
-        outcome: "not_detected".into(),
+        outcome: ramp_core::summary::RehearsalOutcome::NotDetected,
         stage,
         reason: format!("No gate failed within {} of the fault.", limit.since(onset)),
         fault_onset_s: onset.as_secs_f64(),
@@ -631,11 +631,10 @@ fn rehearse(
     out.restoration_s = timing.restoration_s;
     out.total_recovery_s = timing.total_recovery_s;
     out.outcome = if timing.restoration_s.is_some() {
-        "rolled_back"
+        ramp_core::summary::RehearsalOutcome::RolledBack
     } else {
-        "not_restored"
-    }
-    .into();
+        ramp_core::summary::RehearsalOutcome::NotRestored
+    };
     out.degraded = summary.stages.last().and_then(|s| {
         let failed = s
             .gates

@@ -128,7 +128,7 @@ fn check(path: &Path) -> Vec<String> {
             e_,
         );
         if let Some(want) = &sc.expect.rehearsals {
-            let got: Vec<&str> = s.rehearsals.iter().map(|r| r.outcome.as_str()).collect();
+            let got: Vec<&str> = s.rehearsals.iter().map(|r| r.outcome.key()).collect();
             if got != want.iter().map(String::as_str).collect::<Vec<_>>() {
                 e_.push(format!("rehearsals {got:?} != {want:?}"));
             }

@@ -54,7 +54,7 @@ fn the_staging_example_comes_out_in_the_seed_shape() {
 
     // The rehearsal: detected within seconds, rolled back, restored well under 120 s.
     let r = &s.rehearsals[0];
-    assert_eq!(r.outcome, "rolled_back");
+    assert_eq!(r.outcome.key(), "rolled_back");
     let detection = r.detection_s.unwrap() - r.fault_onset_s;
     assert!((1.0..=15.0).contains(&detection), "{detection}");
     assert!(r.rollback_s.unwrap() > r.initiated_s.unwrap());

@@ -6,7 +6,7 @@
 //! control API and a report. `--break` makes the canary regress part-way so that the
 //! automatic rollback can be watched.
 
-use crate::{exit_code, open_output, progress, Invalid};
+use crate::{open_output, progress, Ended, Invalid};
 use anyhow::Context;
 use clap::Args;
 use ramp_core::engine::group;
@@ -17,7 +17,6 @@ use ramp_demo::{Behaviour, LoadConfig, Stack};
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -66,7 +65,7 @@ pub struct DemoArgs {
 }
 
 /// Runs the demo.
-pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &DemoArgs) -> anyhow::Result<Ended> {
     let journal = match &args.journal {
         Some(path) => path.clone(),
         None => default_journal()?,
@@ -97,12 +96,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     for w in written.into_iter().flatten() {
         w?;
     }
-    if let Some(r) = summary.rehearsals.first() {
-        let passed =
-            r.outcome == "rolled_back" && r.total_recovery_s.is_some_and(|t| t <= r.target_s);
-        return Ok(ExitCode::from(if passed { 0 } else { 4 }));
-    }
-    Ok(ExitCode::from(exit_code(summary.outcome)))
+    Ok(match summary.rehearsals.first() {
+        Some(r) => Ended::Rehearsal {
+            passed: r.met_target(),
+        },
+        None => Ended::Rollout(summary.outcome),
+    })
 }
 
 /// The demo's journal when none is given: the user's own state directory (XDG base
@@ -214,8 +213,7 @@ async fn demo(
         plan_text: text.to_string(),
         base_dir: std::env::temp_dir(),
         journal,
-        proxy: ProxyAdmin::new(&format!("http://{admin_addr}"), None)
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        proxy: ProxyAdmin::new(&format!("http://{admin_addr}"), None)?,
         control_listener,
         control_token: None,
         rehearsal: if args.rehearse {
@@ -248,7 +246,7 @@ async fn demo(
             );
         }
     }
-    match end.map_err(|e| anyhow::anyhow!("{e}"))? {
+    match end? {
         RunEnd::Finished { summary, .. } => Ok((*summary, printer)),
         // Only a run left open ends this way; the demo's is halted instead.
         RunEnd::Interrupted { .. } => Err(anyhow::anyhow!("interrupted")),

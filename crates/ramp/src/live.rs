@@ -2,9 +2,10 @@
 //! `resume`, `promote`, `abort`, `approve`), `history` and `report`.
 //!
 //! The rollout itself is `ramp_live::run`; this module resolves the plan's router and
-//! control settings, starts a runtime, prints progress and maps outcomes to exit codes.
+//! control settings, starts a runtime, prints progress and says how the command ended
+//! (`main` chooses the exit code).
 
-use crate::{exit_code, open_output, progress, Invalid};
+use crate::{open_output, progress, Ended, Invalid};
 use anyhow::Context;
 use clap::Args;
 use http::{Method, StatusCode};
@@ -12,12 +13,12 @@ use ramp_core::engine::{Engine, Input};
 use ramp_core::plan::Router;
 use ramp_core::summary::Summary;
 use ramp_core::{parse_plan, Plan, PlanTime};
+use ramp_live::control::{ActionBody, Verb};
 use ramp_live::http::{ApiClient, HttpError};
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd, StatusView};
 use ramp_store::{Journal, RunRecord, RunStatus};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,8 +79,21 @@ pub struct VerbArgs {
     pub reason: String,
 }
 
+/// What `ramp run` and `ramp rehearse`, which share one code path, are asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// `ramp run`: the rollout alone.
+    Rollout,
+    /// `ramp rehearse`: the rollout with one of the plan's rehearsals injected through the
+    /// proxy.
+    Rehearse {
+        /// The rehearsal's name; needed only when the plan has several.
+        name: Option<String>,
+    },
+}
+
 /// `ramp run` / `ramp rehearse`.
-pub fn run(args: &RunArgs, rehearsal: Option<Option<String>>) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
     let text = std::fs::read_to_string(&args.plan).map_err(|e| {
         Invalid(format!(
             "{}: cannot read the plan file: {e}",
@@ -101,9 +115,9 @@ pub fn run(args: &RunArgs, rehearsal: Option<Option<String>>) -> anyhow::Result<
         ))
         .into());
     };
-    let rehearsal = match rehearsal {
-        None => None,
-        Some(name) => Some(pick_rehearsal(&plan, name.as_deref(), &args.plan)?),
+    let rehearsal = match mode {
+        Mode::Rollout => None,
+        Mode::Rehearse { name } => Some(pick_rehearsal(&plan, name.as_deref(), &args.plan)?),
     };
     let control_token = control_token(&plan, &base_dir)?;
     let ofrep_token = plan
@@ -176,7 +190,7 @@ pub fn run(args: &RunArgs, rehearsal: Option<Option<String>>) -> anyhow::Result<
             eprintln!(
                 "ramp: run {run_id} interrupted; the proxy keeps the current weight. Run the same command again to resume."
             );
-            Ok(ExitCode::from(1))
+            Ok(Ended::Interrupted)
         }
         RunEnd::Finished { summary, .. } => {
             printer.outcome(&summary);
@@ -190,14 +204,12 @@ pub fn run(args: &RunArgs, rehearsal: Option<Option<String>>) -> anyhow::Result<
             for r in &summary.rehearsals {
                 print!("{}", printer.rehearsal_breakdown(r));
             }
-            if let Some(r) = summary.rehearsals.first() {
-                // A rehearsal passes when the fault was caught and the system restored
-                // within its target.
-                let passed = r.outcome == "rolled_back"
-                    && r.total_recovery_s.is_some_and(|t| t <= r.target_s);
-                return Ok(ExitCode::from(if passed { 0 } else { 4 }));
-            }
-            Ok(ExitCode::from(exit_code(summary.outcome)))
+            Ok(match summary.rehearsals.first() {
+                Some(r) => Ended::Rehearsal {
+                    passed: r.met_target(),
+                },
+                None => Ended::Rollout(summary.outcome),
+            })
         }
     }
 }
@@ -314,8 +326,8 @@ async fn connect_router(
             let path = base_dir.join(config);
             let config = ramp_proxy::Config::load(&path)
                 .map_err(|e| Invalid(format!("router.proxy_config: {e}")))?;
-            let canary_bp = ramp_proxy::state::initial_canary_bp(&config)
-                .map_err(|e| anyhow::anyhow!("proxy state file: {e}"))?;
+            let canary_bp =
+                ramp_proxy::state::initial_canary_bp(&config).context("proxy state file")?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("the proxy cannot listen on {}", config.listen))?;
@@ -334,7 +346,7 @@ async fn connect_router(
                 let _ = ramp_proxy::serve(proxy, listener, admin, std::future::pending()).await;
             });
             let client = ProxyAdmin::new(&format!("http://{admin_addr}"), token)
-                .map_err(|e| anyhow::anyhow!("embedded proxy: {e}"))?;
+                .context("embedded proxy")?;
             Ok((client, Some(task)))
         }
     }
@@ -383,10 +395,8 @@ fn find_run(target: &Target) -> anyhow::Result<(Journal, RunRecord)> {
         ))
         .into());
     }
-    let journal = Journal::open(&target.journal).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let runs = journal
-        .runs(target.deployment.as_deref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let journal = Journal::open(&target.journal)?;
+    let runs = journal.runs(target.deployment.as_deref())?;
     let running: Vec<&RunRecord> = runs
         .iter()
         .filter(|r| r.status == RunStatus::Running)
@@ -459,7 +469,8 @@ fn control_client(target: &Target, run: &RunRecord) -> anyhow::Result<ApiClient>
     })
 }
 
-/// Maps a control API answer to the status view, or to an error with an exit code.
+/// Maps a control API answer to the status view, or to an error (`Invalid` when the
+/// operator's request was refused).
 fn answer(status: StatusCode, body: &[u8]) -> anyhow::Result<StatusView> {
     let text = String::from_utf8_lossy(body).trim().to_string();
     match status {
@@ -488,13 +499,13 @@ fn unreachable_controller(run: &RunRecord, e: &HttpError) -> anyhow::Error {
 }
 
 /// `ramp status`.
-pub fn status(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
+pub fn status(target: &Target, json: bool) -> anyhow::Result<()> {
     let (journal, run) = find_run(target)?;
     if run.status == RunStatus::Finished {
         let summary = summary_of(&journal, &run)?;
         let view = finished_view(&run, &summary);
         print_view(&view, json);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     let client = control_client(target, &run)?;
     let rt = runtime()?;
@@ -511,7 +522,7 @@ pub fn status(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
         Ok((status, body)) => {
             let view = answer(status, &body)?;
             print_view(&view, json);
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         Err(e) => {
             // The controller is down: show what the journal knows.
@@ -557,13 +568,9 @@ fn finished_view(run: &RunRecord, summary: &Summary) -> StatusView {
     }
 }
 
-/// `ramp pause|resume|promote|abort|approve`; `stage` is approve's `--stage`.
-pub fn verb(
-    verb: &str,
-    args: &VerbArgs,
-    full: bool,
-    stage: Option<usize>,
-) -> anyhow::Result<ExitCode> {
+/// `ramp pause|resume|promote|abort|approve`; `full` is promote's `--full`, `stage` is
+/// approve's `--stage`.
+pub fn verb(verb: Verb, args: &VerbArgs, full: bool, stage: Option<usize>) -> anyhow::Result<()> {
     let (_journal, run) = find_run(&args.target)?;
     if run.status == RunStatus::Finished {
         return Err(Invalid(format!(
@@ -574,44 +581,42 @@ pub fn verb(
         ))
         .into());
     }
-    let who = match &args.who {
-        Some(w) => w.clone(),
-        None if verb == "approve" => {
+    let who = match (&args.who, &verb) {
+        (Some(w), _) => w.clone(),
+        (None, Verb::Approve) => {
             return Err(Invalid(
                 "ramp approve needs --as NAME (the approver's name as the plan spells it)".into(),
             )
             .into())
         }
-        None => std::env::var("USER").unwrap_or_else(|_| "operator".into()),
+        (None, Verb::Pause | Verb::Resume | Verb::Promote | Verb::Abort) => {
+            std::env::var("USER").unwrap_or_else(|_| "operator".into())
+        }
     };
-    let mut body = serde_json::json!({"who": who, "reason": args.reason, "full": full});
-    if let Some(n) = stage {
-        body["stage"] = n.into();
-    }
-    let body = body.to_string();
+    let body = ActionBody {
+        who,
+        reason: args.reason.clone(),
+        full,
+        stage,
+    };
+    let body = serde_json::to_string(&body).context("encoding the action's body")?;
     let client = control_client(&args.target, &run)?;
     let rt = runtime()?;
     let (status, resp) = rt
-        .block_on(client.call(Method::POST, &format!("/{verb}"), Some(body)))
+        .block_on(client.call(Method::POST, &format!("/{}", verb.key()), Some(body)))
         .map_err(|e| unreachable_controller(&run, &e))?;
     let view = answer(status, &resp)?;
     print!("{}", view.render());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `ramp history`.
-pub fn history(
-    journal_path: &Path,
-    deployment: Option<&str>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+pub fn history(journal_path: &Path, deployment: Option<&str>, json: bool) -> anyhow::Result<()> {
     if !journal_path.exists() {
         return Err(Invalid(format!("{}: no journal here", journal_path.display())).into());
     }
-    let journal = Journal::open(journal_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let runs = journal
-        .runs(deployment)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let journal = Journal::open(journal_path)?;
+    let runs = journal.runs(deployment)?;
     if json {
         let rows: Vec<serde_json::Value> = runs
             .iter()
@@ -631,7 +636,7 @@ pub fn history(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     println!(
         "{:>5}  {:<32} {:<21} {:<9} {:<22} {:>9}",
@@ -651,7 +656,7 @@ pub fn history(
             duration
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The summary of a run: the journaled one when finished, else rebuilt by replaying the
@@ -661,18 +666,11 @@ fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
         return serde_json::from_str(text)
             .with_context(|| format!("run {}: the journaled summary is unreadable", run.run_id));
     }
-    let mut plan = parse_plan(&run.plan_toml, &run.plan_path).map_err(|e| {
-        anyhow::anyhow!(
-            "run {}: the journaled plan no longer parses: {e}",
-            run.run_id
-        )
-    })?;
+    let mut plan = parse_plan(&run.plan_toml, &run.plan_path)
+        .with_context(|| format!("run {}: the journaled plan no longer parses", run.run_id))?;
     plan.deployment.start = Some(ramp_live::driver::rfc3339(run.started_unix_ms));
     let mut engine = Engine::new(Arc::new(plan));
-    for rec in journal
-        .inputs(run.run_id)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    {
+    for rec in journal.inputs(run.run_id)? {
         let input: Input = serde_json::from_str(&rec.body)
             .with_context(|| format!("run {}: input {} is unreadable", run.run_id, rec.seq))?;
         let _ = engine.step(PlanTime(rec.plan_ms), input);
@@ -688,12 +686,12 @@ pub fn report(
     id: i64,
     out: Option<&Path>,
     json: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<()> {
     if !journal_path.exists() {
         return Err(Invalid(format!("{}: no journal here", journal_path.display())).into());
     }
-    let journal = Journal::open(journal_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let Some(run) = journal.run(id).map_err(|e| anyhow::anyhow!("{e}"))? else {
+    let journal = Journal::open(journal_path)?;
+    let Some(run) = journal.run(id)? else {
         return Err(Invalid(format!(
             "{}: no run {id} (see `ramp history`)",
             journal_path.display()
@@ -709,5 +707,5 @@ pub fn report(
     if let Some(p) = json {
         open_output(p, "JSON summary")?.write(&ramp_report::json(&summary))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! The `ramp` command: validate, simulate and run rollout plans, and operate running ones.
 //!
-//! Only this file maps errors to exit codes (README, "Exit codes"): 0 promoted (with or without
-//! caveats), 3 rolled back, 4 halted, 2 invalid input, 1 any other failure.
+//! Only this file chooses exit codes (README, "Exit codes"): 0 promoted (with or without
+//! caveats), 3 rolled back, 4 halted, 2 invalid input, 1 any other failure. The commands
+//! return how they ended ([`Ended`]) or an error, never a code.
 
 mod demo;
 mod live;
@@ -12,6 +13,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use ramp_core::summary::Outcome;
 use ramp_core::{load_plan, Plan};
+use ramp_live::control::Verb;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -172,10 +174,44 @@ impl std::fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// How a command ended when it did not fail. Commands return this rather than an exit code,
+/// so that every code is chosen here, in [`Ended::exit_code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The command did what it was asked (validate, init, a verb, status, history, …).
+    Done,
+    /// A rollout, simulated or live, finished with this outcome.
+    Rollout(Outcome),
+    /// A rehearsal ran to its end; `passed` when its fault was caught and the service was
+    /// restored within the rehearsal's target.
+    Rehearsal {
+        /// Whether the rehearsal met its target.
+        passed: bool,
+    },
+    /// A live run was interrupted and left open for a resume (the proxy keeps its weight):
+    /// not a result, so not a success.
+    Interrupted,
+}
+
+impl Ended {
+    /// The process's exit code (README, "Exit codes").
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Ended::Done => ExitCode::SUCCESS,
+            Ended::Rollout(Outcome::Promoted | Outcome::PromotedWithCaveats) => ExitCode::SUCCESS,
+            Ended::Rollout(Outcome::RolledBack) => ExitCode::from(3),
+            Ended::Rollout(Outcome::Halted) => ExitCode::from(4),
+            Ended::Rehearsal { passed: true } => ExitCode::SUCCESS,
+            Ended::Rehearsal { passed: false } => ExitCode::from(4),
+            Ended::Interrupted => ExitCode::from(1),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(code) => code,
+        Ok(ended) => ended.exit_code(),
         Err(e) => {
             if let Some(inv) = e.downcast_ref::<Invalid>() {
                 eprint!("{inv}");
@@ -184,26 +220,46 @@ fn main() -> ExitCode {
                 }
                 ExitCode::from(2)
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", chain(&e));
                 ExitCode::from(1)
             }
         }
     }
 }
 
+/// An error and its causes on one line, outermost first, joined by ": " as `{:#}` joins them,
+/// except that a cause whose text the error before it already quotes is not repeated: many of
+/// the workspace's error types say their source in their own message (`journal: {0}`) and
+/// also return it from `source()`, and the operator should read each cause once.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut previous = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.is_empty() {
+            out.push_str(&text);
+        } else if !previous.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        previous = text;
+    }
+    out
+}
+
 fn read_plan(path: &Path) -> anyhow::Result<Plan> {
     load_plan(path).map_err(|e| Invalid(e.to_string()).into())
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<Ended> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
-        Command::Init(args) => setup::init(&args).map(|()| ExitCode::SUCCESS),
+        Command::Init(args) => setup::init(&args).map(|()| Ended::Done),
         Command::Completions { shell } => {
             setup::completions(shell, &mut Cli::command());
-            Ok(ExitCode::SUCCESS)
+            Ok(Ended::Done)
         }
-        Command::Man(args) => setup::man(&args, Cli::command()).map(|()| ExitCode::SUCCESS),
+        Command::Man(args) => setup::man(&args, Cli::command()).map(|()| Ended::Done),
         Command::Flags(FlagsCommand::Serve(args)) => {
             ramp_proxy::cli::init_logging();
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -211,36 +267,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .build()
                 .context("cannot start the async runtime")?;
             match rt.block_on(ramp_flags::cli::run(&args, live::shutdown_signal())) {
-                Ok(()) => Ok(ExitCode::SUCCESS),
+                Ok(()) => Ok(Ended::Done),
                 Err(e) if e.is_invalid_input() => {
                     Err(Invalid(format!("ramp flags serve: {e}")).into())
                 }
                 Err(e) => Err(anyhow::Error::new(e).context("ramp flags serve")),
             }
         }
-        Command::Run(args) => live::run(&args, None),
-        Command::Rehearse { run, name } => live::run(&run, Some(name)),
-        Command::Status { target, json } => live::status(&target, json),
-        Command::Pause(args) => live::verb("pause", &args, false, None),
-        Command::Resume(args) => live::verb("resume", &args, false, None),
-        Command::Promote { args, full } => live::verb("promote", &args, full, None),
-        Command::Abort(args) => live::verb("abort", &args, false, None),
-        Command::Approve { args, stage } => live::verb("approve", &args, false, stage),
+        Command::Run(args) => live::run(&args, live::Mode::Rollout),
+        Command::Rehearse { run, name } => live::run(&run, live::Mode::Rehearse { name }),
+        Command::Status { target, json } => live::status(&target, json).map(|()| Ended::Done),
+        Command::Pause(args) => live::verb(Verb::Pause, &args, false, None).map(|()| Ended::Done),
+        Command::Resume(args) => live::verb(Verb::Resume, &args, false, None).map(|()| Ended::Done),
+        Command::Promote { args, full } => {
+            live::verb(Verb::Promote, &args, full, None).map(|()| Ended::Done)
+        }
+        Command::Abort(args) => live::verb(Verb::Abort, &args, false, None).map(|()| Ended::Done),
+        Command::Approve { args, stage } => {
+            live::verb(Verb::Approve, &args, false, stage).map(|()| Ended::Done)
+        }
         Command::History {
             journal,
             deployment,
             json,
-        } => live::history(&journal, deployment.as_deref(), json),
+        } => live::history(&journal, deployment.as_deref(), json).map(|()| Ended::Done),
         Command::Report {
             id,
             journal,
             out,
             json,
-        } => live::report(&journal, id, out.as_deref(), json.as_deref()),
+        } => live::report(&journal, id, out.as_deref(), json.as_deref()).map(|()| Ended::Done),
         Command::Proxy(args) => {
             ramp_proxy::cli::init_logging();
             match ramp_proxy::cli::run(&args) {
-                Ok(_) => Ok(ExitCode::SUCCESS),
+                Ok(_) => Ok(Ended::Done),
                 Err(e) if e.is_invalid_input() => Err(Invalid(format!("ramp proxy: {e}")).into()),
                 Err(e) => Err(anyhow::Error::new(e).context("ramp proxy")),
             }
@@ -265,7 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ""
                 }
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Ended::Done)
         }
         Command::Simulate {
             plan,
@@ -302,7 +362,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for w in written.into_iter().flatten() {
                     w?;
                 }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Ended::Done);
             }
             // Open the outputs before the run, so that a bad path fails in a second rather
             // than after the whole simulation.
@@ -325,7 +385,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for w in written.into_iter().flatten() {
                 w?;
             }
-            Ok(ExitCode::from(exit_code(summary.outcome)))
+            Ok(Ended::Rollout(summary.outcome))
         }
     }
 }
@@ -417,10 +477,47 @@ fn open_output(path: &Path, what: &'static str) -> anyhow::Result<Output> {
     })
 }
 
-fn exit_code(o: Outcome) -> u8 {
-    match o {
-        Outcome::Promoted | Outcome::PromotedWithCaveats => 0,
-        Outcome::RolledBack => 3,
-        Outcome::Halted => 4,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that quotes its source in its own message, as `journal: {0}` does.
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "journal: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_chain_says_each_cause_once() {
+        let io = || std::io::Error::other("disk full");
+        let quoted = anyhow::Error::new(Quoting(io()));
+        assert_eq!(chain(&quoted), "journal: disk full");
+        let wrapped = anyhow::Error::new(io()).context("writing the report");
+        assert_eq!(chain(&wrapped), "writing the report: disk full");
+        assert_eq!(chain(&wrapped), format!("{wrapped:#}"));
+    }
+
+    #[test]
+    fn exit_codes_are_the_readmes() {
+        let code = |e: Ended| format!("{:?}", e.exit_code());
+        let of = |n: u8| format!("{:?}", ExitCode::from(n));
+        assert_eq!(code(Ended::Done), of(0));
+        assert_eq!(code(Ended::Rollout(Outcome::Promoted)), of(0));
+        assert_eq!(code(Ended::Rollout(Outcome::PromotedWithCaveats)), of(0));
+        assert_eq!(code(Ended::Rollout(Outcome::RolledBack)), of(3));
+        assert_eq!(code(Ended::Rollout(Outcome::Halted)), of(4));
+        assert_eq!(code(Ended::Rehearsal { passed: true }), of(0));
+        assert_eq!(code(Ended::Rehearsal { passed: false }), of(4));
+        assert_eq!(code(Ended::Interrupted), of(1));
     }
 }

@@ -334,7 +334,7 @@ impl Printer {
         }
         s.push_str(&format!(
             "  outcome {}: detection {}, total recovery {} (target < {:.0} s)\n\n",
-            r.outcome,
+            r.outcome.key(),
             r.detection_s
                 .map(|d| format!("{:.1} s after onset", d - r.fault_onset_s))
                 .unwrap_or_else(|| "none".into()),
@@ -362,7 +362,7 @@ impl Printer {
             "Rehearsal \"{}\" ({}): {}\n- Detection to initiation: {}\n- Rollback execution: {}\n- Baseline restoration: {}\n- Total recovery time: {} (target: <{:.0} s) {}\n",
             r.name,
             r.fault,
-            r.outcome,
+            r.outcome.key(),
             gap(Some(r.fault_onset_s), r.initiated_s),
             gap(r.initiated_s, r.rollback_s),
             gap(r.rollback_s, r.restoration_s),

@@ -10,7 +10,7 @@ use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::{Counters, FaultRequest};
 use ramp_core::engine::State;
 use ramp_core::plan::{Cohort, FaultEffect, Rehearsal};
-use ramp_core::summary::{GateResult, Metrics, RehearsalSummary};
+use ramp_core::summary::{GateResult, Metrics, RehearsalOutcome, RehearsalSummary};
 use ramp_core::{Metric, PlanTime};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -70,14 +70,14 @@ impl LiveRehearsal {
         let s = |ms: Option<u64>| ms.map(|v| PlanTime(v).as_secs_f64());
         let onset = self.onset_ms.unwrap_or(0);
         let outcome = match (self.onset_ms, self.initiated_ms, self.restored_ms) {
-            (None, _, _) => "not_injected",
-            (Some(_), None, _) => "not_detected",
-            (Some(_), Some(_), None) => "not_restored",
-            (Some(_), Some(_), Some(_)) => "rolled_back",
+            (None, _, _) => RehearsalOutcome::NotInjected,
+            (Some(_), None, _) => RehearsalOutcome::NotDetected,
+            (Some(_), Some(_), None) => RehearsalOutcome::NotRestored,
+            (Some(_), Some(_), Some(_)) => RehearsalOutcome::RolledBack,
         };
         RehearsalSummary {
             name: self.spec.name.clone(),
-            outcome: outcome.into(),
+            outcome,
             stage: self.stage,
             reason: self.reason.clone(),
             fault_onset_s: PlanTime(onset).as_secs_f64(),
