@@ -2,7 +2,7 @@
 # The main job: simulate the 31-hour staging canary of examples/phase8-staging.toml on the
 # embedded default (no servers), print the monitoring panels, and write the report and JSON
 # summary to out/. On the way it installs what building needs, builds Ramp (the quick
-# profile: about three minutes on 2 cores the first time, seconds after) and puts `ramp` on
+# profile: about 75 seconds on 2 cores the first time, seconds after) and puts `ramp` on
 # your PATH (scripts/install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ bash scripts/bootstrap.sh
 export RAMP_USER_PATH="$PATH"
 export PATH="$HOME/.cargo/bin:$PATH"
 started=$(date +%s)
-echo "== building ramp (cargo's progress below; about three minutes on 2 cores the first time)"
+echo "== building ramp (cargo's progress below; about 75 seconds on 2 cores the first time)"
 cargo build --profile quick --locked -p ramp
 echo "== built in $(( $(date +%s) - started )) s"
 bash scripts/install.sh target/quick/ramp

@@ -5,35 +5,11 @@
 //! Every test runs the real binary. No test asserts on wall-clock time: performance is shown
 //! by benchmarks (docs/benchmarks.md), not by timed tests.
 
+mod common;
+
+use common::{arg, code, ramp, stderr, stdout, TempDir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Runs `ramp` with `args` and returns what it did.
-fn ramp<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ramp"))
-        .args(args)
-        .output()
-        .expect("the ramp binary runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("ramp exits with a code")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// `path` as an argument.
-fn arg(path: &Path) -> String {
-    path.to_str().expect("temp paths are UTF-8").to_string()
-}
 
 fn repo_file(rel: &str) -> String {
     format!("{}/../../{rel}", env!("CARGO_MANIFEST_DIR"))
@@ -47,31 +23,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("ramp-cli-test-{}-{n}-{label}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The `[simulation]` block of `BASE_PLAN`; replace it with "" for a plan without one.

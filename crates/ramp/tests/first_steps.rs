@@ -3,54 +3,9 @@
 //! definition, the console shows a panel per change rather than per checkpoint, and a
 //! duration written in English reads as one.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn ramp<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ramp"))
-        .args(args)
-        .output()
-        .expect("the ramp binary runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("ramp exits with a code")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn arg(path: &Path) -> String {
-    path.to_str().expect("temp paths are UTF-8").to_string()
-}
-
-/// A fresh directory of the test's own, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("ramp-first-steps-{}-{label}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{arg, code, ramp, stderr, stdout, TempDir};
 
 #[test]
 fn init_writes_a_plan_that_validates_and_simulates_as_written() {
