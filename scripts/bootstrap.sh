@@ -41,13 +41,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# rustup's toolchains come first: a distribution's older cargo (Debian 12 ships 1.63) must
-# not shadow them.
-export PATH="$HOME/.cargo/bin:$PATH"
+# rustup's toolchains come first ($CARGO_HOME/bin, where rustup installs them): a
+# distribution's older cargo (Debian 12 ships 1.63) must not shadow them.
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$CARGO_BIN:$PATH"
 
 # Prints the major.minor of the active rustc, or nothing.
 rust_version() {
-  rustc --version 2>/dev/null | sed -n 's/^rustc \([0-9]*\.[0-9]*\).*/\1/p'
+  # No rustc, or rustup without a default toolchain, is an empty answer, not a failure.
+  { rustc --version 2>/dev/null || true; } | sed -n 's/^rustc \([0-9]*\.[0-9]*\).*/\1/p'
 }
 
 # True when version $1 is at least $2 (both major.minor or major.minor.patch).
@@ -58,9 +60,9 @@ at_least() {
 have="$(rust_version)"
 if [ -z "$have" ] || ! at_least "$have" "$need"; then
   if ! command -v rustup >/dev/null 2>&1; then
-    echo "bootstrap: ${have:+rustc $have is older than $need; }installing the Rust toolchain with rustup into ~/.cargo" >&2
+    echo "bootstrap: ${have:+rustc $have is older than $need; }installing the Rust toolchain with rustup into ${CARGO_HOME:-~/.cargo}" >&2
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
-      sh -s -- -y --no-modify-path --profile minimal --default-toolchain stable -c clippy,rustfmt
+      sh -s -- -y --profile minimal --default-toolchain stable -c clippy,rustfmt
   else
     echo "bootstrap: rustc ${have:-(none)} is older than $need; installing the stable toolchain with rustup" >&2
     rustup toolchain install stable --profile minimal -c clippy,rustfmt

@@ -63,6 +63,9 @@ mkdir -p "$ROOT/target"
 python3 -m venv "$VENV"
 
 "$PY" -m pip install --disable-pip-version-check --quiet --no-deps -r "$REQUIREMENTS"
-"$PY" -m pip check >/dev/null
+"$PY" -m pip check >&2 || {
+  echo "python-clients: the pins in scripts/python-requirements.txt are inconsistent (see above)" >&2
+  exit 1
+}
 "$PY" -c 'import openfeature.api, openfeature.contrib.provider.ofrep'
 echo "python-clients: installed into $VENV: $("$PY" -m pip --disable-pip-version-check list 2>/dev/null | grep -i '^openfeature' | tr -s ' ' | paste -sd ';' -)"

@@ -11,7 +11,13 @@
 //!   `3 × √(r (1 − r) / n)`. A window of a few seconds holds few requests, so its error rate
 //!   is noisy; a fixed allowance would be too strict for a small window and too loose for a
 //!   large one, while three standard errors keep the chance of calling a healthy service
-//!   unrestored near 0.1 % whatever the traffic.
+//!   unrestored near 0.1 % whatever the traffic. The reference rate is taken as at least one
+//!   error over the reference's requests: a reference window that happened to see no error
+//!   (a few seconds of a live service at 0.2 % errors often does) does not show that the
+//!   service never fails, and without the floor its allowance would be zero, so a single
+//!   error in the trailing window would keep a healthy service "unrestored". With the
+//!   simulator's five-minute reference the floor is far below the measured rate and changes
+//!   nothing.
 //!
 //! A metric the window lacks (no requests) is not restored; a metric the reference lacks
 //! cannot be compared and passes.
@@ -32,7 +38,10 @@ pub fn restored(now: &Metrics, reference: &Metrics, tolerance: f64) -> bool {
         (Some(_), None) => true,
     };
     let errors_within = match (now.error_rate, reference.error_rate) {
-        (Some(e), Some(r)) => e <= error_rate_limit(r, now.requests, tolerance),
+        (Some(e), Some(r)) => {
+            let floor = 1.0 / reference.requests.max(1) as f64;
+            e <= error_rate_limit(r.max(floor), now.requests, tolerance)
+        }
         (None, _) => false,
         (Some(_), None) => true,
     };
@@ -93,6 +102,25 @@ mod tests {
         assert!(restored(&m, &reference, 0.1));
         // A fault's error rate is far beyond any allowance.
         m.error_rate = Some(0.05);
+        assert!(!restored(&m, &reference, 0.1));
+    }
+
+    /// A reference window that saw no error allowed no error at all after the rollback, so
+    /// one 5xx in ten seconds kept a healthy service "unrestored" (this failed before the
+    /// floor of one error over the reference's requests).
+    #[test]
+    fn a_reference_without_errors_still_allows_the_noise_of_one() {
+        let mut reference = reference();
+        reference.error_rate = Some(0.0);
+        reference.requests = 1250;
+        let mut m = reference;
+        m.requests = 1250;
+        m.error_rate = Some(1.0 / 1250.0);
+        assert!(restored(&m, &reference, 0.1));
+        m.error_rate = Some(3.0 / 1250.0);
+        assert!(restored(&m, &reference, 0.1));
+        // A fault is still a fault.
+        m.error_rate = Some(0.02);
         assert!(!restored(&m, &reference, 0.1));
     }
 

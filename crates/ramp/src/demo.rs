@@ -66,10 +66,6 @@ pub struct DemoArgs {
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<Ended> {
-    let journal = match &args.journal {
-        Some(path) => path.clone(),
-        None => default_journal()?,
-    };
     let json_out = args
         .json
         .as_ref()
@@ -80,6 +76,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Ended> {
         .as_ref()
         .map(|p| open_output(p, "report"))
         .transpose()?;
+    // After the outputs: a bad output path is said before anything is created.
+    let journal = match &args.journal {
+        Some(path) => path.clone(),
+        None => default_journal()?,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
