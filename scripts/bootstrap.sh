@@ -61,8 +61,11 @@ have="$(rust_version)"
 if [ -z "$have" ] || ! at_least "$have" "$need"; then
   if ! command -v rustup >/dev/null 2>&1; then
     echo "bootstrap: ${have:+rustc $have is older than $need; }installing the Rust toolchain with rustup into ${CARGO_HOME:-~/.cargo}" >&2
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
-      sh -s -- -y --profile minimal --default-toolchain stable -c clippy,rustfmt
+    if ! curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+      sh -s -- -y --profile minimal --default-toolchain stable -c clippy,rustfmt; then
+      echo "bootstrap: could not install Rust with rustup (is https://sh.rustup.rs reachable?); install Rust $need or newer yourself (https://rustup.rs) and run this again" >&2
+      exit 1
+    fi
   else
     echo "bootstrap: rustc ${have:-(none)} is older than $need; installing the stable toolchain with rustup" >&2
     rustup toolchain install stable --profile minimal -c clippy,rustfmt
