@@ -87,6 +87,22 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Writes one problem a line, without a newline after the last: the `Display` of every
+/// "all the problems of one file" type (flags files, proxy configurations), so that they
+/// print alike.
+pub fn write_lines<T: std::fmt::Display>(
+    f: &mut std::fmt::Formatter<'_>,
+    problems: &[T],
+) -> std::fmt::Result {
+    for (i, problem) in problems.iter().enumerate() {
+        if i > 0 {
+            writeln!(f)?;
+        }
+        write!(f, "{problem}")?;
+    }
+    Ok(())
+}
+
 /// The toml crate's message on one line: trimmed, with any line break turned into "; ", so
 /// that one problem is one line of output.
 pub fn one_line(message: &str) -> String {

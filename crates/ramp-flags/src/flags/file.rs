@@ -46,13 +46,7 @@ pub struct FlagFileErrors(pub Vec<FlagFileError>);
 
 impl fmt::Display for FlagFileErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
+        crate::located::write_lines(f, &self.0)
     }
 }
 
