@@ -6,11 +6,10 @@
 //! always an array run directly, never a shell string.
 
 use super::raw::{RawCheck, RawHook};
-use super::scalar::{Dur, Num, Text, TextList, S};
+use super::scalar::{Dur, Num, TextList, S};
 use super::validator::{fmt_num, fmt_span, valid_or_none, Field, Validator};
 use crate::plan::{Check, Hook, HookAction, HookEvent, Probe};
 use crate::units::Span;
-use std::ops::Range;
 
 /// The default time limit of a check or hook.
 const DEFAULT_PROBE_TIMEOUT: Span = Span(10_000);
@@ -48,7 +47,7 @@ impl Validator<'_> {
                 r.name.as_ref(),
                 c.span(),
                 &ctx,
-                ("check", "API health"),
+                ("check", "what the log calls it, e.g. name = \"API health\""),
                 (&mut names, n),
             );
             let url = Field::of(r.http.as_ref(), |v| {
@@ -118,7 +117,7 @@ impl Validator<'_> {
                 r.name.as_ref(),
                 h.span(),
                 &ctx,
-                ("hook", "notify"),
+                ("hook", "what the log calls it, e.g. name = \"notify\""),
                 (&mut names, n),
             );
             let on = match &r.on {
@@ -170,38 +169,6 @@ impl Validator<'_> {
             };
         }
         out
-    }
-
-    /// A check's or hook's name: required, not empty, and unique among its kind. `kind` is
-    /// the kind and an example name; `seen` the names so far (with the entry that used each)
-    /// and this entry's number.
-    fn unique_name(
-        &mut self,
-        v: Option<&S<Text>>,
-        table: Range<usize>,
-        ctx: &str,
-        (kind, example): (&str, &str),
-        (seen, n): (&mut Vec<(String, usize)>, usize),
-    ) -> Option<String> {
-        let Some(v) = v else {
-            self.missing(
-                table,
-                ctx,
-                "name",
-                &format!("what the log calls it, e.g. name = {example:?}"),
-            );
-            return None;
-        };
-        let name = self.text(v, &format!("{ctx}: name"))?;
-        if let Some((_, first)) = seen.iter().find(|(s, _)| *s == name) {
-            self.error(
-                v.span(),
-                format!("{ctx}: name {name:?} is already used by {kind} {first}; {kind} names must be unique"),
-            );
-            return None;
-        }
-        seen.push((name.clone(), n));
-        Some(name)
     }
 
     /// A check's or hook's `timeout`: default 10 s, longer than 0 and at most an hour.

@@ -44,24 +44,16 @@ impl Validator<'_> {
             let n = i + 1;
             let ctx = format!("rehearsal {n}");
             let r = reh.get_ref();
-            let name = match &r.name {
-                None => {
-                    self.missing(reh.span(), &ctx, "name", "the name reports show, e.g. name = \"Simulated P95 breach\"");
-                    None
-                }
-                Some(v) => self.text(v, &format!("{ctx}: name")).and_then(|name| {
-                    if let Some((_, first)) = names.iter().find(|(seen, _)| *seen == name) {
-                        self.error(
-                            v.span(),
-                            format!("{ctx}: name {name:?} is already used by rehearsal {first}; rehearsal names must be unique"),
-                        );
-                        None
-                    } else {
-                        names.push((name.clone(), n));
-                        Some(name)
-                    }
-                }),
-            };
+            let name = self.unique_name(
+                r.name.as_ref(),
+                reh.span(),
+                &ctx,
+                (
+                    "rehearsal",
+                    "the name reports show, e.g. name = \"Simulated P95 breach\"",
+                ),
+                (&mut names, n),
+            );
             let at = self.at(r.at.as_ref(), reh.span(), &ctx, total);
             let fault = match &r.fault {
                 None => {

@@ -328,24 +328,13 @@ impl Validator<'_> {
             let n = i + 1;
             let ctx = format!("simulation feature {n}");
             let r = f.get_ref();
-            let name = match &r.name {
-                None => {
-                    self.missing(f.span(), &ctx, "name", "the feature's name as reports show it");
-                    None
-                }
-                Some(v) => self.text(v, &format!("{ctx}: name")).and_then(|name| {
-                    if let Some((_, first)) = names.iter().find(|(seen, _)| *seen == name) {
-                        self.error(
-                            v.span(),
-                            format!("{ctx}: name {name:?} is already used by feature {first}; feature names must be unique"),
-                        );
-                        None
-                    } else {
-                        names.push((name.clone(), n));
-                        Some(name)
-                    }
-                }),
-            };
+            let name = self.unique_name(
+                r.name.as_ref(),
+                f.span(),
+                &ctx,
+                ("feature", "the feature's name as reports show it"),
+                (&mut names, n),
+            );
             let (latency, error_rate) =
                 self.overhead_pair(r.latency.as_ref(), r.error_rate.as_ref(), &ctx);
             out = match (out, name, latency, error_rate) {

@@ -91,6 +91,34 @@ impl Validator<'_> {
         );
     }
 
+    /// An entry's `name`: required, not empty, and unique among the entries of its `kind`
+    /// (checks, hooks, rehearsals, simulation features). `what` says what a missing name is
+    /// for; `seen` holds the names so far (with the entry that used each) and `n` is this
+    /// entry's number.
+    pub(super) fn unique_name(
+        &mut self,
+        v: Option<&S<Text>>,
+        table: Range<usize>,
+        ctx: &str,
+        (kind, what): (&str, &str),
+        (seen, n): (&mut Vec<(String, usize)>, usize),
+    ) -> Option<String> {
+        let Some(v) = v else {
+            self.missing(table, ctx, "name", what);
+            return None;
+        };
+        let name = self.text(v, &format!("{ctx}: name"))?;
+        if let Some((_, first)) = seen.iter().find(|(s, _)| *s == name) {
+            self.error(
+                v.span(),
+                format!("{ctx}: name {name:?} is already used by {kind} {first}; {kind} names must be unique"),
+            );
+            return None;
+        }
+        seen.push((name.clone(), n));
+        Some(name)
+    }
+
     // ----- scalar checks -----
 
     /// A finite number.
