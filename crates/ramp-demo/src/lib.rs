@@ -25,6 +25,8 @@ pub mod stack;
 pub mod upstream;
 
 pub use error::DemoError;
-pub use load::{run_load, run_load_with, LoadConfig, LoadCounters, LoadProgress, LoadReport};
+pub use load::{
+    run_load, run_load_with, Completion, LoadConfig, LoadCounters, LoadProgress, LoadReport,
+};
 pub use stack::Stack;
 pub use upstream::{serve_upstream, Behaviour, ServedCounts};

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
@@ -192,6 +192,28 @@ pub struct LoadCounters {
     in_flight: AtomicU64,
     /// The most requests ever outstanding at once.
     peak_in_flight: AtomicU64,
+    /// One record per finished request, kept only when asked for
+    /// ([`LoadCounters::with_log`]).
+    log: Option<Mutex<Vec<Completion>>>,
+}
+
+/// One request's life as the generator saw it: when it was sent, when it ended and what came
+/// back.
+///
+/// Counters say how many requests got each answer; a caller that must line requests up
+/// against other events in time (the chaos soak counts the answers that fell inside an
+/// interval its controller could not observe, and the requests in flight when a process was
+/// killed) needs each request's times. Records are kept only when asked for, because a long
+/// run at a high rate would otherwise grow without need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// When the request was handed to the client (its arrival time, give or take scheduling).
+    pub sent: Instant,
+    /// When its answer was read to the end, or when it failed.
+    pub finished: Instant,
+    /// The status of the answer, or `None` when no usable answer came (a connection error,
+    /// a reset, a timeout, a cut-off body).
+    pub status: Option<u16>,
 }
 
 /// A copy of [`LoadCounters`] at one moment.
@@ -219,6 +241,26 @@ impl LoadCounters {
     /// Fresh counters, shared with the run through an `Arc` so the caller can watch them.
     pub fn new() -> Arc<LoadCounters> {
         Arc::new(LoadCounters::default())
+    }
+
+    /// Fresh counters that also keep a [`Completion`] for every request that finishes
+    /// (about 40 bytes each), for callers that need requests' times and not only their
+    /// counts. Requests abandoned at the final drain are counted as failed but have no
+    /// record, since they never finished.
+    pub fn with_log() -> Arc<LoadCounters> {
+        Arc::new(LoadCounters {
+            log: Some(Mutex::new(Vec::new())),
+            ..LoadCounters::default()
+        })
+    }
+
+    /// Takes the records kept so far, leaving the log empty (always empty for counters made
+    /// with [`LoadCounters::new`]). Records are in the order the requests finished.
+    pub fn take_log(&self) -> Vec<Completion> {
+        match &self.log {
+            Some(log) => std::mem::take(&mut *log.lock().unwrap_or_else(|p| p.into_inner())),
+            None => Vec::new(),
+        }
     }
 
     /// The counters' current values.
@@ -254,6 +296,17 @@ impl LoadCounters {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Keeps the record of one finished request, when records are kept.
+    fn record(&self, completion: Completion) {
+        if let Some(log) = &self.log {
+            // A poisoned lock still holds a usable vector: a panic elsewhere must not stop
+            // the records.
+            log.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(completion);
+        }
     }
 }
 
@@ -502,11 +555,14 @@ async fn send(
     let result = tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or(Err(()));
-    let latency_ms = clock::now()
-        .saturating_duration_since(started)
-        .as_secs_f64()
-        * 1000.0;
+    let finished = clock::now();
+    let latency_ms = finished.saturating_duration_since(started).as_secs_f64() * 1000.0;
     drop(permit);
+    counters.record(Completion {
+        sent: started,
+        finished,
+        status: result.as_ref().ok().map(|(status, _)| *status),
+    });
     match result {
         Ok((status, label)) => {
             counters.finished(Ok(status));

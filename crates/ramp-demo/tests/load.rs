@@ -154,6 +154,40 @@ async fn a_closed_port_counts_every_request_as_failed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_keeps_every_finished_request_with_its_times_and_status() {
+    bounded(async {
+        let up = start(fast("stable", 0.5)).await;
+        let counters = LoadCounters::with_log();
+        let report = run_load_with(
+            config(up.addr, 100.0, Duration::from_millis(500)),
+            counters.clone(),
+            never(),
+        )
+        .await
+        .expect("run");
+        let log = counters.take_log();
+        assert_eq!(log.len() as u64, report.sent, "{report:?}");
+        let status = |want: u16| log.iter().filter(|c| c.status == Some(want)).count() as u64;
+        assert_eq!(status(200), report.ok);
+        assert_eq!(status(500), report.status_5xx);
+        assert!(log.iter().all(|c| c.finished >= c.sent));
+        assert!(counters.take_log().is_empty(), "taking the log empties it");
+        // Counters made without a log keep none.
+        let plain = LoadCounters::new();
+        run_load_with(
+            config(up.addr, 100.0, Duration::from_millis(200)),
+            plain.clone(),
+            never(),
+        )
+        .await
+        .expect("run");
+        assert!(plain.take_log().is_empty());
+        up.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_in_flight_never_exceed_the_limit_and_the_excess_is_dropped() {
     bounded(async {
         let up = start(Behaviour::new("slow", 800.0, 800.0, 800.0, 0.0).expect("valid")).await;
