@@ -184,31 +184,41 @@ struct Sparse {
     cut: usize,
     /// Their total probability, `tail[cut]`.
     mass: f64,
-    /// Walker's alias table over `sorted[cut..]`, normalised.
+    /// Walker's alias table over them, naming local buckets.
     alias: Alias,
 }
 
-/// Walker's alias method (Vose's construction): one uniform index and one coin give a
+/// One column of an alias table: keep `own` when 64 random bits fall below `keep`, else take
+/// `other` (for a full column, `keep` is `u64::MAX` and `other` is `own`).
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    /// Threshold on 64 random bits.
+    keep: u64,
+    /// The column's own bucket.
+    own: u32,
+    /// Its alias bucket.
+    other: u32,
+}
+
+/// Walker's alias method (Vose's construction): one uniform column and one coin give a
 /// category with probability proportional to its weight, whatever the number of categories.
 #[derive(Debug, Clone)]
 struct Alias {
-    /// Probability of keeping column `i` rather than taking its alias.
-    keep: Vec<f64>,
-    /// The other category of column `i`.
-    alias: Vec<u32>,
+    /// The columns.
+    columns: Vec<Column>,
 }
 
 impl Alias {
-    /// The table for `weights` (non-negative, not all zero).
-    fn new(weights: &[f64]) -> Alias {
+    /// The table for `weights` (non-negative, not all zero) of the categories `names`.
+    fn new(weights: &[f64], names: &[u32]) -> Alias {
         let m = weights.len();
         let total: f64 = weights.iter().sum();
         let mut keep: Vec<f64> = weights.iter().map(|w| w * m as f64 / total).collect();
-        let mut alias: Vec<u32> = (0..m as u32).collect();
+        let mut alias: Vec<usize> = (0..m).collect();
         let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..m).partition(|&i| keep[i] < 1.0);
         while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
             small.pop();
-            alias[s] = l as u32;
+            alias[s] = l;
             keep[l] -= 1.0 - keep[s];
             if keep[l] < 1.0 {
                 large.pop();
@@ -218,18 +228,30 @@ impl Alias {
         // What is left is 1 up to rounding.
         for i in small.into_iter().chain(large) {
             keep[i] = 1.0;
+            alias[i] = i;
         }
-        Alias { keep, alias }
+        let columns = (0..m)
+            .map(|i| Column {
+                keep: if keep[i] >= 1.0 {
+                    u64::MAX
+                } else {
+                    (keep[i] * 18_446_744_073_709_551_616.0) as u64
+                },
+                own: names[i],
+                other: names[alias[i]],
+            })
+            .collect();
+        Alias { columns }
     }
 
-    /// One category.
+    /// One category, from one 64-bit random number: `u·m / 2⁶⁴` is a uniform real in
+    /// `[0, m)`; its integer part picks the column (each with probability `1/m` to within
+    /// `m/2⁶⁴`) and its fraction, the low 64 bits of the product, is the coin (uniform to a
+    /// resolution of `m/2⁶⁴`, finer than a double's). The pick has no branch.
     fn sample(&self, rng: &mut impl rand::Rng) -> usize {
-        let i = rng.random_range(0..self.keep.len());
-        if rng.random::<f64>() < self.keep[i] {
-            i
-        } else {
-            self.alias[i] as usize
-        }
+        let x = u128::from(rng.next_u64()) * self.columns.len() as u128;
+        let c = self.columns[(x >> 64) as usize];
+        (if (x as u64) < c.keep { c.own } else { c.other }) as usize
     }
 }
 
@@ -330,14 +352,15 @@ impl BucketTable {
             let middle = 2f64.powi(octave + LOWEST_OCTAVE) * std::f64::consts::SQRT_2;
             let cut = self.sorted.partition_point(|&p| p * middle >= DENSE_FROM);
             let rest = &self.sorted[cut..];
+            let names = &self.order[cut..];
             let mass = self.tail.get(cut).copied().unwrap_or(0.0);
             Sparse {
                 cut,
                 mass,
                 alias: if mass > 0.0 {
-                    Alias::new(rest)
+                    Alias::new(rest, names)
                 } else {
-                    Alias::new(&[1.0])
+                    Alias::new(&[1.0], &[0])
                 },
             }
         })
@@ -389,43 +412,64 @@ impl BucketTable {
     /// requests split by category is exactly that). Buckets expecting about [`DENSE_FROM`] or
     /// more get a Poisson draw each; the others share one Poisson draw of their total, whose
     /// requests are placed one by one by their probabilities (an alias table). Writes
-    /// `counts` (local indexes) and returns the total.
-    pub(crate) fn draw(&self, rng: &mut impl rand::Rng, lambda: f64, counts: &mut Vec<u64>) -> u64 {
-        counts.clear();
-        counts.resize(self.len(), 0);
+    /// `counts` (local indexes) and returns the total and the local buckets touched.
+    pub(crate) fn draw(
+        &self,
+        rng: &mut impl rand::Rng,
+        lambda: f64,
+        scratch: &mut Counts,
+    ) -> Drawn {
+        let counts = scratch.fresh(self.len());
+        let mut out = Drawn {
+            total: 0,
+            lo: self.len(),
+            hi: 0,
+        };
         if lambda.is_nan() || lambda <= 0.0 {
-            return 0;
+            scratch.touched(&out);
+            return out;
         }
         let sparse = self.sparse(lambda);
-        let mut total = 0;
         for (&k, &p) in self.order[..sparse.cut]
             .iter()
             .zip(&self.sorted[..sparse.cut])
         {
             let c = poisson(rng, lambda * p);
-            counts[k as usize] = c;
-            total += c;
+            if c > 0 {
+                let k = k as usize;
+                counts[k] = c;
+                out.total += c;
+                out.lo = out.lo.min(k);
+                out.hi = out.hi.max(k + 1);
+            }
         }
         if sparse.mass > 0.0 {
             let n = poisson(rng, lambda * sparse.mass);
             for _ in 0..n {
-                let r = sparse.cut + sparse.alias.sample(rng);
-                counts[self.order[r] as usize] += 1;
+                let k = sparse.alias.sample(rng);
+                counts[k] += 1;
+                out.lo = out.lo.min(k);
+                out.hi = out.hi.max(k + 1);
             }
-            total += n;
+            out.total += n;
         }
-        total
+        scratch.touched(&out);
+        out
     }
 
-    /// Records `counts` (local indexes, as [`BucketTable::draw`] wrote them) into `h`.
-    pub(crate) fn record(&self, counts: &[u64], h: &mut Histogram) {
-        h.record_counts(self.first, counts);
+    /// Records the drawn `counts` (local indexes, as [`BucketTable::draw`] wrote them) into
+    /// `h`.
+    pub(crate) fn record(&self, counts: &[u64], drawn: &Drawn, h: &mut Histogram) {
+        if drawn.total > 0 {
+            h.record_counts(self.first + drawn.lo, &counts[drawn.lo..drawn.hi]);
+        }
     }
 
     /// The largest of `m` latencies (ms) drawn from the distribution restricted to local
     /// bucket `k`: the inverse of the restricted CDF at `U^{1/m}` (the CDF of a maximum of `m`
     /// independent draws is the `m`-th power), solved on the tail that is small there so that
-    /// far-out buckets keep their precision.
+    /// far-out buckets keep their precision, to 1e-10 relative (a tenth of a microsecond at a
+    /// second).
     pub(crate) fn max_in_bucket(&self, rng: &mut impl rand::Rng, k: usize, m: u64) -> f64 {
         let (lo, hi) = (self.lower(k), self.upper(k));
         let v = (rng.random::<f64>().ln() / m.max(1) as f64).exp();
@@ -434,13 +478,67 @@ impl BucketTable {
         if s_lo <= 0.5 {
             let s_hi = mix.sf(hi);
             let target = s_lo - v * (s_lo - s_hi);
-            solve_increasing(|x| -mix.sf(x), -target, lo, hi)
+            if target <= 0.0 {
+                return hi.min(f64::MAX);
+            }
+            // Across a bucket `ln P(latency > x)` is nearly straight, so the secant steps of
+            // the solver land within rounding in two or three evaluations.
+            solve_increasing(|x| -mix.sf(x).ln(), -target.ln(), lo, hi)
         } else {
             let (f_lo, f_hi) = (mix.cdf(lo), mix.cdf(hi));
             let target = f_lo + v * (f_hi - f_lo);
             solve_increasing(|x| mix.cdf(x), target, lo, hi)
         }
     }
+}
+
+/// Bucket counts reused from draw to draw: only the buckets the last draw touched are zeroed
+/// again, not the whole table (a tick at a low rate touches a few hundred of its buckets).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counts {
+    /// The counts, local bucket indexes; zero outside `dirty`.
+    values: Vec<u64>,
+    /// The range the last draw may have written.
+    dirty: (usize, usize),
+}
+
+impl Counts {
+    /// `len` zeroed counts for a draw.
+    fn fresh(&mut self, len: usize) -> &mut [u64] {
+        let (lo, hi) = self.dirty;
+        let hi = hi.min(self.values.len());
+        if lo < hi {
+            self.values[lo..hi].fill(0);
+        }
+        if self.values.len() < len {
+            self.values.resize(len, 0);
+        }
+        self.dirty = (0, len);
+        &mut self.values[..len]
+    }
+
+    /// Narrows the range to zero before the next draw to what this one wrote.
+    fn touched(&mut self, drawn: &Drawn) {
+        self.dirty = (drawn.lo, drawn.hi.max(drawn.lo));
+    }
+
+    /// The counts of the last draw.
+    pub(crate) fn get(&self) -> &[u64] {
+        &self.values
+    }
+}
+
+/// What one [`BucketTable::draw`] drew: the total, and the local buckets that may be
+/// non-empty (`lo..hi`, empty when nothing was drawn), so that reading the counts skips the
+/// rest of the table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drawn {
+    /// Requests drawn.
+    pub(crate) total: u64,
+    /// First local bucket touched.
+    pub(crate) lo: usize,
+    /// One past the last local bucket touched.
+    pub(crate) hi: usize,
 }
 
 /// A Poisson draw of mean `mu` (0 for a mean of 0). Plan validation keeps every mean below
@@ -484,7 +582,7 @@ fn solve_increasing(f: impl Fn(f64) -> f64, target: f64, lo: f64, hi: f64) -> f6
             secant
         };
         let fx = f(x) - target;
-        if fx == 0.0 {
+        if fx.abs() <= 1e-14 * (1.0 + target.abs()) {
             return x;
         }
         if fx < 0.0 {
@@ -502,7 +600,7 @@ fn solve_increasing(f: impl Fn(f64) -> f64, target: f64, lo: f64, hi: f64) -> f6
             }
             last_side = 1;
         }
-        if b - a <= 1e-12 * b.abs() {
+        if b - a <= 1e-10 * b.abs() {
             break;
         }
     }
@@ -590,15 +688,21 @@ mod tests {
     fn drawn_counts_are_poisson_with_the_bucket_probabilities() {
         let t = BucketTable::new(Mixture::new(staging(), 1.0, &[]), false);
         let mut rng = Pcg64Mcg::seed_from_u64(5);
-        let mut counts = Vec::new();
+        let mut scratch = Counts::default();
         // Small and large means exercise the sparse placement and the dense draws.
         for lambda in [30.0, 200_000.0] {
             let mut sum = vec![0u64; t.len()];
             let mut totals = 0u64;
             let draws = 200;
             for _ in 0..draws {
-                totals += t.draw(&mut rng, lambda, &mut counts);
-                for (s, c) in sum.iter_mut().zip(&counts) {
+                let drawn = t.draw(&mut rng, lambda, &mut scratch);
+                let counts = &scratch.get()[..t.len()];
+                assert!(counts[..drawn.lo]
+                    .iter()
+                    .chain(&counts[drawn.hi..])
+                    .all(|&c| c == 0));
+                totals += drawn.total;
+                for (s, c) in sum.iter_mut().zip(counts) {
                     *s += c;
                 }
             }

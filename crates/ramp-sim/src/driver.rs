@@ -92,7 +92,7 @@ struct World {
     /// The aggregated sampler's bucket tables, per model state met.
     tables: aggregate::Tables,
     /// The aggregated sampler's scratch bucket counts (the last cohort drawn).
-    counts: Vec<u64>,
+    counts: crate::buckets::Counts,
     /// Latest completion time (ms) of any canary request, for the drain after a rollback.
     canary_done_ms: f64,
     /// Rollback being watched.
@@ -139,7 +139,7 @@ impl World {
             ring: Ring::default(),
             sampler,
             tables: aggregate::Tables::default(),
-            counts: Vec::new(),
+            counts: crate::buckets::Counts::default(),
             canary_done_ms: 0.0,
             recovery: None,
             restore_rule: None,

@@ -21,7 +21,7 @@
 //! the histogram the engine saw.
 
 use super::{World, REFERENCE_SECONDS};
-use crate::buckets::{poisson, BucketTable, Mixture};
+use crate::buckets::{poisson, BucketTable, Drawn, Mixture};
 use crate::model::{draw, StepModel};
 use ramp_core::{Cohort, Fault, FaultEffect, PlanTime, Weight};
 use ramp_stats::{CohortStats, Histogram, Slot};
@@ -105,11 +105,13 @@ impl Tables {
 }
 
 /// One cohort's requests over a stretch, drawn at once.
-struct Drawn {
+struct Cohorts {
     /// Requests, errors and latency histogram.
     stats: CohortStats,
     /// The table it was drawn from (for the canary's latest completion).
     table: Arc<BucketTable>,
+    /// Where the bucket counts (left in the world's scratch `counts`) are non-zero.
+    drawn: Drawn,
 }
 
 /// Whether `f` acts on requests arriving at `t`: the per-request draw's rule.
@@ -200,8 +202,9 @@ impl World {
             let floor = self.canary_done_ms.max(cutoff);
             let starts: Vec<(f64, f64)> =
                 bt.steps.iter().map(|s| (s.a.0 as f64, s.lambda)).collect();
+            let counts = &self.counts.get()[..canary.drawn.hi];
             if let Some(done) =
-                latest_completion(&mut self.rng, &canary.table, &self.counts, &starts, floor)
+                latest_completion(&mut self.rng, &canary.table, counts, &starts, floor)
             {
                 self.canary_done_ms = self.canary_done_ms.max(done);
             }
@@ -293,15 +296,17 @@ impl World {
     /// total mean `lambda`, then the errors among them (the stable version's, each feature's
     /// for the canary, then the active error faults' among the rest), and the canary's
     /// per-feature attribution. Leaves the bucket counts in `self.counts`.
-    fn draw_cohort(&mut self, cohort: Cohort, share: f64, at: PlanTime, lambda: f64) -> Drawn {
+    fn draw_cohort(&mut self, cohort: Cohort, share: f64, at: PlanTime, lambda: f64) -> Cohorts {
         let plan = Arc::clone(&self.plan);
         let sim = plan.simulation.as_ref().expect("checked in World::new");
-        let step = StepModel::at_share(&sim.features, &sim.load, share);
+        // `StepModel::at_share` without its two vectors: this runs twice per tick.
+        let g = (1.0 - sim.load.contention) + sim.load.contention * share;
+        let stable_mult = 1.0 + sim.load.stable_latency * share;
         let canary = cohort == Cohort::Canary;
         let scale = if canary {
-            step.stable_mult * (1.0 + step.feature_latency.iter().sum::<f64>())
+            stable_mult * (1.0 + sim.features.iter().map(|f| f.latency * g).sum::<f64>())
         } else {
-            step.stable_mult
+            stable_mult
         };
         let mut latency_faults = Vec::new();
         let mut fault_ok = 1.0;
@@ -317,9 +322,10 @@ impl World {
         }
         let means = canary && !sim.features.is_empty();
         let table = self.tables.get(self.latency, scale, &latency_faults, means);
-        let n = table.draw(&mut self.rng, lambda, &mut self.counts);
+        let drawn = table.draw(&mut self.rng, lambda, &mut self.counts);
+        let n = drawn.total;
         let mut stats = CohortStats::new();
-        table.record(&self.counts, &mut stats.latency);
+        table.record(self.counts.get(), &drawn, &mut stats.latency);
         stats.requests = n;
         // Errors: the stable version's band, then (canary) each feature's band, as the
         // per-request draw lays them out on one uniform; then the error faults among the rest.
@@ -328,7 +334,8 @@ impl World {
         let mut left = 1.0 - base;
         if canary {
             let mut edge = base;
-            for (i, &e) in step.feature_errors.iter().enumerate() {
+            for (i, f) in sim.features.iter().enumerate() {
+                let e = f.error_rate * g;
                 let band = ((edge + e).min(1.0) - edge.min(1.0)).max(0.0);
                 edge += e;
                 let hit = if left > 0.0 {
@@ -342,22 +349,23 @@ impl World {
             }
             self.tally.requests += n;
             if means && n > 0 {
-                let draws: f64 = self
-                    .counts
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &c)| c as f64 * table.mean(k))
+                let draws: f64 = (drawn.lo..drawn.hi)
+                    .map(|k| self.counts.get()[k] as f64 * table.mean(k))
                     .sum();
-                let base_ms = draws * step.stable_mult;
+                let base_ms = draws * stable_mult;
                 self.tally.base_ms += base_ms;
-                for (added, l) in self.tally.added_ms.iter_mut().zip(&step.feature_latency) {
-                    *added += base_ms * l;
+                for (added, f) in self.tally.added_ms.iter_mut().zip(&sim.features) {
+                    *added += base_ms * f.latency * g;
                 }
             }
         }
         let fault_errors = binomial(&mut self.rng, clean, 1.0 - fault_ok);
         stats.errors = n - clean + fault_errors;
-        Drawn { stats, table }
+        Cohorts {
+            stats,
+            table,
+            drawn,
+        }
     }
 
     /// Records the reference ("Recording baseline metrics") when a fault begins in `[a, b)`
@@ -444,6 +452,7 @@ fn latest_completion(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buckets::Counts;
     use crate::model::LatencyModel;
     use rand::SeedableRng;
     use rand_pcg::Pcg64Mcg;
@@ -456,14 +465,19 @@ mod tests {
         let table = BucketTable::new(Mixture::new(model, 1.0, &[]), false);
         let steps: Vec<(f64, f64)> = (0..5).map(|j| (j as f64 * 1000.0, 2_000.0)).collect();
         let mut rng = Pcg64Mcg::seed_from_u64(4);
-        let mut counts = Vec::new();
+        let mut counts = Counts::default();
         let runs = 400;
+        let draw =
+            |rng: &mut Pcg64Mcg, counts: &mut Counts| table.draw(rng, 10_000.0, counts).total;
         let mut aggregated = Vec::new();
         let mut direct = Vec::new();
         for _ in 0..runs {
-            let n = table.draw(&mut rng, 10_000.0, &mut counts);
+            let n = draw(&mut rng, &mut counts);
             assert!(n > 0);
-            aggregated.push(latest_completion(&mut rng, &table, &counts, &steps, 0.0).unwrap());
+            aggregated.push(
+                latest_completion(&mut rng, &table, &counts.get()[..table.len()], &steps, 0.0)
+                    .unwrap(),
+            );
             let mut best: f64 = 0.0;
             for &(start, _) in &steps {
                 for _ in 0..poisson(&mut rng, 2_000.0) {
@@ -483,11 +497,9 @@ mod tests {
         }
         assert!(d < 1.949 * (2.0 / runs as f64).sqrt(), "KS D = {d}");
         // A floor above every completion finds nothing.
-        let n = table.draw(&mut rng, 10_000.0, &mut counts);
+        let n = draw(&mut rng, &mut counts);
         assert!(n > 0);
-        assert_eq!(
-            latest_completion(&mut rng, &table, &counts, &steps, 1e12),
-            None
-        );
+        let c = &counts.get()[..table.len()];
+        assert_eq!(latest_completion(&mut rng, &table, c, &steps, 1e12), None);
     }
 }
