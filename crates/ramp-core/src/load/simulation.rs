@@ -540,7 +540,67 @@ impl Validator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::tests::{ok, MINIMAL};
+    use crate::load::tests::{errs, ok, MINIMAL};
+
+    /// MINIMAL with a `[simulation]` whose `rps` line and extra lines are given.
+    fn with_simulation(rps: &str, extra: &str) -> String {
+        MINIMAL.to_string()
+            + &format!(
+                "\n[simulation]\nrps = {rps}\nstable = {{ p50_ms = 100, p95_ms = 200, p99_ms = 300, error_rate = 0 }}\n{extra}"
+            )
+    }
+
+    #[test]
+    fn the_sampler_is_auto_unless_the_plan_names_one() {
+        assert_eq!(
+            ok(&with_simulation("10", "")).simulation.unwrap().sampler,
+            None
+        );
+        for (text, want) in [
+            ("auto", None),
+            ("request", Some(SamplingMethod::PerRequest)),
+            ("aggregated", Some(SamplingMethod::Aggregated)),
+        ] {
+            let plan = ok(&with_simulation("10", &format!("sampler = \"{text}\"\n")));
+            assert_eq!(plan.simulation.unwrap().sampler, want, "{text}");
+        }
+        let e = errs(&with_simulation("10", "sampler = \"fast\"\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].2
+                .contains("simulation.sampler: \"fast\" is not one of"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_rate_that_could_count_past_two_to_the_53_is_refused_at_rps() {
+        // One hour of stages plus an hour: 7,200 s. 2^53 / 7,200 = 1.25e12 requests per second.
+        assert!(ok(&with_simulation("1.2e12", "")).simulation.is_some());
+        let e = errs(&with_simulation("1.3e12", ""));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].0, e[0].1), (12, 7), "{e:?}");
+        assert!(e[0].2.contains("above the limit of 2^53"), "{e:?}");
+        assert!(
+            e[0].2
+                .contains("expected at most 1250999896491 requests per second"),
+            "{e:?}"
+        );
+        // Non-finite rates never get that far.
+        for rps in ["inf", "nan"] {
+            let e = errs(&with_simulation(rps, ""));
+            assert_eq!(e.len(), 1, "{rps}: {e:?}");
+            assert!(e[0].2.contains("expected a finite number"), "{rps}: {e:?}");
+        }
+        // The daily profile's peak counts too.
+        let profile = format!("daily_profile = [{}2]\n", "1, ".repeat(23));
+        let e = errs(&with_simulation("1e12", &profile));
+        assert!(
+            e[0].2
+                .contains("(peak 2000000000000 with the daily profile)"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn overhead_becomes_one_feature_and_faults_get_defaults() {
