@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod scripted;
+
 /// Upper bound on any single wait in the tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
