@@ -83,6 +83,10 @@ pub struct ProxyArgs {
     /// Flag mode: the flag's `salt`, when its flags file sets one.
     #[arg(long)]
     pub flag_salt: Option<String>,
+    /// Longest pause in a client's request body, in milliseconds, before the proxy answers
+    /// 408 (default 10000; `[timeouts] client_body_idle_ms`).
+    #[arg(long, value_name = "MS")]
+    pub client_body_idle_ms: Option<u64>,
 }
 
 /// Sends the proxy's logs to standard error, filtered by `RAMP_LOG` (default `info`), with

@@ -248,6 +248,8 @@ pub enum Then {
     Close,
     /// Closes it after this pause, without reading anything more.
     CloseAfter(Duration),
+    /// Resets it (RST, not FIN) after this pause, without reading anything more.
+    ResetAfter(Duration),
 }
 
 impl Reply {
@@ -412,6 +414,14 @@ pub async fn scripted(script: impl Fn(&Received) -> Reply + Send + Sync + 'stati
                         Then::CloseAfter(pause) => {
                             tokio::time::sleep(pause).await;
                             let _ = wire.stream.shutdown().await;
+                            return;
+                        }
+                        Then::ResetAfter(pause) => {
+                            tokio::time::sleep(pause).await;
+                            // Linger 0 makes the close send RST; with a zero timeout it
+                            // never blocks, which is what the deprecation warns about.
+                            #[allow(deprecated)]
+                            let _ = wire.stream.set_linger(Some(Duration::ZERO));
                             return;
                         }
                     }
