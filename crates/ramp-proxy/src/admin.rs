@@ -9,7 +9,8 @@
 //! - `GET /upstreams`: health of every pool member.
 //! - `GET /healthz`: liveness of the proxy itself (no token needed).
 //!
-//! When a token is configured every other route requires `Authorization: Bearer <token>`.
+//! When a token is configured every other route requires `Authorization: Bearer <token>` (the
+//! scheme in any case).
 
 use crate::clock;
 use crate::config::{bp_to_percent, percent_to_bp};
@@ -267,14 +268,24 @@ fn pool_label(pool: &crate::upstream::Pool) -> String {
     }
 }
 
+/// Whether the request carries the admin token: `Authorization: Bearer <token>`, the scheme
+/// in any case and one or more spaces before the token (RFC 9110 §11.1, §11.4).
 fn authorized(req: &Request<Incoming>, token: &str) -> bool {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return false;
     };
-    let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else {
-        return false;
-    };
-    constant_time_eq(given, token.as_bytes())
+    bearer_token(value.as_bytes()).is_some_and(|given| constant_time_eq(given, token.as_bytes()))
+}
+
+/// The token of a `Bearer` credential, if `value` is one.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer";
+    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let token = rest.trim_ascii_start();
+    (!token.is_empty()).then_some(token)
 }
 
 /// Compares without an early exit, so response time does not reveal the matching prefix.
@@ -511,6 +522,26 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (value, token) in [
+            (&b"Bearer abc"[..], Some(&b"abc"[..])),
+            (b"bearer abc", Some(b"abc")),
+            (b"BEARER  abc", Some(b"abc")),
+            (b"Bearerabc", None),
+            (b"Bearer ", None),
+            (b"Basic abc", None),
+            (b"Bear", None),
+        ] {
+            assert_eq!(
+                bearer_token(value),
+                token,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
 
     #[test]
     fn constant_time_eq_compares_whole_values() {
