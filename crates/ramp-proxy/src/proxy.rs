@@ -7,7 +7,9 @@ use crate::config::{Config, Mode, StickySource, UnhealthyPolicy, UpstreamProtoco
 use crate::h1::ResponseHead;
 use crate::metrics::{ClientFailure, InternalFailure, Metrics, UpstreamFailure};
 use crate::pool::{self, Flight, Http1Pool, SendError};
+use crate::rng;
 use crate::routing::{self, Cohort, Decision, FaultAction, RouteState, SplitMode, StickyKey};
+use crate::state::InitialWeights;
 use crate::upload::{ClientBody, UploadWatch, WAITING};
 use crate::upstream::{Member, Pool};
 use crate::users::CohortUsers;
@@ -45,6 +47,8 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 pub struct Proxy {
     /// The validated configuration.
     pub config: Config,
+    /// Which start of the proxy this is; its counters begin at zero with it.
+    pub instance: Instance,
     /// All counters.
     pub metrics: Arc<Metrics>,
     /// The split rule and faults, swapped atomically by the admin API.
@@ -70,6 +74,27 @@ pub struct Proxy {
     /// tunnel holds a receiver; shutdown announces the drain, waits for all of them to
     /// drop, and at the deadline tells the tunnels to close.
     pub(crate) drain: tokio::sync::watch::Sender<DrainPhase>,
+}
+
+/// Which start of the proxy a snapshot's counters belong to. Counters restart at zero with
+/// every start, so a controller that sees a new `boot_id` knows that the difference from its
+/// last reading is a gap (a restart), not a drop of cumulative counters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Instance {
+    /// 32 lowercase hexadecimal digits, random, new at every start.
+    pub boot_id: String,
+    /// When this start happened, in milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+}
+
+impl Instance {
+    /// A new identity, for a proxy starting now.
+    fn new() -> Self {
+        Self {
+            boot_id: format!("{:016x}{:016x}", rng::next_u64(), rng::next_u64()),
+            started_unix_ms: clock::unix_ms(),
+        }
+    }
 }
 
 /// Where the proxy is in its shutdown, as connections and tunnels see it.
@@ -110,9 +135,23 @@ struct Exchange {
 }
 
 impl Proxy {
-    /// Builds a proxy from a configuration and the canary weight to start with (from the
-    /// state file or the configuration).
+    /// Builds a proxy from a configuration and the canary weight to start with, set by
+    /// nobody (see [`Proxy::with_weights`] to restore who set it from the state file).
     pub fn new(config: Config, canary_bp: u32) -> Arc<Proxy> {
+        Self::with_weights(
+            config,
+            InitialWeights {
+                canary_bp,
+                set_by: None,
+            },
+        )
+    }
+
+    /// Builds a proxy from a configuration and the weights to start with and the run that
+    /// set them ([`crate::state::initial_weights`]: the state file's, or the configured
+    /// initial weight).
+    pub fn with_weights(config: Config, weights: InitialWeights) -> Arc<Proxy> {
+        let InitialWeights { canary_bp, set_by } = weights;
         let upstreams = match config.upstream_protocol {
             UpstreamProtocol::Http1 => Upstreams::Http1(Http1Pool::new(
                 config.upstream_connect_timeout,
@@ -180,10 +219,12 @@ impl Proxy {
             pools,
             users,
             config,
+            instance: Instance::new(),
             metrics: Arc::new(Metrics::new()),
             route: ArcSwap::from_pointee(RouteState {
                 canary_bp: canary_bp.min(ramp_flags::BASIS_POINTS),
                 faults: Vec::new(),
+                set_by: set_by.map(Arc::from),
             }),
             mode,
             upstreams,

@@ -57,7 +57,7 @@ pub async fn run(
     config: crate::config::Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<DrainOutcome, RunError> {
-    let canary_bp = crate::state::initial_canary_bp(&config)?;
+    let weights = crate::state::initial_weights(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| RunError::Bind {
@@ -75,10 +75,11 @@ pub async fn run(
     tracing::info!(
         listen = %config.listen,
         admin = %config.admin_listen,
-        canary_percent = crate::config::bp_to_percent(canary_bp),
+        canary_percent = crate::config::bp_to_percent(weights.canary_bp),
+        set_by = weights.set_by.as_deref(),
         "ramp-proxy started"
     );
-    let proxy = Proxy::new(config, canary_bp);
+    let proxy = Proxy::with_weights(config, weights);
     Ok(serve(proxy, listener, admin, shutdown).await)
 }
 

@@ -314,8 +314,8 @@ pub async fn start_proxy_with(config: Config) -> Harness {
     let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
     let addr = listener.local_addr().expect("addr");
     let admin = admin_listener.local_addr().expect("admin addr");
-    let bp = ramp_proxy::state::initial_canary_bp(&config).expect("state");
-    let proxy = Proxy::new(config, bp);
+    let weights = ramp_proxy::state::initial_weights(&config).expect("state");
+    let proxy = Proxy::with_weights(config, weights);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(proxy.clone(), listener, admin_listener, async move {
         let _ = rx.await;
