@@ -538,7 +538,7 @@ impl Proxy {
             parts.headers.remove(&X_FORWARDED_PROTO);
             parts.headers.remove(&X_RAMP_COHORT);
         }
-        let (body, upload) = ClientBody::new(body, pool::ms_since_epoch(start), body_idle);
+        let (body, upload) = ClientBody::new(body, start, body_idle);
         Ok((
             Request::from_parts(parts, body),
             upgrade,

@@ -19,7 +19,7 @@
 
 use crate::clock;
 use crate::metrics::ClientFailure;
-use crate::pool::now_ms;
+use crate::pool::{ms_since_epoch, now_ms};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
@@ -29,7 +29,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
 /// [`UploadWatch::state`]: the body is still being received.
@@ -194,15 +194,15 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    /// Wraps a request body that arrived at `start_ms` (the pool's milliseconds); returns
-    /// the watch of its upload, `None` for a body that is empty from the start.
+    /// Wraps the body of a request that arrived at `start`; returns the watch of its
+    /// upload, `None` for a body that is empty from the start.
     pub fn new(
         inner: Incoming,
-        start_ms: u64,
+        start: Instant,
         idle_timeout: Duration,
     ) -> (Self, Option<Arc<UploadWatch>>) {
-        let watch =
-            (!inner.is_end_stream()).then(|| Arc::new(UploadWatch::new(start_ms, idle_timeout)));
+        let watch = (!inner.is_end_stream())
+            .then(|| Arc::new(UploadWatch::new(ms_since_epoch(start), idle_timeout)));
         (
             Self {
                 inner,

@@ -279,3 +279,62 @@ async fn a_body_cut_after_the_head_is_one_error_of_the_cohort() {
     );
     h.stop().await;
 }
+
+/// A proxy to h2c upstreams that sends everything to the canary, with the given response
+/// and body idle deadlines.
+async fn h2c_canary_proxy(response_ms: u64, body_idle_ms: u64) -> Harness {
+    let stable = start_upstream("stable").await;
+    let canary = start_upstream("canary").await;
+    let mut file = file_config(&[stable], &[canary]);
+    file.upstream_protocol = Some("h2c".into());
+    file.initial_canary_weight = Some(100.0);
+    file.timeouts.upstream_response_ms = Some(response_ms);
+    set_client_body_idle(&mut file, body_idle_ms);
+    start_proxy(file).await
+}
+
+/// With an h2c upstream (hyper's client sends the body), a stalled upload is answered
+/// `408 client/body_timeout` and reaches no cohort, and a slow but steady one is not cut by
+/// the response deadline: the same rules as the HTTP/1.1 pool's.
+///
+/// Fails on 63809fb: the response deadline runs from the request's arrival, so both
+/// uploads are answered `504 upstream_canary/timeout`, counted as canary 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_upstreams_follow_the_same_upload_rules() {
+    let h = h2c_canary_proxy(400, 300).await;
+    let c = client();
+    let mut wire = raw_client(&h).await;
+    write(
+        &mut wire,
+        "POST /collect HTTP/1.1\r\nHost: app.test\r\nContent-Length: 1000\r\n\r\nten bytes!",
+    )
+    .await;
+    let answer = read_response(&mut wire, false).await;
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert_eq!(answer.all("x-ramp-error"), ["client/body_timeout"]);
+    let s = settled_snapshot(&c, &h).await;
+    assert_client_errors(&s, &[("body_timeout", 1)]);
+    assert_cohort_untouched(&s, "canary");
+    h.stop().await;
+
+    let h = h2c_canary_proxy(400, 2_000).await;
+    let mut wire = raw_client(&h).await;
+    write(
+        &mut wire,
+        "POST /collect HTTP/1.1\r\nHost: app.test\r\nContent-Length: 120\r\n\r\n",
+    )
+    .await;
+    for i in 0..12u8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if wire.stream.write_all(&[b'a' + i; 10]).await.is_err() {
+            break;
+        }
+    }
+    let answer = read_response(&mut wire, false).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body.len(), 120);
+    let s = settled_snapshot(&c, &h).await;
+    assert_eq!(s["metrics"]["canary"]["errors"], 0);
+    assert_client_errors(&s, &[]);
+    h.stop().await;
+}

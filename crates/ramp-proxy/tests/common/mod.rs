@@ -32,8 +32,9 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// Starts a well-behaved upstream named `name`. It answers with `x-upstream: name`, echoes
 /// some request headers back as `x-seen-*`, and obeys `x-delay-ms` and `x-status`. Path
-/// `/echo` streams the request body back; `/stream` sends two chunks 800 ms apart; an
-/// `Upgrade` request gets a 101 and an echo tunnel.
+/// `/echo` streams the request body back; `/collect` reads the whole request body before it
+/// answers, with the body back; `/stream` sends two chunks 800 ms apart; an `Upgrade`
+/// request gets a 101 and an echo tunnel.
 pub async fn start_upstream(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -123,6 +124,13 @@ async fn upstream_answer(
         r.headers_mut()
             .insert("upgrade", "echo".parse().expect("hv"));
         return Ok(r);
+    } else if req.uri().path() == "/collect" {
+        match req.into_body().collect().await {
+            Ok(collected) => Full::new(collected.to_bytes())
+                .map_err(|e| match e {})
+                .boxed(),
+            Err(_) => Empty::new().map_err(|e| match e {}).boxed(),
+        }
     } else if req.uri().path() == "/echo" {
         req.into_body()
             .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
