@@ -65,18 +65,18 @@ async fn a_stalled_upload_is_a_408_charged_to_the_client_and_to_no_cohort() {
 }
 
 /// An upload that takes longer than the upstream response deadline but keeps progressing
-/// (twelve pieces 100 ms apart, against a 400 ms response deadline) reaches an upstream that
+/// (twelve pieces 100 ms apart, against a 600 ms response deadline) reaches an upstream that
 /// answers only once it has the whole body, and the answer comes back: the response
 /// deadline counts from the end of the request body, not from the request's arrival.
 ///
 /// Fails on 63809fb: the response deadline runs from the request's arrival, so the upload
-/// still in progress is cut at 400 ms and answered `504 upstream_stable/timeout`.
+/// still in progress is cut at 600 ms and answered `504 upstream_stable/timeout`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_but_steady_upload_is_not_cut_by_the_response_deadline() {
     let up = scripted(|r| Reply::send(ok(&r.body))).await;
     let mut file = file_config(&[up.addr], &[up.addr]);
     file.initial_canary_weight = Some(0.0);
-    file.timeouts.upstream_response_ms = Some(400);
+    file.timeouts.upstream_response_ms = Some(600);
     set_client_body_idle(&mut file, 2_000);
     let h = start_proxy(file).await;
     let c = client();
@@ -216,7 +216,7 @@ async fn a_body_cut_after_the_head_is_one_error_of_the_cohort() {
     })
     .await;
     let h = canary_proxy(up.addr, |file| {
-        file.timeouts.upstream_body_idle_ms = Some(300);
+        file.timeouts.upstream_body_idle_ms = Some(1_000);
     })
     .await;
     let c = client();
@@ -301,7 +301,7 @@ async fn h2c_canary_proxy(response_ms: u64, body_idle_ms: u64) -> Harness {
 /// uploads are answered `504 upstream_canary/timeout`, counted as canary 5xx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_upstreams_follow_the_same_upload_rules() {
-    let h = h2c_canary_proxy(400, 300).await;
+    let h = h2c_canary_proxy(600, 300).await;
     let c = client();
     let mut wire = raw_client(&h).await;
     write(
@@ -317,7 +317,7 @@ async fn h2c_upstreams_follow_the_same_upload_rules() {
     assert_cohort_untouched(&s, "canary");
     h.stop().await;
 
-    let h = h2c_canary_proxy(400, 2_000).await;
+    let h = h2c_canary_proxy(600, 2_000).await;
     let mut wire = raw_client(&h).await;
     write(
         &mut wire,
