@@ -227,6 +227,36 @@ mod tests {
     }
 
     #[test]
+    fn the_client_body_idle_deadline_has_an_option() {
+        let config = build_config(&parse(&[
+            "--stable",
+            "127.0.0.1:1",
+            "--canary",
+            "127.0.0.1:2",
+            "--client-body-idle-ms",
+            "2500",
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.client_body_idle_timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        let e = build_config(&parse(&[
+            "--stable",
+            "127.0.0.1:1",
+            "--canary",
+            "127.0.0.1:2",
+            "--client-body-idle-ms",
+            "0",
+        ]))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("`timeouts.client_body_idle_ms`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn an_option_replaces_a_file_value_and_its_place() {
         let dir = std::env::temp_dir().join(format!("ramp-proxy-overlay-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
