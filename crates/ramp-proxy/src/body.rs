@@ -6,13 +6,14 @@ use crate::clock;
 use crate::metrics::{ClientFailure, Metrics, UpstreamFailure};
 use crate::pool::UpstreamBody;
 use crate::routing::Cohort;
+use crate::upload::UploadWatch;
 use bytes::Bytes;
+use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -22,7 +23,13 @@ use tokio::time::Sleep;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Measures one request from its arrival to its end and keeps the in-flight gauge right:
-/// it is finished exactly once, explicitly or, if the request is abandoned, on drop.
+/// it ends exactly once, explicitly or, if the request is abandoned, on drop.
+///
+/// It is also where a request's attribution is decided, so that each request counts once:
+/// its response's status class, whether it is one of the cohort's `errors` (a 5xx, or a
+/// body the upstream cut short after the head, never both), and whether it is the cohort's
+/// at all (a request the client stalled, broke or abandoned during its upload, before any
+/// answer, records nothing in the cohort).
 pub struct RequestGuard {
     /// Where the result is recorded.
     metrics: Arc<Metrics>,
@@ -30,12 +37,19 @@ pub struct RequestGuard {
     cohort: Cohort,
     /// When the request arrived at the proxy.
     start: Instant,
-    /// Whether the result was already recorded.
+    /// Whether the request ended (recorded or dropped).
     done: bool,
+    /// Whether a response status was counted for the cohort.
+    answered: bool,
+    /// Whether the request was counted as one of the cohort's errors.
+    errored: bool,
+    /// The request body's upload, for requests with a body.
+    upload: Option<Arc<UploadWatch>>,
 }
 
 impl RequestGuard {
-    /// Starts measuring a request routed to `cohort` (counts it and marks it in flight).
+    /// Starts measuring a request routed to `cohort` (marks it in flight; it is counted
+    /// when it ends).
     pub fn start(metrics: Arc<Metrics>, cohort: Cohort, start: Instant) -> Self {
         metrics.request_started(cohort);
         Self {
@@ -43,6 +57,9 @@ impl RequestGuard {
             cohort,
             start,
             done: false,
+            answered: false,
+            errored: false,
+            upload: None,
         }
     }
 
@@ -51,12 +68,49 @@ impl RequestGuard {
         self.cohort
     }
 
-    /// The shared metrics.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    /// When the request arrived at the proxy.
+    pub fn started(&self) -> Instant {
+        self.start
     }
 
-    /// Records the latency and takes the request out of flight (idempotent).
+    /// Watches the request's upload: a request abandoned while its body is still being
+    /// received is the client's, not the cohort's.
+    pub(crate) fn watch_upload(&mut self, upload: Option<Arc<UploadWatch>>) {
+        self.upload = upload;
+    }
+
+    /// The request's upload, for requests with a body.
+    pub(crate) fn upload(&self) -> Option<&UploadWatch> {
+        self.upload.as_deref()
+    }
+
+    /// Counts the status of the response sent for the cohort; a 5xx is one of the cohort's
+    /// errors.
+    pub fn respond(&mut self, status: StatusCode) {
+        self.answered = true;
+        self.metrics.response(self.cohort, status.as_u16());
+        if status.is_server_error() {
+            self.count_error();
+        }
+    }
+
+    /// The upstream cut the response short after its head (a reset, a stall, broken
+    /// framing): counted under `reason`, and one of the cohort's errors unless the request
+    /// already is (its status was a 5xx).
+    pub fn cut_by_upstream(&mut self, reason: UpstreamFailure) {
+        self.metrics.upstream_error(self.cohort, reason);
+        self.count_error();
+    }
+
+    fn count_error(&mut self) {
+        if !self.errored {
+            self.errored = true;
+            self.metrics.cohort_error(self.cohort);
+        }
+    }
+
+    /// Records the request in its cohort with its latency, and takes it out of flight
+    /// (idempotent).
     pub fn finish(&mut self) {
         if !self.done {
             self.done = true;
@@ -65,70 +119,41 @@ impl RequestGuard {
                 .request_finished(self.cohort, elapsed.as_micros() as u64);
         }
     }
+
+    /// Ends a request the client is to blame for, before any answer of the cohort: counted
+    /// under `reason`, and nothing is recorded in the cohort.
+    pub fn client_fault(mut self, reason: ClientFailure) {
+        self.done = true;
+        self.metrics.client_error(reason);
+        self.metrics.request_dropped(self.cohort);
+    }
+
+    /// Counts a client failure after the cohort answered (the response head was counted):
+    /// the request stays the cohort's, recorded with the latency it had.
+    pub(crate) fn client_fault_after_answer(&mut self, reason: ClientFailure) {
+        self.metrics.client_error(reason);
+        self.finish();
+    }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         if !self.done {
             // Dropped unfinished: the client went away (hyper drops the service future or the
-            // body when the connection closes), which is the client's doing, not a cohort's.
+            // body when the connection closes), which is the client's doing, not a cohort's
+            // error. A request still uploading its body, with no answer yet, never reached
+            // the cohort's judgement and records nothing there; any other (a client that
+            // gave up waiting for a slow upstream, or left during the answer) is recorded
+            // with the latency it had, so a slow cohort cannot hide its slowness behind
+            // clients that give up.
             self.metrics.client_error(ClientFailure::Disconnected);
-            self.finish();
+            if !self.answered && self.upload.as_ref().is_some_and(|u| u.in_progress()) {
+                self.done = true;
+                self.metrics.request_dropped(self.cohort);
+            } else {
+                self.finish();
+            }
         }
-    }
-}
-
-/// The client's request body on its way to the upstream, watched so that a client that
-/// breaks its upload is blamed for what follows (the upstream then fails too, but only
-/// because the proxy could not give it the rest of the request).
-pub struct ClientBody {
-    /// The client's body.
-    inner: Incoming,
-    /// Set when the client's body fails; `None` for bodies that are empty from the start,
-    /// so that bodiless requests allocate nothing.
-    broken: Option<Arc<AtomicBool>>,
-}
-
-impl ClientBody {
-    /// Wraps a request body; returns the flag that turns true if the client breaks it.
-    pub fn new(inner: Incoming) -> (Self, Option<Arc<AtomicBool>>) {
-        let broken = if inner.is_end_stream() {
-            None
-        } else {
-            Some(Arc::new(AtomicBool::new(false)))
-        };
-        (
-            Self {
-                inner,
-                broken: broken.clone(),
-            },
-            broken,
-        )
-    }
-}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let (Poll::Ready(Some(Err(_))), Some(flag)) = (&polled, &this.broken) {
-            flag.store(true, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -158,9 +183,6 @@ pub struct ProxyBody {
     idle: Option<Pin<Box<Sleep>>>,
     /// Whether a frame arrived since the timer was last armed, so it must be re-armed.
     rearm: bool,
-    /// Set when the client broke its request body; then an upstream body error is the
-    /// client's doing.
-    client_broke: Option<Arc<AtomicBool>>,
 }
 
 /// An upstream's response body, from either kind of upstream.
@@ -181,13 +203,12 @@ pub(crate) enum UpstreamResponseBody {
 pub struct BodyStalled(pub Duration);
 
 impl ProxyBody {
-    /// Streams an upstream body, measured by `guard`; `client_broke` is the flag of the
-    /// request body (see [`ClientBody`]).
+    /// Streams an upstream body, measured by `guard` (which also knows whether the client
+    /// broke its upload, see [`crate::upload`]).
     pub(crate) fn upstream(
         body: UpstreamResponseBody,
         guard: RequestGuard,
         idle_timeout: Duration,
-        client_broke: Option<Arc<AtomicBool>>,
     ) -> Self {
         Self {
             inner: match body {
@@ -198,7 +219,6 @@ impl ProxyBody {
             idle_timeout,
             idle: None,
             rearm: false,
-            client_broke,
         }
     }
 
@@ -210,7 +230,6 @@ impl ProxyBody {
             idle_timeout: Duration::ZERO,
             idle: None,
             rearm: false,
-            client_broke: None,
         }
     }
 
@@ -225,17 +244,17 @@ impl ProxyBody {
         if let Inner::Http1(body) = &mut self.inner {
             body.abandon();
         }
-        let client_broke = self
-            .client_broke
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::Relaxed));
         if let Some(mut guard) = self.guard.take() {
-            if client_broke {
-                guard.metrics().client_error(ClientFailure::Disconnected);
-            } else {
-                guard.metrics().upstream_error(guard.cohort(), reason);
+            // The answer's head was counted for the cohort; if the client broke its upload
+            // meanwhile (an upload still going on beside an early answer), the cut is its
+            // doing, and the request stays the cohort's without being one of its errors.
+            match guard.upload().and_then(UploadWatch::fault) {
+                Some(fault) => guard.client_fault_after_answer(fault),
+                None => {
+                    guard.cut_by_upstream(reason);
+                    guard.finish();
+                }
             }
-            guard.finish();
         }
     }
 }

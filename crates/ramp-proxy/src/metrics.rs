@@ -3,7 +3,10 @@
 //!
 //! Every error records its source, pingora-style: the upstream of one cohort, the client, or
 //! the proxy itself. A canary that answers 500 and a client that sends garbage must never be
-//! confused, or a rollout would be judged on the wrong evidence.
+//! confused, or a rollout would be judged on the wrong evidence: a request charged to the
+//! client (a stalled or malformed upload, a malformed request) records nothing in either
+//! cohort, and each cohort's `errors` counts the requests the gates must see as failed, each
+//! at most once.
 
 use crate::histogram::{self, Histogram, HistogramSnapshot};
 use crate::routing::Cohort;
@@ -69,17 +72,37 @@ pub enum ClientFailure {
     HeadersTooLarge,
     /// The client did not send complete headers in time (the connection is closed).
     HeaderTimeout,
-    /// The client went away before the response was complete.
+    /// The client went away before the response was complete (in the middle of its upload,
+    /// the request reaches no cohort).
     Disconnected,
+    /// The client stopped sending its request body for longer than the body idle deadline:
+    /// 408, and the request reaches no cohort.
+    BodyTimeout,
+    /// The client's request body is not valid HTTP framing (a broken chunk, say): 400, and
+    /// the request reaches no cohort.
+    BadBody,
+    /// An HTTP/1.1 request without `Host`, or a request with more than one (RFC 9112
+    /// §3.2): 400, never forwarded.
+    BadHost,
+    /// A `CONNECT` request, which a reverse proxy does not tunnel: 400, never forwarded.
+    ConnectMethod,
+    /// An HTTP/2 client broke the protocol (garbage after the preface, a bad frame): the
+    /// connection is closed with a GOAWAY.
+    H2Protocol,
 }
 
 impl ClientFailure {
     /// Every variant, in the order of the counter array.
-    pub const ALL: [ClientFailure; 4] = [
+    pub const ALL: [ClientFailure; 9] = [
         ClientFailure::BadRequest,
         ClientFailure::HeadersTooLarge,
         ClientFailure::HeaderTimeout,
         ClientFailure::Disconnected,
+        ClientFailure::BodyTimeout,
+        ClientFailure::BadBody,
+        ClientFailure::BadHost,
+        ClientFailure::ConnectMethod,
+        ClientFailure::H2Protocol,
     ];
 
     /// The label value in metrics and JSON.
@@ -89,6 +112,11 @@ impl ClientFailure {
             ClientFailure::HeadersTooLarge => "headers_too_large",
             ClientFailure::HeaderTimeout => "header_timeout",
             ClientFailure::Disconnected => "disconnected",
+            ClientFailure::BodyTimeout => "body_timeout",
+            ClientFailure::BadBody => "bad_body",
+            ClientFailure::BadHost => "bad_host",
+            ClientFailure::ConnectMethod => "connect_method",
+            ClientFailure::H2Protocol => "h2_protocol",
         }
     }
 
@@ -98,6 +126,11 @@ impl ClientFailure {
             ClientFailure::HeadersTooLarge => 1,
             ClientFailure::HeaderTimeout => 2,
             ClientFailure::Disconnected => 3,
+            ClientFailure::BodyTimeout => 4,
+            ClientFailure::BadBody => 5,
+            ClientFailure::BadHost => 6,
+            ClientFailure::ConnectMethod => 7,
+            ClientFailure::H2Protocol => 8,
         }
     }
 }
@@ -142,11 +175,16 @@ impl InternalFailure {
 
 /// Counters of one cohort.
 pub struct CohortMetrics {
-    /// Requests routed to this cohort (after fallback), counted when routed.
+    /// Requests of this cohort (after fallback) that ended, counted when they end, with
+    /// their latency: a request charged to the client (a stalled, malformed or abandoned
+    /// upload) never is.
     requests: AtomicU64,
     /// Responses sent for this cohort by status class 1xx..5xx (index 0..4), including the
     /// proxy's own 502/504 and injected aborts: what the client saw.
     responses: [AtomicU64; 5],
+    /// Requests the gates must count as failed: a 5xx response, or a response whose body
+    /// the upstream cut short after its head; each request at most once.
+    errors: AtomicU64,
     /// Upstream failures by reason, indexed by `UpstreamFailure::slot`.
     upstream_errors: [AtomicU64; 5],
     /// Requests delayed by an injected fault.
@@ -164,6 +202,7 @@ impl CohortMetrics {
         Self {
             requests: AtomicU64::new(0),
             responses: Default::default(),
+            errors: AtomicU64::new(0),
             upstream_errors: Default::default(),
             faults_delayed: AtomicU64::new(0),
             faults_aborted: AtomicU64::new(0),
@@ -180,7 +219,7 @@ pub struct Metrics {
     /// Counters of the canary cohort.
     canary: CohortMetrics,
     /// Client-caused failures by reason.
-    client_errors: [AtomicU64; 4],
+    client_errors: [AtomicU64; 9],
     /// Proxy-caused failures by reason.
     internal_errors: [AtomicU64; 3],
     /// Sticky-mode requests that had no key and were split at random; in flag mode,
@@ -222,24 +261,40 @@ impl Metrics {
         }
     }
 
-    /// Counts a request routed to `cohort` and marks it in flight.
+    /// Marks a request routed to `cohort` in flight; it is counted when it ends.
     pub fn request_started(&self, cohort: Cohort) {
-        let c = self.cohort(cohort);
-        c.requests.fetch_add(1, Ordering::Relaxed);
-        c.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.cohort(cohort)
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records the end of a request of `cohort`: its latency, and that it left flight.
+    /// Records the end of a request of `cohort`: it counts, with its latency, and it left
+    /// flight.
     pub fn request_finished(&self, cohort: Cohort, latency_us: u64) {
         let c = self.cohort(cohort);
+        c.requests.fetch_add(1, Ordering::Relaxed);
         c.latency.record_us(latency_us);
         c.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Takes a request of `cohort` out of flight without recording it: the client is to
+    /// blame for how it ended, so it is not the cohort's evidence.
+    pub fn request_dropped(&self, cohort: Cohort) {
+        self.cohort(cohort)
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Counts the status of a response sent for `cohort`.
     pub fn response(&self, cohort: Cohort, status: u16) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.cohort(cohort).responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request of `cohort` as failed for the gates; the caller counts each request
+    /// at most once (see `RequestGuard`).
+    pub fn cohort_error(&self, cohort: Cohort) {
+        self.cohort(cohort).errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an upstream failure of `cohort`.
@@ -303,6 +358,7 @@ impl Metrics {
                 c4xx: c.responses[3].load(Ordering::Relaxed),
                 c5xx: c.responses[4].load(Ordering::Relaxed),
             },
+            errors: c.errors.load(Ordering::Relaxed),
             upstream_errors: UpstreamFailure::ALL
                 .iter()
                 .map(|r| {
@@ -353,7 +409,7 @@ impl Metrics {
             (Cohort::Canary, &self.canary),
         ];
 
-        out.push_str("# HELP ramp_proxy_requests_total Requests routed to each cohort.\n# TYPE ramp_proxy_requests_total counter\n");
+        out.push_str("# HELP ramp_proxy_requests_total Requests of each cohort that ended (requests charged to the client are not counted).\n# TYPE ramp_proxy_requests_total counter\n");
         for (name, c) in &cohorts {
             let _ = writeln!(
                 out,
@@ -373,6 +429,15 @@ impl Metrics {
                     c.responses[i].load(Ordering::Relaxed)
                 );
             }
+        }
+        out.push_str("# HELP ramp_proxy_cohort_errors_total Requests of each cohort counted as failed by the gates: a 5xx response, or a body cut short by the upstream after its head (each request at most once).\n# TYPE ramp_proxy_cohort_errors_total counter\n");
+        for (name, c) in &cohorts {
+            let _ = writeln!(
+                out,
+                "ramp_proxy_cohort_errors_total{{cohort=\"{}\"}} {}",
+                name.as_str(),
+                c.errors.load(Ordering::Relaxed)
+            );
         }
         out.push_str("# HELP ramp_proxy_errors_total Errors by source (upstream, client, internal), cohort and reason.\n# TYPE ramp_proxy_errors_total counter\n");
         for (name, c) in &cohorts {
@@ -530,10 +595,14 @@ pub struct ResponseClasses {
 /// One cohort in `/snapshot`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct CohortSnapshot {
-    /// Requests routed to the cohort.
+    /// Requests of the cohort that ended, each with its latency in `latency`; requests
+    /// charged to the client are not counted.
     pub requests: u64,
     /// Responses by status class.
     pub responses: ResponseClasses,
+    /// Requests counted as failed for the gates: 5xx responses plus responses cut short by
+    /// the upstream after their head, each request at most once; cumulative.
+    pub errors: u64,
     /// Upstream failures by reason name.
     pub upstream_errors: std::collections::BTreeMap<String, u64>,
     /// Requests delayed by a fault.

@@ -326,8 +326,10 @@ async fn connect_router(
             let path = base_dir.join(config);
             let config = ramp_proxy::Config::load(&path)
                 .map_err(|e| Invalid(format!("router.proxy_config: {e}")))?;
-            let canary_bp =
-                ramp_proxy::state::initial_canary_bp(&config).context("proxy state file")?;
+            // The weights and the run that set them, so that a restarted embedded proxy
+            // reports the same `set_by` as before.
+            let weights =
+                ramp_proxy::state::initial_weights(&config).context("proxy state file")?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("the proxy cannot listen on {}", config.listen))?;
@@ -341,7 +343,7 @@ async fn connect_router(
                 })?;
             let admin_addr = admin.local_addr()?;
             let token = config.admin_token.clone();
-            let proxy = ramp_proxy::Proxy::new(config, canary_bp);
+            let proxy = ramp_proxy::Proxy::with_weights(config, weights);
             let task = tokio::spawn(async move {
                 let _ = ramp_proxy::serve(proxy, listener, admin, std::future::pending()).await;
             });
