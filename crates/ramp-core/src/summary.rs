@@ -299,7 +299,8 @@ pub struct GateResult {
     /// The end of the 99.9 % confidence interval of `observed` nearest to passing (the lower
     /// end for a ceiling). A gate fails only when this, not just the point estimate, is
     /// beyond the fail level, so sampling noise in a small window cannot roll back a healthy
-    /// canary. `None` for throughput, which is counted, not estimated.
+    /// canary. For a throughput, the end of the exact (Garwood) Poisson interval of the rate,
+    /// its requests counted over the observed time. `None` without a value.
     #[serde(default)]
     pub conservative: Option<f64>,
     /// The verdict.
