@@ -176,6 +176,7 @@ fn stage(
         planned_duration_s: planned,
         started_s,
         elapsed_s: elapsed,
+        unobserved_s: 0.0,
         checkpoint_s: every,
         decision: Some(decision),
         confidence,

@@ -10,6 +10,7 @@
 //! number or does I/O. Given the same inputs it returns the same actions, byte for byte; the
 //! simulator and the live driver differ only in where the inputs come from.
 
+mod coverage;
 mod gates;
 mod relative;
 
@@ -85,6 +86,22 @@ pub enum Input {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<usize>,
     },
+    /// Nothing was observed over `[start_ms, end_ms)` (the metrics source restarted — its counters began again — or could not be read): that time counts toward no stage's observed duration and no window covers it.
+    ///
+    /// Drivers feed it at `end_ms`, and the next slot starts there. The running stage's end
+    /// moves out by its part of the gap, since a decision needs the stage's planned duration
+    /// of observed time; a stage unobserved for longer than its limit
+    /// ([`Plan::max_unobserved_of`]) halts the rollout. A gap before the start or after the
+    /// finish changes no stage.
+    Gap {
+        /// Start of the unobserved time, ms of plan time (the end of the last slot).
+        start_ms: u64,
+        /// End of the unobserved time (exclusive), ms of plan time: where the next slot starts.
+        end_ms: u64,
+        /// Why nothing was observed, as a phrase for events and reasons ("proxy restarted:
+        /// its counters began again").
+        reason: String,
+    },
     /// The driver stops the rollout before or during a stage without rolling back (a failed
     /// pre-deployment check): the outcome is `halted` and the weight stays where it is.
     Halt {
@@ -146,9 +163,12 @@ pub struct CheckpointReport {
     pub stages: usize,
     /// The stage's weight.
     pub weight: Weight,
-    /// Time spent in the stage so far.
+    /// Time spent in the stage so far, unobserved time included.
     pub elapsed: Span,
-    /// The stage's planned duration.
+    /// The part of `elapsed` that was not observed (gaps), which moved the stage's end out
+    /// by as much: panels show "observed X of Y (Z unobserved)" when it is not zero.
+    pub unobserved: Span,
+    /// The stage's planned duration (of observed time).
     pub duration: Span,
     /// The row recorded.
     pub checkpoint: CheckpointSummary,
@@ -199,6 +219,12 @@ pub struct LiveView {
     pub index: usize,
     /// When the stage started, in plan time.
     pub started: PlanTime,
+    /// The stage's unobserved time so far (gaps), ms; it moved `ends_at` out by as much, so
+    /// that status can say "observed 28 s of 40 s; 12 s unobserved".
+    pub unobserved_ms: u64,
+    /// When the stage ends unless paused or held for approvals: its planned duration after
+    /// `started`, moved out by its unobserved time.
+    pub ends_at: PlanTime,
     /// Its gates on their sliding windows as of the last tick.
     pub gates: Vec<GateResult>,
     /// Its statistical tests as of the last tick.
@@ -257,6 +283,8 @@ pub struct Engine {
     /// The stage (0-based) whose missing approvals were last announced, so the announcement
     /// is made once rather than at every tick.
     announced_wait: Option<usize>,
+    /// The running stage's unobserved time (see `coverage`).
+    coverage: coverage::Coverage,
 }
 
 /// The multiwindow burn-rate rules of the Google SRE workbook ("Alerting on SLOs"): fast
@@ -302,6 +330,7 @@ impl Engine {
             approvals: Vec::new(),
             start_requested: false,
             announced_wait: None,
+            coverage: coverage::Coverage::default(),
         }
     }
 
@@ -321,15 +350,23 @@ impl Engine {
     }
 
     /// The next plan time at which the driver should tick: one evaluation interval on, but
-    /// never past the next checkpoint or stage end, so that those land exactly.
+    /// never past the next checkpoint or stage end (moved out by the stage's unobserved
+    /// time), so that those land exactly.
     pub fn next_tick(&self) -> PlanTime {
         let every = self.now.plus(self.plan.evaluate_every);
         match self.state {
             State::Running { index } => {
                 let stage = &self.plan.stages[index];
-                let end = self.stage_started.plus(stage.duration);
+                let end = self.stage_end(index);
                 let cp = self.checkpoint_due(stage.checkpoint, end);
-                every.min(cp).max(PlanTime(self.now.0 + 1))
+                // A checkpoint that fell due while nothing was observed (a gap) is recorded
+                // at the next regular tick, not by a slot of a millisecond; the stage end
+                // still lands exactly.
+                [cp, end]
+                    .into_iter()
+                    .filter(|t| *t > self.now)
+                    .fold(every, PlanTime::min)
+                    .max(PlanTime(self.now.0 + 1))
             }
             State::Pending | State::Finished(_) => every,
         }
@@ -345,6 +382,14 @@ impl Engine {
                     self.start_requested = true;
                     self.start_when_approved(&mut out);
                 }
+            }
+            Input::Gap {
+                start_ms,
+                end_ms,
+                reason,
+            } => {
+                self.now = self.now.max(PlanTime(end_ms)).max(now);
+                self.gap(start_ms, end_ms, &reason, &mut out);
             }
             Input::Tick(slot) => {
                 self.now = self.now.max(PlanTime(slot.end_ms)).max(now);
@@ -429,6 +474,8 @@ impl Engine {
                 started: self.stage_started,
                 gates: self.window_gates(index),
                 tests: self.tests(),
+                unobserved_ms: self.coverage.stage().0,
+                ends_at: self.stage_end(index),
             }),
             State::Pending | State::Finished(_) => None,
         }
@@ -688,6 +735,7 @@ impl Engine {
         if let Some(t) = &mut self.seq_latency {
             t.observe(&slot.canary.latency, &slot.stable.latency);
         }
+        self.coverage.observed(slot.end_ms);
         self.windows.push(slot.clone());
         self.stage_data.add(slot);
         self.interval_data.add(slot);
@@ -727,12 +775,14 @@ impl Engine {
             .filter(|_| compare)
             .map(|(alpha, floor)| SequentialLatencyTest::with_floor(alpha, floor));
         self.relative.clear();
+        self.coverage.start_stage();
         self.stages.push(StageSummary {
             index: index + 1,
             weight: stage.weight.percent(),
             planned_duration_s: stage.duration.as_secs_f64(),
             started_s: now.as_secs_f64(),
             elapsed_s: 0.0,
+            unobserved_s: 0.0,
             checkpoint_s: stage.checkpoint.as_secs_f64(),
             decision: None,
             confidence: Confidence::Low,
@@ -810,9 +860,8 @@ impl Engine {
             self.roll_back(index, reason, gates, out);
             return;
         }
-        let stage = &self.plan.stages[index];
-        let end = self.stage_started.plus(stage.duration);
-        let due = self.checkpoint_due(stage.checkpoint, end);
+        let end = self.stage_end(index);
+        let due = self.checkpoint_due(self.plan.stages[index].checkpoint, end);
         if self.now >= due {
             self.record_checkpoint(index, gates, out);
         }
@@ -834,7 +883,12 @@ impl Engine {
     }
 
     fn record_checkpoint(&mut self, index: usize, gates: Vec<GateResult>, out: &mut Vec<Action>) {
-        let span = self.now.since(self.last_checkpoint).0;
+        // Rates over the interval are over the time it observed.
+        let span = self
+            .now
+            .since(self.last_checkpoint)
+            .0
+            .saturating_sub(self.coverage.interval().0);
         let by_scope = scoped(&self.interval_data, span);
         let cp = CheckpointSummary {
             t_s: self.now.as_secs_f64(),
@@ -843,6 +897,7 @@ impl Engine {
             gates,
         };
         self.interval_data.clear();
+        self.coverage.checkpoint();
         self.last_checkpoint = self.now;
         let plan = Arc::clone(&self.plan);
         let stage = &plan.stages[index];
@@ -857,6 +912,7 @@ impl Engine {
             stages: self.plan.stages.len(),
             weight: stage.weight,
             elapsed: self.now.since(self.stage_started),
+            unobserved: self.coverage.stage(),
             duration: stage.duration,
             checkpoint: cp,
             running_average,
@@ -868,8 +924,8 @@ impl Engine {
     /// Fills the current stage's record from its data.
     fn close_stage(&mut self, decision: Decision, gates: Vec<GateResult>, reasons: Vec<String>) {
         let tests = self.tests();
-        let span = self.now.since(self.stage_started).0;
-        let by_scope = scoped(&self.stage_data, span);
+        let elapsed = self.now.since(self.stage_started);
+        let by_scope = scoped(&self.stage_data, self.stage_observed().0);
         let confidence = confidence(
             &gates,
             decision,
@@ -879,7 +935,8 @@ impl Engine {
             .stages
             .last_mut()
             .expect("a running stage has a record");
-        s.elapsed_s = Span(span).as_secs_f64();
+        s.elapsed_s = elapsed.as_secs_f64();
+        s.unobserved_s = self.coverage.stage().as_secs_f64();
         s.decision = Some(decision);
         s.confidence = confidence;
         s.reasons = reasons;
@@ -892,7 +949,9 @@ impl Engine {
     fn end_stage(&mut self, index: usize, out: &mut Vec<Action>) {
         let plan = Arc::clone(&self.plan);
         let stage = &plan.stages[index];
-        let span = self.now.since(self.stage_started).0;
+        // The stage is judged on the time it observed, not on the time it took.
+        let observed = self.stage_observed();
+        let span = observed.0;
         let gates: Vec<GateResult> = stage
             .gates
             .iter()
@@ -943,20 +1002,11 @@ impl Engine {
             Decision::Proceed
         };
         if matches!(decision, Decision::Proceed | Decision::Monitor) {
-            reasons.insert(
-                0,
-                format!(
-                    "{} of {} gates passed over {} of data ({} canary and {} stable requests).",
-                    gates
-                        .iter()
-                        .filter(|r| r.status == GateStatus::Pass)
-                        .count(),
-                    gates.len(),
-                    Span(span),
-                    group(self.stage_data.canary.requests),
-                    group(self.stage_data.stable.requests)
-                ),
-            );
+            let passed = gates
+                .iter()
+                .filter(|r| r.status == GateStatus::Pass)
+                .count();
+            reasons.insert(0, self.passed_over(passed, gates.len(), observed));
             if let Some(closest) = self.closest_window(index) {
                 reasons.push(closest);
             }
