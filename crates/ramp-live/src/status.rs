@@ -91,6 +91,7 @@ impl StatusView {
             started,
             gates: g,
             tests: t,
+            ..
         }) = engine.live_view()
         {
             let st = &plan.stages[index];
