@@ -140,7 +140,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.publish_flag_weight(w);
         }
         for attempt in 0..5 {
-            match self.routing.router.set_weight(w).await {
+            match self.routing.router.set_weight(w, &self.journal.token).await {
                 Ok(()) => {
                     if !decrease {
                         self.publish_flag_weight(w);

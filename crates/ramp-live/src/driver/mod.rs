@@ -22,6 +22,7 @@
 
 mod feed;
 mod flags;
+mod identity;
 mod operator;
 mod records;
 mod rehearsal;
@@ -79,6 +80,18 @@ pub enum LiveError {
     /// The control API's listener failed.
     #[error("control API: {0}")]
     Control(std::io::Error),
+    /// The router's weights were set by a run this journal does not hold (the journal was
+    /// emptied, replaced, or belongs to another controller): starting here would start over at
+    /// stage 1 and move its weight without a word, so nothing is sent to it.
+    #[error("the router at {url} holds weights set by run {token}, which the journal {journal} does not hold (it was emptied or replaced, or another controller's journal drives this router); nothing was sent to the router. Use the journal that holds that run to resume it, or run the same command with --new-run to start a new run from stage 1 (the canary goes to 0 % first)")]
+    ForeignRun {
+        /// The router's location.
+        url: String,
+        /// The journal file.
+        journal: String,
+        /// The token of the run that set the router's weights.
+        token: String,
+    },
     /// The router's proxy serves another deployment: driving it would move another
     /// service's traffic, so nothing is sent to it.
     #[error("the proxy at {url} serves deployment {proxy:?}, but the plan is for {plan:?}; point [router] at this deployment's proxy, or set deployment_id = {plan:?} in the proxy's configuration")]
@@ -123,6 +136,10 @@ pub struct RunConfig {
     /// on interruption, halt it with this reason and record it finished, instead of leaving
     /// it open in the journal for a resume that can never come.
     pub halt_on_interrupt: Option<String>,
+    /// Drive a router whose weights were set by a run this journal does not hold (`--new-run`):
+    /// the operator starts over deliberately. Without it such a router is refused
+    /// ([`LiveError::ForeignRun`]).
+    pub new_run: bool,
 }
 
 /// What the driver reports as it goes, for the terminal.
@@ -149,8 +166,9 @@ pub enum RunEnd {
     /// The shutdown signal came first; the run stays open in the journal and the same
     /// command resumes it. The proxy keeps routing at the last weight.
     Interrupted {
-        /// The journal's run id.
-        run_id: i64,
+        /// The journal's run id; `None` when the signal came before the run was opened
+        /// (while waiting for the router), so nothing was journaled.
+        run_id: Option<i64>,
     },
 }
 
@@ -181,6 +199,8 @@ struct RunJournal<J> {
     path: String,
     /// This run.
     run_id: i64,
+    /// This run's token, handed to the router with every weight.
+    token: String,
     /// Wall-clock start of the run (Unix ms): plan time zero.
     started_unix_ms: i64,
 }

@@ -31,9 +31,6 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         shutdown: &mut Shutdown<'_, F>,
         fresh: bool,
     ) -> Result<Ended, LiveError> {
-        let Some(()) = self.confirm_router(shutdown).await? else {
-            return Ok(Ended::Interrupted);
-        };
         if fresh {
             // No user reaches the canary before the checks pass and the first stage starts,
             // whatever weight an earlier run left in the router.
@@ -201,50 +198,6 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         }
     }
 
-    /// Asks the router which deployment it serves before anything is sent to it (waiting
-    /// while it cannot be reached) and refuses one that serves another deployment; a router
-    /// that names none is driven, with a warning that its sticky salt is not the
-    /// deployment's. `None` when interrupted meanwhile.
-    async fn confirm_router<F: Future<Output = ()> + Send>(
-        &mut self,
-        shutdown: &mut Shutdown<'_, F>,
-    ) -> Result<Option<()>, LiveError> {
-        let deployment = loop {
-            match self.routing.router.deployment().await {
-                Ok(d) => {
-                    self.metrics_back();
-                    break d;
-                }
-                Err(e) => {
-                    let Some(()) = self.wait_to_retry(&e, shutdown).await? else {
-                        return Ok(None);
-                    };
-                }
-            }
-        };
-        let plan_id = &self.plan.deployment.id;
-        match deployment.as_deref() {
-            Some(id) if id == plan_id => {}
-            None | Some(ramp_proxy::config::DEFAULT_DEPLOYMENT_ID) => {
-                let t = self.plan_now();
-                let text = format!(
-                    "The proxy at {} names no deployment: it salts sticky routing with {:?}, not {plan_id:?} (set deployment_id = {plan_id:?} in its configuration so that flags salted by the deployment agree with it)",
-                    self.routing.router.location(),
-                    ramp_proxy::config::DEFAULT_DEPLOYMENT_ID
-                );
-                self.line(t, text);
-            }
-            Some(other) => {
-                return Err(LiveError::WrongProxy {
-                    url: self.routing.router.location().to_string(),
-                    proxy: other.to_string(),
-                    plan: plan_id.clone(),
-                })
-            }
-        }
-        Ok(Some(()))
-    }
-
     /// One reading and engine tick. Returns `false` when the source could not be read (the
     /// rollout holds: no data is never a pass).
     async fn tick(&mut self) -> Result<bool, LiveError> {
@@ -254,6 +207,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             Err(e) => {
                 let t = self.plan_now();
                 self.metrics_problem(t, &e)?;
+                if let State::Running { .. } = self.engine.state() {
+                    self.unreadable_too_long(&e).await?;
+                }
                 return Ok(false);
             }
         };
@@ -279,21 +235,68 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         Ok(true)
     }
 
-    /// Feeds the slot since the last reading (journaled with the counters that end it).
+    /// Feeds what happened since the last reading, journaled with the counters that end it:
+    /// a slot when the two readings are one stream of counts, otherwise (the source restarted
+    /// between them) a gap, the time between them unobserved.
     async fn feed_slot(&mut self, now: PlanTime, counters: &Counters) -> Result<(), LiveError> {
         if now.0 <= self.metrics.last_end_ms {
             return Ok(());
         }
-        let base = self
-            .metrics
-            .cursor
-            .clone()
-            .unwrap_or_else(|| counters.clone());
-        let slot = counters.slot_since(&base, self.metrics.last_end_ms, now.0);
+        let start_ms = self.metrics.last_end_ms;
+        let input = match &self.metrics.cursor {
+            Some(base) => match counters.gap_since(base) {
+                None => Input::Tick(counters.slot_since(base, start_ms, now.0)),
+                Some(reason) => Input::Gap {
+                    start_ms,
+                    end_ms: now.0,
+                    reason: reason.to_string(),
+                },
+            },
+            // No base to subtract from (the time before was declared unobserved while the
+            // source could not be read): this reading only starts the stream again.
+            None => Input::Gap {
+                start_ms,
+                end_ms: now.0,
+                reason: self.unreadable_reason(),
+            },
+        };
         self.metrics.last_end_ms = now.0;
-        self.feed_at(now, Input::Tick(slot), Some(counters)).await?;
+        self.feed_at(now, input, Some(counters)).await?;
         self.metrics.cursor = Some(counters.clone());
         Ok(())
+    }
+
+    /// While the source cannot be read, the rollout holds; once the time since the last
+    /// reading is more than the running stage may leave unobserved, that time is declared a
+    /// gap (and the engine halts the rollout: no data is never a pass, in time either). The
+    /// counters read after it only start the stream again.
+    async fn unreadable_too_long(&mut self, e: &SourceError) -> Result<(), LiveError> {
+        let now = self.plan_now();
+        let Some(view) = self.engine.live_view() else {
+            return Ok(());
+        };
+        let limit = self.plan.max_unobserved_of(view.index).0;
+        let allowance = limit.saturating_sub(view.unobserved_ms);
+        let start_ms = self.metrics.last_end_ms;
+        if now.0.saturating_sub(start_ms) <= allowance {
+            return Ok(());
+        }
+        let gap = Input::Gap {
+            start_ms,
+            end_ms: now.0,
+            reason: format!("the proxy could not be read ({e})"),
+        };
+        self.metrics.last_end_ms = now.0;
+        self.metrics.cursor = None;
+        self.feed_at(now, gap, None).await
+    }
+
+    /// The reason of a gap that began while the source could not be read.
+    fn unreadable_reason(&self) -> String {
+        match &self.metrics.problem {
+            Some(p) => format!("the proxy could not be read ({p})"),
+            None => "the proxy could not be read".to_string(),
+        }
     }
 
     /// The controller owns the weight: if the router holds another one than `expected` (it

@@ -2,6 +2,7 @@
 //! resumed), replay into a fresh engine, the sidecar servers, the loop, then the end.
 
 use super::flags::Flags;
+use super::identity;
 use super::rehearsal::LiveRehearsal;
 use super::sidecars::{ControlServer, FlagsServer};
 use super::teardown::Hooks;
@@ -15,7 +16,7 @@ use crate::source::Counters;
 use ramp_core::engine::{Engine, Input, State};
 use ramp_core::plan::Plan;
 use ramp_core::PlanTime;
-use ramp_store::{DeploymentLock, Journal};
+use ramp_store::{DeploymentLock, Journal, RunRecord};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -43,7 +44,21 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
     let journal_path = store.location();
-    let (run_id, started_unix_ms, resumed) = open_run(&mut store, &config, &journal_path)?;
+    tokio::pin!(shutdown);
+    // Nothing is journaled or sent to the router before it says who it is and whose weights
+    // it holds.
+    let Some(identity) = identity::wait_for_router(&router, &mut *on, &mut shutdown).await else {
+        return Ok(RunEnd::Interrupted { run_id: None });
+    };
+    let warnings = identity::check(
+        &identity,
+        &router,
+        &store,
+        &config.plan.deployment.id,
+        config.new_run,
+    )?;
+    let (run, resumed) = open_run(&mut store, &config, &journal_path)?;
+    let (run_id, started_unix_ms) = (run.run_id, run.started_unix_ms);
     let plan = Arc::new(started_at(&config.plan, started_unix_ms));
     on(Progress::Began(Arc::clone(&plan)));
     let replayed = replay(&store, &plan, run_id, &journal_path)?;
@@ -71,6 +86,7 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             store,
             path: journal_path,
             run_id,
+            token: run.token,
             started_unix_ms,
         },
         metrics: MetricsFeed {
@@ -90,6 +106,10 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         resumable: config.halt_on_interrupt.is_none(),
     };
     d.init_flags();
+    for text in warnings {
+        let now = d.plan_now();
+        d.line(now, text);
+    }
     if resumed {
         d.announce_resume(replayed.inputs);
     } else {
@@ -102,7 +122,6 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         d.line(now, text);
     }
 
-    tokio::pin!(shutdown);
     let ended = d
         .drive(&mut commands, &mut hooks_rx, &mut shutdown, fresh)
         .await;
@@ -116,12 +135,12 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
 }
 
 /// Finds the deployment's unfinished run (which must have the same plan) or begins a new one.
-/// Returns the run's id, its wall-clock start and whether it is resumed.
+/// Returns the run and whether it is resumed.
 fn open_run<J: JournalStore>(
     store: &mut J,
     config: &RunConfig,
     journal_path: &str,
-) -> Result<(i64, i64, bool), LiveError> {
+) -> Result<(RunRecord, bool), LiveError> {
     let deployment = &config.plan.deployment.id;
     match store.active_run(deployment)? {
         Some(r) if r.plan_toml != config.plan_text => Err(LiveError::PlanChanged {
@@ -129,11 +148,11 @@ fn open_run<J: JournalStore>(
             deployment: deployment.clone(),
             run: r.run_id,
         }),
-        Some(r) => Ok((r.run_id, r.started_unix_ms, true)),
+        Some(r) => Ok((r, true)),
         None => {
             let now = clock::unix_ms();
-            let id = store.begin_run(deployment, &config.plan_path, &config.plan_text, now)?;
-            Ok((id, now, false))
+            let run = store.begin_run(deployment, &config.plan_path, &config.plan_text, now)?;
+            Ok((run, false))
         }
     }
 }
@@ -182,6 +201,7 @@ fn replay<J: JournalStore>(
             serde_json::from_str(&rec.body).map_err(|e| corrupt(rec.seq, e.to_string()))?;
         match &input {
             Input::Tick(slot) => last_end_ms = slot.end_ms,
+            Input::Gap { end_ms, .. } => last_end_ms = *end_ms,
             // The first slot starts where the rollout started, not at the checks before it.
             Input::Start => last_end_ms = rec.plan_ms,
             _ => {}

@@ -122,7 +122,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             Ended::Finished => {}
             Ended::Interrupted => {
                 let Some(reason) = halt_on_interrupt else {
-                    return Ok(RunEnd::Interrupted { run_id });
+                    return Ok(RunEnd::Interrupted {
+                        run_id: Some(run_id),
+                    });
                 };
                 if !matches!(self.engine.state(), State::Finished(_)) {
                     let halt = Input::Halt {
