@@ -35,14 +35,14 @@ pub const UPSTREAM_HEADER: &str = "x-ramp-upstream";
 
 /// The longest latency an upstream will ever wait before answering, in ms. The model's tail
 /// is unbounded (its last segment continues past p99), and a regression can add latency;
+/// capping keeps every sleep, and therefore every connection's lifetime, bounded.
+pub const MAX_LATENCY_MS: f64 = 60_000.0;
+
 /// The largest request body the demo upstream reads; more is refused with 400.
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// The longest the demo upstream waits for a request's body.
 const MAX_BODY_WAIT: Duration = Duration::from_secs(60);
-
-/// capping keeps every sleep, and therefore every connection's lifetime, bounded.
-pub const MAX_LATENCY_MS: f64 = 60_000.0;
 
 /// The longest accepted upstream name, in bytes. The name is echoed in a header and as the
 /// body's first line, so it is kept short enough to be cheap to send and to print.

@@ -85,13 +85,20 @@ impl Counters {
     /// Why `earlier` and `self` are not one stream of counts, if they are not: the source's
     /// epoch changed (it restarted) or a counter went down (it restarted without saying).
     /// The time between the two readings is then unobserved: whatever was counted before the
-    /// restart and not read is lost, so their difference is never a slot. Prometheus' `rate()`
-    /// treats a counter reset the same way.
+    /// restart and not read is lost, so their difference is never a slot. (Prometheus'
+    /// `rate()` instead counts a reset counter's new value as the interval's increase; Ramp
+    /// knows it missed part of the interval, and says so.)
     pub fn gap_since(&self, earlier: &Counters) -> Option<&'static str> {
-        if let (Some(then), Some(now)) = (&earlier.epoch, &self.epoch) {
-            if then != now {
+        match (&earlier.epoch, &self.epoch) {
+            (Some(then), Some(now)) if then != now => {
                 return Some("the proxy restarted: its counters began again");
             }
+            // A proxy that did not name its epoch and now does (or the reverse) is another
+            // build of it: it was restarted to be replaced.
+            (Some(_), None) | (None, Some(_)) => {
+                return Some("the proxy was replaced by another version: its counters began again");
+            }
+            (Some(_), Some(_)) | (None, None) => {}
         }
         let lower = |now: &CohortCounters, then: &CohortCounters| {
             now.completed < then.completed
@@ -324,6 +331,12 @@ impl ProxyAdmin {
         }
         .to_string();
         let (status, resp) = self.api.call(Method::PUT, "/weights", Some(body)).await?;
+        if run.is_some() && refuses_run_field(status, &resp) {
+            // A proxy older than run tokens refuses the unknown field: the weight, above all a
+            // rollback's 0, must still get through. Such a proxy reports no `set_by`, so the
+            // journal check has nothing to hold it to either.
+            return Box::pin(self.set_weight(weight, None)).await;
+        }
         check("PUT /weights", status, &resp)
     }
 
@@ -343,6 +356,13 @@ impl ProxyAdmin {
         let (status, resp) = self.api.call(Method::DELETE, "/faults", None).await?;
         check("DELETE /faults", status, &resp)
     }
+}
+
+/// Whether a `PUT /weights` was refused only because the proxy does not know the `run` field
+/// (it predates run tokens and rejects unknown fields).
+fn refuses_run_field(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::BAD_REQUEST
+        && String::from_utf8_lossy(body).contains("unknown field `run`")
 }
 
 /// An error for a non-success status.
@@ -456,6 +476,23 @@ mod tests {
         b.epoch = None;
         assert_eq!(b.gap_since(&a), None);
         assert!(a.gap_since(&b).is_some());
+        // One that begins (or stops) naming it was replaced by another build: a restart.
+        assert!(now.gap_since(&a).is_some_and(|r| r.contains("replaced")));
+        assert!(b.gap_since(&then).is_some_and(|r| r.contains("replaced")));
+    }
+
+    /// A proxy older than run tokens answers `PUT /weights` with a `run` field with 400 and
+    /// "unknown field `run`" (its body type denies unknown fields): the weight is sent again
+    /// without it. Any other refusal stays an error.
+    #[test]
+    fn only_an_unknown_run_field_is_retried_without_it() {
+        let old = b"invalid JSON: unknown field `run`, expected `canary` at line 1 column 20";
+        assert!(refuses_run_field(StatusCode::BAD_REQUEST, old));
+        assert!(!refuses_run_field(StatusCode::UNPROCESSABLE_ENTITY, old));
+        assert!(!refuses_run_field(
+            StatusCode::BAD_REQUEST,
+            b"`run` must be a string of 1 to 128 characters"
+        ));
     }
 
     /// A cursor journaled before the counter was renamed still reads back.

@@ -233,7 +233,8 @@ fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
     match e {
         ramp_live::LiveError::PlanChanged { .. }
         | ramp_live::LiveError::WrongProxy { .. }
-        | ramp_live::LiveError::ForeignRun { .. } => Invalid(e.to_string()).into(),
+        | ramp_live::LiveError::ForeignRun { .. }
+        | ramp_live::LiveError::JournalBehind { .. } => Invalid(e.to_string()).into(),
         ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
             Invalid(e.to_string()).into()
         }

@@ -57,22 +57,39 @@ fn unreachable_text<R: Router>(router: &R, e: &SourceError) -> String {
     )
 }
 
+/// What the identity check found, when the run may go on.
+#[derive(Debug, Default)]
+pub(super) struct Checked {
+    /// Warnings to say once the run is open.
+    pub said: Vec<String>,
+    /// The operator starts over (`--new-run` against weights this journal does not account
+    /// for): an unfinished run of the deployment in this journal is halted, not resumed.
+    pub start_over: bool,
+}
+
+/// The value a controller sends as the run that sets a router's weights: the run's token and
+/// the sequence number of the last input journaled before the weight was set, so that a
+/// journal restored from an older copy can be told from the current one.
+pub(super) fn run_mark(token: &str, last_seq: u64) -> String {
+    format!("{token}:{last_seq}")
+}
+
 /// Checks the router's identity against the plan and the journal: a router of another
 /// deployment is refused ([`LiveError::WrongProxy`]), and so is one whose weights were set by a
-/// run the journal does not hold ([`LiveError::ForeignRun`]) unless `new_run`. Returns the
-/// warnings to say when the run may go on.
+/// run the journal does not hold ([`LiveError::ForeignRun`]) or holds only an older copy of
+/// ([`LiveError::JournalBehind`]), unless `new_run`.
 pub(super) fn check<R: Router, J: JournalStore>(
     identity: &RouterIdentity,
     router: &R,
     store: &J,
     deployment: &str,
     new_run: bool,
-) -> Result<Vec<String>, LiveError> {
-    let mut said = Vec::new();
+) -> Result<Checked, LiveError> {
+    let mut checked = Checked::default();
     match identity.deployment.as_deref() {
         Some(id) if id == deployment => {}
         None | Some(ramp_proxy::config::DEFAULT_DEPLOYMENT_ID) => {
-            said.push(format!(
+            checked.said.push(format!(
                 "The proxy at {} names no deployment: it salts sticky routing with {:?}, not {deployment:?} (set deployment_id = {deployment:?} in its configuration so that flags salted by the deployment agree with it)",
                 router.location(),
                 ramp_proxy::config::DEFAULT_DEPLOYMENT_ID
@@ -86,23 +103,45 @@ pub(super) fn check<R: Router, J: JournalStore>(
             })
         }
     }
-    let Some(token) = identity.set_by.as_deref() else {
-        return Ok(said);
+    let Some(mark) = identity.set_by.as_deref() else {
+        return Ok(checked);
     };
-    if store.run_by_token(token)?.is_some() {
-        return Ok(said);
+    // `token:seq` since the journal check knows generations; a bare token before.
+    let (token, seq) = match mark.rsplit_once(':') {
+        Some((token, seq)) => (token, seq.parse::<u64>().ok()),
+        None => (mark, None),
+    };
+    let refusal = match store.run_by_token(token)? {
+        Some(run) => {
+            let has = store.inputs(run.run_id)?.last().map_or(0, |r| r.seq);
+            match seq {
+                Some(seq) if seq > has => Some(LiveError::JournalBehind {
+                    url: router.location().to_string(),
+                    journal: store.location(),
+                    run: run.run_id,
+                    has,
+                    seq,
+                }),
+                Some(_) | None => None,
+            }
+        }
+        None => Some(LiveError::ForeignRun {
+            url: router.location().to_string(),
+            journal: store.location(),
+            token: token.to_string(),
+        }),
+    };
+    match refusal {
+        None => Ok(checked),
+        Some(_) if new_run => {
+            checked.said.push(format!(
+                "Starting over as asked (--new-run): the weights of the router at {} were set by run {mark}, which the journal {} does not account for; a new run begins at stage 1",
+                router.location(),
+                store.location()
+            ));
+            checked.start_over = true;
+            Ok(checked)
+        }
+        Some(e) => Err(e),
     }
-    if new_run {
-        said.push(format!(
-            "Starting over as asked (--new-run): the weights of the router at {} were set by run {token}, which the journal {} does not hold",
-            router.location(),
-            store.location()
-        ));
-        return Ok(said);
-    }
-    Err(LiveError::ForeignRun {
-        url: router.location().to_string(),
-        journal: store.location(),
-        token: token.to_string(),
-    })
 }

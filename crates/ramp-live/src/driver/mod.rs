@@ -83,7 +83,7 @@ pub enum LiveError {
     /// The router's weights were set by a run this journal does not hold (the journal was
     /// emptied, replaced, or belongs to another controller): starting here would start over at
     /// stage 1 and move its weight without a word, so nothing is sent to it.
-    #[error("the router at {url} holds weights set by run {token}, which the journal {journal} does not hold (it was emptied or replaced, or another controller's journal drives this router); nothing was sent to the router. Use the journal that holds that run to resume it, or run the same command with --new-run to start a new run from stage 1 (the canary goes to 0 % first)")]
+    #[error("the router at {url} holds weights set by run {token}, which the journal {journal} does not hold (it was emptied or replaced, or another controller's journal drives this router); nothing was sent to the router. Use the journal that holds that run to resume it, or run the same command with --new-run to start a new run from stage 1 (the canary goes to 0 % first; an unfinished run in this journal is halted)")]
     ForeignRun {
         /// The router's location.
         url: String,
@@ -91,6 +91,21 @@ pub enum LiveError {
         journal: String,
         /// The token of the run that set the router's weights.
         token: String,
+    },
+    /// The journal holds the run that set the router's weights, but only an older copy of it
+    /// (restored from a backup): resuming would replay a rollout the router has moved past.
+    #[error("the router at {url} holds weights set after input {seq} of run {run}, but the journal {journal} holds that run only up to input {has}: it is an older copy (restored from a backup?), and resuming from it would redo a rollout the router has moved past; nothing was sent to the router. Use the journal's current copy, or run the same command with --new-run to halt that run and start a new one from stage 1 (the canary goes to 0 % first)")]
+    JournalBehind {
+        /// The router's location.
+        url: String,
+        /// The journal file.
+        journal: String,
+        /// The run.
+        run: i64,
+        /// The last input the journal holds of it.
+        has: u64,
+        /// The input after which the router's weights were set.
+        seq: u64,
     },
     /// The router's proxy serves another deployment: driving it would move another
     /// service's traffic, so nothing is sent to it.
@@ -201,6 +216,9 @@ struct RunJournal<J> {
     run_id: i64,
     /// This run's token, handed to the router with every weight.
     token: String,
+    /// The sequence number of the last input journaled, sent with every weight after the
+    /// token, so that an older copy of this journal is recognised as one.
+    last_seq: u64,
     /// Wall-clock start of the run (Unix ms): plan time zero.
     started_unix_ms: i64,
 }

@@ -2,6 +2,7 @@
 //! a slot, with operator requests, finished hooks and flag schedule steps in between; and
 //! what comes before it (the router's identity, the pre-deployment checks, the start).
 
+use super::feed::CursorChange;
 use super::records::outcome_json;
 use super::teardown::HookDone;
 use super::{Driver, Ended, LiveError, RESTORE_POLL, RETRY};
@@ -142,7 +143,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                     who: "pre-deployment check".into(),
                     reason,
                 };
-                self.feed(halt, None).await?;
+                self.feed(halt, CursorChange::Keep).await?;
                 return Ok(Some(()));
             }
         }
@@ -156,7 +157,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         };
         let t = self.plan_now().max(self.engine.now());
         self.metrics.last_end_ms = t.0;
-        self.feed_at(t, Input::Start, Some(&reading.counters))
+        self.feed_at(t, Input::Start, CursorChange::Set(&reading.counters))
             .await?;
         self.metrics.cursor = Some(reading.counters);
         Ok(Some(()))
@@ -213,6 +214,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 return Ok(false);
             }
         };
+        // Why the source could not be read, if it could not until now: the reason of a gap
+        // that began then.
+        let unreadable = self.metrics.problem.clone();
         self.metrics_back();
         // Followed flags never lead the router: when it routes less to the canary than they
         // serve (restarted without a state file, changed by hand), they come down to it at
@@ -225,7 +229,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         }
         // The weight the router should have held when it was read.
         let expected = self.engine.weight();
-        self.feed_slot(now, &counters).await?;
+        self.feed_slot(now, &counters, unreadable).await?;
         if let State::Running { .. } = self.engine.state() {
             self.hold_weight(expected, canary_bp).await;
             self.rehearsal_inject(now, &counters).await?;
@@ -238,7 +242,12 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     /// Feeds what happened since the last reading, journaled with the counters that end it:
     /// a slot when the two readings are one stream of counts, otherwise (the source restarted
     /// between them) a gap, the time between them unobserved.
-    async fn feed_slot(&mut self, now: PlanTime, counters: &Counters) -> Result<(), LiveError> {
+    async fn feed_slot(
+        &mut self,
+        now: PlanTime,
+        counters: &Counters,
+        unreadable: Option<String>,
+    ) -> Result<(), LiveError> {
         if now.0 <= self.metrics.last_end_ms {
             return Ok(());
         }
@@ -257,11 +266,15 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             None => Input::Gap {
                 start_ms,
                 end_ms: now.0,
-                reason: self.unreadable_reason(),
+                reason: match unreadable {
+                    Some(p) => format!("the proxy could not be read ({p})"),
+                    None => "the proxy could not be read".to_string(),
+                },
             },
         };
         self.metrics.last_end_ms = now.0;
-        self.feed_at(now, input, Some(counters)).await?;
+        self.feed_at(now, input, CursorChange::Set(counters))
+            .await?;
         self.metrics.cursor = Some(counters.clone());
         Ok(())
     }
@@ -278,7 +291,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         let limit = self.plan.max_unobserved_of(view.index).0;
         let allowance = limit.saturating_sub(view.unobserved_ms);
         let start_ms = self.metrics.last_end_ms;
-        if now.0.saturating_sub(start_ms) <= allowance {
+        // The engine counts only the part inside the running stage (an operator's promote may
+        // have started it after the last reading), so the allowance is measured the same way.
+        if now.0.saturating_sub(start_ms.max(view.started.0)) <= allowance {
             return Ok(());
         }
         let gap = Input::Gap {
@@ -288,15 +303,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         };
         self.metrics.last_end_ms = now.0;
         self.metrics.cursor = None;
-        self.feed_at(now, gap, None).await
-    }
-
-    /// The reason of a gap that began while the source could not be read.
-    fn unreadable_reason(&self) -> String {
-        match &self.metrics.problem {
-            Some(p) => format!("the proxy could not be read ({p})"),
-            None => "the proxy could not be read".to_string(),
-        }
+        self.feed_at(now, gap, CursorChange::Clear).await
     }
 
     /// The controller owns the weight: if the router holds another one than `expected` (it

@@ -50,13 +50,17 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     let Some(identity) = identity::wait_for_router(&router, &mut *on, &mut shutdown).await else {
         return Ok(RunEnd::Interrupted { run_id: None });
     };
-    let warnings = identity::check(
+    let checked = identity::check(
         &identity,
         &router,
         &store,
         &config.plan.deployment.id,
         config.new_run,
     )?;
+    if checked.start_over {
+        supersede(&mut store, &config, &journal_path)?;
+    }
+    let warnings = checked.said;
     let (run, resumed) = open_run(&mut store, &config, &journal_path)?;
     let (run_id, started_unix_ms) = (run.run_id, run.started_unix_ms);
     let plan = Arc::new(started_at(&config.plan, started_unix_ms));
@@ -87,6 +91,7 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             path: journal_path,
             run_id,
             token: run.token,
+            last_seq: replayed.last_seq,
             started_unix_ms,
         },
         metrics: MetricsFeed {
@@ -157,6 +162,43 @@ fn open_run<J: JournalStore>(
     }
 }
 
+/// Halts the deployment's unfinished run in this journal, if any, because the operator starts
+/// over (`--new-run`) against a router this journal does not account for: the run is replayed
+/// from its own plan, a journaled halt ends it, and it is recorded finished, so that the new
+/// run does not resume it.
+fn supersede<J: JournalStore>(
+    store: &mut J,
+    config: &RunConfig,
+    journal_path: &str,
+) -> Result<(), LiveError> {
+    let deployment = &config.plan.deployment.id;
+    let Some(old) = store.active_run(deployment)? else {
+        return Ok(());
+    };
+    let corrupt = |message: String| LiveError::Corrupt {
+        journal: journal_path.to_string(),
+        run: old.run_id,
+        seq: 0,
+        message,
+    };
+    let plan = ramp_core::parse_plan(&old.plan_toml, &old.plan_path)
+        .map_err(|e| corrupt(format!("its plan no longer loads: {e}")))?;
+    let plan = Arc::new(started_at(&plan, old.started_unix_ms));
+    let mut engine = replay(store, &plan, old.run_id, journal_path)?.engine;
+    let halt = Input::Halt {
+        who: "--new-run".into(),
+        reason: "the operator started over: the router's weights had been set by a run this journal does not account for".into(),
+    };
+    let t = engine.now();
+    let body = serde_json::to_string(&halt).unwrap_or_default();
+    store.append_input(old.run_id, t.0, "halt", &body, None)?;
+    let _ = engine.step(t, halt);
+    let summary = engine.summary();
+    let json = serde_json::to_string(&summary).unwrap_or_default();
+    store.finish_run(old.run_id, summary.outcome.key(), clock::unix_ms(), &json)?;
+    Ok(())
+}
+
 /// The plan with the run's real start filled in.
 fn started_at(plan: &Plan, started_unix_ms: i64) -> Plan {
     let mut plan = plan.clone();
@@ -178,6 +220,8 @@ struct Replayed {
     rollout_start_ms: Option<u64>,
     /// The metrics cursor of the last journaled reading.
     cursor: Option<Counters>,
+    /// The sequence number of the last journaled input (0 for a new run).
+    last_seq: u64,
 }
 
 /// Replays the run's journaled inputs into a fresh engine: the only way state is rebuilt.
@@ -215,13 +259,14 @@ fn replay<J: JournalStore>(
         .stages
         .first()
         .map(|st| (st.started_s * 1000.0).round() as u64);
+    // A cursor journaled as `null` was cleared (the time before it was unobserved).
     let cursor = match store.cursor(run_id)? {
-        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+        Some(text) => serde_json::from_str::<Option<Counters>>(&text).map_err(|e| {
             corrupt(
                 inputs.last().map_or(0, |r| r.seq),
                 format!("the proxy cursor is unreadable: {e}"),
             )
-        })?),
+        })?,
         None => None,
     };
     Ok(Replayed {
@@ -230,6 +275,7 @@ fn replay<J: JournalStore>(
         inputs: inputs.len(),
         rollout_start_ms,
         cursor,
+        last_seq: inputs.last().map_or(0, |r| r.seq),
     })
 }
 
@@ -249,7 +295,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         };
         let now = self.plan_now();
         let text = format!(
-            "Resumed run {} of {} from {}: {replayed} journaled inputs replayed, {where_}; {} s since the last reading count in the stage",
+            "Resumed run {} of {} from {}: {replayed} journaled inputs replayed, {where_}; the {} s since the last reading count in the stage if the proxy kept counting, and are unobserved if it restarted",
             self.journal.run_id,
             plan.deployment.id,
             self.journal.path,

@@ -328,3 +328,75 @@ fn a_zeroed_journal_is_refused_until_new_run() {
     assert!(again.stdout().contains("--new-run"), "{}", again.stdout());
     again.kill9();
 }
+
+/// Copies the journal's files (the controller is dead, so they are consistent) to `to`-named
+/// files in the same directory.
+fn copy_journal(w: &Work, from: &str, to: &str) {
+    for ext in ["", "-wal", "-shm"] {
+        let src = w.path(&format!("{from}{ext}"));
+        let dst = w.path(&format!("{to}{ext}"));
+        if src.exists() {
+            std::fs::copy(&src, &dst).unwrap();
+        } else if dst.exists() {
+            std::fs::remove_file(&dst).unwrap();
+        }
+    }
+}
+
+/// A journal restored from an older copy holds the run that set the proxy's weights, but not
+/// its latest decisions: it is refused too, and `--new-run` halts that run (recorded finished)
+/// and starts a new one. Found in review: before, the older copy passed the check and the
+/// resumed run went back to stage 1's weight with hours of other weights' traffic in its
+/// first slot.
+#[test]
+fn a_journal_restored_from_an_older_copy_is_refused() {
+    let w = Work::new("restored");
+    let rig = ProxyRig::start(&w, 60.0, "restored-test");
+    let plan = plan(rig.admin, "restored-test", "4s", "").replace(
+        "weight = 100\nduration = \"3s\"",
+        "weight = 100\nduration = \"60s\"",
+    );
+    w.write("plan.toml", &plan);
+    let args = ["run", "plan.toml", "--journal", "j.db"];
+    let mut first = w.spawn("first", &args);
+    wait_in_stage_one(&w, &mut first, 1.0);
+    first.kill9();
+    copy_journal(&w, "j.db", "backup.db");
+    let mut second = w.spawn("second", &args);
+    w.wait_until(&mut second, "stage 2", |v| {
+        v["stage"]["index"].as_u64() == Some(2)
+    });
+    second.kill9();
+    let weights = rig.snapshot()["weights"].clone();
+    assert_eq!(weights["canary_bp"], 10_000, "{weights}");
+
+    copy_journal(&w, "backup.db", "j.db");
+    let refused = w.ramp(&args);
+    assert_eq!(refused.code, 2, "{refused}");
+    assert!(refused.stderr.contains("older copy"), "{refused}");
+    assert_eq!(
+        rig.snapshot()["weights"],
+        weights,
+        "nothing was sent to the proxy"
+    );
+
+    let mut again = w.spawn(
+        "new-run",
+        &["run", "plan.toml", "--journal", "j.db", "--new-run"],
+    );
+    let v = w.wait_until(&mut again, "the new run's first stage", |v| {
+        v["stage"]["index"].as_u64() == Some(1)
+    });
+    assert_eq!(
+        v["run_id"].as_i64(),
+        Some(2),
+        "a new run, not the old one resumed: {v:#}"
+    );
+    again.kill9();
+    let history = w.ramp(&["history", "--journal", "j.db"]);
+    assert_eq!(history.code, 0, "{history}");
+    assert!(
+        history.stdout.contains("halted"),
+        "run 1 is recorded halted: {history}"
+    );
+}
