@@ -202,6 +202,11 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     /// One reading and engine tick. Returns `false` when the source could not be read (the
     /// rollout holds: no data is never a pass).
     async fn tick(&mut self) -> Result<bool, LiveError> {
+        // A reading's counters are taken at some moment between sending the request and
+        // receiving the answer; its slot ends when the request was sent, so that a slot never
+        // claims time after the counts it holds (if the proxy dies just after answering, that
+        // time is in the gap, not in the slot).
+        let now = self.plan_now();
         let observed = observe(&self.metrics.source, &self.routing.router).await;
         let (counters, canary_bp) = match observed {
             Ok(r) => r,
@@ -222,7 +227,6 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         // serve (restarted without a state file, changed by hand), they come down to it at
         // once, and go back up only once the router is confirmed at the engine's weight.
         self.flags.cap_at(canary_bp);
-        let now = self.plan_now();
         if let State::Finished(_) = self.engine.state() {
             self.rehearsal_poll(now, &counters);
             return Ok(true);
