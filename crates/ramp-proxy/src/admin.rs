@@ -301,7 +301,8 @@ fn pool_label(pool: &crate::upstream::Pool) -> String {
 }
 
 /// Whether the request carries the admin token: `Authorization: Bearer <token>`, the scheme
-/// in any case and one or more spaces before the token (RFC 9110 §11.1, §11.4).
+/// in any case and one or more spaces before the token (RFC 9110 §11.1, §11.4); ASCII
+/// whitespace around the token is not part of it, at either end, as for the control API.
 fn authorized(req: &Request<Incoming>, token: &str) -> bool {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return false;
@@ -316,7 +317,7 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     if !scheme.eq_ignore_ascii_case(SCHEME) || rest.first() != Some(&b' ') {
         return None;
     }
-    let token = rest.trim_ascii_start();
+    let token = rest.trim_ascii();
     (!token.is_empty()).then_some(token)
 }
 
@@ -570,6 +571,29 @@ mod tests {
             (b"Bearer ", None),
             (b"Basic abc", None),
             (b"Bear", None),
+        ] {
+            assert_eq!(
+                bearer_token(value),
+                token,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    /// Whitespace around the token is not part of it, at either end, as for the control
+    /// API's token (and the token file's content, which is trimmed when it is read).
+    ///
+    /// Fails on c7d83a2: only the start is trimmed, so `Bearer <token> ` (a trailing space
+    /// or tab, as some clients and scripts send) is refused with 401.
+    #[test]
+    fn the_bearer_token_is_trimmed_at_both_ends() {
+        for (value, token) in [
+            (&b"Bearer abc "[..], Some(&b"abc"[..])),
+            (b"Bearer abc\t", Some(b"abc")),
+            (b"bearer \t abc \t ", Some(b"abc")),
+            (b"Bearer a b", Some(b"a b")),
+            (b"Bearer  \t ", None),
         ] {
             assert_eq!(
                 bearer_token(value),

@@ -28,8 +28,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// It is also where a request's attribution is decided, so that each request counts once:
 /// its response's status class, whether it is one of the cohort's `errors` (a 5xx, or a
 /// body the upstream cut short after the head, never both), and whether it is the cohort's
-/// at all (a request the client stalled, broke or abandoned during its upload, before any
-/// answer, records nothing in the cohort).
+/// at all (a request the client stalled, broke or abandoned while the proxy waited for its
+/// upload, before any answer, records nothing in the cohort).
+///
+/// The status class and the error are counted when the request ends, after its request and
+/// latency (see [`Metrics::request_finished`]), so that a snapshot never shows an error
+/// whose request it does not also show.
 pub struct RequestGuard {
     /// Where the result is recorded.
     metrics: Arc<Metrics>,
@@ -39,9 +43,9 @@ pub struct RequestGuard {
     start: Instant,
     /// Whether the request ended (recorded or dropped).
     done: bool,
-    /// Whether a response status was counted for the cohort.
-    answered: bool,
-    /// Whether the request was counted as one of the cohort's errors.
+    /// The status of the response sent for the cohort, or `None` before an answer.
+    status: Option<StatusCode>,
+    /// Whether the request is one of the cohort's errors (counted once, when it ends).
     errored: bool,
     /// The request body's upload, for requests with a body.
     upload: Option<Arc<UploadWatch>>,
@@ -57,7 +61,7 @@ impl RequestGuard {
             cohort,
             start,
             done: false,
-            answered: false,
+            status: None,
             errored: false,
             upload: None,
         }
@@ -73,8 +77,8 @@ impl RequestGuard {
         self.start
     }
 
-    /// Watches the request's upload: a request abandoned while its body is still being
-    /// received is the client's, not the cohort's.
+    /// Watches the request's upload: a request abandoned while the proxy waits for its
+    /// body is the client's, not the cohort's.
     pub(crate) fn watch_upload(&mut self, upload: Option<Arc<UploadWatch>>) {
         self.upload = upload;
     }
@@ -84,39 +88,33 @@ impl RequestGuard {
         self.upload.as_deref()
     }
 
-    /// Counts the status of the response sent for the cohort; a 5xx is one of the cohort's
-    /// errors.
+    /// Notes the status of the response sent for the cohort (its class is counted when the
+    /// request ends); a 5xx makes the request one of the cohort's errors.
     pub fn respond(&mut self, status: StatusCode) {
-        self.answered = true;
-        self.metrics.response(self.cohort, status.as_u16());
-        if status.is_server_error() {
-            self.count_error();
-        }
+        self.status = Some(status);
+        self.errored |= status.is_server_error();
     }
 
     /// The upstream cut the response short after its head (a reset, a stall, broken
-    /// framing): counted under `reason`, and one of the cohort's errors unless the request
-    /// already is (its status was a 5xx).
+    /// framing): counted under `reason` now, and the request is one of the cohort's errors
+    /// (once, even if its status was a 5xx).
     pub fn cut_by_upstream(&mut self, reason: UpstreamFailure) {
         self.metrics.upstream_error(self.cohort, reason);
-        self.count_error();
+        self.errored = true;
     }
 
-    fn count_error(&mut self) {
-        if !self.errored {
-            self.errored = true;
-            self.metrics.cohort_error(self.cohort);
-        }
-    }
-
-    /// Records the request in its cohort with its latency, and takes it out of flight
-    /// (idempotent).
+    /// Records the request in its cohort with its latency, then its status class and
+    /// whether it is an error, and takes it out of flight (idempotent).
     pub fn finish(&mut self) {
         if !self.done {
             self.done = true;
             let elapsed = clock::now().saturating_duration_since(self.start);
-            self.metrics
-                .request_finished(self.cohort, elapsed.as_micros() as u64);
+            self.metrics.request_finished(
+                self.cohort,
+                elapsed.as_micros() as u64,
+                self.status.map(|s| s.as_u16()),
+                self.errored,
+            );
         }
     }
 
@@ -128,7 +126,7 @@ impl RequestGuard {
         self.metrics.request_dropped(self.cohort);
     }
 
-    /// Counts a client failure after the cohort answered (the response head was counted):
+    /// Counts a client failure after the cohort answered (the response head was sent):
     /// the request stays the cohort's, recorded with the latency it had.
     pub(crate) fn client_fault_after_answer(&mut self, reason: ClientFailure) {
         self.metrics.client_error(reason);
@@ -140,14 +138,21 @@ impl Drop for RequestGuard {
     fn drop(&mut self) {
         if !self.done {
             // Dropped unfinished: the client went away (hyper drops the service future or the
-            // body when the connection closes), which is the client's doing, not a cohort's
-            // error. A request still uploading its body, with no answer yet, never reached
-            // the cohort's judgement and records nothing there; any other (a client that
-            // gave up waiting for a slow upstream, or left during the answer) is recorded
-            // with the latency it had, so a slow cohort cannot hide its slowness behind
-            // clients that give up.
+            // body when the connection closes or an HTTP/2 stream is reset), which is the
+            // client's doing, not a cohort's error. A request whose body the proxy was
+            // waiting for (or that the client had already broken), with no answer yet,
+            // never reached the cohort's judgement and records nothing there. Any other is
+            // recorded with the latency it had, so that a slow cohort cannot hide its
+            // slowness behind clients that give up: one that gave up waiting for a slow
+            // upstream or an injected delay (its body, unread meanwhile, is not the
+            // client's delay), or that left during the answer.
             self.metrics.client_error(ClientFailure::Disconnected);
-            if !self.answered && self.upload.as_ref().is_some_and(|u| u.in_progress()) {
+            let clients = self.status.is_none()
+                && self
+                    .upload
+                    .as_ref()
+                    .is_some_and(|u| u.fault().is_some() || u.awaiting_client());
+            if clients {
                 self.done = true;
                 self.metrics.request_dropped(self.cohort);
             } else {

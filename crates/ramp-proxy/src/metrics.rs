@@ -180,10 +180,12 @@ pub struct CohortMetrics {
     /// upload) never is.
     requests: AtomicU64,
     /// Responses sent for this cohort by status class 1xx..5xx (index 0..4), including the
-    /// proxy's own 502/504 and injected aborts: what the client saw.
+    /// proxy's own 502/504 and injected aborts: what the client saw, counted when the
+    /// request ends, after it (see [`Metrics::request_finished`]).
     responses: [AtomicU64; 5],
     /// Requests the gates must count as failed: a 5xx response, or a response whose body
-    /// the upstream cut short after its head; each request at most once.
+    /// the upstream cut short after its head; each request at most once, when it ends,
+    /// after it.
     errors: AtomicU64,
     /// Upstream failures by reason, indexed by `UpstreamFailure::slot`.
     upstream_errors: [AtomicU64; 5],
@@ -198,6 +200,20 @@ pub struct CohortMetrics {
 }
 
 impl CohortMetrics {
+    /// The cohort's `errors` and responses by class, read with `Acquire` before anything
+    /// else of the cohort is read (see [`Metrics::request_finished`]).
+    fn ended_first(&self) -> (u64, ResponseClasses) {
+        let errors = self.errors.load(Ordering::Acquire);
+        let responses = ResponseClasses {
+            c1xx: self.responses[0].load(Ordering::Acquire),
+            c2xx: self.responses[1].load(Ordering::Acquire),
+            c3xx: self.responses[2].load(Ordering::Acquire),
+            c4xx: self.responses[3].load(Ordering::Acquire),
+            c5xx: self.responses[4].load(Ordering::Acquire),
+        };
+        (errors, responses)
+    }
+
     fn new() -> Self {
         Self {
             requests: AtomicU64::new(0),
@@ -268,12 +284,33 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records the end of a request of `cohort`: it counts, with its latency, and it left
-    /// flight.
-    pub fn request_finished(&self, cohort: Cohort, latency_us: u64) {
+    /// Records the end of a request of `cohort`: it counts, with its latency, then the
+    /// status class of its response (`None`: the client left before any answer) and, if
+    /// `error`, as one of the cohort's errors (the caller counts each request at most once,
+    /// see `RequestGuard`); and it left flight.
+    ///
+    /// The class and the error are counted after the request and its latency, with
+    /// `Release`, and [`Metrics::snapshot`] reads them first, with `Acquire`: a snapshot
+    /// that sees an error (or a response) also sees the request and the latency recorded
+    /// before it, so that `errors` never exceeds the latency count it is compared with (a
+    /// controller clamps a slot's errors to its requests, and would lose the excess).
+    pub fn request_finished(
+        &self,
+        cohort: Cohort,
+        latency_us: u64,
+        status: Option<u16>,
+        error: bool,
+    ) {
         let c = self.cohort(cohort);
         c.requests.fetch_add(1, Ordering::Relaxed);
         c.latency.record_us(latency_us);
+        if let Some(status) = status {
+            let class = (status / 100).clamp(1, 5) as usize - 1;
+            c.responses[class].fetch_add(1, Ordering::Release);
+        }
+        if error {
+            c.errors.fetch_add(1, Ordering::Release);
+        }
         c.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -283,18 +320,6 @@ impl Metrics {
         self.cohort(cohort)
             .in_flight
             .fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Counts the status of a response sent for `cohort`.
-    pub fn response(&self, cohort: Cohort, status: u16) {
-        let class = (status / 100).clamp(1, 5) as usize - 1;
-        self.cohort(cohort).responses[class].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a request of `cohort` as failed for the gates; the caller counts each request
-    /// at most once (see `RequestGuard`).
-    pub fn cohort_error(&self, cohort: Cohort) {
-        self.cohort(cohort).errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an upstream failure of `cohort`.
@@ -347,31 +372,30 @@ impl Metrics {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Copies every counter into a serialisable snapshot.
+    /// Copies every counter into a serialisable snapshot. Each cohort's `errors` and
+    /// `responses` are read first, with `Acquire` (see [`Metrics::request_finished`]), so
+    /// that the snapshot's `requests` and latency count include every request behind them.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let cohort = |c: &CohortMetrics| CohortSnapshot {
-            requests: c.requests.load(Ordering::Relaxed),
-            responses: ResponseClasses {
-                c1xx: c.responses[0].load(Ordering::Relaxed),
-                c2xx: c.responses[1].load(Ordering::Relaxed),
-                c3xx: c.responses[2].load(Ordering::Relaxed),
-                c4xx: c.responses[3].load(Ordering::Relaxed),
-                c5xx: c.responses[4].load(Ordering::Relaxed),
-            },
-            errors: c.errors.load(Ordering::Relaxed),
-            upstream_errors: UpstreamFailure::ALL
-                .iter()
-                .map(|r| {
-                    (
-                        r.as_str().to_string(),
-                        c.upstream_errors[r.slot()].load(Ordering::Relaxed),
-                    )
-                })
-                .collect(),
-            faults_delayed: c.faults_delayed.load(Ordering::Relaxed),
-            faults_aborted: c.faults_aborted.load(Ordering::Relaxed),
-            in_flight: c.in_flight.load(Ordering::Relaxed),
-            latency: c.latency.snapshot(),
+        let cohort = |c: &CohortMetrics| {
+            let (errors, responses) = c.ended_first();
+            CohortSnapshot {
+                errors,
+                responses,
+                requests: c.requests.load(Ordering::Relaxed),
+                upstream_errors: UpstreamFailure::ALL
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.as_str().to_string(),
+                            c.upstream_errors[r.slot()].load(Ordering::Relaxed),
+                        )
+                    })
+                    .collect(),
+                faults_delayed: c.faults_delayed.load(Ordering::Relaxed),
+                faults_aborted: c.faults_aborted.load(Ordering::Relaxed),
+                in_flight: c.in_flight.load(Ordering::Relaxed),
+                latency: c.latency.snapshot(),
+            }
         };
         MetricsSnapshot {
             stable: cohort(&self.stable),
@@ -408,6 +432,8 @@ impl Metrics {
             (Cohort::Stable, &self.stable),
             (Cohort::Canary, &self.canary),
         ];
+        // Read before the requests and the latency, as in `snapshot`.
+        let ended = [self.stable.ended_first(), self.canary.ended_first()];
 
         out.push_str("# HELP ramp_proxy_requests_total Requests of each cohort that ended (requests charged to the client are not counted).\n# TYPE ramp_proxy_requests_total counter\n");
         for (name, c) in &cohorts {
@@ -419,24 +445,30 @@ impl Metrics {
             );
         }
         out.push_str("# HELP ramp_proxy_responses_total Responses sent to clients by cohort and status class.\n# TYPE ramp_proxy_responses_total counter\n");
-        for (name, c) in &cohorts {
-            for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        for ((name, _), (_, r)) in cohorts.iter().zip(&ended) {
+            for (class, n) in [
+                ("1xx", r.c1xx),
+                ("2xx", r.c2xx),
+                ("3xx", r.c3xx),
+                ("4xx", r.c4xx),
+                ("5xx", r.c5xx),
+            ] {
                 let _ = writeln!(
                     out,
                     "ramp_proxy_responses_total{{cohort=\"{}\",code_class=\"{}\"}} {}",
                     name.as_str(),
                     class,
-                    c.responses[i].load(Ordering::Relaxed)
+                    n
                 );
             }
         }
         out.push_str("# HELP ramp_proxy_cohort_errors_total Requests of each cohort counted as failed by the gates: a 5xx response, or a body cut short by the upstream after its head (each request at most once).\n# TYPE ramp_proxy_cohort_errors_total counter\n");
-        for (name, c) in &cohorts {
+        for ((name, _), (errors, _)) in cohorts.iter().zip(&ended) {
             let _ = writeln!(
                 out,
                 "ramp_proxy_cohort_errors_total{{cohort=\"{}\"}} {}",
                 name.as_str(),
-                c.errors.load(Ordering::Relaxed)
+                errors
             );
         }
         out.push_str("# HELP ramp_proxy_errors_total Errors by source (upstream, client, internal), cohort and reason.\n# TYPE ramp_proxy_errors_total counter\n");

@@ -870,15 +870,35 @@ impl std::fmt::Display for UpstreamError {
 }
 
 /// Maps a failed exchange to who failed and why; `upload` is the request body's watch.
+///
+/// The client is to blame when it broke or stalled its body (the watch says how), and when
+/// the upstream closed or reset the exchange while the proxy was waiting for the client's
+/// next piece of body: that is an upstream giving up on a stalled upload under a
+/// request-body timeout of its own shorter than `client_body_idle_ms`, and a client
+/// uploading slowly to the canary must not count against it. Everything else is the
+/// upstream's, and a late or malformed answer is the upstream's in any case.
 fn classify_upstream_error(err: &UpstreamError, upload: Option<&UploadWatch>) -> Blame {
     if let UpstreamError::Pool(SendError::Timeout) = err {
         // The deadline passed before anything else was known, as a timer around the
         // exchange would have said; it never runs while the proxy waits for the client.
         return Blame::Upstream(UpstreamFailure::Timeout);
     }
-    if let Some(fault) = upload.and_then(UploadWatch::fault) {
+    let Some(upload) = upload else {
+        return classify_exchange_error(err);
+    };
+    if let Some(fault) = upload.fault() {
         return Blame::Client(fault);
     }
+    match classify_exchange_error(err) {
+        Blame::Upstream(UpstreamFailure::Reset) if upload.awaiting_client() => {
+            Blame::Client(ClientFailure::BodyTimeout)
+        }
+        blame => blame,
+    }
+}
+
+/// Who failed an exchange and why, from the error alone.
+fn classify_exchange_error(err: &UpstreamError) -> Blame {
     let first: &(dyn std::error::Error + 'static) = match err {
         UpstreamError::Pool(pool) => {
             return match pool {
@@ -901,12 +921,10 @@ fn classify_upstream_error(err: &UpstreamError, upload: Option<&UploadWatch>) ->
     let mut source = Some(first);
     while let Some(cause) = source {
         if let Some(h) = cause.downcast_ref::<hyper::Error>() {
-            if h.is_user() {
-                // "User" errors in a client are errors of the body we were sending, which is
-                // the client's request body streaming through (its watch, above, says how
-                // it failed when it knows).
-                return Blame::Client(ClientFailure::Disconnected);
-            }
+            // hyper's "user" errors are not the client's by themselves: a request body that
+            // failed is (its upload's watch says so, see `classify_upstream_error`), but
+            // `DispatchGone` is the task of an h2c connection that ended under the request,
+            // which is the upstream connection going away, a reset like the others below.
             if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
                 return Blame::Upstream(UpstreamFailure::BadResponse);
             }
@@ -1194,6 +1212,70 @@ mod tests {
         none.insert("x-end-to-end", HeaderValue::from_static("kept"));
         remove_hop_by_hop(&mut none, false);
         assert_eq!(none.len(), 1);
+    }
+
+    /// A request body that fails at its first poll: the one way to get a "user" error out
+    /// of hyper's client on demand (hyper has no public constructor for its errors, and the
+    /// user error an h2c exchange meets in practice, `DispatchGone`, comes from a dispatch
+    /// task that ended).
+    struct FailingBody;
+
+    impl http_body::Body for FailingBody {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            std::task::Poll::Ready(Some(Err(std::io::Error::other("the body failed"))))
+        }
+    }
+
+    /// A "user" error of hyper's client (here a failed body; in production `DispatchGone`,
+    /// when the task of an h2c connection ends under a request) says nothing about the
+    /// client when the request's upload did not fail: for a request without a body it is
+    /// the upstream connection that went away, a reset of the cohort.
+    ///
+    /// Fails on c7d83a2: every user error is the client's `disconnected`, so an h2c upstream
+    /// connection that dies under bodiless requests is never charged to its cohort.
+    #[tokio::test]
+    async fn a_user_error_of_hypers_client_is_not_the_clients_by_itself() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        let client: Client<HttpConnector, FailingBody> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let request = Request::post(format!("http://{addr}/"))
+            .body(FailingBody)
+            .expect("request");
+        let err = tokio::time::timeout(std::time::Duration::from_secs(5), client.request(request))
+            .await
+            .expect("the exchange ends")
+            .expect_err("the body fails");
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        let mut user = false;
+        while let Some(cause) = source {
+            user |= cause
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_user);
+            source = cause.source();
+        }
+        assert!(user, "not a user error: {err:?}");
+        assert_eq!(
+            classify_upstream_error(&UpstreamError::Client(err), None),
+            Blame::Upstream(UpstreamFailure::Reset)
+        );
     }
 
     #[test]

@@ -7,13 +7,18 @@
 //!
 //! - a request-body idle deadline (`client_body_idle`): when the client sends nothing of its
 //!   body for that long, the body fails with [`ClientBodyError::Stalled`] and the request is
-//!   answered 408 and charged to the client;
+//!   answered 408 and charged to the client (an empty HTTP/2 DATA frame is nothing: it is
+//!   neither progress nor sent on);
 //! - a body whose framing is broken (a bad chunk) is the client's `bad_body`; one that ends
 //!   early (the client went away) is the client's `disconnected`;
-//! - the outcome and the time of the last progress are shared ([`UploadWatch`]) with the
+//! - the outcome and the time of the last progress, or that the proxy is waiting for the
+//!   client (its last poll of the body found nothing), are shared ([`UploadWatch`]) with the
 //!   request's measurement and with the upstream client, which keeps the upstream response
 //!   deadline suspended while the proxy waits for the client and restarts it at each piece
-//!   of the body, so that it counts from the end of the body (see `pool`);
+//!   of the body, so that it counts from the end of the body (see `pool`). Only a wait for
+//!   the client makes a request the client's: a body the proxy is holding back itself (an
+//!   injected delay, a connect, an upstream that is not reading) is not the client's delay,
+//!   and neither is a request the client gives up on meanwhile;
 //! - framing, routing and hop-by-hop fields are removed from the body's trailers, which must
 //!   not carry them (RFC 9110 §6.5.1).
 
@@ -120,10 +125,44 @@ impl UploadWatch {
         Some(fault.client_failure())
     }
 
+    /// Whether the proxy is waiting for the client: the body is still being received and
+    /// the last poll of it found nothing to read. A body the proxy has not asked for since
+    /// its last piece is not waited for, even if not all of it has arrived: the proxy itself
+    /// is holding it up (an injected delay, a connect, an upstream that is not reading), and
+    /// a request that ends then (the client gives up) is not the client's doing alone.
+    pub fn awaiting_client(&self) -> bool {
+        self.in_progress() && self.progress_ms() == WAITING
+    }
+
     /// When the body last made progress (the pool's milliseconds), or [`WAITING`] while the
     /// proxy waits for the client.
     pub(crate) fn progress_ms(&self) -> u64 {
         self.progress_ms.load(Ordering::Acquire)
+    }
+
+    /// Takes in a frame of the client's body (`end_of_body`: the body says it ended with
+    /// it) and returns whether it is to be sent on. Data, trailers and the end of the body
+    /// are progress; trailers lose the fields they must not carry. An empty DATA frame
+    /// that is not the last (HTTP/2 allows them) is neither: it carries nothing of the
+    /// body, and a client that sends only such frames must still meet the body idle
+    /// deadline, or it could hold its stream, and the upstream connection behind it, for
+    /// as long as it liked without sending a byte.
+    fn take_frame(&self, frame: &mut Frame<Bytes>, end_of_body: bool) -> bool {
+        if !end_of_body && frame.data_ref().is_some_and(Bytes::is_empty) {
+            return false;
+        }
+        let last = match frame.trailers_mut() {
+            Some(trailers) => {
+                remove_forbidden_trailers(trailers);
+                true
+            }
+            None => end_of_body,
+        };
+        self.progress_ms.store(now_ms(), Ordering::Release);
+        if last {
+            self.settle(COMPLETE);
+        }
+        true
     }
 
     /// Records the body's outcome, unless it already has one (a body that completed cannot
@@ -228,68 +267,64 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
         let Some(watch) = &this.watch else {
             // Empty from the start: nothing to wait for, nothing to watch.
-            return polled.map_err(|source| ClientBodyError::Broken {
-                fault: classify_body_error(&source).client_failure(),
-                source,
+            return Pin::new(&mut this.inner).poll_frame(cx).map_err(|source| {
+                ClientBodyError::Broken {
+                    fault: classify_body_error(&source).client_failure(),
+                    source,
+                }
             });
         };
-        match polled {
-            Poll::Ready(Some(Ok(mut frame))) => {
-                let last = match frame.trailers_mut() {
-                    Some(trailers) => {
-                        remove_forbidden_trailers(trailers);
-                        true
+        loop {
+            return match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(mut frame))) => {
+                    // A client (or hyper's HTTP/2 client, upstream) may stop at a frame after
+                    // which the body says it has ended, without polling its end.
+                    if !watch.take_frame(&mut frame, this.inner.is_end_stream()) {
+                        continue;
                     }
-                    // A client (or hyper's HTTP/2 client, upstream) may stop at a frame
-                    // after which the body says it has ended, without polling its end.
-                    None => this.inner.is_end_stream(),
-                };
-                watch.progress_ms.store(now_ms(), Ordering::Release);
-                if last {
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(None) => {
+                    watch.progress_ms.store(now_ms(), Ordering::Release);
                     watch.settle(COMPLETE);
+                    Poll::Ready(None)
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(None) => {
-                watch.progress_ms.store(now_ms(), Ordering::Release);
-                watch.settle(COMPLETE);
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Err(source))) => {
-                let fault = classify_body_error(&source);
-                watch.settle(fault.state());
-                Poll::Ready(Some(Err(ClientBodyError::Broken {
-                    fault: fault.client_failure(),
-                    source,
-                })))
-            }
-            Poll::Pending => {
-                // Progress since the last wait (or the start) means a new wait begins now.
-                let progressed = watch.progress_ms.swap(WAITING, Ordering::AcqRel) != WAITING;
-                let idle = watch.idle_timeout;
-                let timer = match &mut this.idle {
-                    Some(timer) => {
-                        if progressed {
-                            let deadline = tokio::time::Instant::from_std(clock::now()) + idle;
-                            timer.as_mut().reset(deadline);
+                Poll::Ready(Some(Err(source))) => {
+                    let fault = classify_body_error(&source);
+                    watch.settle(fault.state());
+                    Poll::Ready(Some(Err(ClientBodyError::Broken {
+                        fault: fault.client_failure(),
+                        source,
+                    })))
+                }
+                Poll::Pending => {
+                    // Progress since the last wait (or the start) means a new wait begins
+                    // now.
+                    let progressed = watch.progress_ms.swap(WAITING, Ordering::AcqRel) != WAITING;
+                    let idle = watch.idle_timeout;
+                    let timer = match &mut this.idle {
+                        Some(timer) => {
+                            if progressed {
+                                let deadline = tokio::time::Instant::from_std(clock::now()) + idle;
+                                timer.as_mut().reset(deadline);
+                            }
+                            timer
                         }
-                        timer
+                        None => this.idle.insert(Box::pin(tokio::time::sleep_until(
+                            tokio::time::Instant::from_std(clock::now()) + idle,
+                        ))),
+                    };
+                    match timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => {
+                            watch.settle(BodyFault::Stalled.state());
+                            Poll::Ready(Some(Err(ClientBodyError::Stalled(idle))))
+                        }
+                        Poll::Pending => Poll::Pending,
                     }
-                    None => this.idle.insert(Box::pin(tokio::time::sleep_until(
-                        tokio::time::Instant::from_std(clock::now()) + idle,
-                    ))),
-                };
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        watch.settle(BodyFault::Stalled.state());
-                        Poll::Ready(Some(Err(ClientBodyError::Stalled(idle))))
-                    }
-                    Poll::Pending => Poll::Pending,
                 }
-            }
+            };
         }
     }
 
@@ -392,6 +427,44 @@ mod tests {
         let w = UploadWatch::new(0, Duration::from_secs(1));
         w.settle(COMPLETE);
         w.settle(BodyFault::Stalled.state());
+        assert_eq!((w.in_progress(), w.fault()), (false, None));
+    }
+
+    /// An empty DATA frame that is not the body's last (HTTP/2 allows them) carries nothing
+    /// of the body: it is not progress, so the proxy goes on waiting for the client (its
+    /// idle deadline keeps running, the upstream's response deadline stays suspended), and
+    /// it is not sent on. A piece with data, trailers and the end of the body (even in an
+    /// empty frame) are progress. (h2 0.4.20 already drops such frames as it receives
+    /// them; the proxy does not rely on it.)
+    ///
+    /// Fails on c7d83a2 (its frame handling, moved unchanged into `take_frame`): the empty
+    /// frame is recorded as progress and sent on, which ends the wait for the client and
+    /// restarts the idle deadline at every empty frame.
+    #[test]
+    fn an_empty_data_frame_is_not_progress() {
+        let w = UploadWatch::new(0, Duration::from_secs(1));
+        w.progress_ms.store(WAITING, Ordering::Release);
+        assert!(w.awaiting_client());
+        let mut empty = Frame::data(Bytes::new());
+        assert!(
+            !w.take_frame(&mut empty, false),
+            "an empty frame is sent on"
+        );
+        assert!(w.awaiting_client(), "an empty frame ended the wait");
+        let mut piece = Frame::data(Bytes::from_static(b"x"));
+        assert!(w.take_frame(&mut piece, false));
+        assert!(w.in_progress() && !w.awaiting_client());
+        w.progress_ms.store(WAITING, Ordering::Release);
+        let mut last = Frame::data(Bytes::new());
+        assert!(
+            w.take_frame(&mut last, true),
+            "the end of the body is dropped"
+        );
+        assert_eq!((w.in_progress(), w.awaiting_client()), (false, false));
+        let w = UploadWatch::new(0, Duration::from_secs(1));
+        w.progress_ms.store(WAITING, Ordering::Release);
+        let mut trailers = Frame::trailers(HeaderMap::new());
+        assert!(w.take_frame(&mut trailers, false));
         assert_eq!((w.in_progress(), w.fault()), (false, None));
     }
 }
