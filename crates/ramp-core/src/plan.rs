@@ -21,6 +21,12 @@ pub struct Plan {
     /// How often the engine evaluates its gates, in plan time. A few seconds, so that a
     /// breach is acted on within seconds instead of at the next checkpoint.
     pub evaluate_every: Span,
+    /// The most time a stage may go unobserved (`[gates] max_unobserved`: the metrics source
+    /// restarted or could not be read) before the rollout halts, since a decision needs the
+    /// stage's planned duration of observed time; `None` when the plan leaves it to the
+    /// default, the smaller of 5 minutes and 25 % of each stage's duration
+    /// ([`Plan::max_unobserved_of`]).
+    pub max_unobserved: Option<Span>,
     /// The stages in order; weights strictly increase and the last is 100 %.
     pub stages: Vec<Stage>,
     /// Anytime-valid canary-versus-stable tests run on every stage's cumulative data (both
@@ -575,10 +581,26 @@ pub struct Rehearsal {
     pub restore_tolerance: f64,
 }
 
+/// The longest a stage may go unobserved when the plan does not say: 5 minutes (or a quarter
+/// of a shorter stage's duration, whichever is less).
+pub const DEFAULT_MAX_UNOBSERVED: Span = Span(300_000);
+
 impl Plan {
     /// Total planned duration of all stages.
     pub fn total_duration(&self) -> Span {
         Span(self.stages.iter().map(|s| s.duration.0).sum())
+    }
+
+    /// The most unobserved time stage `index` (0-based) may have before the rollout halts:
+    /// `[gates] max_unobserved` when the plan sets it, else the smaller of 5 minutes and a
+    /// quarter of the stage's duration, so a short stage is never mostly guessed and a long
+    /// one is not halted by a proxy restart. Zero for an index past the last stage.
+    pub fn max_unobserved_of(&self, index: usize) -> Span {
+        match (self.max_unobserved, self.stages.get(index)) {
+            (Some(limit), _) => limit,
+            (None, Some(stage)) => Span(DEFAULT_MAX_UNOBSERVED.0.min(stage.duration.0 / 4)),
+            (None, None) => Span(0),
+        }
     }
 
     /// Plan time at which stage `index` starts if no stage ends early.

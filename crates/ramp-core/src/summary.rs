@@ -329,7 +329,8 @@ pub struct GateResult {
     /// The end of the 99.9 % confidence interval of `observed` nearest to passing (the lower
     /// end for a ceiling). A gate fails only when this, not just the point estimate, is
     /// beyond the fail level, so sampling noise in a small window cannot roll back a healthy
-    /// canary. `None` for throughput, which is counted, not estimated.
+    /// canary. For a throughput, the end of the exact (Garwood) Poisson interval of the rate,
+    /// its requests counted over the observed time. `None` without a value.
     #[serde(default)]
     pub conservative: Option<f64>,
     /// The verdict.
@@ -364,8 +365,13 @@ pub struct StageSummary {
     pub planned_duration_s: f64,
     /// When it started.
     pub started_s: f64,
-    /// How long it actually ran, seconds.
+    /// How long it actually ran, seconds, unobserved time included.
     pub elapsed_s: f64,
+    /// How much of `elapsed_s` was not observed (the metrics source restarted or could not
+    /// be read), seconds; 0 when none. That time counted toward no decision and extended the
+    /// stage by as much. Absent from summaries written before it existed, which read as 0.
+    #[serde(default)]
+    pub unobserved_s: f64,
     /// Checkpoint interval, seconds.
     pub checkpoint_s: f64,
     /// The decision at its end (or at the rollback); `None` only for a run cut short.

@@ -8,7 +8,7 @@
 //!
 //! The engine is deterministic, so every assertion is exact.
 
-use ramp_core::engine::{evaluate, Action, CheckpointReport, Engine, Input, State};
+use ramp_core::engine::{evaluate, explain, Action, CheckpointReport, Engine, Input, State};
 use ramp_core::summary::{Confidence, Decision, GateStatus, Outcome, StageSummary};
 use ramp_core::{parse_plan, Bound, Gate, Metric, Plan, PlanTime, Scope, Span, Weight};
 use ramp_stats::{CohortStats, Slot};
@@ -1139,8 +1139,10 @@ fn a_cohort_without_requests_is_no_data_with_no_observed_value() {
 }
 
 #[test]
-fn a_throughput_floor_is_judged_on_its_count_without_a_confidence_bound() {
-    // 60 requests over 30 s is 2 req/s, under a floor of 5.
+fn a_throughput_floor_is_judged_at_the_poisson_bound_of_its_count() {
+    // 60 requests over 30 s is 2 req/s, under a floor of 5; at 99.9 % the rate is at most
+    // U(60) / 30 = 2.93357444848591 req/s (the Garwood bound, from mpmath 1.3.0: the mean
+    // under which 60 or fewer arrivals have probability 0.001), still under the floor.
     let r = evaluate(
         &floor(Scope::Canary, 5.0),
         &cohort(60, 0, 100.0),
@@ -1148,9 +1150,88 @@ fn a_throughput_floor_is_judged_on_its_count_without_a_confidence_bound() {
         30_000,
     );
     assert_eq!(r.observed, Some(2.0));
-    assert_eq!(r.conservative, None);
+    let bound = r.conservative.expect("a throughput has a Poisson bound");
+    assert!((bound - 2.933_574_448_485_91).abs() < 1e-9, "{bound}");
     assert_eq!(r.status, GateStatus::Fail);
     assert_eq!(r.min, Some(5.0));
+}
+
+/// A throughput floor of `rps` on the service over 30 s that judges from 10 requests.
+fn low_floor(rps: f64) -> Gate {
+    Gate {
+        min_samples: 10,
+        ..floor(Scope::Service, rps)
+    }
+}
+
+/// Issue 12: 19.9 req/s against a 20 req/s floor over about 2 s rolled a healthy service
+/// back in stage 1; about 40 arrivals vary by ±6 from one 2 s to the next whatever the true
+/// rate. Fails on 63809fb, which judged the point estimate (39 requests over 2 s, 19.5 req/s,
+/// was a `fail`, with no bound). At 99.9 % the rate may be as high as U(39) / 2 =
+/// 31.2098060039412 req/s (Garwood; mpmath 1.3.0, the mean under which 39 or fewer arrivals
+/// have probability 0.001), so it is a `warn`; 10 requests over 10 s (at most U(10) / 10 =
+/// 2.41339711454176 req/s) is conclusively under the floor.
+#[test]
+fn a_throughput_just_under_its_floor_on_few_requests_warns_and_a_clearly_low_one_fails() {
+    let noisy = evaluate(
+        &low_floor(20.0),
+        &cohort(20, 0, 100.0),
+        &cohort(19, 0, 100.0),
+        2_000,
+    );
+    assert_eq!(noisy.observed, Some(19.5));
+    assert_eq!(noisy.status, GateStatus::Warn);
+    let bound = noisy.conservative.expect("a Poisson bound");
+    assert!((bound - 31.209_806_003_941_2).abs() < 1e-9, "{bound}");
+    assert_eq!(
+        explain(&noisy),
+        "service throughput_rps 19.5 req/s is under the 20.0 req/s floor but not yet conclusively (99.9% bound 31.2 req/s) over 2 s (39 requests)"
+    );
+
+    let low = evaluate(
+        &low_floor(20.0),
+        &cohort(5, 0, 100.0),
+        &cohort(5, 0, 100.0),
+        10_000,
+    );
+    assert_eq!(low.observed, Some(1.0));
+    assert_eq!(low.status, GateStatus::Fail);
+    let bound = low.conservative.expect("a Poisson bound");
+    assert!((bound - 2.413_397_114_541_76).abs() < 1e-9, "{bound}");
+    assert_eq!(
+        explain(&low),
+        "service throughput_rps 1.0 req/s is under the 20.0 req/s floor (at 99.9% confidence at most 2.4 req/s) over 10 s (10 requests)"
+    );
+
+    // Exactly at the floor is a pass, as before.
+    let at = evaluate(
+        &low_floor(20.0),
+        &cohort(20, 0, 100.0),
+        &cohort(20, 0, 100.0),
+        2_000,
+    );
+    assert_eq!(at.status, GateStatus::Pass);
+}
+
+/// Fails on 63809fb (a throughput ceiling had no bound): a ceiling is judged at the lower
+/// end of the rate's interval: L(130) = 97.6 req/s over 1 s, under a 100 req/s ceiling, but
+/// L(200) = 159.1 (mpmath 1.3.0).
+#[test]
+fn a_throughput_ceiling_fails_only_when_even_its_lower_bound_is_over() {
+    let ceiling = Gate {
+        bound: Bound::Max,
+        ..low_floor(100.0)
+    };
+    let near = evaluate(&ceiling, &cohort(130, 0, 100.0), &empty(), 1_000);
+    assert_eq!(
+        (near.observed, near.status),
+        (Some(130.0), GateStatus::Warn)
+    );
+    let low = near.conservative.expect("a Poisson bound");
+    assert!(low > 90.0 && low < 100.0, "{low}");
+    let far = evaluate(&ceiling, &cohort(200, 0, 100.0), &empty(), 1_000);
+    assert_eq!(far.status, GateStatus::Fail);
+    assert!(far.conservative.expect("a Poisson bound") > 150.0);
 }
 
 #[test]
@@ -1381,8 +1462,11 @@ fn a_canary_scoped_throughput_floor_sees_only_the_canary() {
     let mut run = Run::start(&throughput_plan("canary"));
     assert_eq!(run.finish(healthy(16)), Outcome::RolledBack);
     let rb = run.engine.summary().rollback.expect("a rollback record");
-    // The first window with 50 canary requests: 80 at 10 s.
-    assert_eq!((rb.stage, rb.detection_s), (1, 10.0));
+    // 8 req/s against a floor of 10: the first window with 50 canary requests (80 at 10 s)
+    // is only a warn, since so few requests could come from 10 req/s; the first window whose
+    // 99.9 % Poisson bound is under the floor is 200 requests over 25 s (at most 9.91 req/s;
+    // 160 over 20 s allowed up to 10.15).
+    assert_eq!((rb.stage, rb.detection_s), (1, 25.0));
     assert!(
         rb.reason
             .starts_with("canary throughput_rps 8.0 req/s is under the 10.0 req/s floor"),

@@ -21,7 +21,10 @@
 //!
 //! A third property feeds slots of random lengths (1 ms to longer than a stage) instead of
 //! ticking at `next_tick()`, as a careless driver might: every invariant but the timing one
-//! must still hold.
+//! must still hold. A fourth feeds random gaps (time nothing was observed) between ticks:
+//! every invariant holds, a stage that ends on its own has observed exactly its planned
+//! duration (its end moved out by its unobserved time), and only a stage unobserved for
+//! longer than its `max_unobserved` limit halts for it.
 
 use proptest::prelude::*;
 use ramp_core::engine::{Action, Engine, Input, State};
@@ -218,6 +221,9 @@ struct Feed {
     /// Slot lengths in ms (cycled) for a driver that ignores `next_tick()`; `None` ticks at
     /// `next_tick()`.
     irregular_ms: Option<Vec<u64>>,
+    /// Gaps (cycled, one entry per tick): the length in ms of the time nothing was observed
+    /// before that tick's slot, if any.
+    gaps_ms: Vec<Option<u64>>,
 }
 
 fn feed() -> impl Strategy<Value = Feed> {
@@ -232,7 +238,23 @@ fn feed() -> impl Strategy<Value = Feed> {
             slots,
             abort_before_tick,
             irregular_ms: None,
+            gaps_ms: vec![None],
         })
+}
+
+/// A feed with gaps before some ticks, from 1 ms to longer than a stage.
+fn gappy_feed() -> impl Strategy<Value = Feed> {
+    (
+        feed(),
+        proptest::collection::vec(
+            proptest::option::weighted(
+                0.15,
+                prop_oneof![1u64..1000, 1000u64..10_000, 10_000u64..90_000],
+            ),
+            1..30,
+        ),
+    )
+        .prop_map(|(feed, gaps_ms)| Feed { gaps_ms, ..feed })
 }
 
 /// A feed whose slots have random lengths, from 1 ms to longer than a stage.
@@ -279,6 +301,23 @@ fn drive(plan: &Arc<Plan>, feed: &Feed) -> (Log, Engine) {
         );
         let next = match &feed.irregular_ms {
             Some(lengths) => now.plus(Span(lengths[tick % lengths.len()])),
+            None => next,
+        };
+        if let Some(len) = feed.gaps_ms[tick % feed.gaps_ms.len()] {
+            let end = now.plus(Span(len));
+            let gap = Input::Gap {
+                start_ms: now.0,
+                end_ms: end.0,
+                reason: "random gap".into(),
+            };
+            log.push((end, engine.step(end, gap)));
+            now = end;
+            if matches!(engine.state(), State::Finished(_)) {
+                break;
+            }
+        }
+        let next = match feed.gaps_ms[tick % feed.gaps_ms.len()] {
+            Some(_) => engine.next_tick(),
             None => next,
         };
         let (canary, stable) = &feed.slots[tick % feed.slots.len()];
@@ -537,12 +576,70 @@ proptest! {
     }
 }
 
+/// With gaps, driven at `next_tick()`: a stage that ends on its own (not rolled back, not
+/// halted for its unobserved time) has observed exactly its planned duration; a stage halted
+/// for its unobserved time had more than its limit and every other had at most its limit;
+/// each stage starts when the previous one ended.
+fn check_gaps(plan: &Plan, summary: &Summary) -> Result<(), TestCaseError> {
+    for (k, st) in summary.stages.iter().enumerate() {
+        let planned = plan.stages[k].duration.as_secs_f64();
+        let limit = plan.max_unobserved_of(k).as_secs_f64();
+        // Plan time is whole milliseconds: compare there, not in floating seconds.
+        let ms = |s: f64| (s * 1000.0).round() as u64;
+        if k + 1 < summary.stages.len() {
+            prop_assert_eq!(
+                ms(summary.stages[k + 1].started_s),
+                ms(st.started_s) + ms(st.elapsed_s)
+            );
+        }
+        let for_gaps = st
+            .reasons
+            .first()
+            .is_some_and(|r| r.starts_with(&format!("Stage {} halted: ", st.index)));
+        if for_gaps {
+            prop_assert_eq!(st.decision, Some(Decision::Halt));
+            prop_assert!(
+                st.unobserved_s > limit,
+                "stage {} halted within its limit",
+                st.index
+            );
+            continue;
+        }
+        prop_assert!(
+            st.unobserved_s <= limit,
+            "stage {} went past its limit",
+            st.index
+        );
+        if st.decision == Some(Decision::Rollback) {
+            continue;
+        }
+        prop_assert_eq!(
+            ms(st.elapsed_s) - ms(st.unobserved_s),
+            ms(planned),
+            "stage {} observed off its plan",
+            st.index
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 128,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
+
+    #[test]
+    fn gaps_keep_every_invariant_and_stages_observe_their_planned_time(
+        spec in plan_spec(),
+        feed in gappy_feed(),
+    ) {
+        let plan = spec.plan();
+        let (log, engine) = drive(&plan, &feed);
+        check(&plan, &log, &engine)?;
+        check_gaps(&plan, &engine.summary())?;
+    }
 
     #[test]
     fn irregular_ticks_keep_every_action_invariant(spec in plan_spec(), feed in irregular_feed()) {

@@ -301,6 +301,33 @@ fn evaluate_every_must_not_exceed_a_window() {
     );
 }
 
+/// Fails on 63809fb, where `max_unobserved` was an unknown key: it must be a positive
+/// duration, located at its value, and its mistakes do not hide the others.
+#[test]
+fn max_unobserved_must_be_a_positive_duration() {
+    assert_errors(
+        &format!("{HEAD}{LAST}\n[gates]\nmax_unobserved = \"0s\"\n"),
+        &[(11, 18, "gates.max_unobserved: must be longer than 0")],
+    );
+    assert_errors(
+        &format!("{HEAD}{LAST}\n[gates]\nmax_unobserved = 5\n"),
+        &[(11, 18, "gates.max_unobserved: expected a duration string with a unit such as \"5s\" or \"5m\", found the bare number 5")],
+    );
+    assert_errors(
+        &format!(
+            "{HEAD}{LAST}\n[gates]\nmax_unobserved = \"5fortnights\"\nevaluate_every = \"0s\"\n"
+        ),
+        &[
+            (
+                11,
+                18,
+                "gates.max_unobserved: duration \"5fortnights\" has unknown unit \"fortnights\"",
+            ),
+            (12, 18, "gates.evaluate_every: must be longer than 0"),
+        ],
+    );
+}
+
 #[test]
 fn a_gate_needs_exactly_one_of_max_and_min() {
     assert_errors(

@@ -283,6 +283,24 @@ fn parse(src: &str) -> Plan {
     }
 }
 
+/// Fails on 63809fb, where `max_unobserved` was an unknown key: a written limit is read and
+/// replaces the default for every stage; without it each stage gets the smaller of 5 minutes
+/// and a quarter of its duration.
+#[test]
+fn max_unobserved_is_read_and_defaults_per_stage() {
+    let stages = "\n[[stages]]\nweight = 50\nduration = \"10m\"\n\n[[stages]]\nweight = 100\nduration = \"1h\"\n";
+    let written = parse(&format!(
+        "{HEAD}\n[gates]\nmax_unobserved = \"90s\"\n{stages}"
+    ));
+    assert_eq!(written.max_unobserved, Some(Span::from_secs(90)));
+    assert_eq!(written.max_unobserved_of(0), Span::from_secs(90));
+    assert_eq!(written.max_unobserved_of(1), Span::from_secs(90));
+    let default = parse(&format!("{HEAD}{stages}"));
+    assert_eq!(default.max_unobserved, None);
+    assert_eq!(default.max_unobserved_of(0), Span::from_secs(150));
+    assert_eq!(default.max_unobserved_of(1), Span::from_mins(5));
+}
+
 #[test]
 fn a_plan_without_live_sections_gets_their_defaults() {
     let plan = parse(&format!(

@@ -11,6 +11,7 @@ use crate::error::DemoError;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -36,6 +37,12 @@ pub const UPSTREAM_HEADER: &str = "x-ramp-upstream";
 /// is unbounded (its last segment continues past p99), and a regression can add latency;
 /// capping keeps every sleep, and therefore every connection's lifetime, bounded.
 pub const MAX_LATENCY_MS: f64 = 60_000.0;
+
+/// The largest request body the demo upstream reads; more is refused with 400.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The longest the demo upstream waits for a request's body.
+const MAX_BODY_WAIT: Duration = Duration::from_secs(60);
 
 /// The longest accepted upstream name, in bytes. The name is echoed in a header and as the
 /// body's first line, so it is kept short enough to be cheap to send and to print.
@@ -370,6 +377,21 @@ async fn answer(
     if req.method() == Method::GET && req.uri().path() == "/health" {
         behaviour.health.fetch_add(1, Ordering::Relaxed);
         return Ok(behaviour.response(StatusCode::OK, Bytes::from_static(b"ok\n")));
+    }
+    // A handler reads the request's body before it answers, as a real POST endpoint does, so
+    // that an upload the client stalls keeps the request open (and reaches the proxy's
+    // request-body timeout) rather than being answered early. The body is bounded in size
+    // and time; one that cannot be read is the client's fault.
+    let body = tokio::time::timeout(
+        MAX_BODY_WAIT,
+        http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+    )
+    .await;
+    if !matches!(body, Ok(Ok(_))) {
+        return Ok(behaviour.response(
+            StatusCode::BAD_REQUEST,
+            Bytes::from_static(b"unreadable request body\n"),
+        ));
     }
     let (latency, error) = {
         // The lock is per connection and held only for two draws; a poisoned lock still

@@ -166,3 +166,33 @@ async fn shutdown_stops_the_server_promptly_even_with_a_slow_request_in_flight()
     })
     .await;
 }
+
+/// The demo upstream answers a request only once it has read its body, like a real POST
+/// handler, so that an upload its client stalls stays open (issue 12: the proxy's
+/// request-body timeout, not an early answer, must end it). Before this, it answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_answered_only_after_its_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bounded(async {
+        let up = start(fast("stable", 0.0)).await;
+        let mut s = tokio::net::TcpStream::connect(up.addr).await.unwrap();
+        s.write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let early = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await;
+        assert!(early.is_err(), "answered before the body ended: {early:?}");
+        s.write_all(b"67890").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer once the body ended")
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        up.stop().await;
+    })
+    .await;
+}

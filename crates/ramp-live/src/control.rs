@@ -275,17 +275,20 @@ async fn handle(
 
 /// Whether the request carries the token, compared in constant time.
 fn authorized(req: &Request<Incoming>, token: &str) -> bool {
-    let Some(value) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+    bearer_matches(req.headers().get(header::AUTHORIZATION), token)
+}
+
+/// Whether an `Authorization` value is `Bearer <token>`. The scheme's name is
+/// case-insensitive (RFC 9110 §11.1: `bearer` and `BEARER` are the same scheme); the token is
+/// compared in constant time for its length.
+fn bearer_matches(value: Option<&header::HeaderValue>, token: &str) -> bool {
+    let Some(v) = value.map(header::HeaderValue::as_bytes) else {
         return false;
     };
-    let Some(given) = value.strip_prefix("Bearer ") else {
+    if v.len() < 7 || !v[..7].eq_ignore_ascii_case(b"bearer ") {
         return false;
-    };
-    let (a, b) = (given.as_bytes(), token.as_bytes());
+    }
+    let (a, b) = (v[7..].trim_ascii(), token.as_bytes());
     if a.len() != b.len() {
         return false;
     }
@@ -317,5 +320,31 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("cannot encode the status: {e}\n"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12, point 7: the scheme is case-insensitive. Fails on 63809fb, where only
+    /// `Bearer ` with a capital B was accepted.
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let token = "s3cret-right-token";
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let v = header::HeaderValue::from_str(&format!("{scheme} {token}")).unwrap();
+            assert!(bearer_matches(Some(&v), token), "{scheme}");
+        }
+        for wrong in [
+            "Basic s3cret-right-token",
+            "Bearer s3cret-wrong-token",
+            "Bearer",
+            "",
+        ] {
+            let v = header::HeaderValue::from_str(wrong).unwrap();
+            assert!(!bearer_matches(Some(&v), token), "{wrong:?}");
+        }
+        assert!(!bearer_matches(None, token));
     }
 }

@@ -44,10 +44,14 @@ pub enum SourceError {
 pub struct CohortCounters {
     /// Completed requests whose latency was recorded (the histogram's count).
     pub completed: u64,
-    /// Responses with a 5xx status: the upstream's, the proxy's 502/504 on upstream failure,
-    /// and injected aborts. Proxy-internal failures are counted apart by the proxy and never
-    /// reach a cohort.
-    pub errors_5xx: u64,
+    /// Requests that count as errors for the gates: the proxy's per-cohort `errors` (5xx
+    /// responses, the upstream's or the proxy's 502/504 on upstream failure and injected
+    /// aborts, plus bodies an upstream cut short after the head), or its 5xx count when it is
+    /// older than that counter. Client faults (stalled or malformed request bodies,
+    /// disconnects) and proxy-internal failures never reach a cohort. Journals written before
+    /// the rename call it `errors_5xx`.
+    #[serde(alias = "errors_5xx")]
+    pub errors: u64,
     /// Raw latency buckets `(index, count)`, ascending, cumulative.
     pub buckets: Vec<(u32, u64)>,
     /// Requests in progress at the reading (a gauge, not cumulative): a rehearsal waits for
@@ -59,6 +63,12 @@ pub struct CohortCounters {
 /// Both cohorts' cumulative counters at one moment: the journaled cursor of a live run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
+    /// The source's boot epoch (the proxy's `instance.boot_id`), new at every start of the
+    /// process that counts: two readings of different epochs are not one stream of counts,
+    /// whatever their values. `None` for a source that does not say (and in journals written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
     /// The stable cohort.
     pub stable: CohortCounters,
     /// The canary cohort.
@@ -69,14 +79,41 @@ impl Counters {
     /// Whether any counter went down since `earlier`: the proxy restarted and its counters
     /// began again from zero.
     pub fn restarted_since(&self, earlier: &Counters) -> bool {
+        self.gap_since(earlier).is_some()
+    }
+
+    /// Why `earlier` and `self` are not one stream of counts, if they are not: the source's
+    /// epoch changed (it restarted) or a counter went down (it restarted without saying).
+    /// The time between the two readings is then unobserved: whatever was counted before the
+    /// restart and not read is lost, so their difference is never a slot. (Prometheus'
+    /// `rate()` instead counts a reset counter's new value as the interval's increase; Ramp
+    /// knows it missed part of the interval, and says so.)
+    pub fn gap_since(&self, earlier: &Counters) -> Option<&'static str> {
+        match (&earlier.epoch, &self.epoch) {
+            (Some(then), Some(now)) if then != now => {
+                return Some("the proxy restarted: its counters began again");
+            }
+            // A proxy that did not name its epoch and now does (or the reverse) is another
+            // build of it: it was restarted to be replaced.
+            (Some(_), None) | (None, Some(_)) => {
+                return Some("the proxy was replaced by another version: its counters began again");
+            }
+            (Some(_), Some(_)) | (None, None) => {}
+        }
         let lower = |now: &CohortCounters, then: &CohortCounters| {
-            now.completed < then.completed || now.errors_5xx < then.errors_5xx
+            now.completed < then.completed
+                || now.errors < then.errors
+                || now.buckets.iter().map(|b| b.1).sum::<u64>()
+                    < then.buckets.iter().map(|b| b.1).sum::<u64>()
         };
-        lower(&self.stable, &earlier.stable) || lower(&self.canary, &earlier.canary)
+        (lower(&self.stable, &earlier.stable) || lower(&self.canary, &earlier.canary))
+            .then_some("the proxy's counters went down: it restarted")
     }
 
     /// The slot `[start_ms, end_ms)` of what happened between `earlier` and `self`. After a
-    /// proxy restart everything counted since the restart is the delta.
+    /// proxy restart everything counted since the restart is the delta (what a rehearsal's
+    /// timing wants; the rollout's feed asks [`Counters::gap_since`] first and never makes a
+    /// slot across a restart).
     pub fn slot_since(&self, earlier: &Counters, start_ms: u64, end_ms: u64) -> Slot {
         let base = if self.restarted_since(earlier) {
             Counters::default()
@@ -110,7 +147,7 @@ fn delta(now: &CohortCounters, then: &CohortCounters) -> CohortStats {
         }
     }
     let requests = latency.count();
-    let errors = now.errors_5xx.saturating_sub(then.errors_5xx).min(requests);
+    let errors = now.errors.saturating_sub(then.errors).min(requests);
     let mut stats = CohortStats::new();
     stats.requests = requests;
     stats.errors = errors;
@@ -124,10 +161,20 @@ struct SnapshotDoc {
     /// The deployment the proxy serves, so that a controller never drives another's proxy.
     #[serde(default)]
     deployment_id: Option<String>,
+    /// Which process counted: its boot epoch changes at every start.
+    #[serde(default)]
+    instance: Option<InstanceDoc>,
     /// The split in force.
     weights: WeightsDoc,
     /// Counters and sketches.
     metrics: MetricsDoc,
+}
+
+/// `instance` of `/snapshot`.
+#[derive(Debug, Deserialize)]
+struct InstanceDoc {
+    /// Random, new at every start of the proxy process.
+    boot_id: String,
 }
 
 /// `weights` of `/snapshot` and `GET /weights`.
@@ -135,6 +182,9 @@ struct SnapshotDoc {
 struct WeightsDoc {
     /// Canary share in basis points.
     canary_bp: u32,
+    /// The token of the run that set them, if a run did.
+    #[serde(default)]
+    set_by: Option<String>,
 }
 
 /// `metrics` of `/snapshot`.
@@ -151,6 +201,9 @@ struct MetricsDoc {
 struct CohortDoc {
     /// Responses by status class.
     responses: ClassesDoc,
+    /// Requests that count as errors for the gates (absent from older proxies).
+    #[serde(default)]
+    errors: Option<u64>,
     /// Requests in progress.
     in_flight: i64,
     /// The raw sketch.
@@ -181,6 +234,8 @@ struct LatencyDoc {
 pub struct ProxyReading {
     /// The deployment the proxy says it serves (its configured `deployment_id`).
     pub deployment_id: Option<String>,
+    /// The token of the run that last set the proxy's weights, if a run did.
+    pub set_by: Option<String>,
     /// The canary weight the proxy applies now.
     pub canary_bp: u32,
     /// Its cumulative counters.
@@ -250,24 +305,38 @@ impl ProxyAdmin {
         }
         let cohort = |c: CohortDoc| CohortCounters {
             completed: c.latency.buckets.iter().map(|b| b.1).sum(),
-            errors_5xx: c.responses.c5xx,
+            errors: c.errors.unwrap_or(c.responses.c5xx),
             buckets: c.latency.buckets,
             in_flight: c.in_flight,
         };
         Ok(ProxyReading {
             deployment_id: doc.deployment_id,
+            set_by: doc.weights.set_by,
             canary_bp: doc.weights.canary_bp,
             counters: Counters {
+                epoch: doc.instance.map(|i| i.boot_id),
                 stable: cohort(doc.metrics.stable),
                 canary: cohort(doc.metrics.canary),
             },
         })
     }
 
-    /// Sets the canary weight; effective from the proxy's next request once this returns.
-    pub async fn set_weight(&self, weight: Weight) -> Result<(), SourceError> {
-        let body = format!("{{\"canary\": {}}}", weight.percent());
+    /// Sets the canary weight, naming the run that sets it when there is one (the proxy
+    /// reports it back as `set_by`); effective from the proxy's next request once this
+    /// returns.
+    pub async fn set_weight(&self, weight: Weight, run: Option<&str>) -> Result<(), SourceError> {
+        let body = match run {
+            Some(run) => serde_json::json!({ "canary": weight.percent(), "run": run }),
+            None => serde_json::json!({ "canary": weight.percent() }),
+        }
+        .to_string();
         let (status, resp) = self.api.call(Method::PUT, "/weights", Some(body)).await?;
+        if run.is_some() && refuses_run_field(status, &resp) {
+            // A proxy older than run tokens refuses the unknown field: the weight, above all a
+            // rollback's 0, must still get through. Such a proxy reports no `set_by`, so the
+            // journal check has nothing to hold it to either.
+            return Box::pin(self.set_weight(weight, None)).await;
+        }
         check("PUT /weights", status, &resp)
     }
 
@@ -287,6 +356,13 @@ impl ProxyAdmin {
         let (status, resp) = self.api.call(Method::DELETE, "/faults", None).await?;
         check("DELETE /faults", status, &resp)
     }
+}
+
+/// Whether a `PUT /weights` was refused only because the proxy does not know the `run` field
+/// (it predates run tokens and rejects unknown fields).
+fn refuses_run_field(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::BAD_REQUEST
+        && String::from_utf8_lossy(body).contains("unknown field `run`")
 }
 
 /// An error for a non-success status.
@@ -309,7 +385,7 @@ mod tests {
     fn cohort(completed_buckets: &[(u32, u64)], errors: u64) -> CohortCounters {
         CohortCounters {
             completed: completed_buckets.iter().map(|b| b.1).sum(),
-            errors_5xx: errors,
+            errors,
             buckets: completed_buckets.to_vec(),
             in_flight: 0,
         }
@@ -320,10 +396,12 @@ mod tests {
         let then = Counters {
             stable: cohort(&[(10, 5), (20, 3)], 1),
             canary: cohort(&[(15, 2)], 0),
+            ..Counters::default()
         };
         let now = Counters {
             stable: cohort(&[(10, 7), (20, 3), (30, 4)], 2),
             canary: cohort(&[(15, 2), (16, 1)], 1),
+            ..Counters::default()
         };
         let slot = now.slot_since(&then, 1000, 6000);
         assert_eq!((slot.start_ms, slot.end_ms), (1000, 6000));
@@ -340,10 +418,12 @@ mod tests {
         let then = Counters {
             stable: cohort(&[(10, 50)], 5),
             canary: cohort(&[(10, 5)], 0),
+            ..Counters::default()
         };
         let now = Counters {
             stable: cohort(&[(10, 3)], 0),
             canary: cohort(&[(11, 1)], 1),
+            ..Counters::default()
         };
         assert!(now.restarted_since(&then));
         let slot = now.slot_since(&then, 0, 5000);
@@ -358,9 +438,69 @@ mod tests {
         let now = Counters {
             stable: cohort(&[], 3),
             canary: cohort(&[(4, 1)], 9),
+            ..Counters::default()
         };
         let slot = now.slot_since(&then, 0, 1);
         assert_eq!(slot.stable.errors, 0);
         assert_eq!(slot.canary.errors, 1);
+    }
+
+    /// Issue 12, point 1: a proxy that restarted between two readings is a gap, even when
+    /// its new counters happen to be higher than the old ones (the new process already served
+    /// more than the old one had when last read). Fails on 63809fb, where only a counter
+    /// going down was noticed and the difference became a slot.
+    #[test]
+    fn a_new_epoch_is_a_gap_whatever_the_counts() {
+        let then = Counters {
+            epoch: Some("aaaa".into()),
+            stable: cohort(&[(10, 5)], 0),
+            canary: cohort(&[(10, 1)], 0),
+        };
+        let mut now = Counters {
+            epoch: Some("bbbb".into()),
+            stable: cohort(&[(10, 50)], 0),
+            canary: cohort(&[(10, 9)], 0),
+        };
+        assert!(now
+            .gap_since(&then)
+            .is_some_and(|r| r.contains("restarted")));
+        now.epoch = Some("aaaa".into());
+        assert_eq!(
+            now.gap_since(&then),
+            None,
+            "same epoch, counters up: one stream"
+        );
+        // A source that names no epoch falls back on counters going down.
+        let (mut a, mut b) = (then.clone(), now.clone());
+        a.epoch = None;
+        b.epoch = None;
+        assert_eq!(b.gap_since(&a), None);
+        assert!(a.gap_since(&b).is_some());
+        // One that begins (or stops) naming it was replaced by another build: a restart.
+        assert!(now.gap_since(&a).is_some_and(|r| r.contains("replaced")));
+        assert!(b.gap_since(&then).is_some_and(|r| r.contains("replaced")));
+    }
+
+    /// A proxy older than run tokens answers `PUT /weights` with a `run` field with 400 and
+    /// "unknown field `run`" (its body type denies unknown fields): the weight is sent again
+    /// without it. Any other refusal stays an error.
+    #[test]
+    fn only_an_unknown_run_field_is_retried_without_it() {
+        let old = b"invalid JSON: unknown field `run`, expected `canary` at line 1 column 20";
+        assert!(refuses_run_field(StatusCode::BAD_REQUEST, old));
+        assert!(!refuses_run_field(StatusCode::UNPROCESSABLE_ENTITY, old));
+        assert!(!refuses_run_field(
+            StatusCode::BAD_REQUEST,
+            b"`run` must be a string of 1 to 128 characters"
+        ));
+    }
+
+    /// A cursor journaled before the counter was renamed still reads back.
+    #[test]
+    fn an_old_cursor_reads_back() {
+        let old = r#"{"stable":{"completed":3,"errors_5xx":1,"buckets":[[10,3]]},"canary":{"completed":0,"errors_5xx":0,"buckets":[]}}"#;
+        let c: Counters = serde_json::from_str(old).unwrap();
+        assert_eq!(c.stable.errors, 1);
+        assert_eq!(c.epoch, None);
     }
 }

@@ -53,6 +53,10 @@ pub struct StageView {
     pub elapsed_s: f64,
     /// Its planned duration, seconds.
     pub duration_s: f64,
+    /// Seconds of it that were unobserved (the proxy restarted or could not be read): they
+    /// do not count toward its duration, which is extended by them.
+    #[serde(default)]
+    pub unobserved_s: f64,
 }
 
 /// A stage held for approvals.
@@ -91,6 +95,8 @@ impl StatusView {
             started,
             gates: g,
             tests: t,
+            unobserved_ms,
+            ends_at: _,
         }) = engine.live_view()
         {
             let st = &plan.stages[index];
@@ -100,6 +106,7 @@ impl StatusView {
                 weight: st.weight.percent(),
                 elapsed_s: engine.now().since(started).as_secs_f64(),
                 duration_s: st.duration.as_secs_f64(),
+                unobserved_s: ramp_core::Span(unobserved_ms).as_secs_f64(),
             });
             gates = g
                 .iter()
@@ -155,11 +162,24 @@ impl StatusView {
             self.weight
         );
         if let Some(st) = &self.stage {
-            let _ = writeln!(
-                s,
-                "Stage {}/{} at {}%: {:.0}s of {:.0}s",
-                st.index, st.of, st.weight, st.elapsed_s, st.duration_s
-            );
+            if st.unobserved_s > 0.0 {
+                let _ = writeln!(
+                    s,
+                    "Stage {}/{} at {}%: observed {:.0}s of {:.0}s; {:.0}s unobserved (the stage is extended by it)",
+                    st.index,
+                    st.of,
+                    st.weight,
+                    (st.elapsed_s - st.unobserved_s).max(0.0),
+                    st.duration_s,
+                    st.unobserved_s
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "Stage {}/{} at {}%: {:.0}s of {:.0}s",
+                    st.index, st.of, st.weight, st.elapsed_s, st.duration_s
+                );
+            }
         }
         if let Some(p) = &self.paused {
             let _ = writeln!(s, "PAUSED: {p}");
@@ -235,4 +255,46 @@ pub fn recent_events(summary: &Summary) -> Vec<TimelineEvent> {
         .rev()
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12: `ramp status` says how much of a stage was observed when some was not.
+    #[test]
+    fn a_stage_with_unobserved_time_says_what_was_observed() {
+        let mut view = StatusView {
+            deployment_id: "d".into(),
+            run_id: 1,
+            state: "running".into(),
+            outcome: None,
+            t_s: 60.0,
+            weight: 25.0,
+            stage: Some(StageView {
+                index: 2,
+                of: 4,
+                weight: 25.0,
+                elapsed_s: 40.0,
+                duration_s: 40.0,
+                unobserved_s: 12.0,
+            }),
+            paused: None,
+            awaiting: None,
+            gates: Vec::new(),
+            tests: Vec::new(),
+            recent: Vec::new(),
+            metrics_problem: None,
+            flags: Vec::new(),
+        };
+        let text = view.render();
+        assert!(
+            text.contains("Stage 2/4 at 25%: observed 28s of 40s; 12s unobserved"),
+            "{text}"
+        );
+        if let Some(st) = &mut view.stage {
+            st.unobserved_s = 0.0;
+        }
+        assert!(view.render().contains("Stage 2/4 at 25%: 40s of 40s"));
+    }
 }

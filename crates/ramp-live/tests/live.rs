@@ -71,6 +71,7 @@ impl Rig {
             ofrep_listener: None,
             ofrep_token: None,
             halt_on_interrupt: None,
+            new_run: false,
         }
     }
 }
@@ -189,7 +190,7 @@ async fn a_run_that_cannot_be_resumed_is_halted_and_recorded_finished_when_inter
 async fn a_proxy_of_another_deployment_is_refused_before_anything_is_sent_to_it() {
     let rig = Rig::start_for(50.0, Some("payments")).await;
     rig.proxy()
-        .set_weight(Weight::from_percent(40.0).unwrap())
+        .set_weight(Weight::from_percent(40.0).unwrap(), None)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -945,7 +946,7 @@ follow = "rollout"
         // hand) while it refuses the controller's weight again: the flag comes down to it
         // at the next reading, and stays there.
         block.store(true, std::sync::atomic::Ordering::SeqCst);
-        proxy.set_weight(Weight::ZERO).await.unwrap();
+        proxy.set_weight(Weight::ZERO, None).await.unwrap();
         let until = Instant::now() + Duration::from_secs(5);
         loop {
             let on = keys_on(&api, "checkout_v2").await;

@@ -3,18 +3,22 @@
 //! - `GET /metrics`: Prometheus text format.
 //! - `GET /snapshot`: JSON with raw histogram buckets and counters, for exact merging; in
 //!   flag mode also `flag`: the flag and the distinct users per cohort over the window.
-//! - `GET /weights`, `PUT /weights` `{"canary": 5}`: read and set the split (persisted first,
-//!   then swapped atomically; effective from the next request).
+//! - `GET /snapshot` also names the proxy's start (`instance`: `boot_id`,
+//!   `started_unix_ms`), so that a controller tells a restart from continuous counters.
+//! - `GET /weights`, `PUT /weights` `{"canary": 5, "run": "…"}`: read and set the split
+//!   (persisted first, then swapped atomically; effective from the next request), with the
+//!   run that set it (`set_by`; null when a person did).
 //! - `GET /faults`, `POST /faults`, `DELETE /faults`, `DELETE /faults/{id}`: rehearsal faults.
 //! - `GET /upstreams`: health of every pool member.
 //! - `GET /healthz`: liveness of the proxy itself (no token needed).
 //!
-//! When a token is configured every other route requires `Authorization: Bearer <token>`.
+//! When a token is configured every other route requires `Authorization: Bearer <token>` (the
+//! scheme in any case).
 
 use crate::clock;
 use crate::config::{bp_to_percent, percent_to_bp};
 use crate::metrics::MetricsSnapshot;
-use crate::proxy::Proxy;
+use crate::proxy::{Instance, Proxy};
 use crate::routing::{Cohort, Fault, FaultAction, RouteState};
 use crate::state::{self, PersistedState};
 use crate::upstream::PoolStatus;
@@ -53,6 +57,9 @@ pub struct WeightsView {
     pub canary_bp: u32,
     /// "per_request", "sticky" or "flag".
     pub mode: &'static str,
+    /// The run that set the weights (`PUT /weights` with `run`), or null when a person did
+    /// (a PUT without `run`) or nobody has since the configured initial weight.
+    pub set_by: Option<String>,
 }
 
 /// `PUT /weights` body.
@@ -61,6 +68,26 @@ pub struct WeightsView {
 struct SetWeights {
     /// The new canary share in percent.
     canary: f64,
+    /// The run setting it (a controller); absent or null when a person sets it by hand.
+    /// Read as any JSON value so that a wrong type gets the same message naming the field.
+    #[serde(default)]
+    run: Option<serde_json::Value>,
+}
+
+/// The message of a `PUT /weights` whose `run` is not a run name.
+const BAD_RUN: &str =
+    "`run` must be a string of 1 to 128 characters from A-Z, a-z, 0-9, '.', '_', ':' and '-'\n";
+
+/// The run a `PUT /weights` names: `Ok(None)` for none (absent or null), `Err` for a value
+/// that is not a run name (see [`state::is_valid_run`]).
+fn run_of(run: Option<serde_json::Value>) -> Result<Option<Arc<str>>, ()> {
+    match run {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(run)) if state::is_valid_run(&run) => {
+            Ok(Some(Arc::from(run)))
+        }
+        Some(_) => Err(()),
+    }
 }
 
 /// `POST /faults` body: one of `add_latency_ms` or `abort_status`.
@@ -99,6 +126,8 @@ struct FaultView {
 /// `GET /snapshot` document.
 #[derive(Debug, Serialize)]
 struct Snapshot {
+    /// Which start of the proxy the counters belong to.
+    instance: Instance,
     /// The deployment this proxy serves.
     deployment_id: String,
     /// The current split.
@@ -189,6 +218,7 @@ pub async fn handle(
         (Method::GET, "/snapshot") => json(
             StatusCode::OK,
             &Snapshot {
+                instance: proxy.instance.clone(),
                 deployment_id: proxy.config.deployment_id.clone(),
                 weights: weights_view(&proxy),
                 metrics: proxy.metrics.snapshot(),
@@ -200,12 +230,13 @@ pub async fn handle(
         (Method::GET, "/weights") => json(StatusCode::OK, &weights_view(&proxy)),
         (Method::PUT, "/weights") => match read_json::<SetWeights>(req).await {
             Err(r) => r,
-            Ok(set) => match percent_to_bp(set.canary) {
-                None => text(
+            Ok(set) => match (percent_to_bp(set.canary), run_of(set.run)) {
+                (None, _) => text(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "`canary` must be a percentage between 0 and 100\n",
                 ),
-                Some(bp) => set_weight(&proxy, bp).await,
+                (Some(_), Err(())) => text(StatusCode::BAD_REQUEST, BAD_RUN),
+                (Some(bp), Ok(run)) => set_weight(&proxy, bp, run).await,
             },
         },
         (Method::GET, "/faults") => json(StatusCode::OK, &fault_views(&proxy)),
@@ -219,6 +250,7 @@ pub async fn handle(
             proxy.route.store(Arc::new(RouteState {
                 canary_bp: current.canary_bp,
                 faults: Vec::new(),
+                set_by: current.set_by.clone(),
             }));
             json(StatusCode::OK, &fault_views(&proxy))
         }
@@ -240,6 +272,7 @@ pub async fn handle(
                         proxy.route.store(Arc::new(RouteState {
                             canary_bp: current.canary_bp,
                             faults,
+                            set_by: current.set_by.clone(),
                         }));
                         json(StatusCode::OK, &fault_views(&proxy))
                     }
@@ -267,14 +300,25 @@ fn pool_label(pool: &crate::upstream::Pool) -> String {
     }
 }
 
+/// Whether the request carries the admin token: `Authorization: Bearer <token>`, the scheme
+/// in any case and one or more spaces before the token (RFC 9110 §11.1, §11.4); ASCII
+/// whitespace around the token is not part of it, at either end, as for the control API.
 fn authorized(req: &Request<Incoming>, token: &str) -> bool {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return false;
     };
-    let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else {
-        return false;
-    };
-    constant_time_eq(given, token.as_bytes())
+    bearer_token(value.as_bytes()).is_some_and(|given| constant_time_eq(given, token.as_bytes()))
+}
+
+/// The token of a `Bearer` credential, if `value` is one.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer";
+    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
 }
 
 /// Compares without an early exit, so response time does not reveal the matching prefix.
@@ -286,8 +330,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn weights_view(proxy: &Proxy) -> WeightsView {
-    let bp = proxy.route.load().canary_bp;
+    let route = proxy.route.load();
+    let bp = route.canary_bp;
     WeightsView {
+        set_by: route.set_by.as_deref().map(str::to_string),
         canary: bp_to_percent(bp),
         stable: bp_to_percent(ramp_flags::BASIS_POINTS - bp),
         canary_bp: bp,
@@ -299,20 +345,17 @@ fn weights_view(proxy: &Proxy) -> WeightsView {
     }
 }
 
-/// Persists, then swaps: the weight a client is told is the weight a restart will restore.
-async fn set_weight(proxy: &Arc<Proxy>, bp: u32) -> Response<Full<Bytes>> {
+/// Persists, then swaps: the weight a client is told, and the run it is told set it, are
+/// what a restart will restore.
+async fn set_weight(proxy: &Arc<Proxy>, bp: u32, run: Option<Arc<str>>) -> Response<Full<Bytes>> {
     let _lock = proxy.admin_lock.lock().await;
     if let Some(path) = proxy.config.state_file.clone() {
-        let stored = tokio::task::spawn_blocking(move || {
-            state::store(
-                &path,
-                &PersistedState {
-                    version: 1,
-                    canary_bp: bp,
-                },
-            )
-        })
-        .await;
+        let persisted = PersistedState {
+            version: 1,
+            canary_bp: bp,
+            set_by: run.as_deref().map(str::to_string),
+        };
+        let stored = tokio::task::spawn_blocking(move || state::store(&path, &persisted)).await;
         match stored {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -341,8 +384,13 @@ async fn set_weight(proxy: &Arc<Proxy>, bp: u32) -> Response<Full<Bytes>> {
     proxy.route.store(Arc::new(RouteState {
         canary_bp: bp,
         faults,
+        set_by: run,
     }));
-    tracing::info!(canary_percent = bp_to_percent(bp), "weights changed");
+    tracing::info!(
+        canary_percent = bp_to_percent(bp),
+        set_by = proxy.route.load().set_by.as_deref(),
+        "weights changed"
+    );
     json(StatusCode::OK, &weights_view(proxy))
 }
 
@@ -415,6 +463,7 @@ async fn add_fault(proxy: &Arc<Proxy>, new: NewFault) -> Response<Full<Bytes>> {
     proxy.route.store(Arc::new(RouteState {
         canary_bp: current.canary_bp,
         faults,
+        set_by: current.set_by.clone(),
     }));
     tracing::warn!(
         id,
@@ -511,6 +560,49 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (value, token) in [
+            (&b"Bearer abc"[..], Some(&b"abc"[..])),
+            (b"bearer abc", Some(b"abc")),
+            (b"BEARER  abc", Some(b"abc")),
+            (b"Bearerabc", None),
+            (b"Bearer ", None),
+            (b"Basic abc", None),
+            (b"Bear", None),
+        ] {
+            assert_eq!(
+                bearer_token(value),
+                token,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    /// Whitespace around the token is not part of it, at either end, as for the control
+    /// API's token (and the token file's content, which is trimmed when it is read).
+    ///
+    /// Fails on c7d83a2: only the start is trimmed, so `Bearer <token> ` (a trailing space
+    /// or tab, as some clients and scripts send) is refused with 401.
+    #[test]
+    fn the_bearer_token_is_trimmed_at_both_ends() {
+        for (value, token) in [
+            (&b"Bearer abc "[..], Some(&b"abc"[..])),
+            (b"Bearer abc\t", Some(b"abc")),
+            (b"bearer \t abc \t ", Some(b"abc")),
+            (b"Bearer a b", Some(b"a b")),
+            (b"Bearer  \t ", None),
+        ] {
+            assert_eq!(
+                bearer_token(value),
+                token,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
 
     #[test]
     fn constant_time_eq_compares_whole_values() {

@@ -6,13 +6,14 @@ use crate::clock;
 use crate::metrics::{ClientFailure, Metrics, UpstreamFailure};
 use crate::pool::UpstreamBody;
 use crate::routing::Cohort;
+use crate::upload::UploadWatch;
 use bytes::Bytes;
+use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -22,7 +23,17 @@ use tokio::time::Sleep;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Measures one request from its arrival to its end and keeps the in-flight gauge right:
-/// it is finished exactly once, explicitly or, if the request is abandoned, on drop.
+/// it ends exactly once, explicitly or, if the request is abandoned, on drop.
+///
+/// It is also where a request's attribution is decided, so that each request counts once:
+/// its response's status class, whether it is one of the cohort's `errors` (a 5xx, or a
+/// body the upstream cut short after the head, never both), and whether it is the cohort's
+/// at all (a request the client stalled, broke or abandoned while the proxy waited for its
+/// upload, before any answer, records nothing in the cohort).
+///
+/// The status class and the error are counted when the request ends, after its request and
+/// latency (see [`Metrics::request_finished`]), so that a snapshot never shows an error
+/// whose request it does not also show.
 pub struct RequestGuard {
     /// Where the result is recorded.
     metrics: Arc<Metrics>,
@@ -30,12 +41,19 @@ pub struct RequestGuard {
     cohort: Cohort,
     /// When the request arrived at the proxy.
     start: Instant,
-    /// Whether the result was already recorded.
+    /// Whether the request ended (recorded or dropped).
     done: bool,
+    /// The status of the response sent for the cohort, or `None` before an answer.
+    status: Option<StatusCode>,
+    /// Whether the request is one of the cohort's errors (counted once, when it ends).
+    errored: bool,
+    /// The request body's upload, for requests with a body.
+    upload: Option<Arc<UploadWatch>>,
 }
 
 impl RequestGuard {
-    /// Starts measuring a request routed to `cohort` (counts it and marks it in flight).
+    /// Starts measuring a request routed to `cohort` (marks it in flight; it is counted
+    /// when it ends).
     pub fn start(metrics: Arc<Metrics>, cohort: Cohort, start: Instant) -> Self {
         metrics.request_started(cohort);
         Self {
@@ -43,6 +61,9 @@ impl RequestGuard {
             cohort,
             start,
             done: false,
+            status: None,
+            errored: false,
+            upload: None,
         }
     }
 
@@ -51,19 +72,65 @@ impl RequestGuard {
         self.cohort
     }
 
-    /// The shared metrics.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    /// When the request arrived at the proxy.
+    pub fn started(&self) -> Instant {
+        self.start
     }
 
-    /// Records the latency and takes the request out of flight (idempotent).
+    /// Watches the request's upload: a request abandoned while the proxy waits for its
+    /// body is the client's, not the cohort's.
+    pub(crate) fn watch_upload(&mut self, upload: Option<Arc<UploadWatch>>) {
+        self.upload = upload;
+    }
+
+    /// The request's upload, for requests with a body.
+    pub(crate) fn upload(&self) -> Option<&UploadWatch> {
+        self.upload.as_deref()
+    }
+
+    /// Notes the status of the response sent for the cohort (its class is counted when the
+    /// request ends); a 5xx makes the request one of the cohort's errors.
+    pub fn respond(&mut self, status: StatusCode) {
+        self.status = Some(status);
+        self.errored |= status.is_server_error();
+    }
+
+    /// The upstream cut the response short after its head (a reset, a stall, broken
+    /// framing): counted under `reason` now, and the request is one of the cohort's errors
+    /// (once, even if its status was a 5xx).
+    pub fn cut_by_upstream(&mut self, reason: UpstreamFailure) {
+        self.metrics.upstream_error(self.cohort, reason);
+        self.errored = true;
+    }
+
+    /// Records the request in its cohort with its latency, then its status class and
+    /// whether it is an error, and takes it out of flight (idempotent).
     pub fn finish(&mut self) {
         if !self.done {
             self.done = true;
             let elapsed = clock::now().saturating_duration_since(self.start);
-            self.metrics
-                .request_finished(self.cohort, elapsed.as_micros() as u64);
+            self.metrics.request_finished(
+                self.cohort,
+                elapsed.as_micros() as u64,
+                self.status.map(|s| s.as_u16()),
+                self.errored,
+            );
         }
+    }
+
+    /// Ends a request the client is to blame for, before any answer of the cohort: counted
+    /// under `reason`, and nothing is recorded in the cohort.
+    pub fn client_fault(mut self, reason: ClientFailure) {
+        self.done = true;
+        self.metrics.client_error(reason);
+        self.metrics.request_dropped(self.cohort);
+    }
+
+    /// Counts a client failure after the cohort answered (the response head was sent):
+    /// the request stays the cohort's, recorded with the latency it had.
+    pub(crate) fn client_fault_after_answer(&mut self, reason: ClientFailure) {
+        self.metrics.client_error(reason);
+        self.finish();
     }
 }
 
@@ -71,64 +138,27 @@ impl Drop for RequestGuard {
     fn drop(&mut self) {
         if !self.done {
             // Dropped unfinished: the client went away (hyper drops the service future or the
-            // body when the connection closes), which is the client's doing, not a cohort's.
+            // body when the connection closes or an HTTP/2 stream is reset), which is the
+            // client's doing, not a cohort's error. A request whose body the proxy was
+            // waiting for (or that the client had already broken), with no answer yet,
+            // never reached the cohort's judgement and records nothing there. Any other is
+            // recorded with the latency it had, so that a slow cohort cannot hide its
+            // slowness behind clients that give up: one that gave up waiting for a slow
+            // upstream or an injected delay (its body, unread meanwhile, is not the
+            // client's delay), or that left during the answer.
             self.metrics.client_error(ClientFailure::Disconnected);
-            self.finish();
+            let clients = self.status.is_none()
+                && self
+                    .upload
+                    .as_ref()
+                    .is_some_and(|u| u.fault().is_some() || u.awaiting_client());
+            if clients {
+                self.done = true;
+                self.metrics.request_dropped(self.cohort);
+            } else {
+                self.finish();
+            }
         }
-    }
-}
-
-/// The client's request body on its way to the upstream, watched so that a client that
-/// breaks its upload is blamed for what follows (the upstream then fails too, but only
-/// because the proxy could not give it the rest of the request).
-pub struct ClientBody {
-    /// The client's body.
-    inner: Incoming,
-    /// Set when the client's body fails; `None` for bodies that are empty from the start,
-    /// so that bodiless requests allocate nothing.
-    broken: Option<Arc<AtomicBool>>,
-}
-
-impl ClientBody {
-    /// Wraps a request body; returns the flag that turns true if the client breaks it.
-    pub fn new(inner: Incoming) -> (Self, Option<Arc<AtomicBool>>) {
-        let broken = if inner.is_end_stream() {
-            None
-        } else {
-            Some(Arc::new(AtomicBool::new(false)))
-        };
-        (
-            Self {
-                inner,
-                broken: broken.clone(),
-            },
-            broken,
-        )
-    }
-}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let (Poll::Ready(Some(Err(_))), Some(flag)) = (&polled, &this.broken) {
-            flag.store(true, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -158,9 +188,6 @@ pub struct ProxyBody {
     idle: Option<Pin<Box<Sleep>>>,
     /// Whether a frame arrived since the timer was last armed, so it must be re-armed.
     rearm: bool,
-    /// Set when the client broke its request body; then an upstream body error is the
-    /// client's doing.
-    client_broke: Option<Arc<AtomicBool>>,
 }
 
 /// An upstream's response body, from either kind of upstream.
@@ -181,13 +208,12 @@ pub(crate) enum UpstreamResponseBody {
 pub struct BodyStalled(pub Duration);
 
 impl ProxyBody {
-    /// Streams an upstream body, measured by `guard`; `client_broke` is the flag of the
-    /// request body (see [`ClientBody`]).
+    /// Streams an upstream body, measured by `guard` (which also knows whether the client
+    /// broke its upload, see [`crate::upload`]).
     pub(crate) fn upstream(
         body: UpstreamResponseBody,
         guard: RequestGuard,
         idle_timeout: Duration,
-        client_broke: Option<Arc<AtomicBool>>,
     ) -> Self {
         Self {
             inner: match body {
@@ -198,7 +224,6 @@ impl ProxyBody {
             idle_timeout,
             idle: None,
             rearm: false,
-            client_broke,
         }
     }
 
@@ -210,7 +235,6 @@ impl ProxyBody {
             idle_timeout: Duration::ZERO,
             idle: None,
             rearm: false,
-            client_broke: None,
         }
     }
 
@@ -225,17 +249,17 @@ impl ProxyBody {
         if let Inner::Http1(body) = &mut self.inner {
             body.abandon();
         }
-        let client_broke = self
-            .client_broke
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::Relaxed));
         if let Some(mut guard) = self.guard.take() {
-            if client_broke {
-                guard.metrics().client_error(ClientFailure::Disconnected);
-            } else {
-                guard.metrics().upstream_error(guard.cohort(), reason);
+            // The answer's head was counted for the cohort; if the client broke its upload
+            // meanwhile (an upload still going on beside an early answer), the cut is its
+            // doing, and the request stays the cohort's without being one of its errors.
+            match guard.upload().and_then(UploadWatch::fault) {
+                Some(fault) => guard.client_fault_after_answer(fault),
+                None => {
+                    guard.cut_by_upstream(reason);
+                    guard.finish();
+                }
             }
-            guard.finish();
         }
     }
 }

@@ -83,6 +83,10 @@ pub struct ProxyArgs {
     /// Flag mode: the flag's `salt`, when its flags file sets one.
     #[arg(long)]
     pub flag_salt: Option<String>,
+    /// Longest pause in a client's request body, in milliseconds, before the proxy answers
+    /// 408 (default 10000; `[timeouts] client_body_idle_ms`).
+    #[arg(long, value_name = "MS")]
+    pub client_body_idle_ms: Option<u64>,
 }
 
 /// Sends the proxy's logs to standard error, filtered by `RAMP_LOG` (default `info`), with
@@ -220,6 +224,36 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("`sticky`"), "{e}");
         assert!(CliError::from(e).is_invalid_input());
+    }
+
+    #[test]
+    fn the_client_body_idle_deadline_has_an_option() {
+        let config = build_config(&parse(&[
+            "--stable",
+            "127.0.0.1:1",
+            "--canary",
+            "127.0.0.1:2",
+            "--client-body-idle-ms",
+            "2500",
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.client_body_idle_timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        let e = build_config(&parse(&[
+            "--stable",
+            "127.0.0.1:1",
+            "--canary",
+            "127.0.0.1:2",
+            "--client-body-idle-ms",
+            "0",
+        ]))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("`timeouts.client_body_idle_ms`"),
+            "{e}"
+        );
     }
 
     #[test]

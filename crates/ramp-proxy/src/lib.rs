@@ -24,6 +24,7 @@ mod rng;
 pub mod routing;
 pub mod server;
 pub mod state;
+pub mod upload;
 pub mod upstream;
 pub mod users;
 

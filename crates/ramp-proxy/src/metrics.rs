@@ -3,7 +3,10 @@
 //!
 //! Every error records its source, pingora-style: the upstream of one cohort, the client, or
 //! the proxy itself. A canary that answers 500 and a client that sends garbage must never be
-//! confused, or a rollout would be judged on the wrong evidence.
+//! confused, or a rollout would be judged on the wrong evidence: a request charged to the
+//! client (a stalled or malformed upload, a malformed request) records nothing in either
+//! cohort, and each cohort's `errors` counts the requests the gates must see as failed, each
+//! at most once.
 
 use crate::histogram::{self, Histogram, HistogramSnapshot};
 use crate::routing::Cohort;
@@ -69,17 +72,37 @@ pub enum ClientFailure {
     HeadersTooLarge,
     /// The client did not send complete headers in time (the connection is closed).
     HeaderTimeout,
-    /// The client went away before the response was complete.
+    /// The client went away before the response was complete (in the middle of its upload,
+    /// the request reaches no cohort).
     Disconnected,
+    /// The client stopped sending its request body for longer than the body idle deadline:
+    /// 408, and the request reaches no cohort.
+    BodyTimeout,
+    /// The client's request body is not valid HTTP framing (a broken chunk, say): 400, and
+    /// the request reaches no cohort.
+    BadBody,
+    /// An HTTP/1.1 request without `Host`, or a request with more than one (RFC 9112
+    /// §3.2): 400, never forwarded.
+    BadHost,
+    /// A `CONNECT` request, which a reverse proxy does not tunnel: 400, never forwarded.
+    ConnectMethod,
+    /// An HTTP/2 client broke the protocol (garbage after the preface, a bad frame): the
+    /// connection is closed with a GOAWAY.
+    H2Protocol,
 }
 
 impl ClientFailure {
     /// Every variant, in the order of the counter array.
-    pub const ALL: [ClientFailure; 4] = [
+    pub const ALL: [ClientFailure; 9] = [
         ClientFailure::BadRequest,
         ClientFailure::HeadersTooLarge,
         ClientFailure::HeaderTimeout,
         ClientFailure::Disconnected,
+        ClientFailure::BodyTimeout,
+        ClientFailure::BadBody,
+        ClientFailure::BadHost,
+        ClientFailure::ConnectMethod,
+        ClientFailure::H2Protocol,
     ];
 
     /// The label value in metrics and JSON.
@@ -89,6 +112,11 @@ impl ClientFailure {
             ClientFailure::HeadersTooLarge => "headers_too_large",
             ClientFailure::HeaderTimeout => "header_timeout",
             ClientFailure::Disconnected => "disconnected",
+            ClientFailure::BodyTimeout => "body_timeout",
+            ClientFailure::BadBody => "bad_body",
+            ClientFailure::BadHost => "bad_host",
+            ClientFailure::ConnectMethod => "connect_method",
+            ClientFailure::H2Protocol => "h2_protocol",
         }
     }
 
@@ -98,6 +126,11 @@ impl ClientFailure {
             ClientFailure::HeadersTooLarge => 1,
             ClientFailure::HeaderTimeout => 2,
             ClientFailure::Disconnected => 3,
+            ClientFailure::BodyTimeout => 4,
+            ClientFailure::BadBody => 5,
+            ClientFailure::BadHost => 6,
+            ClientFailure::ConnectMethod => 7,
+            ClientFailure::H2Protocol => 8,
         }
     }
 }
@@ -142,11 +175,18 @@ impl InternalFailure {
 
 /// Counters of one cohort.
 pub struct CohortMetrics {
-    /// Requests routed to this cohort (after fallback), counted when routed.
+    /// Requests of this cohort (after fallback) that ended, counted when they end, with
+    /// their latency: a request charged to the client (a stalled, malformed or abandoned
+    /// upload) never is.
     requests: AtomicU64,
     /// Responses sent for this cohort by status class 1xx..5xx (index 0..4), including the
-    /// proxy's own 502/504 and injected aborts: what the client saw.
+    /// proxy's own 502/504 and injected aborts: what the client saw, counted when the
+    /// request ends, after it (see [`Metrics::request_finished`]).
     responses: [AtomicU64; 5],
+    /// Requests the gates must count as failed: a 5xx response, or a response whose body
+    /// the upstream cut short after its head; each request at most once, when it ends,
+    /// after it.
+    errors: AtomicU64,
     /// Upstream failures by reason, indexed by `UpstreamFailure::slot`.
     upstream_errors: [AtomicU64; 5],
     /// Requests delayed by an injected fault.
@@ -160,10 +200,25 @@ pub struct CohortMetrics {
 }
 
 impl CohortMetrics {
+    /// The cohort's `errors` and responses by class, read with `Acquire` before anything
+    /// else of the cohort is read (see [`Metrics::request_finished`]).
+    fn ended_first(&self) -> (u64, ResponseClasses) {
+        let errors = self.errors.load(Ordering::Acquire);
+        let responses = ResponseClasses {
+            c1xx: self.responses[0].load(Ordering::Acquire),
+            c2xx: self.responses[1].load(Ordering::Acquire),
+            c3xx: self.responses[2].load(Ordering::Acquire),
+            c4xx: self.responses[3].load(Ordering::Acquire),
+            c5xx: self.responses[4].load(Ordering::Acquire),
+        };
+        (errors, responses)
+    }
+
     fn new() -> Self {
         Self {
             requests: AtomicU64::new(0),
             responses: Default::default(),
+            errors: AtomicU64::new(0),
             upstream_errors: Default::default(),
             faults_delayed: AtomicU64::new(0),
             faults_aborted: AtomicU64::new(0),
@@ -180,7 +235,7 @@ pub struct Metrics {
     /// Counters of the canary cohort.
     canary: CohortMetrics,
     /// Client-caused failures by reason.
-    client_errors: [AtomicU64; 4],
+    client_errors: [AtomicU64; 9],
     /// Proxy-caused failures by reason.
     internal_errors: [AtomicU64; 3],
     /// Sticky-mode requests that had no key and were split at random; in flag mode,
@@ -222,24 +277,49 @@ impl Metrics {
         }
     }
 
-    /// Counts a request routed to `cohort` and marks it in flight.
+    /// Marks a request routed to `cohort` in flight; it is counted when it ends.
     pub fn request_started(&self, cohort: Cohort) {
-        let c = self.cohort(cohort);
-        c.requests.fetch_add(1, Ordering::Relaxed);
-        c.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.cohort(cohort)
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records the end of a request of `cohort`: its latency, and that it left flight.
-    pub fn request_finished(&self, cohort: Cohort, latency_us: u64) {
+    /// Records the end of a request of `cohort`: it counts, with its latency, then the
+    /// status class of its response (`None`: the client left before any answer) and, if
+    /// `error`, as one of the cohort's errors (the caller counts each request at most once,
+    /// see `RequestGuard`); and it left flight.
+    ///
+    /// The class and the error are counted after the request and its latency, with
+    /// `Release`, and [`Metrics::snapshot`] reads them first, with `Acquire`: a snapshot
+    /// that sees an error (or a response) also sees the request and the latency recorded
+    /// before it, so that `errors` never exceeds the latency count it is compared with (a
+    /// controller clamps a slot's errors to its requests, and would lose the excess).
+    pub fn request_finished(
+        &self,
+        cohort: Cohort,
+        latency_us: u64,
+        status: Option<u16>,
+        error: bool,
+    ) {
         let c = self.cohort(cohort);
+        c.requests.fetch_add(1, Ordering::Relaxed);
         c.latency.record_us(latency_us);
+        if let Some(status) = status {
+            let class = (status / 100).clamp(1, 5) as usize - 1;
+            c.responses[class].fetch_add(1, Ordering::Release);
+        }
+        if error {
+            c.errors.fetch_add(1, Ordering::Release);
+        }
         c.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Counts the status of a response sent for `cohort`.
-    pub fn response(&self, cohort: Cohort, status: u16) {
-        let class = (status / 100).clamp(1, 5) as usize - 1;
-        self.cohort(cohort).responses[class].fetch_add(1, Ordering::Relaxed);
+    /// Takes a request of `cohort` out of flight without recording it: the client is to
+    /// blame for how it ended, so it is not the cohort's evidence.
+    pub fn request_dropped(&self, cohort: Cohort) {
+        self.cohort(cohort)
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Counts an upstream failure of `cohort`.
@@ -292,30 +372,30 @@ impl Metrics {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Copies every counter into a serialisable snapshot.
+    /// Copies every counter into a serialisable snapshot. Each cohort's `errors` and
+    /// `responses` are read first, with `Acquire` (see [`Metrics::request_finished`]), so
+    /// that the snapshot's `requests` and latency count include every request behind them.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let cohort = |c: &CohortMetrics| CohortSnapshot {
-            requests: c.requests.load(Ordering::Relaxed),
-            responses: ResponseClasses {
-                c1xx: c.responses[0].load(Ordering::Relaxed),
-                c2xx: c.responses[1].load(Ordering::Relaxed),
-                c3xx: c.responses[2].load(Ordering::Relaxed),
-                c4xx: c.responses[3].load(Ordering::Relaxed),
-                c5xx: c.responses[4].load(Ordering::Relaxed),
-            },
-            upstream_errors: UpstreamFailure::ALL
-                .iter()
-                .map(|r| {
-                    (
-                        r.as_str().to_string(),
-                        c.upstream_errors[r.slot()].load(Ordering::Relaxed),
-                    )
-                })
-                .collect(),
-            faults_delayed: c.faults_delayed.load(Ordering::Relaxed),
-            faults_aborted: c.faults_aborted.load(Ordering::Relaxed),
-            in_flight: c.in_flight.load(Ordering::Relaxed),
-            latency: c.latency.snapshot(),
+        let cohort = |c: &CohortMetrics| {
+            let (errors, responses) = c.ended_first();
+            CohortSnapshot {
+                errors,
+                responses,
+                requests: c.requests.load(Ordering::Relaxed),
+                upstream_errors: UpstreamFailure::ALL
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.as_str().to_string(),
+                            c.upstream_errors[r.slot()].load(Ordering::Relaxed),
+                        )
+                    })
+                    .collect(),
+                faults_delayed: c.faults_delayed.load(Ordering::Relaxed),
+                faults_aborted: c.faults_aborted.load(Ordering::Relaxed),
+                in_flight: c.in_flight.load(Ordering::Relaxed),
+                latency: c.latency.snapshot(),
+            }
         };
         MetricsSnapshot {
             stable: cohort(&self.stable),
@@ -352,8 +432,10 @@ impl Metrics {
             (Cohort::Stable, &self.stable),
             (Cohort::Canary, &self.canary),
         ];
+        // Read before the requests and the latency, as in `snapshot`.
+        let ended = [self.stable.ended_first(), self.canary.ended_first()];
 
-        out.push_str("# HELP ramp_proxy_requests_total Requests routed to each cohort.\n# TYPE ramp_proxy_requests_total counter\n");
+        out.push_str("# HELP ramp_proxy_requests_total Requests of each cohort that ended (requests charged to the client are not counted).\n# TYPE ramp_proxy_requests_total counter\n");
         for (name, c) in &cohorts {
             let _ = writeln!(
                 out,
@@ -363,16 +445,31 @@ impl Metrics {
             );
         }
         out.push_str("# HELP ramp_proxy_responses_total Responses sent to clients by cohort and status class.\n# TYPE ramp_proxy_responses_total counter\n");
-        for (name, c) in &cohorts {
-            for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        for ((name, _), (_, r)) in cohorts.iter().zip(&ended) {
+            for (class, n) in [
+                ("1xx", r.c1xx),
+                ("2xx", r.c2xx),
+                ("3xx", r.c3xx),
+                ("4xx", r.c4xx),
+                ("5xx", r.c5xx),
+            ] {
                 let _ = writeln!(
                     out,
                     "ramp_proxy_responses_total{{cohort=\"{}\",code_class=\"{}\"}} {}",
                     name.as_str(),
                     class,
-                    c.responses[i].load(Ordering::Relaxed)
+                    n
                 );
             }
+        }
+        out.push_str("# HELP ramp_proxy_cohort_errors_total Requests of each cohort counted as failed by the gates: a 5xx response, or a body cut short by the upstream after its head (each request at most once).\n# TYPE ramp_proxy_cohort_errors_total counter\n");
+        for ((name, _), (errors, _)) in cohorts.iter().zip(&ended) {
+            let _ = writeln!(
+                out,
+                "ramp_proxy_cohort_errors_total{{cohort=\"{}\"}} {}",
+                name.as_str(),
+                errors
+            );
         }
         out.push_str("# HELP ramp_proxy_errors_total Errors by source (upstream, client, internal), cohort and reason.\n# TYPE ramp_proxy_errors_total counter\n");
         for (name, c) in &cohorts {
@@ -530,10 +627,14 @@ pub struct ResponseClasses {
 /// One cohort in `/snapshot`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct CohortSnapshot {
-    /// Requests routed to the cohort.
+    /// Requests of the cohort that ended, each with its latency in `latency`; requests
+    /// charged to the client are not counted.
     pub requests: u64,
     /// Responses by status class.
     pub responses: ResponseClasses,
+    /// Requests counted as failed for the gates: 5xx responses plus responses cut short by
+    /// the upstream after their head, each request at most once; cumulative.
+    pub errors: u64,
     /// Upstream failures by reason name.
     pub upstream_errors: std::collections::BTreeMap<String, u64>,
     /// Requests delayed by a fault.

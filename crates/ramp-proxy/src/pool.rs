@@ -34,10 +34,21 @@
 //! the timer fires, the watchdog re-reads the state: a passed deadline marks the connection
 //! timed out and shuts its socket down, so the waiting request wakes to the end of the
 //! stream, finds the mark and fails with [`SendError::Timeout`].
+//!
+//! For a request with a body, the deadline follows the upload, so that it is never the
+//! client's slowness that it measures: while the request waits for the client's next piece
+//! of body the deadline is suspended (the client's own body idle deadline, in
+//! [`crate::upload`], bounds that wait, and blames the client), and each piece that arrives
+//! restarts it from that piece's arrival. So a slow but steady upload is never cut by the
+//! response deadline, an upstream that stops reading the body (the proxy cannot write the
+//! piece it holds) is still timed out one response deadline after the last piece, and once
+//! the body is complete the deadline counts from its end, as the response deadline of a
+//! bodiless request counts from its arrival. Each piece costs one store of the state word;
+//! bodiless requests pay nothing.
 
-use crate::body::ClientBody;
 use crate::clock;
 use crate::h1::{self, ChunkedDecoder, Decoded, Framing, H1Error, ResponseHead};
+use crate::upload::{ClientBody, ClientBodyError};
 use crate::upstream::Member;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Request, StatusCode};
@@ -82,18 +93,20 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(clock::now)
 }
 
-/// Milliseconds since [`epoch`]; always below [`NO_DEADLINE`].
-fn now_ms() -> u64 {
+/// Milliseconds since [`epoch`]; always below [`NO_DEADLINE`]. The upload's progress is
+/// kept in these milliseconds too, so that a deadline is derived from it without reading
+/// the clock again.
+pub(crate) fn now_ms() -> u64 {
     ms_since_epoch(clock::now())
 }
 
 /// `at` in milliseconds since [`epoch`], below [`NO_DEADLINE`].
-fn ms_since_epoch(at: Instant) -> u64 {
+pub(crate) fn ms_since_epoch(at: Instant) -> u64 {
     (at.saturating_duration_since(epoch()).as_millis() as u64).min(NO_DEADLINE - 1)
 }
 
 /// A duration in whole milliseconds, rounded up so that a deadline is never early.
-fn ceil_ms(d: Duration) -> u64 {
+pub(crate) fn ceil_ms(d: Duration) -> u64 {
     let ms = d.as_millis() as u64;
     if Duration::from_millis(ms) < d {
         ms + 1
@@ -138,6 +151,19 @@ impl ConnShared {
     /// request then fails as a timeout and the connection is never reused.
     fn head_received(&self) -> bool {
         self.leave_busy(BUSY | NO_DEADLINE)
+    }
+
+    /// The request waits for its client's body: no response deadline runs meanwhile (the
+    /// client's body idle deadline bounds the wait). False if the watchdog timed the
+    /// connection out first.
+    fn suspend_deadline(&self) -> bool {
+        self.leave_busy(BUSY | NO_DEADLINE)
+    }
+
+    /// A piece of the request's body arrived (or its end): the response head is now due by
+    /// `deadline_ms`. False if the watchdog timed the connection out first.
+    fn restart_deadline(&self, deadline_ms: u64) -> bool {
+        self.leave_busy(BUSY | deadline_ms.min(NO_DEADLINE - 1))
     }
 
     /// Marks the connection idle from now; false if the watchdog timed it out meanwhile.
@@ -232,6 +258,8 @@ struct ConnState {
     /// The request's method: the answer to HEAD has no body, and only idempotent requests
     /// are retried after they were written.
     method: Method,
+    /// The response deadline in milliseconds, for restarting it as the body arrives.
+    response_ms: u64,
     /// The encoded head, kept so that a retry on a new connection sends the same bytes.
     head: Bytes,
     /// Whether any byte of the answer arrived (nothing is retried after that).
@@ -320,6 +348,31 @@ struct Outgoing {
     chunked: bool,
 }
 
+/// The response deadline of a request whose head has not arrived yet, which its upload
+/// suspends and restarts (see the module documentation).
+struct Deadline<'a> {
+    /// The connection's state word.
+    shared: &'a ConnShared,
+    /// The response deadline in milliseconds.
+    response_ms: u64,
+}
+
+impl Deadline<'_> {
+    /// Follows the upload after a poll of the client's body: suspended while the client is
+    /// waited for, restarted from the last piece's arrival otherwise. A connection the
+    /// watchdog already timed out is left marked: its socket is shut down, so the exchange
+    /// fails as a timeout.
+    fn follow(&self, body: &ClientBody, waiting_for_client: bool) {
+        if waiting_for_client {
+            self.shared.suspend_deadline();
+        } else {
+            let progress = body.progress_ms().unwrap_or_else(now_ms);
+            self.shared
+                .restart_deadline(progress.saturating_add(self.response_ms));
+        }
+    }
+}
+
 impl Outgoing {
     /// Writes everything pending, with one system call when the socket takes it all.
     fn poll_flush(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -368,10 +421,11 @@ impl Outgoing {
     }
 
     /// Writes the request, and its body as it comes from the client; ready when all of it
-    /// has been written.
+    /// has been written. Before the response head, `deadline` follows the upload.
     fn poll_send(
         &mut self,
         stream: &TcpStream,
+        deadline: Option<Deadline<'_>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError>> {
         loop {
@@ -381,7 +435,11 @@ impl Outgoing {
             let Some(body) = self.body.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
-            match ready!(Pin::new(body).poll_frame(cx)) {
+            let polled = Pin::new(&mut *body).poll_frame(cx);
+            if let Some(deadline) = &deadline {
+                deadline.follow(body, polled.is_pending());
+            }
+            match ready!(polled) {
                 None => {
                     if self.chunked {
                         self.queue_encoded(|out| h1::encode_last_chunk(None, out));
@@ -458,7 +516,11 @@ impl Flight {
     /// written.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         let state = &mut *self.0;
-        match ready!(state.out.poll_send(&state.stream, cx)) {
+        let deadline = Deadline {
+            shared: &state.shared,
+            response_ms: state.response_ms,
+        };
+        match ready!(state.out.poll_send(&state.stream, Some(deadline), cx)) {
             Ok(()) => {
                 state.sent = true;
                 Poll::Ready(Ok(()))
@@ -626,11 +688,12 @@ impl Upload {
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
         let task = tokio::spawn(async move {
-            match std::future::poll_fn(|cx| out.poll_send(&stream, cx)).await {
+            // The head has arrived: no response deadline is left to follow.
+            match std::future::poll_fn(|cx| out.poll_send(&stream, None, cx)).await {
                 Ok(()) => flag.store(true, Ordering::Release),
-                // The client broke its upload: the upstream will never get the rest, so the
-                // exchange ends here; the response body then fails, blamed on the client
-                // (its request body's flag is set).
+                // The client broke or stalled its upload: the upstream will never get the
+                // rest, so the exchange ends here; the response body then fails, blamed on
+                // the client (its upload's watch says how it failed).
                 Err(SendError::ClientBody(_)) => {
                     let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
                 }
@@ -880,8 +943,8 @@ pub(crate) enum SendError {
     Closed,
     /// The response head is not HTTP/1.x.
     Parse(H1Error),
-    /// The client's request body failed while it was being sent.
-    ClientBody(hyper::Error),
+    /// The client's request body failed (or stalled) while it was being sent.
+    ClientBody(ClientBodyError),
     /// The response head did not arrive within the response deadline.
     Timeout,
 }
@@ -997,6 +1060,7 @@ impl Http1Pool {
             had_body: false,
             sent: false,
             method: Method::GET,
+            response_ms: ceil_ms(self.response_timeout),
             head: Bytes::new(),
             answered: false,
             write_failed: false,

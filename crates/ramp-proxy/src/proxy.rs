@@ -1,20 +1,23 @@
 //! The request path: choose a cohort, apply faults, forward to a pool member, stream the
 //! answer back, and count what happened.
 
-use crate::body::{ClientBody, ProxyBody, RequestGuard, UpstreamResponseBody};
+use crate::body::{ProxyBody, RequestGuard, UpstreamResponseBody};
 use crate::clock;
 use crate::config::{Config, Mode, StickySource, UnhealthyPolicy, UpstreamProtocol};
 use crate::h1::ResponseHead;
 use crate::metrics::{ClientFailure, InternalFailure, Metrics, UpstreamFailure};
-use crate::pool::{Flight, Http1Pool, SendError};
+use crate::pool::{self, Flight, Http1Pool, SendError};
+use crate::rng;
 use crate::routing::{self, Cohort, Decision, FaultAction, RouteState, SplitMode, StickyKey};
+use crate::state::InitialWeights;
+use crate::upload::{ClientBody, UploadWatch, WAITING};
 use crate::upstream::{Member, Pool};
 use crate::users::CohortUsers;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -44,6 +47,8 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 pub struct Proxy {
     /// The validated configuration.
     pub config: Config,
+    /// Which start of the proxy this is; its counters begin at zero with it.
+    pub instance: Instance,
     /// All counters.
     pub metrics: Arc<Metrics>,
     /// The split rule and faults, swapped atomically by the admin API.
@@ -69,6 +74,27 @@ pub struct Proxy {
     /// tunnel holds a receiver; shutdown announces the drain, waits for all of them to
     /// drop, and at the deadline tells the tunnels to close.
     pub(crate) drain: tokio::sync::watch::Sender<DrainPhase>,
+}
+
+/// Which start of the proxy a snapshot's counters belong to. Counters restart at zero with
+/// every start, so a controller that sees a new `boot_id` knows that the difference from its
+/// last reading is a gap (a restart), not a drop of cumulative counters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Instance {
+    /// 32 lowercase hexadecimal digits, random, new at every start.
+    pub boot_id: String,
+    /// When this start happened, in milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+}
+
+impl Instance {
+    /// A new identity, for a proxy starting now.
+    fn new() -> Self {
+        Self {
+            boot_id: format!("{:016x}{:016x}", rng::next_u64(), rng::next_u64()),
+            started_unix_ms: clock::unix_ms(),
+        }
+    }
 }
 
 /// Where the proxy is in its shutdown, as connections and tunnels see it.
@@ -98,9 +124,7 @@ struct Exchange {
     forwarded_for: Option<HeaderValue>,
     /// The client side of an upgrade the request asks for.
     upgrade: Option<OnUpgrade>,
-    /// Turns true if the client breaks its request body.
-    client_broke: Option<Arc<std::sync::atomic::AtomicBool>>,
-    /// Measures the request until its last byte leaves.
+    /// Measures the request until its last byte leaves, and watches its upload.
     guard: RequestGuard,
     /// The cohort that serves it.
     cohort: Cohort,
@@ -108,14 +132,26 @@ struct Exchange {
     member: usize,
     /// An injected delay to wait first, if a fault says so.
     delay: Option<std::time::Duration>,
-    /// When the request arrived.
-    start: std::time::Instant,
 }
 
 impl Proxy {
-    /// Builds a proxy from a configuration and the canary weight to start with (from the
-    /// state file or the configuration).
+    /// Builds a proxy from a configuration and the canary weight to start with, set by
+    /// nobody (see [`Proxy::with_weights`] to restore who set it from the state file).
     pub fn new(config: Config, canary_bp: u32) -> Arc<Proxy> {
+        Self::with_weights(
+            config,
+            InitialWeights {
+                canary_bp,
+                set_by: None,
+            },
+        )
+    }
+
+    /// Builds a proxy from a configuration and the weights to start with and the run that
+    /// set them ([`crate::state::initial_weights`]: the state file's, or the configured
+    /// initial weight).
+    pub fn with_weights(config: Config, weights: InitialWeights) -> Arc<Proxy> {
+        let InitialWeights { canary_bp, set_by } = weights;
         let upstreams = match config.upstream_protocol {
             UpstreamProtocol::Http1 => Upstreams::Http1(Http1Pool::new(
                 config.upstream_connect_timeout,
@@ -183,10 +219,12 @@ impl Proxy {
             pools,
             users,
             config,
+            instance: Instance::new(),
             metrics: Arc::new(Metrics::new()),
             route: ArcSwap::from_pointee(RouteState {
                 canary_bp: canary_bp.min(ramp_flags::BASIS_POINTS),
                 faults: Vec::new(),
+                set_by: set_by.map(Arc::from),
             }),
             mode,
             upstreams,
@@ -262,21 +300,21 @@ impl Proxy {
                 request,
                 forwarded_for,
                 upgrade,
-                client_broke,
                 guard,
                 cohort,
                 member,
                 delay,
-                start,
             } = match step {
                 Step::Answer(response) => return Ok(response),
                 Step::Forward(exchange) => exchange,
             };
             // The response deadline counts from the request's arrival (read once, in
             // `prepare`), or from the end of an injected delay: the delay is not the
-            // upstream's slowness.
+            // upstream's slowness. A request with a body has it follow the upload instead
+            // (see `pool` and `h2c_response_deadline`): the client's slowness is not the
+            // upstream's either.
             let sent = match delay {
-                None => start,
+                None => guard.started(),
                 Some(delay) => {
                     self.metrics.fault_delayed(cohort);
                     tokio::time::sleep(delay).await;
@@ -317,22 +355,40 @@ impl Proxy {
                     }
                     .map_err(UpstreamError::Pool)
                 }
-                Upstreams::H2c(client) => Box::pin(tokio::time::timeout(
-                    self.config.upstream_response_timeout,
-                    client.request(added.insert_into(request)),
-                ))
-                .await
-                .map_err(|_elapsed| UpstreamError::Pool(SendError::Timeout))
-                .and_then(|result| result.map(Answer::H2c).map_err(UpstreamError::Client)),
+                Upstreams::H2c(client) => {
+                    let response = client.request(added.insert_into(request));
+                    let late = h2c_response_deadline(
+                        guard.upload(),
+                        sent,
+                        self.config.upstream_response_timeout,
+                    );
+                    Box::pin(async {
+                        tokio::select! {
+                            result = response => Some(result),
+                            () = late => None,
+                        }
+                    })
+                    .await
+                    .ok_or(UpstreamError::Pool(SendError::Timeout))
+                    .and_then(|result| result.map(Answer::H2c).map_err(UpstreamError::Client))
+                }
             };
-            Ok(self.respond(exchanged, guard, upgrade, client_broke, cohort, member))
+            Ok(self.respond(exchanged, guard, upgrade, cohort, member))
         }
     }
 
-    /// Routes a request and prepares it for its upstream, or answers it at once (no healthy
-    /// upstream, an injected abort, a request that cannot be rewritten).
+    /// Routes a request and prepares it for its upstream, or answers it at once (a request
+    /// the proxy refuses, no healthy upstream, an injected abort, a request that cannot be
+    /// rewritten).
     fn prepare(&self, req: Request<Incoming>, client: &ClientAddr) -> Step {
         let start = clock::now();
+        // One pass over the header fields tells which of the lookups below are needed.
+        let scan = HeaderScan::of(req.headers());
+        if let Some(refused) = refuse(&req, &scan) {
+            // Refused before routing: the request reaches no cohort.
+            self.metrics.client_error(refused);
+            return Step::Answer(client_answer(refused));
+        }
         let route = self.route.load();
         let (wanted, decision) = routing::choose(&self.mode, route.canary_bp, req.headers());
         if decision == Decision::StickyKeyMissing {
@@ -373,17 +429,27 @@ impl Proxy {
                 return Step::Answer(self.local_error(guard, status, "fault/abort"));
             }
         };
-        match self.rewrite(req, client, &self.pool(cohort).members[member]) {
-            Ok((request, upgrade, client_broke, forwarded_for)) => Step::Forward(Exchange {
+        let idle = self.config.client_body_idle_timeout;
+        match self.rewrite(
+            req,
+            &scan,
+            client,
+            &self.pool(cohort).members[member],
+            start,
+            idle,
+        ) {
+            Ok((request, upgrade, upload, forwarded_for)) => Step::Forward(Exchange {
                 request,
                 forwarded_for,
                 upgrade,
-                client_broke,
-                guard,
+                guard: {
+                    let mut guard = guard;
+                    guard.watch_upload(upload);
+                    guard
+                },
                 cohort,
                 member,
                 delay,
-                start,
             }),
             Err(()) => {
                 self.metrics.internal_error(InternalFailure::RequestBuild);
@@ -398,8 +464,9 @@ impl Proxy {
 
     /// Turns the client's request into the upstream's: target, `Host`, version, hop-by-hop
     /// headers, X-Forwarded-For/-Proto and the cohort header. Also returns the client side of
-    /// an upgrade, if the request asks for one, and the flag that turns true if the client
-    /// breaks its request body. Fails only if the target cannot be rebuilt.
+    /// an upgrade, if the request asks for one, and the watch of its upload (its body, which
+    /// arrived at `start`, may pause at most `body_idle` at a time; see
+    /// [`crate::upload`]). Fails only if the target cannot be rebuilt.
     ///
     /// The headers the proxy adds are not inserted here: inserting three fields into the
     /// client's header map often makes it grow (a rehash of every field), so the HTTP/1.1
@@ -412,19 +479,20 @@ impl Proxy {
     fn rewrite(
         &self,
         mut req: Request<Incoming>,
+        scan: &HeaderScan,
         client: &ClientAddr,
         member: &Member,
+        start: std::time::Instant,
+        body_idle: std::time::Duration,
     ) -> Result<
         (
             Request<ClientBody>,
             Option<OnUpgrade>,
-            Option<Arc<std::sync::atomic::AtomicBool>>,
+            Option<Arc<UploadWatch>>,
             Option<HeaderValue>,
         ),
         (),
     > {
-        // One pass over the header names tells which of the lookups below are needed.
-        let scan = HeaderScan::of(req.headers());
         // HTTP/2 has no Upgrade: with an h2c upstream an upgrade request goes through as a
         // plain request (its Upgrade headers are hop-by-hop and removed).
         let upgrade = (self.config.upstream_protocol == UpstreamProtocol::Http1
@@ -437,7 +505,7 @@ impl Proxy {
         if let Some(uri) = self.upstream_uri(&parts, member) {
             parts.uri = uri.map_err(|_| ())?;
         }
-        if !scan.host {
+        if scan.hosts == 0 {
             // HTTP/2 and absolute-form requests carry the host in the URI; HTTP/1.1 upstreams
             // need it as a header.
             if let Some(value) =
@@ -470,11 +538,11 @@ impl Proxy {
             parts.headers.remove(&X_FORWARDED_PROTO);
             parts.headers.remove(&X_RAMP_COHORT);
         }
-        let (body, client_broke) = ClientBody::new(body);
+        let (body, upload) = ClientBody::new(body, start, body_idle);
         Ok((
             Request::from_parts(parts, body),
             upgrade,
-            client_broke,
+            upload,
             forwarded_for,
         ))
     }
@@ -483,19 +551,24 @@ impl Proxy {
     fn respond(
         &self,
         exchanged: Result<Answer, UpstreamError>,
-        guard: RequestGuard,
+        mut guard: RequestGuard,
         upgrade: Option<OnUpgrade>,
-        client_broke: Option<Arc<std::sync::atomic::AtomicBool>>,
         cohort: Cohort,
         member: &Member,
     ) -> Response<ProxyBody> {
         let answer = match exchanged {
-            Err(err) => match classify_upstream_error(&err, client_broke.as_deref()) {
-                Blame::Client => {
-                    // The client's request body broke (it went away mid-upload): the
-                    // upstream is not at fault, so nothing is charged to the cohort.
-                    self.metrics.client_error(ClientFailure::Disconnected);
-                    return self.local_error(guard, StatusCode::BAD_REQUEST, "client/disconnected");
+            Err(err) => match classify_upstream_error(&err, guard.upload()) {
+                Blame::Client(fault) => {
+                    // The client stalled, broke or abandoned its request body: the upstream
+                    // is not at fault, and the request records nothing in the cohort.
+                    tracing::debug!(cohort = cohort.as_str(), error = %err, reason = fault.as_str(), "client request body failed");
+                    guard.client_fault(fault);
+                    let mut answer = client_answer(fault);
+                    // The rest of the body will not be read: the connection cannot go on.
+                    answer
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    return answer;
                 }
                 Blame::Upstream(reason) => {
                     tracing::debug!(cohort = cohort.as_str(), upstream = %member.addr, error = %err, ?reason, "upstream request failed");
@@ -528,7 +601,7 @@ impl Proxy {
             self.metrics
                 .upstream_error(cohort, UpstreamFailure::Status5xx);
         }
-        self.metrics.response(cohort, status.as_u16());
+        guard.respond(status);
         let tunnel = match (upgrade, body) {
             (Some(client_upgrade), UpstreamResponseBody::Http1(body))
                 if status == StatusCode::SWITCHING_PROTOCOLS =>
@@ -548,12 +621,7 @@ impl Proxy {
             return Response::from_parts(parts, ProxyBody::local(Bytes::new(), Some(guard)));
         };
         remove_hop_by_hop(&mut parts.headers, false);
-        let body = ProxyBody::upstream(
-            body,
-            guard,
-            self.config.upstream_body_idle_timeout,
-            client_broke,
-        );
+        let body = ProxyBody::upstream(body, guard, self.config.upstream_body_idle_timeout);
         Response::from_parts(parts, body)
     }
 
@@ -591,7 +659,7 @@ impl Proxy {
     }
 
     /// The request target to send upstream, or `None` to keep the client's. HTTP/1.1
-    /// upstreams get origin-form (`/path?query`; authority-form for CONNECT, as before),
+    /// upstreams get origin-form (`/path?query`; CONNECT never gets here, see [`refuse`]),
     /// built only when the client's target is not already origin-form (HTTP/2 clients and
     /// absolute-form requests); the h2c client wants the absolute URI of the member.
     fn upstream_uri(
@@ -608,9 +676,6 @@ impl Proxy {
                 .unwrap_or_else(|| PathAndQuery::from_static("/"))
         };
         match self.config.upstream_protocol {
-            UpstreamProtocol::Http1 if parts.method == http::Method::CONNECT => {
-                uri_parts.authority = Some(member.authority.clone());
-            }
             UpstreamProtocol::Http1 => {
                 if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
                     return None;
@@ -626,28 +691,108 @@ impl Proxy {
         Some(Uri::from_parts(uri_parts))
     }
 
+    /// The proxy's own answer for the cohort of `guard` (an upstream failure, no healthy
+    /// upstream, an injected abort), counted there: a 5xx is one of the cohort's errors.
     fn local_error(
         &self,
-        guard: RequestGuard,
+        mut guard: RequestGuard,
         status: StatusCode,
         label: &'static str,
     ) -> Response<ProxyBody> {
-        self.metrics.response(guard.cohort(), status.as_u16());
-        let text = format!(
-            "{} {}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        );
-        let mut response = Response::new(ProxyBody::local(text, Some(guard)));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        response
-            .headers_mut()
-            .insert(X_RAMP_ERROR.clone(), HeaderValue::from_static(label));
-        response
+        guard.respond(status);
+        local_answer(status, label, Some(guard))
+    }
+}
+
+/// The proxy's own answer: a short text body and the error's source and reason in
+/// [`ERROR_HEADER`]; with a guard, the request is measured when it has been sent.
+fn local_answer(
+    status: StatusCode,
+    label: &'static str,
+    guard: Option<RequestGuard>,
+) -> Response<ProxyBody> {
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut response = Response::new(ProxyBody::local(text, guard));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(X_RAMP_ERROR.clone(), HeaderValue::from_static(label));
+    response
+}
+
+/// The answer to a request the client is to blame for; it belongs to no cohort.
+fn client_answer(fault: ClientFailure) -> Response<ProxyBody> {
+    let (status, label) = match fault {
+        ClientFailure::BadRequest => (StatusCode::BAD_REQUEST, "client/bad_request"),
+        ClientFailure::HeadersTooLarge => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "client/headers_too_large",
+        ),
+        ClientFailure::HeaderTimeout => (StatusCode::REQUEST_TIMEOUT, "client/header_timeout"),
+        ClientFailure::Disconnected => (StatusCode::BAD_REQUEST, "client/disconnected"),
+        ClientFailure::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "client/body_timeout"),
+        ClientFailure::BadBody => (StatusCode::BAD_REQUEST, "client/bad_body"),
+        ClientFailure::BadHost => (StatusCode::BAD_REQUEST, "client/bad_host"),
+        ClientFailure::ConnectMethod => (StatusCode::BAD_REQUEST, "client/connect_method"),
+        ClientFailure::H2Protocol => (StatusCode::BAD_REQUEST, "client/h2_protocol"),
+    };
+    local_answer(status, label, None)
+}
+
+/// Why the proxy refuses a request before routing it, if it does:
+///
+/// - an HTTP/1.1 request without `Host`, or an HTTP/1.x request with more than one: RFC
+///   9112 §3.2 requires a 400, and forwarding would let the proxy and the upstream disagree
+///   on which host was asked for;
+/// - `CONNECT`: a reverse proxy does not open tunnels to arbitrary authorities, and
+///   forwarding it as `CONNECT <member>` would make the member's answer a tunnel.
+fn refuse(req: &Request<Incoming>, scan: &HeaderScan) -> Option<ClientFailure> {
+    if req.method() == Method::CONNECT {
+        return Some(ClientFailure::ConnectMethod);
+    }
+    let bad_host = match req.version() {
+        Version::HTTP_11 => scan.hosts != 1,
+        Version::HTTP_10 | Version::HTTP_09 => scan.hosts > 1,
+        // HTTP/2 and later carry the authority in the request itself.
+        _ => false,
+    };
+    bad_host.then_some(ClientFailure::BadHost)
+}
+
+/// Resolves when the response head of an h2c request is late: one response deadline after
+/// the request left (`sent`), or, for a request with a body, after the body's last
+/// progress, and never while the proxy waits for the client's next piece of body (the
+/// client's body idle deadline bounds that wait): the rule of the HTTP/1.1 pool (see
+/// `pool`), with a timer of its own since hyper's client sends the body.
+async fn h2c_response_deadline(
+    upload: Option<&UploadWatch>,
+    sent: std::time::Instant,
+    timeout: std::time::Duration,
+) {
+    let Some(upload) = upload else {
+        return tokio::time::sleep_until(tokio::time::Instant::from_std(sent) + timeout).await;
+    };
+    let (sent_ms, timeout_ms) = (pool::ms_since_epoch(sent), pool::ceil_ms(timeout));
+    loop {
+        let progress = upload.progress_ms();
+        if progress == WAITING {
+            tokio::time::sleep(timeout).await;
+            continue;
+        }
+        let due = progress.max(sent_ms).saturating_add(timeout_ms);
+        let now = pool::now_ms();
+        if now >= due {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(due - now)).await;
     }
 }
 
@@ -681,8 +826,8 @@ fn upstream_error_label(cohort: Cohort, reason: UpstreamFailure) -> &'static str
 enum Blame {
     /// The upstream failed, for this reason.
     Upstream(UpstreamFailure),
-    /// The client's side failed (its request body stream broke).
-    Client,
+    /// The client stalled, broke or abandoned its request body.
+    Client(ClientFailure),
 }
 
 /// The client side of the proxy: its own HTTP/1.1 keep-alive pool, or hyper-util's pooled
@@ -724,26 +869,43 @@ impl std::fmt::Display for UpstreamError {
     }
 }
 
-/// Maps a failed exchange to who failed and why.
-fn classify_upstream_error(
-    err: &UpstreamError,
-    client_broke: Option<&std::sync::atomic::AtomicBool>,
-) -> Blame {
+/// Maps a failed exchange to who failed and why; `upload` is the request body's watch.
+///
+/// The client is to blame when it broke or stalled its body (the watch says how), and when
+/// the upstream closed or reset the exchange while the proxy was waiting for the client's
+/// next piece of body: that is an upstream giving up on a stalled upload under a
+/// request-body timeout of its own shorter than `client_body_idle_ms`, and a client
+/// uploading slowly to the canary must not count against it. Everything else is the
+/// upstream's, and a late or malformed answer is the upstream's in any case.
+fn classify_upstream_error(err: &UpstreamError, upload: Option<&UploadWatch>) -> Blame {
     if let UpstreamError::Pool(SendError::Timeout) = err {
         // The deadline passed before anything else was known, as a timer around the
-        // exchange would have said.
+        // exchange would have said; it never runs while the proxy waits for the client.
         return Blame::Upstream(UpstreamFailure::Timeout);
     }
-    if client_broke.is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
-        return Blame::Client;
+    let Some(upload) = upload else {
+        return classify_exchange_error(err);
+    };
+    if let Some(fault) = upload.fault() {
+        return Blame::Client(fault);
     }
+    match classify_exchange_error(err) {
+        Blame::Upstream(UpstreamFailure::Reset) if upload.awaiting_client() => {
+            Blame::Client(ClientFailure::BodyTimeout)
+        }
+        blame => blame,
+    }
+}
+
+/// Who failed an exchange and why, from the error alone.
+fn classify_exchange_error(err: &UpstreamError) -> Blame {
     let first: &(dyn std::error::Error + 'static) = match err {
         UpstreamError::Pool(pool) => {
             return match pool {
                 SendError::Connect(_) => Blame::Upstream(UpstreamFailure::Connect),
                 SendError::Timeout => Blame::Upstream(UpstreamFailure::Timeout),
                 SendError::Parse(_) => Blame::Upstream(UpstreamFailure::BadResponse),
-                SendError::ClientBody(_) => Blame::Client,
+                SendError::ClientBody(e) => Blame::Client(e.fault()),
                 SendError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     Blame::Upstream(UpstreamFailure::Timeout)
                 }
@@ -759,11 +921,10 @@ fn classify_upstream_error(
     let mut source = Some(first);
     while let Some(cause) = source {
         if let Some(h) = cause.downcast_ref::<hyper::Error>() {
-            if h.is_user() {
-                // "User" errors in a client are errors of the body we were sending, which is
-                // the client's request body streaming through.
-                return Blame::Client;
-            }
+            // hyper's "user" errors are not the client's by themselves: a request body that
+            // failed is (its upload's watch says so, see `classify_upstream_error`), but
+            // `DispatchGone` is the task of an h2c connection that ended under the request,
+            // which is the upstream connection going away, a reset like the others below.
             if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
                 return Blame::Upstream(UpstreamFailure::BadResponse);
             }
@@ -847,7 +1008,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == PROXY_CONNECTION
 }
 
-/// What one pass over a request's header names found, so that the request path looks up
+/// What one pass over a request's header fields found, so that the request path looks up
 /// only the headers that are there (each lookup hashes the name).
 #[derive(Debug, Default, Clone, Copy)]
 struct HeaderScan {
@@ -855,8 +1016,8 @@ struct HeaderScan {
     hop_by_hop: bool,
     /// An `Upgrade` header is present: the request may be an upgrade.
     upgrade: bool,
-    /// A `Host` header is present.
-    host: bool,
+    /// How many `Host` field lines there are (2 stands for two or more).
+    hosts: u8,
     /// An `X-Forwarded-For` header is present: the client address is appended to it.
     forwarded_for: bool,
     /// An `X-Forwarded-Proto` or cohort header is present: the client's is removed, since
@@ -867,9 +1028,10 @@ struct HeaderScan {
 impl HeaderScan {
     fn of(headers: &HeaderMap) -> Self {
         let mut scan = HeaderScan::default();
-        for name in headers.keys() {
+        // Every field line, repeated names included, so that a second `Host` is seen.
+        for (name, _) in headers.iter() {
             if name == header::HOST {
-                scan.host = true;
+                scan.hosts = (scan.hosts + 1).min(2);
             } else if is_hop_by_hop(name) {
                 scan.hop_by_hop = true;
                 scan.upgrade |= name == header::UPGRADE;
@@ -1036,7 +1198,10 @@ mod tests {
         h.insert(header::HOST, HeaderValue::from_static("example"));
         h.insert("x-other", HeaderValue::from_static("1"));
         let scan = HeaderScan::of(&h);
-        assert!(scan.host && !scan.hop_by_hop && !scan.upgrade && !scan.forwarded_for);
+        assert!(scan.hosts == 1 && !scan.hop_by_hop && !scan.upgrade && !scan.forwarded_for);
+        h.append(header::HOST, HeaderValue::from_static("other"));
+        h.append(header::HOST, HeaderValue::from_static("third"));
+        assert_eq!(HeaderScan::of(&h).hosts, 2);
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("X-Forwarded-For", HeaderValue::from_static("10.0.0.1"));
         let scan = HeaderScan::of(&h);
@@ -1047,6 +1212,70 @@ mod tests {
         none.insert("x-end-to-end", HeaderValue::from_static("kept"));
         remove_hop_by_hop(&mut none, false);
         assert_eq!(none.len(), 1);
+    }
+
+    /// A request body that fails at its first poll: the one way to get a "user" error out
+    /// of hyper's client on demand (hyper has no public constructor for its errors, and the
+    /// user error an h2c exchange meets in practice, `DispatchGone`, comes from a dispatch
+    /// task that ended).
+    struct FailingBody;
+
+    impl http_body::Body for FailingBody {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            std::task::Poll::Ready(Some(Err(std::io::Error::other("the body failed"))))
+        }
+    }
+
+    /// A "user" error of hyper's client (here a failed body; in production `DispatchGone`,
+    /// when the task of an h2c connection ends under a request) says nothing about the
+    /// client when the request's upload did not fail: for a request without a body it is
+    /// the upstream connection that went away, a reset of the cohort.
+    ///
+    /// Fails on c7d83a2: every user error is the client's `disconnected`, so an h2c upstream
+    /// connection that dies under bodiless requests is never charged to its cohort.
+    #[tokio::test]
+    async fn a_user_error_of_hypers_client_is_not_the_clients_by_itself() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        let client: Client<HttpConnector, FailingBody> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let request = Request::post(format!("http://{addr}/"))
+            .body(FailingBody)
+            .expect("request");
+        let err = tokio::time::timeout(std::time::Duration::from_secs(5), client.request(request))
+            .await
+            .expect("the exchange ends")
+            .expect_err("the body fails");
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        let mut user = false;
+        while let Some(cause) = source {
+            user |= cause
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_user);
+            source = cause.source();
+        }
+        assert!(user, "not a user error: {err:?}");
+        assert_eq!(
+            classify_upstream_error(&UpstreamError::Client(err), None),
+            Blame::Upstream(UpstreamFailure::Reset)
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use http::header::{HeaderMap, HeaderName, COOKIE};
 use http::StatusCode;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The two versions a rollout compares. Closed: every match over it is exhaustive.
@@ -114,6 +115,11 @@ pub struct RouteState {
     pub canary_bp: u32,
     /// Active faults; usually empty, so the hot path pays one length check.
     pub faults: Vec<Fault>,
+    /// The run that set the weight (`PUT /weights` with `run`), or `None` when a person
+    /// did (or nobody yet): kept with the weight so that both are read and swapped as one,
+    /// and so that a controller can refuse to drive weights some other run set. The request
+    /// path never reads it.
+    pub set_by: Option<Arc<str>>,
 }
 
 /// Reads the sticky key from the request headers without allocating.

@@ -57,7 +57,7 @@ pub async fn run(
     config: crate::config::Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<DrainOutcome, RunError> {
-    let canary_bp = crate::state::initial_canary_bp(&config)?;
+    let weights = crate::state::initial_weights(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| RunError::Bind {
@@ -75,10 +75,11 @@ pub async fn run(
     tracing::info!(
         listen = %config.listen,
         admin = %config.admin_listen,
-        canary_percent = crate::config::bp_to_percent(canary_bp),
+        canary_percent = crate::config::bp_to_percent(weights.canary_bp),
+        set_by = weights.set_by.as_deref(),
         "ramp-proxy started"
     );
-    let proxy = Proxy::new(config, canary_bp);
+    let proxy = Proxy::with_weights(config, weights);
     Ok(serve(proxy, listener, admin, shutdown).await)
 }
 
@@ -268,23 +269,37 @@ async fn sniff_first_bytes(stream: &TcpStream, deadline: Duration) -> Sniff {
 }
 
 /// Counts why a client connection ended badly; hyper already answered 400 or 431 where the
-/// protocol allows it.
+/// protocol allows it, and HTTP/2's GOAWAY told the client what it broke.
 fn count_connection_error(metrics: &crate::metrics::Metrics, err: &hyper::Error) {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    if let Some(reason) = connection_fault(err) {
+        metrics.client_error(reason);
+    } else {
+        tracing::debug!(error = %err, "client connection ended with an error");
+    }
+}
+
+/// The client's fault that ended a connection, if it was one: a request hyper could not
+/// parse or whose head was too large or too slow (HTTP/1), or an HTTP/2 protocol error the
+/// proxy's HTTP/2 side detected (garbage after the preface, a bad frame: it answered with a
+/// GOAWAY). A client that simply went away, or that sent a GOAWAY of its own, is not.
+fn connection_fault(err: &hyper::Error) -> Option<ClientFailure> {
+    if err.is_parse_too_large() {
+        return Some(ClientFailure::HeadersTooLarge);
+    }
+    if err.is_parse() {
+        return Some(ClientFailure::BadRequest);
+    }
+    if err.is_timeout() {
+        return Some(ClientFailure::HeaderTimeout);
+    }
+    let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        if let Some(h) = cause.downcast_ref::<hyper::Error>() {
-            if h.is_parse_too_large() {
-                metrics.client_error(ClientFailure::HeadersTooLarge);
-            } else if h.is_parse() {
-                metrics.client_error(ClientFailure::BadRequest);
-            } else if h.is_timeout() {
-                metrics.client_error(ClientFailure::HeaderTimeout);
-            }
-            return;
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return h2.is_library().then_some(ClientFailure::H2Protocol);
         }
         source = cause.source();
     }
-    tracing::debug!(error = %err, "client connection ended with an error");
+    None
 }
 
 async fn serve_admin(proxy: Arc<Proxy>, listener: TcpListener, mut stop: watch::Receiver<bool>) {

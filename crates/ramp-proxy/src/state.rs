@@ -12,13 +12,39 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// The persisted document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistedState {
     /// Format version, so that a later format can be told apart; always 1.
     pub version: u32,
     /// Canary weight in basis points (0..=10 000).
     pub canary_bp: u32,
+    /// The run that set the weight (see [`is_valid_run`]), or `None` when a person did. A
+    /// file written before this field existed has none and loads with `None`; `None` is not
+    /// written, so such a file reads the same in a proxy that predates the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_by: Option<String>,
+}
+
+/// The longest run name `PUT /weights` accepts.
+pub const MAX_RUN_LEN: usize = 128;
+
+/// Whether `run` can name the run that set the weights: 1 to [`MAX_RUN_LEN`] characters of
+/// `A-Z a-z 0-9 . _ : -`, so that it is safe in logs, file names and URLs as it is.
+pub fn is_valid_run(run: &str) -> bool {
+    (1..=MAX_RUN_LEN).contains(&run.len())
+        && run
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The weights a starting proxy routes with, and the run that set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialWeights {
+    /// Canary weight in basis points.
+    pub canary_bp: u32,
+    /// The run that set it, `None` when a person did or it is the configured initial weight.
+    pub set_by: Option<String>,
 }
 
 /// Why the state file could not be read or written.
@@ -79,6 +105,12 @@ pub fn load(path: &Path) -> Result<Option<PersistedState>, StateError> {
             ),
         });
     }
+    if let Some(run) = state.set_by.as_deref().filter(|run| !is_valid_run(run)) {
+        return Err(StateError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("set_by {run:?} is not a run name"),
+        });
+    }
     Ok(Some(state))
 }
 
@@ -86,12 +118,27 @@ pub fn load(path: &Path) -> Result<Option<PersistedState>, StateError> {
 /// otherwise the configured initial weight. A state file that exists but cannot be read is
 /// an error: silently falling back could send a rolled-back canary traffic again.
 pub fn initial_canary_bp(config: &crate::config::Config) -> Result<u32, StateError> {
-    match &config.state_file {
-        None => Ok(config.initial_canary_bp),
-        Some(path) => Ok(load(path)?
-            .map(|s| s.canary_bp)
-            .unwrap_or(config.initial_canary_bp)),
-    }
+    initial_weights(config).map(|w| w.canary_bp)
+}
+
+/// The weights a starting proxy uses and the run that set them: the persisted ones when the
+/// state file exists, otherwise the configured initial weight, set by nobody. An unreadable
+/// state file is an error, as for [`initial_canary_bp`].
+pub fn initial_weights(config: &crate::config::Config) -> Result<InitialWeights, StateError> {
+    let persisted = match &config.state_file {
+        None => None,
+        Some(path) => load(path)?,
+    };
+    Ok(match persisted {
+        Some(state) => InitialWeights {
+            canary_bp: state.canary_bp,
+            set_by: state.set_by,
+        },
+        None => InitialWeights {
+            canary_bp: config.initial_canary_bp,
+            set_by: None,
+        },
+    })
 }
 
 /// Writes the state atomically (temp file, fsync, rename, fsync of the directory).
@@ -151,14 +198,20 @@ mod tests {
             &PersistedState {
                 version: 1,
                 canary_bp: 500,
+                set_by: Some("run-1".into()),
             },
         )
         .expect("store");
+        assert_eq!(
+            load(&path).expect("load").and_then(|s| s.set_by).as_deref(),
+            Some("run-1")
+        );
         store(
             &path,
             &PersistedState {
                 version: 1,
                 canary_bp: 2500,
+                set_by: None,
             },
         )
         .expect("store again");
@@ -166,9 +219,12 @@ mod tests {
             load(&path).expect("load"),
             Some(PersistedState {
                 version: 1,
-                canary_bp: 2500
+                canary_bp: 2500,
+                set_by: None,
             })
         );
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(!text.contains("set_by"), "None is not written: {text}");
         let leftovers: Vec<_> = std::fs::read_dir(&dir)
             .expect("list")
             .filter_map(Result::ok)
@@ -178,12 +234,35 @@ mod tests {
     }
 
     #[test]
+    fn run_names_are_short_and_plain() {
+        for good in ["r", "checkout-2025.10:r1_A", &"x".repeat(MAX_RUN_LEN)] {
+            assert!(is_valid_run(good), "{good}");
+        }
+        for bad in [
+            "",
+            "two words",
+            "r\u{e9}sum\u{e9}",
+            "a/b",
+            "semi;colon",
+            &"x".repeat(129),
+        ] {
+            assert!(!is_valid_run(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_default() {
         let dir = temp_dir("bad");
         let path = dir.join("weights.json");
         std::fs::write(&path, "{\"canary_bp\": \"lots\"}").expect("write");
         assert!(matches!(load(&path), Err(StateError::Invalid { .. })));
         std::fs::write(&path, "{\"version\": 1, \"canary_bp\": 20000}").expect("write");
+        assert!(matches!(load(&path), Err(StateError::Invalid { .. })));
+        std::fs::write(
+            &path,
+            "{\"version\": 1, \"canary_bp\": 100, \"set_by\": \"two words\"}",
+        )
+        .expect("write");
         assert!(matches!(load(&path), Err(StateError::Invalid { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -487,10 +487,11 @@ fn stage(ctx: &Ctx, st: &StageSummary, is_last: bool, out: &mut String) {
     w!(out);
     w!(
         out,
-        "**Duration:** {} planned, {} elapsed ({})",
+        "**Duration:** {} planned, {} elapsed ({}){}",
         span(st.planned_duration_s),
         span(st.elapsed_s),
-        ctx.clock.range(st.started_s, end)
+        ctx.clock.range(st.started_s, end),
+        unobserved_note(st)
     );
     if st.checkpoint_s.is_finite() && st.checkpoint_s > 0.0 {
         w!(
@@ -1186,7 +1187,22 @@ fn confidence_word(c: Confidence) -> &'static str {
     }
 }
 
-/// One row per stage: duration, SLO status, decision, confidence.
+/// After a stage's duration line, when part of it was not observed (the metrics source
+/// restarted or could not be read): how much, and what that did. Empty otherwise, so reports
+/// of runs without gaps read as before.
+fn unobserved_note(st: &StageSummary) -> String {
+    if st.unobserved_s > 0.0 {
+        format!(
+            "; {} of it unobserved, which counted toward no decision and extended the stage",
+            span(st.unobserved_s)
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// One row per stage: duration, SLO status, decision, confidence; and, when any stage had
+/// time it did not observe, how much.
 fn decision_matrix(ctx: &Ctx, out: &mut String) {
     w!(out, "## Decision matrix");
     w!(out);
@@ -1195,13 +1211,19 @@ fn decision_matrix(ctx: &Ctx, out: &mut String) {
         w!(out);
         return;
     }
+    let gaps = ctx.s.stages.iter().any(|st| st.unobserved_s > 0.0);
+    let (head, rule) = if gaps {
+        ("| Unobserved ", "|------------")
+    } else {
+        ("", "")
+    };
     w!(
         out,
-        "| Stage | Duration | SLO Status | Decision | Confidence |"
+        "| Stage | Duration {head}| SLO Status | Decision | Confidence |"
     );
     w!(
         out,
-        "|-------|----------|------------|----------|------------|"
+        "|-------|----------{rule}|------------|----------|------------|"
     );
     for st in &ctx.s.stages {
         let duration = if (st.elapsed_s - st.planned_duration_s).abs() < 0.5 {
@@ -1209,9 +1231,14 @@ fn decision_matrix(ctx: &Ctx, out: &mut String) {
         } else {
             format!("{} of {}", span(st.elapsed_s), span(st.planned_duration_s))
         };
+        let unobserved = if gaps {
+            format!("| {} ", span(st.unobserved_s))
+        } else {
+            String::new()
+        };
         w!(
             out,
-            "| {} | {duration} | {} | {} | {} |",
+            "| {} | {duration} {unobserved}| {} | {} | {} |",
             stage_label(st),
             slo_status(st),
             decision_word(st.decision),

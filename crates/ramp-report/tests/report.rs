@@ -176,6 +176,7 @@ fn stage(
         planned_duration_s: planned,
         started_s,
         elapsed_s: elapsed,
+        unobserved_s: 0.0,
         checkpoint_s: every,
         decision: Some(decision),
         confidence,
@@ -927,6 +928,38 @@ fn halted_report_shows_no_data_honestly() {
         "Throughput 132 req/s stayed over the 50 req/s threshold over stage 1",
     );
     assert!(!r.contains("All 1 stages"), "{r}");
+}
+
+/// Fails on 63809fb (no `unobserved_s`): a stage with time the controller did not observe
+/// (issue 12) says how much in its duration line and in a column of the decision matrix,
+/// which reports without gaps do not have.
+#[test]
+fn unobserved_time_is_reported_only_when_a_stage_had_some() {
+    let plain = ramp_report::markdown(&caveats());
+    assert!(
+        !plain.contains("Unobserved") && !plain.contains("unobserved"),
+        "{plain}"
+    );
+    let mut s = caveats();
+    s.stages[1].unobserved_s = 12.0;
+    let r = ramp_report::markdown(&s);
+    has(
+        &r,
+        "| Stage | Duration | Unobserved | SLO Status | Decision | Confidence |",
+    );
+    has(
+        &r,
+        "|-------|----------|------------|------------|----------|------------|",
+    );
+    has(&r, "| Stage 1 (5%) | 60 min | 0 s | ");
+    has(&r, "| Stage 2 (25%) | 120 min | 12 s | ");
+    has(
+        &r,
+        "; 12 s of it unobserved, which counted toward no decision and extended the stage",
+    );
+    let v: serde_json::Value = serde_json::from_str(&ramp_report::json(&s)).unwrap();
+    assert_eq!(v["stages"][1]["unobserved_s"], 12.0);
+    assert_eq!(v["stages"][0]["unobserved_s"], 0.0);
 }
 
 #[test]

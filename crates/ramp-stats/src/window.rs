@@ -72,6 +72,8 @@ struct Totals {
     canary: CohortStats,
     /// Sum of the counted slots.
     stable: CohortStats,
+    /// Sum of the counted slots' spans, ms: the observed time they describe.
+    covered_ms: u64,
 }
 
 /// Sliding windows of several lengths over one stream of slots.
@@ -79,7 +81,9 @@ struct Totals {
 /// Each slot is stored once; each window length keeps running totals that gain a slot when
 /// it arrives and lose it when it slides out, so reading a window costs nothing beyond the
 /// quantile walk, however long the window. A slot counts in a window of length `W` at time
-/// `now` while `slot.end_ms > now − W`.
+/// `now` while `slot.end_ms > now − W`. Time between slots (a driver's gap: nothing was
+/// observed) is in no slot, so it counts in no window: a window's covered time is the sum
+/// of its slots' spans, and a rate over it is a rate over what was seen.
 #[derive(Debug, Clone)]
 pub struct SlidingWindow {
     /// Slots still inside the longest window, oldest first.
@@ -97,8 +101,9 @@ pub struct WindowView<'a> {
     pub canary: &'a CohortStats,
     /// The stable version's totals over the window.
     pub stable: &'a CohortStats,
-    /// Milliseconds of plan time the counted slots cover: less than the window's length
-    /// early on, and a little more when the oldest counted slot starts before the window.
+    /// Milliseconds of observed plan time the counted slots cover (the sum of their spans):
+    /// less than the window's length early on or when the window holds a gap, and a little
+    /// more when the oldest counted slot starts before the window.
     pub covered_ms: u64,
 }
 
@@ -118,6 +123,7 @@ impl SlidingWindow {
                     first_seq: 0,
                     canary: CohortStats::new(),
                     stable: CohortStats::new(),
+                    covered_ms: 0,
                 })
                 .collect(),
         }
@@ -127,9 +133,11 @@ impl SlidingWindow {
     /// end.
     pub fn push(&mut self, slot: Slot) {
         let now = slot.end_ms;
+        let span = slot.end_ms.saturating_sub(slot.start_ms);
         for w in &mut self.windows {
             w.canary.merge(&slot.canary);
             w.stable.merge(&slot.stable);
+            w.covered_ms += span;
         }
         self.slots.push_back(slot);
         let last_seq = self.base_seq + self.slots.len() as u64;
@@ -141,6 +149,9 @@ impl SlidingWindow {
                 }
                 w.canary.subtract(&s.canary);
                 w.stable.subtract(&s.stable);
+                w.covered_ms = w
+                    .covered_ms
+                    .saturating_sub(s.end_ms.saturating_sub(s.start_ms));
                 w.first_seq += 1;
             }
         }
@@ -160,18 +171,12 @@ impl SlidingWindow {
     /// slot; `None` for an unknown length.
     pub fn view(&self, span_ms: u64) -> Option<WindowView<'_>> {
         let w = self.windows.iter().find(|w| w.span_ms == span_ms)?;
-        let now = self.slots.back().map(|s| s.end_ms).unwrap_or(0);
-        // The counted slots cover from the start of the oldest one: that is the time the
-        // totals describe, even when slots do not line up with the window's edge.
-        let since = self
-            .slots
-            .get((w.first_seq - self.base_seq) as usize)
-            .map(|s| s.start_ms)
-            .unwrap_or(now);
+        // The counted slots' own spans are the time the totals describe: the whole of the
+        // oldest one even when it starts before the window's edge, and none of a gap.
         Some(WindowView {
             canary: &w.canary,
             stable: &w.stable,
-            covered_ms: now.saturating_sub(since),
+            covered_ms: w.covered_ms,
         })
     }
 }
@@ -219,6 +224,28 @@ mod tests {
         let mut w = SlidingWindow::new(&[60_000]);
         w.push(slot(0, 5000, 3, 10.0));
         assert_eq!(w.view(60_000).unwrap().covered_ms, 5000);
+    }
+
+    /// Fails on 63809fb: the window covered `now − start of its oldest slot`, 30 s here, so
+    /// the 11 s nobody observed diluted the rate to 33 req/s.
+    #[test]
+    fn a_window_straddling_a_gap_covers_only_the_observed_time() {
+        let mut w = SlidingWindow::new(&[30_000]);
+        for i in 0..10u64 {
+            w.push(slot(i * 1000, (i + 1) * 1000, 50, 10.0));
+        }
+        // Nothing was observed over [10 s, 21 s); observations resume at 21 s.
+        for i in 21..30u64 {
+            w.push(slot(i * 1000, (i + 1) * 1000, 50, 10.0));
+        }
+        let v = w.view(30_000).unwrap();
+        assert_eq!((v.canary.requests, v.covered_ms), (950, 19_000));
+        // Once the slots before the gap slide out, the window covers what is left.
+        for i in 30..45u64 {
+            w.push(slot(i * 1000, (i + 1) * 1000, 50, 10.0));
+        }
+        let v = w.view(30_000).unwrap();
+        assert_eq!((v.canary.requests, v.covered_ms), (1200, 24_000));
     }
 
     #[test]

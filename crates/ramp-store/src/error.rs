@@ -37,6 +37,16 @@ pub enum StoreError {
         mode: String,
     },
 
+    /// The operating system's random source failed while drawing a new run's token; the run
+    /// was not begun.
+    #[error("cannot begin a run in the journal {}: no random token: {source}", .path.display())]
+    Random {
+        /// The journal's path.
+        path: PathBuf,
+        /// The random source's error.
+        source: getrandom::Error,
+    },
+
     /// The file is an SQLite database but not a Ramp journal (it has other tables, or another
     /// application id). Refused so that a mistyped path never adds Ramp's tables to someone
     /// else's database.

@@ -17,7 +17,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The columns of `runs` in the order [`run_from_row`] reads them.
 const RUN_COLUMNS: &str = "run_id, deployment_id, plan_path, plan_toml, started_unix_ms, status, \
-     outcome, finished_unix_ms, control_addr, controller_pid, summary_json";
+     outcome, finished_unix_ms, control_addr, controller_pid, summary_json, token";
 
 /// Whether a run is still in progress; a run is finished exactly once, by
 /// [`Journal::finish_run`].
@@ -88,6 +88,10 @@ pub struct RunRecord {
     pub controller_pid: Option<u32>,
     /// The final summary JSON given to [`Journal::finish_run`]; `None` while running.
     pub summary_json: Option<String>,
+    /// The run's token: 32 random hexadecimal digits drawn when it began, unique across
+    /// journals, so that a router can say which run set its weights and a controller can
+    /// check that its journal holds that run ([`Journal::run_by_token`]).
+    pub token: String,
 }
 
 /// One engine input of a run, as needed to replay it.
@@ -155,9 +159,7 @@ impl Journal {
         let mut conn = Connection::open(path).map_err(fail("open the file"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(fail("set the busy timeout"))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(fail("switch to WAL mode"))?;
+        let mode = wal_mode(&conn).map_err(fail("switch to WAL mode"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NotWal {
                 path: path.to_owned(),
@@ -213,10 +215,14 @@ impl Journal {
                 run,
             });
         }
+        let token = new_token().map_err(|source| StoreError::Random {
+            path: path.clone(),
+            source,
+        })?;
         tx.execute(
-            "INSERT INTO runs (deployment_id, plan_path, plan_toml, started_unix_ms, status) \
-             VALUES (?1, ?2, ?3, ?4, 'running')",
-            params![deployment_id, plan_path, plan_toml, started_unix_ms],
+            "INSERT INTO runs (deployment_id, plan_path, plan_toml, started_unix_ms, status, token) \
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
+            params![deployment_id, plan_path, plan_toml, started_unix_ms, token],
         )
         .map_err(&fail)?;
         let run = tx.last_insert_rowid();
@@ -448,6 +454,21 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(&fail)
     }
 
+    /// The run whose token is `token`, or `None` if this journal has no such run: whether the
+    /// run that last set a router's weights is one of this journal's.
+    pub fn run_by_token(&self, token: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE token = ?1"),
+                [token],
+                run_from_row,
+            )
+            .optional()
+            .map_err(sql_error(&self.path, || {
+                format!("look up the run with token {token:?}")
+            }))
+    }
+
     /// One run by id, or `None` if the journal has no such run.
     pub fn run(&self, run: i64) -> Result<Option<RunRecord>, StoreError> {
         self.conn
@@ -459,6 +480,34 @@ impl Journal {
             .optional()
             .map_err(sql_error(&self.path, || format!("read run {run}")))
     }
+}
+
+/// Switches the connection to WAL mode and returns the mode SQLite kept. SQLite answers the
+/// switch with `SQLITE_BUSY` at once, without calling the busy handler, while another
+/// connection holds a lock on a journal still being created (a controller starting while
+/// `ramp status` polls); so the switch is retried here for as long as the busy timeout.
+fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
+    let mut waited = Duration::ZERO;
+    let pause = Duration::from_millis(10);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && waited < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                waited += pause;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A new run token: 128 bits from the operating system's random source, as 32 lowercase
+/// hexadecimal digits (a form routers accept as a run name).
+fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Starts an immediate transaction: it takes the write lock at once, so that the busy timeout
@@ -558,6 +607,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         control_addr: row.get(8)?,
         controller_pid: row.get(9)?,
         summary_json: row.get(10)?,
+        token: row.get(11)?,
     })
 }
 

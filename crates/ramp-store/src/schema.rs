@@ -13,7 +13,7 @@ use crate::StoreError;
 
 /// The schema version this build writes and understands. A journal with a newer version is
 /// refused with [`StoreError::NewerSchema`].
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of a Ramp journal ("RAMP" in ASCII), so that a Ramp journal can be
 /// told from another application's SQLite database.
@@ -68,9 +68,23 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: every run has a token, unique across journals, that the controller hands the
+/// router with every weight it sets.
+///
+/// A router reports the token of the run that last set its weights, so a controller can tell
+/// "this journal holds the run that set these weights" from "this journal was emptied,
+/// replaced or belongs elsewhere" before it sends anything. Runs journaled before version 2
+/// get a token derived from their id and start, which no router has seen (no controller sent
+/// tokens then), and which can never collide with a random one (it has a different form).
+const V2: &str = "
+ALTER TABLE runs ADD COLUMN token TEXT NOT NULL DEFAULT '';
+UPDATE runs SET token = 'legacy-' || run_id || '-' || started_unix_ms;
+CREATE UNIQUE INDEX runs_token ON runs (token);
+";
+
 /// The migrations in order: entry `i` takes the schema from version `i` to `i + 1`, so the
 /// list's length is [`SCHEMA_VERSION`].
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Brings the journal's schema to [`SCHEMA_VERSION`], refusing newer schemas and databases
 /// that are not Ramp journals.

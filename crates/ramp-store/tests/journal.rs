@@ -662,3 +662,88 @@ fn a_lock_held_by_a_killed_process_can_be_taken() {
         "the dead holder's pid is replaced by ours"
     );
 }
+
+/// Issue 12: every run has a random token, unique across journals, found by
+/// `run_by_token`; a journal that does not hold a run says so.
+#[test]
+fn every_run_has_a_token_that_finds_it() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut one = Journal::open(&dir.path().join("one.db")).expect("open one");
+    let mut two = Journal::open(&dir.path().join("two.db")).expect("open two");
+    let a = one.begin_run("web", "web.toml", "", 1).expect("begin a");
+    let b = two.begin_run("web", "web.toml", "", 1).expect("begin b");
+    let ta = one.run(a).expect("read").expect("run a").token;
+    let tb = two.run(b).expect("read").expect("run b").token;
+    assert_eq!(a, b, "both journals number their first run 1");
+    assert_ne!(ta, tb, "but their tokens differ");
+    for t in [&ta, &tb] {
+        assert_eq!(t.len(), 32, "{t}");
+        assert!(t.bytes().all(|c| c.is_ascii_hexdigit()), "{t}");
+    }
+    assert_eq!(
+        one.run_by_token(&ta).expect("look up").map(|r| r.run_id),
+        Some(a)
+    );
+    assert_eq!(one.run_by_token(&tb).expect("look up"), None);
+}
+
+/// Issue 12: a journal written before run tokens existed (schema 1) is migrated, and its runs
+/// get tokens of their own.
+#[test]
+fn a_schema_one_journal_gets_legacy_tokens() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("old.db");
+    let run = {
+        let mut journal = Journal::open(&path).expect("open");
+        journal
+            .begin_run("web", "web.toml", "", 1_234)
+            .expect("begin")
+    };
+    // Take the file back to schema 1 as an older Ramp wrote it.
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    conn.execute_batch(
+        "DROP INDEX runs_token; ALTER TABLE runs DROP COLUMN token; PRAGMA user_version = 1;",
+    )
+    .expect("downgrade");
+    drop(conn);
+    let journal = Journal::open(&path).expect("reopen and migrate");
+    let record = journal.run(run).expect("read").expect("the run survives");
+    assert_eq!(record.token, format!("legacy-{run}-1234"));
+    assert_eq!(
+        journal
+            .run_by_token(&record.token)
+            .expect("look up")
+            .map(|r| r.run_id),
+        Some(run)
+    );
+}
+
+/// Several processes open a new journal at once (a controller starting while `ramp status`
+/// polls it): every open succeeds. Failed before the fix (found while testing issue 12)
+/// with "could not switch to WAL mode: database is locked", because SQLite answers the
+/// switch to WAL with SQLITE_BUSY without calling the busy handler while another connection
+/// holds a lock.
+#[test]
+fn a_new_journal_opened_at_once_by_many_succeeds_for_all() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join(format!("race-{round}.db"));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                let barrier = std::sync::Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let journal = Journal::open(&path).map_err(|e| e.to_string())?;
+                    journal.runs(None).map_err(|e| e.to_string()).map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .expect("no panic")
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+}

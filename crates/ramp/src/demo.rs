@@ -229,6 +229,8 @@ async fn demo(
         halt_on_interrupt: Some(
             "the demo was interrupted (Ctrl-C); its upstreams and proxy end with it".into(),
         ),
+        // Each demo starts its own proxy, whose weights no run has set yet.
+        new_run: false,
     };
     let mut printer =
         progress::Printer::new(Arc::clone(&plan), args.quiet).with_all_panels(args.all_panels);

@@ -47,6 +47,11 @@ pub struct RunArgs {
     /// Print every checkpoint's monitoring panel, not only stage ends and changes.
     #[arg(long)]
     pub all_panels: bool,
+    /// Start over deliberately: drive a proxy whose weights were set by a run this journal
+    /// does not hold (the journal was emptied or replaced). The new run begins at stage 1,
+    /// with the canary at 0 % first. Without it such a proxy is refused (exit 2).
+    #[arg(long)]
+    pub new_run: bool,
 }
 
 /// How a verb finds the running controller.
@@ -177,6 +182,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             ofrep_listener,
             ofrep_token,
             halt_on_interrupt: None,
+            new_run: args.new_run,
         };
         let mut printer =
             progress::Printer::new(Arc::clone(&plan), args.quiet).with_all_panels(args.all_panels);
@@ -186,9 +192,17 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
     })?;
     let (end, printer) = end;
     match end {
-        RunEnd::Interrupted { run_id } => {
+        RunEnd::Interrupted {
+            run_id: Some(run_id),
+        } => {
             eprintln!(
                 "ramp: run {run_id} interrupted; the proxy keeps the current weight. Run the same command again to resume."
+            );
+            Ok(Ended::Interrupted)
+        }
+        RunEnd::Interrupted { run_id: None } => {
+            eprintln!(
+                "ramp: interrupted while waiting for the router; no run was opened and nothing was sent to it."
             );
             Ok(Ended::Interrupted)
         }
@@ -217,9 +231,10 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
 /// Errors of the live driver: a changed plan is the user's input, the rest the machine's.
 fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
     match e {
-        ramp_live::LiveError::PlanChanged { .. } | ramp_live::LiveError::WrongProxy { .. } => {
-            Invalid(e.to_string()).into()
-        }
+        ramp_live::LiveError::PlanChanged { .. }
+        | ramp_live::LiveError::WrongProxy { .. }
+        | ramp_live::LiveError::ForeignRun { .. }
+        | ramp_live::LiveError::JournalBehind { .. } => Invalid(e.to_string()).into(),
         ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
             Invalid(e.to_string()).into()
         }
@@ -271,23 +286,36 @@ fn pick_rehearsal(
     }
 }
 
+/// The shortest control API token accepted, as for the proxy's admin API: whoever holds it
+/// can abort or promote a rollout, so it must not be guessable.
+const MIN_CONTROL_TOKEN: usize = 16;
+
 /// The control API's token from the plan's `[control]` settings.
 fn control_token(plan: &Plan, base_dir: &Path) -> anyhow::Result<Option<String>> {
-    if let Some(file) = &plan.control.token_file {
+    let (token, origin) = if let Some(file) = &plan.control.token_file {
         let path = base_dir.join(file);
-        let token = read_token(&path)?;
-        return Ok(Some(token));
+        (read_token(&path)?, path.display().to_string())
+    } else if let Some(var) = &plan.control.token_env {
+        match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => (t.trim().to_string(), format!("${var}")),
+            _ => {
+                return Err(Invalid(format!(
+                    "control.token_env names ${var}, which is not set or empty"
+                ))
+                .into())
+            }
+        }
+    } else {
+        return Ok(None);
+    };
+    let n = token.chars().count();
+    if n < MIN_CONTROL_TOKEN {
+        return Err(Invalid(format!(
+            "{origin}: the control API token has {n} characters; at least {MIN_CONTROL_TOKEN} are required"
+        ))
+        .into());
     }
-    if let Some(var) = &plan.control.token_env {
-        return match std::env::var(var) {
-            Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
-            _ => Err(Invalid(format!(
-                "control.token_env names ${var}, which is not set or empty"
-            ))
-            .into()),
-        };
-    }
-    Ok(None)
+    Ok(Some(token))
 }
 
 /// A token file's content, trimmed; an empty file is an error.
@@ -326,8 +354,10 @@ async fn connect_router(
             let path = base_dir.join(config);
             let config = ramp_proxy::Config::load(&path)
                 .map_err(|e| Invalid(format!("router.proxy_config: {e}")))?;
-            let canary_bp =
-                ramp_proxy::state::initial_canary_bp(&config).context("proxy state file")?;
+            // The weights and the run that set them, so that a restarted embedded proxy
+            // reports the same `set_by` as before.
+            let weights =
+                ramp_proxy::state::initial_weights(&config).context("proxy state file")?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("the proxy cannot listen on {}", config.listen))?;
@@ -341,7 +371,7 @@ async fn connect_router(
                 })?;
             let admin_addr = admin.local_addr()?;
             let token = config.admin_token.clone();
-            let proxy = ramp_proxy::Proxy::new(config, canary_bp);
+            let proxy = ramp_proxy::Proxy::with_weights(config, weights);
             let task = tokio::spawn(async move {
                 let _ = ramp_proxy::serve(proxy, listener, admin, std::future::pending()).await;
             });

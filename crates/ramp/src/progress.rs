@@ -153,7 +153,7 @@ impl Printer {
             // A stage's first checkpoint is news unless every gate passes.
             _ => states.iter().any(|s| *s != GateStatus::Pass),
         };
-        let stage_end = r.elapsed.0 >= r.duration.0;
+        let stage_end = observed(r).0 >= r.duration.0;
         self.last_states = Some((r.stage, states));
         if self.all_panels || changed || stage_end {
             self.panel(t, r)
@@ -197,19 +197,17 @@ impl Printer {
                 numbers.push(format!("{} {}", short_label(metric), metric.format(v)));
             }
         }
-        let pct = if r.duration.0 > 0 {
-            (r.elapsed.0 as f64 / r.duration.0 as f64 * 100.0).min(100.0)
+        let progress = if r.unobserved.0 > 0 {
+            observed_words(r)
         } else {
-            100.0
+            format!("{:.0}% of {}", fraction_done(r) * 100.0, r.duration)
         };
         let mut line = format!(
-            "[{}] stage {}/{} · canary {} · {:.0}% of {} · gates {} · {}\n",
+            "[{}] stage {}/{} · canary {} · {progress} · gates {} · {}\n",
             self.when(t),
             r.stage,
             r.stages,
             r.weight,
-            pct,
-            r.duration,
             marks.join(" "),
             numbers.join(" · ")
         );
@@ -223,11 +221,7 @@ impl Printer {
 
     fn panel(&self, t: PlanTime, r: &CheckpointReport) -> String {
         let mut s = String::new();
-        let frac = if r.duration.0 > 0 {
-            (r.elapsed.0 as f64 / r.duration.0 as f64).min(1.0)
-        } else {
-            1.0
-        };
+        let frac = fraction_done(r);
         let filled = (frac * 50.0).round() as usize;
         s.push_str(&format!(
             "── SLO MONITORING · stage {}/{} · canary {} · {} ──\n",
@@ -236,13 +230,16 @@ impl Printer {
             r.weight,
             self.when(t)
         ));
+        let of = if r.unobserved.0 > 0 {
+            format!(" · {}", observed_words(r))
+        } else {
+            format!(" ({} / {})", r.elapsed, r.duration)
+        };
         s.push_str(&format!(
-            "Progress: [{}{}] {:.0}% ({} / {})\n",
+            "Progress: [{}{}] {:.0}%{of}\n",
             "█".repeat(filled),
             "░".repeat(50 - filled),
             frac * 100.0,
-            r.elapsed,
-            r.duration
         ));
         s.push_str(RULE);
         s.push_str("\nCurrent metrics (interval since the last checkpoint):\n");
@@ -410,6 +407,32 @@ pub fn count_of(n: usize, noun: &str) -> String {
     }
 }
 
+/// The stage's observed time so far: its elapsed time less what was not observed (gaps,
+/// which moved its end out by as much).
+fn observed(r: &CheckpointReport) -> ramp_core::Span {
+    ramp_core::Span(r.elapsed.0.saturating_sub(r.unobserved.0))
+}
+
+/// How much of the stage's planned duration has been observed, from 0 to 1.
+fn fraction_done(r: &CheckpointReport) -> f64 {
+    if r.duration.0 > 0 {
+        (observed(r).0 as f64 / r.duration.0 as f64).min(1.0)
+    } else {
+        1.0
+    }
+}
+
+/// "observed 28 s of 40 s (12 s unobserved)": a stage's progress when part of it was not
+/// observed, so that the time it still needs is plain.
+fn observed_words(r: &CheckpointReport) -> String {
+    format!(
+        "observed {} of {} ({} unobserved)",
+        observed(r),
+        r.duration,
+        r.unobserved
+    )
+}
+
 /// The short names of a checkpoint line.
 fn short_label(m: Metric) -> &'static str {
     match m {
@@ -444,4 +467,66 @@ fn averages(m: &Metrics) -> String {
         f(m.error_rate, "%", 100.0, 2),
         f(m.throughput_rps, " req/s", 1.0, 1)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ramp_core::summary::{CheckpointSummary, ScopedMetrics};
+    use ramp_core::{Span, Weight};
+
+    /// A report of stage 1 of 2 at 5 %, 40 s planned, `elapsed_s` in with `unobserved_s`
+    /// of it unobserved.
+    fn report(elapsed_s: u64, unobserved_s: u64) -> CheckpointReport {
+        CheckpointReport {
+            stage: 1,
+            stages: 2,
+            weight: Weight::from_percent(5.0).expect("a weight"),
+            elapsed: Span::from_secs(elapsed_s),
+            unobserved: Span::from_secs(unobserved_s),
+            duration: Span::from_secs(40),
+            checkpoint: CheckpointSummary {
+                t_s: elapsed_s as f64,
+                metrics: Metrics::default(),
+                metrics_by_scope: ScopedMetrics::default(),
+                gates: Vec::new(),
+            },
+            running_average: Metrics::default(),
+            baseline: Metrics::default(),
+        }
+    }
+
+    fn printer() -> Printer {
+        let plan = ramp_core::parse_plan(
+            "[deployment]\nid = \"p\"\nservice = \"s\"\nenvironment = \"e\"\n\n[[stages]]\nweight = 5\nduration = \"40s\"\n\n[[stages]]\nweight = 100\nduration = \"40s\"\n",
+            "plan.toml",
+        )
+        .expect("a valid plan");
+        Printer::new(Arc::new(plan), false)
+    }
+
+    /// Fails on 63809fb (no `CheckpointReport::unobserved`): a stage with a gap shows its
+    /// progress as observed time, and one without reads as before.
+    #[test]
+    fn a_stage_with_unobserved_time_shows_its_observed_progress() {
+        let p = printer();
+        let gap = report(40, 12);
+        let panel = p.panel(PlanTime::from_secs(40), &gap);
+        assert!(
+            panel.contains("] 70% · observed 28 s of 40 s (12 s unobserved)\n"),
+            "{panel}"
+        );
+        let line = p.checkpoint_line(PlanTime::from_secs(40), &gap);
+        assert!(
+            line.contains(" · observed 28 s of 40 s (12 s unobserved) · gates "),
+            "{line}"
+        );
+        let plain = report(20, 0);
+        assert!(p
+            .panel(PlanTime::from_secs(20), &plain)
+            .contains("] 50% (20 s / 40 s)\n"));
+        assert!(p
+            .checkpoint_line(PlanTime::from_secs(20), &plain)
+            .contains(" · 50% of 40 s · gates "));
+    }
 }

@@ -1012,3 +1012,43 @@ fn ramp_proxy_refuses_an_open_admin_port_without_a_token() {
     assert_eq!(code(&help), 0);
     assert!(stdout(&help).contains("--sticky-header"));
 }
+
+/// Issue 12, point 7: a control API token shorter than the proxy's admin token minimum (16
+/// characters) is refused with exit code 2 before anything starts. Fails on 63809fb, which
+/// served the control API behind a 5-character token.
+#[test]
+fn a_short_control_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("short.token"), "abcde\n").unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        r#"[deployment]
+id = "short-token"
+service = "svc"
+environment = "test"
+
+[router]
+admin = "http://127.0.0.1:9"
+
+[control]
+token_file = "short.token"
+
+[gates]
+window = "5s"
+error_rate = { max = "5%" }
+
+[[stages]]
+weight = 100
+duration = "10s"
+"#,
+    )
+    .unwrap();
+    let journal = dir.path().join("j.db");
+    let out = ramp(&["run", &arg(&plan), "--journal", &arg(&journal)]);
+    assert_eq!(code(&out), 2, "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("short.token"), "{err}");
+    assert!(err.contains("5 characters; at least 16"), "{err}");
+    assert!(!journal.exists(), "nothing was journaled");
+}

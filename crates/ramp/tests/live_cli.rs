@@ -17,6 +17,9 @@
 #[path = "live_cli/support.rs"]
 mod support;
 
+#[path = "live_cli/integrity.rs"]
+mod integrity;
+
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::{plan, Rig, Work, WAIT};
@@ -889,7 +892,9 @@ duration = "60s"
         &format!("[control]\nlisten = \"{addr}\"\n\n[gates]"),
     );
     b.write("plan.toml", &plan_b);
-    let mut run_b = b.spawn("b", &["run", "plan.toml", "--journal", "j.db"]);
+    // B takes over the proxy A's run left at 10 %: deliberately, since B's journal does not
+    // hold the run that set its weights (issue 12).
+    let mut run_b = b.spawn("b", &["run", "plan.toml", "--journal", "j.db", "--new-run"]);
     b.wait_until(&mut run_b, "B in stage 1", |v| stage_index(v) == Some(1));
 
     // An operator pauses A (through A's journal): B must not be paused, and the operator

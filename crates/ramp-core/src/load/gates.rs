@@ -53,6 +53,8 @@ pub(super) struct GateSpec {
 pub(super) struct Defaults {
     /// The evaluation interval and, when written, its span.
     pub(super) evaluate_every: Field<(Span, Range<usize>)>,
+    /// `[gates].max_unobserved`.
+    pub(super) max_unobserved: Field<Span>,
     /// `[gates].window` and its span.
     pub(super) window: Field<(Span, Range<usize>)>,
     /// `[gates].min_samples`.
@@ -77,6 +79,7 @@ impl Validator<'_> {
         let Some(raw) = raw else {
             return Defaults {
                 evaluate_every: Field::Absent,
+                max_unobserved: Field::Absent,
                 window: Field::Absent,
                 min_samples: Field::Absent,
                 gates: Default::default(),
@@ -86,6 +89,9 @@ impl Validator<'_> {
         let evaluate_every = Field::of(r.evaluate_every.as_ref(), |v| {
             self.positive_duration(v, "gates.evaluate_every")
                 .map(|s| (s, v.span()))
+        });
+        let max_unobserved = Field::of(r.max_unobserved.as_ref(), |v| {
+            self.positive_duration(v, "gates.max_unobserved")
         });
         let window = Field::of(r.window.as_ref(), |v| {
             self.positive_duration(v, "gates.window")
@@ -112,6 +118,7 @@ impl Validator<'_> {
         }
         Defaults {
             evaluate_every,
+            max_unobserved,
             window,
             min_samples,
             gates,

@@ -142,6 +142,9 @@ pub(super) struct RawBaseline {
 pub(super) struct RawGates {
     /// How often gates are evaluated; default 5 s.
     pub(super) evaluate_every: Option<S<Dur>>,
+    /// The most unobserved time a stage may have; default the smaller of 5 min and 25 % of
+    /// the stage.
+    pub(super) max_unobserved: Option<S<Dur>>,
     /// Default window of every gate; default 5 min.
     pub(super) window: Option<S<Dur>>,
     /// Default minimum sample count of every gate; default 100.

@@ -358,6 +358,11 @@ impl Validator<'_> {
         let mut windows = Vec::new();
         let (stages, total) = self.stages(raw.stages.as_ref(), &defaults, &mut windows);
         let evaluate_every = self.evaluate_every(&defaults, &windows);
+        let max_unobserved = match defaults.max_unobserved {
+            Field::Absent => Some(None),
+            Field::Invalid => None,
+            Field::Valid(s) => Some(Some(s)),
+        };
         let sequential = self.sequential(
             raw.gates
                 .as_ref()
@@ -399,6 +404,7 @@ impl Validator<'_> {
             deployment: deployment?,
             baseline,
             evaluate_every: evaluate_every?,
+            max_unobserved: max_unobserved?,
             stages: stages?,
             sequential: sequential?,
             relative: relative?,

@@ -13,12 +13,25 @@ use ramp_core::summary::Outcome;
 use ramp_core::{PlanTime, Weight};
 use std::time::Duration;
 
+/// What journaling an input does to the run's metrics cursor (the counters the next slot is
+/// measured from), in the same transaction as the input.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CursorChange<'a> {
+    /// The input consumed no reading (an operator action, a halt): the cursor stays.
+    Keep,
+    /// The input consumed this reading: the next slot is measured from it.
+    Set(&'a Counters),
+    /// The time before was declared unobserved: the next reading only starts the stream
+    /// again, after a resume too.
+    Clear,
+}
+
 impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     /// Journals `input` at plan time now and feeds it.
     pub(super) async fn feed(
         &mut self,
         input: Input,
-        cursor: Option<&Counters>,
+        cursor: CursorChange<'_>,
     ) -> Result<(), LiveError> {
         let t = self.plan_now().max(self.engine.now());
         self.feed_at(t, input, cursor).await
@@ -30,17 +43,22 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         &mut self,
         t: PlanTime,
         input: Input,
-        cursor: Option<&Counters>,
+        cursor: CursorChange<'_>,
     ) -> Result<(), LiveError> {
         let t = t.max(self.engine.now());
         let body = serde_json::to_string(&input).unwrap_or_default();
         let kind = input_kind(&input);
-        let cursor_text = cursor.map(|c| serde_json::to_string(c).unwrap_or_default());
+        let cursor_text = match cursor {
+            CursorChange::Keep => None,
+            CursorChange::Set(c) => Some(serde_json::to_string(c).unwrap_or_default()),
+            CursorChange::Clear => Some("null".to_string()),
+        };
         let run_id = self.journal.run_id;
         let seq =
             self.journal
                 .store
                 .append_input(run_id, t.0, kind, &body, cursor_text.as_deref())?;
+        self.journal.last_seq = seq;
         let actions = self.engine.step(t, input);
         for a in &actions {
             if let Some((kind, body)) = action_event(a) {
@@ -140,7 +158,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.publish_flag_weight(w);
         }
         for attempt in 0..5 {
-            match self.routing.router.set_weight(w).await {
+            let mark = super::identity::run_mark(&self.journal.token, self.journal.last_seq);
+            match self.routing.router.set_weight(w, &mark).await {
                 Ok(()) => {
                     if !decrease {
                         self.publish_flag_weight(w);

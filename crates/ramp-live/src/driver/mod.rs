@@ -22,6 +22,7 @@
 
 mod feed;
 mod flags;
+mod identity;
 mod operator;
 mod records;
 mod rehearsal;
@@ -79,6 +80,33 @@ pub enum LiveError {
     /// The control API's listener failed.
     #[error("control API: {0}")]
     Control(std::io::Error),
+    /// The router's weights were set by a run this journal does not hold (the journal was
+    /// emptied, replaced, or belongs to another controller): starting here would start over at
+    /// stage 1 and move its weight without a word, so nothing is sent to it.
+    #[error("the router at {url} holds weights set by run {token}, which the journal {journal} does not hold (it was emptied or replaced, or another controller's journal drives this router); nothing was sent to the router. Use the journal that holds that run to resume it, or run the same command with --new-run to start a new run from stage 1 (the canary goes to 0 % first; an unfinished run in this journal is halted)")]
+    ForeignRun {
+        /// The router's location.
+        url: String,
+        /// The journal file.
+        journal: String,
+        /// The token of the run that set the router's weights.
+        token: String,
+    },
+    /// The journal holds the run that set the router's weights, but only an older copy of it
+    /// (restored from a backup): resuming would replay a rollout the router has moved past.
+    #[error("the router at {url} holds weights set after input {seq} of run {run}, but the journal {journal} holds that run only up to input {has}: it is an older copy (restored from a backup?), and resuming from it would redo a rollout the router has moved past; nothing was sent to the router. Use the journal's current copy, or run the same command with --new-run to halt that run and start a new one from stage 1 (the canary goes to 0 % first)")]
+    JournalBehind {
+        /// The router's location.
+        url: String,
+        /// The journal file.
+        journal: String,
+        /// The run.
+        run: i64,
+        /// The last input the journal holds of it.
+        has: u64,
+        /// The input after which the router's weights were set.
+        seq: u64,
+    },
     /// The router's proxy serves another deployment: driving it would move another
     /// service's traffic, so nothing is sent to it.
     #[error("the proxy at {url} serves deployment {proxy:?}, but the plan is for {plan:?}; point [router] at this deployment's proxy, or set deployment_id = {plan:?} in the proxy's configuration")]
@@ -123,6 +151,10 @@ pub struct RunConfig {
     /// on interruption, halt it with this reason and record it finished, instead of leaving
     /// it open in the journal for a resume that can never come.
     pub halt_on_interrupt: Option<String>,
+    /// Drive a router whose weights were set by a run this journal does not hold (`--new-run`):
+    /// the operator starts over deliberately. Without it such a router is refused
+    /// ([`LiveError::ForeignRun`]).
+    pub new_run: bool,
 }
 
 /// What the driver reports as it goes, for the terminal.
@@ -149,8 +181,9 @@ pub enum RunEnd {
     /// The shutdown signal came first; the run stays open in the journal and the same
     /// command resumes it. The proxy keeps routing at the last weight.
     Interrupted {
-        /// The journal's run id.
-        run_id: i64,
+        /// The journal's run id; `None` when the signal came before the run was opened
+        /// (while waiting for the router), so nothing was journaled.
+        run_id: Option<i64>,
     },
 }
 
@@ -181,6 +214,11 @@ struct RunJournal<J> {
     path: String,
     /// This run.
     run_id: i64,
+    /// This run's token, handed to the router with every weight.
+    token: String,
+    /// The sequence number of the last input journaled, sent with every weight after the
+    /// token, so that an older copy of this journal is recognised as one.
+    last_seq: u64,
     /// Wall-clock start of the run (Unix ms): plan time zero.
     started_unix_ms: i64,
 }

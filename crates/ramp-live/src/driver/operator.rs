@@ -1,6 +1,7 @@
 //! The control API's requests as the driver answers them: status, and operator verbs that
 //! are journaled and fed to the engine like any other input, or refused with a reason.
 
+use super::feed::CursorChange;
 use super::{Driver, LiveError};
 use crate::control::{ActionBody, DriverRequest, Refusal, Verb};
 use crate::seams::{JournalStore, MetricsSource, Router};
@@ -47,7 +48,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             Verb::Abort => Input::Abort { who, reason },
             Verb::Approve => Input::Approve { who, reason, stage },
         };
-        self.feed_at(t, input, None).await?;
+        self.feed_at(t, input, CursorChange::Keep).await?;
         Ok(Ok(self.status()))
     }
 

@@ -9,6 +9,7 @@ pub(super) fn input_kind(input: &Input) -> &'static str {
     match input {
         Input::Start => "start",
         Input::Tick(_) => "tick",
+        Input::Gap { .. } => "gap",
         Input::Abort { .. } => "abort",
         Input::Pause { .. } => "pause",
         Input::Resume { .. } => "resume",

@@ -329,7 +329,7 @@ mod tests {
         let index = u32::try_from(ramp_stats::Histogram::index_of(ms)).expect("small index");
         CohortCounters {
             completed: requests,
-            errors_5xx: errors,
+            errors,
             buckets: if requests > 0 {
                 vec![(index, requests)]
             } else {
@@ -362,6 +362,7 @@ mod tests {
             let window = Counters {
                 canary: counters(cr, ce, cms),
                 stable: counters(sr, se, sms),
+                epoch: None,
             };
             let slot = window.slot_since(&Counters::default(), 0, 5000);
             let m = Metrics::of(&[&slot.canary, &slot.stable], 5000);

@@ -2,6 +2,7 @@
 //! a slot, with operator requests, finished hooks and flag schedule steps in between; and
 //! what comes before it (the router's identity, the pre-deployment checks, the start).
 
+use super::feed::CursorChange;
 use super::records::outcome_json;
 use super::teardown::HookDone;
 use super::{Driver, Ended, LiveError, RESTORE_POLL, RETRY};
@@ -31,9 +32,6 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         shutdown: &mut Shutdown<'_, F>,
         fresh: bool,
     ) -> Result<Ended, LiveError> {
-        let Some(()) = self.confirm_router(shutdown).await? else {
-            return Ok(Ended::Interrupted);
-        };
         if fresh {
             // No user reaches the canary before the checks pass and the first stage starts,
             // whatever weight an earlier run left in the router.
@@ -145,7 +143,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                     who: "pre-deployment check".into(),
                     reason,
                 };
-                self.feed(halt, None).await?;
+                self.feed(halt, CursorChange::Keep).await?;
                 return Ok(Some(()));
             }
         }
@@ -159,7 +157,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         };
         let t = self.plan_now().max(self.engine.now());
         self.metrics.last_end_ms = t.0;
-        self.feed_at(t, Input::Start, Some(&reading.counters))
+        self.feed_at(t, Input::Start, CursorChange::Set(&reading.counters))
             .await?;
         self.metrics.cursor = Some(reading.counters);
         Ok(Some(()))
@@ -201,75 +199,41 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         }
     }
 
-    /// Asks the router which deployment it serves before anything is sent to it (waiting
-    /// while it cannot be reached) and refuses one that serves another deployment; a router
-    /// that names none is driven, with a warning that its sticky salt is not the
-    /// deployment's. `None` when interrupted meanwhile.
-    async fn confirm_router<F: Future<Output = ()> + Send>(
-        &mut self,
-        shutdown: &mut Shutdown<'_, F>,
-    ) -> Result<Option<()>, LiveError> {
-        let deployment = loop {
-            match self.routing.router.deployment().await {
-                Ok(d) => {
-                    self.metrics_back();
-                    break d;
-                }
-                Err(e) => {
-                    let Some(()) = self.wait_to_retry(&e, shutdown).await? else {
-                        return Ok(None);
-                    };
-                }
-            }
-        };
-        let plan_id = &self.plan.deployment.id;
-        match deployment.as_deref() {
-            Some(id) if id == plan_id => {}
-            None | Some(ramp_proxy::config::DEFAULT_DEPLOYMENT_ID) => {
-                let t = self.plan_now();
-                let text = format!(
-                    "The proxy at {} names no deployment: it salts sticky routing with {:?}, not {plan_id:?} (set deployment_id = {plan_id:?} in its configuration so that flags salted by the deployment agree with it)",
-                    self.routing.router.location(),
-                    ramp_proxy::config::DEFAULT_DEPLOYMENT_ID
-                );
-                self.line(t, text);
-            }
-            Some(other) => {
-                return Err(LiveError::WrongProxy {
-                    url: self.routing.router.location().to_string(),
-                    proxy: other.to_string(),
-                    plan: plan_id.clone(),
-                })
-            }
-        }
-        Ok(Some(()))
-    }
-
     /// One reading and engine tick. Returns `false` when the source could not be read (the
     /// rollout holds: no data is never a pass).
     async fn tick(&mut self) -> Result<bool, LiveError> {
+        // A reading's counters are taken at some moment between sending the request and
+        // receiving the answer; its slot ends when the request was sent, so that a slot never
+        // claims time after the counts it holds (if the proxy dies just after answering, that
+        // time is in the gap, not in the slot).
+        let now = self.plan_now();
         let observed = observe(&self.metrics.source, &self.routing.router).await;
         let (counters, canary_bp) = match observed {
             Ok(r) => r,
             Err(e) => {
                 let t = self.plan_now();
                 self.metrics_problem(t, &e)?;
+                if let State::Running { .. } = self.engine.state() {
+                    self.unreadable_too_long(&e).await?;
+                }
                 return Ok(false);
             }
         };
+        // Why the source could not be read, if it could not until now: the reason of a gap
+        // that began then.
+        let unreadable = self.metrics.problem.clone();
         self.metrics_back();
         // Followed flags never lead the router: when it routes less to the canary than they
         // serve (restarted without a state file, changed by hand), they come down to it at
         // once, and go back up only once the router is confirmed at the engine's weight.
         self.flags.cap_at(canary_bp);
-        let now = self.plan_now();
         if let State::Finished(_) = self.engine.state() {
             self.rehearsal_poll(now, &counters);
             return Ok(true);
         }
         // The weight the router should have held when it was read.
         let expected = self.engine.weight();
-        self.feed_slot(now, &counters).await?;
+        self.feed_slot(now, &counters, unreadable).await?;
         if let State::Running { .. } = self.engine.state() {
             self.hold_weight(expected, canary_bp).await;
             self.rehearsal_inject(now, &counters).await?;
@@ -279,21 +243,71 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         Ok(true)
     }
 
-    /// Feeds the slot since the last reading (journaled with the counters that end it).
-    async fn feed_slot(&mut self, now: PlanTime, counters: &Counters) -> Result<(), LiveError> {
+    /// Feeds what happened since the last reading, journaled with the counters that end it:
+    /// a slot when the two readings are one stream of counts, otherwise (the source restarted
+    /// between them) a gap, the time between them unobserved.
+    async fn feed_slot(
+        &mut self,
+        now: PlanTime,
+        counters: &Counters,
+        unreadable: Option<String>,
+    ) -> Result<(), LiveError> {
         if now.0 <= self.metrics.last_end_ms {
             return Ok(());
         }
-        let base = self
-            .metrics
-            .cursor
-            .clone()
-            .unwrap_or_else(|| counters.clone());
-        let slot = counters.slot_since(&base, self.metrics.last_end_ms, now.0);
+        let start_ms = self.metrics.last_end_ms;
+        let input = match &self.metrics.cursor {
+            Some(base) => match counters.gap_since(base) {
+                None => Input::Tick(counters.slot_since(base, start_ms, now.0)),
+                Some(reason) => Input::Gap {
+                    start_ms,
+                    end_ms: now.0,
+                    reason: reason.to_string(),
+                },
+            },
+            // No base to subtract from (the time before was declared unobserved while the
+            // source could not be read): this reading only starts the stream again.
+            None => Input::Gap {
+                start_ms,
+                end_ms: now.0,
+                reason: match unreadable {
+                    Some(p) => format!("the proxy could not be read ({p})"),
+                    None => "the proxy could not be read".to_string(),
+                },
+            },
+        };
         self.metrics.last_end_ms = now.0;
-        self.feed_at(now, Input::Tick(slot), Some(counters)).await?;
+        self.feed_at(now, input, CursorChange::Set(counters))
+            .await?;
         self.metrics.cursor = Some(counters.clone());
         Ok(())
+    }
+
+    /// While the source cannot be read, the rollout holds; once the time since the last
+    /// reading is more than the running stage may leave unobserved, that time is declared a
+    /// gap (and the engine halts the rollout: no data is never a pass, in time either). The
+    /// counters read after it only start the stream again.
+    async fn unreadable_too_long(&mut self, e: &SourceError) -> Result<(), LiveError> {
+        let now = self.plan_now();
+        let Some(view) = self.engine.live_view() else {
+            return Ok(());
+        };
+        let limit = self.plan.max_unobserved_of(view.index).0;
+        let allowance = limit.saturating_sub(view.unobserved_ms);
+        let start_ms = self.metrics.last_end_ms;
+        // The engine counts only the part inside the running stage (an operator's promote may
+        // have started it after the last reading), so the allowance is measured the same way.
+        if now.0.saturating_sub(start_ms.max(view.started.0)) <= allowance {
+            return Ok(());
+        }
+        let gap = Input::Gap {
+            start_ms,
+            end_ms: now.0,
+            reason: format!("the proxy could not be read ({e})"),
+        };
+        self.metrics.last_end_ms = now.0;
+        self.metrics.cursor = None;
+        self.feed_at(now, gap, CursorChange::Clear).await
     }
 
     /// The controller owns the weight: if the router holds another one than `expected` (it

@@ -2,6 +2,7 @@
 //! resumed), replay into a fresh engine, the sidecar servers, the loop, then the end.
 
 use super::flags::Flags;
+use super::identity;
 use super::rehearsal::LiveRehearsal;
 use super::sidecars::{ControlServer, FlagsServer};
 use super::teardown::Hooks;
@@ -15,7 +16,7 @@ use crate::source::Counters;
 use ramp_core::engine::{Engine, Input, State};
 use ramp_core::plan::Plan;
 use ramp_core::PlanTime;
-use ramp_store::{DeploymentLock, Journal};
+use ramp_store::{DeploymentLock, Journal, RunRecord};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -43,7 +44,25 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
     let journal_path = store.location();
-    let (run_id, started_unix_ms, resumed) = open_run(&mut store, &config, &journal_path)?;
+    tokio::pin!(shutdown);
+    // Nothing is journaled or sent to the router before it says who it is and whose weights
+    // it holds.
+    let Some(identity) = identity::wait_for_router(&router, &mut *on, &mut shutdown).await else {
+        return Ok(RunEnd::Interrupted { run_id: None });
+    };
+    let checked = identity::check(
+        &identity,
+        &router,
+        &store,
+        &config.plan.deployment.id,
+        config.new_run,
+    )?;
+    if checked.start_over {
+        supersede(&mut store, &config, &journal_path)?;
+    }
+    let warnings = checked.said;
+    let (run, resumed) = open_run(&mut store, &config, &journal_path)?;
+    let (run_id, started_unix_ms) = (run.run_id, run.started_unix_ms);
     let plan = Arc::new(started_at(&config.plan, started_unix_ms));
     on(Progress::Began(Arc::clone(&plan)));
     let replayed = replay(&store, &plan, run_id, &journal_path)?;
@@ -71,6 +90,8 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             store,
             path: journal_path,
             run_id,
+            token: run.token,
+            last_seq: replayed.last_seq,
             started_unix_ms,
         },
         metrics: MetricsFeed {
@@ -90,6 +111,10 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         resumable: config.halt_on_interrupt.is_none(),
     };
     d.init_flags();
+    for text in warnings {
+        let now = d.plan_now();
+        d.line(now, text);
+    }
     if resumed {
         d.announce_resume(replayed.inputs);
     } else {
@@ -102,7 +127,6 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         d.line(now, text);
     }
 
-    tokio::pin!(shutdown);
     let ended = d
         .drive(&mut commands, &mut hooks_rx, &mut shutdown, fresh)
         .await;
@@ -116,12 +140,12 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
 }
 
 /// Finds the deployment's unfinished run (which must have the same plan) or begins a new one.
-/// Returns the run's id, its wall-clock start and whether it is resumed.
+/// Returns the run and whether it is resumed.
 fn open_run<J: JournalStore>(
     store: &mut J,
     config: &RunConfig,
     journal_path: &str,
-) -> Result<(i64, i64, bool), LiveError> {
+) -> Result<(RunRecord, bool), LiveError> {
     let deployment = &config.plan.deployment.id;
     match store.active_run(deployment)? {
         Some(r) if r.plan_toml != config.plan_text => Err(LiveError::PlanChanged {
@@ -129,13 +153,50 @@ fn open_run<J: JournalStore>(
             deployment: deployment.clone(),
             run: r.run_id,
         }),
-        Some(r) => Ok((r.run_id, r.started_unix_ms, true)),
+        Some(r) => Ok((r, true)),
         None => {
             let now = clock::unix_ms();
-            let id = store.begin_run(deployment, &config.plan_path, &config.plan_text, now)?;
-            Ok((id, now, false))
+            let run = store.begin_run(deployment, &config.plan_path, &config.plan_text, now)?;
+            Ok((run, false))
         }
     }
+}
+
+/// Halts the deployment's unfinished run in this journal, if any, because the operator starts
+/// over (`--new-run`) against a router this journal does not account for: the run is replayed
+/// from its own plan, a journaled halt ends it, and it is recorded finished, so that the new
+/// run does not resume it.
+fn supersede<J: JournalStore>(
+    store: &mut J,
+    config: &RunConfig,
+    journal_path: &str,
+) -> Result<(), LiveError> {
+    let deployment = &config.plan.deployment.id;
+    let Some(old) = store.active_run(deployment)? else {
+        return Ok(());
+    };
+    let corrupt = |message: String| LiveError::Corrupt {
+        journal: journal_path.to_string(),
+        run: old.run_id,
+        seq: 0,
+        message,
+    };
+    let plan = ramp_core::parse_plan(&old.plan_toml, &old.plan_path)
+        .map_err(|e| corrupt(format!("its plan no longer loads: {e}")))?;
+    let plan = Arc::new(started_at(&plan, old.started_unix_ms));
+    let mut engine = replay(store, &plan, old.run_id, journal_path)?.engine;
+    let halt = Input::Halt {
+        who: "--new-run".into(),
+        reason: "the operator started over: the router's weights had been set by a run this journal does not account for".into(),
+    };
+    let t = engine.now();
+    let body = serde_json::to_string(&halt).unwrap_or_default();
+    store.append_input(old.run_id, t.0, "halt", &body, None)?;
+    let _ = engine.step(t, halt);
+    let summary = engine.summary();
+    let json = serde_json::to_string(&summary).unwrap_or_default();
+    store.finish_run(old.run_id, summary.outcome.key(), clock::unix_ms(), &json)?;
+    Ok(())
 }
 
 /// The plan with the run's real start filled in.
@@ -159,6 +220,8 @@ struct Replayed {
     rollout_start_ms: Option<u64>,
     /// The metrics cursor of the last journaled reading.
     cursor: Option<Counters>,
+    /// The sequence number of the last journaled input (0 for a new run).
+    last_seq: u64,
 }
 
 /// Replays the run's journaled inputs into a fresh engine: the only way state is rebuilt.
@@ -182,6 +245,7 @@ fn replay<J: JournalStore>(
             serde_json::from_str(&rec.body).map_err(|e| corrupt(rec.seq, e.to_string()))?;
         match &input {
             Input::Tick(slot) => last_end_ms = slot.end_ms,
+            Input::Gap { end_ms, .. } => last_end_ms = *end_ms,
             // The first slot starts where the rollout started, not at the checks before it.
             Input::Start => last_end_ms = rec.plan_ms,
             _ => {}
@@ -195,13 +259,14 @@ fn replay<J: JournalStore>(
         .stages
         .first()
         .map(|st| (st.started_s * 1000.0).round() as u64);
+    // A cursor journaled as `null` was cleared (the time before it was unobserved).
     let cursor = match store.cursor(run_id)? {
-        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+        Some(text) => serde_json::from_str::<Option<Counters>>(&text).map_err(|e| {
             corrupt(
                 inputs.last().map_or(0, |r| r.seq),
                 format!("the proxy cursor is unreadable: {e}"),
             )
-        })?),
+        })?,
         None => None,
     };
     Ok(Replayed {
@@ -210,6 +275,7 @@ fn replay<J: JournalStore>(
         inputs: inputs.len(),
         rollout_start_ms,
         cursor,
+        last_seq: inputs.last().map_or(0, |r| r.seq),
     })
 }
 
@@ -229,7 +295,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         };
         let now = self.plan_now();
         let text = format!(
-            "Resumed run {} of {} from {}: {replayed} journaled inputs replayed, {where_}; {} s since the last reading count in the stage",
+            "Resumed run {} of {} from {}: {replayed} journaled inputs replayed, {where_}; the {} s since the last reading count in the stage if the proxy kept counting, and are unobserved if it restarted",
             self.journal.run_id,
             plan.deployment.id,
             self.journal.path,

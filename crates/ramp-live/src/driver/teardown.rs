@@ -2,6 +2,7 @@
 //! the end, an interrupted run that cannot be resumed is halted, hooks still running are
 //! waited for (bounded), and the summary is journaled as the run's record.
 
+use super::feed::CursorChange;
 use super::records::outcome_json;
 use super::{Driver, Ended, LiveError, RunEnd};
 use crate::checks;
@@ -122,14 +123,16 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             Ended::Finished => {}
             Ended::Interrupted => {
                 let Some(reason) = halt_on_interrupt else {
-                    return Ok(RunEnd::Interrupted { run_id });
+                    return Ok(RunEnd::Interrupted {
+                        run_id: Some(run_id),
+                    });
                 };
                 if !matches!(self.engine.state(), State::Finished(_)) {
                     let halt = Input::Halt {
                         who: "interrupted".into(),
                         reason,
                     };
-                    self.feed(halt, None).await?;
+                    self.feed(halt, CursorChange::Keep).await?;
                 }
             }
         }

@@ -16,5 +16,5 @@ mod router;
 mod store;
 
 pub use metrics::{MetricsSource, Reading};
-pub use router::Router;
+pub use router::{Router, RouterIdentity};
 pub use store::JournalStore;

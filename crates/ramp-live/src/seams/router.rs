@@ -13,16 +13,22 @@ pub trait Router: Send + Sync {
     /// Where the router is (a URL), for messages and errors.
     fn location(&self) -> &str;
 
-    /// The deployment the router says it serves (`None` when it names none), so that a
-    /// controller never moves another service's traffic.
-    fn deployment(&self) -> impl Future<Output = Result<Option<String>, SourceError>> + Send;
+    /// Which deployment the router says it serves and which run last set its weights, so that
+    /// a controller never moves another service's traffic, nor traffic that a run its journal
+    /// does not hold has moved.
+    fn identity(&self) -> impl Future<Output = Result<RouterIdentity, SourceError>> + Send;
 
     /// The canary weight in force, in basis points.
     fn weight(&self) -> impl Future<Output = Result<u32, SourceError>> + Send;
 
-    /// Sets the canary weight; effective from the next request once this returns. Weight 0
-    /// drains the canary.
-    fn set_weight(&self, weight: Weight) -> impl Future<Output = Result<(), SourceError>> + Send;
+    /// Sets the canary weight on behalf of the run whose token is `run` (the router reports it
+    /// back as the run that set its weights); effective from the next request once this
+    /// returns. Weight 0 drains the canary.
+    fn set_weight(
+        &self,
+        weight: Weight,
+        run: &str,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
     /// Injects a rehearsal's fault; returns the router's answer.
     fn add_fault(
@@ -34,6 +40,16 @@ pub trait Router: Send + Sync {
     fn clear_faults(&self) -> impl Future<Output = Result<(), SourceError>> + Send;
 }
 
+/// What a router says of itself before a controller sends it anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterIdentity {
+    /// The deployment it serves, when it names one.
+    pub deployment: Option<String>,
+    /// The token of the run that last set its weights; `None` when no run did (they were set
+    /// by hand, by its configuration, or by a controller older than run tokens).
+    pub set_by: Option<String>,
+}
+
 /// One Ramp proxy through its admin API (the weight and the deployment come from its
 /// `/snapshot`, as the metrics do).
 impl Router for ProxyAdmin {
@@ -41,16 +57,20 @@ impl Router for ProxyAdmin {
         self.url()
     }
 
-    async fn deployment(&self) -> Result<Option<String>, SourceError> {
-        Ok(ProxyAdmin::read(self).await?.deployment_id)
+    async fn identity(&self) -> Result<RouterIdentity, SourceError> {
+        let reading = ProxyAdmin::read(self).await?;
+        Ok(RouterIdentity {
+            deployment: reading.deployment_id,
+            set_by: reading.set_by,
+        })
     }
 
     async fn weight(&self) -> Result<u32, SourceError> {
         Ok(ProxyAdmin::read(self).await?.canary_bp)
     }
 
-    async fn set_weight(&self, weight: Weight) -> Result<(), SourceError> {
-        ProxyAdmin::set_weight(self, weight).await
+    async fn set_weight(&self, weight: Weight, run: &str) -> Result<(), SourceError> {
+        ProxyAdmin::set_weight(self, weight, Some(run)).await
     }
 
     async fn add_fault(&self, fault: &FaultRequest) -> Result<String, SourceError> {

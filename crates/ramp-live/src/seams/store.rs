@@ -15,14 +15,18 @@ pub trait JournalStore: Send {
     /// The deployment's unfinished run, if any: the one to resume.
     fn active_run(&self, deployment_id: &str) -> Result<Option<RunRecord>, StoreError>;
 
-    /// Records a new run; returns its id.
+    /// Records a new run; returns it.
     fn begin_run(
         &mut self,
         deployment_id: &str,
         plan_path: &str,
         plan_toml: &str,
         started_unix_ms: i64,
-    ) -> Result<i64, StoreError>;
+    ) -> Result<RunRecord, StoreError>;
+
+    /// The run with this token, if the journal holds it: whether the run that set a router's
+    /// weights is one of this journal's.
+    fn run_by_token(&self, token: &str) -> Result<Option<RunRecord>, StoreError>;
 
     /// Where the run's control API listens and which process serves it, for operator verbs.
     fn set_control(&mut self, run: i64, addr: &str, pid: u32) -> Result<(), StoreError>;
@@ -83,8 +87,16 @@ impl JournalStore for Journal {
         plan_path: &str,
         plan_toml: &str,
         started_unix_ms: i64,
-    ) -> Result<i64, StoreError> {
-        Journal::begin_run(self, deployment_id, plan_path, plan_toml, started_unix_ms)
+    ) -> Result<RunRecord, StoreError> {
+        let run = Journal::begin_run(self, deployment_id, plan_path, plan_toml, started_unix_ms)?;
+        Journal::run(self, run)?.ok_or_else(|| StoreError::NoSuchRun {
+            path: self.path().to_owned(),
+            run,
+        })
+    }
+
+    fn run_by_token(&self, token: &str) -> Result<Option<RunRecord>, StoreError> {
+        Journal::run_by_token(self, token)
     }
 
     fn set_control(&mut self, run: i64, addr: &str, pid: u32) -> Result<(), StoreError> {

@@ -153,6 +153,9 @@ pub struct Config {
     pub upstream_response_timeout: Duration,
     /// Upstream body idle deadline.
     pub upstream_body_idle_timeout: Duration,
+    /// Client request-body idle deadline: the longest the proxy waits for the next piece of
+    /// a request body before it answers 408 (charged to the client, never to a cohort).
+    pub client_body_idle_timeout: Duration,
     /// Graceful drain deadline.
     pub drain_timeout: Duration,
     /// Pooled connection idle lifetime.

@@ -62,6 +62,12 @@ impl ConfigFile {
             places,
         );
         replace(&mut raw.state_file, &args.state_file, "state_file", places);
+        replace(
+            &mut raw.timeouts.client_body_idle_ms,
+            &args.client_body_idle_ms,
+            "timeouts.client_body_idle_ms",
+            places,
+        );
         replace(&mut raw.mode, &args.mode, "mode", places);
         replace(&mut raw.upstream, &args.upstream, "upstream", places);
         if args.flag_key.is_some() || args.flag_salt.is_some() {

@@ -91,6 +91,9 @@ pub struct TimeoutsFile {
     pub upstream_response_ms: Option<u64>,
     /// Longest pause allowed inside an upstream response body.
     pub upstream_body_idle_ms: Option<u64>,
+    /// Longest pause allowed inside a client's request body; a client that sends nothing of
+    /// its body for longer is answered 408 and charged, never its cohort.
+    pub client_body_idle_ms: Option<u64>,
     /// How long graceful shutdown waits for in-flight requests.
     pub drain_ms: Option<u64>,
     /// How long idle upstream connections stay pooled.

@@ -279,3 +279,22 @@ fn flag_mode_mistakes_are_reported_together() {
         .join("\n")
     );
 }
+
+#[test]
+fn the_client_body_idle_deadline_defaults_to_ten_seconds_and_is_validated_like_the_others() {
+    let ok = load_text("stable = [\"127.0.0.1:1\"]\ncanary = [\"127.0.0.1:2\"]\n").expect("valid");
+    assert_eq!(ok.client_body_idle_timeout, Duration::from_secs(10));
+    let set = load_text(
+        "stable = [\"127.0.0.1:1\"]\ncanary = [\"127.0.0.1:2\"]\n[timeouts]\nclient_body_idle_ms = 300\n",
+    )
+    .expect("valid");
+    assert_eq!(set.client_body_idle_timeout, Duration::from_millis(300));
+    let e = load_text(
+        "stable = [\"127.0.0.1:1\"]\ncanary = [\"127.0.0.1:2\"]\n[timeouts]\nclient_body_idle_ms = 0\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "p.toml:4:23: `timeouts.client_body_idle_ms`: 0 ms is out of range (1 ms to 24 h)"
+    );
+}

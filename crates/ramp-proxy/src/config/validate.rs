@@ -125,7 +125,7 @@ impl Checker<'_> {
         let (stable, canary) = pools?;
         let (max_header_bytes, max_headers, max_connections) = limits?;
         let (health, unhealthy_policy) = health?;
-        let [header_read, connect, response, body_idle, drain, idle] = timeouts?;
+        let [header_read, connect, response, body_idle, client_body_idle, drain, idle] = timeouts?;
         Ok(Config {
             upstream_protocol: upstream_protocol?,
             listen: listen?,
@@ -145,6 +145,7 @@ impl Checker<'_> {
             upstream_connect_timeout: connect,
             upstream_response_timeout: response,
             upstream_body_idle_timeout: body_idle,
+            client_body_idle_timeout: client_body_idle,
             drain_timeout: drain,
             upstream_idle_timeout: idle,
             max_header_bytes,
@@ -455,8 +456,8 @@ impl Checker<'_> {
     }
 
     /// `[timeouts]`: header read, upstream connect, upstream response, upstream body idle,
-    /// drain and pooled idle, in that order.
-    fn timeouts(&mut self, t: &TimeoutsFile) -> Checked<[Duration; 6]> {
+    /// client body idle, drain and pooled idle, in that order.
+    fn timeouts(&mut self, t: &TimeoutsFile) -> Checked<[Duration; 7]> {
         let checked = [
             self.ms("timeouts.header_read_ms", t.header_read_ms, 10_000),
             self.ms("timeouts.upstream_connect_ms", t.upstream_connect_ms, 2_000),
@@ -470,10 +471,15 @@ impl Checker<'_> {
                 t.upstream_body_idle_ms,
                 30_000,
             ),
+            self.ms(
+                "timeouts.client_body_idle_ms",
+                t.client_body_idle_ms,
+                10_000,
+            ),
             self.ms("timeouts.drain_ms", t.drain_ms, 30_000),
             self.ms("timeouts.upstream_idle_ms", t.upstream_idle_ms, 60_000),
         ];
-        let mut out = [Duration::ZERO; 6];
+        let mut out = [Duration::ZERO; 7];
         for (slot, value) in out.iter_mut().zip(checked) {
             *slot = value?;
         }

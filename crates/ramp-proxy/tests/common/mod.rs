@@ -25,13 +25,16 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod scripted;
+
 /// Upper bound on any single wait in the tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// Starts a well-behaved upstream named `name`. It answers with `x-upstream: name`, echoes
 /// some request headers back as `x-seen-*`, and obeys `x-delay-ms` and `x-status`. Path
-/// `/echo` streams the request body back; `/stream` sends two chunks 800 ms apart; an
-/// `Upgrade` request gets a 101 and an echo tunnel.
+/// `/echo` streams the request body back; `/collect` reads the whole request body before it
+/// answers, with the body back; `/stream` sends two chunks 800 ms apart; an `Upgrade`
+/// request gets a 101 and an echo tunnel.
 pub async fn start_upstream(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -121,6 +124,13 @@ async fn upstream_answer(
         r.headers_mut()
             .insert("upgrade", "echo".parse().expect("hv"));
         return Ok(r);
+    } else if req.uri().path() == "/collect" {
+        match req.into_body().collect().await {
+            Ok(collected) => Full::new(collected.to_bytes())
+                .map_err(|e| match e {})
+                .boxed(),
+            Err(_) => Empty::new().map_err(|e| match e {}).boxed(),
+        }
     } else if req.uri().path() == "/echo" {
         req.into_body()
             .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
@@ -312,8 +322,8 @@ pub async fn start_proxy_with(config: Config) -> Harness {
     let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
     let addr = listener.local_addr().expect("addr");
     let admin = admin_listener.local_addr().expect("admin addr");
-    let bp = ramp_proxy::state::initial_canary_bp(&config).expect("state");
-    let proxy = Proxy::new(config, bp);
+    let weights = ramp_proxy::state::initial_weights(&config).expect("state");
+    let proxy = Proxy::with_weights(config, weights);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(proxy.clone(), listener, admin_listener, async move {
         let _ = rx.await;
@@ -434,5 +444,78 @@ pub async fn settled_snapshot(
             return s;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sets the request-body idle deadline of a test configuration.
+pub fn set_client_body_idle(file: &mut FileConfig, ms: u64) {
+    file.timeouts.client_body_idle_ms = Some(ms);
+}
+
+/// Sends `PUT /weights` with `body` and returns the answer (whatever its status).
+pub async fn put_weights(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    h: &Harness,
+    body: &str,
+) -> Answer {
+    send(
+        client,
+        "PUT",
+        &h.admin_url("/weights"),
+        &[],
+        Bytes::from(body.to_string()),
+    )
+    .await
+}
+
+/// Reads `/snapshot` until `done` holds for it (bounded by [`WAIT`]); panics naming `what`
+/// with the last snapshot if it never does.
+pub async fn snapshot_when(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    h: &Harness,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = snapshot(client, h).await;
+        if done(&s) {
+            return s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what} never happened: {}", s["metrics"]);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts that `cohort` recorded nothing at all: no request, no latency, no response of
+/// any class, no error of either kind.
+pub fn assert_cohort_untouched(s: &serde_json::Value, cohort: &str) {
+    let m = &s["metrics"][cohort];
+    assert_eq!(m["requests"], 0, "{cohort} requests: {m}");
+    assert_eq!(m["latency"]["count"], 0, "{cohort} latency count: {m}");
+    assert_eq!(m["errors"], 0, "{cohort} errors: {m}");
+    for (class, n) in m["responses"].as_object().expect("responses map") {
+        assert_eq!(n, 0, "{cohort} responses.{class}: {m}");
+    }
+    for (reason, n) in m["upstream_errors"]
+        .as_object()
+        .expect("upstream_errors map")
+    {
+        assert_eq!(n, 0, "{cohort} upstream_errors.{reason}: {m}");
+    }
+}
+
+/// Asserts that the client failures counted are exactly `expected` (every other reason 0).
+pub fn assert_client_errors(s: &serde_json::Value, expected: &[(&str, u64)]) {
+    let errors = &s["metrics"]["client_errors"];
+    for (reason, want) in expected {
+        assert_eq!(errors[*reason], *want, "client_errors.{reason}: {errors}");
+    }
+    for (reason, n) in errors.as_object().expect("client_errors map") {
+        if !expected.iter().any(|(r, _)| r == reason) {
+            assert_eq!(n, 0, "client_errors.{reason}: {errors}");
+        }
     }
 }

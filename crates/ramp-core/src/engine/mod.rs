@@ -10,17 +10,24 @@
 //! number or does I/O. Given the same inputs it returns the same actions, byte for byte; the
 //! simulator and the live driver differ only in where the inputs come from.
 
-use crate::plan::{Bound, Gate, Metric, Plan, Scope};
+mod coverage;
+mod gates;
+mod relative;
+
+pub use gates::{evaluate, explain, group};
+
+use crate::plan::{Bound, Plan, Scope};
 use crate::summary::{
     BaselineSummary, CheckpointSummary, Confidence, Decision, GateResult, GateSpec, GateStatus,
     Metrics, Outcome, PlannedStage, RollbackTiming, ScopedMetrics, StageSummary, Summary,
     TestResult, TimelineEvent, Totals,
 };
 use crate::units::{PlanTime, Span, Weight};
+use gates::{average, confidence, metrics_of, scoped};
 use ramp_stats::verdict::{
     mann_whitney_verdict, MultiWindowBurn, SequentialCountTest, SequentialLatencyTest,
 };
-use ramp_stats::{CohortStats, Histogram, SlidingWindow, Slot};
+use ramp_stats::{CohortStats, SlidingWindow, Slot};
 use std::sync::Arc;
 
 /// What a driver tells the engine. Serializable because a live driver journals every input
@@ -78,6 +85,22 @@ pub enum Input {
         /// written before it existed, and left out when `None` so they replay unchanged.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stage: Option<usize>,
+    },
+    /// Nothing was observed over `[start_ms, end_ms)` (the metrics source restarted — its counters began again — or could not be read): that time counts toward no stage's observed duration and no window covers it.
+    ///
+    /// Drivers feed it at `end_ms`, and the next slot starts there. The running stage's end
+    /// moves out by its part of the gap, since a decision needs the stage's planned duration
+    /// of observed time; a stage unobserved for longer than its limit
+    /// ([`Plan::max_unobserved_of`]) halts the rollout. A gap before the start or after the
+    /// finish changes no stage.
+    Gap {
+        /// Start of the unobserved time, ms of plan time (the end of the last slot).
+        start_ms: u64,
+        /// End of the unobserved time (exclusive), ms of plan time: where the next slot starts.
+        end_ms: u64,
+        /// Why nothing was observed, as a phrase for events and reasons ("proxy restarted:
+        /// its counters began again").
+        reason: String,
     },
     /// The driver stops the rollout before or during a stage without rolling back (a failed
     /// pre-deployment check): the outcome is `halted` and the weight stays where it is.
@@ -140,9 +163,12 @@ pub struct CheckpointReport {
     pub stages: usize,
     /// The stage's weight.
     pub weight: Weight,
-    /// Time spent in the stage so far.
+    /// Time spent in the stage so far, unobserved time included.
     pub elapsed: Span,
-    /// The stage's planned duration.
+    /// The part of `elapsed` that was not observed (gaps), which moved the stage's end out
+    /// by as much: panels show "observed X of Y (Z unobserved)" when it is not zero.
+    pub unobserved: Span,
+    /// The stage's planned duration (of observed time).
     pub duration: Span,
     /// The row recorded.
     pub checkpoint: CheckpointSummary,
@@ -193,6 +219,12 @@ pub struct LiveView {
     pub index: usize,
     /// When the stage started, in plan time.
     pub started: PlanTime,
+    /// The stage's unobserved time so far (gaps), ms; it moved `ends_at` out by as much, so
+    /// that status can say "observed 28 s of 40 s; 12 s unobserved".
+    pub unobserved_ms: u64,
+    /// When the stage ends unless paused or held for approvals: its planned duration after
+    /// `started`, moved out by its unobserved time.
+    pub ends_at: PlanTime,
     /// Its gates on their sliding windows as of the last tick.
     pub gates: Vec<GateResult>,
     /// Its statistical tests as of the last tick.
@@ -251,6 +283,8 @@ pub struct Engine {
     /// The stage (0-based) whose missing approvals were last announced, so the announcement
     /// is made once rather than at every tick.
     announced_wait: Option<usize>,
+    /// The running stage's unobserved time (see `coverage`).
+    coverage: coverage::Coverage,
 }
 
 /// The multiwindow burn-rate rules of the Google SRE workbook ("Alerting on SLOs"): fast
@@ -296,6 +330,7 @@ impl Engine {
             approvals: Vec::new(),
             start_requested: false,
             announced_wait: None,
+            coverage: coverage::Coverage::default(),
         }
     }
 
@@ -315,15 +350,23 @@ impl Engine {
     }
 
     /// The next plan time at which the driver should tick: one evaluation interval on, but
-    /// never past the next checkpoint or stage end, so that those land exactly.
+    /// never past the next checkpoint or stage end (moved out by the stage's unobserved
+    /// time), so that those land exactly.
     pub fn next_tick(&self) -> PlanTime {
         let every = self.now.plus(self.plan.evaluate_every);
         match self.state {
             State::Running { index } => {
                 let stage = &self.plan.stages[index];
-                let end = self.stage_started.plus(stage.duration);
+                let end = self.stage_end(index);
                 let cp = self.checkpoint_due(stage.checkpoint, end);
-                every.min(cp).max(PlanTime(self.now.0 + 1))
+                // A checkpoint that fell due while nothing was observed (a gap) is recorded
+                // at the next regular tick, not by a slot of a millisecond; the stage end
+                // still lands exactly.
+                [cp, end]
+                    .into_iter()
+                    .filter(|t| *t > self.now)
+                    .fold(every, PlanTime::min)
+                    .max(PlanTime(self.now.0 + 1))
             }
             State::Pending | State::Finished(_) => every,
         }
@@ -339,6 +382,14 @@ impl Engine {
                     self.start_requested = true;
                     self.start_when_approved(&mut out);
                 }
+            }
+            Input::Gap {
+                start_ms,
+                end_ms,
+                reason,
+            } => {
+                self.now = self.now.max(PlanTime(end_ms)).max(now);
+                self.gap(start_ms, end_ms, &reason, &mut out);
             }
             Input::Tick(slot) => {
                 self.now = self.now.max(PlanTime(slot.end_ms)).max(now);
@@ -423,6 +474,8 @@ impl Engine {
                 started: self.stage_started,
                 gates: self.window_gates(index),
                 tests: self.tests(),
+                unobserved_ms: self.coverage.stage().0,
+                ends_at: self.stage_end(index),
             }),
             State::Pending | State::Finished(_) => None,
         }
@@ -683,6 +736,7 @@ impl Engine {
         if let Some(t) = &mut self.seq_latency {
             t.observe(&slot.canary.latency, &slot.stable.latency);
         }
+        self.coverage.observed(slot.end_ms);
         self.windows.push(slot.clone());
         self.stage_data.add(slot);
         self.interval_data.add(slot);
@@ -722,12 +776,14 @@ impl Engine {
             .filter(|_| compare)
             .map(|(alpha, floor)| SequentialLatencyTest::with_floor(alpha, floor));
         self.relative.clear();
+        self.coverage.start_stage();
         self.stages.push(StageSummary {
             index: index + 1,
             weight: stage.weight.percent(),
             planned_duration_s: stage.duration.as_secs_f64(),
             started_s: now.as_secs_f64(),
             elapsed_s: 0.0,
+            unobserved_s: 0.0,
             checkpoint_s: stage.checkpoint.as_secs_f64(),
             decision: None,
             confidence: Confidence::Low,
@@ -805,9 +861,8 @@ impl Engine {
             self.roll_back(index, reason, gates, out);
             return;
         }
-        let stage = &self.plan.stages[index];
-        let end = self.stage_started.plus(stage.duration);
-        let due = self.checkpoint_due(stage.checkpoint, end);
+        let end = self.stage_end(index);
+        let due = self.checkpoint_due(self.plan.stages[index].checkpoint, end);
         if self.now >= due {
             self.record_checkpoint(index, gates, out);
         }
@@ -829,7 +884,12 @@ impl Engine {
     }
 
     fn record_checkpoint(&mut self, index: usize, gates: Vec<GateResult>, out: &mut Vec<Action>) {
-        let span = self.now.since(self.last_checkpoint).0;
+        // Rates over the interval are over the time it observed.
+        let span = self
+            .now
+            .since(self.last_checkpoint)
+            .0
+            .saturating_sub(self.coverage.interval().0);
         let by_scope = scoped(&self.interval_data, span);
         let cp = CheckpointSummary {
             t_s: self.now.as_secs_f64(),
@@ -838,6 +898,7 @@ impl Engine {
             gates,
         };
         self.interval_data.clear();
+        self.coverage.checkpoint();
         self.last_checkpoint = self.now;
         let plan = Arc::clone(&self.plan);
         let stage = &plan.stages[index];
@@ -852,6 +913,7 @@ impl Engine {
             stages: self.plan.stages.len(),
             weight: stage.weight,
             elapsed: self.now.since(self.stage_started),
+            unobserved: self.coverage.stage(),
             duration: stage.duration,
             checkpoint: cp,
             running_average,
@@ -863,8 +925,8 @@ impl Engine {
     /// Fills the current stage's record from its data.
     fn close_stage(&mut self, decision: Decision, gates: Vec<GateResult>, reasons: Vec<String>) {
         let tests = self.tests();
-        let span = self.now.since(self.stage_started).0;
-        let by_scope = scoped(&self.stage_data, span);
+        let elapsed = self.now.since(self.stage_started);
+        let by_scope = scoped(&self.stage_data, self.stage_observed().0);
         let confidence = confidence(
             &gates,
             decision,
@@ -874,7 +936,8 @@ impl Engine {
             .stages
             .last_mut()
             .expect("a running stage has a record");
-        s.elapsed_s = Span(span).as_secs_f64();
+        s.elapsed_s = elapsed.as_secs_f64();
+        s.unobserved_s = self.coverage.stage().as_secs_f64();
         s.decision = Some(decision);
         s.confidence = confidence;
         s.reasons = reasons;
@@ -887,7 +950,9 @@ impl Engine {
     fn end_stage(&mut self, index: usize, out: &mut Vec<Action>) {
         let plan = Arc::clone(&self.plan);
         let stage = &plan.stages[index];
-        let span = self.now.since(self.stage_started).0;
+        // The stage is judged on the time it observed, not on the time it took.
+        let observed = self.stage_observed();
+        let span = observed.0;
         let gates: Vec<GateResult> = stage
             .gates
             .iter()
@@ -938,20 +1003,11 @@ impl Engine {
             Decision::Proceed
         };
         if matches!(decision, Decision::Proceed | Decision::Monitor) {
-            reasons.insert(
-                0,
-                format!(
-                    "{} of {} gates passed over {} of data ({} canary and {} stable requests).",
-                    gates
-                        .iter()
-                        .filter(|r| r.status == GateStatus::Pass)
-                        .count(),
-                    gates.len(),
-                    Span(span),
-                    group(self.stage_data.canary.requests),
-                    group(self.stage_data.stable.requests)
-                ),
-            );
+            let passed = gates
+                .iter()
+                .filter(|r| r.status == GateStatus::Pass)
+                .count();
+            reasons.insert(0, self.passed_over(passed, gates.len(), observed));
             if let Some(closest) = self.closest_window(index) {
                 reasons.push(closest);
             }
@@ -1028,105 +1084,6 @@ impl Engine {
             }
             Decision::Rollback => unreachable!("handled above"),
         }
-    }
-
-    /// Every relative gate on its window as of now: the canary's value against stable's, each
-    /// at the conservative end of its 99.9 % interval (the canary's low end against stable's
-    /// high end), so noise alone does not fail it.
-    fn relative_gates(&self) -> Vec<TestResult> {
-        let mut out = Vec::new();
-        for g in &self.plan.relative {
-            let Some(v) = self.windows.view(g.window.0) else {
-                continue;
-            };
-            let (c, st) = (v.canary, v.stable);
-            let name = format!("relative_{}", g.metric.key());
-            let limit = format!("+{:.0}%", (g.max_ratio - 1.0) * 100.0);
-            if c.requests < g.min_samples || st.requests < g.min_samples {
-                out.push(TestResult {
-                    test: name,
-                    alpha: 1.0 - FAIL_CONFIDENCE,
-                    reject: false,
-                    explanation: format!(
-                        "not judged yet: {} canary and {} stable requests over the last {}, fewer than the {} each needs",
-                        group(c.requests),
-                        group(st.requests),
-                        g.window,
-                        group(g.min_samples)
-                    ),
-                });
-                continue;
-            }
-            let (Some(vc), Some(vs)) = (single_value(g.metric, c), single_value(g.metric, st))
-            else {
-                continue;
-            };
-            let low_c = interval_end(g.metric, c, vc, -1.0).unwrap_or(vc);
-            let high_s = interval_end(g.metric, st, vs, 1.0).unwrap_or(vs);
-            let reject = low_c > g.max_ratio * high_s;
-            let change = if vs > 0.0 {
-                format!("{:+.1}%", (vc / vs - 1.0) * 100.0)
-            } else {
-                "above zero".to_string()
-            };
-            out.push(TestResult {
-                test: name,
-                alpha: 1.0 - FAIL_CONFIDENCE,
-                reject,
-                explanation: format!(
-                    "canary {} {} against stable's {} ({change}, limit {limit}){} over the last {} ({} canary and {} stable requests)",
-                    g.metric,
-                    g.metric.format(vc),
-                    g.metric.format(vs),
-                    if reject {
-                        format!(
-                            "; at 99.9% confidence the canary is at least {} and stable at most {}",
-                            g.metric.format(low_c),
-                            g.metric.format(high_s)
-                        )
-                    } else {
-                        String::new()
-                    },
-                    g.window,
-                    group(c.requests),
-                    group(st.requests)
-                ),
-            });
-        }
-        out
-    }
-
-    /// The canary's error-budget burn over each rule's two windows, when the plan sets an SLO.
-    fn burn_rates(&self) -> Vec<TestResult> {
-        let Some(slo) = self.plan.burn_rate_slo else {
-            return Vec::new();
-        };
-        BURN_RULES
-            .iter()
-            .filter_map(|rule| {
-                let long = self.windows.view(rule.long)?;
-                let short = self.windows.view(rule.short)?;
-                // Require a full short window of canary traffic, so that a handful of early
-                // requests cannot page.
-                let short_ok = short.covered_ms >= rule.short && short.canary.requests > 0;
-                let v = rule.check(
-                    long.canary.error_rate().filter(|_| short_ok),
-                    short.canary.error_rate().filter(|_| short_ok),
-                    slo,
-                );
-                let name = if rule.factor > 10.0 {
-                    "burn_rate_fast"
-                } else {
-                    "burn_rate_slow"
-                };
-                Some(TestResult {
-                    test: name.into(),
-                    alpha: 0.0,
-                    reject: v.reject,
-                    explanation: format!("canary {}", v.explanation),
-                })
-            })
-            .collect()
     }
 
     /// The current state of the stage's canary-versus-stable checks: the relative gates'
@@ -1234,292 +1191,4 @@ fn because(reason: &str) -> String {
     } else {
         format!(": {}", reason.trim())
     }
-}
-
-/// One-sided z for the confidence with which a gate must see a breach before it fails
-/// (99.9 %).
-const FAIL_Z: f64 = 3.090_232_306_167_813_5;
-
-/// The confidence that `FAIL_Z` stands for.
-const FAIL_CONFIDENCE: f64 = 0.999;
-
-/// A latency quantile or the error rate of one cohort.
-fn single_value(metric: Metric, c: &CohortStats) -> Option<f64> {
-    match metric {
-        Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => c.latency.quantile(metric.quantile()?),
-        Metric::ErrorRate => c.error_rate(),
-        Metric::ThroughputRps => None,
-    }
-}
-
-/// One end of the 99.9 % interval of one cohort's value `v` of `metric`: the low end for
-/// `sign = −1`, the high end for `sign = +1` (order statistics for quantiles, Wilson for
-/// error rates).
-fn interval_end(metric: Metric, c: &CohortStats, v: f64, sign: f64) -> Option<f64> {
-    let n = c.requests as f64;
-    if n == 0.0 {
-        return None;
-    }
-    match metric {
-        Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
-            c.latency
-                .quantile(shifted_quantile(metric.quantile()?, n, sign))
-        }
-        Metric::ErrorRate => Some(wilson(v, n, sign)),
-        Metric::ThroughputRps => None,
-    }
-}
-
-/// The quantile whose order statistic is an end of the 99.9 % interval of the `q` quantile
-/// over `n` samples: `FAIL_Z` binomial standard deviations of rank away, down for
-/// `sign = −1`, up for `sign = +1`.
-fn shifted_quantile(q: f64, n: f64, sign: f64) -> f64 {
-    let rank = n * q + sign * FAIL_Z * (n * q * (1.0 - q)).sqrt();
-    (rank / n).clamp(0.0, 1.0)
-}
-
-/// An end of the Wilson score interval of a proportion `v` over `n` trials at `FAIL_Z`.
-fn wilson(v: f64, n: f64, sign: f64) -> f64 {
-    let z2 = FAIL_Z * FAIL_Z;
-    let centre = (v + z2 / (2.0 * n)) / (1.0 + z2 / n);
-    let half = FAIL_Z * (v * (1.0 - v) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
-    (centre + sign * half).clamp(0.0, 1.0)
-}
-
-/// Evaluates one gate on one span of data.
-///
-/// `pass`, `warn` and `no_data` read the point estimate; `fail` needs the conservative end of
-/// the 99.9 % confidence interval beyond the fail level: for a quantile, the order statistic
-/// `FAIL_Z` binomial standard deviations of rank nearer to passing; for an error rate, the
-/// Wilson score bound. A point estimate beyond the fail level that is not yet conclusive is
-/// a `warn`.
-pub fn evaluate(
-    gate: &Gate,
-    canary: &CohortStats,
-    stable: &CohortStats,
-    span_ms: u64,
-) -> GateResult {
-    let (observed, samples) = value_of(gate.metric, gate.scope, canary, stable, span_ms);
-    let conservative = observed.and_then(|v| conservative(gate, canary, stable, samples, v));
-    let beyond = |v: f64, level: f64| match gate.bound {
-        Bound::Max => v > level,
-        Bound::Min => v < level,
-    };
-    let status = match observed {
-        _ if samples < gate.min_samples => GateStatus::NoData,
-        None => GateStatus::NoData,
-        Some(v) => {
-            if beyond(conservative.unwrap_or(v), gate.threshold) {
-                GateStatus::Fail
-            } else if beyond(v, gate.threshold) || gate.warn.is_some_and(|w| beyond(v, w)) {
-                GateStatus::Warn
-            } else {
-                GateStatus::Pass
-            }
-        }
-    };
-    let (max, min) = match gate.bound {
-        Bound::Max => (Some(gate.threshold), None),
-        Bound::Min => (None, Some(gate.threshold)),
-    };
-    GateResult {
-        metric: gate.metric,
-        scope: gate.scope,
-        observed,
-        max,
-        min,
-        warn: gate.warn,
-        conservative,
-        status,
-        samples,
-        span_s: Span(span_ms).as_secs_f64(),
-    }
-}
-
-/// The end of the 99.9 % confidence interval of a gate's value nearest to passing.
-fn conservative(
-    gate: &Gate,
-    canary: &CohortStats,
-    stable: &CohortStats,
-    samples: u64,
-    v: f64,
-) -> Option<f64> {
-    let n = samples as f64;
-    if n == 0.0 {
-        return None;
-    }
-    // Towards passing is down for a ceiling and up for a floor.
-    let sign = match gate.bound {
-        Bound::Max => -1.0,
-        Bound::Min => 1.0,
-    };
-    match gate.metric {
-        Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
-            let q2 = shifted_quantile(gate.metric.quantile()?, n, sign);
-            let hists: Vec<&Histogram> = match gate.scope {
-                Scope::Canary => vec![&canary.latency],
-                Scope::Stable => vec![&stable.latency],
-                Scope::Service => vec![&canary.latency, &stable.latency],
-            };
-            Histogram::quantile_of(&hists, q2)
-        }
-        Metric::ErrorRate => Some(wilson(v, n, sign)),
-        Metric::ThroughputRps => None,
-    }
-}
-
-/// One plain sentence explaining a gate result.
-pub fn explain(r: &GateResult) -> String {
-    let observed = r
-        .observed
-        .map(|v| r.metric.format(v))
-        .unwrap_or_else(|| "no value".into());
-    let level = |v: f64| r.metric.format(v);
-    let over = match r.status {
-        GateStatus::Fail => {
-            let side = if r.max.is_some() {
-                "at least"
-            } else {
-                "at most"
-            };
-            let bound = r
-                .conservative
-                .map(|c| format!(" (at 99.9% confidence {side} {})", level(c)))
-                .unwrap_or_default();
-            match (r.max, r.min) {
-                (Some(max), _) => format!("is over the {} fail level{bound}", level(max)),
-                (_, Some(min)) => format!("is under the {} floor{bound}", level(min)),
-                _ => String::new(),
-            }
-        }
-        GateStatus::Warn if r.max.is_some_and(|m| r.observed.is_some_and(|v| v > m)) => format!(
-            "is over the {} fail level but not yet conclusively (99.9% bound {})",
-            level(r.max.unwrap_or_default()),
-            r.conservative
-                .map(level)
-                .unwrap_or_else(|| "unknown".into())
-        ),
-        GateStatus::Warn if r.min.is_some_and(|m| r.observed.is_some_and(|v| v < m)) => format!(
-            "is under the {} floor but not yet conclusively (99.9% bound {})",
-            level(r.min.unwrap_or_default()),
-            r.conservative
-                .map(level)
-                .unwrap_or_else(|| "unknown".into())
-        ),
-        GateStatus::Warn => match (r.max, r.min, r.warn) {
-            (Some(max), _, Some(w)) => format!(
-                "is over the {} warn level (fail level {})",
-                level(w),
-                level(max)
-            ),
-            (_, Some(min), Some(w)) => format!(
-                "is under the {} warn level (floor {})",
-                level(w),
-                level(min)
-            ),
-            _ => String::new(),
-        },
-        GateStatus::Pass => "is within its levels".into(),
-        GateStatus::NoData => "has too few samples to judge".into(),
-    };
-    format!(
-        "{} {} {} {} over {} ({} requests)",
-        r.scope.key(),
-        r.metric,
-        observed,
-        over,
-        Span((r.span_s * 1000.0) as u64),
-        group(r.samples)
-    )
-}
-
-/// One metric of one scope over `span_ms` of data, and the requests it rests on. Gates are
-/// evaluated every few seconds, so this computes only the metric asked for.
-fn value_of(
-    metric: Metric,
-    scope: Scope,
-    canary: &CohortStats,
-    stable: &CohortStats,
-    span_ms: u64,
-) -> (Option<f64>, u64) {
-    let (requests, errors) = match scope {
-        Scope::Canary => (canary.requests, canary.errors),
-        Scope::Stable => (stable.requests, stable.errors),
-        Scope::Service => (
-            canary.requests + stable.requests,
-            canary.errors + stable.errors,
-        ),
-    };
-    let v = match metric {
-        Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
-            let q = metric.quantile().unwrap_or(0.5);
-            match scope {
-                Scope::Canary => canary.latency.quantile(q),
-                Scope::Stable => stable.latency.quantile(q),
-                Scope::Service => Histogram::quantile_of(&[&canary.latency, &stable.latency], q),
-            }
-        }
-        Metric::ErrorRate => (requests > 0).then(|| errors as f64 / requests as f64),
-        Metric::ThroughputRps => (span_ms > 0).then(|| requests as f64 / (span_ms as f64 / 1000.0)),
-    };
-    (v, requests)
-}
-
-/// Metrics of one scope over `span_ms` of data (the service scope is both cohorts merged,
-/// through the same [`Metrics::of`] that the drivers use for service-wide numbers).
-fn metrics_of(canary: &CohortStats, stable: &CohortStats, scope: Scope, span_ms: u64) -> Metrics {
-    match scope {
-        Scope::Canary => Metrics::of(&[canary], span_ms),
-        Scope::Stable => Metrics::of(&[stable], span_ms),
-        Scope::Service => Metrics::of(&[canary, stable], span_ms),
-    }
-}
-
-fn scoped(p: &Pair, span_ms: u64) -> ScopedMetrics {
-    ScopedMetrics {
-        canary: metrics_of(&p.canary, &p.stable, Scope::Canary, span_ms),
-        stable: metrics_of(&p.canary, &p.stable, Scope::Stable, span_ms),
-        service: metrics_of(&p.canary, &p.stable, Scope::Service, span_ms),
-    }
-}
-
-/// Mean of each metric over the rows that have it.
-fn average<'a>(rows: impl Iterator<Item = &'a Metrics>) -> Metrics {
-    let rows: Vec<&Metrics> = rows.collect();
-    let mean = |m: Metric| {
-        let v: Vec<f64> = rows.iter().filter_map(|r| r.get(m)).collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-    };
-    Metrics {
-        p50_ms: mean(Metric::P50Ms),
-        p95_ms: mean(Metric::P95Ms),
-        p99_ms: mean(Metric::P99Ms),
-        error_rate: mean(Metric::ErrorRate),
-        throughput_rps: mean(Metric::ThroughputRps),
-        requests: rows.iter().map(|r| r.requests).sum(),
-    }
-}
-
-fn confidence(results: &[GateResult], decision: Decision, gates: &[Gate]) -> Confidence {
-    if matches!(decision, Decision::Halt | Decision::Rollback)
-        || results
-            .iter()
-            .any(|r| matches!(r.status, GateStatus::NoData | GateStatus::Fail))
-    {
-        return Confidence::Low;
-    }
-    let thin = results
-        .iter()
-        .zip(gates)
-        .any(|(r, g)| r.samples < g.min_samples.saturating_mul(10));
-    if results.iter().any(|r| r.status == GateStatus::Warn) || thin {
-        Confidence::Medium
-    } else {
-        Confidence::High
-    }
-}
-
-/// 12345 → "12,345".
-pub fn group(n: u64) -> String {
-    ramp_stats::thousands(n)
 }
