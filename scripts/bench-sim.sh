@@ -1,41 +1,167 @@
 #!/usr/bin/env bash
-# Benchmark of `ramp simulate` on the staging report's staging plan: wall time (median of N runs) and
-# peak resident memory, pinned to one core. Prints a Markdown table for docs/benchmarks.md.
+# Benchmark of `ramp simulate`, release build: wall time per run and peak resident memory of
+# each sampler side by side, one core pinned (taskset -c 1), on
+#   - the staging report's staging plan (examples/phase8-staging.toml, 125 req/s, 31 h),
+#   - its production plan (examples/phase8-production.toml, 50 h) at 125, 2,500 and 50,000
+#     req/s (the plan's rps replaced, and its service throughput floor with it: 40 % of the
+#     rate, as the plan's 100 of 250),
+# and a Monte Carlo study of the staging plan (--runs) on every core. Prints Markdown for
+# docs/benchmarks.md: medians, ranges, ratios, and the commands. Runs of the two samplers
+# alternate (aggregated first on odd rounds, per request first on even ones), so that a drift
+# in the machine's speed hits both alike.
 #
-#   scripts/bench-sim.sh [RUNS]     (default 7)
+#   scripts/bench-sim.sh [--runs N] [--study-runs M] [--request-up-to RPS] [--study-request]
+#
+#   --runs N            runs per case and sampler (default 5)
+#   --study-runs M      runs of the study (default 1000; 0 skips it)
+#   --request-up-to R   run the per-request sampler only on cases of at most R req/s
+#                       (default 2500: at 50,000 req/s it draws 9 billion requests, about a
+#                       quarter of an hour per run); cases above are marked "not run"
+#   --study-request     also time the study with the per-request sampler
+#
+# RAMP_BIN=path/to/ramp measures that binary instead of building the release one (to compare
+# two builds; the figures in docs/benchmarks.md are the release build's).
+#
+# The figures mean something only on a quiet machine: check `uptime` first (load average
+# well under 1 on the pinned core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-7}
+runs=5
+study_runs=1000
+request_up_to=2500
+study_request=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs=$2; shift 2 ;;
+    --study-runs) study_runs=$2; shift 2 ;;
+    --request-up-to) request_up_to=$2; shift 2 ;;
+    --study-request) study_request=1; shift ;;
+    *) echo "bench-sim.sh: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
+  esac
+done
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked -q -p ramp
-bin=./target/release/ramp
-plan=examples/phase8-staging.toml
+if [ -n "${RAMP_BIN:-}" ]; then
+  bin=$RAMP_BIN
+else
+  cargo build --release --locked -q -p ramp
+  bin=./target/release/ramp
+fi
 if [ ! -x /usr/bin/time ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq time
 fi
 pin=""
-command -v taskset >/dev/null 2>&1 && pin="taskset -c 0"
-times=()
-rss=()
-for i in $(seq 1 "$runs"); do
-  out=$( { $pin /usr/bin/time -f '%e %M' "$bin" simulate "$plan" --seed "$i" -q >/dev/null; } 2>&1 | tail -1 ) || true
-  times+=("$(echo "$out" | cut -d' ' -f1)")
-  rss+=("$(echo "$out" | cut -d' ' -f2)")
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+  pin="taskset -c 1"
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The production plan at another rate, its throughput floor scaled with it.
+production_at() {
+  local rps=$1 out="$work/production-$1.toml"
+  local floor
+  floor=$(python3 -c "print(f'{$rps * 0.4:g}')")
+  sed -e "s/^rps = 250$/rps = $rps/" \
+      -e "s/throughput_rps = { min = 100, scope = \"service\" }/throughput_rps = { min = $floor, scope = \"service\" }/" \
+      examples/phase8-production.toml >"$out"
+  grep -q "^rps = $rps$" "$out" || { echo "bench-sim.sh: could not set rps in the production plan" >&2; exit 1; }
+  echo "$out"
+}
+
+cases=("staging-125|125|examples/phase8-staging.toml")
+for rps in 125 2500 50000; do
+  cases+=("production-$rps|$rps|$(production_at "$rps")")
 done
-requests=$("$bin" simulate "$plan" --seed 1 -q | sed -n 's/.*run, \([0-9,]*\) requests.*/\1/p')
-python3 - "$requests" "${times[@]}" -- "${rss[@]}" <<'PY'
+
+# One timed run: prints "seconds peak_kib"; the exit code of ramp (3 for a rollback) is not
+# a failure of the benchmark.
+timed() {
+  { $pin /usr/bin/time -f '%e %M' "$bin" simulate "$@" -q >/dev/null || true; } 2>&1 | tail -1
+}
+
+results="$work/results.txt"
+: >"$results"
+for c in "${cases[@]}"; do
+  IFS='|' read -r name rps plan <<<"$c"
+  samplers=(aggregated)
+  if [ "$rps" -le "$request_up_to" ]; then samplers+=(request); fi
+  for i in $(seq 1 "$runs"); do
+    order=("${samplers[@]}")
+    if [ $((i % 2)) -eq 0 ] && [ ${#samplers[@]} -eq 2 ]; then order=(request aggregated); fi
+    for s in "${order[@]}"; do
+      echo "$name $rps $s $i $(timed "$plan" --seed "$i" --sampler "$s")" >>"$results"
+    done
+  done
+  for s in "${samplers[@]}"; do
+    requests=$( { "$bin" simulate "$plan" --seed 1 --sampler "$s" -q || true; } | sed -n 's/.*run, \([0-9,]*\) requests.*/\1/p')
+    echo "$name $rps $s requests $requests" >>"$results"
+  done
+done
+
+study_line=""
+if [ "$study_runs" -gt 0 ]; then
+  study_samplers=(aggregated)
+  if [ "$study_request" -eq 1 ]; then study_samplers+=(request); fi
+  for s in "${study_samplers[@]}"; do
+    out=$( { /usr/bin/time -f '%e %M' "$bin" simulate examples/phase8-staging.toml --runs "$study_runs" --sampler "$s" -q --json "$work/study-$s.json" >/dev/null || true; } 2>&1 | tail -1 )
+    rate=$(python3 -c "import json;s=json.load(open('$work/study-$s.json'));p=s['unfaulted_rollbacks'];print(f\"{p['count']} of {p['runs']}, 95% interval {p['low']*100:.2f}-{p['high']*100:.2f}%\")")
+    study_line="$study_line$s $study_runs $out $(nproc)|$rate
+"
+  done
+fi
+
+python3 - "$results" "$runs" "$request_up_to" "$pin" "$study_line" <<'PY'
 import statistics, sys
-args = sys.argv[1:]
-requests = args[0]
-sep = args.index("--")
-t = [float(x) for x in args[1:sep]]
-m = [int(x) for x in args[sep + 1:]]
-print("| What | Value |")
-print("|------|-------|")
-print(f"| Runs (seeds 1..{len(t)}) | {len(t)} |")
-print(f"| Simulated requests (seed 1) | {requests} |")
-print(f"| Wall time, median | {statistics.median(t):.2f} s |")
-print(f"| Wall time, min / max | {min(t):.2f} s / {max(t):.2f} s |")
-print(f"| Peak RSS, max over runs | {max(m) / 1024:.1f} MiB |")
+path, runs, request_up_to, pin, study = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+times, rss, requests, order = {}, {}, {}, []
+for line in open(path):
+    f = line.split()
+    name, rps, sampler = f[0], int(f[1]), f[2]
+    if name not in order:
+        order.append(name)
+    if f[3] == "requests":
+        requests[(name, sampler)] = f[4] if len(f) > 4 else "?"
+        continue
+    run = int(f[3])
+    times.setdefault((name, sampler), {})[run] = float(f[4])
+    rss.setdefault((name, sampler), []).append(int(f[5]))
+def med(v):
+    return statistics.median(v) if v else None
+print(f"Release build, {runs} runs per case and sampler (seeds 1..{runs}), {('pinned with `' + pin + '`') if pin else 'not pinned'}; wall time from `/usr/bin/time`.\n")
+print("| Plan at rate | Sampler | Simulated requests (seed 1) | Wall time, median (min–max) | Peak RSS, max |")
+print("|---|---|---:|---:|---:|")
+for name in order:
+    for s in ("aggregated", "request"):
+        t = times.get((name, s))
+        if not t:
+            if s == "request":
+                print(f"| {name} | per request | — | not run (above {int(request_up_to):,} req/s) | — |")
+            continue
+        v = list(t.values())
+        label = "aggregated" if s == "aggregated" else "per request"
+        print(f"| {name} | {label} | {requests.get((name, s), '?')} | {med(v):.2f} s ({min(v):.2f}–{max(v):.2f}) | {max(rss[(name, s)]) / 1024:.1f} MiB |")
+print("\n| Plan at rate | Per request / aggregated, median of the runs' ratios (range) |")
+print("|---|---:|")
+for name in order:
+    a, r = times.get((name, "aggregated"), {}), times.get((name, "request"), {})
+    ratios = [r[i] / a[i] for i in a if i in r and a[i] > 0]
+    if ratios:
+        print(f"| {name} | {med(ratios):.1f}× ({min(ratios):.1f}–{max(ratios):.1f}) |")
+base = times.get(("production-125", "aggregated"))
+if base:
+    print("\nAggregated cost per run against the production plan at 125 req/s (ratio of medians):", end=" ")
+    parts = []
+    for name in order:
+        if name.startswith("production-") and (name, "aggregated") in times:
+            parts.append(f"{name.split('-')[1]} req/s {med(list(times[(name, 'aggregated')].values())) / med(list(base.values())):.2f}×")
+    print(", ".join(parts) + ".")
+if study.strip():
+    print("\n| Study of the staging plan | Runs | Cores | Wall time | Peak RSS | Rollbacks with no fault active |")
+    print("|---|---:|---:|---:|---:|---|")
+    for line in study.strip().splitlines():
+        head, rate = line.split("|")
+        s, n, secs, kib, cores = head.split()
+        label = "aggregated" if s == "aggregated" else "per request"
+        print(f"| {label} | {int(n):,} | {cores} | {float(secs):.1f} s | {int(kib) / 1024:.1f} MiB | {rate} |")
 PY

@@ -437,7 +437,43 @@ pub struct Simulation {
     /// [`DEFAULT_SIMULATED_USERS`]): every request belongs to one of them, so flags are
     /// counted in distinct users as the OFREP server counts them live. Ignored without flags.
     pub users: u32,
+    /// The sampler the plan asks for (`sampler = "request"` or `"aggregated"`); `None`
+    /// (`"auto"`, the default) lets the simulator choose: aggregated unless the plan has
+    /// flags, whose users are simulated one request at a time. A command-line `--sampler`
+    /// overrides it.
+    pub sampler: Option<SamplingMethod>,
 }
+
+/// How a simulation draws its traffic. Both draw from the same model and agree in
+/// distribution (docs/simulation.md, "Sampling"); they differ in cost and in what they can
+/// simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplingMethod {
+    /// Every request is drawn on its own: routed, timed, failed or not, recorded. Needed for
+    /// user populations (flags); costs about 90 ns per request.
+    PerRequest,
+    /// Per cohort and tick, the request count, the error count and every histogram bucket's
+    /// count are drawn directly from the model: the cost grows with the number of buckets,
+    /// not of requests.
+    Aggregated,
+}
+
+impl SamplingMethod {
+    /// The value as written in a plan and on the command line: `request` or `aggregated`.
+    pub fn key(self) -> &'static str {
+        match self {
+            SamplingMethod::PerRequest => "request",
+            SamplingMethod::Aggregated => "aggregated",
+        }
+    }
+}
+
+/// The most requests one simulated run may count: 2⁵³, beyond which a count held in a 64-bit
+/// float (rates, throughput, the random draws of counts) is no longer exact. Validation
+/// refuses a `[simulation]` whose peak rate over the plan's stages, plus an hour for
+/// rollbacks and rehearsals, could pass it.
+pub const MAX_SIMULATED_REQUESTS: f64 = 9_007_199_254_740_992.0;
 
 /// The simulated population when a plan does not set `[simulation] users`: the staging report's log
 /// counts "Canary cohort: 2,500 active users" and "phase8_encryption_enabled: 625 users

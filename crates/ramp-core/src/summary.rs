@@ -5,7 +5,7 @@
 //! Key names are a contract with users' scripts: add keys, never rename them. Times are
 //! seconds from the deployment start; error rates are fractions.
 
-use crate::plan::{Metric, Scope};
+use crate::plan::{Metric, SamplingMethod, Scope};
 use ramp_stats::{CohortStats, Histogram};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,10 @@ pub struct Summary {
     pub mode: String,
     /// The seed of a simulation, so that it can be reproduced.
     pub seed: Option<u64>,
+    /// How a simulation drew its traffic (per request or aggregated per tick) and why; absent
+    /// from live runs' JSON. A seed reproduces a run only with the same sampler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
     /// How the rollout ended.
     pub outcome: Outcome,
     /// How often the gates were evaluated, seconds of plan time.
@@ -50,6 +54,32 @@ pub struct Summary {
     /// "phase8_encryption_enabled: 625 users (25%)"); empty when the plan has no flags.
     #[serde(default)]
     pub flags: Vec<FlagUsageSummary>,
+}
+
+/// How a simulation drew its traffic, as its summary and report record it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// The sampler.
+    pub method: SamplingMethod,
+    /// For the aggregated sampler, the longest stretch of plan time drawn at once: the
+    /// engine's tick (`evaluate_every`), seconds. `None` per request.
+    pub step_s: Option<f64>,
+    /// Why this sampler ran: chosen automatically (and on what ground), set in the plan or
+    /// forced on the command line, so that a reader knows how to reproduce the run.
+    pub reason: String,
+}
+
+impl Sampling {
+    /// "aggregated per 5 s" or "per request": the words the terminal and the report print.
+    pub fn describe(&self) -> String {
+        match (self.method, self.step_s) {
+            (SamplingMethod::PerRequest, _) => "per request".into(),
+            (SamplingMethod::Aggregated, Some(s)) => {
+                format!("aggregated per {} s", (s * 1000.0).round() / 1000.0)
+            }
+            (SamplingMethod::Aggregated, None) => "aggregated".into(),
+        }
+    }
 }
 
 /// Distinct users (targeting keys) one flag was on and off for over a window ending at a
@@ -590,6 +620,54 @@ pub struct MonteCarlo {
     pub rehearsals: Vec<RehearsalStudy>,
     /// Runs whose decisions differ from the most common sequence: how stable the verdict is.
     pub decision_disagreements: usize,
+    /// The sampler every run used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
+    /// Each outcome's count with its share and 95 % Wilson interval, in the order of
+    /// `outcomes`.
+    #[serde(default)]
+    pub outcome_shares: Vec<(Outcome, Proportion)>,
+    /// `unfaulted_rollback_rate` as a count with its 95 % Wilson interval.
+    #[serde(default)]
+    pub unfaulted_rollbacks: Proportion,
+    /// `false_rollback_rate` as a count with its 95 % Wilson interval, when it applies.
+    #[serde(default)]
+    pub false_rollbacks: Option<Proportion>,
+    /// `fault_detection_rate` as a count with its 95 % Wilson interval, when it applies.
+    #[serde(default)]
+    pub fault_detections: Option<Proportion>,
+    /// When the study ran with a stopping rule (`--until-ci`): the target and whether it was
+    /// met before the run limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<Stopping>,
+}
+
+/// A share of runs with its 95 % Wilson score interval, so that a study of a few hundred runs
+/// says how much its rates can be trusted ("0 of 200" is "below 1.9 %", not "0 %").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Proportion {
+    /// Runs with the property.
+    pub count: usize,
+    /// Runs counted.
+    pub runs: usize,
+    /// `count / runs` (0 without runs).
+    pub rate: f64,
+    /// Lower end of the 95 % Wilson interval.
+    pub low: f64,
+    /// Upper end of the 95 % Wilson interval.
+    pub high: f64,
+}
+
+/// A study's stopping rule and where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stopping {
+    /// The rate whose interval was watched: the false-rollback rate when the plan's canary
+    /// equals stable, else the unfaulted-rollback rate.
+    pub target: f64,
+    /// The most runs allowed (`--runs`).
+    pub limit: usize,
+    /// Whether the interval's upper end fell below the target within the limit.
+    pub met: bool,
 }
 
 /// A rehearsal's figures over many runs.
@@ -609,4 +687,10 @@ pub struct RehearsalStudy {
     pub within_target_rate: f64,
     /// The target, seconds.
     pub target_s: f64,
+    /// `detection_rate` as a count with its 95 % Wilson interval.
+    #[serde(default)]
+    pub detections: Proportion,
+    /// `within_target_rate` as a count with its 95 % Wilson interval.
+    #[serde(default)]
+    pub within_target: Proportion,
 }

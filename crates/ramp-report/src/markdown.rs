@@ -92,6 +92,14 @@ fn header(ctx: &Ctx, out: &mut String) {
     };
     w!(out, "**Start:** {start}");
     w!(out, "**Mode:** {}", mode_words(s));
+    if let Some(sampling) = &s.sampling {
+        w!(
+            out,
+            "**Sampling:** {} ({}; a seed reproduces a run with the same sampler)",
+            sampling.describe(),
+            sampling.reason
+        );
+    }
     w!(out, "**Status:** {}", status_words(s.outcome));
     w!(out);
 }

@@ -4,9 +4,9 @@
 use ramp_core::summary::{
     BaselineSummary, CheckpointSummary, Confidence, Decision, FeatureSummary, FlagUsageSummary,
     GateResult, GateStatus, Metrics, Outcome, RehearsalOutcome, RehearsalSummary, RollbackTiming,
-    ScopedMetrics, StageSummary, Summary, TimelineEvent, Totals,
+    Sampling, ScopedMetrics, StageSummary, Summary, TimelineEvent, Totals,
 };
-use ramp_core::{Metric, Scope};
+use ramp_core::{Metric, SamplingMethod, Scope};
 
 /// Metrics with every value given.
 fn m(p50: f64, p95: f64, p99: f64, err: f64, rps: f64, requests: u64) -> Metrics {
@@ -290,6 +290,11 @@ fn caveats() -> Summary {
         start: Some("2025-10-06T18:00:00Z".into()),
         mode: "simulation".into(),
         seed: Some(42),
+        sampling: Some(Sampling {
+            method: SamplingMethod::Aggregated,
+            step_s: Some(5.0),
+            reason: "chosen automatically: no simulated users, so counts are drawn per tick".into(),
+        }),
         outcome: Outcome::PromotedWithCaveats,
         evaluate_every_s: 5.0,
         baseline: baseline(),
@@ -418,6 +423,7 @@ fn rolled_back() -> Summary {
         start: None,
         mode: "simulation".into(),
         seed: Some(7),
+        sampling: None,
         outcome: Outcome::RolledBack,
         evaluate_every_s: 5.0,
         baseline: baseline(),
@@ -487,6 +493,7 @@ fn halted() -> Summary {
         start: None,
         mode: "live".into(),
         seed: None,
+        sampling: None,
         outcome: Outcome::Halted,
         evaluate_every_s: 5.0,
         baseline: BaselineSummary {
@@ -577,6 +584,10 @@ fn caveats_header_and_summary_come_from_the_data() {
     has(&r, "**Environment:** Staging");
     has(&r, "**Start:** 2025-10-06 18:00:00 UTC");
     has(&r, "**Mode:** Simulation (seed 42)");
+    has(
+        &r,
+        "**Sampling:** aggregated per 5 s (chosen automatically: no simulated users, so counts are drawn per tick; a seed reproduces a run with the same sampler)",
+    );
     has(&r, "**Status:** ⚠️ PROMOTED WITH CAVEATS");
     has(
         &r,

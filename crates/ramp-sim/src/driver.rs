@@ -1,18 +1,24 @@
 //! The virtual-clock driver: the engine run against the seeded traffic and service model.
+//! The per-request sampler lives here (`World::substep`); the aggregated one in `aggregate`.
+
+mod aggregate;
 
 use crate::model::{draw, FeatureTally, LatencyModel, StepModel};
 use crate::population::{Population, Users};
+use crate::ring::{Ring, REFERENCE_SECONDS};
+use crate::sampler::{sampling, Options};
 use ramp_core::engine::{Action, Engine, Input, State};
 use ramp_core::summary::{
     FeatureSummary, Metrics, Outcome, RehearsalSummary, RollbackTiming, Summary, Totals,
 };
-use ramp_core::{Cohort, Fault, FaultEffect, Plan, PlanTime, Rehearsal, Simulation, Span, Weight};
+use ramp_core::{
+    Cohort, Fault, FaultEffect, Plan, PlanTime, Rehearsal, SamplingMethod, Simulation, Span, Weight,
+};
 use ramp_flags::flags::ScheduleClock;
 use ramp_stats::{CohortStats, Histogram, Slot};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Poisson};
 use rand_pcg::Pcg64Mcg;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +28,10 @@ pub enum SimError {
     /// The plan has nothing to simulate with.
     #[error("the plan has no [simulation] section: add one with at least `rps` and `stable` to simulate it")]
     NoSimulation,
+    /// The sampler asked for cannot simulate this plan (the aggregated sampler and a plan
+    /// with flags, whose users must be simulated one request at a time).
+    #[error("{0}")]
+    Sampler(String),
 }
 
 /// What the simulation reports while it runs, for progress displays.
@@ -32,9 +42,6 @@ pub enum Progress<'a> {
     /// A rehearsal finished (its fork ran to rollback and restoration).
     Rehearsal(&'a RehearsalSummary),
 }
-
-/// Length of the per-second ring of service-wide stats: the reference window before a fault.
-const REFERENCE_SECONDS: usize = 300;
 
 /// Restore window for rollbacks outside rehearsals (rehearsals set their own).
 const DEFAULT_RESTORE_WINDOW: Span = Span(10_000);
@@ -78,8 +85,14 @@ struct World {
     faults: Vec<Fault>,
     /// Feature attribution.
     tally: FeatureTally,
-    /// Service-wide stats per second of the last `REFERENCE_SECONDS`, newest last.
-    seconds: VecDeque<CohortStats>,
+    /// Service-wide stats per second of the last `REFERENCE_SECONDS`.
+    ring: Ring,
+    /// How requests are drawn: one by one, or aggregated per tick.
+    sampler: SamplingMethod,
+    /// The aggregated sampler's bucket tables, per model state met.
+    tables: aggregate::Tables,
+    /// The aggregated sampler's scratch bucket counts (the last cohort drawn).
+    counts: crate::buckets::Counts,
     /// Latest completion time (ms) of any canary request, for the drain after a rollback.
     canary_done_ms: f64,
     /// Rollback being watched.
@@ -106,7 +119,7 @@ struct World {
 }
 
 impl World {
-    fn new(plan: Arc<Plan>, seed: u64) -> Result<World, SimError> {
+    fn new(plan: Arc<Plan>, seed: u64, sampler: SamplingMethod) -> Result<World, SimError> {
         let sim = plan.simulation.as_ref().ok_or(SimError::NoSimulation)?;
         let latency = LatencyModel::new(sim.stable.p50_ms, sim.stable.p95_ms, sim.stable.p99_ms);
         let n = sim.features.len();
@@ -123,7 +136,10 @@ impl World {
                 errors: vec![0; n],
                 ..FeatureTally::default()
             },
-            seconds: VecDeque::with_capacity(REFERENCE_SECONDS + 1),
+            ring: Ring::default(),
+            sampler,
+            tables: aggregate::Tables::default(),
+            counts: crate::buckets::Counts::default(),
             canary_done_ms: 0.0,
             recovery: None,
             restore_rule: None,
@@ -198,6 +214,10 @@ impl World {
             canary: CohortStats::new(),
             stable: CohortStats::new(),
         };
+        if self.sampler == SamplingMethod::Aggregated {
+            self.advance_aggregated(to, &mut slot);
+            return slot;
+        }
         while self.now < to {
             let a = self.now;
             let mut b = PlanTime((a.0 / 1000 + 1) * 1000).min(to);
@@ -211,18 +231,9 @@ impl World {
         slot
     }
 
-    /// One step of at most a second, aligned to whole seconds.
+    /// One step of at most a second, aligned to whole seconds, drawn request by request.
     fn substep(&mut self, a: PlanTime, b: PlanTime, slot: &mut Slot) {
-        if self.restore_rule.is_none() {
-            if let Some(f) = self.faults.iter().find(|f| f.at >= a && f.at < b) {
-                self.fault_onset = Some(f.at);
-                self.restore_rule = Some((
-                    self.recent(REFERENCE_SECONDS),
-                    DEFAULT_RESTORE_WINDOW,
-                    DEFAULT_RESTORE_TOLERANCE,
-                ));
-            }
-        }
+        self.note_fault_onset(a, b);
         let dt = b.since(a).as_secs_f64();
         let lambda = self.rate(a) * dt;
         let n = if lambda > 0.0 {
@@ -270,7 +281,8 @@ impl World {
             let after = pending_here.map(|(_, w)| (p.segment(w, clock), canary_bp(w)));
             (before, after)
         });
-        let mut second = CohortStats::new();
+        let mut second_canary = CohortStats::new();
+        let mut second_stable = CohortStats::new();
         for _ in 0..n {
             let t_ms = if need_times {
                 a.0 as f64 + self.rng.random::<f64>() * (b.0 - a.0) as f64
@@ -310,12 +322,12 @@ impl World {
                 &mut self.tally,
             );
             let idx = Histogram::index_of(r.latency_ms);
-            let stats = match cohort {
+            let (stats, second) = match cohort {
                 Cohort::Canary => {
                     self.canary_done_ms = self.canary_done_ms.max(t_ms + r.latency_ms);
-                    &mut slot.canary
+                    (&mut slot.canary, &mut second_canary)
                 }
-                Cohort::Stable => &mut slot.stable,
+                Cohort::Stable => (&mut slot.stable, &mut second_stable),
             };
             stats.requests += 1;
             stats.errors += r.error as u64;
@@ -327,14 +339,11 @@ impl World {
         if let Some((t, w)) = pending_here {
             self.apply_weight(t, w);
         }
-        if b.0.is_multiple_of(1000) {
-            if self.seconds.len() == REFERENCE_SECONDS {
-                self.seconds.pop_front();
-            }
-            self.seconds.push_back(second);
+        let whole = b.0.is_multiple_of(1000);
+        self.ring
+            .push(second_canary, second_stable, &[(lambda.max(0.0), whole)]);
+        if whole {
             self.check_restored(b);
-        } else if let Some(last) = self.seconds.back_mut() {
-            last.merge(&second);
         }
     }
 
@@ -348,14 +357,9 @@ impl World {
         }
     }
 
-    /// Service-wide metrics over the last `secs` seconds (each second holds both cohorts).
-    fn recent(&self, secs: usize) -> Metrics {
-        let mut all = CohortStats::new();
-        let k = secs.min(self.seconds.len());
-        for s in self.seconds.iter().skip(self.seconds.len() - k) {
-            all.merge(s);
-        }
-        Metrics::of(&[&all], k as u64 * 1000)
+    /// Service-wide metrics over the last `secs` seconds (the ring's entries).
+    fn recent(&mut self, secs: usize) -> Metrics {
+        self.ring.recent(secs, &mut self.rng)
     }
 
     /// After a rollback has drained, marks the first second at which the last restore
@@ -460,13 +464,26 @@ impl World {
 }
 
 /// Runs `plan` on the virtual clock with `seed`, reporting progress to `on`, and returns the
-/// summary. Same plan and seed give the same summary, byte for byte.
+/// summary, with the sampler the plan asks for or the simulator chooses. Same plan and seed
+/// give the same summary, byte for byte.
 pub fn simulate(
     plan: Arc<Plan>,
     seed: u64,
     on: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Summary, SimError> {
-    let mut world = World::new(Arc::clone(&plan), seed)?;
+    simulate_with(plan, seed, Options::default(), on)
+}
+
+/// [`simulate`] with options from outside the plan (a command-line sampler). Same plan, seed
+/// and sampler give the same summary, byte for byte.
+pub fn simulate_with(
+    plan: Arc<Plan>,
+    seed: u64,
+    options: Options,
+    on: &mut dyn FnMut(Progress<'_>),
+) -> Result<Summary, SimError> {
+    let chosen = sampling(&plan, options.sampler)?;
+    let mut world = World::new(Arc::clone(&plan), seed, chosen.method)?;
     let mut rehearsals: Vec<(usize, &Rehearsal)> = plan.rehearsals.iter().enumerate().collect();
     rehearsals.sort_by_key(|(i, r)| (r.fault.at, *i));
     let mut results = Vec::new();
@@ -510,6 +527,7 @@ pub fn simulate(
     }
     summary.mode = "simulation".into();
     summary.seed = Some(seed);
+    summary.sampling = Some(chosen);
     summary.rehearsals = results;
     summary.features = world.feature_summary();
     if let Some(p) = world.population.take() {

@@ -3,13 +3,18 @@
 //!
 //! **Architecture Invariant:** all randomness comes from one `Pcg64Mcg` seeded by the caller,
 //! and all time from the virtual clock; there is no I/O, no thread and no wall clock here.
-//! Same plan and seed → byte-identical summary.
+//! Same plan, seed and sampler → byte-identical summary.
 
+mod buckets;
 mod driver;
 pub mod model;
+mod normal;
 pub mod population;
+mod ring;
+mod sampler;
 mod study;
 
-pub use driver::{describe, offset, simulate, Progress, SimError};
+pub use driver::{describe, offset, simulate, simulate_with, Progress, SimError};
 pub use population::{targeting_key, Users, DEFAULT_POPULATION};
-pub use study::study;
+pub use sampler::{sampling, Options, MAX_OVERLAPPING_LATENCY_FAULTS};
+pub use study::{study, watched, wilson, LOOK_EVERY};

@@ -59,6 +59,42 @@ impl LatencyModel {
         let z: f64 = rng.sample(StandardNormal);
         self.ln_ms(z).exp()
     }
+
+    /// The standard normal value `z` whose latency is `ms`: the inverse of [`LatencyModel::ln_ms`]
+    /// after `exp`, so that `P(latency ≤ ms) = Φ(z_of_ms(ms))`. Zero and below map to −∞,
+    /// infinity to +∞. The aggregated sampler computes bucket probabilities with it.
+    pub fn z_of_ms(&self, ms: f64) -> f64 {
+        if ms <= 0.0 {
+            return f64::NEG_INFINITY;
+        }
+        let l = ms.ln();
+        if l <= self.ln95 {
+            (l - self.ln50) / self.s_body
+        } else {
+            Z95 + (l - self.ln95) / self.s_tail
+        }
+    }
+
+    /// `E[latency · 1{z1 < Z ≤ z2}]` in ms: the part of the mean latency contributed by draws
+    /// between two standard normal values. On each linear piece `ln latency = a + b·z`, and
+    /// `E[e^{a+bZ}; z1 < Z ≤ z2] = e^{a + b²/2}·P(z1 − b < Z ≤ z2 − b)`. The aggregated
+    /// sampler divides it by the bucket's probability to get a bucket's mean latency.
+    pub fn partial_mean(&self, z1: f64, z2: f64) -> f64 {
+        let piece = |a: f64, b: f64, lo: f64, hi: f64| -> f64 {
+            if hi <= lo {
+                return 0.0;
+            }
+            let v = (a + b * b / 2.0).exp() * crate::normal::between(lo - b, hi - b);
+            if v.is_finite() {
+                v
+            } else {
+                0.0
+            }
+        };
+        let body = piece(self.ln50, self.s_body, z1, z2.min(Z95));
+        let tail = piece(self.ln95 - self.s_tail * Z95, self.s_tail, z1.max(Z95), z2);
+        body + tail
+    }
 }
 
 /// The per-request outcome of the model.
@@ -221,6 +257,33 @@ mod tests {
         assert!((m.ln_ms(0.0).exp() - 145.0).abs() < 1e-9);
         assert!((m.ln_ms(Z95).exp() - 385.0).abs() < 1e-9);
         assert!((m.ln_ms(Z99).exp() - 720.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_inverse_map_and_the_partial_means_are_consistent() {
+        let m = LatencyModel::new(145.0, 385.0, 720.0);
+        for z in [-6.0, -1.0, 0.0, 1.0, Z95, 2.0, Z99, 5.0] {
+            assert!((m.z_of_ms(m.ln_ms(z).exp()) - z).abs() < 1e-12, "{z}");
+        }
+        assert_eq!(m.z_of_ms(0.0), f64::NEG_INFINITY);
+        assert_eq!(m.z_of_ms(f64::INFINITY), f64::INFINITY);
+        // The whole mean by quadrature of exp(ln_ms(z))·φ(z) against the closed form.
+        let step = 1e-4;
+        let mut numeric = 0.0;
+        let mut z = -12.0;
+        while z < 12.0 {
+            let mid = z + step / 2.0;
+            numeric += m.ln_ms(mid).exp() * (-mid * mid / 2.0).exp() * step;
+            z += step;
+        }
+        numeric /= (2.0 * std::f64::consts::PI).sqrt();
+        let closed = m.partial_mean(f64::NEG_INFINITY, f64::INFINITY);
+        assert!(
+            ((closed - numeric) / numeric).abs() < 1e-7,
+            "{closed} {numeric}"
+        );
+        let split = m.partial_mean(f64::NEG_INFINITY, 0.3) + m.partial_mean(0.3, f64::INFINITY);
+        assert!(((split - closed) / closed).abs() < 1e-13);
     }
 
     #[test]

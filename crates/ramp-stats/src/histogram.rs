@@ -121,6 +121,26 @@ impl Histogram {
         }
     }
 
+    /// Number of buckets: indexes run from 0 to `bucket_count() − 1`. A sampler that draws
+    /// bucket counts directly (the simulator's aggregated sampler) walks this range instead of
+    /// recording values one by one.
+    pub const fn bucket_count() -> usize {
+        BUCKETS
+    }
+
+    /// The upper edge of bucket `i` in milliseconds: bucket `i` holds the values in
+    /// `(upper_edge(i − 1), upper_edge(i)]`, exactly the values [`Histogram::index_of`] maps
+    /// to `i` (up to rounding at the edges themselves). Bucket 0 holds everything up to 1 µs and
+    /// the last bucket everything above the one before it, so its edge is infinite. This is the
+    /// mapping's other half, for a sampler that computes each bucket's probability from a
+    /// distribution's CDF rather than recording draws.
+    pub fn upper_edge(i: usize) -> f64 {
+        if i >= BUCKETS - 1 {
+            return f64::INFINITY;
+        }
+        MIN_MS * (i as f64 * gamma().ln()).exp()
+    }
+
     /// The value reported for bucket `i`: within `RELATIVE_ERROR` of anything in it.
     pub fn value_of(i: usize) -> f64 {
         let g = gamma();
@@ -147,6 +167,36 @@ impl Histogram {
         self.total = self.total.saturating_add(n);
         self.lo = self.lo.min(i);
         self.hi = self.hi.max(i);
+    }
+
+    /// Adds `counts[k]` samples to bucket `first + k` for every `k`: what a sampler that
+    /// draws bucket counts directly (the simulator's aggregated sampler) records, with one
+    /// storage check for the whole run of buckets instead of one per bucket. Buckets beyond
+    /// the last are clamped into it, as [`Histogram::record_n`] does.
+    pub fn record_counts(&mut self, first: usize, counts: &[u64]) {
+        let Some(lo) = counts.iter().position(|&c| c > 0) else {
+            return;
+        };
+        let hi = counts.iter().rposition(|&c| c > 0).unwrap_or(lo);
+        if first + hi >= BUCKETS {
+            for (k, &c) in counts.iter().enumerate() {
+                self.record_n(first + k, c);
+            }
+            return;
+        }
+        let (lo, hi) = (first + lo, first + hi);
+        self.cover(lo, hi);
+        let mut added = 0u64;
+        for (slot, &c) in self.counts[lo - self.offset..=hi - self.offset]
+            .iter_mut()
+            .zip(&counts[lo - first..=hi - first])
+        {
+            *slot = slot.saturating_add(c);
+            added = added.saturating_add(c);
+        }
+        self.total = self.total.saturating_add(added);
+        self.lo = self.lo.min(lo);
+        self.hi = self.hi.max(hi);
     }
 
     /// Grows the storage so that buckets `lo..=hi` exist, with slack on the side that grew.
@@ -207,9 +257,13 @@ impl Histogram {
             return;
         }
         self.cover(other.lo, other.hi);
+        // Slices of the same length, so that the loop has no bounds checks and vectorises:
+        // the engine merges every tick's slot into each window.
         let (so, oo) = (self.offset, other.offset);
-        for i in other.lo..=other.hi {
-            self.counts[i - so] += other.counts[i - oo];
+        let src = &other.counts[other.lo - oo..=other.hi - oo];
+        let dst = &mut self.counts[other.lo - so..=other.hi - so];
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += s;
         }
         self.total += other.total;
         self.lo = self.lo.min(other.lo);
@@ -224,8 +278,10 @@ impl Histogram {
         }
         self.cover(other.lo, other.hi);
         let (so, oo) = (self.offset, other.offset);
-        for i in other.lo..=other.hi {
-            self.counts[i - so] = self.counts[i - so].saturating_sub(other.counts[i - oo]);
+        let src = &other.counts[other.lo - oo..=other.hi - oo];
+        let dst = &mut self.counts[other.lo - so..=other.hi - so];
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = d.saturating_sub(*s);
         }
         self.total = self.total.saturating_sub(other.total);
         if self.total == 0 {
@@ -274,6 +330,13 @@ impl Histogram {
         let total: u64 = parts.iter().map(|h| h.total).sum();
         if total == 0 {
             return None;
+        }
+        // One histogram with data: its own walk over its dense run, which needs no lookup per
+        // bucket (the engine asks this of every canary gate at every tick). Its buckets sum
+        // to the total, so the result is the general walk's.
+        let mut live = parts.iter().filter(|h| h.total > 0);
+        if let (Some(only), None) = (live.next(), live.next()) {
+            return only.quantile(q);
         }
         let rank = Histogram::rank(q, total);
         let lo = parts.iter().filter(|h| h.total > 0).map(|h| h.lo).min()?;
@@ -335,6 +398,38 @@ mod tests {
             let v = Histogram::value_of(Histogram::index_of(x));
             assert!(((v - x) / x).abs() <= RELATIVE_ERROR + 1e-12, "{x} -> {v}");
         }
+    }
+
+    #[test]
+    fn upper_edges_bound_exactly_the_values_of_each_bucket() {
+        for i in [1, 2, 100, 1234, BUCKETS - 3, BUCKETS - 2] {
+            let edge = Histogram::upper_edge(i);
+            assert_eq!(Histogram::index_of(edge * (1.0 - 1e-12)), i, "{i}");
+            assert_eq!(Histogram::index_of(edge * (1.0 + 1e-12)), i + 1, "{i}");
+        }
+        assert_eq!(Histogram::upper_edge(0), MIN_MS);
+        assert_eq!(Histogram::upper_edge(BUCKETS - 1), f64::INFINITY);
+        assert_eq!(Histogram::index_of(f64::MAX), Histogram::bucket_count() - 1);
+    }
+
+    #[test]
+    fn recording_a_run_of_counts_equals_recording_each() {
+        let counts = [0, 3, 0, 7, 1, 0];
+        for first in [0, 500, BUCKETS - 4] {
+            let mut bulk = Histogram::new();
+            bulk.record(145.0);
+            bulk.record_counts(first, &counts);
+            let mut each = Histogram::new();
+            each.record(145.0);
+            for (k, &c) in counts.iter().enumerate() {
+                each.record_n(first + k, c);
+            }
+            assert_eq!(bulk, each, "{first}");
+            assert_eq!(bulk.count(), 12);
+        }
+        let mut empty = Histogram::new();
+        empty.record_counts(10, &[0, 0]);
+        assert!(empty.is_empty());
     }
 
     #[test]

@@ -71,10 +71,21 @@ enum Command {
         #[arg(long)]
         all_panels: bool,
         /// Run a Monte Carlo study over this many seeds (from --seed on), on all cores:
-        /// outcomes, false-rollback rate, detection power and delays. --json and --report
-        /// then receive the study.
+        /// outcomes, false-rollback rate, detection power and delays, each rate with its 95%
+        /// Wilson interval. --json and --report then receive the study.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
         runs: Option<u32>,
+        /// With --runs: stop early, after a multiple of 10 runs, once the upper end of the
+        /// 95% interval of the false-rollback rate (rollbacks with no fault active) is below
+        /// this rate, e.g. "2%"; --runs N stays the most runs.
+        #[arg(long, value_name = "RATE", requires = "runs", value_parser = parse_target)]
+        until_ci: Option<f64>,
+        /// How requests are drawn: "aggregated" draws each tick's counts and latency buckets
+        /// from the model (cost per tick), "request" draws every request (needed for plans
+        /// with flags); "auto" (the default) takes the plan's simulation.sampler or lets
+        /// the simulator choose. Both agree in distribution, not in bytes.
+        #[arg(long, value_enum, default_value_t = SamplerArg::Auto)]
+        sampler: SamplerArg,
     },
     /// A one-command live demo on loopback: two demo upstreams, the proxy, open-loop load
     /// and a compressed four-stage plan (about a minute). --break shows an automatic rollback.
@@ -152,6 +163,40 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+}
+
+/// `--sampler`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SamplerArg {
+    /// The plan's `simulation.sampler`, else the simulator's choice.
+    Auto,
+    /// Every request drawn on its own.
+    Request,
+    /// Counts and latency buckets drawn per tick.
+    Aggregated,
+}
+
+impl SamplerArg {
+    /// The sampler forced from the command line, if any.
+    fn forced(self) -> Option<ramp_core::SamplingMethod> {
+        match self {
+            SamplerArg::Auto => None,
+            SamplerArg::Request => Some(ramp_core::SamplingMethod::PerRequest),
+            SamplerArg::Aggregated => Some(ramp_core::SamplingMethod::Aggregated),
+        }
+    }
+}
+
+/// `--until-ci`: a rate strictly between 0 and 1, as "2%" or 0.02.
+fn parse_target(text: &str) -> Result<f64, String> {
+    let v = ramp_core::parse_rate(text)?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "expected a rate above 0% and below 100%, such as \"2%\", found \"{text}\""
+        ))
+    }
 }
 
 /// `ramp flags …`.
@@ -335,16 +380,17 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
             quiet,
             all_panels,
             runs,
+            until_ci,
+            sampler,
         } => {
             let p = Arc::new(read_plan(&plan)?);
-            if p.simulation.is_none() {
-                return Err(Invalid(format!(
-                    "{}: {}",
-                    plan.display(),
-                    ramp_sim::SimError::NoSimulation
-                ))
-                .into());
-            }
+            // The sampler is settled before any work: a plan it cannot simulate (or no
+            // simulation at all) is an input error said at once.
+            let options = ramp_sim::Options {
+                sampler: sampler.forced(),
+            };
+            let sampling = ramp_sim::sampling(&p, options.sampler)
+                .map_err(|e| Invalid(format!("{}: {e}", plan.display())))?;
             if let Some(runs) = runs {
                 let json_out = json
                     .map(|path| open_output(&path, "study JSON"))
@@ -352,7 +398,8 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
                 let report_out = report
                     .map(|path| open_output(&path, "study report"))
                     .transpose()?;
-                let study = monte_carlo(&p, seed, runs as usize, quiet);
+                let study =
+                    monte_carlo(&p, seed, runs as usize, until_ci, options, sampling, quiet);
                 let md = ramp_report::monte_carlo_markdown(&study);
                 print!("{md}");
                 let written = [
@@ -374,8 +421,9 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
                 .transpose()?;
             let mut printer =
                 progress::Printer::new(Arc::clone(&p), quiet).with_all_panels(all_panels);
-            let summary = ramp_sim::simulate(Arc::clone(&p), seed, &mut |ev| printer.show(ev))
-                .map_err(|e| Invalid(format!("{}: {e}", plan.display())))?;
+            let summary =
+                ramp_sim::simulate_with(Arc::clone(&p), seed, options, &mut |ev| printer.show(ev))
+                    .map_err(|e| Invalid(format!("{}: {e}", plan.display())))?;
             printer.outcome(&summary);
             // Write both outputs even if one fails, then report the first failure.
             let written = [
@@ -390,38 +438,75 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
     }
 }
 
-/// Runs `runs` simulations (seeds `first_seed..`) spread over every core and aggregates
-/// them. Each run is independent and deterministic, so the study does not depend on how the
-/// runs were scheduled.
+/// Runs up to `runs` simulations (seeds `first_seed..`) spread over every core and
+/// aggregates them. Each run is independent and deterministic, so the study does not depend
+/// on how the runs were scheduled; with `until_ci`, the stopping rule looks only at complete
+/// prefixes of the seeds (every `LOOK_EVERY` runs in seed order), so where it stops does not
+/// either.
+#[allow(clippy::too_many_arguments)]
 fn monte_carlo(
     plan: &Arc<Plan>,
     first_seed: u64,
     runs: usize,
+    until_ci: Option<f64>,
+    options: ramp_sim::Options,
+    sampling: ramp_core::summary::Sampling,
     quiet: bool,
 ) -> ramp_core::summary::MonteCarlo {
+    use ramp_core::summary::{RunDigest, Stopping};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(runs.max(1));
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let digests: Mutex<Vec<Option<ramp_core::summary::RunDigest>>> = Mutex::new(vec![None; runs]);
+    // How many runs the study uses: `runs`, or fewer once the stopping rule is met.
+    let enough = AtomicUsize::new(runs);
+    /// What the workers share: the digests by seed, how many of the first ones are complete
+    /// (the prefix the stopping rule looks at), and how many runs are done.
+    struct Shared {
+        digests: Vec<Option<RunDigest>>,
+        prefix: usize,
+        done: usize,
+    }
+    let shared = Mutex::new(Shared {
+        digests: vec![None; runs],
+        prefix: 0,
+        done: 0,
+    });
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= runs {
+                if i >= enough.load(Ordering::Relaxed) {
                     break;
                 }
                 let seed = first_seed.wrapping_add(i as u64);
-                let summary = ramp_sim::simulate(Arc::clone(plan), seed, &mut |_| {})
-                    .expect("the plan's simulation section was checked before the study");
-                let digest = ramp_core::summary::RunDigest::of(&summary);
-                digests
+                let summary = ramp_sim::simulate_with(Arc::clone(plan), seed, options, &mut |_| {})
+                    .expect("the plan's sampler was checked before the study");
+                let digest = RunDigest::of(&summary);
+                let mut s = shared
                     .lock()
-                    .expect("no worker panics while holding the lock")[i] = Some(digest);
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    .expect("no worker panics while holding the lock");
+                s.digests[i] = Some(digest);
+                s.done += 1;
+                let n = s.done;
+                if let Some(target) = until_ci {
+                    while s.prefix < runs && s.digests[s.prefix].is_some() {
+                        s.prefix += 1;
+                        let k = s.prefix;
+                        if k.is_multiple_of(ramp_sim::LOOK_EVERY)
+                            && k < enough.load(Ordering::Relaxed)
+                        {
+                            let complete: Vec<RunDigest> =
+                                s.digests[..k].iter().flatten().cloned().collect();
+                            if ramp_sim::watched(&complete).high < target {
+                                enough.store(k, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                drop(s);
                 if !quiet && (n * 10 / runs) != ((n - 1) * 10 / runs) {
                     eprintln!(
                         "  {}/{} runs done",
@@ -432,13 +517,21 @@ fn monte_carlo(
             });
         }
     });
-    let digests: Vec<_> = digests
+    let used = enough.load(Ordering::Relaxed);
+    let digests: Vec<RunDigest> = shared
         .into_inner()
         .expect("no worker panicked")
+        .digests
         .into_iter()
+        .take(used)
         .flatten()
         .collect();
-    ramp_sim::study(plan, first_seed, &digests)
+    let stopping = until_ci.map(|target| Stopping {
+        target,
+        limit: runs,
+        met: ramp_sim::watched(&digests).high < target,
+    });
+    ramp_sim::study(plan, first_seed, &digests, Some(sampling), stopping)
 }
 
 /// An output file opened before a run and written after it.

@@ -371,8 +371,13 @@ impl Printer {
 
     /// Prints the outcome, even when quiet.
     pub fn outcome(&self, summary: &Summary) {
+        let sampling = summary
+            .sampling
+            .as_ref()
+            .map(|s| format!(" (sampling: {})", s.describe()))
+            .unwrap_or_default();
         let mut s = format!(
-            "Outcome: {} — {} run, {} requests {}\n",
+            "Outcome: {} — {} run, {} requests {}{sampling}\n",
             summary.outcome.key(),
             count_of(summary.stages.len(), "stage"),
             ramp_core::engine::group(summary.totals.requests),

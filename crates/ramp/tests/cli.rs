@@ -227,10 +227,14 @@ fn staging_example_is_promoted_with_caveats_and_writes_the_contract() {
             "stages",
             "rollback",
             "rehearsals",
+            "sampling",
         ],
         "summary",
     );
     assert_eq!(s["deployment_id"], "phase8-canary-20251006");
+    // A plan without flags is drawn aggregated per tick, and the summary says so.
+    assert_eq!(s["sampling"]["method"], "aggregated");
+    assert_eq!(num(&s["sampling"], "step_s"), 5.0);
     assert_eq!(s["outcome"], "promoted_with_caveats");
     assert!(s["rollback"].is_null(), "rollback: {}", s["rollback"]);
 
@@ -679,6 +683,11 @@ fn same_seed_is_byte_identical_and_another_seed_keeps_the_decisions() {
     );
     assert_eq!(sa["outcome"], sc["outcome"]);
     assert_eq!(decisions(&sa), decisions(&sc));
+    assert!(
+        a.stdout.contains("(sampling: aggregated per 5 s)"),
+        "{}",
+        a.stdout
+    );
     let rehearsal_outcomes = |s: &Value| -> Vec<Value> {
         s["rehearsals"]
             .as_array()
@@ -688,11 +697,15 @@ fn same_seed_is_byte_identical_and_another_seed_keeps_the_decisions() {
             .collect()
     };
     assert_eq!(rehearsal_outcomes(&sa), rehearsal_outcomes(&sc));
+    // The stage-1 canary's p99 rests on about 22,000 requests (5% of 125 per second for an
+    // hour): from seed to seed it moves by about 2.3% (one standard deviation), so two seeds
+    // differ by more than 5% about one time in twenty; 10% is over three deviations of the
+    // difference.
     for (x, y) in stages(&sa).iter().zip(stages(&sc)) {
         for metric in ["p50_ms", "p95_ms", "p99_ms"] {
             let (p, q) = (num(&x["metrics"], metric), num(&y["metrics"], metric));
             assert!(
-                (p - q).abs() <= 0.05 * p,
+                (p - q).abs() <= 0.10 * p,
                 "stage {} {metric}: seed 7 {p}, seed 8 {q}",
                 x["index"]
             );
@@ -749,7 +762,9 @@ fn a_monte_carlo_study_counts_detections_and_false_rollbacks_deterministically()
         assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
         assert!(stdout(&out).contains("Monte Carlo study"));
         let md = std::fs::read_to_string(&report).unwrap();
-        assert!(md.contains("| rolled_back | 6 | 100.0% |"), "{md}");
+        // Six of six is a share above 61% at 95% confidence, not "100%".
+        assert!(md.contains("| rolled_back | 6 | > 60.9% at 95% |"), "{md}");
+        assert!(md.contains("Sampling: aggregated per 5 s"), "{md}");
         (std::fs::read_to_string(&json).unwrap(), read_json(&json))
     };
     let (text, s) = run("a.json");
@@ -758,6 +773,13 @@ fn a_monte_carlo_study_counts_detections_and_false_rollbacks_deterministically()
     assert_eq!(num(&s, "unfaulted_rollback_rate"), 0.0);
     assert_eq!(num(&s, "false_rollback_rate"), 0.0);
     assert_eq!(num(&s, "fault_detection_rate"), 1.0);
+    // Every rate carries its 95% Wilson interval: 0 of 6 is below 31%.
+    let false_rollbacks = &s["false_rollbacks"];
+    assert_eq!(false_rollbacks["count"].as_u64(), Some(0));
+    assert_eq!(false_rollbacks["runs"].as_u64(), Some(6));
+    assert!((num(false_rollbacks, "high") - 0.3903).abs() < 1e-3);
+    assert!((num(&s["fault_detections"], "low") - 0.6097).abs() < 1e-3);
+    assert_eq!(s["sampling"]["method"], "aggregated");
     let median = num(&s, "median_fault_detection_s");
     assert!(median > 0.0 && median < 300.0, "median detection {median}");
     // Runs are spread over threads, yet the study is the same every time.
@@ -766,6 +788,205 @@ fn a_monte_carlo_study_counts_detections_and_false_rollbacks_deterministically()
     // A run count out of range is invalid input.
     let out = ramp(&["simulate", &arg(&plan), "--runs", "0"]);
     assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn a_study_with_a_stopping_rule_stops_at_the_first_look_below_the_target() {
+    let dir = TempDir::new("until-ci");
+    // A canary identical to stable: no false rollback is expected, and with none the
+    // interval's upper end, 3.84 / (n + 3.84), is below 5% from 74 runs on: the first look
+    // after that is at 80.
+    let plan = write_plan(
+        &dir,
+        "clean.toml",
+        &[(
+            "duration = \"120m\"\ncheckpoint = \"30m\"",
+            "duration = \"20m\"\ncheckpoint = \"10m\"",
+        )],
+        "",
+    );
+    let json = dir.path("s.json");
+    let out = ramp(&[
+        "simulate",
+        &arg(&plan),
+        "--runs",
+        "300",
+        "--until-ci",
+        "5%",
+        "-q",
+        "--json",
+        &arg(&json),
+    ]);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    let s = read_json(&json);
+    assert_eq!(s["false_rollbacks"]["count"].as_u64(), Some(0), "{s}");
+    assert_eq!(s["runs"].as_u64(), Some(80), "{s}");
+    assert_eq!(s["stopping"]["met"], true);
+    assert_eq!(s["stopping"]["limit"].as_u64(), Some(300));
+    let text = stdout(&out);
+    assert!(text.contains("met after 80 runs"), "{text}");
+    assert!(text.contains("< 4.6% at 95%"), "{text}");
+    // The target must be a rate strictly between 0 and 1, and needs --runs.
+    for bad in [
+        ["--runs", "10", "--until-ci", "0"],
+        ["--runs", "10", "--until-ci", "150%"],
+    ] {
+        let out = ramp(&["simulate", &arg(&plan), bad[0], bad[1], bad[2], bad[3]]);
+        assert_eq!(code(&out), 2, "{bad:?}");
+    }
+    let out = ramp(&["simulate", &arg(&plan), "--until-ci", "5%"]);
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn each_sampler_is_deterministic_and_the_summary_and_report_say_which_ran() {
+    let dir = TempDir::new("samplers");
+    let plan = write_plan(&dir, "spike.toml", &[], ERROR_SPIKE);
+    let run = |sampler: &str, tag: &str| {
+        let (json, report) = (
+            dir.path(&format!("{tag}.json")),
+            dir.path(&format!("{tag}.md")),
+        );
+        let out = ramp(&[
+            "simulate",
+            &arg(&plan),
+            "--sampler",
+            sampler,
+            "-q",
+            "--json",
+            &arg(&json),
+            "--report",
+            &arg(&report),
+        ]);
+        assert_eq!(code(&out), 3, "{sampler}: {}", stderr(&out));
+        (
+            stdout(&out),
+            std::fs::read_to_string(&json).unwrap(),
+            std::fs::read_to_string(&report).unwrap(),
+        )
+    };
+    let request = run("request", "r1");
+    assert!(
+        request == run("request", "r2"),
+        "per request, same seed, other bytes"
+    );
+    let aggregated = run("auto", "a1");
+    assert!(
+        aggregated == run("auto", "a2"),
+        "aggregated, same seed, other bytes"
+    );
+    // Forcing the default changes only the recorded reason.
+    let forced = run("aggregated", "a3");
+    let without_sampling = |text: &str| {
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        v.as_object_mut().unwrap().remove("sampling");
+        v
+    };
+    assert!(without_sampling(&forced.1) == without_sampling(&aggregated.1));
+    assert!(
+        request.1 != aggregated.1,
+        "the samplers agree in distribution, not in bytes"
+    );
+    assert!(
+        request.0.contains("(sampling: per request)"),
+        "{}",
+        request.0
+    );
+    let s: Value = serde_json::from_str(&request.1).unwrap();
+    assert_eq!(s["sampling"]["method"], "per_request");
+    assert!(s["sampling"]["step_s"].is_null());
+    assert_eq!(
+        s["sampling"]["reason"],
+        "set on the command line (--sampler)"
+    );
+    assert!(
+        aggregated
+            .2
+            .contains("**Sampling:** aggregated per 5 s (chosen automatically"),
+        "{}",
+        aggregated.2
+    );
+    // The plan can ask for a sampler too; the command line wins.
+    let in_plan = write_plan(
+        &dir,
+        "in-plan.toml",
+        &[("rps = 125\n", "rps = 125\nsampler = \"request\"\n")],
+        ERROR_SPIKE,
+    );
+    let json = dir.path("p.json");
+    let out = ramp(&["simulate", &arg(&in_plan), "-q", "--json", &arg(&json)]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        read_json(&json)["sampling"]["reason"],
+        "set in the plan (simulation.sampler)"
+    );
+}
+
+#[test]
+fn the_aggregated_sampler_is_refused_where_it_cannot_simulate_and_bad_values_are_located() {
+    let dir = TempDir::new("sampler-errors");
+    // Flags are counted over simulated users: only the per-request sampler follows them.
+    let flags = r#"
+[flags.new-checkout]
+variants = { on = true, off = false }
+default_variant = "off"
+on_variant = "on"
+follow = "rollout"
+"#;
+    let plan = write_plan(&dir, "flags.toml", &[], flags);
+    let out = ramp(&["simulate", &arg(&plan), "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(sampling: per request)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = ramp(&["simulate", &arg(&plan), "--sampler", "aggregated"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("the aggregated sampler (set on the command line (--sampler)) cannot simulate this plan: its flags are counted over simulated users"),
+        "{}",
+        stderr(&out)
+    );
+    // An unknown sampler in the plan is a located plan error.
+    let bad = write_plan(
+        &dir,
+        "bad.toml",
+        &[("rps = 125\n", "rps = 125\nsampler = \"fast\"\n")],
+        "",
+    );
+    let out = ramp(&["validate", &arg(&bad)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains(":30:11: error: simulation.sampler: \"fast\" is not one of \"auto\", \"request\" or \"aggregated\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_rate_whose_counts_would_lose_precision_is_refused_with_the_limit_named() {
+    let dir = TempDir::new("huge-rate");
+    // Four hours of stages plus an hour at 1e12 requests per second is 1.8e16 requests:
+    // beyond 2^53, where a count held in a double is no longer exact.
+    let plan = write_plan(&dir, "huge.toml", &[("rps = 125\n", "rps = 1e12\n")], "");
+    let out = ramp(&["validate", &arg(&plan)]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains(":29:7: error: simulation.rps: 1000000000000 requests per second over 4h of stages and an hour of rollback and rehearsal could count 1.800e16 requests, above the limit of 2^53 = 9,007,199,254,740,992 requests per simulated run"),
+        "{err}"
+    );
+    assert!(
+        err.contains("expected at most 500399958596 requests per second"),
+        "{err}"
+    );
+    let out = ramp(&["simulate", &arg(&plan), "-q"]);
+    assert_eq!(code(&out), 2);
+    // Just below the limit is accepted.
+    let fine = write_plan(&dir, "fine.toml", &[("rps = 125\n", "rps = 5e11\n")], "");
+    let out = ramp(&["validate", &arg(&fine)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
 #[test]

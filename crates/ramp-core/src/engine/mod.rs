@@ -657,6 +657,7 @@ impl Engine {
             start: d.start.clone(),
             mode: String::new(),
             seed: None,
+            sampling: None,
             outcome,
             evaluate_every_s: self.plan.evaluate_every.as_secs_f64(),
             baseline: self.baseline(),

@@ -331,6 +331,8 @@ pub(super) struct RawSimulation {
     pub(super) faults: Option<S<Vec<S<RawFault>>>>,
     /// Simulated users of a plan with flags; default 2,500.
     pub(super) users: Option<S<Num>>,
+    /// `"auto"` (default), `"request"` or `"aggregated"`.
+    pub(super) sampler: Option<S<Text>>,
 }
 
 /// `simulation.stable`.

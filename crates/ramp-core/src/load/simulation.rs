@@ -10,8 +10,8 @@ use super::raw::{RawFeature, RawServiceModel, RawSimulation};
 use super::scalar::{Dur, Num, NumOrText, Text, S};
 use super::validator::{fmt_num, fmt_span, valid_or_none, Field, Validator};
 use crate::plan::{
-    Cohort, Fault, FaultEffect, Feature, LoadModel, ServiceModel, Simulation,
-    DEFAULT_SIMULATED_USERS, MAX_SIMULATED_USERS,
+    Cohort, Fault, FaultEffect, Feature, LoadModel, SamplingMethod, ServiceModel, Simulation,
+    DEFAULT_SIMULATED_USERS, MAX_SIMULATED_REQUESTS, MAX_SIMULATED_USERS,
 };
 use crate::units::{PlanTime, Span};
 use std::ops::Range;
@@ -160,11 +160,15 @@ impl Validator<'_> {
             };
         }
         let users = Field::of(r.users.as_ref(), |v| self.simulated_users(v));
+        let sampler = Field::of(r.sampler.as_ref(), |v| self.sampler(v));
         let daily_profile = match daily_profile {
             Field::Absent => None,
             Field::Invalid => return None,
             Field::Valid(p) => Some(p),
         };
+        if let (Some(rate), Some(v), Some(total)) = (rps, &r.rps, total) {
+            self.request_limit(v, rate, daily_profile.as_ref(), total)?;
+        }
         Some(Simulation {
             rps: rps?,
             daily_profile,
@@ -175,7 +179,59 @@ impl Validator<'_> {
             canary_traffic: valid_or_none(canary_traffic, 1.0)?,
             router_delay: valid_or_none(router_delay, DEFAULT_ROUTER_DELAY)?,
             users: valid_or_none(users, DEFAULT_SIMULATED_USERS)?,
+            sampler: valid_or_none(sampler, None)?,
         })
+    }
+
+    /// `simulation.sampler`: `"auto"` (the simulator chooses), `"request"` or
+    /// `"aggregated"`.
+    fn sampler(&mut self, v: &S<Text>) -> Option<Option<SamplingMethod>> {
+        match self.string(v, "simulation.sampler")? {
+            "auto" => Some(None),
+            "request" => Some(Some(SamplingMethod::PerRequest)),
+            "aggregated" => Some(Some(SamplingMethod::Aggregated)),
+            other => {
+                self.error(
+                    v.span(),
+                    format!("simulation.sampler: {other:?} is not one of \"auto\", \"request\" or \"aggregated\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// Refuses a rate at which one run could count more than [`MAX_SIMULATED_REQUESTS`]: the
+    /// peak rate (`rps` times the largest hourly multiplier) over the stages and an hour more
+    /// (a rollback watched to restoration, a rehearsal's fork). Beyond 2⁵³ a count held in a
+    /// 64-bit float is no longer exact, and the error would be silent.
+    fn request_limit(
+        &mut self,
+        v: &S<Num>,
+        rps: f64,
+        profile: Option<&[f64; 24]>,
+        total: Span,
+    ) -> Option<()> {
+        let peak = profile.map_or(1.0, |p| p.iter().copied().fold(0.0, f64::max));
+        let seconds = total.as_secs_f64() + 3_600.0;
+        let most = rps * peak * seconds;
+        if most.is_finite() && most <= MAX_SIMULATED_REQUESTS {
+            return Some(());
+        }
+        let with_profile = if profile.is_some() {
+            format!(" (peak {} with the daily profile)", fmt_num(rps * peak))
+        } else {
+            String::new()
+        };
+        self.error(
+            v.span(),
+            format!(
+                "simulation.rps: {} requests per second{with_profile} over {} of stages and an hour of rollback and rehearsal could count {most:.3e} requests, above the limit of 2^53 = 9,007,199,254,740,992 requests per simulated run (counts beyond it are not exact); expected at most {} requests per second for this plan",
+                fmt_num(rps),
+                fmt_span(total),
+                fmt_num((MAX_SIMULATED_REQUESTS / (peak.max(f64::MIN_POSITIVE) * seconds)).floor()),
+            ),
+        );
+        None
     }
 
     /// `simulation.users`: a whole number from 1 to [`MAX_SIMULATED_USERS`].
@@ -484,7 +540,67 @@ impl Validator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::tests::{ok, MINIMAL};
+    use crate::load::tests::{errs, ok, MINIMAL};
+
+    /// MINIMAL with a `[simulation]` whose `rps` line and extra lines are given.
+    fn with_simulation(rps: &str, extra: &str) -> String {
+        MINIMAL.to_string()
+            + &format!(
+                "\n[simulation]\nrps = {rps}\nstable = {{ p50_ms = 100, p95_ms = 200, p99_ms = 300, error_rate = 0 }}\n{extra}"
+            )
+    }
+
+    #[test]
+    fn the_sampler_is_auto_unless_the_plan_names_one() {
+        assert_eq!(
+            ok(&with_simulation("10", "")).simulation.unwrap().sampler,
+            None
+        );
+        for (text, want) in [
+            ("auto", None),
+            ("request", Some(SamplingMethod::PerRequest)),
+            ("aggregated", Some(SamplingMethod::Aggregated)),
+        ] {
+            let plan = ok(&with_simulation("10", &format!("sampler = \"{text}\"\n")));
+            assert_eq!(plan.simulation.unwrap().sampler, want, "{text}");
+        }
+        let e = errs(&with_simulation("10", "sampler = \"fast\"\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].2
+                .contains("simulation.sampler: \"fast\" is not one of"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_rate_that_could_count_past_two_to_the_53_is_refused_at_rps() {
+        // One hour of stages plus an hour: 7,200 s. 2^53 / 7,200 = 1.25e12 requests per second.
+        assert!(ok(&with_simulation("1.2e12", "")).simulation.is_some());
+        let e = errs(&with_simulation("1.3e12", ""));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].0, e[0].1), (12, 7), "{e:?}");
+        assert!(e[0].2.contains("above the limit of 2^53"), "{e:?}");
+        assert!(
+            e[0].2
+                .contains("expected at most 1250999896491 requests per second"),
+            "{e:?}"
+        );
+        // Non-finite rates never get that far.
+        for rps in ["inf", "nan"] {
+            let e = errs(&with_simulation(rps, ""));
+            assert_eq!(e.len(), 1, "{rps}: {e:?}");
+            assert!(e[0].2.contains("expected a finite number"), "{rps}: {e:?}");
+        }
+        // The daily profile's peak counts too.
+        let profile = format!("daily_profile = [{}2]\n", "1, ".repeat(23));
+        let e = errs(&with_simulation("1e12", &profile));
+        assert!(
+            e[0].2
+                .contains("(peak 2000000000000 with the daily profile)"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn overhead_becomes_one_feature_and_faults_get_defaults() {
