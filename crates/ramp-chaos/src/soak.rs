@@ -535,6 +535,16 @@ async fn main_loop(
                 }
                 rec.controller_exit = code;
                 world.controller = None;
+                // A controller that rolled back exits at once, often before the next 100 ms
+                // weight read: read it once more, so that the weight it left is seen (the time
+                // is then an upper bound of when it reached 0).
+                if let Some((_, zero @ None)) = &mut rec.regression {
+                    if let Ok(w) = net::get_json(world.admin, "/weights", API_LIMIT).await {
+                        if w["canary"].as_f64() == Some(0.0) {
+                            *zero = Some(origin.elapsed());
+                        }
+                    }
+                }
                 break;
             }
         }
