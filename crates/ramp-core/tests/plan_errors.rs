@@ -1354,3 +1354,12 @@ fn a_flag_schedule_in_a_plan_is_checked_and_located_in_the_plan() {
         Some(std::time::Duration::from_secs(5_400))
     );
 }
+
+#[test]
+fn a_key_with_a_line_break_is_reported_on_one_line() {
+    // The flags-file fuzzer found it (ramp-flags' located.rs has the case): a quoted key may
+    // hold a line break, and the plan loader names unknown keys in its messages too.
+    let src = format!("{HEAD}\"a\\nb\" = 1\n{LAST}");
+    assert_errors(&src, &[(5, 1, "unknown key `a\\nb` in [deployment]")]);
+    assert_eq!(errors_of(&src).to_string().lines().count(), 1);
+}

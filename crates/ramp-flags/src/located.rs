@@ -25,7 +25,8 @@ pub struct LocatedError {
     pub line: usize,
     /// 1-based column, counted in characters, of the offending value.
     pub column: usize,
-    /// What is wrong and what was expected, in one line.
+    /// What is wrong and what was expected, in one line: the constructors escape control
+    /// characters (a quoted TOML key may hold a line break), as `\n`, `\r`, `\t` or `\u{..}`.
     pub message: String,
 }
 
@@ -37,7 +38,7 @@ impl LocatedError {
             file: file.to_string(),
             line,
             column,
-            message,
+            message: escape_controls(message),
         }
     }
 
@@ -47,7 +48,7 @@ impl LocatedError {
             file: file.to_string(),
             line: 1,
             column: 1,
-            message,
+            message: escape_controls(message),
         }
     }
 
@@ -63,6 +64,25 @@ impl LocatedError {
         let prefix = std::str::from_utf8(valid).unwrap_or("");
         LocatedError::at(prefix, file, prefix.len(), message)
     }
+}
+
+/// Escapes the control characters of a message (as Rust's `{:?}` does), so that a name the
+/// author wrote with an escape, such as the quoted key `"a\nb"`, neither breaks the message's
+/// line nor reaches the terminal raw; the message is otherwise unchanged.
+fn escape_controls(message: String) -> String {
+    if !message.contains(char::is_control) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Converts a byte offset of `source` into a 1-based line and a 1-based column counted in
@@ -157,6 +177,26 @@ mod tests {
         let err = std::str::from_utf8(&bytes).unwrap_err();
         let e = LocatedError::at_invalid_utf8(&bytes, &err, "f.toml", "not UTF-8".into());
         assert_eq!((e.line, e.column), (2, 6));
+    }
+
+    #[test]
+    fn a_key_with_a_line_break_is_reported_on_one_line() {
+        // Found by the `flags_file` fuzzer (fuzz/corpus/flags_file/regression-cr-in-key.toml):
+        // a quoted key may hold any character, and its `\r` reached the message verbatim,
+        // which then printed over two lines (or, with `\r`, over itself).
+        let source = "[flags.\"\\r\"]\n0={0={0={0=\"\"}}}\nd=\"\"\no=\"\"";
+        let errors = crate::flags::parse_flags_file(source, "f.toml").unwrap_err();
+        for e in &errors.0 {
+            assert!(!e.message.contains(['\r', '\n']), "{e:?}");
+        }
+        assert_eq!(
+            errors.0[0].to_string(),
+            "f.toml:1:1: error: flags.\\r: missing required key `variants` (e.g. variants = { on = true, off = false })"
+        );
+        let e = LocatedError::at("", "f.toml", 0, "key `a\nb`\tc\u{1b}[2J".into());
+        assert_eq!(e.message, "key `a\\nb`\\tc\\u{1b}[2J");
+        let e = LocatedError::at_start("f.toml", "line\r\nbreak".into());
+        assert_eq!(e.message, "line\\r\\nbreak");
     }
 
     #[test]
