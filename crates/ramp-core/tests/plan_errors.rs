@@ -1363,3 +1363,37 @@ fn a_key_with_a_line_break_is_reported_on_one_line() {
     assert_errors(&src, &[(5, 1, "unknown key `a\\nb` in [deployment]")]);
     assert_eq!(errors_of(&src).to_string().lines().count(), 1);
 }
+
+#[test]
+fn an_integer_beyond_64_bits_is_one_located_error() {
+    // Found by the `plan` fuzzer (fuzz/corpus/plan/regression-integer-beyond-64-bits.toml):
+    // TOML integers are 64-bit, but the toml crate parses longer ones and only its
+    // deserializer refused them, in serde's words, stopping the whole file at the first.
+    let src = "[simulation]\nstable={0=0,p99_ms=20000000000000000000,e=\"\"}\n0={0=\"\"}\n[[0]]\n0=\"\"\nt=\"\"";
+    assert_errors(
+        src,
+        &[(
+            2,
+            20,
+            "the integer 20000000000000000000 does not fit in 64 bits",
+        )],
+    );
+    // Anywhere in the file, in any base, past u128 too, in the flags a plan embeds as well;
+    // the first one in the file is the one reported, as for a syntax error.
+    for (value, column) in [
+        ("9223372036854775808", 10),
+        ("-9223372036854775809", 10),
+        ("0xffffffffffffffffff", 10),
+        ("1_000_000_000_000_000_000_000_000_000_000_000_000_000", 10),
+    ] {
+        let src = format!("{HEAD}\n[[stages]]\nweight = {value}\nduration = \"1h\"\nx = 1e999999999999999999999\n");
+        assert_errors(&src, &[(7, column, "does not fit in 64 bits")]);
+    }
+    let src = format!(
+        "{HEAD}{LAST}\n[flags.f]\nvariants = {{ on = 99999999999999999999, off = 0 }}\ndefault_variant = \"off\"\n"
+    );
+    assert_errors(
+        &src,
+        &[(11, 19, "the integer 99999999999999999999 does not fit")],
+    );
+}

@@ -53,14 +53,36 @@ pub fn check_located(source: &str, file: &str, errors: &[LocatedError]) {
     );
 }
 
+/// Checks that no error of a rejected file is serde's own: the loaders report every unknown
+/// key and every value of the wrong type or range themselves, all at once, so a message in
+/// serde's words means one slipped through and stopped the whole file.
+///
+/// Shared with the plan loader's fuzzer in `ramp-core`, which makes the same promise.
+pub fn check_no_serde_error(errors: &[LocatedError]) {
+    for e in errors {
+        for words in [
+            "invalid type",
+            "invalid value",
+            "unknown field",
+            "overflowed",
+        ] {
+            assert!(
+                !e.message.contains(words),
+                "a serde error stopped the whole file: {e}"
+            );
+        }
+    }
+}
+
 /// Fuzzes the flags file (`[flags.NAME]` tables): `parse_flags_file`, as `ramp flags serve`
 /// and `ramp run` read it.
 ///
-/// A rejected text must pass [`check_located`]; bytes that are not UTF-8 are located as
-/// `load_flags_file` locates them. An accepted one must give a [`FlagSet`] whose every flag
-/// evaluates, for every published weight and schedule clock and with or without a targeting
-/// key, to one of its own variants, and whose pre-rendered JSON fragments (which the OFREP
-/// server splices into its responses unchecked) are valid JSON of the flag's kind.
+/// A rejected text must pass [`check_located`] and [`check_no_serde_error`]; bytes that are
+/// not UTF-8 are located as `load_flags_file` locates them. An accepted one must give a
+/// [`FlagSet`] whose every flag evaluates, for every published weight and schedule clock and
+/// with or without a targeting key, to one of its own variants, and whose pre-rendered JSON
+/// fragments (which the OFREP server splices into its responses unchecked) are valid JSON of
+/// the flag's kind.
 pub fn flags_file(data: &[u8]) {
     let source = match std::str::from_utf8(data) {
         Ok(source) => source,
@@ -72,7 +94,10 @@ pub fn flags_file(data: &[u8]) {
         }
     };
     match parse_flags_file(source, FILE) {
-        Err(errors) => check_located(source, FILE, &errors.0),
+        Err(errors) => {
+            check_located(source, FILE, &errors.0);
+            check_no_serde_error(&errors.0);
+        }
         Ok(set) => check_flag_set(&set),
     }
 }
