@@ -1397,3 +1397,22 @@ fn an_integer_beyond_64_bits_is_one_located_error() {
         &[(11, 19, "the integer 99999999999999999999 does not fit")],
     );
 }
+
+#[test]
+fn a_float_beyond_64_bits_is_one_located_error() {
+    // Found by the `plan` fuzzer (fuzz/corpus/plan/regression-float-beyond-64-bits.toml),
+    // once integers were reported: a float literal beyond f64's range (not written `inf`) was
+    // refused by the toml crate's deserializer alone, stopping the whole file.
+    let src = "[simulation]\nstable={0=0,p99_ms=20000E00000000800000,e=\"\"}\n0={0=\"\"}\n[[0]]\n0=\"\"\nt=\"\"";
+    assert_errors(
+        src,
+        &[(
+            2,
+            20,
+            "the number 20000E00000000800000 does not fit in a 64-bit float",
+        )],
+    );
+    // Negative ones too; `inf` itself, which TOML allows, is left to the plan's checks.
+    let src = format!("{HEAD}\n[[stages]]\nweight = -1e309\nduration = \"1h\"\n");
+    assert_errors(&src, &[(7, 10, "does not fit in a 64-bit float")]);
+}

@@ -109,47 +109,62 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Finds the first integer of a parsed TOML document that does not fit in 64 bits, and says
+/// Finds the first number of a parsed TOML document that does not fit in 64 bits, and says
 /// so: its byte offset and the message.
 ///
 /// TOML integers are 64-bit ("if an integer cannot be represented losslessly, an error must
-/// be thrown"), but the toml crate's parser accepts longer ones and only its deserializer
-/// refuses them, one at a time and in serde's words, which would stop a loader at the first.
-/// A document with one is not TOML, so every loader checks the parsed tree first and reports
-/// it as it reports a syntax error: alone, located at the integer.
-pub fn integer_beyond_64_bits(root: &DeTable<'_>) -> Option<(usize, String)> {
+/// be thrown") and its floats IEEE 754 binary64, but the toml crate's parser accepts longer
+/// integers and floats beyond binary64's range, and only its deserializer refuses them, one
+/// at a time and in serde's words, which would stop a loader at the first. A document with
+/// one is not TOML, so every loader checks the parsed tree first and reports it as it reports
+/// a syntax error: alone, located at the number. (`inf` and `nan` are TOML floats; the
+/// loaders' own checks say where they make no sense.)
+pub fn number_beyond_64_bits(root: &DeTable<'_>) -> Option<(usize, String)> {
     let mut first: Option<(usize, String)> = None;
     for (_, value) in root.iter() {
-        find_wide_integer(value, &mut first);
+        find_wide_number(value, &mut first);
     }
     first
 }
 
-/// The walk of [`integer_beyond_64_bits`] through one value, keeping the earliest find.
-fn find_wide_integer(value: &Spanned<DeValue<'_>>, first: &mut Option<(usize, String)>) {
-    match value.get_ref() {
+/// The walk of [`number_beyond_64_bits`] through one value, keeping the earliest find.
+fn find_wide_number(value: &Spanned<DeValue<'_>>, first: &mut Option<(usize, String)>) {
+    let problem = match value.get_ref() {
         DeValue::Integer(i) if i64::from_str_radix(i.as_str(), i.radix()).is_err() => {
-            let at = value.span().start;
-            if first.as_ref().is_none_or(|(found, _)| at < *found) {
-                let message = format!(
-                    "the integer {i} does not fit in 64 bits; TOML integers go from {} to {}",
-                    i64::MIN,
-                    i64::MAX
-                );
-                *first = Some((at, message));
-            }
+            Some(format!(
+                "the integer {i} does not fit in 64 bits; TOML integers go from {} to {}",
+                i64::MIN,
+                i64::MAX
+            ))
+        }
+        DeValue::Float(x)
+            if x.as_str().parse::<f64>().map_or(true, |v| v.is_infinite())
+                && !x.as_str().contains("inf") =>
+        {
+            Some(format!(
+                "the number {} does not fit in a 64-bit float; the largest is about 1.8e308",
+                x.as_str()
+            ))
         }
         DeValue::Array(items) => {
             for item in items.iter() {
-                find_wide_integer(item, first);
+                find_wide_number(item, first);
             }
+            None
         }
         DeValue::Table(table) => {
             for (_, item) in table.iter() {
-                find_wide_integer(item, first);
+                find_wide_number(item, first);
             }
+            None
         }
-        _ => {}
+        _ => None,
+    };
+    if let Some(message) = problem {
+        let at = value.span().start;
+        if first.as_ref().is_none_or(|(found, _)| at < *found) {
+            *first = Some((at, message));
+        }
     }
 }
 

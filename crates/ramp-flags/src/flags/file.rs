@@ -29,7 +29,7 @@
 
 use super::raw::{validate, RawFlags, SpannedError, RAW_FLAG_KEYS};
 use super::FlagSet;
-use crate::located::{integer_beyond_64_bits, tidy_toml_message, LocatedError};
+use crate::located::{number_beyond_64_bits, tidy_toml_message, LocatedError};
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
@@ -86,7 +86,7 @@ pub fn parse_flags_file(source: &str, file: &str) -> Result<FlagSet, FlagFileErr
             )]));
         }
     };
-    if let Some((at, message)) = integer_beyond_64_bits(root.get_ref()) {
+    if let Some((at, message)) = number_beyond_64_bits(root.get_ref()) {
         return Err(FlagFileErrors(vec![LocatedError::at(
             source, file, at, message,
         )]));
