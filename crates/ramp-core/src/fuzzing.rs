@@ -41,7 +41,7 @@ pub fn plan(data: &[u8]) {
         Ok(plan) => Arc::new(plan),
         Err(errors) => {
             ramp_flags::fuzzing::check_located(source, FILE, &errors.0);
-            ramp_flags::fuzzing::check_no_serde_error(&errors.0);
+            ramp_flags::fuzzing::check_no_serde_error(source, &errors.0);
             return;
         }
     };
