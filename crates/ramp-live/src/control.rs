@@ -267,7 +267,9 @@ pub(crate) fn parse_action(body: &[u8]) -> Result<ActionBody, String> {
     let action: ActionBody = serde_json::from_slice(body).map_err(|e| {
         format!("invalid body: {e}; expected {{\"who\": \"…\", \"reason\": \"…\"}}")
     })?;
-    if action.who.trim().is_empty() || action.who.len() > 200 || action.reason.len() > 2000 {
+    let too_long = |text: &str, max: usize| text.chars().nth(max).is_some();
+    if action.who.trim().is_empty() || too_long(&action.who, 200) || too_long(&action.reason, 2000)
+    {
         return Err("`who` must be 1–200 characters and `reason` at most 2000".to_string());
     }
     Ok(action)

@@ -123,7 +123,22 @@ pub fn control_body(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use crate::control::parse_action;
     use std::path::Path;
+
+    #[test]
+    fn the_limits_count_characters_as_the_refusal_says() {
+        // Found while writing `control_body`'s check (its seed is
+        // fuzz/corpus/control/regression-limits-in-characters.json): the limits counted
+        // bytes, so a name of 101 `é` (202 bytes) was refused as longer than 200 characters.
+        let who = "é".repeat(200);
+        let reason = "✓".repeat(2000);
+        let body = format!(r#"{{"who": "{who}", "reason": "{reason}"}}"#);
+        let action = parse_action(body.as_bytes()).expect("within the limits");
+        assert_eq!((action.who, action.reason), (who.clone(), reason));
+        let body = format!(r#"{{"who": "{who}é"}}"#);
+        assert!(parse_action(body.as_bytes()).is_err(), "201 characters");
+    }
 
     #[test]
     fn replays_the_control_corpus() {
