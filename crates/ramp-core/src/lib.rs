@@ -6,6 +6,8 @@
 //! simulation and in live runs.
 
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod load;
 pub mod plan;
 pub mod recovery;

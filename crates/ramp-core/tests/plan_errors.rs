@@ -1381,3 +1381,65 @@ fn a_flag_schedule_in_a_plan_is_checked_and_located_in_the_plan() {
         Some(std::time::Duration::from_secs(5_400))
     );
 }
+
+#[test]
+fn a_key_with_a_line_break_is_reported_on_one_line() {
+    // The flags-file fuzzer found it (ramp-flags' located.rs has the case): a quoted key may
+    // hold a line break, and the plan loader names unknown keys in its messages too.
+    let src = format!("{HEAD}\"a\\nb\" = 1\n{LAST}");
+    assert_errors(&src, &[(5, 1, "unknown key `a\\nb` in [deployment]")]);
+    assert_eq!(errors_of(&src).to_string().lines().count(), 1);
+}
+
+#[test]
+fn an_integer_beyond_64_bits_is_one_located_error() {
+    // Found by the `plan` fuzzer (fuzz/corpus/plan/regression-integer-beyond-64-bits.toml):
+    // TOML integers are 64-bit, but the toml crate parses longer ones and only its
+    // deserializer refused them, in serde's words, stopping the whole file at the first.
+    let src = "[simulation]\nstable={0=0,p99_ms=20000000000000000000,e=\"\"}\n0={0=\"\"}\n[[0]]\n0=\"\"\nt=\"\"";
+    assert_errors(
+        src,
+        &[(
+            2,
+            20,
+            "the integer 20000000000000000000 does not fit in 64 bits",
+        )],
+    );
+    // Anywhere in the file, in any base, past u128 too, in the flags a plan embeds as well;
+    // the first one in the file is the one reported, as for a syntax error.
+    for (value, column) in [
+        ("9223372036854775808", 10),
+        ("-9223372036854775809", 10),
+        ("0xffffffffffffffffff", 10),
+        ("1_000_000_000_000_000_000_000_000_000_000_000_000_000", 10),
+    ] {
+        let src = format!("{HEAD}\n[[stages]]\nweight = {value}\nduration = \"1h\"\nx = 1e999999999999999999999\n");
+        assert_errors(&src, &[(7, column, "does not fit in 64 bits")]);
+    }
+    let src = format!(
+        "{HEAD}{LAST}\n[flags.f]\nvariants = {{ on = 99999999999999999999, off = 0 }}\ndefault_variant = \"off\"\n"
+    );
+    assert_errors(
+        &src,
+        &[(11, 19, "the integer 99999999999999999999 does not fit")],
+    );
+}
+
+#[test]
+fn a_float_beyond_64_bits_is_one_located_error() {
+    // Found by the `plan` fuzzer (fuzz/corpus/plan/regression-float-beyond-64-bits.toml),
+    // once integers were reported: a float literal beyond f64's range (not written `inf`) was
+    // refused by the toml crate's deserializer alone, stopping the whole file.
+    let src = "[simulation]\nstable={0=0,p99_ms=20000E00000000800000,e=\"\"}\n0={0=\"\"}\n[[0]]\n0=\"\"\nt=\"\"";
+    assert_errors(
+        src,
+        &[(
+            2,
+            20,
+            "the number 20000E00000000800000 does not fit in a 64-bit float",
+        )],
+    );
+    // Negative ones too; `inf` itself, which TOML allows, is left to the plan's checks.
+    let src = format!("{HEAD}\n[[stages]]\nweight = -1e309\nduration = \"1h\"\n");
+    assert_errors(&src, &[(7, 10, "does not fit in a 64-bit float")]);
+}

@@ -34,6 +34,8 @@
 pub mod cli;
 pub mod distinct;
 pub mod flags;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod located;
 mod murmur3;
 #[cfg(feature = "server")]

@@ -11,6 +11,8 @@
 //! flags with `default-features = false` and uses it too.
 
 use std::str::Utf8Error;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 /// One located problem in a TOML file.
 ///
@@ -25,7 +27,8 @@ pub struct LocatedError {
     pub line: usize,
     /// 1-based column, counted in characters, of the offending value.
     pub column: usize,
-    /// What is wrong and what was expected, in one line.
+    /// What is wrong and what was expected, in one line: the constructors escape control
+    /// characters (a quoted TOML key may hold a line break), as `\n`, `\r`, `\t` or `\u{..}`.
     pub message: String,
 }
 
@@ -37,7 +40,7 @@ impl LocatedError {
             file: file.to_string(),
             line,
             column,
-            message,
+            message: escape_controls(message),
         }
     }
 
@@ -47,7 +50,7 @@ impl LocatedError {
             file: file.to_string(),
             line: 1,
             column: 1,
-            message,
+            message: escape_controls(message),
         }
     }
 
@@ -63,6 +66,25 @@ impl LocatedError {
         let prefix = std::str::from_utf8(valid).unwrap_or("");
         LocatedError::at(prefix, file, prefix.len(), message)
     }
+}
+
+/// Escapes the control characters of a message (as Rust's `{:?}` does), so that a name the
+/// author wrote with an escape, such as the quoted key `"a\nb"`, neither breaks the message's
+/// line nor reaches the terminal raw; the message is otherwise unchanged.
+fn escape_controls(message: String) -> String {
+    if !message.contains(char::is_control) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Converts a byte offset of `source` into a 1-based line and a 1-based column counted in
@@ -85,6 +107,65 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
         }
     }
     (line, column)
+}
+
+/// Finds the first number of a parsed TOML document that does not fit in 64 bits, and says
+/// so: its byte offset and the message.
+///
+/// TOML integers are 64-bit ("if an integer cannot be represented losslessly, an error must
+/// be thrown") and its floats IEEE 754 binary64, but the toml crate's parser accepts longer
+/// integers and floats beyond binary64's range, and only its deserializer refuses them, one
+/// at a time and in serde's words, which would stop a loader at the first. A document with
+/// one is not TOML, so every loader checks the parsed tree first and reports it as it reports
+/// a syntax error: alone, located at the number. (`inf` and `nan` are TOML floats; the
+/// loaders' own checks say where they make no sense.)
+pub fn number_beyond_64_bits(root: &DeTable<'_>) -> Option<(usize, String)> {
+    let mut first: Option<(usize, String)> = None;
+    for (_, value) in root.iter() {
+        find_wide_number(value, &mut first);
+    }
+    first
+}
+
+/// The walk of [`number_beyond_64_bits`] through one value, keeping the earliest find.
+fn find_wide_number(value: &Spanned<DeValue<'_>>, first: &mut Option<(usize, String)>) {
+    let problem = match value.get_ref() {
+        DeValue::Integer(i) if i64::from_str_radix(i.as_str(), i.radix()).is_err() => {
+            Some(format!(
+                "the integer {i} does not fit in 64 bits; TOML integers go from {} to {}",
+                i64::MIN,
+                i64::MAX
+            ))
+        }
+        DeValue::Float(x)
+            if x.as_str().parse::<f64>().map_or(true, |v| v.is_infinite())
+                && !x.as_str().contains("inf") =>
+        {
+            Some(format!(
+                "the number {} does not fit in a 64-bit float; the largest is about 1.8e308",
+                x.as_str()
+            ))
+        }
+        DeValue::Array(items) => {
+            for item in items.iter() {
+                find_wide_number(item, first);
+            }
+            None
+        }
+        DeValue::Table(table) => {
+            for (_, item) in table.iter() {
+                find_wide_number(item, first);
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some(message) = problem {
+        let at = value.span().start;
+        if first.as_ref().is_none_or(|(found, _)| at < *found) {
+            *first = Some((at, message));
+        }
+    }
 }
 
 /// Writes one problem a line, without a newline after the last: the `Display` of every
@@ -157,6 +238,26 @@ mod tests {
         let err = std::str::from_utf8(&bytes).unwrap_err();
         let e = LocatedError::at_invalid_utf8(&bytes, &err, "f.toml", "not UTF-8".into());
         assert_eq!((e.line, e.column), (2, 6));
+    }
+
+    #[test]
+    fn a_key_with_a_line_break_is_reported_on_one_line() {
+        // Found by the `flags_file` fuzzer (fuzz/corpus/flags_file/regression-cr-in-key.toml):
+        // a quoted key may hold any character, and its `\r` reached the message verbatim,
+        // which then printed over two lines (or, with `\r`, over itself).
+        let source = "[flags.\"\\r\"]\n0={0={0={0=\"\"}}}\nd=\"\"\no=\"\"";
+        let errors = crate::flags::parse_flags_file(source, "f.toml").unwrap_err();
+        for e in &errors.0 {
+            assert!(!e.message.contains(['\r', '\n']), "{e:?}");
+        }
+        assert_eq!(
+            errors.0[0].to_string(),
+            "f.toml:1:1: error: flags.\\r: missing required key `variants` (e.g. variants = { on = true, off = false })"
+        );
+        let e = LocatedError::at("", "f.toml", 0, "key `a\nb`\tc\u{1b}[2J".into());
+        assert_eq!(e.message, "key `a\\nb`\\tc\\u{1b}[2J");
+        let e = LocatedError::at_start("f.toml", "line\r\nbreak".into());
+        assert_eq!(e.message, "line\\r\\nbreak");
     }
 
     #[test]

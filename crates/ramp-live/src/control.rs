@@ -228,25 +228,10 @@ async fn handle(
                 }
                 Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n"),
             };
-            let action: ActionBody = match serde_json::from_slice(&body) {
-                Ok(a) => a,
-                Err(e) => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        &format!(
-                            "invalid body: {e}; expected {{\"who\": \"…\", \"reason\": \"…\"}}\n"
-                        ),
-                    )
-                }
-            };
-            if action.who.trim().is_empty() || action.who.len() > 200 || action.reason.len() > 2000
-            {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "`who` must be 1–200 characters and `reason` at most 2000\n",
-                );
+            match parse_action(&body) {
+                Ok(action) => DriverRequest::Act(verb, action),
+                Err(why) => return text(StatusCode::BAD_REQUEST, &format!("{why}\n")),
             }
-            DriverRequest::Act(verb, action)
         }
     };
     let (tx, rx) = oneshot::channel();
@@ -271,6 +256,23 @@ async fn handle(
             "the controller did not answer in time\n",
         ),
     }
+}
+
+/// Reads the body of an action request: the JSON document, then its limits (`who` of 1 to
+/// 200 characters, `reason` of at most 2000); the error is the sentence of the 400 answer.
+///
+/// A function of its own so that the fuzzer (`crate::fuzzing`) checks exactly what the
+/// handler accepts.
+pub(crate) fn parse_action(body: &[u8]) -> Result<ActionBody, String> {
+    let action: ActionBody = serde_json::from_slice(body).map_err(|e| {
+        format!("invalid body: {e}; expected {{\"who\": \"…\", \"reason\": \"…\"}}")
+    })?;
+    let too_long = |text: &str, max: usize| text.chars().nth(max).is_some();
+    if action.who.trim().is_empty() || too_long(&action.who, 200) || too_long(&action.reason, 2000)
+    {
+        return Err("`who` must be 1–200 characters and `reason` at most 2000".to_string());
+    }
+    Ok(action)
 }
 
 /// Whether the request carries the token, compared in constant time.

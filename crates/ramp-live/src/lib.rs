@@ -10,6 +10,8 @@ pub mod checks;
 pub mod clock;
 pub mod control;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod seams;
 pub mod source;

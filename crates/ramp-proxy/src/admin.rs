@@ -65,9 +65,9 @@ pub struct WeightsView {
 /// `PUT /weights` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetWeights {
+pub(crate) struct SetWeights {
     /// The new canary share in percent.
-    canary: f64,
+    pub(crate) canary: f64,
     /// The run setting it (a controller); absent or null when a person sets it by hand.
     /// Read as any JSON value so that a wrong type gets the same message naming the field.
     #[serde(default)]
@@ -93,7 +93,7 @@ fn run_of(run: Option<serde_json::Value>) -> Result<Option<Arc<str>>, ()> {
 /// `POST /faults` body: one of `add_latency_ms` or `abort_status`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewFault {
+pub(crate) struct NewFault {
     /// "canary" or "stable".
     cohort: String,
     /// Fraction of that cohort's requests hit, 0..=1.
@@ -104,6 +104,58 @@ struct NewFault {
     abort_status: Option<u16>,
     /// How long the fault applies, in seconds.
     duration_s: f64,
+}
+
+/// A `POST /faults` body that passed every check: what `add_fault` installs.
+#[derive(Debug)]
+pub(crate) struct FaultSpec {
+    /// The cohort it hits.
+    pub(crate) cohort: Cohort,
+    /// Fraction of that cohort's requests hit, within 0..=1.
+    pub(crate) fraction: f64,
+    /// A delay of at most MAX_FAULT_DELAY_MS, or an abort with a 4xx or 5xx status.
+    pub(crate) action: FaultAction,
+    /// How long it applies: above zero, at most MAX_FAULT_DURATION_S.
+    pub(crate) duration: Duration,
+}
+
+impl NewFault {
+    /// Checks the body's values (serde checked only their types); the error is the sentence
+    /// of the 422 answer. A function of its own so that the fuzzer (`crate::fuzzing`) checks
+    /// exactly what the handler does.
+    pub(crate) fn check(&self) -> Result<FaultSpec, &'static str> {
+        let Some(cohort) = Cohort::parse(&self.cohort) else {
+            return Err("`cohort` must be \"canary\" or \"stable\"");
+        };
+        if !self.fraction.is_finite() || !(0.0..=1.0).contains(&self.fraction) {
+            return Err("`fraction` must be between 0 and 1");
+        }
+        if !self.duration_s.is_finite()
+            || self.duration_s <= 0.0
+            || self.duration_s > MAX_FAULT_DURATION_S
+        {
+            return Err("`duration_s` must be above 0 and at most 86400");
+        }
+        let action = match (self.add_latency_ms, self.abort_status) {
+            (Some(ms), None) if ms <= MAX_FAULT_DELAY_MS => {
+                FaultAction::Delay(Duration::from_millis(ms))
+            }
+            (Some(_), None) => return Err("`add_latency_ms` must be at most 300000"),
+            (None, Some(code)) => match StatusCode::from_u16(code) {
+                Ok(status) if (400..=599).contains(&code) => FaultAction::Abort(status),
+                _ => return Err("`abort_status` must be between 400 and 599"),
+            },
+            (Some(_), Some(_)) | (None, None) => {
+                return Err("set exactly one of `add_latency_ms` or `abort_status`")
+            }
+        };
+        Ok(FaultSpec {
+            cohort,
+            fraction: self.fraction,
+            action,
+            duration: Duration::from_secs_f64(self.duration_s),
+        })
+    }
 }
 
 /// A fault as listed by `GET /faults`.
@@ -395,50 +447,9 @@ async fn set_weight(proxy: &Arc<Proxy>, bp: u32, run: Option<Arc<str>>) -> Respo
 }
 
 async fn add_fault(proxy: &Arc<Proxy>, new: NewFault) -> Response<Full<Bytes>> {
-    let Some(cohort) = Cohort::parse(&new.cohort) else {
-        return text(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "`cohort` must be \"canary\" or \"stable\"\n",
-        );
-    };
-    if !new.fraction.is_finite() || !(0.0..=1.0).contains(&new.fraction) {
-        return text(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "`fraction` must be between 0 and 1\n",
-        );
-    }
-    if !new.duration_s.is_finite() || new.duration_s <= 0.0 || new.duration_s > MAX_FAULT_DURATION_S
-    {
-        return text(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "`duration_s` must be above 0 and at most 86400\n",
-        );
-    }
-    let action = match (new.add_latency_ms, new.abort_status) {
-        (Some(ms), None) if ms <= MAX_FAULT_DELAY_MS => {
-            FaultAction::Delay(Duration::from_millis(ms))
-        }
-        (Some(_), None) => {
-            return text(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "`add_latency_ms` must be at most 300000\n",
-            )
-        }
-        (None, Some(code)) => match StatusCode::from_u16(code) {
-            Ok(status) if (400..=599).contains(&code) => FaultAction::Abort(status),
-            _ => {
-                return text(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "`abort_status` must be between 400 and 599\n",
-                )
-            }
-        },
-        (Some(_), Some(_)) | (None, None) => {
-            return text(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "set exactly one of `add_latency_ms` or `abort_status`\n",
-            )
-        }
+    let spec = match new.check() {
+        Ok(spec) => spec,
+        Err(why) => return text(StatusCode::UNPROCESSABLE_ENTITY, &format!("{why}\n")),
     };
     let _lock = proxy.admin_lock.lock().await;
     let now = clock::now();
@@ -455,10 +466,10 @@ async fn add_fault(proxy: &Arc<Proxy>, new: NewFault) -> Response<Full<Bytes>> {
     }
     faults.push(Fault {
         id,
-        cohort,
-        fraction: new.fraction,
-        action,
-        expires_at: now + Duration::from_secs_f64(new.duration_s),
+        cohort: spec.cohort,
+        fraction: spec.fraction,
+        action: spec.action,
+        expires_at: now + spec.duration,
     });
     proxy.route.store(Arc::new(RouteState {
         canary_bp: current.canary_bp,
@@ -467,9 +478,9 @@ async fn add_fault(proxy: &Arc<Proxy>, new: NewFault) -> Response<Full<Bytes>> {
     }));
     tracing::warn!(
         id,
-        cohort = cohort.as_str(),
-        fraction = new.fraction,
-        ?action,
+        cohort = spec.cohort.as_str(),
+        fraction = spec.fraction,
+        action = ?spec.action,
         duration_s = new.duration_s,
         "fault injected"
     );

@@ -15,6 +15,8 @@ pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod h1;
 pub mod histogram;
 pub mod metrics;

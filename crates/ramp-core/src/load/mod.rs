@@ -43,7 +43,7 @@ mod tests;
 mod validator;
 
 use crate::plan::Plan;
-use ramp_flags::located::{tidy_toml_message, LocatedError};
+use ramp_flags::located::{number_beyond_64_bits, tidy_toml_message, LocatedError};
 use raw::RawPlan;
 use schema::PLAN;
 use serde::Deserialize;
@@ -94,6 +94,11 @@ pub fn parse_plan(source: &str, file: &str) -> Result<Plan, PlanErrors> {
             )]));
         }
     };
+    if let Some((at, message)) = number_beyond_64_bits(root.get_ref()) {
+        return Err(PlanErrors(vec![LocatedError::at(
+            source, file, at, message,
+        )]));
+    }
     let mut v = Validator {
         source,
         file,

@@ -29,7 +29,7 @@
 
 use super::raw::{validate, RawFlags, SpannedError, RAW_FLAG_KEYS};
 use super::FlagSet;
-use crate::located::{tidy_toml_message, LocatedError};
+use crate::located::{number_beyond_64_bits, tidy_toml_message, LocatedError};
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
@@ -86,6 +86,11 @@ pub fn parse_flags_file(source: &str, file: &str) -> Result<FlagSet, FlagFileErr
             )]));
         }
     };
+    if let Some((at, message)) = number_beyond_64_bits(root.get_ref()) {
+        return Err(FlagFileErrors(vec![LocatedError::at(
+            source, file, at, message,
+        )]));
+    }
     let mut errors: Vec<SpannedError> = Vec::new();
     check_shape(root.get_mut(), &mut errors);
     let raw = match RawFlagsFile::deserialize(toml::de::Deserializer::from(root)) {

@@ -370,6 +370,26 @@ fn shapes_and_syntax_are_reported() {
 }
 
 #[test]
+fn a_number_beyond_64_bits_is_one_located_error() {
+    // The plan fuzzer found it in a plan's flags (ramp-core's plan_errors.rs has the case):
+    // the toml crate parses integers beyond TOML's 64 bits, and only its deserializer refused
+    // them, in serde's words, stopping the whole file at the first.
+    assert_eq!(
+        errors_of("[flags.a]\nvariants = { on = 99999999999999999999, off = 1 }\nweight = 5\n"),
+        ["f.toml:2:19: error: the integer 99999999999999999999 does not fit in 64 bits; TOML integers go from -9223372036854775808 to 9223372036854775807"]
+    );
+    assert_eq!(
+        errors_of("[flags.a]\nweight = 0x8000000000000000\nunknown = 1\n").len(),
+        1
+    );
+    // The same for a float beyond f64's range (found by the plan fuzzer next).
+    assert_eq!(
+        errors_of("[flags.a]\nvariants = { on = 1e999, off = 0.5 }\nweight = 5\n"),
+        ["f.toml:2:19: error: the number 1e999 does not fit in a 64-bit float; the largest is about 1.8e308"]
+    );
+}
+
+#[test]
 fn unreadable_and_non_utf8_files_are_errors() {
     let dir = std::env::temp_dir().join(format!("ramp-flags-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -37,7 +37,7 @@
 //! (once, in `now`), behind the `server` feature; [`crate::flags`] stays pure.
 
 mod auth;
-mod protocol;
+pub(crate) mod protocol;
 mod rate;
 
 pub use auth::{ApiToken, TokenError, MAX_TOKEN_BYTES};
