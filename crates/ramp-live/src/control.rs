@@ -265,6 +265,19 @@ async fn handle(
 /// handler accepts.
 pub(crate) fn parse_action(body: &[u8]) -> Result<ActionBody, String> {
     let action: ActionBody = serde_json::from_slice(body).map_err(|e| {
+        // serde names an unknown key as the client wrote it: its control characters are
+        // escaped, so that the refusal stays one line.
+        let e: String = e
+            .to_string()
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
         format!("invalid body: {e}; expected {{\"who\": \"…\", \"reason\": \"…\"}}")
     })?;
     let too_long = |text: &str, max: usize| text.chars().nth(max).is_some();

@@ -127,6 +127,19 @@ mod tests {
     use std::path::Path;
 
     #[test]
+    fn a_refusal_stays_on_one_line() {
+        // Found by the `control` fuzzer (fuzz/corpus/control/regression-line-break-in-key.json):
+        // serde names an unknown key as the client wrote it, so a key with an escaped line
+        // break broke the 400 answer's one line.
+        let why = parse_action(br#"{"\n""#).unwrap_err();
+        assert!(!why.contains('\n'), "{why:?}");
+        assert!(
+            why.starts_with("invalid body: unknown field `\\n`"),
+            "{why:?}"
+        );
+    }
+
+    #[test]
     fn the_limits_count_characters_as_the_refusal_says() {
         // Found while writing `control_body`'s check (its seed is
         // fuzz/corpus/control/regression-limits-in-characters.json): the limits counted
