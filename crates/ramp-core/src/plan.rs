@@ -61,6 +61,75 @@ pub struct Plan {
     pub flags: ramp_flags::flags::FlagSet,
     /// Where a live run serves the flags (`[ofrep]`).
     pub ofrep: Ofrep,
+    /// Where a live run reads canary and stable (`[metrics]`): the router's own snapshot, or
+    /// Prometheus.
+    pub metrics: MetricsSource,
+    /// Gates on any PromQL expression (`[[gates.query]]`), judged on every stage of a live
+    /// run that reads Prometheus; a simulation cannot evaluate them and says so.
+    pub queries: Vec<QueryGate>,
+}
+
+/// Where a live run reads its observations of canary and stable (`[metrics] source`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum MetricsSource {
+    /// The Ramp proxy's exact `/snapshot` (the default): counters and α = 0.5 % latency
+    /// buckets per cohort, read with the weight in force.
+    #[default]
+    Proxy,
+    /// A Prometheus server: the counters and histogram buckets the service already exports.
+    Prometheus(PrometheusSource),
+}
+
+/// How to read canary and stable from Prometheus (`[metrics] source = "prometheus"`).
+///
+/// Each query template is PromQL with placeholders (`{{cohort}}`, `{{deployment}}`,
+/// `{{service}}`, `{{environment}}`, `{{interval}}`) and must select raw cumulative counter
+/// series: Ramp reads them with instant queries at each evaluation and takes the difference
+/// of two readings itself, series by series, so that it sees a counter reset of any one
+/// series (a restarted pod) and declares the interval unobserved rather than guessing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusSource {
+    /// Base URL of the server's HTTP API: `http://host:port` (a path prefix is allowed).
+    pub url: String,
+    /// File holding a bearer token sent with every query, as written (relative to the plan
+    /// file's directory).
+    pub token_file: Option<std::path::PathBuf>,
+    /// The most one query may take before the reading is no data.
+    pub timeout: Span,
+    /// The value `{{cohort}}` takes for the canary (`version="canary"` by default).
+    pub canary_label: String,
+    /// The value `{{cohort}}` takes for the stable version.
+    pub stable_label: String,
+    /// Completed requests of one cohort (a counter, e.g. a histogram's `_count`).
+    pub requests: String,
+    /// Failed requests of one cohort (a counter; no series means no error yet).
+    pub errors: String,
+    /// The latency histogram's cumulative `_bucket` series of one cohort, in seconds, with
+    /// their `le` label; `None` when the service exports no latency histogram (latency gates
+    /// then have no data).
+    pub latency_buckets: Option<String>,
+}
+
+/// A gate on one PromQL expression (`[[gates.query]]`): business metrics and anything else
+/// the service exports, judged like Argo Rollouts' analysis metrics, with Ramp's rule that
+/// no data is never a pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryGate {
+    /// The gate's name in status, report and metrics (unique in the plan).
+    pub name: String,
+    /// The expression (placeholders as in [`PrometheusSource`]); it must return one number.
+    pub query: String,
+    /// Fail above this value.
+    pub max: Option<f64>,
+    /// Fail below this value.
+    pub min: Option<f64>,
+    /// Warn beyond this value (on the same side as `max` or `min`).
+    pub warn: Option<f64>,
+    /// How often the expression is evaluated.
+    pub interval: Span,
+    /// Failed evaluations in a row before the gate fails (Argo's `failureLimit + 1`,
+    /// Flagger's `threshold`).
+    pub consecutive: u32,
 }
 
 /// The OFREP server of a live run (`[ofrep]`), started when the plan has flags.

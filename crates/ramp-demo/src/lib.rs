@@ -13,6 +13,8 @@
 //!   class, per cohort and a latency sketch.
 //!
 //! - [`stack`]: both upstreams with Ramp's proxy in front, on loopback, stopped as one.
+//! - [`prometheus`]: a real Prometheus server scraping loopback targets every second, for
+//!   `ramp demo`, scripts and the tests of Ramp's Prometheus integration.
 //!
 //! Both take their listener or target and a shutdown future as arguments, so callers and
 //! tests decide ports and lifetimes. The load generator only ever sends to loopback
@@ -21,6 +23,7 @@
 mod clock;
 mod error;
 pub mod load;
+pub mod prometheus;
 pub mod stack;
 pub mod upstream;
 

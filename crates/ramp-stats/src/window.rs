@@ -13,6 +13,15 @@ pub struct CohortStats {
     pub errors: u64,
     /// Latency of every request, failed ones included.
     pub latency: Histogram,
+    /// The bucket bounds the latency was measured with, when it came from coarse buckets (a
+    /// Prometheus histogram's `le` bounds, in microseconds, ascending, `+Inf` left out);
+    /// `None` for exact data (a Ramp proxy's snapshot, the simulator). Each coarse bucket's
+    /// count is recorded at the histogram index of the bucket's lower bound (index 0 for the
+    /// first bucket), so a quantile read from `latency` is a lower bound of the true one and
+    /// the next bound is an upper bound: [`CohortStats::quantile_bounds`] gives both, and a
+    /// gate fails only on a breach that is certain given the bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coarse_bounds_us: Option<Vec<u64>>,
 }
 
 impl CohortStats {
@@ -26,6 +35,10 @@ impl CohortStats {
         self.requests += other.requests;
         self.errors += other.errors;
         self.latency.merge(&other.latency);
+        self.coarse_bounds_us = merged_bounds(
+            self.coarse_bounds_us.take(),
+            other.coarse_bounds_us.as_deref(),
+        );
     }
 
     /// Removes stats that were merged in before.
@@ -40,12 +53,53 @@ impl CohortStats {
         self.requests = 0;
         self.errors = 0;
         self.latency.clear();
+        self.coarse_bounds_us = None;
+    }
+
+    /// The `q` quantile of the latency in ms as `(lower, upper)`: both the value itself for
+    /// exact data; for coarse data ([`CohortStats::coarse_bounds_us`]) the bounds of the
+    /// bucket that holds it (`upper` is infinite in the last, open bucket). `None` without
+    /// samples.
+    pub fn quantile_bounds(&self, q: f64) -> Option<(f64, f64)> {
+        let v = self.latency.quantile(q)?;
+        Some(match &self.coarse_bounds_us {
+            None => (v, v),
+            Some(bounds) => bracket(bounds, v),
+        })
     }
 
     /// Failed / all requests, `None` without requests.
     pub fn error_rate(&self) -> Option<f64> {
         (self.requests > 0).then(|| self.errors as f64 / self.requests as f64)
     }
+}
+
+/// The bounds valid for the union of two spans' data: a bound is a true bucket edge of the
+/// merged data only if it is one in both (exact data has every edge).
+fn merged_bounds(mine: Option<Vec<u64>>, theirs: Option<&[u64]>) -> Option<Vec<u64>> {
+    match (mine, theirs) {
+        (None, None) => None,
+        (Some(b), None) => Some(b),
+        (None, Some(b)) => Some(b.to_vec()),
+        (Some(mut b), Some(other)) => {
+            if b != other {
+                b.retain(|x| other.binary_search(x).is_ok());
+            }
+            Some(b)
+        }
+    }
+}
+
+/// The coarse bucket holding `v` ms, read from a histogram whose counts sit at their
+/// buckets' lower bounds: the largest bound at or under `v` (with the histogram's relative
+/// error as slack) and the next bound, in ms.
+fn bracket(bounds_us: &[u64], v: f64) -> (f64, f64) {
+    let slack = 1.0 + 2.0 * crate::histogram::RELATIVE_ERROR;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let below = bounds_us.partition_point(|&b| ms(b) <= v * slack);
+    let lower = below.checked_sub(1).map_or(0.0, |i| ms(bounds_us[i]));
+    let upper = bounds_us.get(below).map_or(f64::INFINITY, |&b| ms(b));
+    (lower, upper)
 }
 
 /// One observation interval: stats of both cohorts over `[start_ms, end_ms)`.

@@ -418,6 +418,8 @@ impl Validator<'_> {
             hooks: hooks?,
             flags: flags?,
             ofrep: ofrep?,
+            metrics: crate::plan::MetricsSource::Proxy,
+            queries: Vec::new(),
         })
     }
 }
