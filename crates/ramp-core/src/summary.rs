@@ -339,6 +339,20 @@ pub struct GateResult {
     pub samples: u64,
     /// Span of data evaluated, seconds (the window, or the stage for stage-end verdicts).
     pub span_s: f64,
+    /// For a latency measured with coarse buckets (a Prometheus histogram), the bucket that
+    /// holds the value: `observed` is then its lower bound, and the true value may be
+    /// anywhere up to the upper one. `None` for exact data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<BucketBounds>,
+}
+
+/// The bounds of the coarse histogram bucket a latency quantile lies in.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BucketBounds {
+    /// The bucket's lower bound, ms (0 for the first bucket).
+    pub lower_ms: f64,
+    /// The bucket's upper bound, ms; `None` for the last, open (`+Inf`) bucket.
+    pub upper_ms: Option<f64>,
 }
 
 /// A checkpoint row: the columns of the staging report's stage tables.

@@ -58,6 +58,7 @@ fn gate(
         status,
         samples: if observed.is_some() { 5_000 } else { 0 },
         span_s,
+        bucket: None,
     }
 }
 

@@ -14,4 +14,4 @@ mod window;
 
 pub use histogram::{Histogram, RELATIVE_ERROR};
 pub use verdict::thousands;
-pub use window::{CohortStats, SlidingWindow, Slot, WindowView};
+pub use window::{bracket, shared_bounds, CohortStats, SlidingWindow, Slot, WindowView};

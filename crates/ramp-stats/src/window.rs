@@ -35,10 +35,12 @@ impl CohortStats {
         self.requests += other.requests;
         self.errors += other.errors;
         self.latency.merge(&other.latency);
-        self.coarse_bounds_us = merged_bounds(
-            self.coarse_bounds_us.take(),
-            other.coarse_bounds_us.as_deref(),
-        );
+        if self.coarse_bounds_us.as_deref() != other.coarse_bounds_us.as_deref() {
+            self.coarse_bounds_us = shared_bounds(
+                self.coarse_bounds_us.as_deref(),
+                other.coarse_bounds_us.as_deref(),
+            );
+        }
     }
 
     /// Removes stats that were merged in before.
@@ -74,26 +76,25 @@ impl CohortStats {
     }
 }
 
-/// The bounds valid for the union of two spans' data: a bound is a true bucket edge of the
-/// merged data only if it is one in both (exact data has every edge).
-fn merged_bounds(mine: Option<Vec<u64>>, theirs: Option<&[u64]>) -> Option<Vec<u64>> {
-    match (mine, theirs) {
+/// The bucket bounds valid for the union of two spans' data: a bound is a true bucket edge of
+/// the merged data only if it is one in both (exact data, `None`, has every edge).
+pub fn shared_bounds(a: Option<&[u64]>, b: Option<&[u64]>) -> Option<Vec<u64>> {
+    match (a, b) {
         (None, None) => None,
-        (Some(b), None) => Some(b),
-        (None, Some(b)) => Some(b.to_vec()),
-        (Some(mut b), Some(other)) => {
-            if b != other {
-                b.retain(|x| other.binary_search(x).is_ok());
-            }
-            Some(b)
-        }
+        (Some(x), None) | (None, Some(x)) => Some(x.to_vec()),
+        (Some(x), Some(y)) => Some(
+            x.iter()
+                .copied()
+                .filter(|v| y.binary_search(v).is_ok())
+                .collect(),
+        ),
     }
 }
 
 /// The coarse bucket holding `v` ms, read from a histogram whose counts sit at their
 /// buckets' lower bounds: the largest bound at or under `v` (with the histogram's relative
-/// error as slack) and the next bound, in ms.
-fn bracket(bounds_us: &[u64], v: f64) -> (f64, f64) {
+/// error as slack) and the next bound, in ms (infinite past the last bound).
+pub fn bracket(bounds_us: &[u64], v: f64) -> (f64, f64) {
     let slack = 1.0 + 2.0 * crate::histogram::RELATIVE_ERROR;
     let ms = |us: u64| us as f64 / 1000.0;
     let below = bounds_us.partition_point(|&b| ms(b) <= v * slack);

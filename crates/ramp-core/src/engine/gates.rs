@@ -4,10 +4,12 @@
 
 use super::Pair;
 use crate::plan::{Bound, Gate, Metric, Scope};
-use crate::summary::{Confidence, Decision, GateResult, GateStatus, Metrics, ScopedMetrics};
+use crate::summary::{
+    BucketBounds, Confidence, Decision, GateResult, GateStatus, Metrics, ScopedMetrics,
+};
 use crate::units::Span;
 use ramp_stats::poisson::{poisson_lower, poisson_upper};
-use ramp_stats::{CohortStats, Histogram};
+use ramp_stats::{bracket, shared_bounds, CohortStats, Histogram};
 
 /// One-sided z for the confidence with which a gate must see a breach before it fails
 /// (99.9 %).
@@ -80,19 +82,46 @@ pub fn evaluate(
     span_ms: u64,
 ) -> GateResult {
     let (observed, samples) = value_of(gate.metric, gate.scope, canary, stable, span_ms);
-    let conservative =
+    let coarse = coarse_bounds(gate, canary, stable);
+    let mut conservative =
         observed.and_then(|v| conservative(gate, canary, stable, samples, span_ms, v));
+    let bucket = coarse.as_ref().zip(observed).map(|(b, v)| bucket_of(b, v));
+    if let (Some(bounds), Some(c)) = (&coarse, conservative) {
+        // A breach must be certain given the bucket bounds: a ceiling is judged on the
+        // lower bound of the bucket its conservative quantile lies in, a floor on the upper.
+        let b = bucket_of(bounds, c);
+        conservative = match gate.bound {
+            Bound::Max => Some(b.lower_ms),
+            Bound::Min => b.upper_ms,
+        };
+    }
     let beyond = |v: f64, level: f64| match gate.bound {
         Bound::Max => v > level,
         Bound::Min => v < level,
+    };
+    // The value nearest to failing that the data allows: the point estimate, or for coarse
+    // buckets the end of its bucket on the failing side (a pass must hold wherever in the
+    // bucket the true value lies).
+    let pessimistic = |v: f64| match (bucket, gate.bound) {
+        (None, _) => v,
+        (Some(b), Bound::Max) => b.upper_ms.unwrap_or(f64::INFINITY),
+        (Some(b), Bound::Min) => b.lower_ms,
     };
     let status = match observed {
         _ if samples < gate.min_samples => GateStatus::NoData,
         None => GateStatus::NoData,
         Some(v) => {
-            if beyond(conservative.unwrap_or(v), gate.threshold) {
+            let p = pessimistic(v);
+            // Exact data without an interval is judged on its value; coarse data without a
+            // bound on the failing side (the open last bucket of a floor) never fails.
+            let judged = match (conservative, &coarse) {
+                (Some(c), _) => Some(c),
+                (None, None) => Some(v),
+                (None, Some(_)) => None,
+            };
+            if judged.is_some_and(|c| beyond(c, gate.threshold)) {
                 GateStatus::Fail
-            } else if beyond(v, gate.threshold) || gate.warn.is_some_and(|w| beyond(v, w)) {
+            } else if beyond(p, gate.threshold) || gate.warn.is_some_and(|w| beyond(p, w)) {
                 GateStatus::Warn
             } else {
                 GateStatus::Pass
@@ -114,6 +143,32 @@ pub fn evaluate(
         status,
         samples,
         span_s: Span(span_ms).as_secs_f64(),
+        bucket,
+    }
+}
+
+/// The coarse bucket bounds (µs) a latency gate's data was measured with, when it was: the
+/// scope's cohort's, or for the whole service the bounds both cohorts share. `None` for
+/// exact data and for gates that are not on latency.
+fn coarse_bounds(gate: &Gate, canary: &CohortStats, stable: &CohortStats) -> Option<Vec<u64>> {
+    gate.metric.quantile()?;
+    match gate.scope {
+        Scope::Canary => canary.coarse_bounds_us.clone(),
+        Scope::Stable => stable.coarse_bounds_us.clone(),
+        Scope::Service => shared_bounds(
+            canary.coarse_bounds_us.as_deref(),
+            stable.coarse_bounds_us.as_deref(),
+        ),
+    }
+}
+
+/// The coarse bucket holding `v` ms (a value read from a histogram whose counts sit at their
+/// buckets' lower bounds).
+fn bucket_of(bounds_us: &[u64], v: f64) -> BucketBounds {
+    let (lower_ms, upper_ms) = bracket(bounds_us, v);
+    BucketBounds {
+        lower_ms,
+        upper_ms: upper_ms.is_finite().then_some(upper_ms),
     }
 }
 
@@ -168,11 +223,21 @@ pub(super) fn conservative(
 
 /// One plain sentence explaining a gate result.
 pub fn explain(r: &GateResult) -> String {
-    let observed = r
-        .observed
-        .map(|v| r.metric.format(v))
-        .unwrap_or_else(|| "no value".into());
     let level = |v: f64| r.metric.format(v);
+    let observed = match (r.observed, r.bucket) {
+        (Some(_), Some(b)) => format!(
+            "between {} and {} (bucket bounds)",
+            level(b.lower_ms),
+            b.upper_ms.map_or_else(|| "+Inf".to_string(), level)
+        ),
+        (Some(v), None) => level(v),
+        (None, _) => "no value".into(),
+    };
+    // A coarse bucket that holds the fail level: the data cannot say on which side it lies.
+    let straddles = |level: f64| {
+        r.bucket
+            .is_some_and(|b| b.lower_ms <= level && b.upper_ms.is_none_or(|u| u > level))
+    };
     let over = match r.status {
         GateStatus::Fail => {
             let side = if r.max.is_some() {
@@ -190,6 +255,14 @@ pub fn explain(r: &GateResult) -> String {
                 _ => String::new(),
             }
         }
+        GateStatus::Warn if r.max.is_some_and(straddles) => format!(
+            "may be over the {} fail level: the bucket bounds cannot tell",
+            level(r.max.unwrap_or_default())
+        ),
+        GateStatus::Warn if r.min.is_some_and(straddles) => format!(
+            "may be under the {} floor: the bucket bounds cannot tell",
+            level(r.min.unwrap_or_default())
+        ),
         GateStatus::Warn if r.max.is_some_and(|m| r.observed.is_some_and(|v| v > m)) => format!(
             "is over the {} fail level but not yet conclusively (99.9% bound {})",
             level(r.max.unwrap_or_default()),
