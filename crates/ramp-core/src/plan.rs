@@ -61,23 +61,28 @@ pub struct Plan {
     pub flags: ramp_flags::flags::FlagSet,
     /// Where a live run serves the flags (`[ofrep]`).
     pub ofrep: Ofrep,
-    /// Where a live run reads canary and stable (`[metrics]`): the router's own snapshot, or
-    /// Prometheus.
+    /// Where a live run reads canary and stable (`[metrics] source`): the router's own
+    /// snapshot, or Prometheus.
     pub metrics: MetricsSource,
+    /// The Prometheus server of `[metrics]`, when the plan names one (`url`): required by
+    /// `source = "prometheus"` and by query gates, which may also judge a run whose canary
+    /// and stable are read from the proxy.
+    pub prometheus: Option<PrometheusSource>,
     /// Gates on any PromQL expression (`[[gates.query]]`), judged on every stage of a live
-    /// run that reads Prometheus; a simulation cannot evaluate them and says so.
+    /// run; a simulation cannot evaluate them and says so.
     pub queries: Vec<QueryGate>,
 }
 
 /// Where a live run reads its observations of canary and stable (`[metrics] source`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MetricsSource {
     /// The Ramp proxy's exact `/snapshot` (the default): counters and α = 0.5 % latency
     /// buckets per cohort, read with the weight in force.
     #[default]
     Proxy,
-    /// A Prometheus server: the counters and histogram buckets the service already exports.
-    Prometheus(PrometheusSource),
+    /// The Prometheus server of [`Plan::prometheus`]: the counters and histogram buckets the
+    /// service already exports.
+    Prometheus,
 }
 
 /// How to read canary and stable from Prometheus (`[metrics] source = "prometheus"`).

@@ -346,6 +346,38 @@ pub struct GateResult {
     pub bucket: Option<BucketBounds>,
 }
 
+/// A query gate's state: its last evaluation and how many failed in a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// The gate's name, as in the plan.
+    pub name: String,
+    /// The last value the query returned; `None` before the first evaluation of the stage
+    /// or when the last one had no data.
+    pub value: Option<f64>,
+    /// The fail ceiling, when the gate has one.
+    pub max: Option<f64>,
+    /// The fail floor, when the gate has one.
+    pub min: Option<f64>,
+    /// The warn level, when the gate has one.
+    pub warn: Option<f64>,
+    /// The verdict: `fail` once `consecutive` evaluations in a row were beyond the fail
+    /// level, `warn` while fewer were (or beyond the warn level), `no_data` when the last
+    /// evaluation returned nothing usable or none was made in this stage.
+    pub status: GateStatus,
+    /// Evaluations in a row beyond the fail level, up to the last.
+    pub failed_in_a_row: u32,
+    /// How many in a row fail the gate.
+    pub consecutive: u32,
+    /// Evaluations made in this stage.
+    pub evaluations: u32,
+    /// Why the last evaluation had no data ("Prometheus returned no series").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data: Option<String>,
+    /// When it was last evaluated, seconds of plan time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_s: Option<f64>,
+}
+
 /// The bounds of the coarse histogram bucket a latency quantile lies in.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BucketBounds {
@@ -406,6 +438,10 @@ pub struct StageSummary {
     /// The canary-versus-stable sequential tests of the stage, as of its end (or rollback).
     #[serde(default)]
     pub tests: Vec<TestResult>,
+    /// Its query gates (`[[gates.query]]`) as of the stage's end; empty without any (and
+    /// then left out, so summaries without query gates are unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<QueryResult>,
 }
 
 /// A canary-versus-stable sequential test's state.

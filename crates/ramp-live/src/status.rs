@@ -1,6 +1,6 @@
 //! What `ramp status` shows: the running rollout, each gate explained in a sentence.
 
-use ramp_core::engine::{explain, Engine, LiveView, State};
+use ramp_core::engine::{explain, explain_query, Engine, LiveView, State};
 use ramp_core::summary::{GateStatus, Summary, TestResult, TimelineEvent};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -68,6 +68,16 @@ pub struct AwaitingView {
     pub missing: Vec<String>,
 }
 
+/// A gate status as status documents spell it.
+fn status_key(status: GateStatus) -> &'static str {
+    match status {
+        GateStatus::Pass => "pass",
+        GateStatus::Warn => "warn",
+        GateStatus::Fail => "fail",
+        GateStatus::NoData => "no_data",
+    }
+}
+
 /// One gate as status shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GateLine {
@@ -95,6 +105,7 @@ impl StatusView {
             started,
             gates: g,
             tests: t,
+            queries: q,
             unobserved_ms,
             ends_at: _,
         }) = engine.live_view()
@@ -111,15 +122,13 @@ impl StatusView {
             gates = g
                 .iter()
                 .map(|r| GateLine {
-                    status: match r.status {
-                        GateStatus::Pass => "pass",
-                        GateStatus::Warn => "warn",
-                        GateStatus::Fail => "fail",
-                        GateStatus::NoData => "no_data",
-                    }
-                    .to_string(),
+                    status: status_key(r.status).to_string(),
                     explanation: explain(r),
                 })
+                .chain(q.iter().map(|r| GateLine {
+                    status: status_key(r.status).to_string(),
+                    explanation: explain_query(r),
+                }))
                 .collect();
             tests = t;
         }

@@ -684,6 +684,20 @@ fn decision_point(st: &StageSummary, is_last: bool, out: &mut String) {
         };
         w!(out, "- {mark} {name}{level}: {}", t.explanation);
     }
+    for q in &st.queries {
+        let mark = match q.status {
+            GateStatus::Pass => "✅",
+            GateStatus::Warn => "⚠️",
+            GateStatus::Fail => "❌",
+            GateStatus::NoData => "❔",
+        };
+        w!(
+            out,
+            "- {mark} Query gate ({} evaluations this stage): {}",
+            q.evaluations,
+            ramp_core::engine::explain_query(q)
+        );
+    }
     let final_stage = is_last && is_final_weight(st);
     let (emoji, words) = match st.decision {
         Some(Decision::Proceed) if final_stage => ("✅", "PROCEED — ROLLOUT COMPLETE".to_string()),

@@ -187,6 +187,7 @@ fn stage(
         gates: gates(levels, &canary, by_scope.service.throughput_rps, elapsed),
         checkpoints: cps,
         tests: vec![],
+        queries: vec![],
     }
 }
 

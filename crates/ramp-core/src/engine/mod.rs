@@ -12,15 +12,17 @@
 
 mod coverage;
 mod gates;
+mod queries;
 mod relative;
 
 pub use gates::{evaluate, explain, group};
+pub use queries::explain_query;
 
 use crate::plan::{Bound, Plan, Scope};
 use crate::summary::{
     BaselineSummary, CheckpointSummary, Confidence, Decision, GateResult, GateSpec, GateStatus,
-    Metrics, Outcome, PlannedStage, RollbackTiming, ScopedMetrics, StageSummary, Summary,
-    TestResult, TimelineEvent, Totals,
+    Metrics, Outcome, PlannedStage, QueryResult, RollbackTiming, ScopedMetrics, StageSummary,
+    Summary, TestResult, TimelineEvent, Totals,
 };
 use crate::units::{PlanTime, Span, Weight};
 use gates::{average, confidence, metrics_of, scoped};
@@ -101,6 +103,18 @@ pub enum Input {
         /// Why nothing was observed, as a phrase for events and reasons ("proxy restarted:
         /// its counters began again").
         reason: String,
+    },
+    /// One evaluation of the query gate `name` (`[[gates.query]]`): the number its
+    /// expression returned, or `None` with the reason it returned none. A gate whose
+    /// `consecutive` evaluations in a row are beyond its fail level rolls the canary back.
+    Query {
+        /// The gate's name, as in the plan.
+        name: String,
+        /// The value; `None` when the query returned no usable number.
+        value: Option<f64>,
+        /// Why there was no value ("Prometheus returned no series"), for status and report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        no_data: Option<String>,
     },
     /// The driver stops the rollout before or during a stage without rolling back (a failed
     /// pre-deployment check): the outcome is `halted` and the weight stays where it is.
@@ -229,6 +243,8 @@ pub struct LiveView {
     pub gates: Vec<GateResult>,
     /// Its statistical tests as of the last tick.
     pub tests: Vec<TestResult>,
+    /// Its query gates as of their last evaluation.
+    pub queries: Vec<QueryResult>,
 }
 
 /// The rollout engine. `Clone` so that a simulation can fork it (rehearsals).
@@ -285,6 +301,8 @@ pub struct Engine {
     announced_wait: Option<usize>,
     /// The running stage's unobserved time (see `coverage`).
     coverage: coverage::Coverage,
+    /// The query gates' states in the running stage.
+    queries: queries::Queries,
 }
 
 /// The multiwindow burn-rate rules of the Google SRE workbook ("Alerting on SLOs"): fast
@@ -331,6 +349,7 @@ impl Engine {
             start_requested: false,
             announced_wait: None,
             coverage: coverage::Coverage::default(),
+            queries: queries::Queries::default(),
         }
     }
 
@@ -438,6 +457,23 @@ impl Engine {
                 self.now = self.now.max(now);
                 self.approve(&who, &reason, stage, &mut out);
             }
+            Input::Query {
+                name,
+                value,
+                no_data,
+            } => {
+                self.now = self.now.max(now);
+                if let State::Running { index } = self.state {
+                    let plan = Arc::clone(&self.plan);
+                    if let Some(failed) =
+                        self.queries
+                            .record(&plan.queries, &name, value, no_data, self.now)
+                    {
+                        let gates = self.window_gates(index);
+                        self.roll_back(index, explain_query(&failed), gates, &mut out);
+                    }
+                }
+            }
             Input::Halt { who, reason } => {
                 self.now = self.now.max(now);
                 match self.state {
@@ -474,6 +510,7 @@ impl Engine {
                 started: self.stage_started,
                 gates: self.window_gates(index),
                 tests: self.tests(),
+                queries: self.queries.results(),
                 unobserved_ms: self.coverage.stage().0,
                 ends_at: self.stage_end(index),
             }),
@@ -777,6 +814,7 @@ impl Engine {
             .map(|(alpha, floor)| SequentialLatencyTest::with_floor(alpha, floor));
         self.relative.clear();
         self.coverage.start_stage();
+        self.queries.start_stage(&plan.queries);
         self.stages.push(StageSummary {
             index: index + 1,
             weight: stage.weight.percent(),
@@ -793,6 +831,7 @@ impl Engine {
             gates: Vec::new(),
             checkpoints: Vec::new(),
             tests: Vec::new(),
+            queries: Vec::new(),
         });
         self.event(format!(
             "Stage {} started: canary at {} for {}",
@@ -866,7 +905,9 @@ impl Engine {
         if self.now >= due {
             self.record_checkpoint(index, gates, out);
         }
-        if self.now >= end && self.paused.is_none() {
+        // A query gate in a streak of failures holds the stage end: it fails or recovers
+        // first, so a stage is never promoted on a value beyond its fail level.
+        if self.now >= end && self.paused.is_none() && !self.queries.failing() {
             self.end_stage(index, out);
         }
     }
@@ -925,6 +966,7 @@ impl Engine {
     /// Fills the current stage's record from its data.
     fn close_stage(&mut self, decision: Decision, gates: Vec<GateResult>, reasons: Vec<String>) {
         let tests = self.tests();
+        let queries = self.queries.results();
         let elapsed = self.now.since(self.stage_started);
         let by_scope = scoped(&self.stage_data, self.stage_observed().0);
         let confidence = confidence(
@@ -945,6 +987,7 @@ impl Engine {
         s.metrics_by_scope = by_scope;
         s.gates = gates;
         s.tests = tests;
+        s.queries = queries;
     }
 
     fn end_stage(&mut self, index: usize, out: &mut Vec<Action>) {
@@ -1002,6 +1045,7 @@ impl Engine {
         } else {
             Decision::Proceed
         };
+        let decision = self.judge_queries(decision, &mut reasons);
         if matches!(decision, Decision::Proceed | Decision::Monitor) {
             let passed = gates
                 .iter()
@@ -1175,6 +1219,36 @@ impl Engine {
             reasons: vec![reason],
         });
         self.finish(Outcome::RolledBack, out);
+    }
+
+    /// A stage end's decision once its query gates are heard: one with no data halts a
+    /// stage the other gates would promote (Ramp never promotes without data), one past its
+    /// warn level makes a proceed a monitor.
+    fn judge_queries(&self, decision: Decision, reasons: &mut Vec<String>) -> Decision {
+        if !matches!(decision, Decision::Proceed | Decision::Monitor) {
+            return decision;
+        }
+        let results = self.queries.results();
+        let no_data: Vec<&QueryResult> = results
+            .iter()
+            .filter(|r| r.status == GateStatus::NoData)
+            .collect();
+        if !no_data.is_empty() {
+            reasons.clear();
+            for r in no_data {
+                reasons.push(format!(
+                    "{} at the stage's end; Ramp never promotes without data.",
+                    explain_query(r)
+                ));
+            }
+            return Decision::Halt;
+        }
+        let mut decision = decision;
+        for r in results.iter().filter(|r| r.status == GateStatus::Warn) {
+            reasons.push(format!("{} at the stage's end.", explain_query(r)));
+            decision = Decision::Monitor;
+        }
+        decision
     }
 
     fn finish(&mut self, outcome: Outcome, out: &mut Vec<Action>) {

@@ -419,6 +419,7 @@ impl Validator<'_> {
             flags: flags?,
             ofrep: ofrep?,
             metrics: crate::plan::MetricsSource::Proxy,
+            prometheus: None,
             queries: Vec::new(),
         })
     }

@@ -16,6 +16,7 @@ pub(super) fn input_kind(input: &Input) -> &'static str {
         Input::Promote { .. } => "promote",
         Input::Approve { .. } => "approve",
         Input::Halt { .. } => "halt",
+        Input::Query { .. } => "query",
     }
 }
 
