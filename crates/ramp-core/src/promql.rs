@@ -77,7 +77,10 @@ impl fmt::Display for TemplateError {
                 PLACEHOLDERS.map(|p| format!("{{{{{p}}}}}")).join(", ")
             ),
             TemplateError::Unclosed { at } => {
-                write!(f, "unclosed placeholder at byte {at}: `{{{{` without `}}}}`")
+                write!(
+                    f,
+                    "unclosed placeholder at byte {at}: `{{{{` without `}}}}`"
+                )
             }
             TemplateError::NoCohort { at } => write!(
                 f,

@@ -54,7 +54,8 @@ fn a_p99_whose_bucket_holds_the_fail_level_warns_and_says_why() {
     let sentence = explain(&r);
     assert!(
         sentence.contains("between 500 ms and 750 ms (bucket bounds)")
-            && sentence.contains("may be over the 720 ms fail level: the bucket bounds cannot tell"),
+            && sentence
+                .contains("may be over the 720 ms fail level: the bucket bounds cannot tell"),
         "{sentence}"
     );
 }
@@ -65,7 +66,11 @@ fn a_p99_certainly_over_the_fail_level_fails() {
     let canary = coarse([5_000, 4_000, 400, 300, 300, 0, 0]);
     let r = evaluate(&p99_under(720.0), &canary, &CohortStats::new(), 60_000);
     assert_eq!(r.status, GateStatus::Fail, "{r:?}");
-    assert_eq!(r.conservative, Some(750.0), "judged on the bucket's lower bound");
+    assert_eq!(
+        r.conservative,
+        Some(750.0),
+        "judged on the bucket's lower bound"
+    );
 }
 
 #[test]
@@ -83,7 +88,11 @@ fn a_p99_in_the_open_last_bucket_never_passes() {
     let canary = coarse([5_000, 4_000, 800, 0, 0, 0, 200]);
     let r = evaluate(&p99_under(10_000.0), &canary, &CohortStats::new(), 60_000);
     assert_eq!(r.status, GateStatus::Warn, "{r:?}");
-    assert!(explain(&r).contains("between 2500 ms and +Inf"), "{}", explain(&r));
+    assert!(
+        explain(&r).contains("between 2500 ms and +Inf"),
+        "{}",
+        explain(&r)
+    );
 }
 
 #[test]

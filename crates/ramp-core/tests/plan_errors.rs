@@ -96,10 +96,10 @@ fn errors_display_as_file_line_column_lines() {
 #[test]
 fn unknown_keys_are_named_with_the_expected_keys() {
     // Top level.
-    let e = errors_of(&format!("{HEAD}{LAST}\n[metrics]\nkind = \"proxy\"\n"));
+    let e = errors_of(&format!("{HEAD}{LAST}\n[monitoring]\nkind = \"proxy\"\n"));
     assert_eq!((e.0.len(), e.0[0].line, e.0[0].column), (1, 10, 2));
     let m = &e.0[0].message;
-    assert!(m.starts_with("unknown key `metrics`"), "{m}");
+    assert!(m.starts_with("unknown key `monitoring`"), "{m}");
     assert!(
         m.contains("`deployment`") && m.contains("`rehearsals`") && m.contains("`hooks`"),
         "{m}"
@@ -648,6 +648,7 @@ url = "http://127.0.0.1:1/"
 
 [metrics]
 source = "proxy"
+kind = "prometheus"
 "#
     );
     assert_errors(
@@ -668,7 +669,7 @@ source = "proxy"
             (41, 1, "unknown key `token` in [control]; expected one of `listen`, `token_file`, `token_env`"),
             (46, 1, "unknown key `status` in check 1; expected one of `name`, `http`, `expect_status`, `command`, `timeout`"),
             (52, 1, "unknown key `url` in hook 1; expected one of `name`, `on`, `post`, `command`, `timeout`"),
-            (54, 2, "unknown key `metrics` at the top level; expected one of `deployment`, `baseline`, `gates`, `stages`, `simulation`, `rehearsals`, `router`, `control`, `checks`, `hooks`"),
+            (56, 1, "unknown key `kind` in [metrics]; expected one of `source`, `url`, `token_file`, `timeout`, `canary_label`, `stable_label`, `requests`, `errors`, `latency_buckets`"),
         ],
     );
 }

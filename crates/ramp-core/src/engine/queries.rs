@@ -46,7 +46,8 @@ impl Queries {
                 // No data neither extends nor breaks a streak: it says nothing either way.
                 state.value = None;
                 state.status = GateStatus::NoData;
-                state.no_data = Some(no_data.unwrap_or_else(|| "the query returned no number".into()));
+                state.no_data =
+                    Some(no_data.unwrap_or_else(|| "the query returned no number".into()));
             }
             Some(v) => {
                 state.value = Some(v);
@@ -180,7 +181,9 @@ mod tests {
         let t = PlanTime(1_000);
         assert!(q.record(&gates, "checkout", Some(0.90), None, t).is_none());
         assert!(q.failing());
-        assert!(q.record(&gates, "checkout", None, Some("timeout".into()), t).is_none());
+        assert!(q
+            .record(&gates, "checkout", None, Some("timeout".into()), t)
+            .is_none());
         assert!(q.record(&gates, "checkout", Some(0.90), None, t).is_none());
         let failed = q
             .record(&gates, "checkout", Some(0.80), None, t)
@@ -204,7 +207,10 @@ mod tests {
         q.record(&gates, "checkout", Some(f64::NAN), None, t);
         let r = &q.results()[0];
         assert_eq!(r.status, GateStatus::NoData);
-        assert_eq!(explain_query(r), "query checkout has no data: the query returned no number");
+        assert_eq!(
+            explain_query(r),
+            "query checkout has no data: the query returned no number"
+        );
     }
 
     #[test]
@@ -213,7 +219,9 @@ mod tests {
         let mut q = Queries::default();
         q.start_stage(&gates);
         assert_eq!(q.results()[0].status, GateStatus::NoData);
-        assert!(q.record(&gates, "other", Some(0.0), None, PlanTime(0)).is_none());
+        assert!(q
+            .record(&gates, "other", Some(0.0), None, PlanTime(0))
+            .is_none());
         assert_eq!(q.results()[0].evaluations, 0);
     }
 }

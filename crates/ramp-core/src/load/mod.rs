@@ -31,6 +31,7 @@
 mod deployment;
 mod gates;
 mod live;
+mod metrics;
 mod probes;
 mod raw;
 mod rehearsals;

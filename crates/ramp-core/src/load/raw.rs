@@ -38,6 +38,52 @@ pub(super) struct RawPlan {
     pub(super) flags: Option<S<ramp_flags::flags::raw::RawFlags>>,
     /// `[ofrep]`, optional.
     pub(super) ofrep: Option<S<RawOfrep>>,
+    /// `[metrics]`, optional: where a live run reads canary and stable.
+    pub(super) metrics: Option<S<RawMetrics>>,
+}
+
+/// `[metrics]`: the metrics source, and the Prometheus server it or query gates read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    /// "proxy" (the default) or "prometheus".
+    pub(super) source: Option<S<Text>>,
+    /// The Prometheus server's base URL.
+    pub(super) url: Option<S<Text>>,
+    /// File holding a bearer token for Prometheus.
+    pub(super) token_file: Option<S<Text>>,
+    /// The most one query may take.
+    pub(super) timeout: Option<S<Dur>>,
+    /// `{{cohort}}` for the canary.
+    pub(super) canary_label: Option<S<Text>>,
+    /// `{{cohort}}` for the stable version.
+    pub(super) stable_label: Option<S<Text>>,
+    /// The requests template.
+    pub(super) requests: Option<S<Text>>,
+    /// The errors template.
+    pub(super) errors: Option<S<Text>>,
+    /// The latency buckets template; "" for none.
+    pub(super) latency_buckets: Option<S<Text>>,
+}
+
+/// One `[[gates.query]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQueryGate {
+    /// The gate's name; required, unique.
+    pub(super) name: Option<S<Text>>,
+    /// The PromQL expression; required.
+    pub(super) query: Option<S<Text>>,
+    /// Ceiling fail level.
+    pub(super) max: Option<S<Num>>,
+    /// Floor fail level.
+    pub(super) min: Option<S<Num>>,
+    /// Softer level.
+    pub(super) warn: Option<S<Num>>,
+    /// How often it is evaluated; default `[gates].evaluate_every`.
+    pub(super) interval: Option<S<Dur>>,
+    /// Failed evaluations in a row before it fails; default 1.
+    pub(super) consecutive: Option<S<Num>>,
 }
 
 /// `[ofrep]`: where a live run serves its flags.
@@ -167,6 +213,8 @@ pub(super) struct RawGates {
     pub(super) burn_rate: Option<S<RawBurnRate>>,
     /// The fixed-horizon Mann-Whitney test at stage ends.
     pub(super) mann_whitney: Option<S<RawMannWhitney>>,
+    /// `[[gates.query]]`: gates on PromQL expressions.
+    pub(super) query: Option<S<Vec<S<RawQueryGate>>>>,
 }
 
 /// `[gates.burn_rate]`.

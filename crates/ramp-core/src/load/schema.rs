@@ -9,9 +9,9 @@
 
 use super::raw::{
     RawBaseline, RawBurnRate, RawCheck, RawControl, RawDeployment, RawFault, RawFeature, RawGate,
-    RawGates, RawHook, RawLoad, RawMannWhitney, RawOfrep, RawOverhead, RawPlan, RawRehearsal,
-    RawRehearsalFault, RawRelative, RawRelativeGate, RawRouter, RawSequential, RawSequentialTest,
-    RawServiceModel, RawSimulation, RawStage, RawStageGates,
+    RawGates, RawHook, RawLoad, RawMannWhitney, RawMetrics, RawOfrep, RawOverhead, RawPlan,
+    RawQueryGate, RawRehearsal, RawRehearsalFault, RawRelative, RawRelativeGate, RawRouter,
+    RawSequential, RawSequentialTest, RawServiceModel, RawSimulation, RawStage, RawStageGates,
 };
 use super::validator::Validator;
 use serde::de::{self, Deserializer, Visitor};
@@ -134,6 +134,16 @@ const GATES: Schema = Schema {
         ("p99_ms", Shape::Table(GATE)),
         ("error_rate", Shape::Table(GATE)),
         ("throughput_rps", Shape::Table(GATE)),
+        (
+            "query",
+            Shape::Tables(
+                Schema {
+                    fields: fields_of::<RawQueryGate>,
+                    children: &[],
+                },
+                "query gate",
+            ),
+        ),
     ],
 };
 /// A stage's `gates`.
@@ -252,6 +262,13 @@ pub(super) const PLAN: Schema = Schema {
             "control",
             Shape::Table(Schema {
                 fields: fields_of::<RawControl>,
+                children: &[],
+            }),
+        ),
+        (
+            "metrics",
+            Shape::Table(Schema {
+                fields: fields_of::<RawMetrics>,
                 children: &[],
             }),
         ),
@@ -552,6 +569,6 @@ mod tests {
         }
         let mut children = 0;
         walk(PLAN, "plan", &mut children);
-        assert_eq!(children, 40, "every table and array of the raw structs");
+        assert_eq!(children, 42, "every table and array of the raw structs");
     }
 }

@@ -391,6 +391,11 @@ impl Validator<'_> {
         let hooks = self.hooks(raw.hooks.as_ref());
         let flags = self.flags(raw.flags.as_ref());
         let ofrep = self.ofrep(raw.ofrep.as_ref());
+        let metrics = self.metrics(
+            raw.metrics.as_ref(),
+            gates_raw.and_then(|g| g.query.as_ref()),
+            evaluate_every,
+        );
 
         let baseline = match baseline {
             None => None,
@@ -418,9 +423,9 @@ impl Validator<'_> {
             hooks: hooks?,
             flags: flags?,
             ofrep: ofrep?,
-            metrics: crate::plan::MetricsSource::Proxy,
-            prometheus: None,
-            queries: Vec::new(),
+            metrics: metrics.as_ref()?.source,
+            prometheus: metrics.as_ref()?.prometheus.clone(),
+            queries: metrics?.queries,
         })
     }
 }
