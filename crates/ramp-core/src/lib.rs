@@ -10,6 +10,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod load;
 pub mod plan;
+pub mod promql;
 pub mod recovery;
 pub mod summary;
 pub mod units;
