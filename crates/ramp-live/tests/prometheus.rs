@@ -158,6 +158,15 @@ impl Env {
         };
     }
 
+    /// Exports two canary pods of 10 requests and a stable pod of 5 for `test`.
+    fn two_canaries_and_a_stable(&self, test: &str) -> (Pod, Pod, Pod) {
+        let (a, b, s) = (pod(10, 0, 0, None), pod(10, 0, 0, None), pod(5, 0, 0, None));
+        self.set(test, "a", "canary", Some(a));
+        self.set(test, "b", "canary", Some(b));
+        self.set(test, "s", "stable", Some(s));
+        (a, b, s)
+    }
+
     /// A source reading `test`'s series.
     fn source(&self, test: &str, buckets: bool) -> PrometheusSource {
         plan_source(
@@ -300,10 +309,7 @@ async fn a_reading_is_what_was_exported_and_a_slot_is_the_increase() {
 async fn a_reset_of_one_pod_is_a_gap_even_when_the_sum_goes_up() {
     let env = env().await;
     let t = "reset";
-    let (a0, b0, s0) = (pod(10, 0, 0, None), pod(10, 0, 0, None), pod(5, 0, 0, None));
-    env.set(t, "a", "canary", Some(a0));
-    env.set(t, "b", "canary", Some(b0));
-    env.set(t, "s", "stable", Some(s0));
+    let (a0, b0, s0) = env.two_canaries_and_a_stable(t);
     let source = env.source(t, true);
     let before = until(&source, &[a0, b0], &[s0], true).await;
     // Pod a restarted (its counters began again) while b served more: the sum went up.
@@ -326,10 +332,7 @@ async fn a_reset_of_one_pod_is_a_gap_even_when_the_sum_goes_up() {
 async fn a_pod_that_disappears_is_a_gap() {
     let env = env().await;
     let t = "gone";
-    let (a0, b0, s0) = (pod(10, 0, 0, None), pod(10, 0, 0, None), pod(5, 0, 0, None));
-    env.set(t, "a", "canary", Some(a0));
-    env.set(t, "b", "canary", Some(b0));
-    env.set(t, "s", "stable", Some(s0));
+    let (a0, b0, s0) = env.two_canaries_and_a_stable(t);
     // Without a histogram: requests come from the `_count` series alone.
     let source = env.source(t, false);
     let before = until(&source, &[a0, b0], &[s0], false).await;
