@@ -149,7 +149,7 @@ pub fn escape_label_value(value: &str) -> String {
 /// A span as a PromQL duration: whole seconds as `Ns`, anything else as `Nms`, the two
 /// units every Prometheus version parses.
 pub fn duration(span: Span) -> String {
-    if span.0 % 1000 == 0 && span.0 > 0 {
+    if span.0.is_multiple_of(1000) && span.0 > 0 {
         format!("{}s", span.0 / 1000)
     } else {
         format!("{}ms", span.0)

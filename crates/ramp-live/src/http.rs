@@ -120,6 +120,19 @@ impl ApiClient {
         path: &str,
         json: Option<String>,
     ) -> Result<(StatusCode, Bytes), HttpError> {
+        let body = json.map(|j| ("application/json", Bytes::from(j)));
+        self.send(method, path, body).await
+    }
+
+    /// Sends `method path` with an optional body of the given content type (a form for
+    /// Prometheus' query API, whose queries may be too long for a URL); returns the status
+    /// and the body, under the same deadline and size limit as [`ApiClient::call`].
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<(StatusCode, Bytes), HttpError> {
         let url = format!("{}{}", self.base, path);
         let mut req = Request::builder().method(method).uri(&url);
         if let Some(t) = &self.token {
@@ -128,10 +141,10 @@ impl ApiClient {
         if let Some((name, value)) = &self.header {
             req = req.header(name, value);
         }
-        let body = match json {
-            Some(j) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Full::new(Bytes::from(j))
+        let body = match body {
+            Some((content_type, bytes)) => {
+                req = req.header(header::CONTENT_TYPE, content_type);
+                Full::new(bytes)
             }
             None => Full::new(Bytes::new()),
         };

@@ -13,6 +13,7 @@ pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod prometheus;
 pub mod seams;
 pub mod source;
 pub mod status;

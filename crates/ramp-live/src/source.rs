@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use thiserror::Error;
 
-/// Why the proxy could not be used.
+/// Why the metrics source (the proxy, or Prometheus) could not be used.
 #[derive(Debug, Error)]
 pub enum SourceError {
     /// The call did not complete.
@@ -29,6 +29,9 @@ pub enum SourceError {
         /// The start of the body, for the operator.
         body: String,
     },
+    /// A Prometheus source could not be read (the message names the query).
+    #[error(transparent)]
+    Prometheus(#[from] crate::prometheus::PromError),
     /// The answer was not the expected document.
     #[error("proxy admin API {what}: unexpected document: {message}")]
     Document {
@@ -58,6 +61,12 @@ pub struct CohortCounters {
     /// the canary's to drain after the rollback.
     #[serde(default)]
     pub in_flight: i64,
+    /// The bucket bounds (µs, ascending, `+Inf` left out) when `buckets` came from a coarse
+    /// histogram (Prometheus' `le`): each bucket's count sits at the index of its lower bound,
+    /// and the slot carries the bounds so gates judge quantiles between them. `None` for the
+    /// proxy's exact buckets (and absent from journals that have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coarse_bounds_us: Option<Vec<u64>>,
 }
 
 /// Both cohorts' cumulative counters at one moment: the journaled cursor of a live run.
@@ -90,6 +99,9 @@ impl Counters {
     /// knows it missed part of the interval, and says so.)
     pub fn gap_since(&self, earlier: &Counters) -> Option<&'static str> {
         match (&earlier.epoch, &self.epoch) {
+            (Some(then), Some(now)) if then != now && now.starts_with(PROMETHEUS_EPOCH) => {
+                return Some("a Prometheus series was reset or the set of series changed (a pod restarted, came or went, or the bucket layout changed)");
+            }
             (Some(then), Some(now)) if then != now => {
                 return Some("the proxy restarted: its counters began again");
             }
@@ -129,7 +141,12 @@ impl Counters {
     }
 }
 
-/// `now − then` of one cohort as engine statistics.
+/// The prefix of the epochs of a Prometheus source (`crate::prometheus::series`).
+const PROMETHEUS_EPOCH: &str = "prometheus:";
+
+/// `now − then` of one cohort as engine statistics. Requests are the latency histogram's
+/// count when there is one (the proxy's, and a Prometheus source's buckets), else the
+/// difference of `completed` (a Prometheus source without a latency histogram).
 fn delta(now: &CohortCounters, then: &CohortCounters) -> CohortStats {
     let mut latency = Histogram::new();
     let mut j = 0;
@@ -146,12 +163,19 @@ fn delta(now: &CohortCounters, then: &CohortCounters) -> CohortStats {
             latency.record_n(index as usize, d);
         }
     }
-    let requests = latency.count();
+    let requests = if now.buckets.is_empty() {
+        // The proxy's buckets are empty only when it has completed nothing, so this is its
+        // histogram's count too.
+        now.completed.saturating_sub(then.completed)
+    } else {
+        latency.count()
+    };
     let errors = now.errors.saturating_sub(then.errors).min(requests);
     let mut stats = CohortStats::new();
     stats.requests = requests;
     stats.errors = errors;
     stats.latency = latency;
+    stats.coarse_bounds_us = now.coarse_bounds_us.clone();
     stats
 }
 
@@ -308,6 +332,7 @@ impl ProxyAdmin {
             errors: c.errors.unwrap_or(c.responses.c5xx),
             buckets: c.latency.buckets,
             in_flight: c.in_flight,
+            coarse_bounds_us: None,
         };
         Ok(ProxyReading {
             deployment_id: doc.deployment_id,
@@ -388,6 +413,7 @@ mod tests {
             errors,
             buckets: completed_buckets.to_vec(),
             in_flight: 0,
+            coarse_bounds_us: None,
         }
     }
 

@@ -336,6 +336,7 @@ mod tests {
                 Vec::new()
             },
             in_flight: 0,
+            coarse_bounds_us: None,
         }
     }
 
