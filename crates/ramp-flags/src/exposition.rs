@@ -245,11 +245,26 @@ mod tests {
         e.family("x_seconds", Kind::Histogram, "A line\nand a \\.");
         e.histogram("x_seconds", &[("k", "a\"b")], &h.snapshot());
         let text = e.finish();
-        assert!(text.contains("# HELP x_seconds A line\\nand a \\\\.\n"), "{text}");
-        assert!(text.contains("x_seconds_bucket{k=\"a\\\"b\",le=\"0.01\"} 1\n"), "{text}");
-        assert!(text.contains("x_seconds_bucket{k=\"a\\\"b\",le=\"0.1\"} 2\n"), "{text}");
-        assert!(text.contains("x_seconds_bucket{k=\"a\\\"b\",le=\"+Inf\"} 3\n"), "{text}");
-        assert!(text.contains("x_seconds_sum{k=\"a\\\"b\"} 3.055\n"), "{text}");
+        assert!(
+            text.contains("# HELP x_seconds A line\\nand a \\\\.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x_seconds_bucket{k=\"a\\\"b\",le=\"0.01\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x_seconds_bucket{k=\"a\\\"b\",le=\"0.1\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x_seconds_bucket{k=\"a\\\"b\",le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x_seconds_sum{k=\"a\\\"b\"} 3.055\n"),
+            "{text}"
+        );
         assert!(text.contains("x_seconds_count{k=\"a\\\"b\"} 3\n"), "{text}");
     }
 }

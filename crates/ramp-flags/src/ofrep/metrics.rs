@@ -96,8 +96,14 @@ impl ServerMetrics {
 
     /// Counts one answered request.
     pub(super) fn request(&self, endpoint: Endpoint, status: u16, took: Duration) {
-        let e = Endpoint::ALL.iter().position(|&x| x == endpoint).unwrap_or(0);
-        let c = CODES.iter().position(|&x| x == status).unwrap_or(CODES.len());
+        let e = Endpoint::ALL
+            .iter()
+            .position(|&x| x == endpoint)
+            .unwrap_or(0);
+        let c = CODES
+            .iter()
+            .position(|&x| x == status)
+            .unwrap_or(CODES.len());
         self.requests[e][c].inc();
         self.durations[e].observe(took);
     }
@@ -186,7 +192,11 @@ impl ServerMetrics {
         );
         if let Ok(map) = self.evaluations.lock() {
             for ((flag, variant, reason), n) in map.iter() {
-                let labels = [("flag", &**flag), ("variant", &**variant), ("reason", reason)];
+                let labels = [
+                    ("flag", &**flag),
+                    ("variant", &**variant),
+                    ("reason", reason),
+                ];
                 e.sample("ramp_flags_evaluations_total", &labels, *n as f64);
             }
         }
@@ -249,6 +259,10 @@ fn render_state(e: &mut Exposition, state: &FlagState, stats: Option<&Stats>) {
     for u in &report {
         let (on, off) = (u.on_users as f64, u.off_users as f64);
         e.sample("ramp_flags_users", &[("flag", &u.key), ("side", "on")], on);
-        e.sample("ramp_flags_users", &[("flag", &u.key), ("side", "off")], off);
+        e.sample(
+            "ramp_flags_users",
+            &[("flag", &u.key), ("side", "off")],
+            off,
+        );
     }
 }

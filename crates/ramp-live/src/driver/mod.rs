@@ -289,10 +289,10 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     fn event<T: Serialize>(&mut self, t: PlanTime, kind: &str, body: &T) -> Result<(), LiveError> {
         let text = serde_json::to_string(body).unwrap_or_else(|_| "null".into());
         let run_id = self.journal.run_id;
-        let written =
-            self.journal
-                .store
-                .append_event(run_id, t.0, clock::unix_ms(), kind, &text);
+        let written = self
+            .journal
+            .store
+            .append_event(run_id, t.0, clock::unix_ms(), kind, &text);
         self.exposition.journaled(written)?;
         Ok(())
     }

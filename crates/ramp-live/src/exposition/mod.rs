@@ -90,7 +90,10 @@ impl ControllerMetrics {
 
     /// Counts an input about to be fed: a gap and its unobserved time.
     pub fn fed(&self, input: &Input) {
-        if let Input::Gap { start_ms, end_ms, .. } = input {
+        if let Input::Gap {
+            start_ms, end_ms, ..
+        } = input
+        {
             self.gaps.inc();
             self.unobserved_ms.add(end_ms.saturating_sub(*start_ms));
         }

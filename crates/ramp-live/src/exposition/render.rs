@@ -132,7 +132,11 @@ fn counters(e: &mut Exposition, m: &ControllerMetrics) {
         "Stage decisions taken by this process, by decision.",
     );
     for (d, c) in DECISIONS.iter().zip(&m.decisions) {
-        e.sample("ramp_decisions_total", &[("decision", d.key())], c.get() as f64);
+        e.sample(
+            "ramp_decisions_total",
+            &[("decision", d.key())],
+            c.get() as f64,
+        );
     }
     let simple = [
         (
@@ -183,6 +187,10 @@ fn counters(e: &mut Exposition, m: &ControllerMetrics) {
     );
     for kind in SourceKind::ALL {
         let h = m.source_durations[kind.index()].snapshot();
-        e.histogram("ramp_source_read_duration_seconds", &[("source", kind.key())], &h);
+        e.histogram(
+            "ramp_source_read_duration_seconds",
+            &[("source", kind.key())],
+            &h,
+        );
     }
 }
