@@ -19,6 +19,9 @@ use std::time::Duration;
 /// only bounds memory should one ever have many.
 pub const MAX_SERIES: usize = 10_000;
 
+/// One evaluation series: flag, variant (empty when disabled) and reason.
+type Series = (Box<str>, Box<str>, &'static str);
+
 /// The endpoints, as the `endpoint` label names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
@@ -75,7 +78,7 @@ pub(super) struct ServerMetrics {
     /// Request durations per endpoint.
     durations: [Histogram; Endpoint::ALL.len()],
     /// Evaluations served per (flag, variant, reason).
-    evaluations: Mutex<BTreeMap<(Box<str>, Box<str>, &'static str), u64>>,
+    evaluations: Mutex<BTreeMap<Series, u64>>,
     /// Evaluations not labelled because [`MAX_SERIES`] series exist.
     overflow: Counter,
     /// Error answers per OFREP error code.

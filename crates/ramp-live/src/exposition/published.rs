@@ -136,7 +136,7 @@ impl Published {
             }
             view.detection_delay_s = summary.rollback.and_then(|rb| {
                 let onset = rb.fault_onset_s.or(onset_s)?;
-                (rb.detection_s >= onset).then(|| rb.detection_s - onset)
+                (rb.detection_s >= onset).then_some(rb.detection_s - onset)
             });
         }
         view
