@@ -14,7 +14,8 @@
 //!
 //! - [`stack`]: both upstreams with Ramp's proxy in front, on loopback, stopped as one.
 //! - [`prometheus`]: a real Prometheus server scraping loopback targets every second, for
-//!   `ramp demo`, scripts and the tests of Ramp's Prometheus integration.
+//!   `ramp demo`, scripts and the tests of Ramp's Prometheus integration; [`promtool`]: its
+//!   linter run on a page of metrics.
 //!
 //! Both take their listener or target and a shutdown future as arguments, so callers and
 //! tests decide ports and lifetimes. The load generator only ever sends to loopback
@@ -24,6 +25,7 @@ mod clock;
 mod error;
 pub mod load;
 pub mod prometheus;
+pub mod promtool;
 pub mod stack;
 pub mod upstream;
 

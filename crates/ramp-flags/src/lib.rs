@@ -27,12 +27,15 @@
 //!   window, exact up to a cap and a HyperLogLog beyond, with bounded memory; the OFREP
 //!   server's `/stats` and the proxy's flag-mode snapshot both count with it. Pure too (the
 //!   caller passes the time).
+//! - [`exposition`]: the Prometheus text format and the lock-free counters and histogram
+//!   that the OFREP server's and the live controller's `/metrics` render. Pure too.
 //! - [`located`]: the one rule for locating a problem in a TOML file (`file:line:column`),
 //!   shared by the plan loader, the flags file and the proxy configuration. Pure too.
 
 #[cfg(feature = "server")]
 pub mod cli;
 pub mod distinct;
+pub mod exposition;
 pub mod flags;
 #[doc(hidden)]
 pub mod fuzzing;

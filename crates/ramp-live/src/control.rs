@@ -4,12 +4,17 @@
 //! - `POST /pause`, `/resume`, `/abort`, `/promote`, `/approve` with a JSON body
 //!   `{"who": "alice", "reason": "…", "full": false}` (`full` only for promote).
 //! - `GET /healthz`: liveness, no token needed.
+//! - `GET /metrics`: the controller's metrics for Prometheus ([`crate::exposition`]), behind
+//!   its own token when one is configured (`--metrics-token-file`), else open; never behind
+//!   the control token, since a scraper must not be able to act on the rollout. A scrape only
+//!   renders what the driver published: it never waits for or delays a tick.
 //!
 //! Requests are handed to the driver over a channel and answered with the status after the
 //! action, or 409 with a sentence when the action does not apply now (promote while an
 //! approval is missing, resume when not paused…). A wrong or missing token gets 401 and
 //! changes nothing.
 
+use crate::exposition::ControllerMetrics;
 use crate::status::StatusView;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -113,16 +118,27 @@ pub struct Refusal {
 /// One request to the driver with its reply channel.
 pub type Command = (DriverRequest, oneshot::Sender<Result<StatusView, Refusal>>);
 
+/// `GET /metrics`: the registry it renders and the token it requires, if any.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsEndpoint {
+    /// What the driver publishes.
+    pub registry: Arc<ControllerMetrics>,
+    /// The bearer token a scrape must carry; `None` serves every scrape.
+    pub token: Option<String>,
+}
+
 /// Serves the control API on `listener` until `shutdown` resolves, passing requests to the
-/// driver through `to_driver`.
+/// driver through `to_driver`, and `GET /metrics` from `metrics`.
 pub async fn serve(
     listener: TcpListener,
     run: String,
     token: Option<String>,
+    metrics: MetricsEndpoint,
     to_driver: mpsc::Sender<Command>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let token = Arc::new(token);
+    let metrics = Arc::new(metrics);
     let run = Arc::new(run);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -148,6 +164,7 @@ pub async fn serve(
         };
         let token = Arc::clone(&token);
         let run = Arc::clone(&run);
+        let metrics = Arc::clone(&metrics);
         let to_driver = to_driver.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -155,8 +172,14 @@ pub async fn serve(
             let service = service_fn(move |req| {
                 let token = Arc::clone(&token);
                 let run = Arc::clone(&run);
+                let metrics = Arc::clone(&metrics);
                 let to_driver = to_driver.clone();
-                async move { Ok::<_, Infallible>(handle(req, &run, token.as_deref(), &to_driver).await) }
+                async move {
+                    if req.uri().path() == "/metrics" {
+                        return Ok::<_, Infallible>(scrape(&req, &metrics));
+                    }
+                    Ok(handle(req, &run, token.as_deref(), &to_driver).await)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -256,6 +279,24 @@ async fn handle(
             "the controller did not answer in time\n",
         ),
     }
+}
+
+/// Answers `GET /metrics`: the token first (when one is configured), then the page.
+fn scrape(req: &Request<Incoming>, metrics: &MetricsEndpoint) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    if let Some(t) = &metrics.token {
+        if !authorized(req, t) {
+            return text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+        }
+    }
+    let mut r = Response::new(Full::new(Bytes::from(metrics.registry.render())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(ramp_flags::exposition::CONTENT_TYPE),
+    );
+    r
 }
 
 /// Reads the body of an action request: the JSON document, then its limits (`who` of 1 to

@@ -4,12 +4,14 @@
 //! them to the engine as slots, carries out the engine's actions (weights through the proxy's
 //! admin API), journals every input and decision before acting on it, and serves a control
 //! API for operators. The driver sees the metrics source, the router and the journal only
-//! through the traits of [`seams`]. Pre-deployment checks and hooks live in [`checks`].
+//! through the traits of [`seams`]. Pre-deployment checks and hooks live in [`checks`];
+//! the controller's own metrics, for Prometheus, in [`exposition`].
 
 pub mod checks;
 pub mod clock;
 pub mod control;
 pub mod driver;
+pub mod exposition;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -67,6 +67,7 @@ impl Rig {
             proxy: self.proxy(),
             control_listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             control_token: None,
+            metrics_token: None,
             rehearsal: None,
             ofrep_listener: None,
             ofrep_token: None,

@@ -217,6 +217,7 @@ async fn demo(
         proxy: ProxyAdmin::new(&format!("http://{admin_addr}"), None)?,
         control_listener,
         control_token: None,
+        metrics_token: None,
         rehearsal: if args.rehearse {
             plan.rehearsals.first().cloned()
         } else {

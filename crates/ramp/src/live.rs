@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// with the canary at 0 % first. Without it such a proxy is refused (exit 2).
     #[arg(long)]
     pub new_run: bool,
+    /// File holding the bearer token (at least 16 characters) that `GET /metrics` on the
+    /// control API requires; without it the metrics are served to every scrape, like
+    /// `/healthz`. Separate from the control token, so that a Prometheus server can read
+    /// the rollout without being able to act on it.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// How a verb finds the running controller.
@@ -125,6 +131,11 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
         Mode::Rehearse { name } => Some(pick_rehearsal(&plan, name.as_deref(), &args.plan)?),
     };
     let control_token = control_token(&plan, &base_dir)?;
+    let metrics_token = args
+        .metrics_token_file
+        .as_deref()
+        .map(metrics_token)
+        .transpose()?;
     let ofrep_token = plan
         .ofrep
         .token_file
@@ -178,6 +189,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             proxy,
             control_listener,
             control_token,
+            metrics_token,
             rehearsal,
             ofrep_listener,
             ofrep_token,
@@ -316,6 +328,20 @@ fn control_token(plan: &Plan, base_dir: &Path) -> anyhow::Result<Option<String>>
         .into());
     }
     Ok(Some(token))
+}
+
+/// The metrics token from `--metrics-token-file`, as long as a control token must be.
+fn metrics_token(path: &Path) -> anyhow::Result<String> {
+    let token = read_token(path)?;
+    let n = token.chars().count();
+    if n < MIN_CONTROL_TOKEN {
+        return Err(Invalid(format!(
+            "{}: the metrics token has {n} characters; at least {MIN_CONTROL_TOKEN} are required",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(token)
 }
 
 /// A token file's content, trimmed; an empty file is an error.

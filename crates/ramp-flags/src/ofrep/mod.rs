@@ -9,6 +9,9 @@
 //!   flag, `{flags: [...], metadata: {version}}`, with an `ETag`; a request whose
 //!   `If-None-Match` matches gets 304 without evaluating anything.
 //! - `GET /healthz`: 200 `ok`, without authentication or rate limit, for load balancers.
+//! - `GET /metrics`: the server's Prometheus metrics (`metrics`), behind the same token as
+//!   the evaluations but not the rate limit, so that a scrape neither uses up clients' quota
+//!   nor goes blind when they exceed it.
 //! - `GET /stats`: distinct targeting keys per flag and outcome over the statistics window
 //!   (`{window_s, rollout_weight, rollout_weight_bp, version, flags: [{key, weight,
 //!   weight_bp, on_users, off_users, window_s, exact}]}`), behind the same token and rate
@@ -37,6 +40,7 @@
 //! (once, in `now`), behind the `server` feature; [`crate::flags`] stays pure.
 
 mod auth;
+mod metrics;
 pub(crate) mod protocol;
 mod rate;
 
@@ -52,6 +56,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use metrics::{Endpoint, ServerMetrics};
 use protocol::BadRequest;
 use rate::RateLimiter;
 use std::convert::Infallible;
@@ -228,6 +233,8 @@ struct Server {
     options: ServeOptions,
     /// The rate limiter, if any.
     limiter: Option<RateLimiter>,
+    /// What `GET /metrics` reports.
+    metrics: ServerMetrics,
 }
 
 /// Serves OFREP on `listener` until `shutdown` completes, then stops accepting and lets
@@ -250,6 +257,7 @@ pub async fn serve(
         state,
         options,
         limiter,
+        metrics: ServerMetrics::new(),
     });
     let opts = &server.options;
 
@@ -493,6 +501,8 @@ enum Route<'a> {
     Health,
     /// `/stats`.
     Stats,
+    /// `/metrics`.
+    Metrics,
     /// Bulk evaluation.
     Bulk,
     /// Single evaluation of the (still percent-encoded) key.
@@ -509,6 +519,9 @@ fn route(path: &str) -> Route<'_> {
     if path == "/stats" {
         return Route::Stats;
     }
+    if path == "/metrics" {
+        return Route::Metrics;
+    }
     if path == BULK_PATH || path == SINGLE_PREFIX {
         return Route::Bulk;
     }
@@ -518,10 +531,31 @@ fn route(path: &str) -> Route<'_> {
     }
 }
 
-/// Handles one request; never fails (every problem is a response).
+/// Handles one request; never fails (every problem is a response). Counts it, by endpoint
+/// and status, with its duration.
 async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let started = now();
+    let endpoint = match route(req.uri().path()) {
+        Route::Health => Endpoint::Health,
+        Route::Stats => Endpoint::Stats,
+        Route::Metrics => Endpoint::Metrics,
+        Route::Bulk => Endpoint::Bulk,
+        Route::Single(_) => Endpoint::Single,
+        Route::Unknown => Endpoint::Unknown,
+    };
+    let response = answer(&server, req).await;
+    let took = now().saturating_duration_since(started);
+    server
+        .metrics
+        .request(endpoint, response.status().as_u16(), took);
+    Ok(response)
+}
+
+/// The answer to one request.
+async fn answer(server: &Arc<Server>, req: Request<Incoming>) -> Response<Body> {
+    let server = Arc::clone(server);
     let (req, body) = req.into_parts();
-    Ok(match route(req.uri.path()) {
+    match route(req.uri.path()) {
         Route::Health => match req.method {
             Method::GET | Method::HEAD => plain(StatusCode::OK, "ok\n"),
             _ => not_allowed("GET, HEAD"),
@@ -536,6 +570,10 @@ async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<
             Some(refused) => refused,
             None => stats(&server),
         },
+        Route::Metrics => match refusal(&server, &req, Method::GET) {
+            Some(refused) => refused,
+            None => prometheus(&server),
+        },
         Route::Bulk => match gate(&server, &req, Method::POST) {
             Some(refused) => refused,
             None => bulk(&server, &req, body).await,
@@ -549,12 +587,30 @@ async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<
                 None => single(&server, &key, &req, body).await,
             }
         }
-    })
+    }
 }
 
 /// The checks every evaluation (and `/stats`) passes first: the method, the token, the rate
 /// limit.
 fn gate(server: &Server, req: &http::request::Parts, method: Method) -> Option<Response<Body>> {
+    if let Some(refused) = refusal(server, req, method) {
+        return Some(refused);
+    }
+    if let Some(limiter) = &server.limiter {
+        if let Err(wait) = limiter.check(now()) {
+            let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(rate::retry_after_secs(wait)),
+            );
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// The method and token checks of [`gate`], without the rate limit (what `/metrics` passes).
+fn refusal(server: &Server, req: &http::request::Parts, method: Method) -> Option<Response<Body>> {
     if req.method != method {
         return Some(not_allowed(if method == Method::GET {
             "GET"
@@ -569,16 +625,6 @@ fn gate(server: &Server, req: &http::request::Parts, method: Method) -> Option<R
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"ofrep\""),
-            );
-            return Some(r);
-        }
-    }
-    if let Some(limiter) = &server.limiter {
-        if let Err(wait) = limiter.check(now()) {
-            let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(rate::retry_after_secs(wait)),
             );
             return Some(r);
         }
@@ -637,6 +683,7 @@ async fn read_body(
 /// A 400 `INVALID_CONTEXT` for a body that could not be read; the connection is closed,
 /// since the rest of the body may still be on its way.
 fn body_refused(server: &Server, key: Option<&str>, e: &BodyError) -> Response<Body> {
+    server.metrics.error("INVALID_CONTEXT");
     let details = e.details(
         server.options.max_body_bytes,
         server.options.body_read_timeout,
@@ -664,10 +711,11 @@ async fn single(
     let targeting_key = match protocol::parse_single(&body) {
         Ok(k) => k,
         Err(BadRequest(details)) => {
+            server.metrics.error("INVALID_CONTEXT");
             return json(
                 StatusCode::BAD_REQUEST,
                 protocol::request_failure_body(Some(key), "INVALID_CONTEXT", &details),
-            )
+            );
         }
     };
     let snapshot = server.state.snapshot();
@@ -678,9 +726,12 @@ async fn single(
                     stats.record(&r, stats.inner.hash_key(k), stats.now_ms());
                 }
             }
-            json(StatusCode::OK, protocol::success_body(&r))
+            let body = protocol::success_body(&r);
+            server.metrics.evaluated([r]);
+            json(StatusCode::OK, body)
         }
         Err(e) => {
+            server.metrics.error(e.code());
             let status = match e {
                 EvalError::FlagNotFound(_) => StatusCode::NOT_FOUND,
                 EvalError::TargetingKeyMissing { .. } => StatusCode::BAD_REQUEST,
@@ -699,10 +750,11 @@ async fn bulk(server: &Server, req: &http::request::Parts, body: Incoming) -> Re
     let ctx = match protocol::parse_bulk(&body) {
         Ok(c) => c,
         Err(BadRequest(details)) => {
+            server.metrics.error("INVALID_CONTEXT");
             return json(
                 StatusCode::BAD_REQUEST,
                 protocol::request_failure_body(None, "INVALID_CONTEXT", &details),
-            )
+            );
         }
     };
     let snapshot = server.state.snapshot();
@@ -733,13 +785,18 @@ async fn bulk(server: &Server, req: &http::request::Parts, body: Incoming) -> Re
         }
         return r;
     }
+    let mut served = Vec::new();
     let body = match counted {
         Some((stats, k)) => {
             let (hash, now_ms) = (stats.inner.hash_key(k), stats.now_ms());
-            protocol::bulk_body(&snapshot, targeting_key, |r| stats.record(r, hash, now_ms))
+            protocol::bulk_body(&snapshot, targeting_key, |r| {
+                stats.record(r, hash, now_ms);
+                served.push(*r);
+            })
         }
-        None => protocol::bulk_body(&snapshot, targeting_key, |_| {}),
+        None => protocol::bulk_body(&snapshot, targeting_key, |r| served.push(*r)),
     };
+    server.metrics.evaluated(served);
     let mut r = json(StatusCode::OK, body);
     if let Some(v) = etag_value {
         r.headers_mut().insert(header::ETAG, v);
@@ -770,6 +827,19 @@ fn stats(server: &Server) -> Response<Body> {
             protocol::general_failure_body(&format!("cannot render the statistics: {e}")),
         ),
     }
+}
+
+/// `GET /metrics`: the server's counters in the Prometheus text format.
+fn prometheus(server: &Server) -> Response<Body> {
+    let page = server
+        .metrics
+        .render(&server.state, server.options.stats.as_ref());
+    let mut r = Response::new(Full::new(Bytes::from(page)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::exposition::CONTENT_TYPE),
+    );
+    r
 }
 
 /// The `GET /stats` document.

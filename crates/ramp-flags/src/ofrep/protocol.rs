@@ -313,10 +313,10 @@ pub(crate) fn general_failure_body(details: &str) -> Vec<u8> {
 /// failure (a flag that needs a targeting key the context lacks), and the configuration
 /// version as metadata. `served` sees every successful resolution (the statistics count
 /// them without evaluating twice).
-pub(crate) fn bulk_body(
-    snapshot: &Snapshot,
+pub(crate) fn bulk_body<'s>(
+    snapshot: &'s Snapshot,
     targeting_key: Option<&str>,
-    mut served: impl FnMut(&Resolution<'_>),
+    mut served: impl FnMut(&Resolution<'s>),
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + 128 * snapshot.flags().flags().len());
     out.extend_from_slice(b"{\"flags\":[");

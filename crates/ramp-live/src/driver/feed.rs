@@ -54,12 +54,15 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             CursorChange::Clear => Some("null".to_string()),
         };
         let run_id = self.journal.run_id;
-        let seq =
+        let written =
             self.journal
                 .store
-                .append_input(run_id, t.0, kind, &body, cursor_text.as_deref())?;
+                .append_input(run_id, t.0, kind, &body, cursor_text.as_deref());
+        let seq = self.exposition.journaled(written)?;
         self.journal.last_seq = seq;
+        self.exposition.fed(&input);
         let actions = self.engine.step(t, input);
+        self.exposition.acted(&actions);
         for a in &actions {
             if let Some((kind, body)) = action_event(a) {
                 let body = serde_json::json!({ "input_seq": seq, "event": body });
@@ -70,6 +73,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             (self.on)(Progress::Action(t, a));
             self.act(t, a).await;
         }
+        self.publish();
         Ok(())
     }
 

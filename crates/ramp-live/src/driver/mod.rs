@@ -139,6 +139,10 @@ pub struct RunConfig {
     pub control_listener: TcpListener,
     /// The control API's bearer token, when one is required.
     pub control_token: Option<String>,
+    /// The bearer token `GET /metrics` on the control API requires, when one is; without
+    /// it the metrics are served to every scrape (the control listener is loopback unless
+    /// the plan says otherwise).
+    pub metrics_token: Option<String>,
     /// A rollback rehearsal to run live (`ramp rehearse`): its fault is injected through the
     /// proxy at its `at`, and the run ends once the system is restored (or the target passed).
     pub rehearsal: Option<Rehearsal>,
@@ -266,6 +270,8 @@ struct Driver<'a, S, R, J> {
     /// Whether an interruption leaves the run open for a resume (false for `ramp demo`,
     /// which is halted instead); only what the interruption's line tells the operator.
     resumable: bool,
+    /// What `GET /metrics` renders: the driver publishes to it and counts in it.
+    exposition: Arc<crate::exposition::ControllerMetrics>,
 }
 
 impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
@@ -283,9 +289,21 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     fn event<T: Serialize>(&mut self, t: PlanTime, kind: &str, body: &T) -> Result<(), LiveError> {
         let text = serde_json::to_string(body).unwrap_or_else(|_| "null".into());
         let run_id = self.journal.run_id;
-        self.journal
+        let written = self
+            .journal
             .store
-            .append_event(run_id, t.0, clock::unix_ms(), kind, &text)?;
+            .append_event(run_id, t.0, clock::unix_ms(), kind, &text);
+        self.exposition.journaled(written)?;
         Ok(())
+    }
+
+    /// Publishes the engine's state for `GET /metrics`.
+    fn publish(&self) {
+        let onset_s = self
+            .rehearsal
+            .as_ref()
+            .and_then(|r| r.onset_ms)
+            .map(|ms| PlanTime(ms).as_secs_f64());
+        self.exposition.publish(&self.engine, onset_s);
     }
 }

@@ -223,6 +223,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         // that began then.
         let unreadable = self.metrics.problem.clone();
         self.metrics_back();
+        self.exposition.router_weight(canary_bp);
         // Followed flags never lead the router: when it routes less to the canary than they
         // serve (restarted without a state file, changed by hand), they come down to it at
         // once, and go back up only once the router is confirmed at the engine's weight.

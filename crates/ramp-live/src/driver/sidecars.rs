@@ -34,6 +34,7 @@ impl ControlServer {
         listener: TcpListener,
         run_label: String,
         token: Option<String>,
+        metrics: control::MetricsEndpoint,
         store: &mut J,
         run_id: i64,
     ) -> Result<(ControlServer, mpsc::Receiver<Command>), LiveError> {
@@ -46,6 +47,7 @@ impl ControlServer {
             listener,
             run_label,
             token,
+            metrics,
             to_driver,
             async move {
                 let _ = stopped.await;

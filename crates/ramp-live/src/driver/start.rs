@@ -11,6 +11,8 @@ use super::{
     RunEnd, RunJournal,
 };
 use crate::clock;
+use crate::control::MetricsEndpoint;
+use crate::exposition::{ControllerMetrics, Instrumented, SourceKind};
 use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::Counters;
 use ramp_core::engine::{Engine, Input, State};
@@ -31,7 +33,9 @@ pub async fn run(
     let _lock = DeploymentLock::acquire(&config.journal, &config.plan.deployment.id)?;
     let journal = Journal::open(&config.journal)?;
     let proxy = config.proxy.clone();
-    run_with(config, proxy.clone(), proxy, journal, on, shutdown).await
+    let exposition = Arc::new(ControllerMetrics::default());
+    let source = Instrumented::new(proxy.clone(), SourceKind::Proxy, Arc::clone(&exposition));
+    run_with(config, source, proxy, journal, exposition, on, shutdown).await
 }
 
 /// The run against any metrics source, router and journal store.
@@ -40,6 +44,7 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     source: S,
     router: R,
     mut store: J,
+    exposition: Arc<ControllerMetrics>,
     on: ProgressSink<'_>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
@@ -71,6 +76,10 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         config.control_listener,
         format!("{deployment}/{run_id}"),
         config.control_token,
+        MetricsEndpoint {
+            registry: Arc::clone(&exposition),
+            token: config.metrics_token,
+        },
         &mut store,
         run_id,
     )?;
@@ -109,7 +118,9 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         flags: Flags::new(flags_server.as_ref(), replayed.rollout_start_ms),
         rehearsal: config.rehearsal.map(LiveRehearsal::new),
         resumable: config.halt_on_interrupt.is_none(),
+        exposition,
     };
+    d.publish();
     d.init_flags();
     for text in warnings {
         let now = d.plan_now();
