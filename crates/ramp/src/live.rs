@@ -246,7 +246,9 @@ fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
         ramp_live::LiveError::PlanChanged { .. }
         | ramp_live::LiveError::WrongProxy { .. }
         | ramp_live::LiveError::ForeignRun { .. }
-        | ramp_live::LiveError::JournalBehind { .. } => Invalid(e.to_string()).into(),
+        | ramp_live::LiveError::JournalBehind { .. }
+        | ramp_live::LiveError::Prometheus { .. }
+        | ramp_live::LiveError::File { .. } => Invalid(e.to_string()).into(),
         ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
             Invalid(e.to_string()).into()
         }

@@ -24,6 +24,7 @@ mod feed;
 mod flags;
 mod identity;
 mod operator;
+mod queries;
 mod records;
 mod rehearsal;
 mod run_loop;
@@ -106,6 +107,25 @@ pub enum LiveError {
         has: u64,
         /// The input after which the router's weights were set.
         seq: u64,
+    },
+    /// Prometheus refused a query of the plan as malformed, or cannot be used at all (its
+    /// URL or token): caught before any weight moves, and not retried.
+    #[error("Prometheus, {what}: {source}")]
+    Prometheus {
+        /// Which query or setting ("query gate checkout", "metrics source").
+        what: String,
+        /// What Prometheus or the client said.
+        source: crate::prometheus::PromError,
+    },
+    /// A file the plan names could not be read (a token file).
+    #[error("cannot read {what} {path}: {source}")]
+    File {
+        /// What the file is for.
+        what: &'static str,
+        /// The path, resolved against the plan's directory.
+        path: String,
+        /// The operating system's reason.
+        source: std::io::Error,
     },
     /// The router's proxy serves another deployment: driving it would move another
     /// service's traffic, so nothing is sent to it.
@@ -237,6 +257,8 @@ struct MetricsFeed<S> {
     last_end_ms: u64,
     /// Why the source cannot be read, while it cannot.
     problem: Option<String>,
+    /// The query gates, when the plan has any.
+    queries: Option<queries::QueryGates>,
 }
 
 /// The router and what the driver knows of the weights it applied.

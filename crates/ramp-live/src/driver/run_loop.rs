@@ -236,6 +236,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         let expected = self.engine.weight();
         self.feed_slot(now, &counters, unreadable).await?;
         if let State::Running { .. } = self.engine.state() {
+            self.evaluate_queries(now).await?;
+        }
+        if let State::Running { .. } = self.engine.state() {
             self.hold_weight(expected, canary_bp).await;
             self.rehearsal_inject(now, &counters).await?;
         } else {

@@ -3,6 +3,7 @@
 
 use super::flags::Flags;
 use super::identity;
+use super::queries::QueryGates;
 use super::rehearsal::LiveRehearsal;
 use super::sidecars::{ControlServer, FlagsServer};
 use super::teardown::Hooks;
@@ -13,10 +14,11 @@ use super::{
 use crate::clock;
 use crate::control::MetricsEndpoint;
 use crate::exposition::{ControllerMetrics, Instrumented, SourceKind};
+use crate::prometheus::{PromClient, PromError, PrometheusSource};
 use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::Counters;
 use ramp_core::engine::{Engine, Input, State};
-use ramp_core::plan::Plan;
+use ramp_core::plan::{MetricsSource as PlanSource, Plan};
 use ramp_core::PlanTime;
 use ramp_store::{DeploymentLock, Journal, RunRecord};
 use std::future::Future;
@@ -34,8 +36,98 @@ pub async fn run(
     let journal = Journal::open(&config.journal)?;
     let proxy = config.proxy.clone();
     let exposition = Arc::new(ControllerMetrics::default());
-    let source = Instrumented::new(proxy.clone(), SourceKind::Proxy, Arc::clone(&exposition));
-    run_with(config, source, proxy, journal, exposition, on, shutdown).await
+    let queries = query_gates(&config).await?;
+    match config.plan.metrics {
+        PlanSource::Proxy => {
+            let source =
+                Instrumented::new(proxy.clone(), SourceKind::Proxy, Arc::clone(&exposition));
+            run_with(
+                config, source, proxy, journal, exposition, queries, on, shutdown,
+            )
+            .await
+        }
+        PlanSource::Prometheus => {
+            let prometheus = prometheus_source(&config).await?;
+            let source =
+                Instrumented::new(prometheus, SourceKind::Prometheus, Arc::clone(&exposition));
+            run_with(
+                config, source, proxy, journal, exposition, queries, on, shutdown,
+            )
+            .await
+        }
+    }
+}
+
+/// The plan's Prometheus server settings and bearer token (read from its file, relative to
+/// the plan's directory).
+fn prometheus_settings(
+    config: &RunConfig,
+) -> Result<(&ramp_core::plan::PrometheusSource, Option<String>), LiveError> {
+    let settings = config
+        .plan
+        .prometheus
+        .as_ref()
+        .ok_or_else(|| LiveError::Prometheus {
+            what: "[metrics]".into(),
+            source: PromError::Config {
+                url: String::new(),
+                message: "the plan names no server (url)".into(),
+            },
+        })?;
+    let token = match &settings.token_file {
+        None => None,
+        Some(file) => {
+            let path = config.base_dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|source| LiveError::File {
+                what: "the Prometheus token file",
+                path: path.display().to_string(),
+                source,
+            })?;
+            Some(text.trim().to_string())
+        }
+    };
+    Ok((settings, token))
+}
+
+/// The Prometheus metrics source of the plan, checked once before anything is journaled or
+/// any weight moves: a query Prometheus refuses as malformed stops the run (exit 2).
+async fn prometheus_source(config: &RunConfig) -> Result<PrometheusSource, LiveError> {
+    let (settings, token) = prometheus_settings(config)?;
+    let plan = &config.plan;
+    let source = PrometheusSource::new(settings, &plan.deployment, plan.evaluate_every, token)
+        .map_err(|source| LiveError::Prometheus {
+            what: "metrics source".into(),
+            source,
+        })?;
+    if let Err(e) = source.check().await {
+        if e.is_bad_query() {
+            return Err(LiveError::Prometheus {
+                what: "metrics source".into(),
+                source: e,
+            });
+        }
+    }
+    Ok(source)
+}
+
+/// The plan's query gates with their Prometheus client, each evaluated once up front for
+/// the same reason; `None` without any.
+async fn query_gates(config: &RunConfig) -> Result<Option<QueryGates>, LiveError> {
+    if config.plan.queries.is_empty() {
+        return Ok(None);
+    }
+    let (settings, token) = prometheus_settings(config)?;
+    let timeout = std::time::Duration::from_millis(settings.timeout.0);
+    let client =
+        PromClient::new(&settings.url, token, timeout).map_err(|source| LiveError::Prometheus {
+            what: "query gates".into(),
+            source,
+        })?;
+    let gates = QueryGates::new(&config.plan, client)?;
+    if let Some(g) = &gates {
+        g.check(clock::unix_ms()).await?;
+    }
+    Ok(gates)
 }
 
 /// The run against any metrics source, router and journal store.
@@ -45,6 +137,7 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     router: R,
     mut store: J,
     exposition: Arc<ControllerMetrics>,
+    queries: Option<QueryGates>,
     on: ProgressSink<'_>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
@@ -108,6 +201,7 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             cursor: replayed.cursor,
             last_end_ms: replayed.last_end_ms,
             problem: None,
+            queries,
         },
         routing: Routing {
             router,

@@ -199,8 +199,12 @@ fn cohort(
     answers: Answers,
     observed: &mut Vec<Observed>,
 ) -> Result<CohortCounters, PromError> {
-    let requests = counters(&queries.requests, answers.requests, true)?;
-    let errors = counters(&queries.errors, answers.errors, false)?;
+    // No series counts nothing: most client libraries export a cohort's series only after
+    // its first request, and a canary at 0 % has none yet. Nothing counted is never a pass
+    // (a gate with fewer than its `min_samples` requests has no data), and the series that
+    // appears later changes the epoch, so the interval it appears in is a gap, not a slot.
+    let requests = counters(&queries.requests, answers.requests)?;
+    let errors = counters(&queries.errors, answers.errors)?;
     let mut note = |kind: &str, role: Role, series: &[(Sample, u64)]| {
         observed.extend(series.iter().map(|(s, value)| Observed {
             key: format!("{}/{kind}/{}", which.name(), series_name(&s.labels)),
@@ -221,23 +225,20 @@ fn cohort(
         ..CohortCounters::default()
     };
     if let (Some(query), Some(answer)) = (&queries.buckets, answers.buckets) {
-        let buckets = counters(query, answer, true)?;
+        let buckets = counters(query, answer)?;
         note("buckets", Role::Defining, &buckets);
-        let labelled: Vec<_> = buckets.iter().map(|(s, v)| (&s.labels, *v)).collect();
-        let histogram = coarse(query, &labelled)?;
-        counts.buckets = histogram.buckets;
-        counts.coarse_bounds_us = Some(histogram.bounds_us);
+        if !buckets.is_empty() {
+            let labelled: Vec<_> = buckets.iter().map(|(s, v)| (&s.labels, *v)).collect();
+            let histogram = coarse(query, &labelled)?;
+            counts.buckets = histogram.buckets;
+            counts.coarse_bounds_us = Some(histogram.bounds_us);
+        }
     }
     Ok(counts)
 }
 
-/// The counter series of one answer with their values rounded; `required` makes no series an
-/// error.
-fn counters(
-    query: &str,
-    answer: QueryResult,
-    required: bool,
-) -> Result<Vec<(Sample, u64)>, PromError> {
+/// The counter series of one answer with their values rounded.
+fn counters(query: &str, answer: QueryResult) -> Result<Vec<(Sample, u64)>, PromError> {
     let samples = match answer {
         QueryResult::Vector(samples) => samples,
         QueryResult::Scalar { .. } => {
@@ -247,11 +248,6 @@ fn counters(
             })
         }
     };
-    if required && samples.is_empty() {
-        return Err(PromError::Empty {
-            query: query.to_string(),
-        });
-    }
     samples
         .into_iter()
         .map(|s| {
@@ -360,22 +356,18 @@ mod tests {
         let empty = Answers {
             requests: answer(&[]),
             errors: answer(&[]),
-            buckets: None,
-        };
-        let e = cohort(&queries(false), Cohort::Stable, empty, &mut Vec::new()).unwrap_err();
-        assert!(
-            matches!(e, PromError::Empty { ref query } if query == "requests"),
-            "{e}"
-        );
-        let no_buckets = Answers {
-            requests: answer(&[(r#""pod":"a""#, "3")]),
-            errors: answer(&[]),
             buckets: Some(answer(&[])),
         };
-        let e = cohort(&queries(true), Cohort::Stable, no_buckets, &mut Vec::new()).unwrap_err();
-        assert!(
-            matches!(e, PromError::Empty { ref query } if query == "buckets"),
-            "{e}"
+        let none = cohort(&queries(true), Cohort::Stable, empty, &mut Vec::new()).unwrap();
+        assert_eq!(
+            (
+                none.completed,
+                none.errors,
+                none.buckets.len(),
+                none.coarse_bounds_us
+            ),
+            (0, 0, 0, None),
+            "no series counts nothing"
         );
     }
 
