@@ -105,12 +105,27 @@ impl Histogram {
         }
     }
 
-    /// Returns the cumulative count of values ≤ `upper_bound_of(index)`.
-    pub fn cumulative_at(&self, index: usize) -> u64 {
-        self.buckets[..=index.min(self.buckets.len() - 1)]
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+    /// The cumulative counts of values ≤ `upper_bound_of(i)` for each of `indexes`
+    /// (ascending), and the total count, read in one pass over the counters: the counts
+    /// never decrease along `indexes` and none exceeds the total, even while other threads
+    /// record.
+    pub fn cumulative_counts(&self, indexes: &[usize]) -> (Vec<u64>, u64) {
+        let mut out = Vec::with_capacity(indexes.len());
+        let mut next = indexes.iter().peekable();
+        let mut total = 0u64;
+        for (index, counter) in self.buckets.iter().enumerate() {
+            total += counter.load(Ordering::Relaxed);
+            while next.next_if(|&&i| i <= index).is_some() {
+                out.push(total);
+            }
+        }
+        out.resize(indexes.len(), total);
+        (out, total)
+    }
+
+    /// The sum of the recorded values in microseconds, the Prometheus `_sum`.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Ordering::Relaxed)
     }
 }
 
