@@ -23,6 +23,8 @@
 mod clock;
 mod error;
 pub mod load;
+pub mod loopback;
+mod metrics;
 pub mod prometheus;
 pub mod stack;
 pub mod upstream;
@@ -31,5 +33,6 @@ pub use error::DemoError;
 pub use load::{
     run_load, run_load_with, Completion, LoadConfig, LoadCounters, LoadProgress, LoadReport,
 };
+pub use prometheus::{Prometheus, QuerySample, ScrapeJob};
 pub use stack::Stack;
 pub use upstream::{serve_upstream, Behaviour, ServedCounts};

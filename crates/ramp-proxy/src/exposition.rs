@@ -105,9 +105,9 @@ mod tests {
     fn bounds_span_one_millisecond_to_a_minute_on_sketch_edges() {
         let bounds = bound_indexes();
         let us = |i: usize| histogram::upper_bound_of(i);
-        assert!(us(bounds[0]) >= LOWEST_BOUND_US && us(bounds[0]) < LOWEST_BOUND_US * 1.08);
+        assert!((LOWEST_BOUND_US..LOWEST_BOUND_US * 1.08).contains(&us(bounds[0])));
         let top = us(*bounds.last().expect("bounds"));
-        assert!(top >= HIGHEST_BOUND_US && top < HIGHEST_BOUND_US * 1.08);
+        assert!((HIGHEST_BOUND_US..HIGHEST_BOUND_US * 1.08).contains(&top));
         for pair in bounds.windows(2) {
             let ratio = us(pair[1]) / us(pair[0]);
             assert!((ratio - 1.0725).abs() < 0.001, "{ratio}");
