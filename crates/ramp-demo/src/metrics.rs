@@ -9,7 +9,7 @@
 //!
 //! The histogram is the proxy's sketch exported with the proxy's bucket layout
 //! (`ramp_proxy::exposition`), so `histogram_quantile` over it has the same accuracy as over
-//! the proxy's (docs/proxy.md, "Accuracy of the proxy's histogram").
+//! the proxy's (docs/prometheus.md, "Accuracy of the proxy's histogram").
 
 use ramp_proxy::exposition::{self, Kind};
 use ramp_proxy::histogram::Histogram;

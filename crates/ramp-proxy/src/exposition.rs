@@ -10,14 +10,15 @@
 //! [`HIGHEST_BOUND_US`]: each bound is a sketch edge, so every cumulative count is exact; the
 //! bounds are about 7.2 % apart at every scale, so the interpolation error does not depend
 //! on where a service's latency lies. `tests/exposition.rs` measures the result on the seed's
-//! latency distribution and docs/proxy.md, "Accuracy of the proxy's histogram", reports it.
+//! latency distribution and docs/prometheus.md, "Accuracy of the proxy's histogram", reports
+//! it.
 
 use crate::histogram::{self, Histogram};
 use std::fmt::Write as _;
 
 /// How many sketch buckets one exported bucket spans: bounds γ^(7k) are about 7.2 % apart,
 /// which keeps `histogram_quantile` within about 1 % of the exact quantile on a smooth
-/// latency distribution (docs/proxy.md gives the measurements and the series count).
+/// latency distribution (docs/prometheus.md gives the measurements and the series count).
 pub const EDGES_PER_BOUND: usize = 7;
 
 /// The lowest exported bound, in microseconds (1 ms): everything faster shares the first

@@ -528,7 +528,7 @@ impl Metrics {
             &mut out,
             "ramp_proxy_request_duration_seconds",
             exposition::Kind::Histogram,
-            "Time from request arrival to the end of the response. Bucket bounds are every seventh edge of the 0.5 % sketch from 1 ms to 60 s, so counts are exact and histogram_quantile is within about 1 % (docs/proxy.md).",
+            "Time from request arrival to the end of the response. Bucket bounds are every seventh edge of the 0.5 % sketch from 1 ms to 60 s, so counts are exact and histogram_quantile is within about 1 % (docs/prometheus.md).",
         );
         for (name, c) in &cohorts {
             exposition::write_histogram(

@@ -135,7 +135,7 @@ const OLD_BOUNDS_S: [f64; 17] = [
 /// draw's p99 comes out about 20 % high (the quantile falls in the bucket from 0.504 s to
 /// 1.005 s, interpolated linearly); the test computes that too and asserts it is off by more
 /// than 2 %, so it would have failed on the old layout. It also pins the series count per
-/// cohort that docs/proxy.md states.
+/// cohort that docs/prometheus.md states.
 #[test]
 fn histogram_quantile_over_the_exported_buckets_is_within_two_percent() {
     let metrics = Metrics::new();
@@ -182,5 +182,5 @@ fn histogram_quantile_over_the_exported_buckets_is_within_two_percent() {
         buckets.len() - 1
     );
     assert_eq!(series, ramp_proxy::exposition::bound_indexes().len() + 3);
-    assert_eq!(series, 161, "docs/proxy.md states the series count");
+    assert_eq!(series, 161, "docs/prometheus.md states the series count");
 }
