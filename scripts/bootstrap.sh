@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Ramp needs on a fresh Debian/Ubuntu machine, idempotently: a C
-# compiler (SQLite is built from source), curl (for rustup), python3 (the test scripts), and
+# compiler (SQLite is built from source), curl (for rustup), python3 (the test scripts),
+# prometheus and promtool 2.42 (the Prometheus integration's tests), and
 # a Rust toolchain at least as new as the workspace's `rust-version`, with clippy and
 # rustfmt. Safe to run again: when everything is there it prints one line and changes nothing.
 #
@@ -32,6 +33,12 @@ need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# Prometheus and promtool: the tests of Ramp's Prometheus integration run the real server
+# and linter. Pinned to Debian bookworm's build; any installed 2.42.x is accepted.
+PROMETHEUS_PIN="2.42.0+ds-5+deb12u1"
+if ! { command -v promtool >/dev/null 2>&1 && prometheus --version 2>/dev/null | grep -q 'version 2\.42\.'; }; then
+  need_apt+=("prometheus=$PROMETHEUS_PIN")
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2
   if ! { as_root apt-get update -qq &&
@@ -93,4 +100,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler and python3: ready"
+echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler, python3 and prometheus 2.42: ready"

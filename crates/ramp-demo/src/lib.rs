@@ -24,6 +24,8 @@
 mod clock;
 mod error;
 pub mod load;
+pub mod loopback;
+mod metrics;
 pub mod prometheus;
 pub mod promtool;
 pub mod stack;
@@ -33,5 +35,6 @@ pub use error::DemoError;
 pub use load::{
     run_load, run_load_with, Completion, LoadConfig, LoadCounters, LoadProgress, LoadReport,
 };
+pub use prometheus::{Prometheus, QuerySample, ScrapeJob};
 pub use stack::Stack;
 pub use upstream::{serve_upstream, Behaviour, ServedCounts};

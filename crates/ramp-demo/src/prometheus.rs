@@ -7,27 +7,20 @@
 //! Dropping the handle kills the process and removes the directory, so a failing test leaves
 //! nothing behind.
 //!
-//! The readiness checks speak plain HTTP/1.0 over a loopback socket with a size limit and a
-//! deadline on every wait: the launcher must never hang a test run on a server that does not
+//! The readiness checks and queries speak plain HTTP/1.0 over a loopback socket
+//! ([`crate::loopback::get`]) with a size limit and a deadline on every wait: the launcher must never hang a test run on a server that does not
 //! come up.
 
 use crate::clock;
+use crate::loopback::get;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// How long Prometheus may take to become ready and to scrape every target once.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long one readiness request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The largest readiness answer read (a targets document of a few scrape jobs).
-const MAX_ANSWER: usize = 1 << 20;
 
 /// The lines of the server's log quoted when it fails to start.
 const LOG_TAIL_LINES: usize = 15;
@@ -40,6 +33,14 @@ pub enum PrometheusError {
         "prometheus not found (looked for $RAMP_PROMETHEUS, /usr/bin/prometheus and `prometheus` on PATH): install it with `apt-get install prometheus` (scripts/bootstrap.sh does)"
     )]
     NotFound,
+    /// No `promtool` executable was found.
+    #[error(
+        "promtool not found (looked for /usr/bin/promtool and `promtool` on PATH): install it with `apt-get install prometheus` (scripts/bootstrap.sh does)"
+    )]
+    PromtoolNotFound,
+    /// `promtool check metrics` found problems in an exposition (or could not be run).
+    #[error("promtool check metrics: {0}")]
+    Lint(String),
     /// A target is not on loopback: the demo's servers never scrape anything else.
     #[error("refusing to scrape {target}: only loopback targets are scraped")]
     NonLoopbackTarget {
@@ -53,6 +54,15 @@ pub enum PrometheusError {
         what: &'static str,
         /// The operating system's reason.
         source: std::io::Error,
+    },
+    /// A query could not be sent, or its answer was not a successful instant vector or
+    /// scalar.
+    #[error("prometheus query `{query}` failed: {reason}")]
+    Query {
+        /// The PromQL expression.
+        query: String,
+        /// What went wrong, as Prometheus or the transport said it.
+        reason: String,
     },
     /// The server exited or was not ready (or had not scraped every target) in time.
     #[error("prometheus did not start: {reason}; the end of its log ({log}):\n{tail}")]
@@ -150,6 +160,28 @@ impl Prometheus {
         self.addr
     }
 
+    /// Evaluates the PromQL instant query `promql` at `at` (Unix seconds; `None`: now) and
+    /// returns its samples, so scripts and tests read Prometheus' own answer (for instance
+    /// `histogram_quantile`) rather than recomputing it. A scalar result is one sample
+    /// without labels; an empty vector is an empty list, which callers must treat as missing
+    /// data, never as a pass.
+    pub async fn query(
+        &self,
+        promql: &str,
+        at: Option<f64>,
+    ) -> Result<Vec<QuerySample>, PrometheusError> {
+        let failed = |reason: String| PrometheusError::Query {
+            query: promql.to_string(),
+            reason,
+        };
+        let mut path = format!("/api/v1/query?query={}", url_encode(promql));
+        if let Some(t) = at {
+            let _ = write!(path, "&time={t:.3}");
+        }
+        let (status, body) = get(self.addr, &path).await.map_err(failed)?;
+        parse_query_answer(&body).map_err(|e| failed(format!("HTTP {status}: {e}")))
+    }
+
     /// Waits until `/-/ready` answers 200 and `targets` targets report `"health":"up"`.
     async fn wait_ready(&mut self, targets: usize) -> Result<(), PrometheusError> {
         let deadline = clock::now() + START_TIMEOUT;
@@ -200,6 +232,127 @@ impl Drop for Prometheus {
     }
 }
 
+/// One sample of a query's answer: the series' labels and its value (NaN and ±Inf as
+/// Prometheus gave them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySample {
+    /// The series' labels (empty for a scalar or an aggregate without `by`).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The value.
+    pub value: f64,
+}
+
+/// Reads an `/api/v1/query` answer: a successful vector or scalar, or the error it states.
+fn parse_query_answer(body: &str) -> Result<Vec<QuerySample>, String> {
+    let answer: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("not JSON ({e}): {body:.200}"))?;
+    if answer["status"] != "success" {
+        return Err(format!(
+            "{}: {}",
+            answer["errorType"].as_str().unwrap_or("error"),
+            answer["error"].as_str().unwrap_or("no reason given")
+        ));
+    }
+    let value_of = |pair: &serde_json::Value| -> Result<f64, String> {
+        let text = pair[1].as_str().ok_or("a sample without a value")?;
+        match text {
+            "+Inf" => Ok(f64::INFINITY),
+            "-Inf" => Ok(f64::NEG_INFINITY),
+            other => other
+                .parse()
+                .map_err(|_| format!("a sample value that is not a number: {other}")),
+        }
+    };
+    let data = &answer["data"];
+    match data["resultType"].as_str() {
+        Some("scalar") => Ok(vec![QuerySample {
+            labels: Default::default(),
+            value: value_of(&data["result"])?,
+        }]),
+        Some("vector") => data["result"]
+            .as_array()
+            .ok_or("a vector without a result list")?
+            .iter()
+            .map(|sample| {
+                let labels = sample["metric"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(QuerySample {
+                    labels,
+                    value: value_of(&sample["value"])?,
+                })
+            })
+            .collect(),
+        other => Err(format!("an unexpected result type {other:?}")),
+    }
+}
+
+/// Percent-encodes a query parameter: every byte but RFC 3986's unreserved characters.
+fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Runs the real `promtool check metrics` (Debian's, or the first on `PATH`) on an
+/// exposition, so that tests hold every `/metrics` Ramp serves to Prometheus' own linter:
+/// `Ok` when it says nothing, its complaints otherwise.
+pub fn promtool_check_metrics(text: &str) -> Result<(), PrometheusError> {
+    use std::io::Write as _;
+    let debian = Path::new("/usr/bin/promtool");
+    let promtool = if debian.is_file() {
+        debian.to_path_buf()
+    } else {
+        on_path("promtool").ok_or(PrometheusError::PromtoolNotFound)?
+    };
+    let lint = |e: std::io::Error| PrometheusError::Lint(format!("cannot run promtool: {e}"));
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(lint)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text.as_bytes()).map_err(lint)?;
+    }
+    let out = child.wait_with_output().map_err(lint)?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(PrometheusError::Lint(format!(
+            "{} ({})",
+            said.trim(),
+            out.status
+        )))
+    }
+}
+
+/// The first `name` on `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
 /// The executable to run: `$RAMP_PROMETHEUS`, Debian's path, or the first on `PATH`.
 fn executable() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("RAMP_PROMETHEUS") {
@@ -209,11 +362,7 @@ fn executable() -> Option<PathBuf> {
     if debian.is_file() {
         return Some(debian.to_path_buf());
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("prometheus"))
-            .find(|p| p.is_file())
-    })
+    on_path("prometheus")
 }
 
 /// A new private directory under the system's temporary directory.
@@ -261,39 +410,6 @@ fn config(jobs: &[ScrapeJob]) -> String {
     text
 }
 
-/// `GET path` over HTTP/1.0 with a deadline and a size limit: (status, body).
-async fn get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut answer = Vec::new();
-        (&mut stream)
-            .take(MAX_ANSWER as u64)
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<Vec<u8>, String>(answer)
-    };
-    let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("{path}: no answer within {} s", REQUEST_TIMEOUT.as_secs()))??;
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("{path}: not an HTTP answer"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +424,29 @@ mod tests {
         assert!(
             text.contains("targets: ['127.0.0.1:9001', '127.0.0.1:9002']"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn query_answers_are_read_and_errors_named() {
+        let vector = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"version":"canary"},"value":[1.5,"0.72"]},{"metric":{},"value":[1.5,"+Inf"]}]}}"#;
+        let samples = parse_query_answer(vector).expect("a vector");
+        assert_eq!(samples[0].labels["version"], "canary");
+        assert_eq!(samples[0].value, 0.72);
+        assert_eq!(samples[1].value, f64::INFINITY);
+        let scalar = r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"NaN"]}}"#;
+        assert!(parse_query_answer(scalar).expect("a scalar")[0]
+            .value
+            .is_nan());
+        let error = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert_eq!(
+            parse_query_answer(error).unwrap_err(),
+            "bad_data: parse error"
+        );
+        assert!(parse_query_answer("<html>").is_err());
+        assert_eq!(
+            url_encode("a{b=\"c\"}[1m] "),
+            "a%7Bb%3D%22c%22%7D%5B1m%5D%20"
         );
     }
 

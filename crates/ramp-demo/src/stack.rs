@@ -34,8 +34,9 @@ pub struct Stack {
 
 impl Stack {
     /// Starts both upstreams and the proxy in front of them, on loopback ports the kernel
-    /// picks, with the canary at weight 0. `configure` adjusts the proxy's configuration
-    /// (deployment id, sticky routing) before it starts.
+    /// picks, with the canary at the configuration's initial weight (0 unless `configure`
+    /// sets `initial_canary_bp`). `configure` adjusts the proxy's configuration (deployment
+    /// id, sticky routing, initial weight) before it starts.
     pub async fn start(
         stable: Behaviour,
         canary: Behaviour,
@@ -65,8 +66,9 @@ impl Stack {
         let admin = bind("proxy admin API").await?;
         let proxy_addr = addr(&listener, "proxy")?;
         let admin_addr = addr(&admin, "proxy admin API")?;
+        let initial_bp = config.initial_canary_bp;
         tokio::spawn(ramp_proxy::serve(
-            ramp_proxy::Proxy::new(config, 0),
+            ramp_proxy::Proxy::new(config, initial_bp),
             listener,
             admin,
             stopped(&stop),

@@ -6,8 +6,26 @@
 //! ([`LatencyModel`]) and then answers 200, or 500 with the configured probability. The
 //! error rate and an added latency can be raised while serving ([`Behaviour::set_regression`])
 //! to make a canary regress mid-run.
+//!
+//! Like a real service it exports its own metrics at `GET /metrics` (Prometheus text format,
+//! every series labelled `version="<name>"`), so a rollout can be judged from Prometheus
+//! with Ramp's proxy only routing:
+//!
+//! - `http_request_duration_seconds` (histogram): the time it took to answer, the drawn
+//!   latency it waited plus handling, with the proxy's bucket layout (158 bounds from 1 ms
+//!   to 60 s, so `histogram_quantile` is within about 1 % of the exact quantile);
+//! - `http_requests_total{code}`: answers by status code ("200", "400", "500");
+//! - `demo_checkouts_total{outcome="success"|"failure"}`: a business metric. Every request
+//!   answered 200 or 500 is a checkout attempt; an injected 500 is a failed checkout, and a
+//!   served one fails with the checkout failure rate (0 unless set), which
+//!   [`Behaviour::set_checkout_failure_rate`] changes while serving, as a bug that breaks
+//!   checkouts without raising the HTTP error rate would.
+//!
+//! `/health` and `/metrics` requests count in none of them.
 
+use crate::clock;
 use crate::error::DemoError;
+use crate::metrics::ServedMetrics;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
@@ -102,6 +120,10 @@ pub struct Behaviour {
     errors: AtomicU64,
     /// `/health` requests answered.
     health: AtomicU64,
+    /// Probability that a served (200) checkout attempt fails, as `f64` bits.
+    checkout_failure_rate: AtomicU64,
+    /// What `GET /metrics` exports: latency, answers by code, checkouts.
+    metrics: ServedMetrics,
 }
 
 /// What an upstream has answered so far, read from its counters.
@@ -186,6 +208,8 @@ impl Behaviour {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             health: AtomicU64::new(0),
+            checkout_failure_rate: AtomicU64::new(0f64.to_bits()),
+            metrics: ServedMetrics::default(),
         })
     }
 
@@ -224,6 +248,39 @@ impl Behaviour {
         )
     }
 
+    /// Sets the probability that a served checkout attempt fails (see the module's
+    /// documentation), before or while serving: `ramp demo` and tests break the canary's
+    /// business metric with it while its HTTP answers stay 200.
+    ///
+    /// Bad input never panics: the rate is clamped to 0–1 and NaN counts as 0.
+    pub fn set_checkout_failure_rate(&self, rate: f64) {
+        let rate = clamp_or_zero(rate, 1.0);
+        self.checkout_failure_rate
+            .store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The current checkout failure rate, so a demo can show what it injected.
+    pub fn checkout_failure_rate(&self) -> f64 {
+        f64::from_bits(self.checkout_failure_rate.load(Ordering::Relaxed))
+    }
+
+    /// Checkout attempts so far as (successes, failures), the counts `demo_checkouts_total`
+    /// exports, so tests can compare Prometheus' answer with the server's own.
+    pub fn checkouts(&self) -> (u64, u64) {
+        self.metrics.checkouts()
+    }
+
+    /// The latency sketch behind `http_request_duration_seconds`: the exact distribution a
+    /// caller compares Prometheus' `histogram_quantile` with.
+    pub fn latency(&self) -> ramp_proxy::histogram::HistogramSnapshot {
+        self.metrics.latency()
+    }
+
+    /// The `GET /metrics` document (Prometheus text format 0.0.4) as of now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&self.name)
+    }
+
     /// The upstream's name, as it appears in responses.
     pub fn name(&self) -> &str {
         &self.name
@@ -253,14 +310,16 @@ impl Behaviour {
         }
     }
 
-    /// Draws one request's latency and outcome. Both draws are always made, whatever the
-    /// rates, so the RNG sequence (and hence a seeded run) does not depend on them.
-    fn draw(&self, rng: &mut Pcg64Mcg) -> (Duration, bool) {
+    /// Draws one request's latency, whether it answers 500, and whether its checkout fails
+    /// if it is served. Every draw is always made, whatever the rates, so the RNG sequence
+    /// (and hence a seeded run) does not depend on them.
+    fn draw(&self, rng: &mut Pcg64Mcg) -> (Duration, bool, bool) {
         let (extra, added) = self.regression();
         let ms = self.model.sample(rng) + added;
         let u: f64 = rng.random();
         let p = (self.error_rate + extra).min(1.0);
-        (ms_to_duration(ms), u < p)
+        let v: f64 = rng.random();
+        (ms_to_duration(ms), u < p, v < self.checkout_failure_rate())
     }
 
     /// The RNG of the `index`-th accepted connection: the seed and the index are mixed so
@@ -378,6 +437,16 @@ async fn answer(
         behaviour.health.fetch_add(1, Ordering::Relaxed);
         return Ok(behaviour.response(StatusCode::OK, Bytes::from_static(b"ok\n")));
     }
+    if req.method() == Method::GET && req.uri().path() == "/metrics" {
+        let mut r = behaviour.response(StatusCode::OK, Bytes::from(behaviour.metrics_text()));
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return Ok(r);
+    }
+    let started = clock::now();
+    let elapsed_us = || clock::now().duration_since(started).as_micros() as u64;
     // A handler reads the request's body before it answers, as a real POST endpoint does, so
     // that an upload the client stalls keeps the request open (and reaches the proxy's
     // request-body timeout) rather than being answered early. The body is bounded in size
@@ -388,12 +457,13 @@ async fn answer(
     )
     .await;
     if !matches!(body, Ok(Ok(_))) {
+        behaviour.metrics.record(400, elapsed_us(), None);
         return Ok(behaviour.response(
             StatusCode::BAD_REQUEST,
             Bytes::from_static(b"unreadable request body\n"),
         ));
     }
-    let (latency, error) = {
+    let (latency, error, checkout_failed) = {
         // The lock is per connection and held only for two draws; a poisoned lock still
         // holds a usable RNG, so it is recovered rather than propagated as a panic.
         let mut rng = rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -403,11 +473,15 @@ async fn answer(
     behaviour.requests.fetch_add(1, Ordering::Relaxed);
     if error {
         behaviour.errors.fetch_add(1, Ordering::Relaxed);
+        behaviour.metrics.record(500, elapsed_us(), Some(true));
         Ok(behaviour.response(
             StatusCode::INTERNAL_SERVER_ERROR,
             behaviour.error_body.clone(),
         ))
     } else {
+        behaviour
+            .metrics
+            .record(200, elapsed_us(), Some(checkout_failed));
         Ok(behaviour.response(StatusCode::OK, behaviour.ok_body.clone()))
     }
 }
@@ -483,12 +557,25 @@ mod tests {
         assert_eq!(b.regression(), (1.0, MAX_LATENCY_MS));
         let mut rng = b.connection_rng(0);
         for _ in 0..100 {
-            let (latency, error) = b.draw(&mut rng);
+            let (latency, error, _) = b.draw(&mut rng);
             assert!(error);
             assert!(latency <= Duration::from_secs_f64(MAX_LATENCY_MS / 1000.0));
         }
         b.clear_regression();
         assert_eq!(b.regression(), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_checkout_failure_rate_is_clamped_and_never_panics() {
+        let b = Behaviour::new("c", 1.0, 2.0, 3.0, 0.0).expect("valid");
+        assert_eq!(b.checkout_failure_rate(), 0.0);
+        for (given, kept) in [(f64::NAN, 0.0), (-1.0, 0.0), (7.0, 1.0), (0.25, 0.25)] {
+            b.set_checkout_failure_rate(given);
+            assert_eq!(b.checkout_failure_rate(), kept, "{given}");
+        }
+        b.set_checkout_failure_rate(f64::INFINITY);
+        let mut rng = b.connection_rng(0);
+        assert!((0..100).all(|_| b.draw(&mut rng).2));
     }
 
     #[test]

@@ -218,11 +218,11 @@ pub async fn handle(
     let response = match (method, path.as_str()) {
         (Method::GET, "/metrics") => {
             let mut extra = String::new();
-            extra.push_str("# HELP ramp_proxy_canary_weight_percent Current canary share of traffic.\n# TYPE ramp_proxy_canary_weight_percent gauge\n");
+            extra.push_str("# HELP ramp_proxy_canary_weight_ratio Current canary share of traffic, 0 to 1.\n# TYPE ramp_proxy_canary_weight_ratio gauge\n");
             let _ = writeln!(
                 extra,
-                "ramp_proxy_canary_weight_percent {}",
-                bp_to_percent(proxy.route.load().canary_bp)
+                "ramp_proxy_canary_weight_ratio {}",
+                f64::from(proxy.route.load().canary_bp) / f64::from(ramp_flags::BASIS_POINTS)
             );
             extra.push_str("# HELP ramp_proxy_upstream_healthy Whether an upstream address receives traffic (1) or is marked down (0).\n# TYPE ramp_proxy_upstream_healthy gauge\n");
             for pool in proxy.pools() {
@@ -253,7 +253,7 @@ pub async fn handle(
                     let _ = writeln!(
                         extra,
                         "ramp_proxy_flag_users{{cohort=\"{cohort}\",flag=\"{}\"}} {n}",
-                        u.key
+                        crate::exposition::escape_label(&u.key)
                     );
                 }
                 extra.push_str("# HELP ramp_proxy_flag_users_exact Whether the distinct-user counts are exact (1) or HyperLogLog estimates (0).\n# TYPE ramp_proxy_flag_users_exact gauge\n");

@@ -62,6 +62,18 @@ pub struct Histogram {
     sum_us: AtomicU64,
 }
 
+/// A short form (count and sum), not the thousands of counters, so that types holding a
+/// histogram can derive `Debug`.
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (_, count) = self.cumulative_counts(&[]);
+        f.debug_struct("Histogram")
+            .field("count", &count)
+            .field("sum_us", &self.sum_us())
+            .finish()
+    }
+}
+
 impl Default for Histogram {
     fn default() -> Self {
         Self::new()
@@ -105,12 +117,27 @@ impl Histogram {
         }
     }
 
-    /// Returns the cumulative count of values ≤ `upper_bound_of(index)`.
-    pub fn cumulative_at(&self, index: usize) -> u64 {
-        self.buckets[..=index.min(self.buckets.len() - 1)]
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+    /// The cumulative counts of values ≤ `upper_bound_of(i)` for each of `indexes`
+    /// (ascending), and the total count, read in one pass over the counters: the counts
+    /// never decrease along `indexes` and none exceeds the total, even while other threads
+    /// record.
+    pub fn cumulative_counts(&self, indexes: &[usize]) -> (Vec<u64>, u64) {
+        let mut out = Vec::with_capacity(indexes.len());
+        let mut next = indexes.iter().peekable();
+        let mut total = 0u64;
+        for (index, counter) in self.buckets.iter().enumerate() {
+            total += counter.load(Ordering::Relaxed);
+            while next.next_if(|&&i| i <= index).is_some() {
+                out.push(total);
+            }
+        }
+        out.resize(indexes.len(), total);
+        (out, total)
+    }
+
+    /// The sum of the recorded values in microseconds, the Prometheus `_sum`.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Ordering::Relaxed)
     }
 }
 
@@ -147,6 +174,26 @@ impl HistogramSnapshot {
             }
         }
         self.buckets.last().map(|(i, _)| value_of(*i as usize))
+    }
+
+    /// What was recorded between `earlier` and this snapshot of the same histogram: the
+    /// bucket-by-bucket difference (exact, as the counts only grow; a bucket that shrank,
+    /// which only a restart can cause, counts 0).
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        let before: std::collections::HashMap<u32, u64> = earlier.buckets.iter().copied().collect();
+        let buckets: Vec<(u32, u64)> = self
+            .buckets
+            .iter()
+            .map(|&(i, c)| (i, c.saturating_sub(before.get(&i).copied().unwrap_or(0))))
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        HistogramSnapshot {
+            alpha: self.alpha,
+            unit: self.unit.clone(),
+            count: buckets.iter().map(|(_, c)| c).sum(),
+            sum: self.sum.saturating_sub(earlier.sum),
+            buckets,
+        }
     }
 
     /// Adds another snapshot's counts into this one (exact: same buckets, counts add).
@@ -252,6 +299,7 @@ mod tests {
         let mut merged = a.snapshot();
         merged.merge(&b.snapshot());
         assert_eq!(merged, all.snapshot());
+        assert_eq!(all.snapshot().since(&a.snapshot()), b.snapshot());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod exposition;
 #[doc(hidden)]
 pub mod fuzzing;
 mod h1;

@@ -8,7 +8,8 @@
 //! cohort, and each cohort's `errors` counts the requests the gates must see as failed, each
 //! at most once.
 
-use crate::histogram::{self, Histogram, HistogramSnapshot};
+use crate::exposition;
+use crate::histogram::{Histogram, HistogramSnapshot};
 use crate::routing::Cohort;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -523,50 +524,19 @@ impl Metrics {
                 c.in_flight.load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP ramp_proxy_request_duration_seconds Time from request arrival to the end of the response; bucket bounds are sketch bucket edges, so counts are exact.\n# TYPE ramp_proxy_request_duration_seconds histogram\n");
+        exposition::write_header(
+            &mut out,
+            "ramp_proxy_request_duration_seconds",
+            exposition::Kind::Histogram,
+            "Time from request arrival to the end of the response. Bucket bounds are every seventh edge of the 0.5 % sketch from 1 ms to 60 s, so counts are exact and histogram_quantile is within about 1 % (docs/prometheus.md).",
+        );
         for (name, c) in &cohorts {
-            let mut total = 0;
-            for bound_s in PROMETHEUS_BOUNDS_S {
-                let index = histogram::index_of(bound_s * 1e6);
-                let le = histogram::upper_bound_of(index) / 1e6;
-                total = c.latency.cumulative_at(index);
-                let _ = writeln!(
-                    out,
-                    "ramp_proxy_request_duration_seconds_bucket{{cohort=\"{}\",le=\"{:.6}\"}} {}",
-                    name.as_str(),
-                    le,
-                    total
-                );
-            }
-            let snap = c.latency.snapshot();
-            total = total.max(snap.count);
-            let _ = writeln!(
-                out,
-                "ramp_proxy_request_duration_seconds_bucket{{cohort=\"{}\",le=\"+Inf\"}} {}",
-                name.as_str(),
-                total
+            exposition::write_histogram(
+                &mut out,
+                "ramp_proxy_request_duration_seconds",
+                &format!("cohort=\"{}\"", name.as_str()),
+                &c.latency,
             );
-            let _ = writeln!(
-                out,
-                "ramp_proxy_request_duration_seconds_sum{{cohort=\"{}\"}} {:.6}",
-                name.as_str(),
-                snap.sum as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "ramp_proxy_request_duration_seconds_count{{cohort=\"{}\"}} {}",
-                name.as_str(),
-                total
-            );
-        }
-        out.push_str("# HELP ramp_proxy_request_duration_quantile_seconds Quantiles of the cumulative latency sketch (relative error 0.5%).\n# TYPE ramp_proxy_request_duration_quantile_seconds gauge\n");
-        for (name, c) in &cohorts {
-            let snap = c.latency.snapshot();
-            for q in [0.5, 0.95, 0.99] {
-                if let Some(v) = snap.quantile_us(q) {
-                    let _ = writeln!(out, "ramp_proxy_request_duration_quantile_seconds{{cohort=\"{}\",quantile=\"{}\"}} {:.6}", name.as_str(), q, v / 1e6);
-                }
-            }
         }
         out.push_str("# HELP ramp_proxy_sticky_key_missing_total Sticky-mode requests without a key, split at random (flag mode: stable below 100%).\n# TYPE ramp_proxy_sticky_key_missing_total counter\n");
         let _ = writeln!(
@@ -596,13 +566,6 @@ impl Metrics {
         out
     }
 }
-
-/// Bucket bounds of the Prometheus histogram, in seconds; each is rounded up to a sketch
-/// bucket edge so that the cumulative counts are exact.
-const PROMETHEUS_BOUNDS_S: [f64; 17] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0, 300.0,
-];
 
 /// Responses by status class, as served in `/snapshot`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
