@@ -36,12 +36,30 @@ const REHEARSAL_RPS: f64 = 125.0;
 /// When `--break` makes the canary regress, seconds after the start (in stage 2).
 const BREAK_AT: Duration = Duration::from_secs(22);
 
+/// Where the demo's controller reads canary and stable.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoMetrics {
+    /// Ramp's proxy's exact `/snapshot` (nothing to install).
+    Proxy,
+    /// A real Prometheus scraping the demo upstreams every second (`apt-get install
+    /// prometheus`), plus a query gate on their checkout success rate.
+    Prometheus,
+}
+
 /// `ramp demo` options.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Make the canary regress part-way (errors and latency) to show the automatic rollback.
     #[arg(long = "break", conflicts_with = "rehearse")]
     pub break_it: bool,
+    /// Where the controller reads canary and stable: the proxy's snapshot, or a Prometheus
+    /// server the demo starts (needs the `prometheus` package).
+    #[arg(long, value_enum, default_value = "proxy")]
+    pub metrics: DemoMetrics,
+    /// Make the canary's checkouts fail part-way (30 % of them, with nothing else wrong),
+    /// which only the query gate of `--metrics prometheus` sees.
+    #[arg(long, conflicts_with_all = ["rehearse", "break_it"])]
+    pub break_checkout: bool,
     /// Run the staging report's rollback rehearsal instead (+800 ms on 50% of canary requests at
     /// 125 req/s) and print its recovery breakdown; exit 0 when it recovered in time.
     #[arg(long)]
@@ -66,6 +84,12 @@ pub struct DemoArgs {
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<Ended> {
+    if args.break_checkout && args.metrics != DemoMetrics::Prometheus {
+        return Err(Invalid(
+            "ramp demo: --break-checkout breaks what only the query gate of --metrics prometheus sees; add --metrics prometheus".into(),
+        )
+        .into());
+    }
     let json_out = args
         .json
         .as_ref()
@@ -160,6 +184,22 @@ async fn demo(
         stack.admin_addr,
     );
 
+    // With --metrics prometheus, a real Prometheus scrapes the upstreams and the plan reads
+    // it; kept until the run ends.
+    let _prometheus = match args.metrics {
+        DemoMetrics::Proxy => None,
+        DemoMetrics::Prometheus => {
+            let p = crate::demo_metrics::judge_from_prometheus(&mut plan, &addrs).await?;
+            if !args.quiet {
+                println!(
+                    "Prometheus {} scrapes both upstreams every second; the controller reads canary and stable there, and judges their checkout success rate",
+                    p.url()
+                );
+            }
+            Some(p)
+        }
+    };
+
     // Open-loop load through the proxy.
     let mut load = LoadConfig::new(proxy_addr, rps);
     load.users = 10_000;
@@ -188,6 +228,11 @@ async fn demo(
             rps,
             if args.break_it {
                 format!("; the canary will break at T+{}s", BREAK_AT.as_secs())
+            } else if args.break_checkout {
+                format!(
+                    "; the canary's checkouts will start failing at T+{}s",
+                    BREAK_AT.as_secs()
+                )
             } else {
                 String::new()
             }
@@ -204,6 +249,14 @@ async fn demo(
             tokio::time::sleep(BREAK_AT).await;
             // 15% of requests fail and every one is 250 ms slower.
             canary.set_regression(0.15, 250.0);
+        });
+    }
+    if args.break_checkout {
+        let canary = Arc::clone(&stack.canary);
+        tokio::spawn(async move {
+            tokio::time::sleep(BREAK_AT).await;
+            // Requests still succeed and are fast: only the business metric breaks.
+            canary.set_checkout_failure_rate(0.3);
         });
     }
 

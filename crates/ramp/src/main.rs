@@ -5,6 +5,7 @@
 //! return how they ended ([`Ended`]) or an error, never a code.
 
 mod demo;
+mod demo_metrics;
 mod live;
 mod progress;
 mod setup;

@@ -20,6 +20,9 @@ mod support;
 #[path = "live_cli/integrity.rs"]
 mod integrity;
 
+#[path = "live_cli/prometheus.rs"]
+mod prometheus;
+
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::{plan, Rig, Work, WAIT};

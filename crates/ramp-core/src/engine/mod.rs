@@ -1238,15 +1238,20 @@ impl Engine {
             for r in no_data {
                 reasons.push(format!(
                     "{} at the stage's end; Ramp never promotes without data.",
-                    explain_query(r)
+                    capitalized(&explain_query(r))
                 ));
             }
             return Decision::Halt;
         }
         let mut decision = decision;
-        for r in results.iter().filter(|r| r.status == GateStatus::Warn) {
-            reasons.push(format!("{} at the stage's end.", explain_query(r)));
-            decision = Decision::Monitor;
+        for r in &results {
+            reasons.push(format!(
+                "{} at the stage's end.",
+                capitalized(&explain_query(r))
+            ));
+            if r.status == GateStatus::Warn {
+                decision = Decision::Monitor;
+            }
         }
         decision
     }
@@ -1256,6 +1261,15 @@ impl Engine {
         self.event(format!("Rollout finished: {}", outcome.key()));
         out.push(Action::Finished(outcome));
     }
+}
+
+/// A sentence with its first letter in upper case.
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// ": reason" for an operator's note, or nothing when they gave none.
