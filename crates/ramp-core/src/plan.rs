@@ -176,6 +176,84 @@ pub enum Router {
         /// The proxy configuration file, as written (relative to the plan file's directory).
         config: std::path::PathBuf,
     },
+    /// Several running `ramp proxy` processes behind a load balancer (`[router] kind =
+    /// "ramp"` with `admin = [URL, …]`): every member gets every weight, and their snapshots
+    /// are summed into one slot (histograms merge bucket for bucket).
+    Fleet {
+        /// Base URLs of the members' admin APIs, `http://host:port`, in plan order.
+        members: Vec<String>,
+        /// File holding the admin bearer token every member accepts, as written.
+        token_file: Option<std::path::PathBuf>,
+    },
+    /// HAProxy through its runtime API (`[router] kind = "haproxy"`).
+    Haproxy(HaproxyRouter),
+    /// nginx through an upstream include file and a reload (`[router] kind = "nginx"`).
+    Nginx(NginxRouter),
+    /// Any other router through commands run without a shell (`[router] kind =
+    /// "command"`): the escape hatch for a cloud load balancer's CLI or `kubectl patch`.
+    Command(CommandRouter),
+}
+
+/// Where HAProxy's runtime API listens (`stats socket … level admin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaproxySocket {
+    /// A unix socket path, as written (relative to the plan file's directory).
+    Unix(std::path::PathBuf),
+    /// A TCP address.
+    Tcp(std::net::SocketAddr),
+}
+
+/// HAProxy driven through its runtime API: the weight is split over the servers of one
+/// backend with `set server BACKEND/SERVER weight N`, confirmed with `show servers state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyRouter {
+    /// The runtime API.
+    pub socket: HaproxySocket,
+    /// The backend holding both versions' servers.
+    pub backend: String,
+    /// The stable version's servers in that backend.
+    pub stable: Vec<String>,
+    /// The canary's servers in that backend.
+    pub canary: Vec<String>,
+    /// The most one runtime-API exchange may take.
+    pub timeout: Span,
+}
+
+/// nginx driven through an upstream block Ramp owns: written atomically with `weight=` per
+/// server (`down` for a drained side), checked with the test command, applied by the reload
+/// command, and confirmed once the new worker generation answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxRouter {
+    /// The include file holding the `upstream` block, as written (relative to the plan file's
+    /// directory); nginx's configuration includes it.
+    pub upstream_file: std::path::PathBuf,
+    /// The upstream block's name.
+    pub upstream: String,
+    /// The stable version's servers (`host:port`).
+    pub stable: Vec<String>,
+    /// The canary's servers (`host:port`).
+    pub canary: Vec<String>,
+    /// The configuration test, argv (default `nginx -t`).
+    pub test: Vec<String>,
+    /// The reload, argv (default `nginx -s reload`).
+    pub reload: Vec<String>,
+    /// nginx's pid file, to confirm the reload took effect; optional.
+    pub pid_file: Option<std::path::PathBuf>,
+    /// The most the test, the reload and its confirmation may take.
+    pub timeout: Span,
+}
+
+/// A router driven by commands, each an argv template run without a shell: `{weight}` (the
+/// canary's percent), `{weight_bp}` (basis points), `{deployment}` and `{run}` are replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRouter {
+    /// Sets the canary's weight; exit 0 means applied.
+    pub set_weight: Vec<String>,
+    /// Prints the weight in force (percent) on standard output; without it the weight is
+    /// taken as the last one set.
+    pub get_weight: Option<Vec<String>>,
+    /// The most one command may take before it is killed and the call fails.
+    pub timeout: Span,
 }
 
 /// The live run's control API (`[control]`): where `ramp status`, `ramp pause` and the other
