@@ -115,6 +115,25 @@ pub struct PrometheusSource {
     pub latency_buckets: Option<String>,
 }
 
+impl PrometheusSource {
+    /// The server at `url` read with every default: the cohort labels `canary`/`stable`, the
+    /// common `http_request_duration_seconds` templates, a 2 s timeout and no token, as a plan
+    /// that names only `url` gets them (and as `ramp demo --metrics prometheus` uses it).
+    pub fn with_defaults(url: String) -> PrometheusSource {
+        use crate::promql;
+        PrometheusSource {
+            url,
+            token_file: None,
+            timeout: Span(2_000),
+            canary_label: promql::DEFAULT_CANARY_LABEL.into(),
+            stable_label: promql::DEFAULT_STABLE_LABEL.into(),
+            requests: promql::DEFAULT_REQUESTS.into(),
+            errors: promql::DEFAULT_ERRORS.into(),
+            latency_buckets: Some(promql::DEFAULT_LATENCY_BUCKETS.into()),
+        }
+    }
+}
+
 /// A gate on one PromQL expression (`[[gates.query]]`): business metrics and anything else
 /// the service exports, judged like Argo Rollouts' analysis metrics, with Ramp's rule that
 /// no data is never a pass.

@@ -33,14 +33,6 @@ pub enum PrometheusError {
         "prometheus not found (looked for $RAMP_PROMETHEUS, /usr/bin/prometheus and `prometheus` on PATH): install it with `apt-get install prometheus` (scripts/bootstrap.sh does)"
     )]
     NotFound,
-    /// No `promtool` executable was found.
-    #[error(
-        "promtool not found (looked for /usr/bin/promtool and `promtool` on PATH): install it with `apt-get install prometheus` (scripts/bootstrap.sh does)"
-    )]
-    PromtoolNotFound,
-    /// `promtool check metrics` found problems in an exposition (or could not be run).
-    #[error("promtool check metrics: {0}")]
-    Lint(String),
     /// A target is not on loopback: the demo's servers never scrape anything else.
     #[error("refusing to scrape {target}: only loopback targets are scraped")]
     NonLoopbackTarget {
@@ -303,45 +295,6 @@ fn url_encode(text: &str) -> String {
         }
     }
     out
-}
-
-/// Runs the real `promtool check metrics` (Debian's, or the first on `PATH`) on an
-/// exposition, so that tests hold every `/metrics` Ramp serves to Prometheus' own linter:
-/// `Ok` when it says nothing, its complaints otherwise.
-pub fn promtool_check_metrics(text: &str) -> Result<(), PrometheusError> {
-    use std::io::Write as _;
-    let debian = Path::new("/usr/bin/promtool");
-    let promtool = if debian.is_file() {
-        debian.to_path_buf()
-    } else {
-        on_path("promtool").ok_or(PrometheusError::PromtoolNotFound)?
-    };
-    let lint = |e: std::io::Error| PrometheusError::Lint(format!("cannot run promtool: {e}"));
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(lint)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(text.as_bytes()).map_err(lint)?;
-    }
-    let out = child.wait_with_output().map_err(lint)?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() && said.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(PrometheusError::Lint(format!(
-            "{} ({})",
-            said.trim(),
-            out.status
-        )))
-    }
 }
 
 /// The first `name` on `PATH`.

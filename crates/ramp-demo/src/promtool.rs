@@ -57,7 +57,13 @@ pub fn check_metrics(page: &str) -> Result<Linted, String> {
     let out = child
         .wait_with_output()
         .map_err(|e| format!("cannot read promtool's answer: {e}"))?;
-    if out.status.success() {
+    // promtool may print a complaint and still exit 0; a clean page gets no words at all.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
         Ok(Linted::Clean)
     } else {
         Err(format!(

@@ -53,9 +53,7 @@ impl Exposition {
 
     /// Starts the family `name`; every sample until the next family belongs to it.
     pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {}", kind.word());
+        write_header(&mut self.out, name, kind, help);
     }
 
     /// One sample of the current family.
@@ -98,6 +96,34 @@ impl Exposition {
     }
 }
 
+/// Writes a family's `# HELP` and `# TYPE` lines, which every family needs once before its
+/// samples (`promtool check metrics` refuses a family without help); for writers that build
+/// their page themselves (the proxy's and the demo upstream's histograms).
+pub fn write_header(out: &mut String, name: &str, kind: Kind, help: &str) {
+    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {}", kind.word());
+}
+
+/// A label value escaped for the text format: backslash, double quote and line feed.
+pub fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    push_escaped(&mut out, value);
+    out
+}
+
+/// Appends `value` escaped for the text format.
+fn push_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// Writes `{a="x",b="y"}` (nothing without labels), with `le` last when given.
 fn write_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {
     if labels.is_empty() && le.is_none() {
@@ -112,14 +138,7 @@ fn write_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {
         first = false;
         out.push_str(k);
         out.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
+        push_escaped(out, v);
         out.push('"');
     }
     out.push('}');

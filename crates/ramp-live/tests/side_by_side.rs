@@ -15,7 +15,7 @@
 use ramp_core::engine::{Engine, Input, State};
 use ramp_core::plan::{MetricsSource, Plan, PrometheusSource};
 use ramp_core::summary::Summary;
-use ramp_core::{parse_plan, promql, PlanTime, Span};
+use ramp_core::{parse_plan, PlanTime};
 use ramp_demo::{Behaviour, LoadConfig, Prometheus, ScrapeJob, Stack};
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd};
 use std::sync::Arc;
@@ -126,16 +126,7 @@ async fn judged_twice(regress_at: Option<Duration>) -> (Summary, Summary) {
     let mut plan = parse_plan(PLAN, "side-by-side.toml").unwrap_or_else(|e| panic!("{e}"));
     let from_proxy = Arc::new(plan.clone());
     plan.metrics = MetricsSource::Prometheus;
-    plan.prometheus = Some(PrometheusSource {
-        url: prometheus.url(),
-        token_file: None,
-        timeout: Span(2_000),
-        canary_label: promql::DEFAULT_CANARY_LABEL.into(),
-        stable_label: promql::DEFAULT_STABLE_LABEL.into(),
-        requests: promql::DEFAULT_REQUESTS.into(),
-        errors: promql::DEFAULT_ERRORS.into(),
-        latency_buckets: Some(promql::DEFAULT_LATENCY_BUCKETS.into()),
-    });
+    plan.prometheus = Some(PrometheusSource::with_defaults(prometheus.url()));
     let admin_url = format!("http://{}", stack.admin_addr);
     let dir = tempfile::tempdir().unwrap();
     let config = RunConfig {

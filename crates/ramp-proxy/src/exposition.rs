@@ -37,33 +37,9 @@ pub fn bound_indexes() -> Vec<usize> {
     (first..=last).map(|k| k * EDGES_PER_BOUND).collect()
 }
 
-/// The kind of a metric family, its `# TYPE` line. Closed: the exposition writes no other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A monotonically increasing count; its name ends in `_total`.
-    Counter,
-    /// A value that goes up and down.
-    Gauge,
-    /// Cumulative `_bucket{le}` series with `_sum` and `_count`.
-    Histogram,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
-}
-
-/// Writes a family's `# HELP` and `# TYPE` lines, which every family needs once before its
-/// samples (`promtool check metrics` refuses a family without help).
-pub fn write_header(out: &mut String, name: &str, kind: Kind, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
-}
+/// The family kinds, header lines and label escaping of the text format, shared with the
+/// controller's and the OFREP server's pages (ramp-flags holds the one writer of them).
+pub use ramp_flags::exposition::{escape_label, write_header, Kind};
 
 /// Writes one labelled series of histogram `name` (header written separately): a
 /// `_bucket` line per bound of [`bound_indexes`], `+Inf`, `_sum` in seconds and `_count`.
@@ -82,20 +58,6 @@ pub fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
     let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us() as f64 / 1e6);
     let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
-}
-
-/// Escapes a label value for the text format: backslash, double quote and line feed.
-pub fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

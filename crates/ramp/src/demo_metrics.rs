@@ -7,7 +7,6 @@
 //! query gate judges the checkout success rate, a business metric the proxy cannot see.
 
 use ramp_core::plan::{MetricsSource, Plan, PrometheusSource, QueryGate};
-use ramp_core::promql;
 use ramp_core::Span;
 use ramp_demo::{Prometheus, ScrapeJob};
 use std::net::SocketAddr;
@@ -24,16 +23,7 @@ pub async fn judge_from_prometheus(
 ) -> anyhow::Result<Prometheus> {
     let prometheus = Prometheus::start(&[ScrapeJob::new("demo-upstreams", upstreams)]).await?;
     plan.metrics = MetricsSource::Prometheus;
-    plan.prometheus = Some(PrometheusSource {
-        url: prometheus.url(),
-        token_file: None,
-        timeout: Span(2_000),
-        canary_label: promql::DEFAULT_CANARY_LABEL.into(),
-        stable_label: promql::DEFAULT_STABLE_LABEL.into(),
-        requests: promql::DEFAULT_REQUESTS.into(),
-        errors: promql::DEFAULT_ERRORS.into(),
-        latency_buckets: Some(promql::DEFAULT_LATENCY_BUCKETS.into()),
-    });
+    plan.prometheus = Some(PrometheusSource::with_defaults(prometheus.url()));
     plan.queries.push(QueryGate {
         name: "checkout_success".into(),
         query: CHECKOUT_SUCCESS.into(),

@@ -41,19 +41,15 @@ pub async fn run(
         PlanSource::Proxy => {
             let source =
                 Instrumented::new(proxy.clone(), SourceKind::Proxy, Arc::clone(&exposition));
-            run_with(
-                config, source, proxy, journal, exposition, queries, on, shutdown,
-            )
-            .await
+            let observed = Observation { source, queries };
+            run_with(config, observed, proxy, journal, exposition, on, shutdown).await
         }
         PlanSource::Prometheus => {
             let prometheus = prometheus_source(&config).await?;
             let source =
                 Instrumented::new(prometheus, SourceKind::Prometheus, Arc::clone(&exposition));
-            run_with(
-                config, source, proxy, journal, exposition, queries, on, shutdown,
-            )
-            .await
+            let observed = Observation { source, queries };
+            run_with(config, observed, proxy, journal, exposition, on, shutdown).await
         }
     }
 }
@@ -130,14 +126,21 @@ async fn query_gates(config: &RunConfig) -> Result<Option<QueryGates>, LiveError
     Ok(gates)
 }
 
+/// What a run observes: its metrics source, and its query gates when the plan has any.
+struct Observation<S> {
+    /// Where canary and stable are read.
+    source: S,
+    /// The query gates and their Prometheus client.
+    queries: Option<QueryGates>,
+}
+
 /// The run against any metrics source, router and journal store.
 async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     config: RunConfig,
-    source: S,
+    observed: Observation<S>,
     router: R,
     mut store: J,
     exposition: Arc<ControllerMetrics>,
-    queries: Option<QueryGates>,
     on: ProgressSink<'_>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
@@ -197,11 +200,11 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             started_unix_ms,
         },
         metrics: MetricsFeed {
-            source,
+            source: observed.source,
             cursor: replayed.cursor,
             last_end_ms: replayed.last_end_ms,
             problem: None,
-            queries,
+            queries: observed.queries,
         },
         routing: Routing {
             router,
