@@ -345,10 +345,10 @@ async fn a_pod_that_disappears_is_a_gap() {
 }
 
 /// A cohort without series (a canary that served nothing yet: most client libraries export a
-/// labelled series only after its first request) counts nothing, which no gate passes on, and
-/// the reading in which its series appears is a gap, not a slot.
+/// labelled series only after its first request) counts nothing, which no gate passes on;
+/// its first series counts from zero, in the same stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cohort_without_series_counts_nothing_and_its_first_series_is_a_gap() {
+async fn a_cohort_without_series_counts_nothing_and_its_first_series_counts_from_zero() {
     let env = env().await;
     let t = "empty";
     let s0 = pod(5, 0, 0, None);
@@ -359,10 +359,8 @@ async fn a_cohort_without_series_counts_nothing_and_its_first_series_is_a_gap() 
     let c0 = pod(7, 0, 0, None);
     env.set(t, "c", "canary", Some(c0));
     let after = until(&source, &[c0], &[s0], false).await;
-    assert!(
-        after.gap_since(&before).is_some(),
-        "the new series is a gap"
-    );
+    assert!(after.gap_since(&before).is_none(), "a new series is no gap");
+    assert_eq!(after.slot_since(&before, 0, 1).canary.requests, 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

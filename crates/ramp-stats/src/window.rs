@@ -92,12 +92,14 @@ pub fn shared_bounds(a: Option<&[u64]>, b: Option<&[u64]>) -> Option<Vec<u64>> {
 }
 
 /// The coarse bucket holding `v` ms, read from a histogram whose counts sit at their
-/// buckets' lower bounds: the largest bound at or under `v` (with the histogram's relative
-/// error as slack) and the next bound, in ms (infinite past the last bound).
+/// buckets' lower bounds: the largest bound whose histogram index is at or under `v`'s, and
+/// the next bound, in ms (infinite past the last bound).
 pub fn bracket(bounds_us: &[u64], v: f64) -> (f64, f64) {
-    let slack = 1.0 + 2.0 * crate::histogram::RELATIVE_ERROR;
+    // Counts sit at the histogram index of their bucket's lower bound, and `v` is the value
+    // of such an index: the lower bound is the largest bound of an index at or under `v`'s.
     let ms = |us: u64| us as f64 / 1000.0;
-    let below = bounds_us.partition_point(|&b| ms(b) <= v * slack);
+    let at = Histogram::index_of(v);
+    let below = bounds_us.partition_point(|&b| Histogram::index_of(ms(b)) <= at);
     let lower = below.checked_sub(1).map_or(0.0, |i| ms(bounds_us[i]));
     let upper = bounds_us.get(below).map_or(f64::INFINITY, |&b| ms(b));
     (lower, upper)

@@ -162,6 +162,23 @@ fn coarse_bounds(gate: &Gate, canary: &CohortStats, stable: &CohortStats) -> Opt
     }
 }
 
+/// A latency value `v` read from `c` moved to the edge of its coarse bucket: the lower edge
+/// for `sign = −1`, the upper (infinite in the open last bucket) for `sign = +1`; `v` itself
+/// for exact data and for metrics that are not latencies.
+pub(super) fn coarse_edge(metric: Metric, c: &CohortStats, v: f64, sign: f64) -> f64 {
+    match (&c.coarse_bounds_us, metric.quantile()) {
+        (Some(bounds), Some(_)) => {
+            let (lower, upper) = bracket(bounds, v);
+            if sign < 0.0 {
+                lower
+            } else {
+                upper
+            }
+        }
+        _ => v,
+    }
+}
+
 /// The coarse bucket holding `v` ms (a value read from a histogram whose counts sit at their
 /// buckets' lower bounds).
 fn bucket_of(bounds_us: &[u64], v: f64) -> BucketBounds {
@@ -219,6 +236,22 @@ pub(super) fn conservative(
         // Judged above, on its count.
         Metric::ThroughputRps => None,
     }
+}
+
+/// Whether a gate's value, measured with coarse buckets, lies in a bucket that holds its
+/// fail level, so that the data cannot say on which side the truth is (a stage end halts on
+/// it rather than promoting).
+pub fn undecided(r: &GateResult) -> bool {
+    let Some(b) = r.bucket else {
+        return false;
+    };
+    if r.status != GateStatus::Warn {
+        return false;
+    }
+    let holds = |level: f64| b.lower_ms <= level && b.upper_ms.is_none_or(|u| u > level);
+    r.max.is_some_and(holds)
+        || r.min
+            .is_some_and(|level| b.lower_ms < level && b.upper_ms.is_none_or(|u| u >= level))
 }
 
 /// One plain sentence explaining a gate result.

@@ -15,7 +15,7 @@ mod gates;
 mod queries;
 mod relative;
 
-pub use gates::{evaluate, explain, group};
+pub use gates::{evaluate, explain, group, undecided};
 pub use queries::explain_query;
 
 use crate::plan::{Bound, Plan, Scope};
@@ -907,7 +907,10 @@ impl Engine {
         }
         // A query gate in a streak of failures holds the stage end: it fails or recovers
         // first, so a stage is never promoted on a value beyond its fail level.
-        if self.now >= end && self.paused.is_none() && !self.queries.failing() {
+        if self.now >= end
+            && self.paused.is_none()
+            && !self.queries.holds(&self.plan.queries, self.now.since(end))
+        {
             self.end_stage(index, out);
         }
     }
@@ -1013,6 +1016,9 @@ impl Engine {
             .iter()
             .filter(|r| r.status == GateStatus::Fail)
             .collect();
+        // A latency measured with coarse buckets whose bucket holds the fail level: the data
+        // cannot say which side the canary is on.
+        let undecided: Vec<&GateResult> = gates.iter().filter(|r| undecided(r)).collect();
         let mut reasons = Vec::new();
         let decision = if gates.is_empty() {
             reasons.push(
@@ -1034,6 +1040,14 @@ impl Engine {
                     r.metric,
                     group(r.samples),
                     group(stage.gates.iter().find(|g| g.metric == r.metric).map(|g| g.min_samples).unwrap_or(0))
+                ));
+            }
+            Decision::Halt
+        } else if !undecided.is_empty() {
+            for r in &undecided {
+                reasons.push(format!(
+                    "{} over the whole stage; Ramp never promotes without evidence (set the fail level on a bucket bound, or export finer buckets).",
+                    explain(r)
                 ));
             }
             Decision::Halt
@@ -1229,15 +1243,22 @@ impl Engine {
             return decision;
         }
         let results = self.queries.results();
+        // No data, or a streak of failures the stage end waited out (it held the end as long
+        // as the gate's `consecutive` evaluations take): neither is evidence to promote on.
         let no_data: Vec<&QueryResult> = results
             .iter()
-            .filter(|r| r.status == GateStatus::NoData)
+            .filter(|r| r.status == GateStatus::NoData || r.failed_in_a_row > 0)
             .collect();
         if !no_data.is_empty() {
             reasons.clear();
             for r in no_data {
+                let why = if r.failed_in_a_row > 0 {
+                    "Ramp never promotes on a value beyond its fail level"
+                } else {
+                    "Ramp never promotes without data"
+                };
                 reasons.push(format!(
-                    "{} at the stage's end; Ramp never promotes without data.",
+                    "{} at the stage's end; {why}.",
                     capitalized(&explain_query(r))
                 ));
             }

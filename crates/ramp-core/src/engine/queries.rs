@@ -71,9 +71,14 @@ impl Queries {
         (state.status == GateStatus::Fail).then(|| state.clone())
     }
 
-    /// Whether some gate is in a streak of failed evaluations: the stage may not end yet.
-    pub(super) fn failing(&self) -> bool {
-        self.states.iter().any(|s| s.failed_in_a_row > 0)
+    /// Whether a gate in a streak of failed evaluations holds the stage end, `overrun` past
+    /// it: for as long as the rest of its `consecutive` evaluations take (then the stage ends
+    /// and halts on it), so a streak followed by no data cannot hold a stage forever.
+    pub(super) fn holds(&self, gates: &[QueryGate], overrun: crate::units::Span) -> bool {
+        gates.iter().zip(&self.states).any(|(g, s)| {
+            s.failed_in_a_row > 0
+                && overrun.0 < g.interval.0.saturating_mul(u64::from(g.consecutive))
+        })
     }
 
     /// Every gate's state, as of now.
@@ -180,7 +185,11 @@ mod tests {
         q.start_stage(&gates);
         let t = PlanTime(1_000);
         assert!(q.record(&gates, "checkout", Some(0.90), None, t).is_none());
-        assert!(q.failing());
+        assert!(q.holds(&gates, Span(0)));
+        assert!(
+            !q.holds(&gates, Span(15_000)),
+            "a streak holds a stage end only as long as its evaluations take"
+        );
         assert!(q
             .record(&gates, "checkout", None, Some("timeout".into()), t)
             .is_none());
@@ -203,7 +212,7 @@ mod tests {
         let t = PlanTime(0);
         q.record(&gates, "checkout", Some(11.0), None, t);
         q.record(&gates, "checkout", Some(9.0), None, t);
-        assert!(!q.failing());
+        assert!(!q.holds(&gates, Span(0)));
         q.record(&gates, "checkout", Some(f64::NAN), None, t);
         let r = &q.results()[0];
         assert_eq!(r.status, GateStatus::NoData);

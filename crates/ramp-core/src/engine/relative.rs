@@ -2,7 +2,7 @@
 //! relative gates (the canary against stable over one window, each at the conservative end
 //! of its 99.9 % interval) and the SRE workbook's multiwindow burn-rate gates.
 
-use super::gates::{group, interval_end, single_value, FAIL_CONFIDENCE};
+use super::gates::{coarse_edge, group, interval_end, single_value, FAIL_CONFIDENCE};
 use super::{Engine, BURN_RULES};
 use crate::summary::TestResult;
 
@@ -38,8 +38,20 @@ impl Engine {
             else {
                 continue;
             };
-            let low_c = interval_end(g.metric, c, vc, -1.0).unwrap_or(vc);
-            let high_s = interval_end(g.metric, st, vs, 1.0).unwrap_or(vs);
+            // For coarse buckets each end is pushed to its bucket's edge on the side that
+            // favours the canary: a relative breach must be certain given the bounds too.
+            let low_c = coarse_edge(
+                g.metric,
+                c,
+                interval_end(g.metric, c, vc, -1.0).unwrap_or(vc),
+                -1.0,
+            );
+            let high_s = coarse_edge(
+                g.metric,
+                st,
+                interval_end(g.metric, st, vs, 1.0).unwrap_or(vs),
+                1.0,
+            );
             let reject = low_c > g.max_ratio * high_s;
             let change = if vs > 0.0 {
                 format!("{:+.1}%", (vc / vs - 1.0) * 100.0)

@@ -43,15 +43,16 @@ pub(super) struct MetricsPlan {
 impl Validator<'_> {
     /// `[metrics]` and `[[gates.query]]` together: a Prometheus source and query gates both
     /// need `[metrics].url`. `every` is the engine's evaluation interval (the default of a
-    /// query gate's `interval`).
+    /// query gate's `interval`) and `shortest` the shortest stage (a gate must be evaluated
+    /// within every stage).
     pub(super) fn metrics(
         &mut self,
         raw: Option<&S<RawMetrics>>,
         queries: Option<&S<Vec<S<RawQueryGate>>>>,
-        every: Option<Span>,
+        (every, shortest): (Option<Span>, Option<Span>),
     ) -> Option<MetricsPlan> {
         let every = every.unwrap_or(Span(5_000));
-        let gates = self.query_gates(queries, every);
+        let gates = self.query_gates(queries, every, shortest);
         let Some(raw) = raw else {
             if let Some(q) = queries.filter(|q| !q.get_ref().is_empty()) {
                 self.error(
@@ -81,10 +82,12 @@ impl Validator<'_> {
             }
         });
         let prometheus = self.prometheus(raw, every);
-        let source = match source {
-            Field::Absent => MetricsSource::Proxy,
-            Field::Invalid => return None,
-            Field::Valid(s) => s,
+        // An invalid source is reported; the checks below still run as for a Prometheus one,
+        // so that every mistake is reported at once.
+        let (source, source_ok) = match source {
+            Field::Absent => (MetricsSource::Proxy, true),
+            Field::Invalid => (MetricsSource::Prometheus, false),
+            Field::Valid(s) => (s, true),
         };
         let needs_server =
             source == MetricsSource::Prometheus || queries.is_some_and(|q| !q.get_ref().is_empty());
@@ -100,6 +103,9 @@ impl Validator<'_> {
                 "url",
                 &format!("the Prometheus server's base URL such as {URL_EXAMPLE:?}; {why}"),
             );
+            return None;
+        }
+        if !source_ok {
             return None;
         }
         Some(MetricsPlan {
@@ -170,6 +176,13 @@ impl Validator<'_> {
                 Some(v) => match self.text(v, &format!("metrics.{key}")) {
                     None => Field::Invalid,
                     Some(t) if t.is_empty() && key == "latency_buckets" => Field::Absent,
+                    Some(t) if !t.contains("{{cohort}}") => {
+                        self.error(
+                            v.span(),
+                            format!("metrics.{key}: has no {{{{cohort}}}}; without it the canary and the stable version read the same series, and the canary would be judged on the whole service's traffic"),
+                        );
+                        Field::Invalid
+                    }
                     Some(t) => match self.promql(
                         &t,
                         Some("canary"),
@@ -250,6 +263,7 @@ impl Validator<'_> {
         &mut self,
         raw: Option<&S<Vec<S<RawQueryGate>>>>,
         every: Span,
+        shortest: Option<Span>,
     ) -> Option<Vec<QueryGate>> {
         let Some(raw) = raw else {
             return Some(Vec::new());
@@ -260,7 +274,7 @@ impl Validator<'_> {
         for (i, g) in raw.get_ref().iter().enumerate() {
             let n = i + 1;
             let ctx = format!("gates.query {n}");
-            match self.query_gate(g, &ctx, (&mut seen, n), every) {
+            match self.query_gate(g, &ctx, (&mut seen, n), (every, shortest)) {
                 Some(gate) => gates.push(gate),
                 None => ok = false,
             }
@@ -274,7 +288,7 @@ impl Validator<'_> {
         raw: &S<RawQueryGate>,
         ctx: &str,
         seen: (&mut Vec<(String, usize)>, usize),
-        every: Span,
+        (every, shortest): (Span, Option<Span>),
     ) -> Option<QueryGate> {
         let g = raw.get_ref();
         let name = self.unique_name(
@@ -347,7 +361,15 @@ impl Validator<'_> {
             }
         }
         let interval = Field::of(g.interval.as_ref(), |v| {
-            self.positive_duration(v, &format!("{ctx}: interval"))
+            let t = self.positive_duration(v, &format!("{ctx}: interval"))?;
+            if let Some(stage) = shortest.filter(|s| t > *s) {
+                self.error(
+                    v.span(),
+                    format!("{ctx}: interval {t} is longer than the shortest stage ({stage}); the gate must be evaluated within every stage, or the stage halts without its data"),
+                );
+                return None;
+            }
+            Some(t)
         });
         let consecutive = Field::of(g.consecutive.as_ref(), |v| {
             let n = self.count(v, &format!("{ctx}: consecutive"))?;
@@ -448,7 +470,7 @@ mod tests {
     #[test]
     fn every_mistake_in_metrics_and_query_gates_is_reported_at_once() {
         let src = format!(
-            "{MINIMAL}\n[metrics]\nsource = \"graphite\"\nurl = \"ftp://x\"\nrequests = 'sum(x{{version=\"{{{{cohort}}}}\"}}'\nerrors = 'x{{{{pod}}}}'\ntimeout = \"5m\"\n\n[[gates.query]]\nname = \"a b\"\nquery = 'rate(x[{{{{interval}}}}]'\nmax = 1\nwarn = 2\n\n[[gates.query]]\nname = \"c\"\nquery = 'x{{version=\"{{{{cohort}}}}\"}}'\nconsecutive = 0\n"
+            "{MINIMAL}\n[metrics]\nsource = \"graphite\"\nurl = \"ftp://x\"\nrequests = 'sum(x{{version=\"{{{{cohort}}}}\"}}'\nerrors = 'x{{{{cohort}}}}{{{{pod}}}}'\ntimeout = \"5m\"\n\n[[gates.query]]\nname = \"a b\"\nquery = 'rate(x[{{{{interval}}}}]'\nmax = 1\nwarn = 2\n\n[[gates.query]]\nname = \"c\"\nquery = 'x{{version=\"{{{{cohort}}}}\"}}'\nconsecutive = 0\n"
         );
         let e = errs(&src);
         let all = e
@@ -473,5 +495,25 @@ mod tests {
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn a_template_without_its_cohort_and_a_gate_slower_than_a_stage_are_refused() {
+        let src = format!(
+            "{MINIMAL}\n[metrics]\nsource = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\nrequests = 'http_requests_total'\n\n[[gates.query]]\nname = \"q\"\nquery = 'up'\nmin = 1\ninterval = \"2h\"\n"
+        );
+        let e = errs(&src);
+        let all = e
+            .iter()
+            .map(|(_, _, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("metrics.requests: has no {{cohort}}"), "{all}");
+        assert!(
+            all.contains(
+                "gates.query 1: interval 120 min is longer than the shortest stage (60 min)"
+            ),
+            "{all}"
+        );
     }
 }

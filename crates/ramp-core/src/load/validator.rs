@@ -391,10 +391,13 @@ impl Validator<'_> {
         let hooks = self.hooks(raw.hooks.as_ref());
         let flags = self.flags(raw.flags.as_ref());
         let ofrep = self.ofrep(raw.ofrep.as_ref());
+        let shortest = stages
+            .as_ref()
+            .and_then(|s| s.iter().map(|st| st.duration).min());
         let metrics = self.metrics(
             raw.metrics.as_ref(),
             gates_raw.and_then(|g| g.query.as_ref()),
-            evaluate_every,
+            (evaluate_every, shortest),
         );
 
         let baseline = match baseline {

@@ -90,14 +90,23 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             return Ok(());
         };
         let time_ms = self.journal.started_unix_ms + now.0 as i64;
-        let mut answers = Vec::new();
+        // The due queries go out together, so a slow Prometheus costs one timeout per tick,
+        // not one per gate; each answer is bounded by the client's timeout.
+        let mut asked = tokio::task::JoinSet::new();
         for (i, (g, text)) in q.gates.iter().enumerate() {
-            let due = q.last[i].is_none_or(|t| now.since(t) >= g.interval);
-            if due {
-                let answer = q.client.scalar(text, time_ms).await;
-                answers.push((i, g.name.clone(), answer));
+            if q.last[i].is_none_or(|t| now.since(t) >= g.interval) {
+                let (client, text, name) = (q.client.clone(), text.clone(), g.name.clone());
+                asked.spawn(async move { (i, name, client.scalar(&text, time_ms).await) });
             }
         }
+        let mut answers = Vec::new();
+        while let Some(done) = asked.join_next().await {
+            if let Ok(answer) = done {
+                answers.push(answer);
+            }
+        }
+        // Fed in plan order, whatever order they came back in, so a replay reads the same.
+        answers.sort_by_key(|(i, _, _)| *i);
         for (i, name, answer) in answers {
             if !matches!(self.engine.state(), State::Running { .. }) {
                 break;

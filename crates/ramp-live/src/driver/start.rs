@@ -36,16 +36,24 @@ pub async fn run(
     let journal = Journal::open(&config.journal)?;
     let proxy = config.proxy.clone();
     let exposition = Arc::new(ControllerMetrics::default());
-    let queries = query_gates(&config).await?;
-    match config.plan.metrics {
-        PlanSource::Proxy => {
+    // What the checks before the run found but did not stop it for, said once it starts.
+    let mut said = Vec::new();
+    let queries = query_gates(&config, &mut said).await?;
+    let prometheus = match config.plan.metrics {
+        PlanSource::Proxy => None,
+        PlanSource::Prometheus => Some(prometheus_source(&config, &mut said).await?),
+    };
+    for line in said {
+        on(Progress::Line(PlanTime::ZERO, line));
+    }
+    match prometheus {
+        None => {
             let source =
                 Instrumented::new(proxy.clone(), SourceKind::Proxy, Arc::clone(&exposition));
             let observed = Observation { source, queries };
             run_with(config, observed, proxy, journal, exposition, on, shutdown).await
         }
-        PlanSource::Prometheus => {
-            let prometheus = prometheus_source(&config).await?;
+        Some(prometheus) => {
             let source =
                 Instrumented::new(prometheus, SourceKind::Prometheus, Arc::clone(&exposition));
             let observed = Observation { source, queries };
@@ -86,8 +94,13 @@ fn prometheus_settings(
 }
 
 /// The Prometheus metrics source of the plan, checked once before anything is journaled or
-/// any weight moves: a query Prometheus refuses as malformed stops the run (exit 2).
-async fn prometheus_source(config: &RunConfig) -> Result<PrometheusSource, LiveError> {
+/// any weight moves: a query Prometheus refuses as malformed, or one whose answer has the
+/// wrong shape (not series, buckets that are not a histogram), stops the run (exit 2); other
+/// problems (no series yet, Prometheus not answering yet) are added to `said`.
+async fn prometheus_source(
+    config: &RunConfig,
+    said: &mut Vec<String>,
+) -> Result<PrometheusSource, LiveError> {
     let (settings, token) = prometheus_settings(config)?;
     let plan = &config.plan;
     let source = PrometheusSource::new(settings, &plan.deployment, plan.evaluate_every, token)
@@ -95,12 +108,20 @@ async fn prometheus_source(config: &RunConfig) -> Result<PrometheusSource, LiveE
             what: "metrics source".into(),
             source,
         })?;
-    if let Err(e) = source.check().await {
-        if e.is_bad_query() {
-            return Err(LiveError::Prometheus {
-                what: "metrics source".into(),
-                source: e,
-            });
+    let refused = |e: PromError| LiveError::Prometheus {
+        what: "metrics source".into(),
+        source: e,
+    };
+    match source.check().await {
+        Err(e) if e.is_bad_query() => return Err(refused(e)),
+        Err(e) => said.push(format!("Prometheus cannot be read yet: {e}")),
+        Ok(problems) => {
+            for e in problems {
+                if matches!(e, PromError::NotVector { .. } | PromError::Histogram { .. }) {
+                    return Err(refused(e));
+                }
+                said.push(format!("Prometheus: {e}"));
+            }
         }
     }
     Ok(source)
@@ -108,7 +129,10 @@ async fn prometheus_source(config: &RunConfig) -> Result<PrometheusSource, LiveE
 
 /// The plan's query gates with their Prometheus client, each evaluated once up front for
 /// the same reason; `None` without any.
-async fn query_gates(config: &RunConfig) -> Result<Option<QueryGates>, LiveError> {
+async fn query_gates(
+    config: &RunConfig,
+    said: &mut Vec<String>,
+) -> Result<Option<QueryGates>, LiveError> {
     if config.plan.queries.is_empty() {
         return Ok(None);
     }
@@ -121,7 +145,7 @@ async fn query_gates(config: &RunConfig) -> Result<Option<QueryGates>, LiveError
         })?;
     let gates = QueryGates::new(&config.plan, client)?;
     if let Some(g) = &gates {
-        g.check(clock::unix_ms()).await?;
+        said.extend(g.check(clock::unix_ms()).await?);
     }
     Ok(gates)
 }

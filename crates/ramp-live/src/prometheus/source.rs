@@ -151,6 +151,13 @@ impl PrometheusSource {
                     continue;
                 }
             };
+            // No series counts nothing, which is no error, but worth saying at the start: a
+            // misspelled metric looks the same as a canary that has served nothing yet.
+            if matches!(&answers.requests, QueryResult::Vector(v) if v.is_empty()) {
+                problems.push(PromError::Empty {
+                    query: queries.requests.clone(),
+                });
+            }
             if let Err(e) = cohort(queries, which, answers, &mut Vec::new()) {
                 problems.push(e);
             }
