@@ -64,7 +64,7 @@ impl Rig {
             plan_text: plan.into(),
             base_dir: ".".into(),
             journal: journal.to_path_buf(),
-            proxy: self.proxy(),
+            router: self.proxy().into(),
             control_listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             control_token: None,
             metrics_token: None,

@@ -15,6 +15,7 @@ use crate::clock;
 use crate::control::MetricsEndpoint;
 use crate::exposition::{ControllerMetrics, Instrumented, SourceKind};
 use crate::prometheus::{PromClient, PromError, PrometheusSource};
+use crate::routers::LiveRouter;
 use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::Counters;
 use ramp_core::engine::{Engine, Input, State};
@@ -25,7 +26,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// Runs (or resumes) the plan's rollout until it finishes or `shutdown` resolves, with
-/// today's seams: the proxy of `config.proxy` as metrics source and router, and the SQLite
+/// today's seams: the router of `config.router` (a Ramp proxy is also the metrics source;
+/// the other routers are driven by `routed`), and the SQLite
 /// journal at `config.journal`, locked for the deployment for as long as the run goes on.
 pub async fn run(
     config: RunConfig,
@@ -34,9 +36,17 @@ pub async fn run(
 ) -> Result<RunEnd, LiveError> {
     let _lock = DeploymentLock::acquire(&config.journal, &config.plan.deployment.id)?;
     let journal = Journal::open(&config.journal)?;
-    let proxy = config.proxy.clone();
     let exposition = Arc::new(ControllerMetrics::default());
     let queries = query_gates(&config).await?;
+    let proxy = match config.router.clone() {
+        LiveRouter::Proxy(proxy) => proxy,
+        other => {
+            return super::routed::run_routed(
+                other, config, journal, exposition, queries, on, shutdown,
+            )
+            .await
+        }
+    };
     match config.plan.metrics {
         PlanSource::Proxy => {
             let source =
@@ -91,7 +101,7 @@ fn prometheus_settings(
 
 /// The Prometheus metrics source of the plan, checked once before anything is journaled or
 /// any weight moves: a query Prometheus refuses as malformed stops the run (exit 2).
-async fn prometheus_source(config: &RunConfig) -> Result<PrometheusSource, LiveError> {
+pub(super) async fn prometheus_source(config: &RunConfig) -> Result<PrometheusSource, LiveError> {
     let (settings, token) = prometheus_settings(config)?;
     let plan = &config.plan;
     let source = PrometheusSource::new(settings, &plan.deployment, plan.evaluate_every, token)
@@ -131,7 +141,7 @@ async fn query_gates(config: &RunConfig) -> Result<Option<QueryGates>, LiveError
 }
 
 /// The run against any metrics source, router and journal store.
-async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
+pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     config: RunConfig,
     source: S,
     router: R,
