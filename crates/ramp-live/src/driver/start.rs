@@ -39,7 +39,7 @@ pub async fn run(
     let exposition = Arc::new(ControllerMetrics::default());
     let queries = query_gates(&config).await?;
     let proxy = match config.router.clone() {
-        LiveRouter::Proxy(proxy) => proxy,
+        LiveRouter::Proxy(proxy) => *proxy,
         other => {
             return super::routed::run_routed(
                 other, config, journal, exposition, queries, on, shutdown,
@@ -140,7 +140,9 @@ async fn query_gates(config: &RunConfig) -> Result<Option<QueryGates>, LiveError
     Ok(gates)
 }
 
-/// The run against any metrics source, router and journal store.
+/// The run against any metrics source, router and journal store. Its arguments are what
+/// `run` and `routed` assemble before the run opens, each used once.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     config: RunConfig,
     source: S,

@@ -16,7 +16,7 @@ pub mod haproxy;
 pub enum LiveRouter {
     /// One Ramp proxy's admin API (`admin`, or a proxy started in-process): also the
     /// metrics source of `[metrics] source = "proxy"`.
-    Proxy(crate::ProxyAdmin),
+    Proxy(Box<crate::ProxyAdmin>),
     /// HAProxy's runtime API: also a metrics source (its own counters, without latency).
     Haproxy(haproxy::HaproxyRouter),
     /// Commands; the metrics come from Prometheus.
@@ -25,6 +25,6 @@ pub enum LiveRouter {
 
 impl From<crate::ProxyAdmin> for LiveRouter {
     fn from(proxy: crate::ProxyAdmin) -> LiveRouter {
-        LiveRouter::Proxy(proxy)
+        LiveRouter::Proxy(Box::new(proxy))
     }
 }
