@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building Ramp needs on a fresh Debian/Ubuntu machine, idempotently: a C
 # compiler (SQLite is built from source), curl (for rustup), python3 (the test scripts),
-# prometheus and promtool 2.42 (the Prometheus integration's tests), and
+# prometheus and promtool 2.42 (the Prometheus integration's tests), haproxy 2.6 and
+# nginx 1.22 (the router tests), and
 # a Rust toolchain at least as new as the workspace's `rust-version`, with clippy and
 # rustfmt. Safe to run again: when everything is there it prints one line and changes nothing.
 #
@@ -38,6 +39,16 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 PROMETHEUS_PIN="2.42.0+ds-5+deb12u1"
 if ! { command -v promtool >/dev/null 2>&1 && prometheus --version 2>/dev/null | grep -q 'version 2\.42\.'; }; then
   need_apt+=("prometheus=$PROMETHEUS_PIN")
+fi
+# HAProxy and nginx: the router tests drive the real ones. Pinned to Debian bookworm's
+# builds; any installed 2.6.x HAProxy and 1.22.x nginx are accepted.
+HAPROXY_PIN="2.6.12-1+deb12u4"
+NGINX_PIN="1.22.1-9+deb12u12"
+if ! /usr/sbin/haproxy -v 2>/dev/null | grep -q 'version 2\.6\.'; then
+  need_apt+=("haproxy=$HAPROXY_PIN")
+fi
+if ! /usr/sbin/nginx -v 2>&1 | grep -q 'nginx/1\.22\.'; then
+  need_apt+=("nginx-light=$NGINX_PIN")
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2
@@ -100,4 +111,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler, python3 and prometheus 2.42: ready"
+echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler, python3, prometheus 2.42, haproxy 2.6 and nginx 1.22: ready"

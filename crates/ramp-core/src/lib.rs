@@ -5,6 +5,7 @@
 //! engine is fed plan time and observations and returns actions; the same code decides in
 //! simulation and in live runs.
 
+pub mod argv;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

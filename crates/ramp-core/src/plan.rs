@@ -76,8 +76,10 @@ pub struct Plan {
 /// Where a live run reads its observations of canary and stable (`[metrics] source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MetricsSource {
-    /// The Ramp proxy's exact `/snapshot` (the default): counters and α = 0.5 % latency
-    /// buckets per cohort, read with the weight in force.
+    /// The router's own counters (the default; `source = "proxy"` or `"router"`): a Ramp
+    /// proxy's exact `/snapshot` (counters and α = 0.5 % latency buckets per cohort, read with
+    /// the weight in force), or HAProxy's `show stat` (requests and errors, no latency). The
+    /// loader refuses it for routers without counters (nginx, commands).
     #[default]
     Proxy,
     /// The Prometheus server of [`Plan::prometheus`]: the counters and histogram buckets the

@@ -629,7 +629,7 @@ restore = "10s"
 
 [router]
 admin = "http://127.0.0.1:9901"
-kind = "proxy"
+kidn = "proxy"
 
 [control]
 listen = "127.0.0.1:9911"
@@ -665,7 +665,7 @@ kind = "prometheus"
             (27, 1, "unknown key `why` in simulation fault 1"),
             (32, 30, "unknown key `at` in rehearsal 1's fault; expected one of `cohort`, `duration`, `add_latency`, `fraction`, `error_rate`"),
             (33, 1, "unknown key `restore` in rehearsal 1; expected one of `name`, `at`, `fault`, `target`, `restore_window`, `restore_tolerance`"),
-            (37, 1, "unknown key `kind` in [router]; expected one of `admin`, `admin_token_file`, `proxy_config`"),
+            (37, 1, "unknown key `kidn` in [router]; expected one of `kind`, `admin`, `admin_token_file`, `proxy_config`, `socket`, `backend`, `stable`, `canary`, `timeout`, `upstream_file`, `upstream`, `test`, `reload`, `pid_file`, `set_weight`, `get_weight`"),
             (41, 1, "unknown key `token` in [control]; expected one of `listen`, `token_file`, `token_env`"),
             (46, 1, "unknown key `status` in check 1; expected one of `name`, `http`, `expect_status`, `command`, `timeout`"),
             (52, 1, "unknown key `url` in hook 1; expected one of `name`, `on`, `post`, `command`, `timeout`"),
@@ -968,7 +968,7 @@ fn live(section: &str) -> String {
 fn the_router_needs_exactly_one_of_admin_and_proxy_config() {
     assert_exact_errors(
         &live("[router]\n"),
-        &[(10, 1, "router: has neither admin nor proxy_config; expected admin = \"http://127.0.0.1:9901\" (a running `ramp proxy`'s admin API) or proxy_config = \"proxy.toml\" (a proxy started in-process)")],
+        &[(10, 1, "router: names no router; expected admin = \"http://127.0.0.1:9901\" (a running `ramp proxy`'s admin API), proxy_config = \"proxy.toml\" (a proxy started in-process), or kind = \"haproxy\", \"nginx\" or \"command\" with that kind's keys")],
     );
     assert_errors(
         &live("[router]\nadmin = \"http://127.0.0.1:9901\"\nproxy_config = \"proxy.toml\"\n"),

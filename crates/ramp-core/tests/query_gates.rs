@@ -145,7 +145,8 @@ fn a_stage_whose_p99_bucket_holds_the_fail_level_halts() {
 /// was a lower bound too, so a canary one bucket up rolled back at "99.9 % confidence".
 #[test]
 fn a_relative_gate_on_coarse_buckets_rejects_only_what_the_bounds_show() {
-    let relative = "\n[gates.relative]\np99_ms = { max = \"+10%\", window = \"5s\", min_samples = 10 }\n";
+    let relative =
+        "\n[gates.relative]\np99_ms = { max = \"+10%\", window = \"5s\", min_samples = 10 }\n";
     let mut e = Engine::new(plan(relative));
     e.step(PlanTime(0), Input::Start);
     for t in 1..=4 {

@@ -144,10 +144,39 @@ async fn run_command(
     env: Option<(&str, &str)>,
     timeout: Duration,
 ) -> (bool, String) {
+    let ran = run_program(argv, base_dir, env, timeout).await;
+    (ran.ok, ran.detail)
+}
+
+/// How a program run by [`run_program`] ended.
+#[derive(Debug)]
+pub(crate) struct Ran {
+    /// It exited 0.
+    pub(crate) ok: bool,
+    /// "exit 0 in 12 ms", or why it failed: the exit code or signal and the last line it
+    /// printed on stderr (or stdout), or the timeout, or why it could not start.
+    pub(crate) detail: String,
+    /// The last [`OUTPUT_LIMIT`] bytes of its standard output, lossily decoded.
+    pub(crate) stdout: String,
+}
+
+/// Runs `argv` as [`run_command`] does, and also keeps the tail of its standard output for
+/// callers that read an answer from it (the command router's `get_weight`).
+pub(crate) async fn run_program(
+    argv: &[String],
+    base_dir: &Path,
+    env: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Ran {
+    let fail = |detail: String| Ran {
+        ok: false,
+        detail,
+        stdout: String::new(),
+    };
     let started = clock::now();
     let deadline = started + timeout;
     let Some((program, args)) = argv.split_first() else {
-        return (false, "the command is empty".into());
+        return fail("the command is empty".into());
     };
     let mut command = tokio::process::Command::new(program_path(program, base_dir));
     command
@@ -162,7 +191,7 @@ async fn run_command(
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return (false, spawn_failure(program, base_dir, &e)),
+        Err(e) => return fail(spawn_failure(program, base_dir, &e)),
     };
     let stdout: Tail = Arc::default();
     let stderr: Tail = Arc::default();
@@ -191,7 +220,7 @@ async fn run_command(
         }
         Ok(Err(e)) => {
             abort_all(&readers);
-            return (false, format!("cannot wait for {program:?}: {e}"));
+            return fail(format!("cannot wait for {program:?}: {e}"));
         }
         Err(_) => None,
     };
@@ -201,13 +230,16 @@ async fn run_command(
         // no zombie is left behind.
         let _ = child.start_kill();
         let _ = tokio::time::timeout(REAP_GRACE, child.wait()).await;
-        return (false, format!("timed out after {}", fmt_duration(timeout)));
+        return fail(format!("timed out after {}", fmt_duration(timeout)));
     };
+    let out =
+        String::from_utf8_lossy(&stdout.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
     if status.success() {
-        return (
-            true,
-            format!("exit 0 in {}", fmt_duration(started.elapsed())),
-        );
+        return Ran {
+            ok: true,
+            detail: format!("exit 0 in {}", fmt_duration(started.elapsed())),
+            stdout: out,
+        };
     }
     let how = match status.code() {
         Some(code) => format!("exit {code}"),
@@ -216,9 +248,14 @@ async fn run_command(
     // The last line of stderr says why, usually; a program that reports on stdout is
     // quoted from there instead.
     let line = last_line(&stderr).or_else(|| last_line(&stdout));
-    match line {
-        Some(line) => (false, format!("{how}: {line}")),
-        None => (false, how),
+    let detail = match line {
+        Some(line) => format!("{how}: {line}"),
+        None => how,
+    };
+    Ran {
+        ok: false,
+        detail,
+        stdout: out,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod exposition;
 pub mod fuzzing;
 pub mod http;
 pub mod prometheus;
+pub mod routers;
 pub mod seams;
 pub mod source;
 pub mod status;

@@ -32,6 +32,16 @@ pub enum SourceError {
     /// A Prometheus source could not be read (the message names the query).
     #[error(transparent)]
     Prometheus(#[from] crate::prometheus::PromError),
+    /// A router other than Ramp's proxy failed or answered something unexpected (HAProxy's
+    /// runtime API, a command router's programs): `router` names it, `message` says what
+    /// happened in its own words where it gave any.
+    #[error("{router}: {message}")]
+    Router {
+        /// The router, as its `location` names it.
+        router: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The answer was not the expected document.
     #[error("proxy admin API {what}: unexpected document: {message}")]
     Document {

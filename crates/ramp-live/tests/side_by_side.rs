@@ -17,6 +17,7 @@ use ramp_core::plan::{MetricsSource, Plan, PrometheusSource};
 use ramp_core::summary::Summary;
 use ramp_core::{parse_plan, PlanTime};
 use ramp_demo::{Behaviour, LoadConfig, Prometheus, ScrapeJob, Stack};
+use ramp_live::routers::LiveRouter;
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,7 +136,7 @@ async fn judged_twice(regress_at: Option<Duration>) -> (Summary, Summary) {
         plan_text: PLAN.into(),
         base_dir: ".".into(),
         journal: dir.path().join("j.db"),
-        proxy: ProxyAdmin::new(&admin_url, None).unwrap(),
+        router: LiveRouter::Proxy(Box::new(ProxyAdmin::new(&admin_url, None).unwrap())),
         control_listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         control_token: None,
         metrics_token: None,

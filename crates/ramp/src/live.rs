@@ -15,6 +15,9 @@ use ramp_core::summary::Summary;
 use ramp_core::{parse_plan, Plan, PlanTime};
 use ramp_live::control::{ActionBody, Verb};
 use ramp_live::http::{ApiClient, HttpError};
+use ramp_live::routers::command::CommandRouter;
+use ramp_live::routers::haproxy::HaproxyRouter;
+use ramp_live::routers::LiveRouter;
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd, StatusView};
 use ramp_store::{Journal, RunRecord, RunStatus};
 use std::net::SocketAddr;
@@ -166,7 +169,8 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
     let rt = runtime()?;
     let plan = Arc::new(plan);
     let end = rt.block_on(async {
-        let (proxy, _embedded) = connect_router(&router, &base_dir, &args.plan).await?;
+        let (proxy, _embedded) =
+            connect_router(&router, &base_dir, &args.plan, &plan.deployment.id).await?;
         let control_listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen for the control API on {listen}"))?;
@@ -186,7 +190,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             plan_text: text.clone(),
             base_dir: base_dir.clone(),
             journal: args.journal.clone(),
-            proxy,
+            router: proxy,
             control_listener,
             control_token,
             metrics_token,
@@ -248,7 +252,8 @@ fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
         | ramp_live::LiveError::ForeignRun { .. }
         | ramp_live::LiveError::JournalBehind { .. }
         | ramp_live::LiveError::Prometheus { .. }
-        | ramp_live::LiveError::File { .. } => Invalid(e.to_string()).into(),
+        | ramp_live::LiveError::File { .. }
+        | ramp_live::LiveError::NoCounters { .. } => Invalid(e.to_string()).into(),
         ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
             Invalid(e.to_string()).into()
         }
@@ -361,13 +366,14 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// The proxy of the plan's router; for an embedded proxy, also the task serving it (it
-/// stops with the process).
+/// The plan's router; for an embedded proxy, also the task serving it (it stops with the
+/// process).
 async fn connect_router(
     router: &Router,
     base_dir: &Path,
     plan_path: &Path,
-) -> anyhow::Result<(ProxyAdmin, Option<tokio::task::JoinHandle<()>>)> {
+    deployment: &str,
+) -> anyhow::Result<(LiveRouter, Option<tokio::task::JoinHandle<()>>)> {
     match router {
         Router::Admin { url, token_file } => {
             let token = token_file
@@ -376,9 +382,21 @@ async fn connect_router(
                 .transpose()?;
             let admin = ProxyAdmin::new(url, token)
                 .map_err(|e| Invalid(format!("{}: router.admin: {e}", plan_path.display())))?;
-            Ok((admin, None))
+            Ok((admin.into(), None))
         }
-        Router::Fleet { .. } | Router::Haproxy(_) | Router::Nginx(_) | Router::Command(_) => {
+        Router::Haproxy(h) => Ok((
+            LiveRouter::Haproxy(HaproxyRouter::new(h.clone(), base_dir)),
+            None,
+        )),
+        Router::Command(c) => Ok((
+            LiveRouter::Command(CommandRouter::new(
+                c.clone(),
+                base_dir.to_path_buf(),
+                deployment,
+            )),
+            None,
+        )),
+        Router::Fleet { .. } | Router::Nginx(_) => {
             // The plan loader does not produce these kinds yet (issue 14 is under way).
             Err(Invalid(format!(
                 "{}: [router]: this kind of router is not supported by this build",
@@ -413,7 +431,7 @@ async fn connect_router(
             });
             let client = ProxyAdmin::new(&format!("http://{admin_addr}"), token)
                 .context("embedded proxy")?;
-            Ok((client, Some(task)))
+            Ok((client.into(), Some(task)))
         }
     }
 }

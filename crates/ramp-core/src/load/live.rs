@@ -1,100 +1,20 @@
-//! Stage two for `[router]`, `[control]`, `[ofrep]` and `[flags.NAME]`: how a live run
-//! reaches the traffic router, who may control it, and the feature flags it serves (a
-//! simulation evaluates flags too).
+//! Stage two for `[control]`, `[ofrep]` and `[flags.NAME]`: who may control a live run, and
+//! the feature flags it serves (a simulation evaluates flags too).
 //!
 //! Each is optional, so that a plan without them can still be simulated; when present, a
 //! mistake in one is a located plan error instead of a failure in the middle of a rollout.
 //! `[flags.NAME]` is validated by ramp-flags itself, its errors located in the plan. Also
-//! here: the check of the `http://` URLs a live run calls (the router's admin API, and the
-//! checks and hooks of `probes`).
+//! here: the check of the `http://` URLs a live run calls (the router's admin API of
+//! `router`, and the checks and hooks of `probes`).
 
-use super::raw::{RawControl, RawOfrep, RawRouter};
+use super::raw::{RawControl, RawOfrep};
 use super::scalar::{Text, S};
 use super::validator::{written, Field, Validator};
-use crate::plan::{Control, Router};
+use crate::plan::Control;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// An admin URL, for messages.
-const ADMIN_EXAMPLE: &str = "http://127.0.0.1:9901";
-
 impl Validator<'_> {
-    /// `[router]`: `None` when the plan has none (it can still be simulated); otherwise
-    /// exactly one of `admin` and `proxy_config`, and `admin_token_file` only with `admin`.
-    pub(super) fn router(&mut self, raw: Option<&S<RawRouter>>) -> Option<Option<Router>> {
-        let Some(raw) = raw else {
-            return Some(None);
-        };
-        let r = raw.get_ref();
-        let admin = Field::of(r.admin.as_ref(), |v| self.admin_url(v));
-        let token_file = Field::of(r.admin_token_file.as_ref(), |v| {
-            self.path(v, "router.admin_token_file")
-        });
-        let config = Field::of(r.proxy_config.as_ref(), |v| {
-            self.path(v, "router.proxy_config")
-        });
-        let mut ok = true;
-        if let (Some(t), None) = (&r.admin_token_file, &r.admin) {
-            self.error(
-                t.span(),
-                "router.admin_token_file: applies only with router.admin, the admin API it authenticates to; remove it or set admin".into(),
-            );
-            ok = false;
-        }
-        match (&r.admin, &r.proxy_config) {
-            (None, None) => {
-                self.error(
-                    raw.span(),
-                    format!("router: has neither admin nor proxy_config; expected admin = {ADMIN_EXAMPLE:?} (a running `ramp proxy`'s admin API) or proxy_config = \"proxy.toml\" (a proxy started in-process)"),
-                );
-                ok = false;
-            }
-            (Some(_), Some(c)) => {
-                self.error(
-                    c.span(),
-                    "router: admin and proxy_config are both given; expected exactly one: admin (a running `ramp proxy`'s admin API) or proxy_config (a proxy started in-process)".into(),
-                );
-                ok = false;
-            }
-            _ => {}
-        }
-        let token_file = written(token_file);
-        if !ok {
-            return None;
-        }
-        match (admin, config) {
-            (Field::Valid(url), Field::Absent) => Some(Some(Router::Admin {
-                url,
-                token_file: token_file?,
-            })),
-            (Field::Absent, Field::Valid(config)) => Some(Some(Router::Embedded { config })),
-            _ => None,
-        }
-    }
-
-    /// `router.admin`: an `http://host:port` base URL without a path, returned without a
-    /// trailing slash so that the live driver can append `/weights` and the like.
-    fn admin_url(&mut self, v: &S<Text>) -> Option<String> {
-        let t = self.text(v, "router.admin")?;
-        match parse_http_url(&t, ADMIN_EXAMPLE) {
-            Err(e) => {
-                self.error(v.span(), format!("router.admin: {e}"));
-                None
-            }
-            Ok(u) if !u.rest.is_empty() && u.rest != "/" => {
-                self.error(
-                    v.span(),
-                    format!(
-                        "router.admin: {t:?} has a path ({:?}); expected the admin API's base URL without a path, such as {ADMIN_EXAMPLE:?}",
-                        u.rest
-                    ),
-                );
-                None
-            }
-            Ok(u) => Some(format!("http://{}", u.authority)),
-        }
-    }
-
     /// A URL a check fetches or a hook posts to, kept as written.
     pub(super) fn http_url(&mut self, v: &S<Text>, what: &str, example: &str) -> Option<String> {
         let t = self.text(v, what)?;
@@ -108,7 +28,7 @@ impl Validator<'_> {
     }
 
     /// A file path, kept as written (the binary resolves it against the plan's directory).
-    fn path(&mut self, v: &S<Text>, what: &str) -> Option<PathBuf> {
+    pub(super) fn path(&mut self, v: &S<Text>, what: &str) -> Option<PathBuf> {
         self.text(v, what).map(PathBuf::from)
     }
 
@@ -234,18 +154,18 @@ impl Validator<'_> {
 /// A plain-HTTP URL taken apart, enough to check it and to tell a base URL from one with a
 /// path. The live driver parses the checked text again with `http::Uri`; this check exists so
 /// that a bad URL is a located plan error instead of a failure in the middle of a rollout.
-struct HttpUrl<'a> {
+pub(super) struct HttpUrl<'a> {
     /// `host:port` or `host`, as written.
-    authority: &'a str,
+    pub(super) authority: &'a str,
     /// Everything after the authority: the path and query, possibly empty.
-    rest: &'a str,
+    pub(super) rest: &'a str,
 }
 
 /// Checks a URL that a live run fetches or posts to: `http://` only (https is not supported
 /// yet), a host and an optional port, no credentials or fragment, and a path and query made
 /// of characters a request line can carry. `example` is shown after "expected"; the error
 /// names the URL but not the key (the caller adds it).
-fn parse_http_url<'a>(t: &'a str, example: &str) -> Result<HttpUrl<'a>, String> {
+pub(super) fn parse_http_url<'a>(t: &'a str, example: &str) -> Result<HttpUrl<'a>, String> {
     let expected = format!("expected an http:// URL such as {example:?}");
     let Some((scheme, rest)) = t.split_once("://") else {
         return Err(format!("{t:?} is not a URL; {expected}"));

@@ -70,12 +70,15 @@ impl Validator<'_> {
         let r = raw.get_ref();
         let source = Field::of(r.source.as_ref(), |v| {
             match self.string(v, "metrics.source")? {
-                "proxy" => Some(MetricsSource::Proxy),
+                // "router" says what "proxy" has meant since routers other than Ramp's proxy
+                // exist: the router's own counters (a Ramp proxy's or a fleet's `/snapshot`,
+                // HAProxy's `show stat`).
+                "proxy" | "router" => Some(MetricsSource::Proxy),
                 "prometheus" => Some(MetricsSource::Prometheus),
                 other => {
                     self.error(
                         v.span(),
-                        format!("metrics.source: {other:?} is not a metrics source; expected \"proxy\" (the Ramp proxy's /snapshot, the default) or \"prometheus\""),
+                        format!("metrics.source: {other:?} is not a metrics source; expected \"proxy\" or its synonym \"router\" (the router's own counters: a Ramp proxy's /snapshot or HAProxy's show stat; the default) or \"prometheus\""),
                     );
                     None
                 }

@@ -35,6 +35,8 @@ mod metrics;
 mod probes;
 mod raw;
 mod rehearsals;
+mod router;
+mod router_kinds;
 mod scalar;
 mod schema;
 mod simulation;

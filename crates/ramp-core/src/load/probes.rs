@@ -210,7 +210,7 @@ impl Validator<'_> {
 
     /// A command: an array of the program and its arguments, run directly, never through a
     /// shell; so a single string is an error rather than a command line to split.
-    fn argv(&mut self, v: &S<TextList>, what: &str) -> Option<Vec<String>> {
+    pub(super) fn argv(&mut self, v: &S<TextList>, what: &str) -> Option<Vec<String>> {
         let expected =
             format!("an array of the program and its arguments such as {COMMAND_EXAMPLE}");
         match v.get_ref() {

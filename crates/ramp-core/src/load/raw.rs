@@ -96,16 +96,43 @@ pub(super) struct RawOfrep {
     pub(super) token_file: Option<S<Text>>,
 }
 
-/// `[router]`: exactly one of `admin` and `proxy_config`.
+/// `[router]`: a `kind` and that kind's keys (`load::router` says which key belongs to which
+/// kind); without `kind`, a Ramp proxy's `admin` or `proxy_config` as before kinds existed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRouter {
-    /// Base URL of a running `ramp proxy`'s admin API.
-    pub(super) admin: Option<S<Text>>,
+    /// "ramp", "haproxy", "nginx" or "command"; optional for a Ramp proxy.
+    pub(super) kind: Option<S<Text>>,
+    /// Base URL of a running `ramp proxy`'s admin API, or a list of them (a fleet).
+    pub(super) admin: Option<S<TextList>>,
     /// File holding the admin API's bearer token; only with `admin`.
     pub(super) admin_token_file: Option<S<Text>>,
     /// A `ramp proxy` configuration file to start a proxy in-process from.
     pub(super) proxy_config: Option<S<Text>>,
+    /// HAProxy's runtime API: a unix socket path or `host:port`.
+    pub(super) socket: Option<S<Text>>,
+    /// The HAProxy backend holding both versions' servers.
+    pub(super) backend: Option<S<Text>>,
+    /// The stable version's servers (HAProxy server names, nginx `host:port`).
+    pub(super) stable: Option<S<TextList>>,
+    /// The canary's servers.
+    pub(super) canary: Option<S<TextList>>,
+    /// The most one call to the router may take.
+    pub(super) timeout: Option<S<Dur>>,
+    /// The nginx include file holding the upstream block.
+    pub(super) upstream_file: Option<S<Text>>,
+    /// The nginx upstream block's name.
+    pub(super) upstream: Option<S<Text>>,
+    /// The nginx configuration test, argv.
+    pub(super) test: Option<S<TextList>>,
+    /// The nginx reload, argv.
+    pub(super) reload: Option<S<TextList>>,
+    /// nginx's pid file.
+    pub(super) pid_file: Option<S<Text>>,
+    /// The command that sets the canary's weight, argv.
+    pub(super) set_weight: Option<S<TextList>>,
+    /// The command that prints the weight in force, argv.
+    pub(super) get_weight: Option<S<TextList>>,
 }
 
 /// `[control]`: every key optional.

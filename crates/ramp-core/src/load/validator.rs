@@ -408,7 +408,7 @@ impl Validator<'_> {
             None => None,
             Some(s) => Some(s?),
         };
-        Some(Plan {
+        let plan = Plan {
             deployment: deployment?,
             baseline,
             evaluate_every: evaluate_every?,
@@ -429,7 +429,9 @@ impl Validator<'_> {
             metrics: metrics.as_ref()?.source,
             prometheus: metrics.as_ref()?.prometheus.clone(),
             queries: metrics?.queries,
-        })
+        };
+        // The router and the metrics source, checked together once both are good.
+        self.fits_metrics(raw, &plan).then_some(plan)
     }
 }
 

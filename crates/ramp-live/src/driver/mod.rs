@@ -27,6 +27,7 @@ mod operator;
 mod queries;
 mod records;
 mod rehearsal;
+mod routed;
 mod run_loop;
 mod sidecars;
 mod start;
@@ -127,6 +128,13 @@ pub enum LiveError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The plan reads the router's own counters from a router that keeps none Ramp can read
+    /// (the plan loader refuses this; kept for a plan built in code).
+    #[error("the {router} has no counters of its own; set [metrics] source = \"prometheus\" (and [metrics] url) so that the rollout is judged on canary and stable from Prometheus")]
+    NoCounters {
+        /// The router's location.
+        router: String,
+    },
     /// The router's proxy serves another deployment: driving it would move another
     /// service's traffic, so nothing is sent to it.
     #[error("the proxy at {url} serves deployment {proxy:?}, but the plan is for {plan:?}; point [router] at this deployment's proxy, or set deployment_id = {plan:?} in the proxy's configuration")]
@@ -153,8 +161,9 @@ pub struct RunConfig {
     pub base_dir: PathBuf,
     /// The journal file.
     pub journal: PathBuf,
-    /// The proxy's admin API: the run's metrics source and router.
-    pub proxy: crate::ProxyAdmin,
+    /// The run's router; a Ramp proxy's admin API or HAProxy is also the metrics source of
+    /// `[metrics] source = "proxy"`.
+    pub router: crate::routers::LiveRouter,
     /// Where the control API listens.
     pub control_listener: TcpListener,
     /// The control API's bearer token, when one is required.

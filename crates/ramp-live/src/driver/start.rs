@@ -13,7 +13,7 @@ use super::{
 };
 use crate::clock;
 use crate::control::MetricsEndpoint;
-use crate::exposition::{ControllerMetrics, Instrumented, SourceKind};
+use crate::exposition::ControllerMetrics;
 use crate::prometheus::{PromClient, PromError, PrometheusSource};
 use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::Counters;
@@ -25,7 +25,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// Runs (or resumes) the plan's rollout until it finishes or `shutdown` resolves, with
-/// today's seams: the proxy of `config.proxy` as metrics source and router, and the SQLite
+/// today's seams: the router of `config.router` (a Ramp proxy is also the metrics source;
+/// the other routers are driven by `routed`), and the SQLite
 /// journal at `config.journal`, locked for the deployment for as long as the run goes on.
 pub async fn run(
     config: RunConfig,
@@ -34,7 +35,6 @@ pub async fn run(
 ) -> Result<RunEnd, LiveError> {
     let _lock = DeploymentLock::acquire(&config.journal, &config.plan.deployment.id)?;
     let journal = Journal::open(&config.journal)?;
-    let proxy = config.proxy.clone();
     let exposition = Arc::new(ControllerMetrics::default());
     // What the checks before the run found but did not stop it for, said once it starts.
     let mut said = Vec::new();
@@ -46,20 +46,31 @@ pub async fn run(
     for line in said {
         on(Progress::Line(PlanTime::ZERO, line));
     }
-    match prometheus {
-        None => {
-            let source =
-                Instrumented::new(proxy.clone(), SourceKind::Proxy, Arc::clone(&exposition));
-            let observed = Observation { source, queries };
-            run_with(config, observed, proxy, journal, exposition, on, shutdown).await
-        }
-        Some(prometheus) => {
-            let source =
-                Instrumented::new(prometheus, SourceKind::Prometheus, Arc::clone(&exposition));
-            let observed = Observation { source, queries };
-            run_with(config, observed, proxy, journal, exposition, on, shutdown).await
-        }
-    }
+    let opened = Opened {
+        journal,
+        exposition,
+        queries,
+    };
+    super::routed::run_routed(
+        config.router.clone(),
+        prometheus,
+        config,
+        opened,
+        on,
+        shutdown,
+    )
+    .await
+}
+
+/// What `run` has opened and checked before it picks the seams: the journal, the metrics
+/// registry and the query gates.
+pub(super) struct Opened {
+    /// The journal, locked for the deployment.
+    pub(super) journal: Journal,
+    /// What `GET /metrics` renders.
+    pub(super) exposition: Arc<ControllerMetrics>,
+    /// The query gates, when the plan has any.
+    pub(super) queries: Option<QueryGates>,
 }
 
 /// The plan's Prometheus server settings and bearer token (read from its file, relative to
@@ -97,7 +108,7 @@ fn prometheus_settings(
 /// any weight moves: a query Prometheus refuses as malformed, or one whose answer has the
 /// wrong shape (not series, buckets that are not a histogram), stops the run (exit 2); other
 /// problems (no series yet, Prometheus not answering yet) are added to `said`.
-async fn prometheus_source(
+pub(super) async fn prometheus_source(
     config: &RunConfig,
     said: &mut Vec<String>,
 ) -> Result<PrometheusSource, LiveError> {
@@ -151,15 +162,15 @@ async fn query_gates(
 }
 
 /// What a run observes: its metrics source, and its query gates when the plan has any.
-struct Observation<S> {
+pub(super) struct Observation<S> {
     /// Where canary and stable are read.
-    source: S,
+    pub(super) source: S,
     /// The query gates and their Prometheus client.
-    queries: Option<QueryGates>,
+    pub(super) queries: Option<QueryGates>,
 }
 
 /// The run against any metrics source, router and journal store.
-async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
+pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     config: RunConfig,
     observed: Observation<S>,
     router: R,
