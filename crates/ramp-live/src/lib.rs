@@ -16,10 +16,12 @@ pub mod exposition;
 pub mod fuzzing;
 pub mod http;
 pub mod prometheus;
+pub mod routers;
 pub mod seams;
 pub mod source;
 pub mod status;
 
 pub use driver::{run, LiveError, Progress, RunConfig, RunEnd};
+pub use routers::LiveRouter;
 pub use source::ProxyAdmin;
 pub use status::StatusView;

@@ -32,6 +32,13 @@ pub enum SourceError {
     /// A Prometheus source could not be read (the message names the query).
     #[error(transparent)]
     Prometheus(#[from] crate::prometheus::PromError),
+    /// One or more members of a fleet of proxies failed (the message names each member and
+    /// why), so the fleet as a whole could not be read or set.
+    #[error("{0}")]
+    Fleet(String),
+    /// The router cannot do this at all (nginx injects no faults).
+    #[error("{0}")]
+    Unsupported(String),
     /// The answer was not the expected document.
     #[error("proxy admin API {what}: unexpected document: {message}")]
     Document {

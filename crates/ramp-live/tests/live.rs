@@ -64,7 +64,7 @@ impl Rig {
             plan_text: plan.into(),
             base_dir: ".".into(),
             journal: journal.to_path_buf(),
-            proxy: self.proxy(),
+            router: self.proxy().into(),
             control_listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             control_token: None,
             metrics_token: None,
@@ -899,7 +899,9 @@ follow = "rollout"
     let block = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let relay = admin_relay(rig.admin, Arc::clone(&block)).await;
     let mut config = rig.config(&plan, &dir.path().join("j.db")).await;
-    config.proxy = ProxyAdmin::new(&format!("http://{relay}"), None).unwrap();
+    config.router = ProxyAdmin::new(&format!("http://{relay}"), None)
+        .unwrap()
+        .into();
     let ofrep = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = named_openfeature_client(
         format!("http://{}", ofrep.local_addr().unwrap()),

@@ -104,7 +104,9 @@ async fn the_controllers_metrics_follow_a_live_run_through_a_stage_change_and_a_
         plan_text: PLAN.into(),
         base_dir: ".".into(),
         journal: dir.path().join("j.db"),
-        proxy: ProxyAdmin::new(&format!("http://{}", stack.admin_addr), None).unwrap(),
+        router: ProxyAdmin::new(&format!("http://{}", stack.admin_addr), None)
+            .unwrap()
+            .into(),
         control_listener,
         control_token: None,
         metrics_token: Some(TOKEN.into()),

@@ -267,7 +267,7 @@ async fn demo(
         plan_text: text.to_string(),
         base_dir: std::env::temp_dir(),
         journal,
-        proxy: ProxyAdmin::new(&format!("http://{admin_addr}"), None)?,
+        router: ProxyAdmin::new(&format!("http://{admin_addr}"), None)?.into(),
         control_listener,
         control_token: None,
         metrics_token: None,

@@ -15,7 +15,7 @@ use ramp_core::summary::Summary;
 use ramp_core::{parse_plan, Plan, PlanTime};
 use ramp_live::control::{ActionBody, Verb};
 use ramp_live::http::{ApiClient, HttpError};
-use ramp_live::{ProxyAdmin, RunConfig, RunEnd, StatusView};
+use ramp_live::{LiveRouter, ProxyAdmin, RunConfig, RunEnd, StatusView};
 use ramp_store::{Journal, RunRecord, RunStatus};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -166,7 +166,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
     let rt = runtime()?;
     let plan = Arc::new(plan);
     let end = rt.block_on(async {
-        let (proxy, _embedded) = connect_router(&router, &base_dir, &args.plan).await?;
+        let (router, _embedded) = connect_router(&router, &base_dir, &args.plan).await?;
         let control_listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen for the control API on {listen}"))?;
@@ -186,7 +186,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             plan_text: text.clone(),
             base_dir: base_dir.clone(),
             journal: args.journal.clone(),
-            proxy,
+            router,
             control_listener,
             control_token,
             metrics_token,
@@ -247,6 +247,8 @@ fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
         | ramp_live::LiveError::WrongProxy { .. }
         | ramp_live::LiveError::ForeignRun { .. }
         | ramp_live::LiveError::JournalBehind { .. }
+        | ramp_live::LiveError::RouterDisagrees { .. }
+        | ramp_live::LiveError::NoMetrics { .. }
         | ramp_live::LiveError::Prometheus { .. }
         | ramp_live::LiveError::File { .. } => Invalid(e.to_string()).into(),
         ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
@@ -367,7 +369,7 @@ async fn connect_router(
     router: &Router,
     base_dir: &Path,
     plan_path: &Path,
-) -> anyhow::Result<(ProxyAdmin, Option<tokio::task::JoinHandle<()>>)> {
+) -> anyhow::Result<(LiveRouter, Option<tokio::task::JoinHandle<()>>)> {
     match router {
         Router::Admin { url, token_file } => {
             let token = token_file
@@ -376,9 +378,16 @@ async fn connect_router(
                 .transpose()?;
             let admin = ProxyAdmin::new(url, token)
                 .map_err(|e| Invalid(format!("{}: router.admin: {e}", plan_path.display())))?;
-            Ok((admin, None))
+            Ok((admin.into(), None))
         }
-        Router::Fleet { .. } | Router::Haproxy(_) | Router::Nginx(_) | Router::Command(_) => {
+        Router::Fleet {
+            members,
+            token_file,
+        } => Ok((
+            fleet(members, token_file.as_deref(), base_dir, plan_path)?,
+            None,
+        )),
+        Router::Haproxy(_) | Router::Nginx(_) | Router::Command(_) => {
             // The plan loader does not produce these kinds yet (issue 14 is under way).
             Err(Invalid(format!(
                 "{}: [router]: this kind of router is not supported by this build",
@@ -413,9 +422,29 @@ async fn connect_router(
             });
             let client = ProxyAdmin::new(&format!("http://{admin_addr}"), token)
                 .context("embedded proxy")?;
-            Ok((client, Some(task)))
+            Ok((client.into(), Some(task)))
         }
     }
+}
+
+/// A fleet of running Ramp proxies, every member with the plan's admin token.
+fn fleet(
+    members: &[String],
+    token_file: Option<&Path>,
+    base_dir: &Path,
+    plan_path: &Path,
+) -> anyhow::Result<LiveRouter> {
+    let token = token_file
+        .map(|f| read_token(&base_dir.join(f)))
+        .transpose()?;
+    let admins = members
+        .iter()
+        .map(|url| {
+            ProxyAdmin::new(url, token.clone())
+                .map_err(|e| Invalid(format!("{}: router.admin: {url}: {e}", plan_path.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LiveRouter::Fleet(ramp_live::routers::Fleet::new(admins)))
 }
 
 /// A multi-threaded runtime for the live commands.
@@ -631,6 +660,7 @@ fn finished_view(run: &RunRecord, summary: &Summary) -> StatusView {
         recent: ramp_live::status::recent_events(summary),
         metrics_problem: None,
         flags: summary.flags.clone(),
+        members: Vec::new(),
     }
 }
 

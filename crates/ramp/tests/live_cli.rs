@@ -23,6 +23,9 @@ mod integrity;
 #[path = "live_cli/prometheus.rs"]
 mod prometheus;
 
+#[path = "live_cli/fleet.rs"]
+mod fleet;
+
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::{plan, Rig, Work, WAIT};

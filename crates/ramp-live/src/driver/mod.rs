@@ -127,6 +127,22 @@ pub enum LiveError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The parts of the router (the members of a fleet) hold weights set by different runs:
+    /// which run's journal accounts for them is unclear, so nothing is sent to them.
+    #[error("the router at {url} is not one state: {conflict}; nothing was sent to it. Run the same command with --new-run to start a new run from stage 1 (every member goes to 0 % first)")]
+    RouterDisagrees {
+        /// The router's location.
+        url: String,
+        /// What disagrees.
+        conflict: String,
+    },
+    /// The plan reads its metrics from the router (`[metrics] source = "proxy"`), but the
+    /// router is not a Ramp proxy and has no metrics Ramp can read.
+    #[error("[metrics] source = \"proxy\" reads the router's counters, but the router at {router} is not a Ramp proxy; set [metrics] source = \"prometheus\" with queries of the service's own metrics")]
+    NoMetrics {
+        /// The router's location.
+        router: String,
+    },
     /// The router's proxy serves another deployment: driving it would move another
     /// service's traffic, so nothing is sent to it.
     #[error("the proxy at {url} serves deployment {proxy:?}, but the plan is for {plan:?}; point [router] at this deployment's proxy, or set deployment_id = {plan:?} in the proxy's configuration")]
@@ -153,8 +169,9 @@ pub struct RunConfig {
     pub base_dir: PathBuf,
     /// The journal file.
     pub journal: PathBuf,
-    /// The proxy's admin API: the run's metrics source and router.
-    pub proxy: crate::ProxyAdmin,
+    /// What routes the run's traffic (one Ramp proxy, a fleet of them, nginx); a Ramp proxy
+    /// or fleet is also the metrics source unless the plan reads Prometheus.
+    pub router: crate::routers::LiveRouter,
     /// Where the control API listens.
     pub control_listener: TcpListener,
     /// The control API's bearer token, when one is required.

@@ -15,6 +15,7 @@ use crate::clock;
 use crate::control::MetricsEndpoint;
 use crate::exposition::{ControllerMetrics, Instrumented, SourceKind};
 use crate::prometheus::{PromClient, PromError, PrometheusSource};
+use crate::routers::LiveRouter;
 use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::Counters;
 use ramp_core::engine::{Engine, Input, State};
@@ -25,8 +26,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// Runs (or resumes) the plan's rollout until it finishes or `shutdown` resolves, with
-/// today's seams: the proxy of `config.proxy` as metrics source and router, and the SQLite
-/// journal at `config.journal`, locked for the deployment for as long as the run goes on.
+/// today's seams: the router of `config.router` (a Ramp proxy or a fleet of them is also the
+/// metrics source unless the plan reads Prometheus), and the SQLite journal at
+/// `config.journal`, locked for the deployment for as long as the run goes on.
 pub async fn run(
     config: RunConfig,
     on: &mut (dyn FnMut(Progress<'_>) + Send),
@@ -34,15 +36,57 @@ pub async fn run(
 ) -> Result<RunEnd, LiveError> {
     let _lock = DeploymentLock::acquire(&config.journal, &config.plan.deployment.id)?;
     let journal = Journal::open(&config.journal)?;
-    let proxy = config.proxy.clone();
-    let exposition = Arc::new(ControllerMetrics::default());
-    let queries = query_gates(&config).await?;
+    let seams = Seams {
+        journal,
+        exposition: Arc::new(ControllerMetrics::default()),
+        queries: query_gates(&config).await?,
+    };
+    match config.router.clone() {
+        LiveRouter::Proxy(proxy) => {
+            with_router(config, proxy.clone(), Some(proxy), seams, on, shutdown).await
+        }
+        LiveRouter::Fleet(fleet) => {
+            with_router(config, fleet.clone(), Some(fleet), seams, on, shutdown).await
+        }
+    }
+}
+
+/// What every run has whatever its router: the journal, the controller's metrics and the
+/// query gates.
+struct Seams {
+    /// The journal, locked and open.
+    journal: Journal,
+    /// The controller's `/metrics`.
+    exposition: Arc<ControllerMetrics>,
+    /// The plan's query gates, when it has any.
+    queries: Option<QueryGates>,
+}
+
+/// The run through `router`, with the plan's metrics source: `own` (the router's counters,
+/// when it has any: a Ramp proxy or a fleet of them) or Prometheus.
+async fn with_router<R: Router, O: MetricsSource>(
+    config: RunConfig,
+    router: R,
+    own: Option<O>,
+    seams: Seams,
+    on: &mut (dyn FnMut(Progress<'_>) + Send),
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunEnd, LiveError> {
+    let Seams {
+        journal,
+        exposition,
+        queries,
+    } = seams;
     match config.plan.metrics {
         PlanSource::Proxy => {
-            let source =
-                Instrumented::new(proxy.clone(), SourceKind::Proxy, Arc::clone(&exposition));
+            let Some(own) = own else {
+                return Err(LiveError::NoMetrics {
+                    router: router.location().to_string(),
+                });
+            };
+            let source = Instrumented::new(own, SourceKind::Proxy, Arc::clone(&exposition));
             run_with(
-                config, source, proxy, journal, exposition, queries, on, shutdown,
+                config, source, router, journal, exposition, queries, on, shutdown,
             )
             .await
         }
@@ -51,7 +95,7 @@ pub async fn run(
             let source =
                 Instrumented::new(prometheus, SourceKind::Prometheus, Arc::clone(&exposition));
             run_with(
-                config, source, proxy, journal, exposition, queries, on, shutdown,
+                config, source, router, journal, exposition, queries, on, shutdown,
             )
             .await
         }
