@@ -36,6 +36,9 @@ pub enum SourceError {
     /// why), so the fleet as a whole could not be read or set.
     #[error("{0}")]
     Fleet(String),
+    /// nginx could not be driven (the message says which step and what nginx said).
+    #[error(transparent)]
+    Nginx(#[from] crate::routers::NginxError),
     /// The router cannot do this at all (nginx injects no faults).
     #[error("{0}")]
     Unsupported(String),

@@ -166,7 +166,8 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
     let rt = runtime()?;
     let plan = Arc::new(plan);
     let end = rt.block_on(async {
-        let (router, _embedded) = connect_router(&router, &base_dir, &args.plan).await?;
+        let (router, _embedded) =
+            connect_router(&router, &plan.deployment.id, &base_dir, &args.plan).await?;
         let control_listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen for the control API on {listen}"))?;
@@ -367,6 +368,7 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
 /// stops with the process).
 async fn connect_router(
     router: &Router,
+    deployment: &str,
     base_dir: &Path,
     plan_path: &Path,
 ) -> anyhow::Result<(LiveRouter, Option<tokio::task::JoinHandle<()>>)> {
@@ -387,7 +389,11 @@ async fn connect_router(
             fleet(members, token_file.as_deref(), base_dir, plan_path)?,
             None,
         )),
-        Router::Haproxy(_) | Router::Nginx(_) | Router::Command(_) => {
+        Router::Nginx(nginx) => Ok((
+            LiveRouter::Nginx(ramp_live::routers::Nginx::new(nginx, base_dir, deployment)),
+            None,
+        )),
+        Router::Haproxy(_) | Router::Command(_) => {
             // The plan loader does not produce these kinds yet (issue 14 is under way).
             Err(Invalid(format!(
                 "{}: [router]: this kind of router is not supported by this build",

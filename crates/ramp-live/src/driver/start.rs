@@ -18,6 +18,7 @@ use crate::prometheus::{PromClient, PromError, PrometheusSource};
 use crate::routers::LiveRouter;
 use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::Counters;
+use crate::ProxyAdmin;
 use ramp_core::engine::{Engine, Input, State};
 use ramp_core::plan::{MetricsSource as PlanSource, Plan};
 use ramp_core::PlanTime;
@@ -47,6 +48,9 @@ pub async fn run(
         }
         LiveRouter::Fleet(fleet) => {
             with_router(config, fleet.clone(), Some(fleet), seams, on, shutdown).await
+        }
+        LiveRouter::Nginx(nginx) => {
+            with_router(config, nginx, None::<ProxyAdmin>, seams, on, shutdown).await
         }
     }
 }

@@ -1,13 +1,16 @@
 //! The routers a live run drives besides one Ramp proxy ([`crate::ProxyAdmin`]): a fleet of
-//! Ramp proxies ([`Fleet`]), and the choice among them that a run is configured with
+//! Ramp proxies ([`Fleet`]), nginx through an upstream file it includes ([`Nginx`]), and the
+//! choice among them that a run is configured with
 //! ([`LiveRouter`]).
 //!
 //! Each implements [`crate::seams::Router`]; a fleet is also a
 //! [`crate::seams::MetricsSource`], as one proxy is.
 
 mod fleet;
+mod nginx;
 
 pub use fleet::Fleet;
+pub use nginx::{Nginx, NginxError};
 
 use crate::ProxyAdmin;
 
@@ -19,6 +22,8 @@ pub enum LiveRouter {
     /// Several `ramp proxy` processes behind a load balancer: every weight goes to each, and
     /// their counters are summed.
     Fleet(Fleet),
+    /// nginx through the upstream file Ramp owns; its metrics come from Prometheus.
+    Nginx(Nginx),
 }
 
 impl From<ProxyAdmin> for LiveRouter {
