@@ -57,9 +57,9 @@ pub async fn run(
 
 /// What every run has whatever its router: the journal, the controller's metrics and the
 /// query gates.
-struct Seams {
+struct Seams<J> {
     /// The journal, locked and open.
-    journal: Journal,
+    journal: J,
     /// The controller's `/metrics`.
     exposition: Arc<ControllerMetrics>,
     /// The plan's query gates, when it has any.
@@ -72,15 +72,11 @@ async fn with_router<R: Router, O: MetricsSource>(
     config: RunConfig,
     router: R,
     own: Option<O>,
-    seams: Seams,
+    seams: Seams<Journal>,
     on: &mut (dyn FnMut(Progress<'_>) + Send),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
-    let Seams {
-        journal,
-        exposition,
-        queries,
-    } = seams;
+    let exposition = Arc::clone(&seams.exposition);
     match config.plan.metrics {
         PlanSource::Proxy => {
             let Some(own) = own else {
@@ -88,20 +84,13 @@ async fn with_router<R: Router, O: MetricsSource>(
                     router: router.location().to_string(),
                 });
             };
-            let source = Instrumented::new(own, SourceKind::Proxy, Arc::clone(&exposition));
-            run_with(
-                config, source, router, journal, exposition, queries, on, shutdown,
-            )
-            .await
+            let source = Instrumented::new(own, SourceKind::Proxy, exposition);
+            run_with(config, source, router, seams, on, shutdown).await
         }
         PlanSource::Prometheus => {
             let prometheus = prometheus_source(&config).await?;
-            let source =
-                Instrumented::new(prometheus, SourceKind::Prometheus, Arc::clone(&exposition));
-            run_with(
-                config, source, router, journal, exposition, queries, on, shutdown,
-            )
-            .await
+            let source = Instrumented::new(prometheus, SourceKind::Prometheus, exposition);
+            run_with(config, source, router, seams, on, shutdown).await
         }
     }
 }
@@ -183,12 +172,15 @@ async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     config: RunConfig,
     source: S,
     router: R,
-    mut store: J,
-    exposition: Arc<ControllerMetrics>,
-    queries: Option<QueryGates>,
+    seams: Seams<J>,
     on: ProgressSink<'_>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
+    let Seams {
+        journal: mut store,
+        exposition,
+        queries,
+    } = seams;
     let journal_path = store.location();
     tokio::pin!(shutdown);
     // Nothing is journaled or sent to the router before it says who it is and whose weights
