@@ -54,6 +54,15 @@ impl FleetRig {
             .collect()
     }
 
+    /// A reader of what both upstreams served, for the run's progress callback.
+    fn served_by_upstreams(&self) -> impl Fn() -> (u64, u64) + Send + Clone + 'static {
+        let (s, c) = (
+            Arc::clone(&self.up.stable_served),
+            Arc::clone(&self.up.canary_served),
+        );
+        move || (s.served().requests, c.served().requests)
+    }
+
     /// What both upstreams served so far: (stable, canary).
     fn served(&self) -> (u64, u64) {
         (
@@ -172,13 +181,7 @@ fn a_fleet_promotes_an_equal_canary_and_rolls_back_a_regression() {
     let rig = FleetRig::start(&w, "fleet-test");
     let text = plan(rig.members[0].admin, "fleet-test", STAGES);
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let served = {
-        let (s, c) = (
-            Arc::clone(&rig.up.stable_served),
-            Arc::clone(&rig.up.canary_served),
-        );
-        move || (s.served().requests, c.served().requests)
-    };
+    let served = rig.served_by_upstreams();
     let s = run_fleet(&w, rig.fleet(), served.clone(), &text, "j.db", &seen);
     assert_eq!(s["outcome"], "promoted", "{s:#}");
     assert_eq!(rig.weights(), vec![10_000; 3]);
@@ -234,13 +237,7 @@ fn a_member_restarted_mid_stage_is_a_gap_and_gets_its_weight_again() {
         &format!("max_unobserved = \"8s\"\n{STAGES}"),
     );
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let served = {
-        let (s, c) = (
-            Arc::clone(&rig.up.stable_served),
-            Arc::clone(&rig.up.canary_served),
-        );
-        move || (s.served().requests, c.served().requests)
-    };
+    let served = rig.served_by_upstreams();
     let fleet = rig.fleet();
     let seen_for_failures = Arc::clone(&seen);
     let said = move || seen_for_failures.lock().unwrap().lines.join("\n");
