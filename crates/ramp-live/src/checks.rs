@@ -144,7 +144,7 @@ async fn run_command(
     env: Option<(&str, &str)>,
     timeout: Duration,
 ) -> (bool, String) {
-    let ran = run_program(argv, base_dir, env, timeout).await;
+    let ran = run_program(argv, base_dir, env, timeout, 1).await;
     (ran.ok, ran.detail)
 }
 
@@ -161,12 +161,15 @@ pub(crate) struct Ran {
 }
 
 /// Runs `argv` as [`run_command`] does, and also keeps the tail of its standard output for
-/// callers that read an answer from it (the command router's `get_weight`).
+/// callers that read an answer from it (the command router's `get_weight`). A failure is
+/// explained by the last `lines` non-blank lines of its output, joined with " / " (nginx's
+/// `[emerg]` line comes before its "test failed").
 pub(crate) async fn run_program(
     argv: &[String],
     base_dir: &Path,
     env: Option<(&str, &str)>,
     timeout: Duration,
+    lines: usize,
 ) -> Ran {
     let fail = |detail: String| Ran {
         ok: false,
@@ -247,7 +250,7 @@ pub(crate) async fn run_program(
     };
     // The last line of stderr says why, usually; a program that reports on stdout is
     // quoted from there instead.
-    let line = last_line(&stderr).or_else(|| last_line(&stdout));
+    let line = last_lines(&stderr, lines).or_else(|| last_lines(&stdout, lines));
     let detail = match line {
         Some(line) => format!("{how}: {line}"),
         None => how,
@@ -332,15 +335,33 @@ async fn read_tail(mut pipe: impl AsyncRead + Unpin, tail: Tail) {
 
 /// The last non-blank line of an output tail, with control characters replaced and cut to
 /// [`DETAIL_CHARS`] characters; `None` when there is none.
+#[cfg(test)]
 fn last_line(tail: &Tail) -> Option<String> {
+    last_lines(tail, 1)
+}
+
+/// The last `n` non-blank lines of an output tail in order, joined with " / ", each with
+/// control characters replaced and cut to [`DETAIL_CHARS`] characters; `None` when there is
+/// none.
+fn last_lines(tail: &Tail, n: usize) -> Option<String> {
     let kept = tail.lock().unwrap_or_else(|e| e.into_inner());
     let text = String::from_utf8_lossy(&kept);
-    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
-    let clean: String = line
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+    let mut picked: Vec<String> = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(n.max(1))
+        .map(|line| {
+            let clean: String = line
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            truncate(&clean, DETAIL_CHARS)
+        })
         .collect();
-    Some(truncate(&clean, DETAIL_CHARS))
+    picked.reverse();
+    (!picked.is_empty()).then(|| picked.join(" / "))
 }
 
 /// At most `max` characters of `text`, with "…" when it was cut.

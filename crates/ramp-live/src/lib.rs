@@ -22,5 +22,6 @@ pub mod source;
 pub mod status;
 
 pub use driver::{run, LiveError, Progress, RunConfig, RunEnd};
+pub use routers::LiveRouter;
 pub use source::ProxyAdmin;
 pub use status::StatusView;

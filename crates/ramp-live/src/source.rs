@@ -42,6 +42,16 @@ pub enum SourceError {
         /// What went wrong.
         message: String,
     },
+    /// One or more members of a fleet of proxies failed (the message names each member and
+    /// why), so the fleet as a whole could not be read or set.
+    #[error("{0}")]
+    Fleet(String),
+    /// nginx could not be driven (the message says which step and what nginx said).
+    #[error(transparent)]
+    Nginx(#[from] crate::routers::NginxError),
+    /// The router cannot do this at all (nginx injects no faults).
+    #[error("{0}")]
+    Unsupported(String),
     /// The answer was not the expected document.
     #[error("proxy admin API {what}: unexpected document: {message}")]
     Document {

@@ -38,6 +38,26 @@ pub struct StatusView {
     /// serves flags.
     #[serde(default)]
     pub flags: Vec<ramp_core::summary::FlagUsageSummary>,
+    /// Each member of a fleet of proxies as last read, so that a skewed fleet (a member
+    /// serving little, or not holding the weight) is visible; absent for a single router.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberView>,
+}
+
+/// One member of a fleet of proxies, as `ramp status` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MemberView {
+    /// Its admin API.
+    pub url: String,
+    /// Requests it completed since it started (both cohorts), when it could be read.
+    pub requests: Option<u64>,
+    /// The canary weight it holds (basis points), when it could be read.
+    pub canary_bp: Option<u32>,
+    /// Whether it holds the weight the controller last set.
+    pub holds_weight: bool,
+    /// Why it could not be read or set, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The running stage.
@@ -151,6 +171,7 @@ impl StatusView {
             recent,
             metrics_problem,
             flags: Vec::new(),
+            members: Vec::new(),
         }
     }
 
@@ -203,6 +224,28 @@ impl StatusView {
         }
         if let Some(m) = &self.metrics_problem {
             let _ = writeln!(s, "Metrics unavailable, rollout holding: {m}");
+        }
+        if !self.members.is_empty() {
+            let _ = writeln!(s, "Fleet members:");
+            for m in &self.members {
+                let requests = m
+                    .requests
+                    .map_or("unread".to_string(), ramp_stats::thousands);
+                let holds = if m.holds_weight {
+                    "holds the weight".to_string()
+                } else {
+                    match m.canary_bp {
+                        Some(bp) => format!("holds {} %, NOT the weight", f64::from(bp) / 100.0),
+                        None => "weight unknown".to_string(),
+                    }
+                };
+                let problem = m
+                    .problem
+                    .as_ref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default();
+                let _ = writeln!(s, "  {}: {requests} requests, {holds}{problem}", m.url);
+            }
         }
         if !self.gates.is_empty() {
             let _ = writeln!(s, "Gates:");
@@ -295,6 +338,7 @@ mod tests {
             recent: Vec::new(),
             metrics_problem: None,
             flags: Vec::new(),
+            members: Vec::new(),
         };
         let text = view.render();
         assert!(
@@ -305,5 +349,46 @@ mod tests {
             st.unobserved_s = 0.0;
         }
         assert!(view.render().contains("Stage 2/4 at 25%: 40s of 40s"));
+    }
+
+    /// A fleet's members show in status, a skewed or unset member visibly; a single router's
+    /// JSON has no `members` key at all.
+    #[test]
+    fn fleet_members_show_and_a_single_router_has_none() {
+        let engine = Engine::new(std::sync::Arc::new(
+            ramp_core::parse_plan(
+                "[deployment]\nid = \"d\"\nservice = \"s\"\nenvironment = \"e\"\n\n[router]\nadmin = \"http://127.0.0.1:1\"\n\n[gates]\nerror_rate = { max = \"1%\" }\n\n[[stages]]\nweight = 100\nduration = \"10m\"\n",
+                "p.toml",
+            )
+            .unwrap(),
+        ));
+        let mut view = StatusView::of(&engine, 1, None);
+        let json = serde_json::to_value(&view).unwrap();
+        assert!(json.get("members").is_none(), "{json}");
+        view.members = vec![
+            MemberView {
+                url: "http://127.0.0.1:9901".into(),
+                requests: Some(1200),
+                canary_bp: Some(1000),
+                holds_weight: true,
+                problem: None,
+            },
+            MemberView {
+                url: "http://127.0.0.1:9902".into(),
+                requests: Some(30),
+                canary_bp: Some(0),
+                holds_weight: false,
+                problem: None,
+            },
+        ];
+        let text = view.render();
+        assert!(
+            text.contains("http://127.0.0.1:9901: 1,200 requests, holds the weight"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http://127.0.0.1:9902: 30 requests, holds 0 %, NOT the weight"),
+            "{text}"
+        );
     }
 }

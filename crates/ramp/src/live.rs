@@ -169,8 +169,8 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
     let rt = runtime()?;
     let plan = Arc::new(plan);
     let end = rt.block_on(async {
-        let (proxy, _embedded) =
-            connect_router(&router, &base_dir, &args.plan, &plan.deployment.id).await?;
+        let (router, _embedded) =
+            connect_router(&router, &plan.deployment.id, &base_dir, &args.plan).await?;
         let control_listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen for the control API on {listen}"))?;
@@ -190,7 +190,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             plan_text: text.clone(),
             base_dir: base_dir.clone(),
             journal: args.journal.clone(),
-            router: proxy,
+            router,
             control_listener,
             control_token,
             metrics_token,
@@ -251,9 +251,10 @@ fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
         | ramp_live::LiveError::WrongProxy { .. }
         | ramp_live::LiveError::ForeignRun { .. }
         | ramp_live::LiveError::JournalBehind { .. }
+        | ramp_live::LiveError::RouterDisagrees { .. }
+        | ramp_live::LiveError::NoCounters { .. }
         | ramp_live::LiveError::Prometheus { .. }
-        | ramp_live::LiveError::File { .. }
-        | ramp_live::LiveError::NoCounters { .. } => Invalid(e.to_string()).into(),
+        | ramp_live::LiveError::File { .. } => Invalid(e.to_string()).into(),
         ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
             Invalid(e.to_string()).into()
         }
@@ -370,9 +371,9 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
 /// process).
 async fn connect_router(
     router: &Router,
+    deployment: &str,
     base_dir: &Path,
     plan_path: &Path,
-    deployment: &str,
 ) -> anyhow::Result<(LiveRouter, Option<tokio::task::JoinHandle<()>>)> {
     match router {
         Router::Admin { url, token_file } => {
@@ -396,14 +397,17 @@ async fn connect_router(
             )),
             None,
         )),
-        Router::Fleet { .. } | Router::Nginx(_) => {
-            // The plan loader does not produce these kinds yet (issue 14 is under way).
-            Err(Invalid(format!(
-                "{}: [router]: this kind of router is not supported by this build",
-                plan_path.display()
-            ))
-            .into())
-        }
+        Router::Fleet {
+            members,
+            token_file,
+        } => Ok((
+            fleet(members, token_file.as_deref(), base_dir, plan_path)?,
+            None,
+        )),
+        Router::Nginx(nginx) => Ok((
+            LiveRouter::Nginx(ramp_live::routers::Nginx::new(nginx, base_dir, deployment)),
+            None,
+        )),
         Router::Embedded { config } => {
             let path = base_dir.join(config);
             let config = ramp_proxy::Config::load(&path)
@@ -434,6 +438,26 @@ async fn connect_router(
             Ok((client.into(), Some(task)))
         }
     }
+}
+
+/// A fleet of running Ramp proxies, every member with the plan's admin token.
+fn fleet(
+    members: &[String],
+    token_file: Option<&Path>,
+    base_dir: &Path,
+    plan_path: &Path,
+) -> anyhow::Result<LiveRouter> {
+    let token = token_file
+        .map(|f| read_token(&base_dir.join(f)))
+        .transpose()?;
+    let admins = members
+        .iter()
+        .map(|url| {
+            ProxyAdmin::new(url, token.clone())
+                .map_err(|e| Invalid(format!("{}: router.admin: {url}: {e}", plan_path.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LiveRouter::Fleet(ramp_live::routers::Fleet::new(admins)))
 }
 
 /// A multi-threaded runtime for the live commands.
@@ -649,6 +673,7 @@ fn finished_view(run: &RunRecord, summary: &Summary) -> StatusView {
         recent: ramp_live::status::recent_events(summary),
         metrics_problem: None,
         flags: summary.flags.clone(),
+        members: Vec::new(),
     }
 }
 

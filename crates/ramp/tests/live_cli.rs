@@ -23,6 +23,12 @@ mod integrity;
 #[path = "live_cli/prometheus.rs"]
 mod prometheus;
 
+#[path = "live_cli/fleet.rs"]
+mod fleet;
+
+#[path = "live_cli/nginx.rs"]
+mod nginx;
+
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::{plan, Rig, Work, WAIT};

@@ -103,6 +103,19 @@ pub(super) fn check<R: Router, J: JournalStore>(
             })
         }
     }
+    if let Some(conflict) = &identity.conflict {
+        if !new_run {
+            return Err(LiveError::RouterDisagrees {
+                url: router.location().to_string(),
+                conflict: conflict.clone(),
+            });
+        }
+        checked.said.push(format!(
+            "Starting over as asked (--new-run): {conflict}; a new run begins at stage 1"
+        ));
+        checked.start_over = true;
+        return Ok(checked);
+    }
     let Some(mark) = identity.set_by.as_deref() else {
         return Ok(checked);
     };

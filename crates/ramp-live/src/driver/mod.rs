@@ -128,6 +128,15 @@ pub enum LiveError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The parts of the router (the members of a fleet) hold weights set by different runs:
+    /// which run's journal accounts for them is unclear, so nothing is sent to them.
+    #[error("the router at {url} is not one state: {conflict}; nothing was sent to it. Run the same command with --new-run to start a new run from stage 1 (every member goes to 0 % first)")]
+    RouterDisagrees {
+        /// The router's location.
+        url: String,
+        /// What disagrees.
+        conflict: String,
+    },
     /// The plan reads the router's own counters from a router that keeps none Ramp can read
     /// (the plan loader refuses this; kept for a plan built in code).
     #[error("the {router} has no counters of its own; set [metrics] source = \"prometheus\" (and [metrics] url) so that the rollout is judged on canary and stable from Prometheus")]
@@ -161,7 +170,8 @@ pub struct RunConfig {
     pub base_dir: PathBuf,
     /// The journal file.
     pub journal: PathBuf,
-    /// The run's router; a Ramp proxy's admin API or HAProxy is also the metrics source of
+    /// What routes the run's traffic (one Ramp proxy, a fleet of them, nginx, HAProxy,
+    /// commands); a Ramp proxy, a fleet or HAProxy is also the metrics source of
     /// `[metrics] source = "proxy"`.
     pub router: crate::routers::LiveRouter,
     /// Where the control API listens.

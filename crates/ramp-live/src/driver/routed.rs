@@ -41,6 +41,12 @@ pub(super) async fn run_routed(
     match (router, prometheus) {
         (LiveRouter::Proxy(proxy), None) => go!((*proxy).clone(), SourceKind::Proxy, *proxy),
         (LiveRouter::Proxy(proxy), Some(source)) => go!(source, SourceKind::Prometheus, *proxy),
+        (LiveRouter::Fleet(fleet), None) => go!(fleet.clone(), SourceKind::Proxy, fleet),
+        (LiveRouter::Fleet(fleet), Some(source)) => go!(source, SourceKind::Prometheus, fleet),
+        (LiveRouter::Nginx(nginx), Some(source)) => go!(source, SourceKind::Prometheus, nginx),
+        (LiveRouter::Nginx(nginx), None) => Err(LiveError::NoCounters {
+            router: nginx.location().to_string(),
+        }),
         // HAProxy's own counters, shown as the router's ("proxy") source.
         (LiveRouter::Haproxy(haproxy), None) => go!(haproxy.stats(), SourceKind::Proxy, haproxy),
         (LiveRouter::Haproxy(haproxy), Some(source)) => {

@@ -69,7 +69,7 @@ impl CommandRouter {
     async fn run(&self, template: &[String], values: &ArgValues<'_>) -> crate::checks::Ran {
         let argv: Vec<String> = template.iter().map(|a| render(a, values)).collect();
         let timeout = Duration::from_millis(self.plan.timeout.0);
-        run_program(&argv, &self.base_dir, None, timeout).await
+        run_program(&argv, &self.base_dir, None, timeout, 1).await
     }
 }
 

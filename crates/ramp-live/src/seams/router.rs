@@ -5,6 +5,7 @@
 //! for a live rehearsal, injects a fault into one cohort and removes it at the end.
 
 use crate::source::{FaultRequest, ProxyAdmin, SourceError};
+use crate::status::MemberView;
 use ramp_core::Weight;
 use std::future::Future;
 
@@ -38,6 +39,13 @@ pub trait Router: Send + Sync {
 
     /// Removes every injected fault.
     fn clear_faults(&self) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// The members of a router made of several (a fleet of proxies) as last seen, for `ramp
+    /// status`, so that a member that serves little or does not hold the weight is visible;
+    /// empty for a router that is one thing.
+    fn members(&self) -> Vec<MemberView> {
+        Vec::new()
+    }
 }
 
 /// What a router says of itself before a controller sends it anything.
@@ -48,6 +56,10 @@ pub struct RouterIdentity {
     /// The token of the run that last set its weights; `None` when no run did (they were set
     /// by hand, by its configuration, or by a controller older than run tokens).
     pub set_by: Option<String>,
+    /// Why the router's parts do not agree on whose weights they hold (members of a fleet set
+    /// by different runs), when they do not: refused like a foreign run unless the operator
+    /// starts over.
+    pub conflict: Option<String>,
 }
 
 /// One Ramp proxy through its admin API (the weight and the deployment come from its
@@ -62,6 +74,7 @@ impl Router for ProxyAdmin {
         Ok(RouterIdentity {
             deployment: reading.deployment_id,
             set_by: reading.set_by,
+            conflict: None,
         })
     }
 

@@ -14,50 +14,105 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Two demo upstreams and load in the test process; the proxy between them a child process
-/// that the test kills and restarts.
-pub struct ProxyRig {
+/// Two demo upstreams and load generators in the test process, on their own runtime,
+/// stopped on drop.
+pub struct Upstreams {
     /// The runtime the upstreams and load run on.
     rt: Option<tokio::runtime::Runtime>,
     /// Stops the upstreams and the load.
     stop: watch::Sender<bool>,
-    /// The proxy process, while it runs.
-    proxy: Option<std::process::Child>,
-    /// Its arguments, to start it again the same way.
-    args: Vec<String>,
-    /// Where its output goes.
-    log: std::path::PathBuf,
-    /// The proxy's admin API.
-    pub admin: SocketAddr,
+    /// The stable upstream's address.
+    pub stable: SocketAddr,
+    /// The canary upstream's address.
+    pub canary: SocketAddr,
+    /// The stable upstream, to read what it served.
+    pub stable_served: Arc<Behaviour>,
+    /// The canary upstream, to read what it served or break it.
+    pub canary_served: Arc<Behaviour>,
 }
 
-impl ProxyRig {
-    /// Starts the upstreams, the proxy (state file in `w`) and `rps` of load through it.
-    pub fn start(w: &Work, rps: f64, deployment: &str) -> ProxyRig {
+impl Upstreams {
+    /// Starts both upstreams (equal behaviour, no errors).
+    pub fn start() -> Upstreams {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
         let (stop, _) = watch::channel(false);
-        let stopped = |stop: &watch::Sender<bool>| {
-            let mut rx = stop.subscribe();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
-        let (stable, canary) = rt.block_on(async {
-            let mut addrs = Vec::new();
-            for name in ["stable", "canary"] {
-                let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                addrs.push(l.local_addr().expect("addr"));
-                let b = Arc::new(Behaviour::new(name, 5.0, 10.0, 15.0, 0.0).unwrap());
-                tokio::spawn(ramp_demo::serve_upstream(l, b, stopped(&stop)));
-            }
-            (addrs[0], addrs[1])
-        });
+        let mut addrs = Vec::new();
+        let mut behaviours = Vec::new();
+        for name in ["stable", "canary"] {
+            let b = Arc::new(Behaviour::new(name, 5.0, 10.0, 15.0, 0.0).unwrap());
+            let done = stopped(&stop);
+            let l = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+            addrs.push(l.local_addr().expect("addr"));
+            rt.spawn(ramp_demo::serve_upstream(l, Arc::clone(&b), done));
+            behaviours.push(b);
+        }
+        Upstreams {
+            rt: Some(rt),
+            stop,
+            stable: addrs[0],
+            canary: addrs[1],
+            stable_served: Arc::clone(&behaviours[0]),
+            canary_served: Arc::clone(&behaviours[1]),
+        }
+    }
+
+    /// Sends `rps` of open-loop load (`users` sticky users, or none: each request drawn at
+    /// random; `seed`) to `target` until drop.
+    pub fn load(&self, target: SocketAddr, rps: f64, users: u32, seed: u64) {
+        let mut load = LoadConfig::new(target, rps);
+        load.seed = seed;
+        load.users = users;
+        let done = stopped(&self.stop);
+        if let Some(rt) = &self.rt {
+            rt.spawn(ramp_demo::run_load(load, done));
+        }
+    }
+}
+
+impl Drop for Upstreams {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(3));
+        }
+    }
+}
+
+/// A future that resolves once `stop` says so.
+fn stopped(stop: &watch::Sender<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = stop.subscribe();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// A `ramp proxy` child process with a state file, killed with SIGKILL and started again on
+/// the same ports as an init system would; killed on drop.
+pub struct ProxyProcess {
+    /// The process, while it runs.
+    child: Option<std::process::Child>,
+    /// Its arguments, to start it again the same way.
+    args: Vec<String>,
+    /// Where its output goes.
+    log: std::path::PathBuf,
+    /// Its state file.
+    state: std::path::PathBuf,
+    /// Where it serves traffic.
+    pub listen: SocketAddr,
+    /// Its admin API.
+    pub admin: SocketAddr,
+}
+
+impl ProxyProcess {
+    /// Starts a proxy named `name` (its state file and log in `w`) in front of `up`.
+    pub fn start(w: &Work, up: &Upstreams, deployment: &str, name: &str) -> ProxyProcess {
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let state = w.path(&format!("{name}-weights.json"));
         let args = vec![
             "proxy".to_string(),
             "--listen".into(),
@@ -65,37 +120,30 @@ impl ProxyRig {
             "--admin-listen".into(),
             admin.to_string(),
             "--stable".into(),
-            stable.to_string(),
+            up.stable.to_string(),
             "--canary".into(),
-            canary.to_string(),
+            up.canary.to_string(),
             "--sticky-header".into(),
             "x-user-id".into(),
             "--deployment-id".into(),
             deployment.into(),
             "--state-file".into(),
-            w.path("weights.json").display().to_string(),
+            state.display().to_string(),
         ];
-        let mut rig = ProxyRig {
-            rt: Some(rt),
-            stop,
-            proxy: None,
+        let mut p = ProxyProcess {
+            child: None,
             args,
-            log: w.path("io/proxy.log"),
+            log: w.path(&format!("io/{name}.log")),
+            state,
+            listen,
             admin,
         };
-        rig.start_proxy();
-        let mut load = LoadConfig::new(listen, rps);
-        load.seed = 11;
-        load.users = 1000;
-        let done = stopped(&rig.stop);
-        if let Some(rt) = &rig.rt {
-            rt.spawn(ramp_demo::run_load(load, done));
-        }
-        rig
+        p.start_again();
+        p
     }
 
-    /// Starts the proxy process and waits (bounded) until its admin API answers.
-    pub fn start_proxy(&mut self) {
+    /// Starts the process and waits (bounded) until its admin API answers.
+    pub fn start_again(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -108,7 +156,7 @@ impl ProxyRig {
             .stderr(log)
             .spawn()
             .expect("ramp proxy starts");
-        self.proxy = Some(child);
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while snapshot(self.admin).is_none() {
             assert!(
@@ -120,27 +168,68 @@ impl ProxyRig {
         }
     }
 
-    /// `kill -9` of the proxy.
-    pub fn kill_proxy(&mut self) {
-        if let Some(mut child) = self.proxy.take() {
+    /// `kill -9` of the process.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// The proxy's `/snapshot`.
+    /// Removes its state file (while it is down): it comes back at its configured weight.
+    pub fn forget_state(&self) {
+        let _ = std::fs::remove_file(&self.state);
+    }
+
+    /// Its `/snapshot`.
     pub fn snapshot(&self) -> Value {
         snapshot(self.admin).expect("the proxy answers GET /snapshot")
     }
 }
 
-impl Drop for ProxyRig {
+impl Drop for ProxyProcess {
     fn drop(&mut self) {
-        self.kill_proxy();
-        self.stop.send_replace(true);
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_timeout(Duration::from_secs(3));
+        self.kill();
+    }
+}
+
+/// Two demo upstreams and load in the test process; the proxy between them a child process
+/// that the test kills and restarts.
+pub struct ProxyRig {
+    /// The proxy (dropped, so killed, before the upstreams).
+    proxy: ProxyProcess,
+    /// The upstreams and the load.
+    _upstreams: Upstreams,
+    /// The proxy's admin API.
+    pub admin: SocketAddr,
+}
+
+impl ProxyRig {
+    /// Starts the upstreams, the proxy (state file in `w`) and `rps` of load through it.
+    pub fn start(w: &Work, rps: f64, deployment: &str) -> ProxyRig {
+        let upstreams = Upstreams::start();
+        let proxy = ProxyProcess::start(w, &upstreams, deployment, "proxy");
+        upstreams.load(proxy.listen, rps, 1000, 11);
+        ProxyRig {
+            admin: proxy.admin,
+            proxy,
+            _upstreams: upstreams,
         }
+    }
+
+    /// Starts the proxy process and waits (bounded) until its admin API answers.
+    pub fn start_proxy(&mut self) {
+        self.proxy.start_again();
+    }
+
+    /// `kill -9` of the proxy.
+    pub fn kill_proxy(&mut self) {
+        self.proxy.kill();
+    }
+
+    /// The proxy's `/snapshot`.
+    pub fn snapshot(&self) -> Value {
+        self.proxy.snapshot()
     }
 }
 
