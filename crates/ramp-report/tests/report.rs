@@ -1241,3 +1241,93 @@ fn runs_without_flags_have_no_flags_section_and_the_json_carries_the_counts() {
     assert_eq!(back, s);
     assert_eq!(ramp_report::markdown(&s), ramp_report::markdown(&back));
 }
+
+/// The `<figure>` of the chart titled `title`, failing the test when there is none.
+#[track_caller]
+fn figure<'a>(html: &'a str, title: &str) -> &'a str {
+    let at = html
+        .find(&format!("\">{title}</title>"))
+        .unwrap_or_else(|| panic!("no chart titled {title:?}"));
+    let start = html[..at].rfind("<figure").expect("a chart is in a figure");
+    let end = at + html[at..].find("</figure>").expect("a figure ends");
+    &html[start..end]
+}
+
+#[test]
+fn html_report_has_the_markdown_text_and_a_point_per_checkpoint() {
+    let s = caveats();
+    let html = ramp_report::html(&s);
+    // The text is the Markdown report's, so the two cannot disagree.
+    has(&html, "<h3>Stage 1: 5% traffic</h3>");
+    has(&html, "<h2>Final verdict</h2>");
+    // Stage 1 has four checkpoints: P50, P95 and P99 at each.
+    let latency = figure(&html, "Stage 1: canary latency at each checkpoint");
+    assert_eq!(latency.matches("<circle").count(), 3 * 4, "{latency}");
+    for label in [
+        "canary latency (ms)",
+        "time since the rollout started (min)",
+    ] {
+        has(latency, &format!(">{label}</text>"));
+    }
+    // The baseline and the fail level are drawn as levels with their numbers.
+    has(latency, "baseline P95 385 ms");
+    let errors = figure(&html, "Stage 1: canary error rate at each checkpoint");
+    assert_eq!(errors.matches("<circle").count(), 4);
+    has(errors, ">canary error rate (%)</text>");
+    let weight = figure(&html, "Canary weight over the rollout");
+    // A point at each stage's start and end.
+    assert_eq!(weight.matches("<circle").count(), 2 * s.stages.len());
+    has(weight, "S1 PROCEED");
+    clean(&html);
+}
+
+#[test]
+fn html_report_of_a_rollback_marks_it_and_draws_its_timeline() {
+    let html = ramp_report::html(&rolled_back());
+    let weight = figure(&html, "Canary weight over the rollout");
+    has(weight, ">S2 rollback</text>");
+    let timeline = figure(&html, "Stage 2 rollback timeline");
+    has(timeline, ">canary weight (%)</text>");
+    has(timeline, "detection");
+    has(timeline, "<figcaption>");
+}
+
+#[test]
+fn html_report_is_self_contained_and_deterministic() {
+    for s in [caveats(), rolled_back(), halted()] {
+        let html = ramp_report::html(&s);
+        assert_eq!(html, ramp_report::html(&s.clone()));
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(!html.contains("<script"), "no script is needed to read it");
+        // The only URL is the SVG namespace: no CDN, no font, no image to fetch.
+        let urls = html.matches("http").count();
+        assert_eq!(urls, html.matches("http://www.w3.org/2000/svg").count());
+        // Every chart has a title, a text alternative and axis labels.
+        let charts = html.matches("<svg ").count();
+        assert_eq!(html.matches("<desc ").count(), charts);
+        assert_eq!(html.matches("<figcaption>").count(), charts);
+        assert_eq!(html.matches("class=\"label\"").count(), 2 * charts);
+    }
+}
+
+#[test]
+fn the_report_format_follows_the_extension() {
+    use ramp_report::ReportFormat;
+    use std::path::Path;
+    assert_eq!(
+        ReportFormat::for_path(Path::new("out/r.html")),
+        ReportFormat::Html
+    );
+    assert_eq!(
+        ReportFormat::for_path(Path::new("R.HTM")),
+        ReportFormat::Html
+    );
+    assert_eq!(
+        ReportFormat::for_path(Path::new("r.md")),
+        ReportFormat::Markdown
+    );
+    assert_eq!(
+        ReportFormat::for_path(Path::new("report")),
+        ReportFormat::Markdown
+    );
+}
