@@ -766,7 +766,7 @@ fn caveats_verdict_names_the_warned_metric_with_its_number() {
     has(&r, "### ✅ READY FOR PRODUCTION WITH CAVEATS");
     has(
         &r,
-        "1. Stages 1, 2, 3 passed all their SLO gates (3 of 4 stages run)",
+        "1. Stages 1, 2, 3 of the 4 stages run passed all their SLO gates",
     );
     has(
         &r,
@@ -826,7 +826,7 @@ fn rolled_back_report_explains_the_rollback() {
     );
     has(
         &r,
-        "1. Stage 1 passed all its SLO gates (1 of 2 stages run)",
+        "1. Stage 1 of the 2 stages run passed all its SLO gates",
     );
     has(&r, "## Automatic rollback");
     has(&r, "**Stage:** Stage 2 (25%)");
@@ -1330,4 +1330,49 @@ fn the_report_format_follows_the_extension() {
         ReportFormat::for_path(Path::new("report")),
         ReportFormat::Markdown
     );
+}
+
+/// Failed on 84779eb ("demo demo canary rollout"): a service named like its environment is
+/// named once in the title.
+#[test]
+fn a_service_named_like_its_environment_is_named_once() {
+    let mut s = caveats();
+    s.service = "demo".into();
+    s.environment = "demo".into();
+    let md = ramp_report::markdown(&s);
+    assert!(md.starts_with("# demo canary rollout — "), "{md}");
+}
+
+/// Failed on 84779eb, which recommended "Monitor … closely in production" beside "Do not
+/// promote this version".
+#[test]
+fn a_rolled_back_rollout_is_never_told_to_watch_production() {
+    let mut s = rolled_back();
+    s.stages[1].gates[0].status = GateStatus::Warn;
+    s.stages[1].gates[0].warn = Some(400.0);
+    let md = ramp_report::markdown(&s);
+    has(&md, "Do not promote this version");
+    has(
+        &md,
+        "Look into P95 latency as well: it ended stage 2 beyond its 400 ms warn level",
+    );
+    assert!(!md.contains("in production"), "{md}");
+}
+
+/// Failed on 84779eb: a failing window longer than the stage had run ("over 11 s in stage
+/// 2" of an 8 s stage) is named by when it ended, and a stage that ran past its last
+/// checkpoint says that its whole-stage numbers include time the table does not show.
+#[test]
+fn a_window_longer_than_its_stage_is_not_said_to_be_in_it() {
+    let mut s = rolled_back();
+    // Stage 2 ran 200 s; its failing window is 5 min; its one checkpoint came at 150 s.
+    s.stages[1].elapsed_s = 200.0;
+    s.stages[1].checkpoints[0].t_s = 3750.0;
+    let md = ramp_report::markdown(&s);
+    assert!(!md.contains("over 5 min in stage 2"), "{md}");
+    has(
+        &md,
+        "over the 5 min window that ended in stage 2 (it began before the stage)",
+    );
+    has(&md, "**Note:** the checkpoints end at T+62min30s, but the stage ran to T+63min20s: the whole-stage numbers below include the last 50 s, which no checkpoint column shows.");
 }

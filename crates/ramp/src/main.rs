@@ -568,7 +568,19 @@ impl Output {
 
 /// Opens an output before the work starts, so that a path that cannot be written is an
 /// input error (exit 2) said in a second rather than after a long run.
+///
+/// A missing parent directory is created (`--report out/report.html` in a fresh clone), so
+/// that only a path that truly cannot be written is an error.
 fn open_output(path: &Path, what: &'static str) -> anyhow::Result<Output> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            Invalid(format!(
+                "cannot write the {what} to {}: cannot create {}: {e}",
+                path.display(),
+                parent.display()
+            ))
+        })?;
+    }
     let file = std::fs::File::create(path).map_err(|e| {
         Invalid(format!(
             "cannot write the {what} to {}: {e}",

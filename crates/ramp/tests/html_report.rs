@@ -92,7 +92,9 @@ fn chart<'a>(dom: &'a str, title: &str) -> &'a str {
 /// Simulates `plan` with `--report` to an HTML file, checks the exit code (README, "Exit
 /// codes") and returns what Chromium shows.
 fn simulated_page(chromium: &Path, plan: &Path, exit: i32, dir: &TempDir) -> String {
-    let html = dir.path("report.html");
+    // In a directory that does not exist yet, as `--report out/report.html` in a fresh
+    // clone: ramp creates it.
+    let html = dir.path("out/report.html");
     let out = ramp(&["simulate", &arg(plan), "--quiet", "--report", &arg(&html)]);
     assert_eq!(code(&out), exit, "ramp simulate: {}", stderr(&out));
     dump_dom(chromium, &html, &dir.path("chromium-profile"))
