@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{arg, code, ramp, stderr, TempDir};
+use common::{arg, code, ramp, stderr, write_plan, TempDir, ERROR_SPIKE};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -144,8 +144,7 @@ fn the_staging_report_shows_each_stage_its_gate_sentences_and_a_point_per_checkp
 fn a_rolled_back_flag_rollout_shows_the_rollback_and_the_users_per_stage() {
     let Some(chromium) = chromium() else { return };
     let dir = TempDir::new("html-flags");
-    let plan = dir.path("plan.toml");
-    std::fs::write(&plan, FLAG_PLAN).expect("write the plan");
+    let plan = write_plan(&dir, "plan.toml", &[], &format!("{ERROR_SPIKE}{FLAG}"));
     let dom = simulated_page(&chromium, &plan, 3, &dir);
     assert!(dom.contains("<h2>Automatic rollback</h2>"));
     let timeline = chart(&dom, "Stage 2 rollback timeline");
@@ -156,44 +155,8 @@ fn a_rolled_back_flag_rollout_shows_the_rollback_and_the_users_per_stage() {
     assert!(users.contains(">distinct users (count)</text>"));
 }
 
-/// A rollout carrying a flag that rolls back in stage 2 on a 3 % canary error spike.
-const FLAG_PLAN: &str = r#"
-[deployment]
-id = "checkout-20251006"
-service = "checkout"
-environment = "staging"
-
-[gates]
-window = "5m"
-min_samples = 200
-p95_ms = { max = 500 }
-error_rate = { max = "1%" }
-throughput_rps = { min = 50, scope = "service" }
-
-[[stages]]
-weight = 5
-duration = "60m"
-checkpoint = "15m"
-
-[[stages]]
-weight = 25
-duration = "120m"
-checkpoint = "30m"
-
-[[stages]]
-weight = 100
-duration = "60m"
-checkpoint = "15m"
-
-[simulation]
-rps = 125
-stable = { p50_ms = 145, p95_ms = 385, p99_ms = 720, error_rate = "0.28%" }
-
-[[simulation.faults]]
-cohort = "canary"
-at = "90m"
-error_rate = "3%"
-
+/// The flag of a rollout that rolls back in stage 2 (`ERROR_SPIKE`), following the weight.
+const FLAG: &str = r#"
 [flags.checkout_v2]
 variants = { on = true, off = false }
 default_variant = "off"

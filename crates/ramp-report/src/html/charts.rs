@@ -95,18 +95,26 @@ pub(crate) fn weight(s: &Summary) -> Chart {
     Chart {
         title: "Canary weight over the rollout".into(),
         x_label: unit.since_start(),
-        y_label: "canary weight (%)".into(),
         alt: format!(
             "The canary's share of traffic over {} {}: {stages}.{ending}",
             trimmed(unit.of(s.totals.duration_s), 2),
             unit.name
         ),
+        ..weight_chart(points, markers)
+    }
+}
+
+/// A chart of the canary's weight (a step line from 0 %) with its markers; the caller sets
+/// the title, the axis labels and the text alternative.
+fn weight_chart(points: Vec<(f64, f64)>, markers: Vec<Marker>) -> Chart {
+    Chart {
         series: vec![Series {
             name: "canary weight".into(),
             points,
             step: true,
         }],
         markers,
+        y_label: "canary weight (%)".into(),
         y_from_zero: true,
         ..Chart::default()
     }
@@ -191,12 +199,14 @@ pub(crate) fn stage_panel(
             .collect();
         // Error rates (scaled to percent) keep two decimals, the rest one.
         let decimals = if factor > 1.0 { 2 } else { 1 };
-        if let (Some(first), Some(last)) = (points.first(), points.last()) {
-            described.push(format!(
+        match points.as_slice() {
+            [] => {}
+            [only] => described.push(format!("{name} {} {u}", trimmed(only.1, decimals))),
+            [first, .., last] => described.push(format!(
                 "{name} from {} to {} {u}",
                 trimmed(first.1, decimals),
                 trimmed(last.1, decimals)
-            ));
+            )),
         }
         series.push(Series {
             name: format!("canary {name}"),
@@ -205,7 +215,7 @@ pub(crate) fn stage_panel(
         });
         if let Some(b) = s.baseline.metrics.get(m).filter(|b| b.is_finite()) {
             levels.push(Level {
-                label: format!("baseline {name} {} {u}", trimmed(b * factor, 2)),
+                label: format!("baseline {name} {} {u}", trimmed(b * factor, decimals)),
                 y: b * factor,
                 class: "base",
             });
@@ -213,14 +223,14 @@ pub(crate) fn stage_panel(
         for g in gates.iter().filter(|g| g.metric == m) {
             if let Some(f) = g.max.or(g.min) {
                 levels.push(Level {
-                    label: format!("fail {name} {} {u}", trimmed(f * factor, 2)),
+                    label: format!("fail {name} {} {u}", trimmed(f * factor, decimals)),
                     y: f * factor,
                     class: "fail",
                 });
             }
             if let Some(w) = g.warn {
                 levels.push(Level {
-                    label: format!("warn {name} {} {u}", trimmed(w * factor, 2)),
+                    label: format!("warn {name} {} {u}", trimmed(w * factor, decimals)),
                     y: w * factor,
                     class: "warn",
                 });
@@ -288,12 +298,14 @@ struct Moments {
 /// A rollback's or a rehearsal's timeline: the canary's weight from the fault's onset to
 /// restoration, each moment marked.
 fn timeline(title: String, m: &Moments) -> Chart {
-    let unit = TimeUnit::for_span(
+    // At least a second wide, so that a rollback done within milliseconds of its detection
+    // (a live abort) is drawn on a readable axis rather than one of thousandths.
+    let end_s =
         m.at.iter()
             .filter_map(|a| a.1)
             .chain(m.target_s)
-            .fold(0.0, f64::max),
-    );
+            .fold(1.0, f64::max);
+    let unit = TimeUnit::for_span(end_s);
     let mut points = Vec::new();
     let mut markers: Vec<Marker> = Vec::new();
     let mut said = Vec::new();
@@ -351,15 +363,8 @@ fn timeline(title: String, m: &Moments) -> Chart {
         ),
         title,
         x_label: format!("time since the {} ({})", m.zero, unit.name),
-        y_label: "canary weight (%)".into(),
-        series: vec![Series {
-            name: "canary weight".into(),
-            points,
-            step: true,
-        }],
-        markers,
-        y_from_zero: true,
-        ..Chart::default()
+        x_range: Some((0.0, unit.of(end_s))),
+        ..weight_chart(points, markers)
     }
 }
 
