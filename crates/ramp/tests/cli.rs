@@ -546,12 +546,14 @@ fn simulate_without_a_simulation_model_exits_2() {
 }
 
 /// An output path that cannot be written is the user's input error: exit 2, said before any
-/// work starts (it was exit 1 before issue 17, and still before the work).
+/// work starts (it was exit 1 before issue 17, and still before the work). A missing
+/// directory is created (`--report out/report.html` in a fresh clone), so the path that
+/// cannot be written here runs through a file.
 #[test]
 fn unwritable_output_paths_exit_2_before_the_work() {
     let dir = TempDir::new("unwritable");
     let plan = arg(&write_plan(&dir, "plan.toml", &[], ""));
-    let nowhere = dir.path("no/such/dir");
+    let nowhere = dir.path("plan.toml").join("no/such/dir");
     for (flag, name) in [("--json", "s.json"), ("--report", "r.md")] {
         let target = arg(&nowhere.join(name));
         let out = ramp(&["simulate", &plan, "-q", flag, &target]);
