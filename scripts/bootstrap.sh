@@ -2,7 +2,8 @@
 # Installs what building Ramp needs on a fresh Debian/Ubuntu machine, idempotently: a C
 # compiler (SQLite is built from source), curl (for rustup), python3 (the test scripts),
 # prometheus and promtool 2.42 (the Prometheus integration's tests), haproxy 2.6 and
-# nginx 1.22 (the router tests), and
+# nginx 1.22 (the router tests), chromium (the HTML report's browser tests and
+# scripts/screenshots.sh), and
 # a Rust toolchain at least as new as the workspace's `rust-version`, with clippy and
 # rustfmt. Safe to run again: when everything is there it prints one line and changes nothing.
 #
@@ -49,6 +50,13 @@ if ! /usr/sbin/haproxy -v 2>/dev/null | grep -q 'version 2\.6\.'; then
 fi
 if ! /usr/sbin/nginx -v 2>&1 | grep -q 'nginx/1\.22\.'; then
   need_apt+=("nginx-light=$NGINX_PIN")
+fi
+# Chromium: the HTML report's tests load the report in a real headless browser. Pinned to
+# Debian bookworm's security build the tests were written against; any installed chromium
+# is accepted.
+CHROMIUM_PIN="156.0.8078.129-1~deb12u1"
+if ! command -v chromium >/dev/null 2>&1; then
+  need_apt+=("chromium=$CHROMIUM_PIN")
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2
@@ -111,4 +119,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler, python3, prometheus 2.42, haproxy 2.6 and nginx 1.22: ready"
+echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler, python3, prometheus 2.42, haproxy 2.6, nginx 1.22 and chromium: ready"

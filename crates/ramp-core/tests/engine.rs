@@ -1047,7 +1047,7 @@ fn a_stage_whose_whole_data_is_conclusively_bad_rolls_back_at_its_end_though_no_
     let at_end = run.actions_at(120);
     assert!(matches!(at_end[0], Action::Checkpoint(_)), "{at_end:#?}");
     assert!(
-        matches!(&at_end[1], Action::RollbackInitiated { stage: 1, reason } if reason.contains("over the whole stage")),
+        matches!(&at_end[1], Action::RollbackInitiated { stage: 1, reason } if reason.starts_with("On the whole stage's data (") && !reason.contains("over the whole stage")),
         "{at_end:#?}"
     );
     assert_eq!(at_end[2], Action::SetWeight(Weight::ZERO));
@@ -1586,4 +1586,28 @@ duration = "60s"
     let s = run.engine.summary();
     assert_eq!(s.stages[0].decision, Some(Decision::Halt));
     assert!(s.stages[0].reasons[0].contains("No gate judged this stage"));
+}
+
+#[test]
+fn an_abort_by_an_unnamed_operator_never_reads_operator_operator() {
+    // The CLI's fallback name without $USER is "operator"; the reason must not double it.
+    for who in ["operator", ""] {
+        let mut engine = Engine::new(plan(THREE_STAGES));
+        engine.step(PlanTime::ZERO, Input::Start);
+        let actions = engine.step(
+            PlanTime::ZERO,
+            Input::Abort {
+                who: who.into(),
+                reason: "nerves".into(),
+            },
+        );
+        let reason = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::RollbackInitiated { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .expect("an abort of a running rollout rolls back");
+        assert_eq!(reason, "an operator aborted: nerves");
+    }
 }

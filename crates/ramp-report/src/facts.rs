@@ -319,8 +319,16 @@ fn gate_sentence(stage: &StageSummary, gate: &GateResult) -> String {
     let over = |sign: char| if sign == '<' { "over" } else { "under" };
     // A stage-end verdict covers the whole stage; a rollback's covers the failing window.
     let whole_stage = (gate.span_s - stage.elapsed_s).abs() < 1.0;
+    // A window longer than the stage ran reaches back into the stage before: it is not "in
+    // stage 2" (an 11 s window of an 8 s stage), so it is named by when it ended.
     let when = if whole_stage {
         format!("over stage {}", stage.index)
+    } else if gate.span_s > stage.elapsed_s + 0.5 {
+        format!(
+            "over the {} window that ended in stage {} (it began before the stage)",
+            span(gate.span_s),
+            stage.index
+        )
     } else {
         format!("over {} in stage {}", span(gate.span_s), stage.index)
     };
@@ -449,10 +457,10 @@ fn strengths(summary: &Summary, v: &mut Verdict) {
     };
     let passed: Vec<&StageSummary> = summary.stages.iter().filter(|s| all_pass(s)).collect();
     if !passed.is_empty() && passed.len() == summary.stages.len() {
-        v.strengths.push(format!(
-            "All {} stages passed all their SLO gates",
-            summary.stages.len()
-        ));
+        v.strengths.push(match summary.stages.len() {
+            1 => "The one stage run passed all its SLO gates".to_string(),
+            n => format!("All {n} stages passed all their SLO gates"),
+        });
     } else if !passed.is_empty() {
         let list = passed
             .iter()
@@ -464,9 +472,11 @@ fn strengths(summary: &Summary, v: &mut Verdict) {
         } else {
             ("Stages", "their")
         };
+        // "of the 4 stages run": how many ran, said once, not as a count of the passing
+        // stages that read like the stages run ("3 of 4 stages run" when all 4 ran). Some
+        // stage did not pass, so at least two ran.
         v.strengths.push(format!(
-            "{noun} {list} passed all {their} SLO gates ({} of {} stages run)",
-            passed.len(),
+            "{noun} {list} of the {} stages run passed all {their} SLO gates",
             summary.stages.len()
         ));
     }
@@ -577,11 +587,25 @@ fn concerns(summary: &Summary, v: &mut Verdict) {
                     v.concerns.push(gate_sentence(stage, g));
                     warned_metrics.push(g.metric);
                     let w = g.warn.map(|w| level_unit(g.metric, w)).unwrap_or_default();
-                    v.recommend(format!(
-                        "Monitor {} closely in production: it ended stage {} beyond its {w} warn level",
-                        in_sentence(&gate_name(g)),
-                        stage.index
-                    ));
+                    // "In production" only when the version is going there: beside "Do not
+                    // promote this version" it would contradict the verdict.
+                    let promoted = matches!(
+                        summary.outcome,
+                        Outcome::Promoted | Outcome::PromotedWithCaveats
+                    );
+                    v.recommend(if promoted {
+                        format!(
+                            "Monitor {} closely in production: it ended stage {} beyond its {w} warn level",
+                            in_sentence(&gate_name(g)),
+                            stage.index
+                        )
+                    } else {
+                        format!(
+                            "Look into {} as well: it ended stage {} beyond its {w} warn level",
+                            in_sentence(&gate_name(g)),
+                            stage.index
+                        )
+                    });
                 }
                 GateStatus::Fail => {
                     v.concerns.push(gate_sentence(stage, g));

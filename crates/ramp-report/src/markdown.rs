@@ -75,13 +75,19 @@ fn status_words(outcome: Outcome) -> &'static str {
 /// The title and the identity lines.
 fn header(ctx: &Ctx, out: &mut String) {
     let s = ctx.s;
-    w!(
-        out,
-        "# {} {} canary rollout — {}",
-        s.service,
-        s.environment,
-        s.deployment_id
-    );
+    // "demo demo canary rollout" when the service and the environment share a name: say it
+    // once.
+    if s.service.eq_ignore_ascii_case(&s.environment) {
+        w!(out, "# {} canary rollout — {}", s.service, s.deployment_id);
+    } else {
+        w!(
+            out,
+            "# {} {} canary rollout — {}",
+            s.service,
+            s.environment,
+            s.deployment_id
+        );
+    }
     w!(out);
     w!(out, "**Deployment ID:** {}", s.deployment_id);
     w!(out, "**Environment:** {}", capitalize(&s.environment));
@@ -500,6 +506,20 @@ fn stage(ctx: &Ctx, st: &StageSummary, is_last: bool, out: &mut String) {
             span(st.checkpoint_s),
             st.checkpoints.len()
         );
+    }
+    // A stage cut short after its last checkpoint has whole-stage numbers (the summary
+    // lines, the decision) that include time no checkpoint column shows: say so, or the
+    // two read as two different values of one thing.
+    if let Some(last) = st.checkpoints.last() {
+        if end - last.t_s >= 1.0 {
+            w!(
+                out,
+                "**Note:** the checkpoints end at {}, but the stage ran to {}: the whole-stage numbers below include the last {}, which no checkpoint column shows.",
+                offset_minutes(last.t_s),
+                offset_minutes(end),
+                span(end - last.t_s)
+            );
+        }
     }
     w!(out);
     w!(

@@ -766,7 +766,7 @@ fn caveats_verdict_names_the_warned_metric_with_its_number() {
     has(&r, "### ✅ READY FOR PRODUCTION WITH CAVEATS");
     has(
         &r,
-        "1. Stages 1, 2, 3 passed all their SLO gates (3 of 4 stages run)",
+        "1. Stages 1, 2, 3 of the 4 stages run passed all their SLO gates",
     );
     has(
         &r,
@@ -826,7 +826,7 @@ fn rolled_back_report_explains_the_rollback() {
     );
     has(
         &r,
-        "1. Stage 1 passed all its SLO gates (1 of 2 stages run)",
+        "1. Stage 1 of the 2 stages run passed all its SLO gates",
     );
     has(&r, "## Automatic rollback");
     has(&r, "**Stage:** Stage 2 (25%)");
@@ -1240,4 +1240,139 @@ fn runs_without_flags_have_no_flags_section_and_the_json_carries_the_counts() {
     let back: Summary = serde_json::from_str(&text).unwrap();
     assert_eq!(back, s);
     assert_eq!(ramp_report::markdown(&s), ramp_report::markdown(&back));
+}
+
+/// The `<figure>` of the chart titled `title`, failing the test when there is none.
+#[track_caller]
+fn figure<'a>(html: &'a str, title: &str) -> &'a str {
+    let at = html
+        .find(&format!("\">{title}</title>"))
+        .unwrap_or_else(|| panic!("no chart titled {title:?}"));
+    let start = html[..at].rfind("<figure").expect("a chart is in a figure");
+    let end = at + html[at..].find("</figure>").expect("a figure ends");
+    &html[start..end]
+}
+
+#[test]
+fn html_report_has_the_markdown_text_and_a_point_per_checkpoint() {
+    let s = caveats();
+    let html = ramp_report::html(&s);
+    // The text is the Markdown report's, so the two cannot disagree.
+    has(&html, "<h3>Stage 1: 5% traffic</h3>");
+    has(&html, "<h2>Final verdict</h2>");
+    // Stage 1 has four checkpoints: P50, P95 and P99 at each.
+    let latency = figure(&html, "Stage 1: canary latency at each checkpoint");
+    assert_eq!(latency.matches("<circle").count(), 3 * 4, "{latency}");
+    for label in [
+        "canary latency (ms)",
+        "time since the rollout started (min)",
+    ] {
+        has(latency, &format!(">{label}</text>"));
+    }
+    // The baseline and the fail level are drawn as levels with their numbers.
+    has(latency, "baseline P95 385 ms");
+    let errors = figure(&html, "Stage 1: canary error rate at each checkpoint");
+    assert_eq!(errors.matches("<circle").count(), 4);
+    has(errors, ">canary error rate (%)</text>");
+    let weight = figure(&html, "Canary weight over the rollout");
+    // A point at each stage's start and end.
+    assert_eq!(weight.matches("<circle").count(), 2 * s.stages.len());
+    has(weight, "S1 PROCEED");
+    clean(&html);
+}
+
+#[test]
+fn html_report_of_a_rollback_marks_it_and_draws_its_timeline() {
+    let html = ramp_report::html(&rolled_back());
+    let weight = figure(&html, "Canary weight over the rollout");
+    has(weight, ">S2 rollback</text>");
+    let timeline = figure(&html, "Stage 2 rollback timeline");
+    has(timeline, ">canary weight (%)</text>");
+    has(timeline, "detection");
+    has(timeline, "<figcaption>");
+}
+
+#[test]
+fn html_report_is_self_contained_and_deterministic() {
+    for s in [caveats(), rolled_back(), halted()] {
+        let html = ramp_report::html(&s);
+        assert_eq!(html, ramp_report::html(&s.clone()));
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(!html.contains("<script"), "no script is needed to read it");
+        // The only URL is the SVG namespace: no CDN, no font, no image to fetch.
+        let urls = html.matches("http").count();
+        assert_eq!(urls, html.matches("http://www.w3.org/2000/svg").count());
+        // Every chart has a title, a text alternative and axis labels.
+        let charts = html.matches("<svg ").count();
+        assert_eq!(html.matches("<desc ").count(), charts);
+        assert_eq!(html.matches("<figcaption>").count(), charts);
+        assert_eq!(html.matches("class=\"label\"").count(), 2 * charts);
+    }
+}
+
+#[test]
+fn the_report_format_follows_the_extension() {
+    use ramp_report::ReportFormat;
+    use std::path::Path;
+    assert_eq!(
+        ReportFormat::for_path(Path::new("out/r.html")),
+        ReportFormat::Html
+    );
+    assert_eq!(
+        ReportFormat::for_path(Path::new("R.HTM")),
+        ReportFormat::Html
+    );
+    assert_eq!(
+        ReportFormat::for_path(Path::new("r.md")),
+        ReportFormat::Markdown
+    );
+    assert_eq!(
+        ReportFormat::for_path(Path::new("report")),
+        ReportFormat::Markdown
+    );
+}
+
+/// Failed on 84779eb ("demo demo canary rollout"): a service named like its environment is
+/// named once in the title.
+#[test]
+fn a_service_named_like_its_environment_is_named_once() {
+    let mut s = caveats();
+    s.service = "demo".into();
+    s.environment = "demo".into();
+    let md = ramp_report::markdown(&s);
+    assert!(md.starts_with("# demo canary rollout — "), "{md}");
+}
+
+/// Failed on 84779eb, which recommended "Monitor … closely in production" beside "Do not
+/// promote this version".
+#[test]
+fn a_rolled_back_rollout_is_never_told_to_watch_production() {
+    let mut s = rolled_back();
+    s.stages[1].gates[0].status = GateStatus::Warn;
+    s.stages[1].gates[0].warn = Some(400.0);
+    let md = ramp_report::markdown(&s);
+    has(&md, "Do not promote this version");
+    has(
+        &md,
+        "Look into P95 latency as well: it ended stage 2 beyond its 400 ms warn level",
+    );
+    assert!(!md.contains("in production"), "{md}");
+}
+
+/// Failed on 84779eb: a failing window longer than the stage had run ("over 11 s in stage
+/// 2" of an 8 s stage) is named by when it ended, and a stage that ran past its last
+/// checkpoint says that its whole-stage numbers include time the table does not show.
+#[test]
+fn a_window_longer_than_its_stage_is_not_said_to_be_in_it() {
+    let mut s = rolled_back();
+    // Stage 2 ran 200 s; its failing window is 5 min; its one checkpoint came at 150 s.
+    s.stages[1].elapsed_s = 200.0;
+    s.stages[1].checkpoints[0].t_s = 3750.0;
+    let md = ramp_report::markdown(&s);
+    assert!(!md.contains("over 5 min in stage 2"), "{md}");
+    has(
+        &md,
+        "over the 5 min window that ended in stage 2 (it began before the stage)",
+    );
+    has(&md, "**Note:** the checkpoints end at T+62min30s, but the stage ran to T+63min20s: the whole-stage numbers below include the last 50 s, which no checkpoint column shows.");
 }

@@ -68,8 +68,8 @@ pub struct DemoArgs {
     /// per user, so that demos by different users of a machine do not share run numbers).
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// Write the Markdown report here.
-    #[arg(long, value_name = "FILE.md")]
+    /// Write the report here: HTML when the name ends in .html, else Markdown.
+    #[arg(long, value_name = "FILE.md|FILE.html")]
     pub report: Option<PathBuf>,
     /// Write the JSON summary here.
     #[arg(long, value_name = "FILE")]
@@ -116,7 +116,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Ended> {
     }
     let written = [
         json_out.map(|o| o.write(&ramp_report::json(&summary))),
-        report_out.map(|o| o.write(&ramp_report::markdown(&summary))),
+        report_out.map(|o| o.write_report(&summary)),
     ];
     for w in written.into_iter().flatten() {
         w?;

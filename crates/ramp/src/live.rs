@@ -38,8 +38,8 @@ pub struct RunArgs {
     /// journal resumes an unfinished run.
     #[arg(long, default_value = DEFAULT_JOURNAL)]
     pub journal: PathBuf,
-    /// Write the Markdown report here.
-    #[arg(long, value_name = "FILE.md")]
+    /// Write the report here: HTML when the name ends in .html, else Markdown.
+    #[arg(long, value_name = "FILE.md|FILE.html")]
     pub report: Option<PathBuf>,
     /// Write the JSON summary here.
     #[arg(long, value_name = "FILE")]
@@ -226,7 +226,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             printer.outcome(&summary);
             let written = [
                 json_out.map(|o| o.write(&ramp_report::json(&summary))),
-                report_out.map(|o| o.write(&ramp_report::markdown(&summary))),
+                report_out.map(|o| o.write_report(&summary)),
             ];
             for w in written.into_iter().flatten() {
                 w?;
@@ -808,10 +808,9 @@ pub fn report(
         .into());
     };
     let summary = summary_of(&journal, &run)?;
-    let md = ramp_report::markdown(&summary);
     match out {
-        Some(p) => open_output(p, "report")?.write(&md)?,
-        None => print!("{md}"),
+        Some(p) => open_output(p, "report")?.write_report(&summary)?,
+        None => print!("{}", ramp_report::markdown(&summary)),
     }
     if let Some(p) = json {
         open_output(p, "JSON summary")?.write(&ramp_report::json(&summary))?;

@@ -59,8 +59,8 @@ enum Command {
         /// Seed of the traffic and service model; the same seed gives the same output.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Write the Markdown report here.
-        #[arg(long, value_name = "FILE.md")]
+        /// Write the report here: HTML when the name ends in .html, else Markdown.
+        #[arg(long, value_name = "FILE.md|FILE.html")]
         report: Option<PathBuf>,
         /// Write the JSON summary here.
         #[arg(long, value_name = "FILE")]
@@ -157,8 +157,9 @@ enum Command {
         /// The journal.
         #[arg(long, default_value = live::DEFAULT_JOURNAL)]
         journal: PathBuf,
-        /// Write the Markdown report here instead of standard output.
-        #[arg(long, value_name = "FILE.md")]
+        /// Write the report here instead of standard output: HTML when the name ends in
+        /// .html, else Markdown.
+        #[arg(long, value_name = "FILE.md|FILE.html")]
         out: Option<PathBuf>,
         /// Also write the JSON summary here.
         #[arg(long, value_name = "FILE")]
@@ -401,11 +402,13 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
                     .transpose()?;
                 let study =
                     monte_carlo(&p, seed, runs as usize, until_ci, options, sampling, quiet);
-                let md = ramp_report::monte_carlo_markdown(&study);
-                print!("{md}");
+                print!("{}", ramp_report::monte_carlo_markdown(&study));
                 let written = [
                     json_out.map(|o| o.write(&ramp_report::to_json(&study))),
-                    report_out.map(|o| o.write(&md)),
+                    report_out.map(|o| {
+                        let text = o.format.render_study(&study);
+                        o.write(&text)
+                    }),
                 ];
                 for w in written.into_iter().flatten() {
                     w?;
@@ -429,7 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
             // Write both outputs even if one fails, then report the first failure.
             let written = [
                 json_out.map(|o| o.write(&ramp_report::json(&summary))),
-                report_out.map(|o| o.write(&ramp_report::markdown(&summary))),
+                report_out.map(|o| o.write_report(&summary)),
             ];
             for w in written.into_iter().flatten() {
                 w?;
@@ -543,6 +546,8 @@ struct Output {
     what: &'static str,
     /// The open file.
     file: std::fs::File,
+    /// Which report the path asks for, by its extension.
+    format: ramp_report::ReportFormat,
 }
 
 impl Output {
@@ -553,11 +558,29 @@ impl Output {
             .and_then(|()| self.file.flush())
             .with_context(|| format!("writing the {} to {}", self.what, self.path.display()))
     }
+
+    /// Writes a rollout's report in the format the path's extension names.
+    fn write_report(self, summary: &ramp_core::summary::Summary) -> anyhow::Result<()> {
+        let text = self.format.render(summary);
+        self.write(&text)
+    }
 }
 
 /// Opens an output before the work starts, so that a path that cannot be written is an
 /// input error (exit 2) said in a second rather than after a long run.
+///
+/// A missing parent directory is created (`--report out/report.html` in a fresh clone), so
+/// that only a path that truly cannot be written is an error.
 fn open_output(path: &Path, what: &'static str) -> anyhow::Result<Output> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            Invalid(format!(
+                "cannot write the {what} to {}: cannot create {}: {e}",
+                path.display(),
+                parent.display()
+            ))
+        })?;
+    }
     let file = std::fs::File::create(path).map_err(|e| {
         Invalid(format!(
             "cannot write the {what} to {}: {e}",
@@ -568,6 +591,7 @@ fn open_output(path: &Path, what: &'static str) -> anyhow::Result<Output> {
         path: path.to_path_buf(),
         what,
         file,
+        format: ramp_report::ReportFormat::for_path(path),
     })
 }
 

@@ -343,7 +343,9 @@ impl Printer {
         s
     }
 
-    /// The staging report's recovery breakdown of a rehearsal ("Detection to initiation: 2 seconds …"),
+    /// The staging report's recovery breakdown of a rehearsal, with the Markdown report's
+    /// labels for the same intervals ("Detection after onset" from the fault's onset,
+    /// "Detection to initiation" from the first failing gate to the rollback's start),
     /// each figure measured; printed even when quiet, since it is what `ramp rehearse` is for.
     pub fn rehearsal_breakdown(&self, r: &RehearsalSummary) -> String {
         let gap = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -356,11 +358,12 @@ impl Printer {
             _ => "❌",
         };
         format!(
-            "Rehearsal \"{}\" ({}): {}\n- Detection to initiation: {}\n- Rollback execution: {}\n- Baseline restoration: {}\n- Total recovery time: {} (target: <{:.0} s) {}\n",
+            "Rehearsal \"{}\" ({}): {}\n- Detection after onset: {}\n- Detection to initiation: {}\n- Rollback execution: {}\n- Baseline restoration: {}\n- Total recovery time: {} (target: <{:.0} s) {}\n",
             r.name,
             r.fault,
             r.outcome.key(),
-            gap(Some(r.fault_onset_s), r.initiated_s),
+            gap(Some(r.fault_onset_s), r.detection_s),
+            gap(r.detection_s, r.initiated_s),
             gap(r.initiated_s, r.rollback_s),
             gap(r.rollback_s, r.restoration_s),
             total.map_or("not reached".to_string(), |t| format!("{t:.1} s")),
@@ -503,6 +506,35 @@ mod tests {
         )
         .expect("a valid plan");
         Printer::new(Arc::new(plan), false)
+    }
+
+    /// Failed on 84779eb, which labelled onset → initiation "Detection to initiation": the
+    /// breakdown now has the Markdown report's labels for the same intervals.
+    #[test]
+    fn the_rehearsal_breakdown_labels_each_interval_as_the_report_does() {
+        let r = RehearsalSummary {
+            name: "breach".into(),
+            outcome: ramp_core::summary::RehearsalOutcome::RolledBack,
+            stage: 2,
+            reason: "canary p95_ms over".into(),
+            fault_onset_s: 100.0,
+            detection_s: Some(105.0),
+            initiated_s: Some(105.5),
+            rollback_s: Some(109.0),
+            restoration_s: Some(116.0),
+            total_recovery_s: Some(16.0),
+            target_s: 120.0,
+            fault: "+800 ms".into(),
+            reference: Metrics::default(),
+            degraded: None,
+        };
+        let text = printer().rehearsal_breakdown(&r);
+        assert!(text.contains("- Detection after onset: 5.0 s\n"), "{text}");
+        assert!(
+            text.contains("- Detection to initiation: 0.5 s\n"),
+            "{text}"
+        );
+        assert!(text.contains("- Rollback execution: 3.5 s\n"), "{text}");
     }
 
     /// Fails on 63809fb (no `CheckpointReport::unobserved`): a stage with a gap shows its

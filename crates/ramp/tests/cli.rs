@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{arg, code, ramp, stderr, stdout, TempDir};
+use common::{arg, code, ramp, stderr, stdout, write_plan, TempDir, ERROR_SPIKE};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -30,62 +30,6 @@ const SIMULATION: &str = r#"[simulation]
 rps = 125
 stable = { p50_ms = 145, p95_ms = 385, p99_ms = 720, error_rate = "0.28%" }
 "#;
-
-/// A three-stage plan (5% 60m → 25% 120m → 100% 60m) with a clean canary; tests derive
-/// their plans from it with small substitutions.
-const BASE_PLAN: &str = r#"[deployment]
-id = "cli-test"
-service = "checkout"
-environment = "staging"
-
-[gates]
-window = "5m"
-min_samples = 200
-p95_ms = { max = 500 }
-error_rate = { max = "1%" }
-throughput_rps = { min = 50, scope = "service" }
-
-[[stages]]
-weight = 5
-duration = "60m"
-checkpoint = "15m"
-
-[[stages]]
-weight = 25
-duration = "120m"
-checkpoint = "30m"
-
-[[stages]]
-weight = 100
-duration = "60m"
-checkpoint = "15m"
-
-[simulation]
-rps = 125
-stable = { p50_ms = 145, p95_ms = 385, p99_ms = 720, error_rate = "0.28%" }
-"#;
-
-/// The canary's error rate jumps to 3% at T+90 min, in stage 2.
-const ERROR_SPIKE: &str = r#"
-[[simulation.faults]]
-cohort = "canary"
-at = "90m"
-error_rate = "3%"
-"#;
-
-/// Writes `BASE_PLAN` with each `(from, to)` replaced (each `from` must occur) and `extra`
-/// appended to `dir/name`.
-fn write_plan(dir: &TempDir, name: &str, subs: &[(&str, &str)], extra: &str) -> PathBuf {
-    let mut text = BASE_PLAN.to_string();
-    for (from, to) in subs {
-        assert!(text.contains(from), "the base plan has no {from:?}");
-        text = text.replace(from, to);
-    }
-    text.push_str(extra);
-    let path = dir.path(name);
-    std::fs::write(&path, text).expect("write a plan");
-    path
-}
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).expect("the JSON summary was written");
@@ -602,12 +546,14 @@ fn simulate_without_a_simulation_model_exits_2() {
 }
 
 /// An output path that cannot be written is the user's input error: exit 2, said before any
-/// work starts (it was exit 1 before issue 17, and still before the work).
+/// work starts (it was exit 1 before issue 17, and still before the work). A missing
+/// directory is created (`--report out/report.html` in a fresh clone), so the path that
+/// cannot be written here runs through a file.
 #[test]
 fn unwritable_output_paths_exit_2_before_the_work() {
     let dir = TempDir::new("unwritable");
     let plan = arg(&write_plan(&dir, "plan.toml", &[], ""));
-    let nowhere = dir.path("no/such/dir");
+    let nowhere = dir.path("plan.toml").join("no/such/dir");
     for (flag, name) in [("--json", "s.json"), ("--report", "r.md")] {
         let target = arg(&nowhere.join(name));
         let out = ramp(&["simulate", &plan, "-q", flag, &target]);

@@ -254,8 +254,9 @@ pub fn undecided(r: &GateResult) -> bool {
             .is_some_and(|level| b.lower_ms < level && b.upper_ms.is_none_or(|u| u >= level))
 }
 
-/// One plain sentence explaining a gate result.
-pub fn explain(r: &GateResult) -> String {
+/// One gate's result as a sentence without the data it rests on: the metric, its value and
+/// where it stands against its levels.
+fn verdict(r: &GateResult) -> String {
     let level = |v: f64| r.metric.format(v);
     let observed = match (r.observed, r.bucket) {
         (Some(_), Some(b)) => format!(
@@ -326,14 +327,29 @@ pub fn explain(r: &GateResult) -> String {
         GateStatus::Pass => "is within its levels".into(),
         GateStatus::NoData => "has too few samples to judge".into(),
     };
+    format!("{} {} {} {}", r.scope.key(), r.metric, observed, over)
+}
+
+/// One gate's result as a sentence with the data it rests on: "canary p95_ms 850 ms is over
+/// the 500 ms fail level (at 99.9% confidence at least 812 ms) over 5 min (38,603 requests)".
+pub fn explain(r: &GateResult) -> String {
     format!(
-        "{} {} {} {} over {} ({} requests)",
-        r.scope.key(),
-        r.metric,
-        observed,
-        over,
+        "{} over {} ({} requests)",
+        verdict(r),
         Span((r.span_s * 1000.0) as u64),
         group(r.samples)
+    )
+}
+
+/// A stage-end gate result as a sentence: the data first, so that "over the whole stage"
+/// does not follow "over 60 min" ("On the whole stage's data (60 min, 22,554 requests),
+/// canary p99_ms 818 ms is over the 800 ms warn level (fail level 900 ms).").
+pub fn explain_stage(r: &GateResult) -> String {
+    format!(
+        "On the whole stage's data ({}, {} requests), {}.",
+        Span((r.span_s * 1000.0) as u64),
+        group(r.samples),
+        verdict(r)
     )
 }
 
@@ -431,4 +447,105 @@ pub(super) fn confidence(results: &[GateResult], decision: Decision, gates: &[Ga
 /// 12345 → "12,345".
 pub fn group(n: u64) -> String {
     ramp_stats::thousands(n)
+}
+
+/// The stage-end sentence on the window that came closest to failing gate `g`, with its
+/// worst value `v` and that window's conservative bound. Three cases, each said as it is: a
+/// point estimate beyond the fail level that was not beyond it at 99.9 % confidence; a
+/// ceiling approached ("85% of the 500 ms fail level"); a floor kept ("79% above the 50 req/s
+/// floor": a fraction "of the way" means nothing for a floor).
+pub(super) fn closest_sentence(g: &Gate, v: f64, conservative: Option<f64>) -> String {
+    let level = |x: f64| g.metric.format(x);
+    let what = format!("{} {}", g.scope.key(), g.metric);
+    let beyond = match g.bound {
+        Bound::Max => v > g.threshold,
+        Bound::Min => v < g.threshold,
+    };
+    if beyond {
+        let (side, word) = match g.bound {
+            Bound::Max => ("over", "at least"),
+            Bound::Min => ("under", "at most"),
+        };
+        let bound = conservative
+            .map(|c| format!(" ({word} {} at 99.9% confidence)", level(c)))
+            .unwrap_or_default();
+        return format!(
+            "No {} window failed a gate; the closest was {what} at {}: {side} the {} fail level as a point estimate, but not at 99.9% confidence{bound}, so within sampling noise.",
+            g.window,
+            level(v),
+            level(g.threshold),
+        );
+    }
+    match g.bound {
+        Bound::Max => format!(
+            "No {} window breached a fail level; the closest was {what} at {}, {:.0}% of the {} fail level.",
+            g.window,
+            level(v),
+            v / g.threshold * 100.0,
+            level(g.threshold),
+        ),
+        Bound::Min if g.threshold > 0.0 => format!(
+            "No {} window breached a fail level; the closest was {what} at {}, {:.0}% above the {} floor.",
+            g.window,
+            level(v),
+            (v / g.threshold - 1.0) * 100.0,
+            level(g.threshold),
+        ),
+        Bound::Min => format!(
+            "No {} window breached a fail level; the closest was {what} at {}, above the {} floor.",
+            g.window,
+            level(v),
+            level(g.threshold),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A five-minute gate on `metric` with fail level `threshold`.
+    fn gate(metric: Metric, scope: Scope, bound: Bound, threshold: f64) -> Gate {
+        Gate {
+            metric,
+            scope,
+            bound,
+            threshold,
+            warn: None,
+            window: Span(300_000),
+            min_samples: 200,
+        }
+    }
+
+    #[test]
+    fn a_point_estimate_over_the_level_is_said_to_be_over_it_with_its_bound() {
+        let g = gate(Metric::P95Ms, Scope::Canary, Bound::Max, 500.0);
+        let s = closest_sentence(&g, 501.0, Some(497.0));
+        assert_eq!(
+            s,
+            "No 5 min window failed a gate; the closest was canary p95_ms at 501 ms: over the 500 ms fail level as a point estimate, but not at 99.9% confidence (at least 497 ms at 99.9% confidence), so within sampling noise."
+        );
+        assert!(!s.contains("of the way"));
+    }
+
+    #[test]
+    fn a_ceiling_approached_is_a_share_of_the_level() {
+        let g = gate(Metric::P95Ms, Scope::Canary, Bound::Max, 500.0);
+        let s = closest_sentence(&g, 423.0, Some(410.0));
+        assert!(
+            s.ends_with("canary p95_ms at 423 ms, 85% of the 500 ms fail level."),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn a_floor_kept_is_how_far_above_it() {
+        let g = gate(Metric::ThroughputRps, Scope::Service, Bound::Min, 50.0);
+        let s = closest_sentence(&g, 89.7, Some(88.0));
+        assert!(
+            s.contains("service throughput_rps at 89.7 req/s, 79% above the 50.0 req/s floor."),
+            "{s}"
+        );
+        assert!(!s.contains("of the way"), "{s}");
+    }
 }

@@ -15,7 +15,7 @@ mod gates;
 mod queries;
 mod relative;
 
-pub use gates::{evaluate, explain, group, undecided};
+pub use gates::{evaluate, explain, explain_stage, group, undecided};
 pub use queries::explain_query;
 
 use crate::plan::{Bound, Plan, Scope};
@@ -25,7 +25,7 @@ use crate::summary::{
     Summary, TestResult, TimelineEvent, Totals,
 };
 use crate::units::{PlanTime, Span, Weight};
-use gates::{average, confidence, metrics_of, scoped};
+use gates::{average, closest_sentence, confidence, metrics_of, scoped};
 use ramp_stats::verdict::{
     mann_whitney_verdict, MultiWindowBurn, SequentialCountTest, SequentialLatencyTest,
 };
@@ -272,8 +272,9 @@ pub struct Engine {
     baseline_ms: u64,
     /// Requests of both cohorts over `baseline_ms`, for the measured baseline throughput.
     baseline_requests: u64,
-    /// Per gate of the current stage: the worst non-`no_data` window value seen.
-    worst: Vec<Option<f64>>,
+    /// Per gate of the current stage: the worst non-`no_data` window value seen, with the
+    /// end of its 99.9 % interval nearest to passing (`GateResult::conservative`).
+    worst: Vec<Option<(f64, Option<f64>)>>,
     /// The last time fed in.
     now: PlanTime,
     /// Finished stages and the current one.
@@ -419,7 +420,7 @@ impl Engine {
             }
             Input::Abort { who, reason } => {
                 self.now = self.now.max(now);
-                let reason = format!("operator {who} aborted{}", because(&reason));
+                let reason = format!("{} aborted{}", operator(&who), because(&reason));
                 match self.state {
                     State::Running { index } => {
                         let gates = self.window_gates(index);
@@ -436,7 +437,7 @@ impl Engine {
             Input::Pause { who, reason } => {
                 self.now = self.now.max(now);
                 if !matches!(self.state, State::Finished(_)) && self.paused.is_none() {
-                    let why = format!("operator {who} paused{}", because(&reason));
+                    let why = format!("{} paused{}", operator(&who), because(&reason));
                     self.event(format!("Rollout paused by {who}{}", because(&reason)));
                     self.paused = Some(why);
                 }
@@ -641,7 +642,7 @@ impl Engine {
         }
         let gates = self.window_gates(index);
         let target = if full { "100%" } else { "the next stage" };
-        let why = format!("operator {who} promoted to {target}{}", because(reason));
+        let why = format!("{} promoted to {target}{}", operator(who), because(reason));
         self.close_stage(Decision::Proceed, gates, vec![why.clone()]);
         self.event(format!(
             "Stage {} promoted by {who} to {target}{}",
@@ -877,11 +878,14 @@ impl Engine {
             if let Some(v) = r.observed {
                 let bound = self.plan.stages[index].gates[i].bound;
                 let w = &mut self.worst[i];
-                *w = Some(match (*w, bound) {
-                    (None, _) => v,
-                    (Some(o), Bound::Max) => o.max(v),
-                    (Some(o), Bound::Min) => o.min(v),
-                });
+                let worse = match (*w, bound) {
+                    (None, _) => true,
+                    (Some((o, _)), Bound::Max) => v > o,
+                    (Some((o, _)), Bound::Min) => v < o,
+                };
+                if worse {
+                    *w = Some((v, r.conservative));
+                }
             }
         }
         if let Some(failed) = gates.iter().find(|r| r.status == GateStatus::Fail) {
@@ -1029,7 +1033,7 @@ impl Engine {
             // Over the whole stage a gate is beyond its fail level even though no single
             // window was: the data as a whole says the canary hurts users.
             for r in &failed {
-                reasons.push(format!("{} over the whole stage.", explain(r)));
+                reasons.push(explain_stage(r));
             }
             Decision::Rollback
         } else if !no_data.is_empty() {
@@ -1046,14 +1050,14 @@ impl Engine {
         } else if !undecided.is_empty() {
             for r in &undecided {
                 reasons.push(format!(
-                    "{} over the whole stage; Ramp never promotes without evidence (set the fail level on a bucket bound, or export finer buckets).",
-                    explain(r)
+                    "{} Ramp never promotes without evidence (set the fail level on a bucket bound, or export finer buckets).",
+                    explain_stage(r)
                 ));
             }
             Decision::Halt
         } else if !warned.is_empty() {
             for r in &warned {
-                reasons.push(format!("{} over the whole stage.", explain(r)));
+                reasons.push(explain_stage(r));
             }
             Decision::Monitor
         } else {
@@ -1169,30 +1173,23 @@ impl Engine {
         out
     }
 
-    /// A sentence on the gate that came closest to failing in any window of the stage.
+    /// A sentence on the gate that came closest to failing in any window of the stage. A
+    /// window whose point estimate was beyond the fail level, but not at 99.9 % confidence,
+    /// is said to be so, with its bound: "the closest" must not read as "within the level".
     fn closest_window(&self, index: usize) -> Option<String> {
         let stage = &self.plan.stages[index];
         let mut best: Option<(f64, String)> = None;
         for (g, w) in stage.gates.iter().zip(&self.worst) {
-            let Some(v) = w else { continue };
+            let Some((v, conservative)) = *w else {
+                continue;
+            };
             let ratio = match g.bound {
                 Bound::Max if g.threshold > 0.0 => v / g.threshold,
-                Bound::Min if *v > 0.0 => g.threshold / v,
+                Bound::Min if v > 0.0 => g.threshold / v,
                 _ => continue,
             };
             if best.as_ref().is_none_or(|(r, _)| ratio > *r) {
-                best = Some((
-                    ratio,
-                    format!(
-                        "No {} window breached a fail level; the closest was {} {} at {} against {} ({:.0}% of the way).",
-                        g.window,
-                        g.scope.key(),
-                        g.metric,
-                        g.metric.format(*v),
-                        g.metric.format(g.threshold),
-                        ratio * 100.0
-                    ),
-                ));
+                best = Some((ratio, closest_sentence(g, v, conservative)));
             }
         }
         best.map(|(_, s)| s)
@@ -1291,6 +1288,17 @@ fn capitalized(s: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+/// "operator alice", or "an operator" when the name is empty or is the word itself (the
+/// CLI's fallback without `$USER`), never "operator operator".
+fn operator(who: &str) -> String {
+    let who = who.trim();
+    if who.is_empty() || who.eq_ignore_ascii_case("operator") {
+        "an operator".into()
+    } else {
+        format!("operator {who}")
+    }
 }
 
 /// ": reason" for an operator's note, or nothing when they gave none.

@@ -100,8 +100,13 @@ impl FlagsServer {
             on(Progress::Line(
                 now,
                 format!(
-                    "Serving {} flag(s) over OFREP at http://{addr}/ofrep/v1/evaluate/flags",
-                    plan.flags.flags().len()
+                    "Serving {} {} over OFREP at http://{addr}/ofrep/v1/evaluate/flags",
+                    plan.flags.flags().len(),
+                    if plan.flags.flags().len() == 1 {
+                        "flag"
+                    } else {
+                        "flags"
+                    }
                 ),
             ));
         }

@@ -62,3 +62,59 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A three-stage plan (5% 60m → 25% 120m → 100% 60m) with a clean canary; tests derive
+/// their plans from it with small substitutions.
+pub const BASE_PLAN: &str = r#"[deployment]
+id = "cli-test"
+service = "checkout"
+environment = "staging"
+
+[gates]
+window = "5m"
+min_samples = 200
+p95_ms = { max = 500 }
+error_rate = { max = "1%" }
+throughput_rps = { min = 50, scope = "service" }
+
+[[stages]]
+weight = 5
+duration = "60m"
+checkpoint = "15m"
+
+[[stages]]
+weight = 25
+duration = "120m"
+checkpoint = "30m"
+
+[[stages]]
+weight = 100
+duration = "60m"
+checkpoint = "15m"
+
+[simulation]
+rps = 125
+stable = { p50_ms = 145, p95_ms = 385, p99_ms = 720, error_rate = "0.28%" }
+"#;
+
+/// The canary's error rate jumps to 3% at T+90 min, in stage 2.
+pub const ERROR_SPIKE: &str = r#"
+[[simulation.faults]]
+cohort = "canary"
+at = "90m"
+error_rate = "3%"
+"#;
+
+/// Writes `BASE_PLAN` with each `(from, to)` replaced (each `from` must occur) and `extra`
+/// appended to `dir/name`.
+pub fn write_plan(dir: &TempDir, name: &str, subs: &[(&str, &str)], extra: &str) -> PathBuf {
+    let mut text = BASE_PLAN.to_string();
+    for (from, to) in subs {
+        assert!(text.contains(from), "the base plan has no {from:?}");
+        text = text.replace(from, to);
+    }
+    text.push_str(extra);
+    let path = dir.path(name);
+    std::fs::write(&path, text).expect("write a plan");
+    path
+}
