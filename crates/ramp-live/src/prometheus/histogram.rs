@@ -4,7 +4,8 @@
 //! bound) and coarse (a dozen bounds, not Ramp's 0.5 % buckets). They are summed over every
 //! other label (pods, instances), turned into per-bucket counts, and each bucket's count is
 //! placed at the engine histogram's index of the bucket's lower bound (index 0 for the first
-//! bucket), with the finite bounds carried along: `ramp_stats::CohortStats::coarse_bounds_us`
+//! bucket), with the finite bounds carried along (only the bounds every series group shares:
+//! pods exporting different layouts are summed on their common edges): `ramp_stats::CohortStats::coarse_bounds_us`
 //! then lets a gate read a quantile as "between these two bounds" and fail only on a breach
 //! that is certain.
 
@@ -34,8 +35,8 @@ pub fn coarse(
         query: query.to_string(),
         message,
     };
-    // The cumulative count at each bound, summed over the other labels.
-    let mut by_le: Vec<(f64, u64)> = Vec::new();
+    // Each series' bound, grouped by its other labels (one group per pod or instance).
+    let mut parsed: Vec<(String, f64, u64)> = Vec::with_capacity(series.len());
     for (labels, count) in series {
         let text = labels.get("le").ok_or_else(|| {
             fail(format!(
@@ -51,9 +52,41 @@ pub fn coarse(
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .ok_or_else(|| fail(format!("`le` {t:?} is not a latency bound in seconds")))?,
         };
-        match by_le.iter_mut().find(|(b, _)| *b == le) {
+        let mut others = (*labels).clone();
+        others.remove("le");
+        parsed.push((super::parse::series_name(&others), le, *count));
+    }
+    // Only the bounds every group has are bucket edges of the sum: a pod whose layout lacks a
+    // bound says nothing of how its requests fall on either side of it, and summing its
+    // counts at the bounds it has would put them on the wrong side of the others'.
+    let mut layouts: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for (group, le, _) in &parsed {
+        layouts
+            .entry(group.as_str())
+            .or_default()
+            .push(le.to_bits());
+    }
+    let shared: Vec<u64> = layouts
+        .values()
+        .fold(None, |acc: Option<Vec<u64>>, les| {
+            Some(match acc {
+                None => les.clone(),
+                Some(mut a) => {
+                    a.retain(|b| les.contains(b));
+                    a
+                }
+            })
+        })
+        .unwrap_or_default();
+    // The cumulative count at each shared bound, summed over the groups.
+    let mut by_le: Vec<(f64, u64)> = Vec::new();
+    for (_, le, count) in &parsed {
+        if !shared.contains(&le.to_bits()) {
+            continue;
+        }
+        match by_le.iter_mut().find(|(b, _)| b == le) {
             Some((_, c)) => *c = c.saturating_add(*count),
-            None => by_le.push((le, *count)),
+            None => by_le.push((*le, *count)),
         }
     }
     by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -128,6 +161,32 @@ mod tests {
         let at = |ms: f64| Histogram::index_of(ms) as u32;
         // 4 at or below 50 ms, 5 in (50, 100] ms, 1 above 100 ms.
         assert_eq!(h.buckets, vec![(0, 4), (at(50.0), 5), (at(100.0), 1)]);
+    }
+
+    /// Pods of one cohort exporting different layouts: summed by `le` before, pod b's 10
+    /// requests (all above 0.5 s by its only bound) were counted above 0.1 s but not at 0.1 s,
+    /// and pod a's 5 above 0.1 s were counted at 0.5 s: "10 of 20 above 0.5 s" where at most
+    /// 5 can be. Only the bounds both have are edges of the sum now.
+    #[test]
+    fn pods_with_different_layouts_are_summed_on_the_bounds_they_share() {
+        let ls = [
+            labels("0.1", "a"),
+            labels("1", "a"),
+            labels("+Inf", "a"),
+            labels("0.5", "b"),
+            labels("1", "b"),
+            labels("+Inf", "b"),
+        ];
+        let counts = [5, 10, 10, 0, 10, 10];
+        let series: Vec<_> = ls.iter().zip(counts).collect();
+        let h = coarse("q", &series).unwrap();
+        assert_eq!(h.bounds_us, vec![1_000_000], "only the shared bound");
+        assert_eq!(h.total, 20);
+        assert_eq!(
+            h.buckets,
+            vec![(0, 20)],
+            "all 20 at or below 1 s, no finer claim"
+        );
     }
 
     #[test]
