@@ -34,6 +34,10 @@ pub struct StatusView {
     pub recent: Vec<TimelineEvent>,
     /// Why the last metrics read failed, while the proxy cannot be read (the rollout holds).
     pub metrics_problem: Option<String>,
+    /// What the metrics source's readings lack, while they lack it (a Prometheus query that
+    /// returns no series: counted as no requests, so its gates have no data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_incomplete: Option<String>,
     /// Distinct users each served flag was on and off for over its window, when the run
     /// serves flags.
     #[serde(default)]
@@ -170,6 +174,7 @@ impl StatusView {
             tests,
             recent,
             metrics_problem,
+            metrics_incomplete: None,
             flags: Vec::new(),
             members: Vec::new(),
         }
@@ -221,6 +226,9 @@ impl StatusView {
                 a.stage,
                 a.missing.join(", ")
             );
+        }
+        if let Some(m) = &self.metrics_incomplete {
+            let _ = writeln!(s, "Metrics incomplete: {m}");
         }
         if let Some(m) = &self.metrics_problem {
             let _ = writeln!(s, "Metrics unavailable, rollout holding: {m}");
@@ -337,6 +345,7 @@ mod tests {
             tests: Vec::new(),
             recent: Vec::new(),
             metrics_problem: None,
+            metrics_incomplete: None,
             flags: Vec::new(),
             members: Vec::new(),
         };

@@ -10,6 +10,7 @@ use ramp_core::plan::{Deployment, PrometheusSource as PlanSource};
 use ramp_core::Span;
 use ramp_demo::prometheus::{Prometheus, ScrapeJob};
 use ramp_live::prometheus::{PromClient, PromError, PrometheusSource};
+use ramp_live::seams::MetricsSource;
 use ramp_live::source::Counters;
 use ramp_stats::Histogram;
 use std::collections::BTreeMap;
@@ -356,9 +357,16 @@ async fn a_cohort_without_series_counts_nothing_and_its_first_series_counts_from
     let source = env.source(t, false);
     let before = until(&source, &[], &[s0], false).await;
     assert_eq!(before.canary.completed, 0);
+    // Status and the journal say which query had nothing, while it has nothing.
+    let said = MetricsSource::incomplete(&source).expect("the empty query is named");
+    assert!(
+        said.starts_with("no series for canary: `") && said.contains("version=\"canary\""),
+        "{said}"
+    );
     let c0 = pod(7, 0, 0, None);
     env.set(t, "c", "canary", Some(c0));
     let after = until(&source, &[c0], &[s0], false).await;
+    assert_eq!(MetricsSource::incomplete(&source), None);
     assert!(after.gap_since(&before).is_none(), "a new series is no gap");
     assert_eq!(after.slot_since(&before, 0, 1).canary.requests, 7);
 }

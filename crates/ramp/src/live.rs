@@ -672,6 +672,7 @@ fn finished_view(run: &RunRecord, summary: &Summary) -> StatusView {
         tests: Vec::new(),
         recent: ramp_live::status::recent_events(summary),
         metrics_problem: None,
+        metrics_incomplete: None,
         flags: summary.flags.clone(),
         members: Vec::new(),
     }

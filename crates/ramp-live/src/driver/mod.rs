@@ -276,6 +276,8 @@ struct MetricsFeed<S> {
     last_end_ms: u64,
     /// Why the source cannot be read, while it cannot.
     problem: Option<String>,
+    /// What the source's readings lack, while they lack it ([`MetricsSource::incomplete`]).
+    incomplete: Option<String>,
     /// The query gates, when the plan has any.
     queries: Option<queries::QueryGates>,
 }

@@ -141,6 +141,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.metrics.problem.clone(),
         );
         view.flags = self.flag_usage_now();
+        view.metrics_incomplete = self.metrics.incomplete.clone();
         view.members = self.routing.router.members();
         view
     }

@@ -223,6 +223,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         // that began then.
         let unreadable = self.metrics.problem.clone();
         self.metrics_back();
+        self.metrics_incomplete(now)?;
         self.exposition.router_weight(canary_bp);
         // Followed flags never lead the router: when it routes less to the canary than they
         // serve (restarted without a state file, changed by hand), they come down to it at
@@ -348,6 +349,24 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.event(t, "metrics_unavailable", &text)?;
         }
         self.metrics.problem = Some(text);
+        Ok(())
+    }
+
+    /// Says what the source's readings lack when that changes (journaled, and shown by
+    /// status while it lasts).
+    fn metrics_incomplete(&mut self, t: PlanTime) -> Result<(), LiveError> {
+        let now = self.metrics.source.incomplete();
+        if now == self.metrics.incomplete {
+            return Ok(());
+        }
+        match &now {
+            Some(text) => {
+                self.line(t, format!("Metrics incomplete: {text}"));
+                self.event(t, "metrics_incomplete", text)?;
+            }
+            None => self.line(t, "Metrics complete again".into()),
+        }
+        self.metrics.incomplete = now;
         Ok(())
     }
 

@@ -239,6 +239,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             cursor: replayed.cursor,
             last_end_ms: replayed.last_end_ms,
             problem: None,
+            incomplete: None,
             queries: observed.queries,
         },
         routing: Routing {

@@ -67,4 +67,8 @@ impl<S: MetricsSource> MetricsSource for Instrumented<S> {
         self.metrics.source_read(self.kind, result.is_ok(), took);
         result
     }
+
+    fn incomplete(&self) -> Option<String> {
+        self.inner.incomplete()
+    }
 }

@@ -34,6 +34,8 @@ pub struct PrometheusSource {
     queries: Queries,
     /// Each series' last value, for resets and churn; empty at every controller start.
     memory: Mutex<Memory>,
+    /// The queries of the last reading that returned no series, for [`MetricsSource::incomplete`].
+    empty: Mutex<Vec<String>>,
 }
 
 /// Which cohort a query is for, in series identities.
@@ -80,6 +82,7 @@ impl PrometheusSource {
             client: PromClient::new(&source.url, token, timeout)?,
             queries: Queries::render(source, deployment, interval)?,
             memory: Mutex::new(Memory::default()),
+            empty: Mutex::new(Vec::new()),
         })
     }
 
@@ -100,6 +103,18 @@ impl PrometheusSource {
             self.ask(&self.queries.canary, time_ms),
             self.ask(&self.queries.stable, time_ms)
         )?;
+        let empty: Vec<String> = [
+            (&self.queries.canary, &canary, "canary"),
+            (&self.queries.stable, &stable, "stable"),
+        ]
+        .into_iter()
+        .filter(|(_, a, _)| matches!(&a.requests, QueryResult::Vector(v) if v.is_empty()))
+        .map(|(q, _, name)| format!("{name}: `{}`", q.requests))
+        .collect();
+        *self
+            .empty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = empty;
         let mut observed = Vec::new();
         let canary = cohort(&self.queries.canary, Cohort::Canary, canary, &mut observed)?;
         let stable = cohort(&self.queries.stable, Cohort::Stable, stable, &mut observed)?;
@@ -195,6 +210,19 @@ impl MetricsSource for PrometheusSource {
             counters: self.read_counters().await?,
             // The router applies the weight; Prometheus does not know it.
             canary_bp: None,
+        })
+    }
+
+    fn incomplete(&self) -> Option<String> {
+        let empty = self
+            .empty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!empty.is_empty()).then(|| {
+            format!(
+                "no series for {}: counted as no requests, so its gates have no data until it has some",
+                empty.join(" and ")
+            )
         })
     }
 }

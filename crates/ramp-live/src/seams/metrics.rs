@@ -24,6 +24,14 @@ pub trait MetricsSource: Send + Sync {
     /// Reads the cumulative counters now. An error holds the rollout (no data is never a
     /// pass) and is retried.
     fn read(&self) -> impl Future<Output = Result<Reading, SourceError>> + Send;
+
+    /// What the last successful reading lacked, if anything, in one sentence: a query that
+    /// returned no series counts nothing (which no gate passes on), and status and the
+    /// journal say which, so a misspelt metric is told from a canary that has served
+    /// nothing yet. `None` for a source whose readings are complete or fail.
+    fn incomplete(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A Ramp proxy's exact `/snapshot`: counters and the weight it applied, in one call.
