@@ -387,6 +387,14 @@ pub struct BucketBounds {
     pub upper_ms: Option<f64>,
 }
 
+impl BucketBounds {
+    /// Whether `level` lies in the bucket (`(lower, upper]`, the lower edge included), so
+    /// that the data cannot say on which side of it the value is.
+    pub fn holds(&self, level: f64) -> bool {
+        self.lower_ms <= level && self.upper_ms.is_none_or(|u| u > level)
+    }
+}
+
 /// A checkpoint row: the columns of the staging report's stage tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointSummary {

@@ -248,8 +248,7 @@ pub fn undecided(r: &GateResult) -> bool {
     if r.status != GateStatus::Warn {
         return false;
     }
-    let holds = |level: f64| b.lower_ms <= level && b.upper_ms.is_none_or(|u| u > level);
-    r.max.is_some_and(holds)
+    r.max.is_some_and(|level| b.holds(level))
         || r.min
             .is_some_and(|level| b.lower_ms < level && b.upper_ms.is_none_or(|u| u >= level))
 }
@@ -268,10 +267,7 @@ fn verdict(r: &GateResult) -> String {
         (None, _) => "no value".into(),
     };
     // A coarse bucket that holds the fail level: the data cannot say on which side it lies.
-    let straddles = |level: f64| {
-        r.bucket
-            .is_some_and(|b| b.lower_ms <= level && b.upper_ms.is_none_or(|u| u > level))
-    };
+    let straddles = |level: f64| r.bucket.is_some_and(|b| b.holds(level));
     let over = match r.status {
         GateStatus::Fail => {
             let side = if r.max.is_some() {

@@ -1232,62 +1232,11 @@ impl Engine {
         self.finish(Outcome::RolledBack, out);
     }
 
-    /// A stage end's decision once its query gates are heard: one with no data halts a
-    /// stage the other gates would promote (Ramp never promotes without data), one past its
-    /// warn level makes a proceed a monitor.
-    fn judge_queries(&self, decision: Decision, reasons: &mut Vec<String>) -> Decision {
-        if !matches!(decision, Decision::Proceed | Decision::Monitor) {
-            return decision;
-        }
-        let results = self.queries.results();
-        // No data, or a streak of failures the stage end waited out (it held the end as long
-        // as the gate's `consecutive` evaluations take): neither is evidence to promote on.
-        let no_data: Vec<&QueryResult> = results
-            .iter()
-            .filter(|r| r.status == GateStatus::NoData || r.failed_in_a_row > 0)
-            .collect();
-        if !no_data.is_empty() {
-            reasons.clear();
-            for r in no_data {
-                let why = if r.failed_in_a_row > 0 {
-                    "Ramp never promotes on a value beyond its fail level"
-                } else {
-                    "Ramp never promotes without data"
-                };
-                reasons.push(format!(
-                    "{} at the stage's end; {why}.",
-                    capitalized(&explain_query(r))
-                ));
-            }
-            return Decision::Halt;
-        }
-        let mut decision = decision;
-        for r in &results {
-            reasons.push(format!(
-                "{} at the stage's end.",
-                capitalized(&explain_query(r))
-            ));
-            if r.status == GateStatus::Warn {
-                decision = Decision::Monitor;
-            }
-        }
-        decision
-    }
-
     fn finish(&mut self, outcome: Outcome, out: &mut Vec<Action>) {
         self.state = State::Finished(outcome);
         self.event(format!("Rollout finished: {}", outcome.key()));
         out.push(Action::Finished(outcome));
     }
-}
-
-/// A sentence with its first letter in upper case.
-fn capitalized(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// "operator alice", or "an operator" when the name is empty or is the word itself (the

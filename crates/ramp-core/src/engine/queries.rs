@@ -9,7 +9,7 @@
 //! had no data at its end, or was never evaluated in it, halts rather than promotes.
 
 use crate::plan::QueryGate;
-use crate::summary::{GateStatus, QueryResult};
+use crate::summary::{Decision, GateStatus, QueryResult};
 use crate::units::PlanTime;
 
 /// Every query gate's state in the running stage.
@@ -85,6 +85,59 @@ impl Queries {
     pub(super) fn results(&self) -> Vec<QueryResult> {
         self.states.clone()
     }
+}
+
+impl super::Engine {
+    /// A stage end's decision once its query gates are heard: one with no data halts a
+    /// stage the other gates would promote (Ramp never promotes without data), one past its
+    /// warn level makes a proceed a monitor.
+    pub(super) fn judge_queries(&self, decision: Decision, reasons: &mut Vec<String>) -> Decision {
+        if !matches!(decision, Decision::Proceed | Decision::Monitor) {
+            return decision;
+        }
+        let results = self.queries.results();
+        // No data, or a streak of failures the stage end waited out (it held the end as long
+        // as the gate's `consecutive` evaluations take): neither is evidence to promote on.
+        let no_data: Vec<&QueryResult> = results
+            .iter()
+            .filter(|r| r.status == GateStatus::NoData || r.failed_in_a_row > 0)
+            .collect();
+        if !no_data.is_empty() {
+            reasons.clear();
+            for r in no_data {
+                let why = if r.failed_in_a_row > 0 {
+                    "Ramp never promotes on a value beyond its fail level"
+                } else {
+                    "Ramp never promotes without data"
+                };
+                reasons.push(format!(
+                    "{} at the stage's end; {why}.",
+                    capitalized(&explain_query(r))
+                ));
+            }
+            return Decision::Halt;
+        }
+        let mut decision = decision;
+        for r in &results {
+            reasons.push(format!(
+                "{} at the stage's end.",
+                capitalized(&explain_query(r))
+            ));
+            if r.status == GateStatus::Warn {
+                decision = Decision::Monitor;
+            }
+        }
+        decision
+    }
+}
+
+/// A sentence with its first letter in upper case.
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A gate's state before its first evaluation in a stage: no data.
