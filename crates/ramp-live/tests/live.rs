@@ -95,6 +95,23 @@ p99_ms = { max = 1000 }
 error_rate = { max = "5%" }
 "#;
 
+/// Gates that only a broken canary fails: for tests of ordering (schedules, approvals) rather
+/// than of verdicts, so that a CPU-starved machine's latency does not end their run early
+/// (a run of the schedule test under a load average of 16 on two cores rolled back on p99).
+const LENIENT_GATES: &str = r#"
+[deployment]
+id = "live-test"
+service = "svc"
+environment = "test"
+
+[gates]
+evaluate_every = "1s"
+window = "3s"
+min_samples = 10
+p99_ms = { max = 30000 }
+error_rate = { max = "50%" }
+"#;
+
 fn three_stages() -> String {
     format!(
         r#"{GATES}
@@ -795,7 +812,7 @@ async fn a_schedule_waits_for_the_first_stage_that_waits_for_approval() {
     let rig = Rig::start(50.0).await;
     let dir = tempfile::tempdir().unwrap();
     let plan = format!(
-        r#"{GATES}
+        r#"{LENIENT_GATES}
 [[stages]]
 weight = 10
 duration = "60s"
@@ -866,12 +883,28 @@ schedule = [ {{ after = "0s", weight = 0 }}, {{ after = "2s", weight = 100 }} ]
         assert!(started.elapsed() >= Duration::from_millis(1500));
         let _ = done.send(());
     });
-    let end = ramp_live::run(config, &mut |_| {}, async move {
-        let _ = stopped.await;
-    })
+    let mut lines = Vec::new();
+    let end = ramp_live::run(
+        config,
+        &mut |p| {
+            if let ramp_live::Progress::Line(_, text) = p {
+                lines.push(text);
+            }
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    )
     .await
     .unwrap();
-    assert!(matches!(end, RunEnd::Interrupted { .. }));
+    if let RunEnd::Finished { summary, .. } = &end {
+        panic!(
+            "the run ended before the schedule was checked: {:?} {:?}\n{}",
+            summary.outcome,
+            summary.rollback,
+            lines.join("\n")
+        );
+    }
     watcher.await.unwrap();
 }
 

@@ -55,6 +55,10 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 }
             }
             let deadline = next_try.unwrap_or_else(|| self.deadline());
+            // A step of a flag's own schedule that fell due while another branch ran (a tick,
+            // a command) is published now: `schedule_due` only looks for steps still to come,
+            // so a step passed unpublished would otherwise be skipped for good.
+            self.publish_schedule();
             // The next step of a flag's own schedule, if any: published on its own wake-up,
             // so that the engine's ticks stay where they were.
             let schedule_due = self.schedule_due();
