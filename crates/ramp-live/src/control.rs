@@ -4,6 +4,10 @@
 //! - `POST /pause`, `/resume`, `/abort`, `/promote`, `/approve` with a JSON body
 //!   `{"who": "alice", "reason": "…", "full": false}` (`full` only for promote).
 //! - `GET /healthz`: liveness, no token needed.
+//! - `GET /`: the live dashboard ([`crate::dashboard`]), a page that needs no token; it polls
+//!   `GET /dashboard.json` (the status with the rollout's history), which is as open as
+//!   `/metrics` (the metrics token when one is configured; the control token is accepted
+//!   too), and its buttons call the actions above with the control token the user types.
 //! - `GET /metrics`: the controller's metrics for Prometheus ([`crate::exposition`]), behind
 //!   its own token when one is configured (`--metrics-token-file`), else open; never behind
 //!   the control token, since a scraper must not be able to act on the rollout. A scrape only
@@ -102,6 +106,12 @@ pub struct ActionBody {
 pub enum DriverRequest {
     /// Current status.
     Status,
+    /// Current status with the rollout's history, for the dashboard; whether the actions
+    /// need the control token, so that its buttons ask for it.
+    Dashboard {
+        /// A control token is configured.
+        actions_need_token: bool,
+    },
     /// An operator action.
     Act(Verb, ActionBody),
 }
@@ -175,8 +185,13 @@ pub async fn serve(
                 let metrics = Arc::clone(&metrics);
                 let to_driver = to_driver.clone();
                 async move {
-                    if req.uri().path() == "/metrics" {
-                        return Ok::<_, Infallible>(scrape(&req, &metrics));
+                    match req.uri().path() {
+                        "/metrics" => return Ok::<_, Infallible>(scrape(&req, &metrics)),
+                        "/" => return Ok(page(&req)),
+                        "/dashboard.json" => {
+                            return Ok(dashboard(&req, token.as_deref(), &metrics, &to_driver).await)
+                        }
+                        _ => {}
                     }
                     Ok(handle(req, &run, token.as_deref(), &to_driver).await)
                 }
@@ -257,6 +272,15 @@ async fn handle(
             }
         }
     };
+    ask_driver(request, to_driver).await
+}
+
+/// Hands `request` to the driver and answers with its reply: the status after it, or the
+/// refusal's sentence.
+async fn ask_driver(
+    request: DriverRequest,
+    to_driver: &mpsc::Sender<Command>,
+) -> Response<Full<Bytes>> {
     let (tx, rx) = oneshot::channel();
     if to_driver.send((request, tx)).await.is_err() {
         return text(
@@ -279,6 +303,51 @@ async fn handle(
             "the controller did not answer in time\n",
         ),
     }
+}
+
+/// Answers `GET /`: the dashboard's page, the same for everyone (it holds no data).
+fn page(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    let mut r = Response::new(Full::new(Bytes::from_static(
+        crate::dashboard::PAGE.as_bytes(),
+    )));
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // The page loads nothing from elsewhere and may not be framed by another site.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    r
+}
+
+/// Answers `GET /dashboard.json`: open like `/metrics` (its token when one is configured;
+/// the control token also reads), the status with the rollout's history.
+async fn dashboard(
+    req: &Request<Incoming>,
+    control_token: Option<&str>,
+    metrics: &MetricsEndpoint,
+    to_driver: &mpsc::Sender<Command>,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    if let Some(t) = &metrics.token {
+        if !authorized(req, t) && !control_token.is_some_and(|c| authorized(req, c)) {
+            return text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+        }
+    }
+    let request = DriverRequest::Dashboard {
+        actions_need_token: control_token.is_some(),
+    };
+    ask_driver(request, to_driver).await
 }
 
 /// Answers `GET /metrics`: the token first (when one is configured), then the page.

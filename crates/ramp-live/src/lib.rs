@@ -10,6 +10,7 @@
 pub mod checks;
 pub mod clock;
 pub mod control;
+pub mod dashboard;
 pub mod driver;
 pub mod exposition;
 #[doc(hidden)]

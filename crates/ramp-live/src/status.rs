@@ -46,6 +46,9 @@ pub struct StatusView {
     /// serving little, or not holding the weight) is visible; absent for a single router.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<MemberView>,
+    /// The rollout so far, for the live dashboard's charts (`GET /dashboard.json` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::dashboard::History>,
 }
 
 /// One member of a fleet of proxies, as `ramp status` shows it.
@@ -177,6 +180,7 @@ impl StatusView {
             metrics_incomplete: None,
             flags: Vec::new(),
             members: Vec::new(),
+            history: None,
         }
     }
 
@@ -348,6 +352,7 @@ mod tests {
             metrics_incomplete: None,
             flags: Vec::new(),
             members: Vec::new(),
+            history: None,
         };
         let text = view.render();
         assert!(

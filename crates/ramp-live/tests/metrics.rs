@@ -119,6 +119,7 @@ async fn the_controllers_metrics_follow_a_live_run_through_a_stage_change_and_a_
     let scraper = tokio::spawn(async move {
         let auth = format!("bearer {TOKEN}");
         let (mut stage1, mut stage2, mut rolled_back) = (None, None, None);
+        let mut dashboard = None;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(40) {
             let (status, page) = get(&base, "/metrics", Some(&auth)).await;
@@ -130,6 +131,13 @@ async fn the_controllers_metrics_follow_a_live_run_through_a_stage_change_and_a_
                 stage1.get_or_insert(page.clone());
             }
             if state("running") == Some(1.0) && value(&page, "ramp_stage") == Some(2.0) {
+                if stage2.is_none() {
+                    dashboard = Some((
+                        get(&base, "/", None).await,
+                        get(&base, "/dashboard.json", None).await.0,
+                        get(&base, "/dashboard.json", Some(&auth)).await,
+                    ));
+                }
                 stage2 = Some(page.clone());
             }
             if state("rolled_back") == Some(1.0) {
@@ -141,7 +149,7 @@ async fn the_controllers_metrics_follow_a_live_run_through_a_stage_change_and_a_
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        (stage1, stage2, rolled_back)
+        (stage1, stage2, rolled_back, dashboard)
     });
     let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
         .await
@@ -149,7 +157,27 @@ async fn the_controllers_metrics_follow_a_live_run_through_a_stage_change_and_a_
     let RunEnd::Finished { summary, .. } = end else {
         panic!("not finished")
     };
-    let (stage1, stage2, rolled_back) = scraper.await.unwrap();
+    let (stage1, stage2, rolled_back, dashboard) = scraper.await.unwrap();
+    // The dashboard's page is open; its data is as protected as the metrics.
+    let ((page_status, page), open, (data_status, data)) =
+        dashboard.expect("the dashboard read during stage 2");
+    assert_eq!(page_status, StatusCode::OK);
+    assert!(page.contains("<title>Ramp dashboard</title>"), "{page}");
+    assert_eq!(open, StatusCode::UNAUTHORIZED);
+    assert_eq!(data_status, StatusCode::OK, "{data}");
+    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(data["stage"]["index"], 2, "{data:#}");
+    let history = &data["history"];
+    assert_eq!(history["plan"].as_array().unwrap().len(), 3, "{data:#}");
+    assert_eq!(history["stages"].as_array().unwrap().len(), 2, "{data:#}");
+    assert_eq!(history["stages"][0]["decision"], "proceed", "{data:#}");
+    // Stage 1 (4 s, a checkpoint every 2 s) left two checkpoints; each names its stage.
+    let checkpoints = history["checkpoints"].as_array().unwrap();
+    assert!(
+        checkpoints.iter().filter(|c| c["stage"] == 1).count() == 2,
+        "{data:#}"
+    );
+    assert_eq!(history["actions_need_token"], false, "{data:#}");
     let stage1 = stage1.expect("a page during stage 1");
     let stage2 = stage2.expect("a page during stage 2");
     let (last, wrong, none) = rolled_back.expect("a page after the rollback");

@@ -153,6 +153,14 @@ async fn demo(
     journal: PathBuf,
 ) -> anyhow::Result<(ramp_core::summary::Summary, progress::Printer)> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    // The control API first, so that its dashboard's address is the first thing printed.
+    let control_listener = TcpListener::bind(loopback).await?;
+    if !args.quiet {
+        println!(
+            "Dashboard: http://{}/  (open it in a browser to watch the rollout live)",
+            control_listener.local_addr()?
+        );
+    }
 
     // The plan, under a deployment id of its own for each demo.
     let (text, rps) = if args.rehearse {
@@ -260,7 +268,6 @@ async fn demo(
         });
     }
 
-    let control_listener = TcpListener::bind(loopback).await?;
     let config = RunConfig {
         plan: Arc::clone(&plan),
         plan_path: "(ramp demo)".into(),

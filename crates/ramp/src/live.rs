@@ -675,6 +675,7 @@ fn finished_view(run: &RunRecord, summary: &Summary) -> StatusView {
         metrics_incomplete: None,
         flags: summary.flags.clone(),
         members: Vec::new(),
+        history: None,
     }
 }
 

@@ -7,71 +7,13 @@
 //! say loudly that they were skipped, except under CI (the `CI` variable set), where they
 //! fail: CI must not pass by skipping them.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
+use browser::{chromium, dump_dom};
 use common::{arg, code, ramp, stderr, write_plan, TempDir, ERROR_SPIKE};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-/// Chromium, or `None` (after failing under CI, or saying why the test is skipped).
-fn chromium() -> Option<PathBuf> {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_some() {
-        return found;
-    }
-    let message = "no chromium in /usr/bin: run scripts/bootstrap.sh (apt-get install chromium)";
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("CI is set, so the HTML report's browser test may not be skipped: {message}");
-    }
-    eprintln!("SKIPPED html_report: {message}");
-    None
-}
-
-/// The page Chromium built from `file`: its DOM serialized after parsing, bounded at 120 s.
-fn dump_dom(chromium: &Path, file: &Path, profile: &Path) -> String {
-    let url = format!(
-        "file://{}",
-        file.canonicalize().expect("the report exists").display()
-    );
-    // The DOM goes to a file, not a pipe: a page larger than the pipe's buffer would block
-    // Chromium until someone read it.
-    let dom_path = profile.with_extension("dom.html");
-    let dom_file = std::fs::File::create(&dom_path).expect("create the DOM file");
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--no-default-browser-check",
-            &format!("--user-data-dir={}", profile.display()),
-            "--dump-dom",
-            &url,
-        ])
-        .stdout(Stdio::from(dom_file))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium starts");
-    // Polled every 100 ms, at most 1,200 times: about two minutes.
-    let mut polls = 0;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for chromium") {
-            assert!(status.success(), "chromium failed on {url}: {status}");
-            break;
-        }
-        polls += 1;
-        if polls > 1200 {
-            let _ = child.kill();
-            panic!("chromium did not finish loading {url} within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::fs::read_to_string(&dom_path).expect("read the DOM Chromium wrote")
-}
 
 /// The repository's root.
 fn root() -> PathBuf {
@@ -97,7 +39,11 @@ fn simulated_page(chromium: &Path, plan: &Path, exit: i32, dir: &TempDir) -> Str
     let html = dir.path("out/report.html");
     let out = ramp(&["simulate", &arg(plan), "--quiet", "--report", &arg(&html)]);
     assert_eq!(code(&out), exit, "ramp simulate: {}", stderr(&out));
-    dump_dom(chromium, &html, &dir.path("chromium-profile"))
+    let url = format!(
+        "file://{}",
+        html.canonicalize().expect("the report exists").display()
+    );
+    dump_dom(chromium, &url, &dir.path("chromium-profile"), &[])
 }
 
 #[test]

@@ -889,7 +889,7 @@ duration = "60s"
     let addr = out
         .split("control API at http://")
         .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|rest| rest.split([' ', ',', '\n']).next())
         .unwrap_or_else(|| panic!("no control address in {out}"))
         .to_string();
     run_a.kill9();

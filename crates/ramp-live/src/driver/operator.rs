@@ -16,6 +16,14 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     ) -> Result<Result<StatusView, Refusal>, LiveError> {
         let (verb, body) = match request {
             DriverRequest::Status => return Ok(Ok(self.status())),
+            DriverRequest::Dashboard { actions_need_token } => {
+                let mut view = self.status();
+                view.history = Some(crate::dashboard::History::of(
+                    &self.engine,
+                    actions_need_token,
+                ));
+                return Ok(Ok(view));
+            }
             DriverRequest::Act(verb, body) => (verb, body),
         };
         if let Some(message) = self.refusal(&verb, &body) {

@@ -263,8 +263,9 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         d.announce_resume(replayed.inputs);
     } else {
         let text = format!(
-            "Run {run_id} of {deployment} journaled in {}; control API at {}",
+            "Run {run_id} of {deployment} journaled in {}; control API at {}, dashboard at {}/",
             d.journal.path,
+            control.url(),
             control.url()
         );
         let now = d.plan_now();
