@@ -54,6 +54,42 @@ pub struct Summary {
     /// "phase8_encryption_enabled: 625 users (25%)"); empty when the plan has no flags.
     #[serde(default)]
     pub flags: Vec<FlagUsageSummary>,
+    /// The pre-deployment checks of a live run, in the order they ran, with their results
+    /// (the report's checklist); empty in simulation and when the plan has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSummary>,
+    /// Every approval given, in order: who approved which stage, when and why (the report's
+    /// sign-off record). A simulation takes approvals as given and says so in `reason`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalSummary>,
+}
+
+/// One pre-deployment check as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckSummary {
+    /// The check's name in the plan.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What it found, in words ("HTTP 200 in 12 ms").
+    pub detail: String,
+    /// When it finished, seconds of plan time.
+    pub t_s: f64,
+    /// How long it took, seconds.
+    pub elapsed_s: f64,
+}
+
+/// One approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalSummary {
+    /// The stage approved (1-based).
+    pub stage: usize,
+    /// The approver, as the plan's `approvals` list names them.
+    pub who: String,
+    /// When, seconds of plan time.
+    pub t_s: f64,
+    /// Why, as given (empty when none).
+    pub reason: String,
 }
 
 /// How a simulation drew its traffic, as its summary and report record it.

@@ -20,6 +20,7 @@ mod facts;
 mod format;
 mod html;
 mod markdown;
+mod sign_off;
 mod study;
 
 pub use study::monte_carlo_markdown;

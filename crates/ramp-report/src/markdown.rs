@@ -49,6 +49,7 @@ pub(crate) fn render(summary: &Summary) -> String {
     header(&ctx, &mut out);
     executive_summary(&ctx, &mut out);
     strategy(&ctx, &mut out);
+    crate::sign_off::checklist(ctx.s, &ctx.clock, &mut out);
     timeline(&ctx, &mut out);
     stages(&ctx, &mut out);
     against_baseline(&ctx, &mut out);
@@ -58,6 +59,7 @@ pub(crate) fn render(summary: &Summary) -> String {
     rehearsals(&ctx, &mut out);
     decision_matrix(&ctx, &mut out);
     final_verdict(&ctx, &mut out);
+    crate::sign_off::approvals(ctx.s, &ctx.clock, &mut out);
     footer(&ctx, &mut out);
     out
 }

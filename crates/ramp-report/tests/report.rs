@@ -2,9 +2,10 @@
 //! rolled back in stage 2, and one halted because the canary received no traffic.
 
 use ramp_core::summary::{
-    BaselineSummary, CheckpointSummary, Confidence, Decision, FeatureSummary, FlagUsageSummary,
-    GateResult, GateStatus, Metrics, Outcome, RehearsalOutcome, RehearsalSummary, RollbackTiming,
-    Sampling, ScopedMetrics, StageSummary, Summary, TimelineEvent, Totals,
+    ApprovalSummary, BaselineSummary, CheckSummary, CheckpointSummary, Confidence, Decision,
+    FeatureSummary, FlagUsageSummary, GateResult, GateStatus, Metrics, Outcome, RehearsalOutcome,
+    RehearsalSummary, RollbackTiming, Sampling, ScopedMetrics, StageSummary, Summary,
+    TimelineEvent, Totals,
 };
 use ramp_core::{Metric, SamplingMethod, Scope};
 
@@ -339,6 +340,8 @@ fn caveats() -> Summary {
             event(111_600.0, "Stage 4 ended: monitor. Promoted with caveats."),
         ],
         flags: Vec::new(),
+        checks: Vec::new(),
+        approvals: Vec::new(),
     }
 }
 
@@ -452,6 +455,8 @@ fn rolled_back() -> Summary {
         },
         timeline: vec![event(5404.0, "Rollback: canary error_rate 3.02% > 1.00%.")],
         flags: Vec::new(),
+        checks: Vec::new(),
+        approvals: Vec::new(),
     }
 }
 
@@ -516,6 +521,8 @@ fn halted() -> Summary {
         },
         timeline: vec![],
         flags: Vec::new(),
+        checks: Vec::new(),
+        approvals: Vec::new(),
     }
 }
 
@@ -1375,4 +1382,69 @@ fn a_window_longer_than_its_stage_is_not_said_to_be_in_it() {
         "over the 5 min window that ended in stage 2 (it began before the stage)",
     );
     has(&md, "**Note:** the checkpoints end at T+62min30s, but the stage ran to T+63min20s: the whole-stage numbers below include the last 50 s, which no checkpoint column shows.");
+}
+
+/// A live run's checklist and approvals: each check with its result, time and detail after
+/// the strategy; each approval with its stage, approver, time and reason before the footer;
+/// neither section when there is nothing to show (the fixture without them has none).
+#[test]
+fn checks_and_approvals_appear_only_when_there_are_some() {
+    let plain = ramp_report::markdown(&caveats());
+    assert!(!plain.contains("## Pre-deployment checklist"), "{plain}");
+    assert!(!plain.contains("## Approvals"), "{plain}");
+
+    let mut s = caveats();
+    s.checks = vec![
+        CheckSummary {
+            name: "Stable health".into(),
+            ok: true,
+            detail: "HTTP 200 in 3 ms".into(),
+            t_s: 0.0,
+            elapsed_s: 0.004,
+        },
+        CheckSummary {
+            name: "Error budget | left".into(),
+            ok: true,
+            detail: "exit 0".into(),
+            t_s: 0.0,
+            elapsed_s: 1.5,
+        },
+    ];
+    s.approvals = vec![ApprovalSummary {
+        stage: 2,
+        who: "SRE Lead".into(),
+        t_s: 3_600.0,
+        reason: "stage 1 clean".into(),
+    }];
+    let r = ramp_report::markdown(&s);
+    has(&r, "## Pre-deployment checklist");
+    has(
+        &r,
+        "2 of 2 checks passed: every check passed before any traffic was shifted.",
+    );
+    has(
+        &r,
+        "| Stable health | ✅ passed | 2025-10-06 18:00:00 UTC (T+0) | 4 ms | HTTP 200 in 3 ms |",
+    );
+    has(
+        &r,
+        "| Error budget \\| left | ✅ passed | 2025-10-06 18:00:00 UTC (T+0) | 1.5 s |",
+    );
+    has(&r, "## Approvals");
+    has(
+        &r,
+        "| 2 | SRE Lead | 2025-10-06 19:00:00 UTC (T+1h00m) | stage 1 clean |",
+    );
+    let checklist = r.find("## Pre-deployment checklist").unwrap();
+    assert!(r.find("## Deployment strategy").unwrap() < checklist);
+    assert!(checklist < r.find("## Timeline").unwrap());
+    assert!(r.find("## Final verdict").unwrap() < r.find("## Approvals").unwrap());
+
+    s.checks[1].ok = false;
+    let r = ramp_report::markdown(&s);
+    has(
+        &r,
+        "1 of 2 checks passed: a check failed, so no traffic was shifted.",
+    );
+    has(&r, "| Error budget \\| left | ❌ failed |");
 }

@@ -788,6 +788,7 @@ fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
     }
     let mut s = engine.summary();
     s.mode = "live (in progress)".into();
+    s.checks = ramp_live::driver::checks_from_events(&journal.events(run.run_id, 0)?);
     Ok(s)
 }
 

@@ -503,6 +503,29 @@ timeout = "5s"
         "{reason}"
     );
 
+    // The approvals are on record in the order given: both for stage 2, and the one for
+    // stage 4 given ahead of time.
+    let approvals = s["approvals"].as_array().expect("approvals in the summary");
+    let given: Vec<(&str, &str, u64)> = approvals
+        .iter()
+        .map(|a| {
+            (
+                a["who"].as_str().unwrap(),
+                a["reason"].as_str().unwrap(),
+                a["stage"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        given,
+        [
+            ("SRE Lead", "error budget healthy", 2),
+            ("Product Owner", "release notes ready", 2),
+            ("SRE Lead", "", 4)
+        ],
+        "{s:#}"
+    );
+
     // Verbs on a finished run are refused; status shows the outcome from the journal.
     let p = w.verb(&["pause", "--as", "alice"]);
     assert_eq!(p.code, 2, "{p}");
@@ -514,6 +537,12 @@ timeout = "5s"
     // The journaled report's timeline names each operator and reason.
     let report = w.verb(&["report", "1"]);
     assert_eq!(report.code, 0, "{report}");
+    assert!(
+        report.stdout.contains("## Approvals")
+            && report.stdout.contains("| SRE Lead |")
+            && report.stdout.contains("| release notes ready |"),
+        "{report}"
+    );
     for needle in [
         "alice",
         "checking dashboards",
@@ -734,6 +763,16 @@ timeout = "2s"
         let s = w.json(json);
         assert_eq!(s["outcome"], "halted", "{s:#}");
         assert_eq!(s["stages"].as_array().map(Vec::len), Some(0), "{s:#}");
+        // The checklist: every check that ran, the failed one last, with its time.
+        let checks = s["checks"].as_array().expect("checks in the summary");
+        let last = checks.last().expect("a check ran");
+        assert_eq!(last["name"], check, "{s:#}");
+        assert_eq!(last["ok"], false, "{s:#}");
+        assert!(last["elapsed_s"].as_f64().is_some(), "{s:#}");
+        assert!(
+            checks[..checks.len() - 1].iter().all(|c| c["ok"] == true),
+            "{s:#}"
+        );
         assert!(s["rollback"].is_null());
         let timeline = s["timeline"].to_string();
         assert!(

@@ -20,9 +20,9 @@ pub use queries::explain_query;
 
 use crate::plan::{Bound, Plan, Scope};
 use crate::summary::{
-    BaselineSummary, CheckpointSummary, Confidence, Decision, GateResult, GateSpec, GateStatus,
-    Metrics, Outcome, PlannedStage, QueryResult, RollbackTiming, ScopedMetrics, StageSummary,
-    Summary, TestResult, TimelineEvent, Totals,
+    ApprovalSummary, BaselineSummary, CheckpointSummary, Confidence, Decision, GateResult,
+    GateSpec, GateStatus, Metrics, Outcome, PlannedStage, QueryResult, RollbackTiming,
+    ScopedMetrics, StageSummary, Summary, TestResult, TimelineEvent, Totals,
 };
 use crate::units::{PlanTime, Span, Weight};
 use gates::{average, closest_sentence, confidence, metrics_of, scoped};
@@ -295,6 +295,8 @@ pub struct Engine {
     paused: Option<String>,
     /// Approvals given so far: (0-based stage index, approver name).
     approvals: Vec<(usize, String)>,
+    /// The same approvals with when and why, for the summary's sign-off record.
+    approval_records: Vec<ApprovalSummary>,
     /// `Start` arrived while the first stage still lacked approvals.
     start_requested: bool,
     /// The stage (0-based) whose missing approvals were last announced, so the announcement
@@ -347,6 +349,7 @@ impl Engine {
             relative: Vec::new(),
             paused: None,
             approvals: Vec::new(),
+            approval_records: Vec::new(),
             start_requested: false,
             announced_wait: None,
             coverage: coverage::Coverage::default(),
@@ -591,6 +594,12 @@ impl Engine {
             return;
         };
         self.approvals.push((target, who.to_string()));
+        self.approval_records.push(ApprovalSummary {
+            stage: target + 1,
+            who: who.to_string(),
+            t_s: self.now.as_secs_f64(),
+            reason: reason.to_string(),
+        });
         self.event(format!(
             "Stage {} approved by {who}{}",
             target + 1,
@@ -707,6 +716,8 @@ impl Engine {
             totals: self.totals,
             timeline: self.timeline.clone(),
             flags: Vec::new(),
+            checks: Vec::new(),
+            approvals: self.approval_records.clone(),
         }
     }
 

@@ -33,7 +33,7 @@ mod sidecars;
 mod start;
 mod teardown;
 
-pub use records::rfc3339;
+pub use records::{checks_from_events, rfc3339};
 pub use start::run;
 
 use crate::clock;

@@ -3,6 +3,7 @@
 
 use crate::checks;
 use ramp_core::engine::{Action, Input};
+use ramp_core::summary::CheckSummary;
 
 /// The engine input's journal kind.
 pub(super) fn input_kind(input: &Input) -> &'static str {
@@ -62,6 +63,34 @@ pub(super) fn outcome_json(o: &checks::ProbeOutcome) -> serde_json::Value {
         "detail": o.detail,
         "elapsed_s": o.elapsed.as_secs_f64(),
     })
+}
+
+/// The pre-deployment checks a run's journal records (its `check` events), in order, as the
+/// summary's checklist: a resumed run and `ramp report` of a run in progress read the same
+/// record as the run that ran them. An unreadable event is left out, not invented.
+pub fn checks_from_events(events: &[ramp_store::EventRecord]) -> Vec<CheckSummary> {
+    /// The body of a `check` event ([`outcome_json`]).
+    #[derive(serde::Deserialize)]
+    struct Body {
+        name: String,
+        ok: bool,
+        detail: String,
+        elapsed_s: f64,
+    }
+    events
+        .iter()
+        .filter(|e| e.kind == "check")
+        .filter_map(|e| {
+            let b: Body = serde_json::from_str(&e.body).ok()?;
+            Some(CheckSummary {
+                name: b.name,
+                ok: b.ok,
+                detail: b.detail,
+                t_s: ramp_core::PlanTime(e.plan_ms).as_secs_f64(),
+                elapsed_s: b.elapsed_s,
+            })
+        })
+        .collect()
 }
 
 /// A latency for a message: "850ms", or "n/a".

@@ -175,6 +175,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 .filter(|e| e.kind == "flag_usage")
                 .filter_map(|e| serde_json::from_str(&e.body).ok())
                 .collect();
+            s.checks = super::records::checks_from_events(&events);
         }
         s
     }
