@@ -1497,7 +1497,9 @@ link = \"grafana\"
 
 #[test]
 fn a_notifier_needs_a_kind_and_knows_its_keys() {
-    let src = format!("{HEAD}{LAST}\n[[notify]]\nname = \"x\"\nurl = \"https://h/x\"\nchannel = \"#ops\"\n");
+    let src = format!(
+        "{HEAD}{LAST}\n[[notify]]\nname = \"x\"\nurl = \"https://h/x\"\nchannel = \"#ops\"\n"
+    );
     assert_errors(
         &src,
         &[

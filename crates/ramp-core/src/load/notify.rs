@@ -257,9 +257,8 @@ impl Validator<'_> {
                     None
                 }
                 Field::Invalid => None,
-                Field::Valid(argv) => {
-                    (r.url.is_none() && r.url_file.is_none()).then_some(NotifyTarget::Command { argv })
-                }
+                Field::Valid(argv) => (r.url.is_none() && r.url_file.is_none())
+                    .then_some(NotifyTarget::Command { argv }),
             };
         }
         if let Some(cmd) = &r.command {
@@ -381,10 +380,12 @@ impl Validator<'_> {
     /// A notifier's `link`: an http:// or https:// URL, shown in every message.
     fn link(&mut self, v: &S<Text>, what: &str) -> Option<String> {
         let t = self.text(v, what)?;
-        let scheme_ok = t
-            .split_once("://")
-            .is_some_and(|(s, _)| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
-        let clean = !t.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '|'));
+        let scheme_ok = t.split_once("://").is_some_and(|(s, _)| {
+            s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https")
+        });
+        let clean = !t
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '|'));
         if !scheme_ok || !clean {
             self.error(
                 v.span(),
@@ -418,7 +419,10 @@ mod tests {
         assert!(check_notify_url("http://[::1]:1/x").is_ok());
         assert!(check_notify_url("http://localhost/x").is_ok());
         let e = check_notify_url("http://hooks.example.com/secret-path").unwrap_err();
-        assert!(e.contains("not loopback") && !e.contains("secret-path"), "{e}");
+        assert!(
+            e.contains("not loopback") && !e.contains("secret-path"),
+            "{e}"
+        );
         let e = check_notify_url("https://hooks.example.com/se cret").unwrap_err();
         assert!(e.contains("contains ' '") && !e.contains("se cret"), "{e}");
         let e = check_notify_url("ftp://h/x").unwrap_err();
@@ -457,6 +461,9 @@ mod tests {
             "{MINIMAL}\n[[notify]]\nname = \"p\"\nkind = \"command\"\ncommand = [\"x\"]\nurl = \"https://h/x\"\n"
         ));
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].2.contains("url applies only to the webhook kinds"), "{e:?}");
+        assert!(
+            e[0].2.contains("url applies only to the webhook kinds"),
+            "{e:?}"
+        );
     }
 }

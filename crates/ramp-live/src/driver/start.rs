@@ -13,8 +13,8 @@ use super::{
 };
 use crate::clock;
 use crate::control::MetricsEndpoint;
-use crate::notify::Notifications;
 use crate::exposition::ControllerMetrics;
+use crate::notify::Notifications;
 use crate::prometheus::{PromClient, PromError, PrometheusSource};
 use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::Counters;
@@ -289,8 +289,13 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         // No linger after an interruption: the operator asked to stop.
         server.stop(!matches!(ended, Ok(Ended::Interrupted))).await;
     }
-    d.finish(ended?, config.halt_on_interrupt, &mut hooks_rx, &mut notes_rx)
-        .await
+    d.finish(
+        ended?,
+        config.halt_on_interrupt,
+        &mut hooks_rx,
+        &mut notes_rx,
+    )
+    .await
 }
 
 /// Finds the deployment's unfinished run (which must have the same plan) or begins a new one.

@@ -184,7 +184,10 @@ async fn post(
         .method(Method::POST)
         .uri(url.clone())
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::USER_AGENT, concat!("ramp/", env!("CARGO_PKG_VERSION")))
+        .header(
+            header::USER_AGENT,
+            concat!("ramp/", env!("CARGO_PKG_VERSION")),
+        )
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let exchange = async {

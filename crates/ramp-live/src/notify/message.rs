@@ -78,9 +78,8 @@ pub fn compose(action: &Action, cx: &Context<'_>, breaches: &mut Breaches) -> Op
     let stages = cx.plan.stages.len();
     let mut numbers = BTreeMap::new();
     let stage_at = |index: usize| cx.summary.stages.iter().find(|s| s.index == index);
-    let in_stage = |index: usize| {
-        stage_at(index).map_or(0.0, |s| (cx.t.as_secs_f64() - s.started_s).max(0.0))
-    };
+    let in_stage =
+        |index: usize| stage_at(index).map_or(0.0, |s| (cx.t.as_secs_f64() - s.started_s).max(0.0));
     let (event, stage, weight, gate, sentence) = match action {
         Action::StageStarted { index, weight } => {
             let w = weight.percent();
@@ -351,9 +350,7 @@ fn describe(m: &Metrics) -> String {
 
 /// A sentence as a clause inside another: no final full stop, no line breaks.
 fn clause(s: &str) -> String {
-    s.trim()
-        .trim_end_matches('.')
-        .replace(['\n', '\r'], " ")
+    s.trim().trim_end_matches('.').replace(['\n', '\r'], " ")
 }
 
 /// A percentage: "25 %", "2.5 %".
@@ -402,7 +399,10 @@ mod tests {
         assert_eq!(secs(4.12), "4.1 s");
         assert_eq!(secs(125.0), "2 min 5 s");
         assert_eq!(secs(3780.0), "1 h 3 min");
-        assert_eq!(and_list(&["a".into(), "b".into(), "c".into()]), "a, b and c");
+        assert_eq!(
+            and_list(&["a".into(), "b".into(), "c".into()]),
+            "a, b and c"
+        );
         assert_eq!(clause("It failed.\n"), "It failed");
     }
 }

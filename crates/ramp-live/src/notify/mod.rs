@@ -181,7 +181,9 @@ impl Notifications {
             };
             let timeout = Duration::from_millis(n.timeout.0);
             let transport = match &n.target {
-                NotifyTarget::Slack(src) | NotifyTarget::Teams(src) | NotifyTarget::Webhook(src) => {
+                NotifyTarget::Slack(src)
+                | NotifyTarget::Teams(src)
+                | NotifyTarget::Webhook(src) => {
                     let url = resolve_url(src, base_dir).map_err(fail)?;
                     let https = url.to_ascii_lowercase().starts_with("https://");
                     let client = deliver::client(https, timeout).map_err(fail)?;
@@ -237,9 +239,7 @@ impl Notifications {
                     &q.notifier,
                     &note,
                     DeliveryOutcome::Dropped {
-                        reason: format!(
-                            "the queue of {QUEUE} notes for this target was full"
-                        ),
+                        reason: format!("the queue of {QUEUE} notes for this target was full"),
                     },
                 )),
                 Err(mpsc::error::TrySendError::Closed(_)) => drops.push(Delivery::of(

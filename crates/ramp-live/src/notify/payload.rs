@@ -133,7 +133,8 @@ mod tests {
             weight_percent: Some(25.0),
             gate: Some("canary error_rate".into()),
             numbers: [("observed", 0.302)].into_iter().collect(),
-            sentence: "checkout: rolled back at stage 2 of 4 (25 %) after 4.1 s: errors <b> & co.".into(),
+            sentence: "checkout: rolled back at stage 2 of 4 (25 %) after 4.1 s: errors <b> & co."
+                .into(),
             t_s: 64.1,
             unix_ms: 1_759_773_600_000,
             rehearsal: false,
@@ -145,7 +146,10 @@ mod tests {
         let v = slack(&note(), Some("https://grafana.example.com/d/1"));
         let text = v["text"].as_str().unwrap();
         assert!(text.contains("errors &lt;b&gt; &amp; co."), "{text}");
-        assert!(text.ends_with("<https://grafana.example.com/d/1|Dashboard>"), "{text}");
+        assert!(
+            text.ends_with("<https://grafana.example.com/d/1|Dashboard>"),
+            "{text}"
+        );
         assert_eq!(v["blocks"][0]["text"]["type"], "mrkdwn");
         assert_eq!(
             v["blocks"][1]["elements"][0]["text"],
@@ -157,7 +161,10 @@ mod tests {
     fn teams_gets_an_adaptive_card_and_the_webhook_its_numbers() {
         let v = teams(&note(), None);
         let card = &v["attachments"][0];
-        assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
         assert_eq!(card["content"]["body"][0]["text"], note().sentence);
         assert!(card["content"].get("actions").is_none());
         let w = webhook(&note(), None);
