@@ -37,8 +37,9 @@ const QUOTED_BYTES: usize = 200;
 pub(super) enum Transport {
     /// An HTTP POST of a JSON body.
     Http {
-        /// The client (TLS for https, plain for loopback http).
-        client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+        /// The client (TLS for https, plain for loopback http); boxed, since it is large
+        /// beside a command's argv.
+        client: Box<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
         /// The URL, secret path included: never logged.
         url: Uri,
     },

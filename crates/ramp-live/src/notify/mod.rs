@@ -190,7 +190,10 @@ impl Notifications {
                     let url = url
                         .parse()
                         .map_err(|_| fail("its URL is not one an HTTP client can use".into()))?;
-                    Transport::Http { client, url }
+                    Transport::Http {
+                        client: Box::new(client),
+                        url,
+                    }
                 }
                 NotifyTarget::Command { argv } => Transport::Command {
                     argv: argv.clone(),
