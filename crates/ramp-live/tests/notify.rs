@@ -349,8 +349,10 @@ async fn a_flooded_target_drops_with_a_note_and_never_delays_a_decision() {
         panic!("not finished")
     };
     assert_eq!(summary.outcome, Outcome::Promoted, "{:#?}", summary.stages);
-    // Every stage was decided on time, whatever the receiver did: 2 s each, plus at most
-    // one evaluation interval to notice the end.
+    // Every stage was decided on time, whatever the receiver did: 2 s each, plus one
+    // evaluation interval to notice the end and a second of slack for a loaded machine
+    // (waiting on the receiver would have cost 3 s per note: two 1 s attempts and a 1 s
+    // backoff).
     for s in &summary.stages {
         assert_eq!(s.decision, Some(Decision::Proceed));
         assert!(
@@ -413,4 +415,48 @@ async fn offering_to_a_full_queue_drops_at_once() {
     assert_eq!(n.dropped(), dropped as u64);
     assert!(took < Duration::from_secs(2), "offering took {took:?}");
     assert!(n.abandon() <= QUEUE + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_does_not_tell_again_what_it_told_before() {
+    let rig = Rig::start(100.0).await;
+    let slack = Receiver::start(0, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "{GATES}\n[[stages]]\nweight = 20\nduration = \"4s\"\n\n[[stages]]\nweight = 100\nduration = \"2s\"\n\n[[notify]]\nname = \"ops\"\nkind = \"slack\"\nurl = \"{}\"\non = [\"stage_started\", \"finished\"]\n",
+        slack.url()
+    );
+    // Interrupted 2.5 s into stage 1, after its start was told.
+    let config = rig.config(&plan, dir.path()).await;
+    let end = ramp_live::run(
+        config,
+        &mut |_| {},
+        tokio::time::sleep(Duration::from_millis(2500)),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(end, RunEnd::Interrupted { run_id: Some(_) }),
+        "{end:?}"
+    );
+    // Resumed: the journal's inputs are replayed, not carried out, so stage 1's start is
+    // not told again; stage 2's start and the end are.
+    let config = rig.config(&plan, dir.path()).await;
+    let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, .. } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(summary.outcome, Outcome::Promoted);
+    let texts: Vec<String> = slack
+        .bodies()
+        .iter()
+        .map(|b| b["text"].as_str().unwrap().to_string())
+        .collect();
+    let told = |prefix: &str| texts.iter().filter(|t| t.starts_with(prefix)).count();
+    assert_eq!(told("checkout: stage 1 of 2 started"), 1, "{texts:#?}");
+    assert_eq!(told("checkout: stage 2 of 2 started"), 1, "{texts:#?}");
+    assert_eq!(told("checkout: promoted after"), 1, "{texts:#?}");
+    assert_eq!(texts.len(), 3, "{texts:#?}");
 }
