@@ -10,6 +10,10 @@ use crate::units::{PlanTime, Span, Weight};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod notify;
+
+pub use notify::{Notifier, NotifyEvent, NotifyTarget, UrlSource};
+
 /// A whole validated plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -55,6 +59,9 @@ pub struct Plan {
     pub checks: Vec<Check>,
     /// Hooks (`[[hooks]]`) run when a stage starts or ends, on promotion and on rollback.
     pub hooks: Vec<Hook>,
+    /// Notifiers (`[[notify]]`): Slack, Teams, webhooks or programs told about stages,
+    /// breaches, rollbacks and the end of a live run; never part of a decision.
+    pub notify: Vec<Notifier>,
     /// Feature flags (`[flags.NAME]`) that a live run serves over OFREP; those that follow
     /// the rollout are on for exactly the stage's share of users and off for everyone after
     /// a rollback. Empty when the plan has none.

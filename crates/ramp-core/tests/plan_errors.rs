@@ -1444,3 +1444,67 @@ fn a_float_beyond_64_bits_is_one_located_error() {
     let src = format!("{HEAD}\n[[stages]]\nweight = -1e309\nduration = \"1h\"\n");
     assert_errors(&src, &[(7, 10, "does not fit in a 64-bit float")]);
 }
+
+#[test]
+fn notifiers_report_every_mistake_at_once_without_showing_a_url_path() {
+    // Lines: HEAD is 4, LAST 4 more (stages end at line 8), then the notifiers from line 10.
+    let src = format!(
+        "{HEAD}{LAST}
+[[notify]]
+name = \"ops\"
+kind = \"pager\"
+url = \"https://hooks.example.com/T0/xyzzy\"
+
+[[notify]]
+name = \"chat\"
+kind = \"slack\"
+url = \"http://hooks.example.com/T0/xyzzy\"
+url_file = \"slack.url\"
+on = [\"rollback\", \"deploy\"]
+
+[[notify]]
+name = \"ops\"
+kind = \"teams\"
+
+[[notify]]
+name = \"page\"
+kind = \"command\"
+attempts = 0
+per_minute = 1.5
+timeout = \"2m\"
+link = \"grafana\"
+"
+    );
+    assert_errors(
+        &src,
+        &[
+            (12, 8, "notifier 1: kind \"pager\" is not a kind of notifier; expected \"slack\", \"teams\", \"webhook\" or \"command\""),
+            (18, 7, "notifier 2: url: \"http://hooks.example.com/…\" is plain http to a host that is not loopback"),
+            (19, 12, "notifier 2: has both url and url_file"),
+            (20, 19, "notifier 2: on: \"deploy\" is not an event; expected one of \"stage_started\", \"stage_ended\", \"breach\", \"rollback\", \"approval_needed\", \"halted\", \"finished\""),
+            (22, 1, "notifier 3: has no URL; expected url ="),
+            (23, 8, "notifier 3: name \"ops\" is already used by notifier 1"),
+            (26, 1, "notifier 4: missing required key `command` (the program and its arguments"),
+            (29, 12, "notifier 4: attempts: 0 is out of range; expected a whole number from 1 to 10"),
+            (30, 14, "notifier 4: per_minute: 1.5 is out of range; expected a whole number from 1 to 600"),
+            (31, 11, "notifier 4: timeout 2m is longer than 1m"),
+            (32, 8, "notifier 4: link: \"grafana\" is not a link"),
+        ],
+    );
+    let all = errors_of(&src).to_string();
+    assert!(!all.contains("xyzzy"), "a URL's path was shown:\n{all}");
+}
+
+#[test]
+fn a_notifier_needs_a_kind_and_knows_its_keys() {
+    let src = format!(
+        "{HEAD}{LAST}\n[[notify]]\nname = \"x\"\nurl = \"https://h/x\"\nchannel = \"#ops\"\n"
+    );
+    assert_errors(
+        &src,
+        &[
+            (10, 1, "notifier 1: missing required key `kind`"),
+            (13, 1, "unknown key `channel` in notifier 1; expected one of `name`, `kind`, `url`, `url_file`, `command`, `on`, `timeout`, `attempts`, `per_minute`, `link`"),
+        ],
+    );
+}

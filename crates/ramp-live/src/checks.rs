@@ -171,6 +171,22 @@ pub(crate) async fn run_program(
     timeout: Duration,
     lines: usize,
 ) -> Ran {
+    let env: Vec<(&str, &str)> = env.into_iter().collect();
+    run_program_with(argv, base_dir, &env, None, timeout, lines).await
+}
+
+/// Runs `argv` as [`run_program`] does, with any number of extra environment variables and,
+/// when `stdin` is given, those bytes on its standard input (written by a task of their own
+/// and closed after, so that a program that does not read them cannot hold the run past
+/// its deadline); stdin is closed otherwise.
+pub(crate) async fn run_program_with(
+    argv: &[String],
+    base_dir: &Path,
+    env: &[(&str, &str)],
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+    lines: usize,
+) -> Ran {
     let fail = |detail: String| Ran {
         ok: false,
         detail,
@@ -185,16 +201,30 @@ pub(crate) async fn run_program(
     command
         .args(args)
         .current_dir(base_dir)
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some((key, value)) = env {
+    for (key, value) in env {
         command.env(key, value);
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return fail(spawn_failure(program, base_dir, &e)),
+    };
+    // A program that exits without reading its input makes the write fail; that is its
+    // business, and its exit status says how it went.
+    let feeder = match (child.stdin.take(), stdin) {
+        (Some(mut pipe), Some(bytes)) => Some(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(&bytes).await;
+            let _ = pipe.shutdown().await;
+        })),
+        _ => None,
     };
     let stdout: Tail = Arc::default();
     let stderr: Tail = Arc::default();
@@ -208,6 +238,16 @@ pub(crate) async fn run_program(
             .take()
             .map(|pipe| tokio::spawn(read_tail(pipe, Arc::clone(&stderr)))),
     ];
+    /// Aborts the task feeding stdin when the run ends, however it ends.
+    struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            if let Some(task) = &self.0 {
+                task.abort();
+            }
+        }
+    }
+    let _feeder = AbortOnDrop(feeder);
     let status = tokio::time::timeout_at(deadline, child.wait()).await;
     let result = match status {
         Ok(Ok(status)) => {

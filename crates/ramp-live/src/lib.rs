@@ -16,6 +16,7 @@ pub mod exposition;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod notify;
 pub mod prometheus;
 pub mod routers;
 pub mod seams;

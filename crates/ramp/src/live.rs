@@ -254,6 +254,7 @@ fn live_error(e: ramp_live::LiveError) -> anyhow::Error {
         | ramp_live::LiveError::RouterDisagrees { .. }
         | ramp_live::LiveError::NoCounters { .. }
         | ramp_live::LiveError::Prometheus { .. }
+        | ramp_live::LiveError::Notify(_)
         | ramp_live::LiveError::File { .. } => Invalid(e.to_string()).into(),
         ramp_live::LiveError::Store(ramp_store::StoreError::Locked { .. }) => {
             Invalid(e.to_string()).into()

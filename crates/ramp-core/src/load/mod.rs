@@ -25,13 +25,14 @@
 //! - `validator`: the `Validator` of stage two, its checks of single values, the walk over
 //!   the whole plan and the formatting of values for messages;
 //! - `deployment`, `gates`, `stages`, `simulation`, `rehearsals`, `live` (router, control,
-//!   ofrep and flags) and `probes` (checks and hooks): the stage-two checks of each section,
-//!   as `impl Validator` blocks of their own.
+//!   ofrep and flags), `probes` (checks and hooks) and `notify` (notifiers): the stage-two
+//!   checks of each section, as `impl Validator` blocks of their own.
 
 mod deployment;
 mod gates;
 mod live;
 mod metrics;
+mod notify;
 mod probes;
 mod raw;
 mod rehearsals;
@@ -44,6 +45,8 @@ mod stages;
 #[cfg(test)]
 mod tests;
 mod validator;
+
+pub use notify::{check_notify_url, redact_url};
 
 use crate::plan::Plan;
 use ramp_flags::located::{number_beyond_64_bits, tidy_toml_message, LocatedError};

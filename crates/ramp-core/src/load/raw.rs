@@ -40,6 +40,34 @@ pub(super) struct RawPlan {
     pub(super) ofrep: Option<S<RawOfrep>>,
     /// `[metrics]`, optional: where a live run reads canary and stable.
     pub(super) metrics: Option<S<RawMetrics>>,
+    /// `[[notify]]`, optional: who is told about a live run's events.
+    pub(super) notify: Option<S<Vec<S<RawNotify>>>>,
+}
+
+/// One `[[notify]]` entry: a kind and that kind's keys (`load::notify` says which).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    /// Name; required and unique.
+    pub(super) name: Option<S<Text>>,
+    /// "slack", "teams", "webhook" or "command"; required.
+    pub(super) kind: Option<S<Text>>,
+    /// The webhook's URL (https, or http on loopback).
+    pub(super) url: Option<S<Text>>,
+    /// A file holding the webhook's URL, instead of `url`.
+    pub(super) url_file: Option<S<Text>>,
+    /// Program and arguments, for `kind = "command"`.
+    pub(super) command: Option<S<TextList>>,
+    /// The events sent: one name or an array; default every event.
+    pub(super) on: Option<S<TextList>>,
+    /// Time limit of one attempt; default 5 s.
+    pub(super) timeout: Option<S<Dur>>,
+    /// Attempts per message; default 3.
+    pub(super) attempts: Option<S<Num>>,
+    /// Messages per minute at most; default 20.
+    pub(super) per_minute: Option<S<Num>>,
+    /// A dashboard or report link added to every message.
+    pub(super) link: Option<S<Text>>,
 }
 
 /// `[metrics]`: the metrics source, and the Prometheus server it or query gates read.

@@ -9,9 +9,10 @@
 
 use super::raw::{
     RawBaseline, RawBurnRate, RawCheck, RawControl, RawDeployment, RawFault, RawFeature, RawGate,
-    RawGates, RawHook, RawLoad, RawMannWhitney, RawMetrics, RawOfrep, RawOverhead, RawPlan,
-    RawQueryGate, RawRehearsal, RawRehearsalFault, RawRelative, RawRelativeGate, RawRouter,
-    RawSequential, RawSequentialTest, RawServiceModel, RawSimulation, RawStage, RawStageGates,
+    RawGates, RawHook, RawLoad, RawMannWhitney, RawMetrics, RawNotify, RawOfrep, RawOverhead,
+    RawPlan, RawQueryGate, RawRehearsal, RawRehearsalFault, RawRelative, RawRelativeGate,
+    RawRouter, RawSequential, RawSequentialTest, RawServiceModel, RawSimulation, RawStage,
+    RawStageGates,
 };
 use super::validator::Validator;
 use serde::de::{self, Deserializer, Visitor};
@@ -293,6 +294,16 @@ pub(super) const PLAN: Schema = Schema {
             ),
         ),
         (
+            "notify",
+            Shape::Tables(
+                Schema {
+                    fields: fields_of::<RawNotify>,
+                    children: &[],
+                },
+                "notifier",
+            ),
+        ),
+        (
             "flags",
             Shape::Map(
                 Schema {
@@ -569,6 +580,6 @@ mod tests {
         }
         let mut children = 0;
         walk(PLAN, "plan", &mut children);
-        assert_eq!(children, 42, "every table and array of the raw structs");
+        assert_eq!(children, 43, "every table and array of the raw structs");
     }
 }

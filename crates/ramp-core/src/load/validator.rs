@@ -389,6 +389,7 @@ impl Validator<'_> {
         let control = self.control(raw.control.as_ref());
         let checks = self.checks(raw.checks.as_ref());
         let hooks = self.hooks(raw.hooks.as_ref());
+        let notify = self.notifiers(raw.notify.as_ref());
         let flags = self.flags(raw.flags.as_ref());
         let ofrep = self.ofrep(raw.ofrep.as_ref());
         let shortest = stages
@@ -424,6 +425,7 @@ impl Validator<'_> {
             control: control?,
             checks: checks?,
             hooks: hooks?,
+            notify: notify?,
             flags: flags?,
             ofrep: ofrep?,
             metrics: metrics.as_ref()?.source,

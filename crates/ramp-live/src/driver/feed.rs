@@ -69,6 +69,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 self.event(t, kind, &body)?;
             }
         }
+        // Notifications are offered before the actions are carried out, without waiting:
+        // a full queue drops a note, never delays the router.
+        self.notify(t, &actions)?;
         for a in &actions {
             (self.on)(Progress::Action(t, a));
             self.act(t, a).await;

@@ -18,11 +18,13 @@
 //! `sidecars` (the control and OFREP servers), `run_loop` (the loop and its readings),
 //! `feed` (journal, feed, act), `flags`, `operator` (the control API's requests),
 //! `rehearsal` (a rollback rehearsed on live traffic), `teardown` (hooks and the end of the
-//! run) and `records` (what the journal's events say).
+//! run), `notices` (notifications offered and their deliveries journaled) and `records`
+//! (what the journal's events say).
 
 mod feed;
 mod flags;
 mod identity;
+mod notices;
 mod operator;
 mod queries;
 mod records;
@@ -79,6 +81,10 @@ pub enum LiveError {
         /// The parser's description.
         message: String,
     },
+    /// A notifier could not be set up (its `url_file` cannot be read or holds no valid URL,
+    /// or no TLS root certificates could be loaded): caught before anything is journaled.
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
     /// The control API's listener failed.
     #[error("control API: {0}")]
     Control(std::io::Error),
@@ -306,6 +312,8 @@ struct Driver<'a, S, R, J> {
     on: ProgressSink<'a>,
     /// Hooks running in the background.
     hooks: teardown::Hooks,
+    /// The plan's notifiers, each draining its own queue in the background.
+    notify: crate::notify::Notifications,
     /// The plan's flags, when they are served.
     flags: flags::Flags,
     /// A rehearsal, when this is `ramp rehearse`.

@@ -29,6 +29,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         &mut self,
         commands: &mut mpsc::Receiver<Command>,
         hooks_rx: &mut mpsc::Receiver<HookDone>,
+        notes_rx: &mut mpsc::Receiver<crate::notify::Delivery>,
         shutdown: &mut Shutdown<'_, F>,
         fresh: bool,
     ) -> Result<Ended, LiveError> {
@@ -90,6 +91,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                     let _ = reply.send(answer);
                 }
                 Some(done) = hooks_rx.recv() => self.hook_done(done)?,
+                Some(done) = notes_rx.recv() => self.notification_done(done)?,
                 _ = tokio::time::sleep_until(deadline) => {
                     next_try = None;
                     if !self.tick().await? {

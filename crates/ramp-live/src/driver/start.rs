@@ -14,6 +14,7 @@ use super::{
 use crate::clock;
 use crate::control::MetricsEndpoint;
 use crate::exposition::ControllerMetrics;
+use crate::notify::Notifications;
 use crate::prometheus::{PromClient, PromError, PrometheusSource};
 use crate::seams::{JournalStore, MetricsSource, Router};
 use crate::source::Counters;
@@ -180,6 +181,8 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
     let journal_path = store.location();
+    // A notifier that cannot be set up stops the run before anything is journaled or sent.
+    let (notify, mut notes_rx) = Notifications::start(&config.plan.notify, &config.base_dir)?;
     tokio::pin!(shutdown);
     // Nothing is journaled or sent to the router before it says who it is and whose weights
     // it holds.
@@ -248,6 +251,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         },
         on,
         hooks,
+        notify,
         flags: Flags::new(flags_server.as_ref(), replayed.rollout_start_ms),
         rehearsal: config.rehearsal.map(LiveRehearsal::new),
         resumable: config.halt_on_interrupt.is_none(),
@@ -273,15 +277,26 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     }
 
     let ended = d
-        .drive(&mut commands, &mut hooks_rx, &mut shutdown, fresh)
+        .drive(
+            &mut commands,
+            &mut hooks_rx,
+            &mut notes_rx,
+            &mut shutdown,
+            fresh,
+        )
         .await;
     control.stop().await;
     if let Some(server) = flags_server {
         // No linger after an interruption: the operator asked to stop.
         server.stop(!matches!(ended, Ok(Ended::Interrupted))).await;
     }
-    d.finish(ended?, config.halt_on_interrupt, &mut hooks_rx)
-        .await
+    d.finish(
+        ended?,
+        config.halt_on_interrupt,
+        &mut hooks_rx,
+        &mut notes_rx,
+    )
+    .await
 }
 
 /// Finds the deployment's unfinished run (which must have the same plan) or begins a new one.

@@ -18,6 +18,9 @@ use tokio::sync::mpsc;
 /// The longest time spent waiting for hooks still running at the end.
 const HOOK_GRACE: Duration = Duration::from_secs(30);
 
+/// The longest time spent waiting at the end for notifications still queued or retrying.
+const NOTIFY_GRACE: Duration = Duration::from_secs(30);
+
 /// A finished hook's result, for the journal.
 pub(super) struct HookDone {
     /// The hook's name.
@@ -117,6 +120,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         ended: Ended,
         halt_on_interrupt: Option<String>,
         hooks_rx: &mut mpsc::Receiver<HookDone>,
+        notes_rx: &mut mpsc::Receiver<crate::notify::Delivery>,
     ) -> Result<RunEnd, LiveError> {
         let run_id = self.journal.run_id;
         match ended {
@@ -143,6 +147,29 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 Ok(Some(done)) => self.hook_done(done)?,
                 Ok(None) | Err(_) => break,
             }
+        }
+        // The same for notifications (the run's last one is usually its end): each
+        // notifier finishes its queue, and what is left at the deadline is abandoned and
+        // journaled so.
+        self.notify.close();
+        let deadline = clock::now() + NOTIFY_GRACE;
+        while self.notify.pending() > 0 {
+            match tokio::time::timeout_at(deadline, notes_rx.recv()).await {
+                Ok(Some(done)) => self.notification_done(done)?,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let abandoned = self.notify.abandon();
+        if abandoned > 0 {
+            let t = self.plan_now();
+            let body = serde_json::json!({
+                "result": "abandoned",
+                "notes": abandoned,
+                "detail": format!("{abandoned} notifications were not delivered within {} s of the run's end", NOTIFY_GRACE.as_secs()),
+                "dropped_total": self.notify.dropped(),
+            });
+            self.event(t, "notification", &body)?;
+            self.line(t, format!("✗ {abandoned} notifications abandoned at the end of the run (not delivered within {} s)", NOTIFY_GRACE.as_secs()));
         }
         let summary = self.summary();
         let json = serde_json::to_string(&summary).unwrap_or_default();
