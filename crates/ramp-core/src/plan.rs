@@ -62,6 +62,10 @@ pub struct Plan {
     /// Notifiers (`[[notify]]`): Slack, Teams, webhooks or programs told about stages,
     /// breaches, rollbacks and the end of a live run; never part of a decision.
     pub notify: Vec<Notifier>,
+    /// The plan to follow this one (`[next] plan = "…"`, relative to this plan's
+    /// directory), so that approvers see what comes after (its stages and a short simulated
+    /// preview in the report); the commands that read a plan load it too.
+    pub next: Option<std::path::PathBuf>,
     /// Feature flags (`[flags.NAME]`) that a live run serves over OFREP; those that follow
     /// the rollout are on for exactly the stage's share of users and off for everyone after
     /// a rollback. Empty when the plan has none.

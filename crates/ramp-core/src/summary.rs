@@ -62,6 +62,42 @@ pub struct Summary {
     /// sign-off record). A simulation takes approvals as given and says so in `reason`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalSummary>,
+    /// The plan that follows this one (`[next]`), with a short simulated preview: what the
+    /// approvers sign up for next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<NextSummary>,
+}
+
+/// The plan to follow: its stages, and how a simulation of it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextSummary {
+    /// Its file, relative to where ramp ran.
+    pub plan: String,
+    /// Its deployment id.
+    pub deployment_id: String,
+    /// Its environment ("production").
+    pub environment: String,
+    /// Its stages and gates as planned.
+    pub stages: Vec<PlannedStage>,
+    /// One simulated run of it, when it has a simulation model.
+    pub preview: Option<NextPreview>,
+}
+
+/// One simulated run of the plan to follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextPreview {
+    /// The seed it ran with (this run's, or 1 for a live run).
+    pub seed: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Stages it ran.
+    pub stages_run: usize,
+    /// Its length, seconds.
+    pub duration_s: f64,
+    /// Requests it simulated.
+    pub requests: u64,
+    /// Why it was rolled back or halted, when it was.
+    pub reason: Option<String>,
 }
 
 /// One pre-deployment check as it ran.

@@ -59,6 +59,7 @@ pub(crate) fn render(summary: &Summary) -> String {
     rehearsals(&ctx, &mut out);
     decision_matrix(&ctx, &mut out);
     final_verdict(&ctx, &mut out);
+    crate::sign_off::next_plan(ctx.s, &mut out);
     crate::sign_off::approvals(ctx.s, &ctx.clock, &mut out);
     footer(&ctx, &mut out);
     out

@@ -1,9 +1,9 @@
-//! The report's record of the people and checks around the rollout: the pre-deployment
-//! checklist with each check's result and time (live runs), and every approval with who
-//! gave it, for which stage, when and why. Both come from the summary; a section with
-//! nothing to show is left out rather than filled with placeholders.
+//! The report's record of what surrounds the rollout: the pre-deployment checklist with
+//! each check's result and time (live runs), the plan to follow with a simulated preview,
+//! and every approval with who gave it, for which stage, when and why. All come from the
+//! summary; a section with nothing to show is left out rather than filled with placeholders.
 
-use crate::format::{secs, table_text, Clock};
+use crate::format::{count, long_span, secs, table_text, Clock};
 use ramp_core::summary::Summary;
 use std::fmt::Write as _;
 
@@ -82,4 +82,67 @@ pub(crate) fn approvals(s: &Summary, clock: &Clock, out: &mut String) {
         );
     }
     let _ = writeln!(out);
+}
+
+/// "## Plan to follow": the plan `[next]` names, its stages, and one simulated run of it
+/// (when it has a simulation model; said plainly when it has none).
+pub(crate) fn next_plan(s: &Summary, out: &mut String) {
+    let Some(n) = &s.next else {
+        return;
+    };
+    let total: f64 = n.stages.iter().map(|st| st.duration_s).sum();
+    let _ = writeln!(
+        out,
+        "## Plan to follow
+"
+    );
+    let _ = writeln!(
+        out,
+        "After this rollout: **{}** ({}), from `{}`: {} stage{} over {}.\n",
+        table_text(&n.deployment_id),
+        table_text(&n.environment),
+        n.plan,
+        n.stages.len(),
+        if n.stages.len() == 1 { "" } else { "s" },
+        long_span(total)
+    );
+    let _ = writeln!(out, "| Stage | Weight | Duration | Gates |");
+    let _ = writeln!(out, "|-------|--------|----------|-------|");
+    for st in &n.stages {
+        let _ = writeln!(
+            out,
+            "| {} | {}% | {} | {} |",
+            st.index,
+            st.weight,
+            long_span(st.duration_s),
+            st.gates.len()
+        );
+    }
+    let _ = writeln!(out);
+    match &n.preview {
+        Some(p) => {
+            let reason = p
+                .reason
+                .as_ref()
+                .map(|r| format!(": {}", table_text(r)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "Simulated once on its own traffic model (seed {}): {} after {} over {} stage{} ({} requests){reason}. One run is a preview, not a verdict: `ramp simulate {} --runs 200` measures its false-rollback rate and detection power.\n",
+                p.seed,
+                p.outcome.key().replace('_', " "),
+                long_span(p.duration_s),
+                p.stages_run,
+                if p.stages_run == 1 { "" } else { "s" },
+                count(p.requests),
+                n.plan
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "It has no `[simulation]` model, so no preview was simulated.\n"
+            );
+        }
+    }
 }

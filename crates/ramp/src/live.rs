@@ -116,6 +116,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
     })?;
     let plan =
         parse_plan(&text, &args.plan.display().to_string()).map_err(|e| Invalid(e.to_string()))?;
+    let follows = crate::next::load(&args.plan, &plan)?;
     let base_dir = args
         .plan
         .parent()
@@ -222,7 +223,9 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             );
             Ok(Ended::Interrupted)
         }
-        RunEnd::Finished { summary, .. } => {
+        RunEnd::Finished { mut summary, .. } => {
+            // A live run has no seed: the preview of the plan to follow uses seed 1.
+            summary.next = follows.map(|n| crate::next::preview(&n, 1));
             printer.outcome(&summary);
             let written = [
                 json_out.map(|o| o.write(&ramp_report::json(&summary))),

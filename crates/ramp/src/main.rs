@@ -7,6 +7,7 @@
 mod demo;
 mod demo_metrics;
 mod live;
+mod next;
 mod progress;
 mod setup;
 
@@ -354,6 +355,7 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
         }
         Command::Validate { plan } => {
             let p = read_plan(&plan)?;
+            let follows = next::load(&plan, &p)?;
             println!(
                 "{}: ok — deployment {}, {} ({}), {} total, {}{}",
                 plan.display(),
@@ -372,6 +374,9 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
                     ""
                 }
             );
+            if let (Some(_), Some(written)) = (follows, &p.next) {
+                println!("  followed by {}: ok", written.display());
+            }
             Ok(Ended::Done)
         }
         Command::Simulate {
@@ -386,6 +391,7 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
             sampler,
         } => {
             let p = Arc::new(read_plan(&plan)?);
+            let follows = next::load(&plan, &p)?;
             // The sampler is settled before any work: a plan it cannot simulate (or no
             // simulation at all) is an input error said at once.
             let options = ramp_sim::Options {
@@ -425,9 +431,10 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
                 .transpose()?;
             let mut printer =
                 progress::Printer::new(Arc::clone(&p), quiet).with_all_panels(all_panels);
-            let summary =
+            let mut summary =
                 ramp_sim::simulate_with(Arc::clone(&p), seed, options, &mut |ev| printer.show(ev))
                     .map_err(|e| Invalid(format!("{}: {e}", plan.display())))?;
+            summary.next = follows.map(|n| next::preview(&n, seed));
             printer.outcome(&summary);
             // Write both outputs even if one fails, then report the first failure.
             let written = [

@@ -183,6 +183,20 @@ fn staging_example_is_promoted_with_caveats_and_writes_the_contract() {
     assert!(s["rollback"].is_null(), "rollback: {}", s["rollback"]);
 
     assert_eq!(decisions(&s), ["proceed", "proceed", "proceed", "monitor"]);
+    // The plan to follow ([next]): the production plan's five stages and one run of it,
+    // simulated with the same seed.
+    let next = &s["next"];
+    assert_eq!(next["deployment_id"], "phase8-production", "{next:#}");
+    assert_eq!(next["stages"].as_array().map(Vec::len), Some(5), "{next:#}");
+    assert_eq!(next["preview"]["seed"], 1, "{next:#}");
+    assert_eq!(next["preview"]["stages_run"], 5, "{next:#}");
+    assert!(num(&next["preview"], "requests") > 1e7, "{next:#}");
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("## Plan to follow"),
+        "the report has no Plan to follow section"
+    );
     let plan = [
         (5.0, 3600.0),
         (25.0, 7200.0),
@@ -997,4 +1011,44 @@ duration = "10s"
     assert!(err.contains("short.token"), "{err}");
     assert!(err.contains("5 characters; at least 16"), "{err}");
     assert!(!journal.exists(), "nothing was journaled");
+}
+
+/// `[next]` names the plan that follows: a file that is missing or not a plan is an input
+/// error before any work, naming both files (exit 2); `[next]` without `plan` is a located
+/// plan error; a plan naming itself is refused.
+#[test]
+fn a_next_plan_that_cannot_be_loaded_is_refused_before_any_work() {
+    let dir = TempDir::new("next");
+    let plan = write_plan(
+        &dir,
+        "plan.toml",
+        &[],
+        "\n[next]\nplan = \"missing.toml\"\n",
+    );
+    for cmd in ["validate", "simulate"] {
+        let out = ramp(&[cmd, &arg(&plan)]);
+        assert_eq!(code(&out), 2, "{cmd}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("plan.toml: next.plan = \"missing.toml\"") && err.contains("missing.toml"),
+            "{cmd}: {err}"
+        );
+    }
+    std::fs::write(dir.path("bad.toml"), "[deployment]\nid = \"x\"\n").unwrap();
+    let plan = write_plan(&dir, "plan2.toml", &[], "\n[next]\nplan = \"bad.toml\"\n");
+    let out = ramp(&["validate", &arg(&plan)]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad.toml"), "{}", stderr(&out));
+    let plan = write_plan(&dir, "plan3.toml", &[], "\n[next]\n");
+    let out = ramp(&["validate", &arg(&plan)]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("[next]"), "{}", stderr(&out));
+    let plan = write_plan(&dir, "plan4.toml", &[], "\n[next]\nplan = \"plan4.toml\"\n");
+    let out = ramp(&["validate", &arg(&plan)]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("names this plan itself"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -5,13 +5,37 @@
 //! date-time, and must be a full UTC date-time, so that the second of the day it yields
 //! (which places the simulation's daily profile) never depends on a time zone.
 
-use super::raw::{RawBaseline, RawDeployment};
+use super::raw::{RawBaseline, RawDeployment, RawNext};
 use super::scalar::{Num, StartValue, S};
 use super::validator::{Field, Validator};
 use crate::plan::{Baseline, Deployment};
 use toml::value::{Datetime, Offset};
 
 impl Validator<'_> {
+    /// `[next]`: the file of the plan that follows, kept as written (the binary loads it
+    /// relative to this plan's directory). `Some(None)` without the table; `None` when it is
+    /// there but names no plan.
+    pub(super) fn next_plan(
+        &mut self,
+        raw: Option<&S<RawNext>>,
+    ) -> Option<Option<std::path::PathBuf>> {
+        let Some(raw) = raw else {
+            return Some(None);
+        };
+        match &raw.get_ref().plan {
+            None => {
+                self.missing(
+                    raw.span(),
+                    "[next]",
+                    "plan",
+                    "the file of the plan that follows this one, such as \"production.toml\"",
+                );
+                None
+            }
+            Some(v) => self.path(v, "next.plan").map(Some),
+        }
+    }
+
     /// `[deployment]`.
     pub(super) fn deployment(&mut self, raw: Option<&S<RawDeployment>>) -> Option<Deployment> {
         let Some(raw) = raw else {

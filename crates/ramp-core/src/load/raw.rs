@@ -42,6 +42,9 @@ pub(super) struct RawPlan {
     pub(super) metrics: Option<S<RawMetrics>>,
     /// `[[notify]]`, optional: who is told about a live run's events.
     pub(super) notify: Option<S<Vec<S<RawNotify>>>>,
+    /// `[next]`, optional: the plan to follow this one (its stages and a simulated preview
+    /// go in the report).
+    pub(super) next: Option<S<RawNext>>,
 }
 
 /// One `[[notify]]` entry: a kind and that kind's keys (`load::notify` says which).
@@ -161,6 +164,14 @@ pub(super) struct RawRouter {
     pub(super) set_weight: Option<S<TextList>>,
     /// The command that prints the weight in force, argv.
     pub(super) get_weight: Option<S<TextList>>,
+}
+
+/// `[next]`: the plan that follows this one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNext {
+    /// Its file, relative to this plan's directory; required.
+    pub(super) plan: Option<S<Text>>,
 }
 
 /// `[control]`: every key optional.

@@ -9,10 +9,10 @@
 
 use super::raw::{
     RawBaseline, RawBurnRate, RawCheck, RawControl, RawDeployment, RawFault, RawFeature, RawGate,
-    RawGates, RawHook, RawLoad, RawMannWhitney, RawMetrics, RawNotify, RawOfrep, RawOverhead,
-    RawPlan, RawQueryGate, RawRehearsal, RawRehearsalFault, RawRelative, RawRelativeGate,
-    RawRouter, RawSequential, RawSequentialTest, RawServiceModel, RawSimulation, RawStage,
-    RawStageGates,
+    RawGates, RawHook, RawLoad, RawMannWhitney, RawMetrics, RawNext, RawNotify, RawOfrep,
+    RawOverhead, RawPlan, RawQueryGate, RawRehearsal, RawRehearsalFault, RawRelative,
+    RawRelativeGate, RawRouter, RawSequential, RawSequentialTest, RawServiceModel, RawSimulation,
+    RawStage, RawStageGates,
 };
 use super::validator::Validator;
 use serde::de::{self, Deserializer, Visitor};
@@ -318,6 +318,13 @@ pub(super) const PLAN: Schema = Schema {
             "ofrep",
             Shape::Table(Schema {
                 fields: fields_of::<RawOfrep>,
+                children: &[],
+            }),
+        ),
+        (
+            "next",
+            Shape::Table(Schema {
+                fields: fields_of::<RawNext>,
                 children: &[],
             }),
         ),

@@ -390,6 +390,7 @@ impl Validator<'_> {
         let checks = self.checks(raw.checks.as_ref());
         let hooks = self.hooks(raw.hooks.as_ref());
         let notify = self.notifiers(raw.notify.as_ref());
+        let next = self.next_plan(raw.next.as_ref());
         let flags = self.flags(raw.flags.as_ref());
         let ofrep = self.ofrep(raw.ofrep.as_ref());
         let shortest = stages
@@ -426,6 +427,7 @@ impl Validator<'_> {
             checks: checks?,
             hooks: hooks?,
             notify: notify?,
+            next: next?,
             flags: flags?,
             ofrep: ofrep?,
             metrics: metrics.as_ref()?.source,
