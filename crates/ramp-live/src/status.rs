@@ -55,6 +55,13 @@ pub struct MemberView {
     pub url: String,
     /// Requests it completed since it started (both cohorts), when it could be read.
     pub requests: Option<u64>,
+    /// How many of them were errors (both cohorts), when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    /// Its process start (`instance.boot_id`) at the last reading, so that counts read across
+    /// a restart are not subtracted; not shown.
+    #[serde(skip)]
+    pub boot_id: Option<String>,
     /// The canary weight it holds (basis points), when it could be read.
     pub canary_bp: Option<u32>,
     /// Whether it holds the weight the controller last set.
@@ -378,6 +385,8 @@ mod tests {
             MemberView {
                 url: "http://127.0.0.1:9901".into(),
                 requests: Some(1200),
+                errors: Some(3),
+                boot_id: None,
                 canary_bp: Some(1000),
                 holds_weight: true,
                 problem: None,
@@ -385,6 +394,8 @@ mod tests {
             MemberView {
                 url: "http://127.0.0.1:9902".into(),
                 requests: Some(30),
+                errors: None,
+                boot_id: None,
                 canary_bp: Some(0),
                 holds_weight: false,
                 problem: None,

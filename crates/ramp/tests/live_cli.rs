@@ -29,6 +29,15 @@ mod fleet;
 #[path = "live_cli/nginx.rs"]
 mod nginx;
 
+#[path = "live_cli/shares.rs"]
+mod shares;
+
+#[path = "live_cli/haproxy.rs"]
+mod haproxy;
+
+#[path = "live_cli/command.rs"]
+mod command;
+
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::{plan, Rig, Work, WAIT};

@@ -23,6 +23,7 @@
 mod feed;
 mod flags;
 mod identity;
+mod members;
 mod operator;
 mod queries;
 mod records;
@@ -288,6 +289,9 @@ struct Routing<R> {
     router: R,
     /// When the router applied the rollback's weight 0 (plan ms).
     rollback_applied_ms: Option<u64>,
+    /// A fleet's members as read when the running stage started (its number, 1-based),
+    /// which the stage's per-member counts start from ([`members`]).
+    members_start: Option<(usize, Vec<crate::status::MemberView>)>,
 }
 
 /// The running controller, generic over its three seams.
@@ -315,6 +319,15 @@ struct Driver<'a, S, R, J> {
     resumable: bool,
     /// What `GET /metrics` renders: the driver publishes to it and counts in it.
     exposition: Arc<crate::exposition::ControllerMetrics>,
+}
+
+/// `noun` with its first letter in capitals, to start a sentence ("The proxy", "HAProxy").
+fn capitalized(noun: &str) -> String {
+    let mut chars = noun.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {

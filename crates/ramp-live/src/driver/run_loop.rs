@@ -5,7 +5,7 @@
 use super::feed::CursorChange;
 use super::records::outcome_json;
 use super::teardown::HookDone;
-use super::{Driver, Ended, LiveError, RESTORE_POLL, RETRY};
+use super::{capitalized, Driver, Ended, LiveError, RESTORE_POLL, RETRY};
 use crate::checks;
 use crate::clock;
 use crate::control::Command;
@@ -69,11 +69,11 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 _ = shutdown.as_mut() => {
                     let t = self.plan_now();
                     let text = if self.resumable {
-                        "Interrupted: the proxy keeps the current weight; run the same command again to resume"
+                        format!("Interrupted: {} keeps the current weight; run the same command again to resume", self.routing.router.noun())
                     } else {
-                        "Interrupted: this run cannot be resumed, so it is halted"
+                        "Interrupted: this run cannot be resumed, so it is halted".to_string()
                     };
-                    self.line(t, text.into());
+                    self.line(t, text);
                     return Ok(Ended::Interrupted);
                 }
                 Some((request, reply)) = commands.recv() => {
@@ -276,8 +276,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 start_ms,
                 end_ms: now.0,
                 reason: match unreadable {
-                    Some(p) => format!("the proxy could not be read ({p})"),
-                    None => "the proxy could not be read".to_string(),
+                    Some(p) => format!("{} could not be read ({p})", self.metrics.source.noun()),
+                    None => format!("{} could not be read", self.metrics.source.noun()),
                 },
             },
         };
@@ -308,7 +308,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         let gap = Input::Gap {
             start_ms,
             end_ms: now.0,
-            reason: format!("the proxy could not be read ({e})"),
+            reason: format!("{} could not be read ({e})", self.metrics.source.noun()),
         };
         self.metrics.last_end_ms = now.0;
         self.metrics.cursor = None;
@@ -325,7 +325,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.line(
                 t,
                 format!(
-                    "The proxy routes {}% to the canary, not {}; setting it again",
+                    "{} routes {}% to the canary, not {}; setting it again",
+                    capitalized(self.routing.router.noun()),
                     f64::from(canary_bp) / 100.0,
                     w
                 ),
