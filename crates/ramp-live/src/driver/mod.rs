@@ -277,6 +277,10 @@ struct MetricsFeed<S> {
     last_end_ms: u64,
     /// Why the source cannot be read, while it cannot.
     problem: Option<String>,
+    /// What could not be read the last time a reading failed: the source, or the router
+    /// asked for the weight in force ("Prometheus", "the command router"), for the reason of
+    /// the gap that follows.
+    unread_by: &'static str,
     /// What the source's readings lack, while they lack it ([`MetricsSource::incomplete`]).
     incomplete: Option<String>,
     /// The query gates, when the plan has any.

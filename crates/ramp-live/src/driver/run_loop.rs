@@ -210,8 +210,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         let observed = observe(&self.metrics.source, &self.routing.router).await;
         let (counters, canary_bp) = match observed {
             Ok(r) => r,
-            Err(e) => {
+            Err((what, e)) => {
                 let t = self.plan_now();
+                self.metrics.unread_by = what;
                 self.metrics_problem(t, &e)?;
                 if let State::Running { .. } = self.engine.state() {
                     self.unreadable_too_long(&e).await?;
@@ -276,8 +277,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 start_ms,
                 end_ms: now.0,
                 reason: match unreadable {
-                    Some(p) => format!("{} could not be read ({p})", self.metrics.source.noun()),
-                    None => format!("{} could not be read", self.metrics.source.noun()),
+                    Some(p) => format!("{} could not be read ({p})", self.metrics.unread_by),
+                    None => format!("{} could not be read", self.metrics.unread_by),
                 },
             },
         };
@@ -308,7 +309,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         let gap = Input::Gap {
             start_ms,
             end_ms: now.0,
-            reason: format!("{} could not be read ({e})", self.metrics.source.noun()),
+            reason: format!("{} could not be read ({e})", self.metrics.unread_by),
         };
         self.metrics.last_end_ms = now.0;
         self.metrics.cursor = None;
@@ -381,15 +382,16 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
 }
 
 /// One reading: the source's counters and the weight in force (from the source when it knows
-/// it, from the router otherwise).
+/// it, from the router otherwise); an error with what could not be read (the source's or the
+/// router's noun).
 async fn observe<S: MetricsSource, R: Router>(
     source: &S,
     router: &R,
-) -> Result<(Counters, u32), SourceError> {
-    let reading = source.read().await?;
+) -> Result<(Counters, u32), (&'static str, SourceError)> {
+    let reading = source.read().await.map_err(|e| (source.noun(), e))?;
     let canary_bp = match reading.canary_bp {
         Some(bp) => bp,
-        None => router.weight().await?,
+        None => router.weight().await.map_err(|e| (router.noun(), e))?,
     };
     Ok((reading.counters, canary_bp))
 }

@@ -235,6 +235,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             started_unix_ms,
         },
         metrics: MetricsFeed {
+            unread_by: observed.source.noun(),
             source: observed.source,
             cursor: replayed.cursor,
             last_end_ms: replayed.last_end_ms,

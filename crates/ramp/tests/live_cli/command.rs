@@ -117,6 +117,13 @@ timeout = "1s"
             && said.contains("timed out after 1 s"),
         "{said}"
     );
+    // The halt names what could not be read: the command router, asked for the weight in
+    // force, not "the proxy" nor Prometheus (which answered).
+    let reason = s["stages"][0]["reasons"].to_string();
+    assert!(
+        reason.contains("the command router could not be read (command router (sh): no weight set by this controller yet"),
+        "{reason}"
+    );
     // Commands name no deployment, and that is no reason for a warning about a Ramp proxy's
     // sticky-routing salt.
     assert!(!said.contains("names no deployment"), "{said}");
