@@ -246,6 +246,10 @@ impl StatusView {
                 let requests = m
                     .requests
                     .map_or("unread".to_string(), ramp_stats::thousands);
+                let errors = m
+                    .errors
+                    .map(|e| format!(" ({} errors)", ramp_stats::thousands(e)))
+                    .unwrap_or_default();
                 let holds = if m.holds_weight {
                     "holds the weight".to_string()
                 } else {
@@ -259,7 +263,11 @@ impl StatusView {
                     .as_ref()
                     .map(|p| format!(" ({p})"))
                     .unwrap_or_default();
-                let _ = writeln!(s, "  {}: {requests} requests, {holds}{problem}", m.url);
+                let _ = writeln!(
+                    s,
+                    "  {}: {requests} requests{errors}, {holds}{problem}",
+                    m.url
+                );
             }
         }
         if !self.gates.is_empty() {
@@ -403,7 +411,7 @@ mod tests {
         ];
         let text = view.render();
         assert!(
-            text.contains("http://127.0.0.1:9901: 1,200 requests, holds the weight"),
+            text.contains("http://127.0.0.1:9901: 1,200 requests (3 errors), holds the weight"),
             "{text}"
         );
         assert!(
