@@ -100,7 +100,7 @@ fn a_command_router_drives_a_real_proxy_and_a_hanging_command_is_killed() {
     // A set_weight that hangs (it records its pid, then sleeps for a minute).
     let hang = r#"kind = "command"
 set_weight = ["sh", "-c", "echo $$ >> hung.pids; exec sleep 60"]
-timeout = "1s"
+timeout = "500ms"
 "#;
     let stages = "max_unobserved = \"4s\"\n".to_string() + STAGES;
     w.write(
@@ -114,7 +114,7 @@ timeout = "1s"
     assert_eq!(s["outcome"], "halted", "{s:#}\n{said}");
     assert!(
         said.contains("Could not set the weight to 20% (attempt 1)")
-            && said.contains("timed out after 1 s"),
+            && said.contains("timed out after 500 ms"),
         "{said}"
     );
     // The halt names what could not be read: the command router, asked for the weight in
@@ -127,10 +127,10 @@ timeout = "1s"
     // Commands name no deployment, and that is no reason for a warning about a Ramp proxy's
     // sticky-routing salt.
     assert!(!said.contains("names no deployment"), "{said}");
-    // The final weight is tried again a bounded number of times, not ten rounds of five
-    // attempts (over a minute with a 1 s timeout, eight with the default 10 s).
+    // The final weight is tried one more round of five attempts, not ten rounds (some 37 s
+    // more with this 500 ms timeout, eight minutes with the default 10 s): about 12 s in all.
     assert!(
-        took < Duration::from_secs(40),
+        took < Duration::from_secs(25),
         "the halted run took {took:?} to end\n{said}"
     );
     // Every attempt was killed at its timeout: none of the sleeps outlived the run.
