@@ -26,6 +26,9 @@ mod prometheus;
 #[path = "live_cli/fleet.rs"]
 mod fleet;
 
+#[path = "live_cli/fleet_cli.rs"]
+mod fleet_cli;
+
 #[path = "live_cli/nginx.rs"]
 mod nginx;
 

@@ -99,7 +99,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 if *index == 1 {
                     self.rollout_started(t);
                 }
-                self.members_at_stage_start(*index);
+                self.members_at_stage_start(t, *index);
                 self.run_hooks(
                     HookEvent::StageStart,
                     serde_json::json!({"stage": index, "weight": weight.percent()}),

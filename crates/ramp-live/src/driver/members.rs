@@ -6,9 +6,11 @@
 //! The counts are each member's own counters (`/snapshot`), as last read by the fleet's
 //! metrics source: the stage starts after the reading that ended the previous stage, and is
 //! decided on a reading, so the two are the readings the engine's slots were cut from. A
-//! member that restarted during the stage counts from its restart (and says so). A
-//! controller that did not see the stage start (it was resumed mid-stage) records nothing for
-//! it: absent, never a guess.
+//! member that restarted during the stage counts from its restart (and says so). The counts
+//! a stage starts from are journaled too (a `fleet_members_start` event), so a controller
+//! killed mid-stage and resumed still reports the stage's counts (the members kept
+//! counting); one that finds no start for its stage records nothing for it: absent, never a
+//! guess.
 
 use super::Driver;
 use crate::seams::{JournalStore, MetricsSource, Router};
@@ -17,8 +19,56 @@ use ramp_core::summary::{MemberStageSummary, Summary};
 use ramp_core::PlanTime;
 use serde::{Deserialize, Serialize};
 
-/// The journaled event kind.
+/// The journaled event kind of a stage's counts.
 const EVENT: &str = "fleet_members";
+
+/// The journaled event kind of the counts a stage starts from.
+const START_EVENT: &str = "fleet_members_start";
+
+/// The body of a `fleet_members_start` event.
+#[derive(Debug, Serialize, Deserialize)]
+struct StageStart {
+    /// The stage, 1-based.
+    stage: usize,
+    /// Each member's cumulative counts and process start, in plan order.
+    members: Vec<MemberCounts>,
+}
+
+/// One member's cumulative counts as read, with the process start they belong to.
+#[derive(Debug, Serialize, Deserialize)]
+struct MemberCounts {
+    /// Its admin API.
+    url: String,
+    /// Requests completed since it started, when it had been read.
+    requests: Option<u64>,
+    /// Errors among them.
+    errors: Option<u64>,
+    /// Its `instance.boot_id`.
+    boot_id: Option<String>,
+}
+
+impl From<&MemberView> for MemberCounts {
+    fn from(m: &MemberView) -> MemberCounts {
+        MemberCounts {
+            url: m.url.clone(),
+            requests: m.requests,
+            errors: m.errors,
+            boot_id: m.boot_id.clone(),
+        }
+    }
+}
+
+impl From<MemberCounts> for MemberView {
+    fn from(m: MemberCounts) -> MemberView {
+        MemberView {
+            url: m.url,
+            requests: m.requests,
+            errors: m.errors,
+            boot_id: m.boot_id,
+            ..MemberView::default()
+        }
+    }
+}
 
 /// The body of a `fleet_members` event.
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,10 +121,39 @@ pub(super) fn attach<'a>(summary: &mut Summary, bodies: impl Iterator<Item = &'a
 }
 
 impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
-    /// At stage `stage`'s start: the members as last read, which its counts start from.
-    pub(super) fn members_at_stage_start(&mut self, stage: usize) {
+    /// At stage `stage`'s start: the members as last read, which its counts start from
+    /// (journaled, for a controller resumed in the stage).
+    pub(super) fn members_at_stage_start(&mut self, t: PlanTime, stage: usize) {
         let seen = self.routing.router.members();
-        self.routing.members_start = (!seen.is_empty()).then_some((stage, seen));
+        if seen.is_empty() {
+            self.routing.members_start = None;
+            return;
+        }
+        let body = StageStart {
+            stage,
+            members: seen.iter().map(MemberCounts::from).collect(),
+        };
+        if let Err(e) = self.event(t, START_EVENT, &body) {
+            tracing::warn!(error = %e, "cannot journal the fleet members' counts");
+        }
+        self.routing.members_start = Some((stage, seen));
+    }
+
+    /// A resumed controller in stage `stage`: the counts it started from, from the journal.
+    pub(super) fn resume_members(&mut self, stage: usize) {
+        let Ok(events) = self.journal.store.events(self.journal.run_id, 0) else {
+            return;
+        };
+        let start = events
+            .iter()
+            .rev()
+            .filter(|e| e.kind == START_EVENT)
+            .filter_map(|e| serde_json::from_str::<StageStart>(&e.body).ok())
+            .find(|s| s.stage == stage);
+        if let Some(s) = start {
+            let views = s.members.into_iter().map(MemberView::from).collect();
+            self.routing.members_start = Some((stage, views));
+        }
     }
 
     /// At stage `stage`'s end (its decision, a rollback's included): journals what each

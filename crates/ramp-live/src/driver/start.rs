@@ -262,6 +262,9 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         d.line(now, text);
     }
     if resumed {
+        if let State::Running { index } = d.engine.state() {
+            d.resume_members(index + 1);
+        }
         d.announce_resume(replayed.inputs);
     } else {
         let text = format!(

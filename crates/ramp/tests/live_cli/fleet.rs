@@ -4,7 +4,6 @@
 //! and summing their snapshots.
 
 use super::integrity::{ProxyProcess, Upstreams};
-use super::shares;
 use super::support::{plan, Work, WAIT};
 use ramp_core::engine::Action;
 use ramp_live::routers::Fleet;
@@ -17,15 +16,15 @@ use std::time::{Duration, Instant};
 const RPS_EACH: f64 = 100.0;
 
 /// The upstreams, three proxies in front of them, and load through each.
-struct FleetRig {
+pub struct FleetRig {
     /// The members (dropped, so killed, before the upstreams).
-    members: Vec<ProxyProcess>,
+    pub members: Vec<ProxyProcess>,
     /// The upstreams and the load.
-    up: Upstreams,
+    pub up: Upstreams,
 }
 
 impl FleetRig {
-    fn start(w: &Work, deployment: &str) -> FleetRig {
+    pub fn start(w: &Work, deployment: &str) -> FleetRig {
         let up = Upstreams::start();
         let members: Vec<ProxyProcess> = (0..3)
             .map(|i| ProxyProcess::start(w, &up, deployment, &format!("member{i}")))
@@ -48,7 +47,7 @@ impl FleetRig {
     }
 
     /// Every member's canary weight, basis points.
-    fn weights(&self) -> Vec<u64> {
+    pub fn weights(&self) -> Vec<u64> {
         self.members
             .iter()
             .map(|m| m.snapshot()["weights"]["canary_bp"].as_u64().unwrap())
@@ -56,7 +55,7 @@ impl FleetRig {
     }
 
     /// A reader of what both upstreams served, for the run's progress callback.
-    fn served_by_upstreams(&self) -> impl Fn() -> (u64, u64) + Send + Clone + 'static {
+    pub fn served_by_upstreams(&self) -> impl Fn() -> (u64, u64) + Send + Clone + 'static {
         let (s, c) = (
             Arc::clone(&self.up.stable_served),
             Arc::clone(&self.up.canary_served),
@@ -294,104 +293,4 @@ fn a_member_restarted_mid_stage_is_a_gap_and_gets_its_weight_again() {
     let lines = seen.lock().unwrap().lines.join("\n");
     assert!(lines.contains("setting it again"), "{lines}");
     assert_eq!(rig.weights(), vec![10_000; 3]);
-}
-
-/// The fleet as a user names it: `ramp run` with `[router] admin = [three URLs]` promotes an
-/// equal canary, every member at 100 % at the end and each stage's share as planned.
-#[test]
-fn ramp_run_drives_a_fleet_named_in_the_plan() {
-    let started = Instant::now();
-    let w = Work::new("fleet-cli");
-    let rig = FleetRig::start(&w, "fleet-cli");
-    let admins: Vec<String> = rig
-        .members
-        .iter()
-        .map(|m| format!("\"http://{}\"", m.admin))
-        .collect();
-    let router = format!("admin = [{}]", admins.join(", "));
-    w.write(
-        "plan.toml",
-        &shares::plan("fleet-cli", &router, "", shares::STAGES),
-    );
-    let members: Vec<std::net::SocketAddr> = rig.members.iter().map(|m| m.admin).collect();
-    // The fleet's weight when every member holds the same one; while they differ (the
-    // members are set one after another), a weight no stage has, so that the requests of
-    // the change count in no stage.
-    let weight = move || {
-        let all: Option<Vec<u64>> = members
-            .iter()
-            .map(|&a| super::integrity::snapshot(a)?["weights"]["canary_bp"].as_u64())
-            .collect();
-        let all = all?;
-        Some(if all.windows(2).all(|p| p[0] == p[1]) {
-            all[0] as u32
-        } else {
-            u32::MAX
-        })
-    };
-    let (code, s, segments, said) = shares::run(&w, "s.json", weight, rig.served_by_upstreams());
-    assert_eq!(code, 0, "{said}");
-    assert_eq!(s["outcome"], "promoted", "{s:#}");
-    assert_eq!(rig.weights(), vec![10_000; 3]);
-    let measured = shares::assert_stage_shares(&segments, &shares::STAGE_WEIGHTS, 50.0);
-    let per_member = assert_members_served_a_third_each(&s, &rig);
-    // The journaled report says the same, in Markdown and in HTML.
-    let md = w.ramp(&["report", "1", "--journal", "j.db"]);
-    assert_eq!(md.code, 0, "{md}");
-    let html = w.ramp(&["report", "1", "--journal", "j.db", "--out", "r.html"]);
-    assert_eq!(html.code, 0, "{html}");
-    let page = std::fs::read_to_string(w.path("r.html")).unwrap();
-    for m in &rig.members {
-        let url = format!("http://{}", m.admin);
-        assert_eq!(md.stdout.matches(&format!("| {url} | ")).count(), 3, "{md}");
-        assert_eq!(
-            page.matches(&format!("<td>{url}</td>")).count(),
-            3,
-            "{page}"
-        );
-    }
-    eprintln!(
-        "fleet through the CLI: {:.1} s, shares {measured:?}, each member's share of each stage {per_member:?}",
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// Every stage of the summary names the three members in plan order, each having served
-/// about a third of the fleet's requests (the load is 100 req/s to each), and together what
-/// the stage counted; each member's share of each stage, percent.
-fn assert_members_served_a_third_each(s: &Value, rig: &FleetRig) -> Vec<Vec<f64>> {
-    let mut shares = Vec::new();
-    for st in s["stages"].as_array().unwrap() {
-        let members = st["members"].as_array().unwrap_or_else(|| panic!("{st:#}"));
-        let urls: Vec<&str> = members.iter().map(|m| m["url"].as_str().unwrap()).collect();
-        let expected: Vec<String> = rig
-            .members
-            .iter()
-            .map(|m| format!("http://{}", m.admin))
-            .collect();
-        assert_eq!(urls, expected, "{st:#}");
-        let requests: Vec<u64> = members
-            .iter()
-            .map(|m| m["requests"].as_u64().unwrap())
-            .collect();
-        let total: u64 = requests.iter().sum();
-        let counted = st["metrics_by_scope"]["service"]["requests"]
-            .as_u64()
-            .unwrap();
-        assert!(
-            total.abs_diff(counted) * 20 <= counted,
-            "the members served {total} in all, the stage counted {counted}: {st:#}"
-        );
-        let each: Vec<f64> = requests
-            .iter()
-            .map(|&r| 100.0 * r as f64 / total.max(1) as f64)
-            .collect();
-        assert!(
-            each.iter().all(|p| (25.0..=42.0).contains(p)),
-            "each member should serve about a third: {each:?} of {total}; {st:#}"
-        );
-        assert!(members.iter().all(|m| m["errors"] == 0), "{st:#}");
-        shares.push(each);
-    }
-    shares
 }
