@@ -522,6 +522,28 @@ pub struct StageSummary {
     /// then left out, so summaries without query gates are unchanged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queries: Vec<QueryResult>,
+    /// For a fleet of proxies, what each member served during the stage, in plan order, so
+    /// that a member that served little (a load balancer skewed away from it) is visible;
+    /// empty (and left out) for any other router, or when the controller did not see the
+    /// stage start (it was resumed mid-stage).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStageSummary>,
+}
+
+/// One fleet member's requests over one stage, from its own counters (`/snapshot`) read at
+/// the stage's start and end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStageSummary {
+    /// Its admin API.
+    pub url: String,
+    /// Requests it completed during the stage (both cohorts).
+    pub requests: u64,
+    /// How many of them were errors (both cohorts).
+    pub errors: u64,
+    /// Whether it restarted during the stage: its counters began again, so `requests` and
+    /// `errors` count only what it served since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarted: bool,
 }
 
 /// A canary-versus-stable sequential test's state.

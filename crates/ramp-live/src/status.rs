@@ -58,6 +58,13 @@ pub struct MemberView {
     pub url: String,
     /// Requests it completed since it started (both cohorts), when it could be read.
     pub requests: Option<u64>,
+    /// How many of them were errors (both cohorts), when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    /// Its process start (`instance.boot_id`) at the last reading, so that counts read across
+    /// a restart are not subtracted; not shown.
+    #[serde(skip)]
+    pub boot_id: Option<String>,
     /// The canary weight it holds (basis points), when it could be read.
     pub canary_bp: Option<u32>,
     /// Whether it holds the weight the controller last set.
@@ -243,6 +250,10 @@ impl StatusView {
                 let requests = m
                     .requests
                     .map_or("unread".to_string(), ramp_stats::thousands);
+                let errors = m
+                    .errors
+                    .map(|e| format!(" ({} errors)", ramp_stats::thousands(e)))
+                    .unwrap_or_default();
                 let holds = if m.holds_weight {
                     "holds the weight".to_string()
                 } else {
@@ -256,7 +267,11 @@ impl StatusView {
                     .as_ref()
                     .map(|p| format!(" ({p})"))
                     .unwrap_or_default();
-                let _ = writeln!(s, "  {}: {requests} requests, {holds}{problem}", m.url);
+                let _ = writeln!(
+                    s,
+                    "  {}: {requests} requests{errors}, {holds}{problem}",
+                    m.url
+                );
             }
         }
         if !self.gates.is_empty() {
@@ -383,6 +398,8 @@ mod tests {
             MemberView {
                 url: "http://127.0.0.1:9901".into(),
                 requests: Some(1200),
+                errors: Some(3),
+                boot_id: None,
                 canary_bp: Some(1000),
                 holds_weight: true,
                 problem: None,
@@ -390,6 +407,8 @@ mod tests {
             MemberView {
                 url: "http://127.0.0.1:9902".into(),
                 requests: Some(30),
+                errors: None,
+                boot_id: None,
                 canary_bp: Some(0),
                 holds_weight: false,
                 problem: None,
@@ -397,7 +416,7 @@ mod tests {
         ];
         let text = view.render();
         assert!(
-            text.contains("http://127.0.0.1:9901: 1,200 requests, holds the weight"),
+            text.contains("http://127.0.0.1:9901: 1,200 requests (3 errors), holds the weight"),
             "{text}"
         );
         assert!(

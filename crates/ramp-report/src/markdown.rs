@@ -592,7 +592,45 @@ fn stage(ctx: &Ctx, st: &StageSummary, is_last: bool, out: &mut String) {
         w!(out);
     }
     stage_summary(ctx, st, out);
+    fleet_members(st, out);
     decision_point(st, is_last, out);
+}
+
+/// For a fleet of proxies, what each member served in the stage and its share of the
+/// fleet's requests, so that a member the load balancer skews away from (or toward) shows;
+/// nothing for any other router.
+fn fleet_members(st: &StageSummary, out: &mut String) {
+    if st.members.is_empty() {
+        return;
+    }
+    let total: u64 = st.members.iter().map(|m| m.requests).sum();
+    w!(
+        out,
+        "**Fleet members** (requests each proxy served in the stage):"
+    );
+    w!(out);
+    w!(out, "| Member | Requests | Share | Errors |");
+    w!(out, "|--------|----------|-------|--------|");
+    for m in &st.members {
+        let share = if total > 0 {
+            format!("{} %", fixed(100.0 * m.requests as f64 / total as f64, 1))
+        } else {
+            DASH.to_string()
+        };
+        let since = if m.restarted {
+            " (since it restarted)"
+        } else {
+            ""
+        };
+        w!(
+            out,
+            "| {} | {}{since} | {share} | {} |",
+            table_text(&m.url),
+            count(m.requests),
+            count(m.errors)
+        );
+    }
+    w!(out);
 }
 
 /// The staging report's "Hourly Aggregates": one row per checkpoint with every metric and the worst

@@ -3,7 +3,8 @@
 
 use ramp_core::summary::{
     ApprovalSummary, BaselineSummary, CheckSummary, CheckpointSummary, Confidence, Decision,
-    FeatureSummary, FlagUsageSummary, GateResult, GateStatus, Metrics, Outcome, RehearsalOutcome,
+    FeatureSummary, FlagUsageSummary, GateResult, GateStatus, MemberStageSummary, Metrics,
+    Outcome, RehearsalOutcome,
     RehearsalSummary, RollbackTiming, Sampling, ScopedMetrics, StageSummary, Summary,
     TimelineEvent, Totals,
 };
@@ -189,6 +190,7 @@ fn stage(
         checkpoints: cps,
         tests: vec![],
         queries: vec![],
+        members: vec![],
     }
 }
 
@@ -945,6 +947,61 @@ fn halted_report_shows_no_data_honestly() {
 /// Fails on 63809fb (no `unobserved_s`): a stage with time the controller did not observe
 /// (issue 12) says how much in its duration line and in a column of the decision matrix,
 /// which reports without gaps do not have.
+/// Issue 14: a fleet's per-member requests per stage are in the JSON summary, the Markdown
+/// report and the HTML report, a skewed member visibly so; absent (not zero) for any other
+/// router.
+#[test]
+fn a_fleets_members_are_reported_per_stage_and_absent_otherwise() {
+    let plain = caveats();
+    let v: serde_json::Value = serde_json::from_str(&ramp_report::json(&plain)).unwrap();
+    assert!(
+        v["stages"][0].get("members").is_none(),
+        "{:#}",
+        v["stages"][0]
+    );
+    assert!(!ramp_report::markdown(&plain).contains("Fleet members"));
+    assert!(!ramp_report::html(&plain).contains("Fleet members"));
+
+    let mut s = caveats();
+    let member = |port: u16, requests: u64, errors: u64, restarted: bool| MemberStageSummary {
+        url: format!("http://127.0.0.1:{port}"),
+        requests,
+        errors,
+        restarted,
+    };
+    s.stages[0].members = vec![
+        member(9901, 4_500, 3, false),
+        member(9902, 4_500, 2, false),
+        member(9903, 1_000, 0, true),
+    ];
+    let v: serde_json::Value = serde_json::from_str(&ramp_report::json(&s)).unwrap();
+    let members = &v["stages"][0]["members"];
+    assert_eq!(members[0]["requests"], 4_500, "{members:#}");
+    assert_eq!(members[2]["restarted"], true, "{members:#}");
+    assert!(members[0].get("restarted").is_none(), "{members:#}");
+    assert!(v["stages"][1].get("members").is_none());
+    let back: Summary = serde_json::from_value(v).unwrap();
+    assert_eq!(back.stages[0].members, s.stages[0].members);
+
+    let r = ramp_report::markdown(&s);
+    has(
+        &r,
+        "**Fleet members** (requests each proxy served in the stage):",
+    );
+    has(&r, "| Member | Requests | Share | Errors |");
+    has(&r, "| http://127.0.0.1:9901 | 4,500 | 45.0 % | 3 |");
+    has(
+        &r,
+        "| http://127.0.0.1:9903 | 1,000 (since it restarted) | 10.0 % | 0 |",
+    );
+    assert_eq!(r.matches("Fleet members").count(), 1, "stage 1 only");
+    let html = ramp_report::html(&s);
+    assert!(
+        html.contains("<td>http://127.0.0.1:9902</td><td>4,500</td><td>45.0 %</td><td>2</td>"),
+        "{html}"
+    );
+}
+
 #[test]
 fn unobserved_time_is_reported_only_when_a_stage_had_some() {
     let plain = ramp_report::markdown(&caveats());

@@ -213,7 +213,8 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             run_id: Some(run_id),
         } => {
             eprintln!(
-                "ramp: run {run_id} interrupted; the proxy keeps the current weight. Run the same command again to resume."
+                "ramp: run {run_id} interrupted; {} keeps the current weight. Run the same command again to resume.",
+                router_noun(&router)
             );
             Ok(Ended::Interrupted)
         }
@@ -441,6 +442,17 @@ async fn connect_router(
                 .context("embedded proxy")?;
             Ok((client.into(), Some(task)))
         }
+    }
+}
+
+/// What the plan's router is called in a sentence ("the proxy", "HAProxy").
+fn router_noun(router: &Router) -> &'static str {
+    match router {
+        Router::Admin { .. } | Router::Embedded { .. } => "the proxy",
+        Router::Fleet { .. } => "the fleet",
+        Router::Haproxy(_) => "HAProxy",
+        Router::Nginx(_) => "nginx",
+        Router::Command(_) => "the command router",
     }
 }
 

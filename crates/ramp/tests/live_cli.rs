@@ -26,8 +26,20 @@ mod prometheus;
 #[path = "live_cli/fleet.rs"]
 mod fleet;
 
+#[path = "live_cli/fleet_cli.rs"]
+mod fleet_cli;
+
 #[path = "live_cli/nginx.rs"]
 mod nginx;
+
+#[path = "live_cli/shares.rs"]
+mod shares;
+
+#[path = "live_cli/haproxy.rs"]
+mod haproxy;
+
+#[path = "live_cli/command.rs"]
+mod command;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -845,6 +845,7 @@ impl Engine {
             checkpoints: Vec::new(),
             tests: Vec::new(),
             queries: Vec::new(),
+            members: Vec::new(),
         });
         self.event(format!(
             "Stage {} started: canary at {} for {}",

@@ -102,6 +102,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 if *index == 1 {
                     self.rollout_started(t);
                 }
+                self.members_at_stage_start(t, *index);
                 self.run_hooks(
                     HookEvent::StageStart,
                     serde_json::json!({"stage": index, "weight": weight.percent()}),
@@ -113,6 +114,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 reasons,
             } => {
                 self.record_flag_usage(t, *index);
+                self.record_members(t, *index);
                 self.run_hooks(
                     HookEvent::StageEnd,
                     serde_json::json!({"stage": index, "decision": decision.key(), "reasons": reasons}),
@@ -209,7 +211,12 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             match self.routing.router.weight().await {
                 Ok(bp) if bp == u32::from(w.basis_points()) => return,
                 Ok(_) | Err(_) => {
-                    self.apply_weight(w).await;
+                    // A router that refused every attempt of one round (a command hanging
+                    // until its timeout each time) is not tried for nine more rounds: the
+                    // run ends, saying so, rather than minutes later.
+                    if !self.apply_weight(w).await {
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -218,7 +225,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         self.line(
             t,
             format!(
-                "The proxy could not be confirmed at the final weight {w}; check it (GET /weights)"
+                "{} could not be confirmed at the final weight {w}; check it ({})",
+                super::capitalized(self.routing.router.noun()),
+                self.routing.router.location()
             ),
         );
     }

@@ -88,6 +88,9 @@ pub(super) fn check<R: Router, J: JournalStore>(
     let mut checked = Checked::default();
     match identity.deployment.as_deref() {
         Some(id) if id == deployment => {}
+        // A router that has no sticky-routing salt (HAProxy, commands) names no deployment
+        // by nature: nothing to warn about.
+        None if !router.salts_by_deployment() => {}
         None | Some(ramp_proxy::config::DEFAULT_DEPLOYMENT_ID) => {
             checked.said.push(format!(
                 "The proxy at {} names no deployment: it salts sticky routing with {:?}, not {deployment:?} (set deployment_id = {deployment:?} in its configuration so that flags salted by the deployment agree with it)",

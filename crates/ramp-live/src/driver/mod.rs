@@ -24,6 +24,7 @@
 mod feed;
 mod flags;
 mod identity;
+mod members;
 mod notices;
 mod operator;
 mod queries;
@@ -282,6 +283,10 @@ struct MetricsFeed<S> {
     last_end_ms: u64,
     /// Why the source cannot be read, while it cannot.
     problem: Option<String>,
+    /// What could not be read the last time a reading failed: the source, or the router
+    /// asked for the weight in force ("Prometheus", "the command router"), for the reason of
+    /// the gap that follows.
+    unread_by: &'static str,
     /// What the source's readings lack, while they lack it ([`MetricsSource::incomplete`]).
     incomplete: Option<String>,
     /// The query gates, when the plan has any.
@@ -294,6 +299,9 @@ struct Routing<R> {
     router: R,
     /// When the router applied the rollback's weight 0 (plan ms).
     rollback_applied_ms: Option<u64>,
+    /// A fleet's members as read when the running stage started (its number, 1-based),
+    /// which the stage's per-member counts start from ([`members`]).
+    members_start: Option<(usize, Vec<crate::status::MemberView>)>,
 }
 
 /// The running controller, generic over its three seams.
@@ -323,6 +331,15 @@ struct Driver<'a, S, R, J> {
     resumable: bool,
     /// What `GET /metrics` renders: the driver publishes to it and counts in it.
     exposition: Arc<crate::exposition::ControllerMetrics>,
+}
+
+/// `noun` with its first letter in capitals, to start a sentence ("The proxy", "HAProxy").
+fn capitalized(noun: &str) -> String {
+    let mut chars = noun.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {

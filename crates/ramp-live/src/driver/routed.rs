@@ -47,8 +47,10 @@ pub(super) async fn run_routed(
         (LiveRouter::Nginx(nginx), None) => Err(LiveError::NoCounters {
             router: nginx.location().to_string(),
         }),
-        // HAProxy's own counters, shown as the router's ("proxy") source.
-        (LiveRouter::Haproxy(haproxy), None) => go!(haproxy.stats(), SourceKind::Proxy, haproxy),
+        // HAProxy's own counters.
+        (LiveRouter::Haproxy(haproxy), None) => {
+            go!(haproxy.stats(), SourceKind::Haproxy, haproxy)
+        }
         (LiveRouter::Haproxy(haproxy), Some(source)) => {
             go!(source, SourceKind::Prometheus, haproxy)
         }

@@ -5,7 +5,7 @@
 use super::feed::CursorChange;
 use super::records::outcome_json;
 use super::teardown::HookDone;
-use super::{Driver, Ended, LiveError, RESTORE_POLL, RETRY};
+use super::{capitalized, Driver, Ended, LiveError, RESTORE_POLL, RETRY};
 use crate::checks;
 use crate::clock;
 use crate::control::Command;
@@ -74,11 +74,11 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 _ = shutdown.as_mut() => {
                     let t = self.plan_now();
                     let text = if self.resumable {
-                        "Interrupted: the proxy keeps the current weight; run the same command again to resume"
+                        format!("Interrupted: {} keeps the current weight; run the same command again to resume", self.routing.router.noun())
                     } else {
-                        "Interrupted: this run cannot be resumed, so it is halted"
+                        "Interrupted: this run cannot be resumed, so it is halted".to_string()
                     };
-                    self.line(t, text.into());
+                    self.line(t, text);
                     return Ok(Ended::Interrupted);
                 }
                 Some((request, reply)) = commands.recv() => {
@@ -216,8 +216,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         let observed = observe(&self.metrics.source, &self.routing.router).await;
         let (counters, canary_bp) = match observed {
             Ok(r) => r,
-            Err(e) => {
+            Err((what, e)) => {
                 let t = self.plan_now();
+                self.metrics.unread_by = what;
                 self.metrics_problem(t, &e)?;
                 if let State::Running { .. } = self.engine.state() {
                     self.unreadable_too_long(&e).await?;
@@ -282,8 +283,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 start_ms,
                 end_ms: now.0,
                 reason: match unreadable {
-                    Some(p) => format!("the proxy could not be read ({p})"),
-                    None => "the proxy could not be read".to_string(),
+                    Some(p) => format!("{} could not be read ({p})", self.metrics.unread_by),
+                    None => format!("{} could not be read", self.metrics.unread_by),
                 },
             },
         };
@@ -314,7 +315,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         let gap = Input::Gap {
             start_ms,
             end_ms: now.0,
-            reason: format!("the proxy could not be read ({e})"),
+            reason: format!("{} could not be read ({e})", self.metrics.unread_by),
         };
         self.metrics.last_end_ms = now.0;
         self.metrics.cursor = None;
@@ -331,7 +332,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.line(
                 t,
                 format!(
-                    "The proxy routes {}% to the canary, not {}; setting it again",
+                    "{} routes {}% to the canary, not {}; setting it again",
+                    capitalized(self.routing.router.noun()),
                     f64::from(canary_bp) / 100.0,
                     w
                 ),
@@ -386,15 +388,16 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
 }
 
 /// One reading: the source's counters and the weight in force (from the source when it knows
-/// it, from the router otherwise).
+/// it, from the router otherwise); an error with what could not be read (the source's or the
+/// router's noun).
 async fn observe<S: MetricsSource, R: Router>(
     source: &S,
     router: &R,
-) -> Result<(Counters, u32), SourceError> {
-    let reading = source.read().await?;
+) -> Result<(Counters, u32), (&'static str, SourceError)> {
+    let reading = source.read().await.map_err(|e| (source.noun(), e))?;
     let canary_bp = match reading.canary_bp {
         Some(bp) => bp,
-        None => router.weight().await?,
+        None => router.weight().await.map_err(|e| (router.noun(), e))?,
     };
     Ok((reading.counters, canary_bp))
 }

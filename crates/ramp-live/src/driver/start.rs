@@ -238,6 +238,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             started_unix_ms,
         },
         metrics: MetricsFeed {
+            unread_by: observed.source.noun(),
             source: observed.source,
             cursor: replayed.cursor,
             last_end_ms: replayed.last_end_ms,
@@ -248,6 +249,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         routing: Routing {
             router,
             rollback_applied_ms: None,
+            members_start: None,
         },
         on,
         hooks,
@@ -264,6 +266,9 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         d.line(now, text);
     }
     if resumed {
+        if let State::Running { index } = d.engine.state() {
+            d.resume_members(index + 1);
+        }
         d.announce_resume(replayed.inputs);
     } else {
         let text = format!(
@@ -455,11 +460,12 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         };
         let now = self.plan_now();
         let text = format!(
-            "Resumed run {} of {} from {}: {replayed} journaled inputs replayed, {where_}; the {} s since the last reading count in the stage if the proxy kept counting, and are unobserved if it restarted",
+            "Resumed run {} of {} from {}: {replayed} journaled inputs replayed, {where_}; the {} s since the last reading count in the stage if {} kept counting, and are unobserved if it restarted",
             self.journal.run_id,
             plan.deployment.id,
             self.journal.path,
-            now.0.saturating_sub(self.metrics.last_end_ms) / 1000
+            now.0.saturating_sub(self.metrics.last_end_ms) / 1000,
+            self.metrics.source.noun()
         );
         self.line(now, text);
     }

@@ -197,6 +197,13 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             s.rehearsals.push(r.summary());
         }
         if let Ok(events) = self.journal.store.events(self.journal.run_id, 0) {
+            super::members::attach(
+                &mut s,
+                events
+                    .iter()
+                    .filter(|e| e.kind == "fleet_members")
+                    .map(|e| e.body.as_str()),
+            );
             s.flags = events
                 .iter()
                 .filter(|e| e.kind == "flag_usage")

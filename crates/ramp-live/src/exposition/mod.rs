@@ -42,9 +42,9 @@ pub struct ControllerMetrics {
     /// Journal writes that failed.
     journal_errors: Counter,
     /// Metric-source reads by kind of source and result, in [`SourceKind::ALL`] order.
-    source_reads: [[Counter; 2]; 2],
+    source_reads: [[Counter; 2]; SourceKind::ALL.len()],
     /// Metric-source read durations by kind of source.
-    source_durations: [Histogram; 2],
+    source_durations: [Histogram; SourceKind::ALL.len()],
 }
 
 /// Every decision, in the order the counters hold them.

@@ -14,17 +14,24 @@ pub enum SourceKind {
     Proxy,
     /// A Prometheus server's query API.
     Prometheus,
+    /// HAProxy's own counters (its runtime API's `show stat`).
+    Haproxy,
 }
 
 impl SourceKind {
     /// Every kind, in the order the counters hold them.
-    pub const ALL: [SourceKind; 2] = [SourceKind::Proxy, SourceKind::Prometheus];
+    pub const ALL: [SourceKind; 3] = [
+        SourceKind::Proxy,
+        SourceKind::Prometheus,
+        SourceKind::Haproxy,
+    ];
 
     /// The label value.
     pub fn key(self) -> &'static str {
         match self {
             SourceKind::Proxy => "proxy",
             SourceKind::Prometheus => "prometheus",
+            SourceKind::Haproxy => "haproxy",
         }
     }
 
@@ -33,6 +40,7 @@ impl SourceKind {
         match self {
             SourceKind::Proxy => 0,
             SourceKind::Prometheus => 1,
+            SourceKind::Haproxy => 2,
         }
     }
 }
@@ -60,6 +68,10 @@ impl<S> Instrumented<S> {
 }
 
 impl<S: MetricsSource> MetricsSource for Instrumented<S> {
+    fn noun(&self) -> &'static str {
+        self.inner.noun()
+    }
+
     async fn read(&self) -> Result<Reading, SourceError> {
         let started = clock::now();
         let result = self.inner.read().await;

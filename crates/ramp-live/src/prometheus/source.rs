@@ -205,6 +205,10 @@ impl PrometheusSource {
 }
 
 impl MetricsSource for PrometheusSource {
+    fn noun(&self) -> &'static str {
+        "Prometheus"
+    }
+
     async fn read(&self) -> Result<Reading, SourceError> {
         Ok(Reading {
             counters: self.read_counters().await?,

@@ -91,6 +91,10 @@ impl Router for CommandRouter {
         &self.location
     }
 
+    fn noun(&self) -> &'static str {
+        "the command router"
+    }
+
     /// Commands cannot say which deployment they route nor which run set the weight: see
     /// the module documentation of [`crate::routers`].
     async fn identity(&self) -> Result<RouterIdentity, SourceError> {

@@ -95,6 +95,8 @@ impl Fleet {
             match answer {
                 Ok(r) => {
                     view.requests = Some(r.counters.stable.completed + r.counters.canary.completed);
+                    view.errors = Some(r.counters.stable.errors + r.counters.canary.errors);
+                    view.boot_id.clone_from(&r.counters.epoch);
                     view.canary_bp = Some(r.canary_bp);
                     view.holds_weight = Some(r.canary_bp) == target;
                     view.problem = None;
@@ -269,6 +271,14 @@ impl Router for Fleet {
         &self.location
     }
 
+    fn noun(&self) -> &'static str {
+        "the fleet"
+    }
+
+    fn salts_by_deployment(&self) -> bool {
+        true
+    }
+
     async fn identity(&self) -> Result<RouterIdentity, SourceError> {
         let readings = self.read_all().await?;
         Ok(identity_of(&self.members, &readings))
@@ -342,6 +352,10 @@ impl Router for Fleet {
 /// the whole reading an error (the rollout holds, and the driver declares the time a gap
 /// once it is longer than the stage may leave unobserved).
 impl MetricsSource for Fleet {
+    fn noun(&self) -> &'static str {
+        "the fleet"
+    }
+
     async fn read(&self) -> Result<Reading, SourceError> {
         let readings = self.read_all().await?;
         let held: Vec<u32> = readings.iter().map(|r| r.canary_bp).collect();

@@ -361,6 +361,10 @@ impl Router for Nginx {
         &self.location
     }
 
+    fn noun(&self) -> &'static str {
+        "nginx"
+    }
+
     /// The deployment and run of the file's mark; a file Ramp never wrote is this
     /// deployment's, set by no run. nginx must be running (when a pid file is named).
     async fn identity(&self) -> Result<RouterIdentity, SourceError> {

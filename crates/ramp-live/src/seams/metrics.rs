@@ -25,6 +25,10 @@ pub trait MetricsSource: Send + Sync {
     /// pass) and is retried.
     fn read(&self) -> impl Future<Output = Result<Reading, SourceError>> + Send;
 
+    /// What the source is called in the driver's sentences ("the proxy", "Prometheus"), so
+    /// that a line saying it could not be read names what could not be.
+    fn noun(&self) -> &'static str;
+
     /// What the last successful reading lacked, if anything, in one sentence: a query that
     /// returned no series counts nothing (which no gate passes on), and status and the
     /// journal say which, so a misspelt metric is told from a canary that has served
@@ -36,6 +40,10 @@ pub trait MetricsSource: Send + Sync {
 
 /// A Ramp proxy's exact `/snapshot`: counters and the weight it applied, in one call.
 impl MetricsSource for ProxyAdmin {
+    fn noun(&self) -> &'static str {
+        "the proxy"
+    }
+
     async fn read(&self) -> Result<Reading, SourceError> {
         let reading = ProxyAdmin::read(self).await?;
         Ok(Reading {

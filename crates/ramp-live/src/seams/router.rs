@@ -14,6 +14,17 @@ pub trait Router: Send + Sync {
     /// Where the router is (a URL), for messages and errors.
     fn location(&self) -> &str;
 
+    /// What the router is called in the driver's sentences ("the proxy", "HAProxy"), so that
+    /// a line about the weight in force names what holds it.
+    fn noun(&self) -> &'static str;
+
+    /// Whether the router salts sticky routing with the deployment it names (a Ramp proxy,
+    /// a fleet of them), so that one naming no deployment is worth a warning; HAProxy, nginx
+    /// and commands have no such salt, and their not naming a deployment says nothing.
+    fn salts_by_deployment(&self) -> bool {
+        false
+    }
+
     /// Which deployment the router says it serves and which run last set its weights, so that
     /// a controller never moves another service's traffic, nor traffic that a run its journal
     /// does not hold has moved.
@@ -67,6 +78,14 @@ pub struct RouterIdentity {
 impl Router for ProxyAdmin {
     fn location(&self) -> &str {
         self.url()
+    }
+
+    fn noun(&self) -> &'static str {
+        "the proxy"
+    }
+
+    fn salts_by_deployment(&self) -> bool {
+        true
     }
 
     async fn identity(&self) -> Result<RouterIdentity, SourceError> {

@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 const RPS_EACH: f64 = 100.0;
 
 /// The upstreams, three proxies in front of them, and load through each.
-struct FleetRig {
+pub struct FleetRig {
     /// The members (dropped, so killed, before the upstreams).
-    members: Vec<ProxyProcess>,
+    pub members: Vec<ProxyProcess>,
     /// The upstreams and the load.
-    up: Upstreams,
+    pub up: Upstreams,
 }
 
 impl FleetRig {
-    fn start(w: &Work, deployment: &str) -> FleetRig {
+    pub fn start(w: &Work, deployment: &str) -> FleetRig {
         let up = Upstreams::start();
         let members: Vec<ProxyProcess> = (0..3)
             .map(|i| ProxyProcess::start(w, &up, deployment, &format!("member{i}")))
@@ -47,7 +47,7 @@ impl FleetRig {
     }
 
     /// Every member's canary weight, basis points.
-    fn weights(&self) -> Vec<u64> {
+    pub fn weights(&self) -> Vec<u64> {
         self.members
             .iter()
             .map(|m| m.snapshot()["weights"]["canary_bp"].as_u64().unwrap())
@@ -55,7 +55,7 @@ impl FleetRig {
     }
 
     /// A reader of what both upstreams served, for the run's progress callback.
-    fn served_by_upstreams(&self) -> impl Fn() -> (u64, u64) + Send + Clone + 'static {
+    pub fn served_by_upstreams(&self) -> impl Fn() -> (u64, u64) + Send + Clone + 'static {
         let (s, c) = (
             Arc::clone(&self.up.stable_served),
             Arc::clone(&self.up.canary_served),

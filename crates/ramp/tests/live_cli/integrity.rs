@@ -234,7 +234,7 @@ impl ProxyRig {
 }
 
 /// `GET /snapshot` of the admin API at `admin`, `None` while it does not answer.
-fn snapshot(admin: SocketAddr) -> Option<Value> {
+pub fn snapshot(admin: SocketAddr) -> Option<Value> {
     let (status, body) = super::support::try_http_get(admin, "/snapshot")?;
     (status == 200).then(|| serde_json::from_str(&body).ok())?
 }

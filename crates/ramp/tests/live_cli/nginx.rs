@@ -232,3 +232,76 @@ fn nginx_applies_weights_refuses_a_bad_file_and_says_when_it_is_gone() {
         .to_string();
     assert!(e.contains("rehearse through a Ramp proxy"), "{e}");
 }
+
+/// The canary's weight in the upstream file Ramp owns (its first line), basis points.
+fn file_weight(path: std::path::PathBuf) -> impl FnMut() -> Option<u32> + Send + 'static {
+    move || {
+        let text = std::fs::read_to_string(&path).ok()?;
+        let mark = text.lines().next()?.strip_prefix("# ramp: ")?;
+        let v: serde_json::Value = serde_json::from_str(mark).ok()?;
+        Some(v["weight_bp"].as_u64()? as u32)
+    }
+}
+
+/// A live rollout through nginx judged from a real Prometheus scraping the upstreams
+/// (`[metrics] source = "prometheus"`): an equal canary is promoted with each stage's share
+/// as planned, and a canary answering 30 % errors is rolled back in stage 1, marked `down`,
+/// after which it serves nothing.
+#[test]
+fn a_rollout_through_nginx_judged_from_prometheus_promotes_and_rolls_back() {
+    use super::shares::{self, assert_stage_shares, run, served_by, STAGES, STAGE_WEIGHTS};
+    let started = Instant::now();
+    let w = Work::new("nginx-run");
+    let up = Upstreams::start();
+    std::fs::create_dir_all(w.path("nginx")).unwrap();
+    w.write(
+        "nginx/upstream.conf",
+        &format!("upstream app {{ server {}; }}\n", up.stable),
+    );
+    let nginx = NginxProcess::start(&w);
+    up.load(nginx.listen, 200.0, 0, 47);
+    let prom = super::command::prometheus(&up);
+    let argv = |extra: &[&str]| {
+        let mut v = vec![NGINX.to_string()];
+        v.extend(args(&w, extra));
+        serde_json::to_string(&v).unwrap()
+    };
+    let router = format!(
+        "kind = \"nginx\"\nupstream_file = \"nginx/upstream.conf\"\nupstream = \"app\"\nstable = [\"{}\"]\ncanary = [\"{}\"]\ntest = {}\nreload = {}\npid_file = \"nginx/nginx.pid\"\ntimeout = \"5s\"\n",
+        up.stable,
+        up.canary,
+        argv(&["-t", "-q"]),
+        argv(&["-s", "reload"]),
+    );
+    let metrics = super::command::metrics(&prom);
+    w.write(
+        "plan.toml",
+        &shares::plan("nginx-test", &router, &metrics, STAGES),
+    );
+    let file = w.path("nginx/upstream.conf");
+    let (code, s, segments, said) = run(&w, "s.json", file_weight(file.clone()), served_by(&up));
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(s["outcome"], "promoted", "{s:#}");
+    let measured = assert_stage_shares(&segments, &STAGE_WEIGHTS, 50.0);
+    eprintln!("nginx shares (weight, measured %, requests): {measured:?}");
+
+    up.canary_served.set_regression(0.3, 0.0);
+    let (code, s, segments, said) = run(&w, "s2.json", file_weight(file.clone()), served_by(&up));
+    assert_eq!(code, 3, "{said}");
+    assert_eq!(s["rollback"]["stage"], 1, "{s:#}");
+    assert_stage_shares(&segments, &[20.0], 50.0);
+    assert_eq!(file_weight(file.clone())(), Some(0));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(&format!("server {} down;", up.canary)),
+        "{text}"
+    );
+    let after = up.canary_served.served().requests;
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        up.canary_served.served().requests,
+        after,
+        "canary not drained"
+    );
+    eprintln!("nginx rollout: {:.1} s", started.elapsed().as_secs_f64());
+}

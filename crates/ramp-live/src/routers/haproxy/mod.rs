@@ -134,6 +134,10 @@ impl Router for HaproxyRouter {
         &self.runtime.location
     }
 
+    fn noun(&self) -> &'static str {
+        "HAProxy"
+    }
+
     /// Checks that the backend and every server of the plan exist, since nothing else can
     /// be asked of HAProxy about who drives it (see [`crate::routers`]).
     async fn identity(&self) -> Result<RouterIdentity, SourceError> {

@@ -67,6 +67,10 @@ impl HaproxyStats {
 }
 
 impl MetricsSource for HaproxyStats {
+    fn noun(&self) -> &'static str {
+        "HAProxy"
+    }
+
     async fn read(&self) -> Result<Reading, SourceError> {
         let info = self.runtime.ask("show info").await?;
         let epoch = epoch(&info).map_err(|e| self.runtime.error(format!("show info: {e}")))?;
