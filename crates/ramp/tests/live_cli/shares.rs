@@ -115,6 +115,17 @@ fn watch(
                 });
             }
             if stopping {
+                // A weight first seen as the watch stops (the rollback's 0 % read in the same
+                // turn as the stop) still ends the record, with no time or requests of its own:
+                // without it the record ended on the weight before.
+                if let (true, Some(bp)) = (changed, now) {
+                    segments.push(Segment {
+                        weight_bp: bp,
+                        held: Duration::ZERO,
+                        stable: 0,
+                        canary: 0,
+                    });
+                }
                 return segments;
             }
             if let Some(bp) = now {
