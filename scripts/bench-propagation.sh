@@ -87,9 +87,13 @@ bench_at_exit "touch '$W/stop'; sleep 0.2"
 bench_track $!
 bench_wait_port "$P_STABLE"; bench_wait_port "$P_CANARY"
 
-P_PROM=$(bench_free_port)
-mkdir -p "$W/prometheus"
-cat >"$W/prometheus/prometheus.yml" <<EOF
+# Prometheus scraping both upstreams every second, for the routers whose metrics come from
+# it (nginx, command); ready once both have been scraped (bounded: 30 s). Sets P_PROM.
+start_prometheus() {
+  local up=0
+  P_PROM=$(bench_free_port)
+  mkdir -p "$W/prometheus"
+  cat >"$W/prometheus/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -98,17 +102,21 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$P_STABLE", "127.0.0.1:$P_CANARY"]
 EOF
-"$PROMETHEUS" --config.file="$W/prometheus/prometheus.yml" --storage.tsdb.path="$W/prometheus/data" \
-  --web.listen-address="127.0.0.1:$P_PROM" --log.level=warn >"$W/prometheus/log" 2>&1 &
-bench_track $!
-# Ready once both upstreams have been scraped (bounded: 30 s).
-for _ in $(seq 1 300); do
-  up=$(curl -s --max-time 1 "http://127.0.0.1:$P_PROM/api/v1/query?query=sum(up)" 2>/dev/null \
-    | python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)' 2>/dev/null || echo 0)
-  [ "$up" = 2 ] && break
-  sleep 0.1
-done
-[ "$up" = 2 ] || { echo "Prometheus did not scrape both upstreams within 30 s:" >&2; tail -5 "$W/prometheus/log" >&2; exit 1; }
+  "$PROMETHEUS" --config.file="$W/prometheus/prometheus.yml" --storage.tsdb.path="$W/prometheus/data" \
+    --web.listen-address="127.0.0.1:$P_PROM" --log.level=warn >"$W/prometheus/log" 2>&1 &
+  bench_track $!
+  for _ in $(seq 1 300); do
+    up=$(curl -s --max-time 1 "http://127.0.0.1:$P_PROM/api/v1/query?query=sum(up)" 2>/dev/null \
+      | python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)' 2>/dev/null || echo 0)
+    [ "$up" = 2 ] && return 0
+    sleep 0.1
+  done
+  echo "Prometheus did not scrape both upstreams within 30 s:" >&2; tail -5 "$W/prometheus/log" >&2; exit 1
+}
+P_PROM=""
+case ",$ROUTERS," in
+  *,nginx,* | *,command,*) start_prometheus ;;
+esac
 
 LOAD_BEFORE="$(bench_load)"
 echo "machine: $(nproc) cores; load average $LOAD_BEFORE; $ROUNDS round(s) of ${ORDER[*]} at $RPS req/s" >&2
