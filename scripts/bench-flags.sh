@@ -38,6 +38,8 @@
 # unleash-edge into $CARGO_TARGET_DIR/bench-flags-edge (cargo install; the first build takes
 # 15 to 30 minutes). Traffic goes only to 127.0.0.1. Everything started here is stopped on exit.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 DURATION=10
 CONNECTIONS=50
@@ -49,44 +51,29 @@ while [ $# -gt 0 ]; do
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    -h | --help) bench_usage "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-for v in "$DURATION" "$CONNECTIONS" "$ROUNDS"; do
-  case "$v" in ''|*[!0-9]*) echo "numeric arguments only: $v" >&2; exit 2 ;; esac
-done
+bench_uint --duration "$DURATION"
+bench_uint --connections "$CONNECTIONS"
+bench_uint --rounds "$ROUNDS"
 if [ "$DURATION" -lt 1 ] || [ "$DURATION" -gt 300 ] || [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 10 ] \
   || [ "$CONNECTIONS" -lt 1 ] || [ "$CONNECTIONS" -gt 2000 ]; then
   echo "refusing an unbounded run (1 <= duration <= 300, 1 <= rounds <= 10, 1 <= connections <= 2000)" >&2
   exit 2
 fi
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-WORK="$(mktemp -d /tmp/ramp-bench-flags.XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 0.3
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+ROOT="$BENCH_ROOT"
+bench_work_dir ramp-bench-flags
+WORK="$BENCH_WORK"
 
 # --- tools -----------------------------------------------------------------------------
-need_apt=()
-command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
-command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
-command -v npm >/dev/null 2>&1 || need_apt+=(npm)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]} (Debian packages)" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+bench_need_tools wrk:wrk curl:curl node:nodejs npm:npm
 
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+TARGET="$(bench_target_dir)"
 echo "building the OFREP server example (release)" >&2
-CARGO_TARGET_DIR="$TARGET" cargo build --quiet --release --manifest-path "$ROOT/crates/ramp-flags/Cargo.toml" --example ofrep_server
+bench_build_release --manifest-path "$ROOT/crates/ramp-flags/Cargo.toml" --example ofrep_server
 SERVER="$TARGET/release/examples/ofrep_server"
 
 # The rival, from npm into a cache directory (not globally), once. --ignore-scripts: nothing
@@ -114,21 +101,13 @@ if ! { [ -x "$EDGE" ] && grep -q "^\"unleash-edge $EDGE_VERSION " "$EDGE_ROOT/.c
 fi
 
 P_STATS=18116; P_NOSTATS=18117; P_UNLEASH=18118; P_UPSTREAM=18119; P_FLOOR=18120; P_EDGE=18121
-for p in $P_STATS $P_NOSTATS $P_UNLEASH $P_UPSTREAM $P_FLOOR $P_EDGE; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "port $p is already in use" >&2; exit 1; fi
-done
+bench_ports_free $P_STATS $P_NOSTATS $P_UNLEASH $P_UPSTREAM $P_FLOOR $P_EDGE
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2; exit 1
-}
-
-rss_kib() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status 2>/dev/null || echo 0; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat 2>/dev/null || echo 0; }
-CLK_TCK=$(getconf CLK_TCK)
+# Each server is one process: its own memory and CPU.
+wait_port() { bench_wait_port "$1" 200; }
+rss_kib() { bench_rss_kib "$1"; }
+cpu_ticks() { bench_cpu_ticks "$1"; }
+CLK_TCK=$BENCH_CLK_TCK
 
 # --- the flags and the load script --------------------------------------------------------
 cat > "$WORK/flags.toml" <<'EOF'
@@ -423,22 +402,22 @@ EOF
 
 # --- servers ---------------------------------------------------------------------------------
 "$SERVER" --workers 1 --flags "$WORK/flags.toml" --listen 127.0.0.1:$P_STATS --weight 25 \
-  >"$WORK/server-stats.log" 2>&1 & STATS_PID=$!; PIDS+=($STATS_PID)
+  >"$WORK/server-stats.log" 2>&1 & STATS_PID=$!; bench_track $STATS_PID
 "$SERVER" --workers 1 --flags "$WORK/flags.toml" --listen 127.0.0.1:$P_NOSTATS --weight 25 --no-stats \
-  >"$WORK/server-nostats.log" 2>&1 & NOSTATS_PID=$!; PIDS+=($NOSTATS_PID)
-node "$WORK/upstream.js" "$WORK/unleash-features.json" $P_UPSTREAM >"$WORK/upstream.log" 2>&1 & UPSTREAM_PID=$!; PIDS+=($UPSTREAM_PID)
+  >"$WORK/server-nostats.log" 2>&1 & NOSTATS_PID=$!; bench_track $NOSTATS_PID
+node "$WORK/upstream.js" "$WORK/unleash-features.json" $P_UPSTREAM >"$WORK/upstream.log" 2>&1 & UPSTREAM_PID=$!; bench_track $UPSTREAM_PID
 wait_port $P_UPSTREAM
 # No proxy variables for the rival: its only peer is the stub on 127.0.0.1.
 env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy NODE_ENV=production \
-  node "$WORK/unleash.js" "$NPM_DIR/node_modules" $P_UNLEASH $P_UPSTREAM >"$WORK/unleash.log" 2>&1 & UNLEASH_PID=$!; PIDS+=($UNLEASH_PID)
-node "$WORK/floor.js" $P_FLOOR >"$WORK/floor.log" 2>&1 & FLOOR_PID=$!; PIDS+=($FLOOR_PID)
+  node "$WORK/unleash.js" "$NPM_DIR/node_modules" $P_UNLEASH $P_UPSTREAM >"$WORK/unleash.log" 2>&1 & UNLEASH_PID=$!; bench_track $UNLEASH_PID
+node "$WORK/floor.js" $P_FLOOR >"$WORK/floor.log" 2>&1 & FLOOR_PID=$!; bench_track $FLOOR_PID
 # Edge offline: the toggles from the bootstrap file, no upstream at all; one Tokio worker thread
 # (Edge 20 runs on Tokio's multi-threaded runtime and has no option of its own for it).
 EDGE_KEY='*:development.bench-frontend-token'
 env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy TOKIO_WORKER_THREADS=1 RUST_LOG=warn \
   "$EDGE" --interface 127.0.0.1 --port $P_EDGE offline --bootstrap-file "$WORK/unleash-features.json" \
   --client-tokens '*:development.bench-client-token' --frontend-tokens "$EDGE_KEY" \
-  >"$WORK/edge.log" 2>&1 & EDGE_PID=$!; PIDS+=($EDGE_PID)
+  >"$WORK/edge.log" 2>&1 & EDGE_PID=$!; bench_track $EDGE_PID
 wait_port $P_STATS; wait_port $P_NOSTATS; wait_port $P_UNLEASH; wait_port $P_FLOOR; wait_port $P_EDGE
 UNLEASH_KEY=bench-client-key
 for _ in $(seq 1 300); do  # 503 until the proxy has fetched its toggles
@@ -479,14 +458,7 @@ IDLE_STATS=$(rss_kib $STATS_PID); IDLE_NOSTATS=$(rss_kib $NOSTATS_PID); IDLE_UNL
 IDLE_EDGE=$(rss_kib $EDGE_PID)
 THREADS="Ramp $(ls /proc/$NOSTATS_PID/task | wc -l), Unleash Proxy $(ls /proc/$UNLEASH_PID/task | wc -l), Unleash Edge $(ls /proc/$EDGE_PID/task | wc -l)"
 
-# Converts a wrk latency ("1.23ms", "850.00us", "1.02s") to microseconds.
-to_us() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
-    else print -1 }'
-}
+to_us() { bench_to_us "$1"; }
 
 # run CASE PORT PID PATH KIND [TOGGLE] -> appends
 # "case rps p50_us p99_us peak_rss_kib errors cpu_us_per_request"
@@ -529,7 +501,7 @@ run_case() {
   esac
 }
 
-LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_BEFORE="$(bench_load)"
 echo "machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS round(s); load average $LOAD_BEFORE" >&2
 OFREP_SINGLE=/ofrep/v1/evaluate/flags/$SINGLE_FLAG
 OFREP_BULK=/ofrep/v1/evaluate/flags
@@ -539,7 +511,7 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then cases=("${ORDER[@]}"); else cases=(); for ((j = ${#ORDER[@]} - 1; j >= 0; j--)); do cases+=("${ORDER[j]}"); done; fi
   for c in "${cases[@]}"; do run_case "$c"; done
 done
-LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_AFTER="$(bench_load)"
 
 # What the statistics counted over the run (the last 5 minutes: every round), and what the
 # Unleash proxy asked of its stub upstream.
@@ -556,11 +528,7 @@ report() {
   echo "Calls: Ramp \`POST /ofrep/v1/evaluate/flags/$SINGLE_FLAG\` (single, ${SINGLE_BYTES} B answer) and \`POST /ofrep/v1/evaluate/flags\` (bulk, 8 flags, ${BULK_BYTES} B); Unleash \`POST /proxy\` with \`\"toggles\": [\"$SINGLE_FLAG\"]\` (single, ${U_SINGLE_BYTES} B) and \`POST /proxy/all\` (bulk, 8 toggles, ${U_BULK_BYTES} B); Edge \`POST /api/frontend/features/$SINGLE_FLAG\` (single, ${E_SINGLE_BYTES} B) and \`POST /api/frontend/all\` (bulk, 8 toggles, ${E_BULK_BYTES} B)."
   echo
   sed 's/$/\n/' "$WORK/check.txt"
-  awk -v idle_stats="$IDLE_STATS" -v idle_nostats="$IDLE_NOSTATS" -v idle_unleash="$IDLE_UNLEASH" -v idle_floor="$IDLE_FLOOR" -v idle_edge="$IDLE_EDGE" '
-    function median(arr, n,   i, j, t) {
-      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
-      return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
-    }
+  awk -v idle_stats="$IDLE_STATS" -v idle_nostats="$IDLE_NOSTATS" -v idle_unleash="$IDLE_UNLEASH" -v idle_floor="$IDLE_FLOOR" -v idle_edge="$IDLE_EDGE" "$BENCH_AWK_MEDIAN"'
     {
       n[$1]++; k = n[$1]
       rps[$1, k] = $2; p50[$1, k] = $3; p99[$1, k] = $4; rss[$1, k] = $5; bad[$1] += $6; cpu[$1, k] = $7

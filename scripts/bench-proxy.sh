@@ -21,6 +21,8 @@
 # Usage: scripts/bench-proxy.sh [--duration S] [--connections N] [--rounds N] [--soak S] [--pin] [--pair] [--out FILE]
 # Traffic goes only to 127.0.0.1. Everything started here is stopped on exit.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 DURATION=15
 CONNECTIONS=50
@@ -38,12 +40,14 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift 2 ;;
     --pin) PIN=1; shift ;;
     --pair) PAIR=1; shift ;;
+    -h | --help) bench_usage "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-for v in "$DURATION" "$CONNECTIONS" "$ROUNDS" "$SOAK"; do
-  case "$v" in ''|*[!0-9]*) echo "numeric arguments only: $v" >&2; exit 2 ;; esac
-done
+bench_uint --duration "$DURATION"
+bench_uint --connections "$CONNECTIONS"
+bench_uint --rounds "$ROUNDS"
+bench_uint --soak "$SOAK"
 MAX_ROUNDS=10
 [ "$PAIR" = 1 ] && MAX_ROUNDS=30
 if [ "$DURATION" -gt 300 ] || [ "$SOAK" -gt 600 ] || [ "$ROUNDS" -gt "$MAX_ROUNDS" ] || [ "$CONNECTIONS" -gt 2000 ]; then
@@ -57,82 +61,38 @@ if [ "$PIN" = 1 ]; then
   ON_PROXY="taskset -c 1"; ON_LOAD="taskset -c 0"
 fi
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-WORK="$(mktemp -d /tmp/ramp-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 0.3
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_work_dir ramp-bench
+WORK="$BENCH_WORK"
 
 # --- tools -----------------------------------------------------------------------------
-need_apt=()
-command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]} (Debian packages)" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
-HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
-NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+bench_need_tools wrk:wrk haproxy:haproxy nginx:nginx
+HAPROXY="$(bench_tool haproxy)"
+NGINX="$(bench_tool nginx)"
 
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+TARGET="$(bench_target_dir)"
 echo "building ramp-proxy and the bench upstream (release)" >&2
-CARGO_TARGET_DIR="$TARGET" cargo build --quiet --release --manifest-path "$ROOT/crates/ramp-proxy/Cargo.toml" --bin ramp-proxy --example upstream
+bench_build_release --manifest-path "$BENCH_ROOT/crates/ramp-proxy/Cargo.toml" --bin ramp-proxy --example upstream
 RAMP="$TARGET/release/ramp-proxy"
 UPSTREAM="$TARGET/release/examples/upstream"
 
 P_STABLE=19001; P_CANARY=19002; P_RAMP=18081; P_ADMIN=18091; P_HAPROXY=18082; P_NGINX=18083
-for p in $P_STABLE $P_CANARY $P_RAMP $P_ADMIN $P_HAPROXY $P_NGINX; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "port $p is already in use" >&2; exit 1; fi
-done
+bench_ports_free $P_STABLE $P_CANARY $P_RAMP $P_ADMIN $P_HAPROXY $P_NGINX
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2; exit 1
-}
-
-# RSS in KiB of a process and its children (nginx has a master and a worker).
-rss_kib() {
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-    local kb
-    kb=$(awk '/^VmRSS:/ {print $2}' /proc/"$pid"/status 2>/dev/null || echo 0)
-    total=$((total + ${kb:-0}))
-  done
-  echo "$total"
-}
-
-fd_count() { ls /proc/"$1"/fd 2>/dev/null | wc -l; }
-
-# CPU time (user + system, clock ticks) of a process and its children threads/processes.
-cpu_ticks() {
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-    local t
-    t=$(awk '{print $14 + $15}' /proc/"$pid"/stat 2>/dev/null || echo 0)
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
-}
-CLK_TCK=$(getconf CLK_TCK)
+# Memory and CPU of a proxy count its children too (nginx has a master and a worker).
+wait_port() { bench_wait_port "$1"; }
+rss_kib() { bench_rss_tree_kib "$1"; }
+fd_count() { bench_fd_count "$1"; }
+cpu_ticks() { bench_cpu_tree_ticks "$1"; }
+CLK_TCK=$BENCH_CLK_TCK
 
 # --- upstreams ---------------------------------------------------------------------------
-$ON_LOAD "$UPSTREAM" 127.0.0.1:$P_STABLE stable 1 & PIDS+=($!)
-$ON_LOAD "$UPSTREAM" 127.0.0.1:$P_CANARY canary 1 & PIDS+=($!)
+$ON_LOAD "$UPSTREAM" 127.0.0.1:$P_STABLE stable 1 & bench_track $!
+$ON_LOAD "$UPSTREAM" 127.0.0.1:$P_CANARY canary 1 & bench_track $!
 wait_port $P_STABLE; wait_port $P_CANARY
 
 # --- contenders --------------------------------------------------------------------------
 RAMP_LOG=warn $ON_PROXY "$RAMP" --workers 1 --listen 127.0.0.1:$P_RAMP --admin-listen 127.0.0.1:$P_ADMIN \
-  --stable 127.0.0.1:$P_STABLE --canary 127.0.0.1:$P_CANARY --weight 5 & RAMP_PID=$!; PIDS+=($RAMP_PID)
+  --stable 127.0.0.1:$P_STABLE --canary 127.0.0.1:$P_CANARY --weight 5 & RAMP_PID=$!; bench_track $RAMP_PID
 
 cat > "$WORK/haproxy.cfg" <<EOF
 global
@@ -155,7 +115,7 @@ backend be
     server stable 127.0.0.1:$P_STABLE weight 95
     server canary 127.0.0.1:$P_CANARY weight 5
 EOF
-$ON_PROXY "$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+$ON_PROXY "$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & HAPROXY_PID=$!; bench_track $HAPROXY_PID
 
 cat > "$WORK/nginx.conf" <<EOF
 worker_processes 1;
@@ -189,21 +149,14 @@ http {
     }
 }
 EOF
-$ON_PROXY "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 & NGINX_PID=$!; PIDS+=($NGINX_PID)
+$ON_PROXY "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 & NGINX_PID=$!; bench_track $NGINX_PID
 wait_port $P_RAMP; wait_port $P_HAPROXY; wait_port $P_NGINX
 sleep 1
 
 declare -A IDLE
 IDLE[ramp]=$(rss_kib $RAMP_PID); IDLE[haproxy]=$(rss_kib $HAPROXY_PID); IDLE[nginx]=$(rss_kib $NGINX_PID)
 
-# Converts a wrk latency ("1.23ms", "850.00us", "1.02s") to microseconds.
-to_us() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
-    else print -1 }'
-}
+to_us() { bench_to_us "$1"; }
 
 # run NAME PORT PID -> appends "name rps p50_us p99_us peak_rss_kib non2xx cpu_us_per_request"
 RESULTS="$WORK/results.txt"
@@ -235,7 +188,7 @@ run() {
   echo "  $name: ${rps:-?} req/s, p50 ${p50:-?} us, p99 ${p99:-?} us" >&2
 }
 
-LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_BEFORE="$(bench_load)"
 echo "machine: $(nproc) cores, $(uname -r); wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS round(s); load average $LOAD_BEFORE" >&2
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round" >&2
@@ -256,7 +209,7 @@ for round in $(seq 1 "$ROUNDS"); do
   run nginx $P_NGINX $NGINX_PID
 done
 
-LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_AFTER="$(bench_load)"
 
 # Split check: the ramp-proxy counters say how the traffic was divided.
 SPLIT=$(curl -s "http://127.0.0.1:$P_ADMIN/metrics" | awk -F'[ ]' '/^ramp_proxy_requests_total/ {print $0}')
@@ -281,11 +234,7 @@ fi
 # --- report -----------------------------------------------------------------------------------
 # The paired report (--pair): per-round ratios of ramp-proxy to HAProxy.
 pair_report() {
-  awk '
-    function median(arr, n,   i, j, t) {
-      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
-      return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
-    }
+  awk "$BENCH_AWK_MEDIAN"'
     # Two-sided sign test: the chance of k or fewer wins (or as many losses) in n fair tosses.
     function sign_p(k, n,   m, i, c, tail) {
       if (n == 0) return 1
@@ -380,11 +329,7 @@ report() {
   echo "Load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. The 2 cores are shared by wrk, the two upstreams and the proxy under test (and by anything else running), so absolute numbers are noisy; the rounds alternate contenders so that they share the noise."
   echo "Versions: $($HAPROXY -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $($NGINX -v 2>&1 | sed 's/.*: //'), $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}'), ramp-proxy $("$RAMP" --version | awk '{print $2}')."
   echo
-  awk -v rounds="$ROUNDS" -v idle_ramp="${IDLE[ramp]}" -v idle_haproxy="${IDLE[haproxy]}" -v idle_nginx="${IDLE[nginx]}" '
-    function median(arr, n,   i, j, t) {
-      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
-      return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
-    }
+  awk -v rounds="$ROUNDS" -v idle_ramp="${IDLE[ramp]}" -v idle_haproxy="${IDLE[haproxy]}" -v idle_nginx="${IDLE[nginx]}" "$BENCH_AWK_MEDIAN"'
     {
       n[$1]++; k = n[$1]
       rps[$1, k] = $2; p50[$1, k] = $3; p99[$1, k] = $4; rss[$1, k] = $5; bad[$1] += $6; cpu[$1, k] = $7

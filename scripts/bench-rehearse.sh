@@ -6,13 +6,16 @@
 #
 #   scripts/bench-rehearse.sh [RUNS]     (default 5; each run takes about 20 s)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$BENCH_ROOT"
+case "${1:-}" in -h | --help) bench_usage "$0"; exit 0 ;; esac
 runs=${1:-5}
-export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked -q -p ramp
-bin=./target/release/ramp
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+bench_uint RUNS "$runs"
+bench_build_release -p ramp
+bin="$(bench_target_dir)/release/ramp"
+bench_work_dir ramp-bench-rehearse
+tmp="$BENCH_WORK"
 for i in $(seq 1 "$runs"); do
   "$bin" demo --rehearse -q --journal "$tmp/j.db" --json "$tmp/run$i.json" >/dev/null || true
 done

@@ -25,7 +25,9 @@
 # The figures mean something only on a quiet machine: check `uptime` first (load average
 # well under 1 on the pinned core).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$BENCH_ROOT"
 runs=5
 study_runs=1000
 request_up_to=2500
@@ -36,26 +38,26 @@ while [ $# -gt 0 ]; do
     --study-runs) study_runs=$2; shift 2 ;;
     --request-up-to) request_up_to=$2; shift 2 ;;
     --study-request) study_request=1; shift ;;
+    -h | --help) bench_usage "$0"; exit 0 ;;
     *) echo "bench-sim.sh: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
   esac
 done
-export PATH="$HOME/.cargo/bin:$PATH"
+bench_uint --runs "$runs"
+bench_uint --study-runs "$study_runs"
+bench_uint --request-up-to "$request_up_to"
 if [ -n "${RAMP_BIN:-}" ]; then
   bin=$RAMP_BIN
 else
-  cargo build --release --locked -q -p ramp
-  bin=./target/release/ramp
+  bench_build_release -p ramp
+  bin="$(bench_target_dir)/release/ramp"
 fi
 if [ ! -x /usr/bin/time ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq time
 fi
-pin=""
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
-  pin="taskset -c 1"
-fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pin="$(bench_pin 1)"
+bench_work_dir ramp-bench-sim
+work="$BENCH_WORK"
 
 # The production plan at another rate, its throughput floor scaled with it.
 production_at() {

@@ -303,6 +303,79 @@ duration = "10s"
     assert!(took < Duration::from_secs(5), "weight 0 after {took:?}");
 }
 
+/// The wall clock, in Unix ms, as the journal's events record it.
+fn unix_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(since.unwrap().as_millis()).unwrap()
+}
+
+/// The journal's rollback decision time, which `scripts/bench-propagation.sh` measures
+/// rollback propagation from, is written at the decision: after the canary broke, and before
+/// the router is asked to drain the canary. Journaled after acting, it would make every
+/// router's propagation look shorter than it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollback_decision_time_is_journaled_before_the_router_is_asked_to_drain() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"{GATES}
+[[stages]]
+weight = 25
+duration = "60s"
+checkpoint = "10s"
+
+[[stages]]
+weight = 100
+duration = "10s"
+"#
+    );
+    let drained_at = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let unblocked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let relay = admin_relay(rig.admin, unblocked, Some(Arc::clone(&drained_at))).await;
+    let journal = dir.path().join("j.db");
+    let mut config = rig.config(&plan, &journal).await;
+    config.router = ProxyAdmin::new(&format!("http://{relay}"), None)
+        .unwrap()
+        .into();
+    let canary = Arc::clone(&rig.canary);
+    let breaker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let broke = unix_ms();
+        canary.set_regression(1.0, 0.0);
+        broke
+    });
+    let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { run_id, summary } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(summary.outcome, Outcome::RolledBack);
+    let broke = breaker.await.unwrap();
+    let events = ramp_store::Journal::open(&journal)
+        .unwrap()
+        .events(run_id, 0)
+        .unwrap();
+    let decided = events
+        .iter()
+        .find(|e| e.kind == "rollback_initiated")
+        .expect("a rollback_initiated event")
+        .unix_ms;
+    // The first request to drain the canary after it broke (a run may also set 0 % before
+    // its first stage).
+    let drained = drained_at
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .find(|&t| t >= broke)
+        .expect("the canary was drained through the relay");
+    assert!(
+        broke <= decided && decided <= drained,
+        "broke at {broke}, decided at {decided}, drain asked at {drained}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_resumes_its_stage_with_the_time_already_spent() {
     let rig = Rig::start(100.0).await;
@@ -750,8 +823,14 @@ schedule = [ {{ after = "0s", weight = 10 }}, {{ after = "2s", weight = 50 }}, {
 
 /// A relay in front of the proxy's admin API that answers `PUT /weights` with 503 while
 /// `block` is set and forwards everything else to the real proxy: a proxy that cannot take a
-/// weight for a while, with the rest of the rig real.
-async fn admin_relay(admin: SocketAddr, block: Arc<std::sync::atomic::AtomicBool>) -> SocketAddr {
+/// weight for a while, with the rest of the rig real. When `drained_at` is given, the relay
+/// appends to it the wall-clock time (Unix ms) at which each `PUT /weights` setting the
+/// canary to 0 reached it, before forwarding it.
+async fn admin_relay(
+    admin: SocketAddr,
+    block: Arc<std::sync::atomic::AtomicBool>,
+    drained_at: Option<Arc<std::sync::Mutex<Vec<i64>>>>,
+) -> SocketAddr {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
@@ -763,11 +842,13 @@ async fn admin_relay(admin: SocketAddr, block: Arc<std::sync::atomic::AtomicBool
         while let Ok((stream, _)) = listener.accept().await {
             let client = client.clone();
             let block = Arc::clone(&block);
+            let drained_at = drained_at.clone();
             tokio::spawn(async move {
                 let service =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let client = client.clone();
                         let block = Arc::clone(&block);
+                        let drained_at = drained_at.clone();
                         async move {
                             if req.method() == http::Method::PUT
                                 && req.uri().path() == "/weights"
@@ -780,6 +861,17 @@ async fn admin_relay(admin: SocketAddr, block: Arc<std::sync::atomic::AtomicBool
                             }
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.unwrap().to_bytes();
+                            if let Some(at) = &drained_at {
+                                let canary = serde_json::from_slice::<serde_json::Value>(&body)
+                                    .ok()
+                                    .and_then(|v| v["canary"].as_f64());
+                                if parts.method == http::Method::PUT
+                                    && parts.uri.path() == "/weights"
+                                    && canary == Some(0.0)
+                                {
+                                    at.lock().unwrap().push(unix_ms());
+                                }
+                            }
                             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
                             let mut out = http::Request::builder()
                                 .method(parts.method)
@@ -930,7 +1022,7 @@ follow = "rollout"
 "#
     );
     let block = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let relay = admin_relay(rig.admin, Arc::clone(&block)).await;
+    let relay = admin_relay(rig.admin, Arc::clone(&block), None).await;
     let mut config = rig.config(&plan, &dir.path().join("j.db")).await;
     config.router = ProxyAdmin::new(&format!("http://{relay}"), None)
         .unwrap()
