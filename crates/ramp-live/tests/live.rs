@@ -1101,3 +1101,62 @@ follow = "rollout"
     assert!(matches!(end, RunEnd::Interrupted { .. }));
     watcher.await.unwrap();
 }
+
+/// A router that holds another weight than the stage's (here the proxy's weight is set back
+/// to 1 % by hand every 50 ms, as a failed set or a person would leave it) serves traffic at
+/// a share the stage does not plan: that time is unobserved, never judged as the stage's,
+/// so the stage is not promoted on it; past `max_unobserved` the rollout halts. On the old
+/// code every such reading was a slot of the 50 % stage (0 s unobserved): the stage was
+/// judged on traffic routed at 1 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_at_another_weight_than_the_stages_is_unobserved_not_judged() {
+    let rig = Rig::start_for(100.0, Some("live-test")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"{LENIENT_GATES}
+[[stages]]
+weight = 50
+duration = "6s"
+checkpoint = "3s"
+
+[[stages]]
+weight = 100
+duration = "3s"
+"#
+    );
+    let config = rig.config(&plan, &dir.path().join("j.db")).await;
+    let saboteur = rig.proxy();
+    let hand = tokio::spawn(async move {
+        loop {
+            let _ = saboteur
+                .set_weight(Weight::from_percent(1.0).unwrap(), None)
+                .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let end = ramp_live::run(
+        config,
+        &mut |_| {},
+        tokio::time::sleep(Duration::from_secs(40)),
+    )
+    .await
+    .unwrap();
+    hand.abort();
+    let RunEnd::Finished { summary, .. } = end else {
+        panic!("the run did not finish within 40 s")
+    };
+    assert_eq!(summary.outcome, Outcome::Halted, "{:#?}", summary.stages);
+    let stage = &summary.stages[0];
+    assert!(stage.unobserved_s > 1.0, "{stage:#?}");
+    let said = summary
+        .timeline
+        .iter()
+        .map(|e| e.message.as_str())
+        .chain(stage.reasons.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        said.contains("routed 1% to the canary, not the stage's 50%"),
+        "{said}"
+    );
+}

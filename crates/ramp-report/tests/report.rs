@@ -3,10 +3,9 @@
 
 use ramp_core::summary::{
     ApprovalSummary, BaselineSummary, CheckSummary, CheckpointSummary, Confidence, Decision,
-    FeatureSummary, FlagUsageSummary, GateResult, GateStatus, MemberStageSummary, Metrics,
-    Outcome, RehearsalOutcome,
-    RehearsalSummary, RollbackTiming, Sampling, ScopedMetrics, StageSummary, Summary,
-    TimelineEvent, Totals,
+    FeatureSummary, FlagUsageSummary, GateResult, GateStatus, MemberStageSummary, Metrics, Outcome,
+    RehearsalOutcome, RehearsalSummary, RollbackTiming, Sampling, ScopedMetrics, StageSummary,
+    Summary, TimelineEvent, Totals,
 };
 use ramp_core::{Metric, SamplingMethod, Scope};
 

@@ -240,9 +240,21 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.rehearsal_poll(now, &counters);
             return Ok(true);
         }
-        // The weight the router should have held when it was read.
+        // The weight the router should have held when it was read. A router that held
+        // another (a set that failed while reads work, a weight changed by hand) served that
+        // time at a share the stage does not plan: it is unobserved, never judged as the
+        // stage's, and the weight is set again below.
         let expected = self.engine.weight();
-        self.feed_slot(now, &counters, unreadable).await?;
+        let off_weight = (canary_bp != u32::from(expected.basis_points())).then(|| {
+            format!(
+                "{} routed {}% to the canary, not the stage's {}",
+                self.routing.router.noun(),
+                f64::from(canary_bp) / 100.0,
+                expected
+            )
+        });
+        self.feed_slot(now, &counters, unreadable, off_weight)
+            .await?;
         if let State::Running { .. } = self.engine.state() {
             self.evaluate_queries(now).await?;
         }
@@ -256,19 +268,26 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     }
 
     /// Feeds what happened since the last reading, journaled with the counters that end it:
-    /// a slot when the two readings are one stream of counts, otherwise (the source restarted
-    /// between them) a gap, the time between them unobserved.
+    /// a slot when the two readings are one stream of counts at the stage's weight, otherwise
+    /// (the source restarted between them, or `off_weight` says the router held another
+    /// weight) a gap, the time between them unobserved.
     async fn feed_slot(
         &mut self,
         now: PlanTime,
         counters: &Counters,
         unreadable: Option<String>,
+        off_weight: Option<String>,
     ) -> Result<(), LiveError> {
         if now.0 <= self.metrics.last_end_ms {
             return Ok(());
         }
         let start_ms = self.metrics.last_end_ms;
         let input = match &self.metrics.cursor {
+            Some(_) if off_weight.is_some() => Input::Gap {
+                start_ms,
+                end_ms: now.0,
+                reason: off_weight.unwrap_or_default(),
+            },
             Some(base) => match counters.gap_since(base) {
                 None => Input::Tick(counters.slot_since(base, start_ms, now.0)),
                 Some(reason) => Input::Gap {
