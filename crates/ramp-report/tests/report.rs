@@ -342,6 +342,7 @@ fn caveats() -> Summary {
         flags: Vec::new(),
         checks: Vec::new(),
         approvals: Vec::new(),
+        infrastructure: Vec::new(),
     }
 }
 
@@ -457,6 +458,7 @@ fn rolled_back() -> Summary {
         flags: Vec::new(),
         checks: Vec::new(),
         approvals: Vec::new(),
+        infrastructure: Vec::new(),
     }
 }
 
@@ -523,6 +525,7 @@ fn halted() -> Summary {
         flags: Vec::new(),
         checks: Vec::new(),
         approvals: Vec::new(),
+        infrastructure: Vec::new(),
     }
 }
 

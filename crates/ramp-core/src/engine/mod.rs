@@ -718,6 +718,7 @@ impl Engine {
             flags: Vec::new(),
             checks: Vec::new(),
             approvals: self.approval_records.clone(),
+            infrastructure: Vec::new(),
         }
     }
 

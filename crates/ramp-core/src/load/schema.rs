@@ -11,8 +11,8 @@ use super::raw::{
     RawBaseline, RawBurnRate, RawCheck, RawControl, RawDeployment, RawFault, RawFeature, RawGate,
     RawGates, RawHook, RawLoad, RawMannWhitney, RawMetrics, RawNotify, RawOfrep, RawOverhead,
     RawPlan, RawQueryGate, RawRehearsal, RawRehearsalFault, RawRelative, RawRelativeGate,
-    RawRouter, RawSequential, RawSequentialTest, RawServiceModel, RawSimulation, RawStage,
-    RawStageGates,
+    RawReport, RawReportQuery, RawRouter, RawSequential, RawSequentialTest, RawServiceModel,
+    RawSimulation, RawStage, RawStageGates,
 };
 use super::validator::Validator;
 use serde::de::{self, Deserializer, Visitor};
@@ -319,6 +319,22 @@ pub(super) const PLAN: Schema = Schema {
             Shape::Table(Schema {
                 fields: fields_of::<RawOfrep>,
                 children: &[],
+            }),
+        ),
+        (
+            "report",
+            Shape::Table(Schema {
+                fields: fields_of::<RawReport>,
+                children: &[(
+                    "queries",
+                    Shape::Tables(
+                        Schema {
+                            fields: fields_of::<RawReportQuery>,
+                            children: &[],
+                        },
+                        "report query",
+                    ),
+                )],
             }),
         ),
     ],
