@@ -17,8 +17,9 @@ const BREAK_AT_S: f64 = 22.0;
 /// The most a scrape can lag behind what an upstream served (the scrape interval, s).
 const SCRAPE_S: f64 = 1.0;
 
-/// Runs `ramp demo --metrics prometheus` with `extra` flags; its exit code and summary.
-fn demo(label: &str, extra: &[&str]) -> (i32, Value, String) {
+/// Runs `ramp demo --metrics prometheus` with `extra` flags; its exit code, summary, output
+/// and working directory (its journal is `d.db`).
+fn demo(label: &str, extra: &[&str]) -> (i32, Value, String, Work) {
     let w = Work::new(label);
     let mut args = vec![
         "demo",
@@ -38,7 +39,7 @@ fn demo(label: &str, extra: &[&str]) -> (i32, Value, String) {
         "the demo ended with {}: {text}",
         out.code
     );
-    (out.code, w.json("d.json"), text)
+    (out.code, w.json("d.json"), text, w)
 }
 
 /// The query gate's record in each stage the run reached.
@@ -53,7 +54,7 @@ fn checkout_gates(s: &Value) -> Vec<Value> {
 
 #[test]
 fn the_demo_judged_from_prometheus_promotes_an_equal_canary() {
-    let (code, s, out) = demo("prom-equal", &[]);
+    let (code, s, out, w) = demo("prom-equal", &[]);
     assert_eq!(code, 0, "{out}");
     assert!(
         matches!(
@@ -85,7 +86,7 @@ fn the_demo_judged_from_prometheus_promotes_an_equal_canary() {
 
 #[test]
 fn the_demo_judged_from_prometheus_rolls_back_a_regression_within_ten_seconds() {
-    let (code, s, out) = demo("prom-break", &["--break"]);
+    let (code, s, out, _) = demo("prom-break", &["--break"]);
     assert_eq!(code, 3, "{out}");
     assert_eq!(s["rollback"]["stage"], 2, "{s:#}");
     let detection = s["rollback"]["detection_s"]
@@ -100,7 +101,7 @@ fn the_demo_judged_from_prometheus_rolls_back_a_regression_within_ten_seconds() 
 
 #[test]
 fn a_query_gate_on_checkouts_rolls_back_a_canary_that_breaks_them() {
-    let (code, s, out) = demo("prom-checkout", &["--break-checkout"]);
+    let (code, s, out, _) = demo("prom-checkout", &["--break-checkout"]);
     assert_eq!(code, 3, "{out}");
     let reason = s["rollback"]["reason"].as_str().unwrap_or("");
     assert!(
