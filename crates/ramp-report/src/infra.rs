@@ -3,7 +3,7 @@
 //! hit rate), next to the rollout's own record. It comes from the summary only; a run
 //! without report queries, and every simulation, has none and the section is left out.
 
-use crate::format::{change_pct, opt_signed_pct, table_text, trimmed};
+use crate::format::{change_pct, fixed, signed_pct, table_text, trimmed};
 use ramp_core::summary::{InfraSummary, Summary};
 use std::fmt::Write as _;
 
@@ -33,10 +33,7 @@ pub(crate) fn infrastructure(s: &Summary, out: &mut String) {
             .get(r.stage.saturating_sub(1))
             .map(|p| format!(" ({}%)", p.weight))
             .unwrap_or_default();
-        let change = match change_pct(r.during_mean, r.before) {
-            Some(p) => opt_signed_pct(Some(p)),
-            None => MISSING.to_string(),
-        };
+        let change = change(r);
         let _ = writeln!(
             out,
             "| {} | {}{weight} | {} | {} | {} | {change} | {} of {} |",
@@ -64,8 +61,25 @@ pub(crate) fn infrastructure(s: &Summary, out: &mut String) {
     };
     let _ = writeln!(
         out,
-        "Read from {from} with the plan's `[[report.queries]]`: before each stage at the instant it started (before its weight took effect) and during it at its checkpoints. A sample that could not be read (no data, an error, a timeout) is shown as {MISSING} and counted under Missing, never as a number: {missing} of {total} samples were missing. Change is the mean during the stage against the value before it.\n"
+        "Read from {from} with the plan's `[[report.queries]]`: before each stage at the instant it started (before its weight took effect) and during it at its checkpoints. A sample that could not be read (no data, an error, a timeout) is shown as {MISSING} and counted under Missing, never as a number: {missing} of {total} samples were missing. Change is the mean during the stage against the value before it (in percentage points for a query in %).\n"
     );
+}
+
+/// The mean during the stage against the value before it: in percentage points for a query
+/// in "%" (a share that goes from 5 % to 25 % went up 20 points, not 400 %), else relative;
+/// [`MISSING`] when either is missing (or the value before is 0).
+fn change(r: &InfraSummary) -> String {
+    if r.unit.as_deref() == Some("%") {
+        return match (r.during_mean, r.before) {
+            (Some(d), Some(b)) if (d - b).is_finite() => {
+                let p = fixed(d - b, 1);
+                let sign = if p.starts_with('-') { "" } else { "+" };
+                format!("{sign}{p} pts")
+            }
+            _ => MISSING.to_string(),
+        };
+    }
+    change_pct(r.during_mean, r.before).map_or_else(|| MISSING.to_string(), signed_pct)
 }
 
 /// A sample in its query's unit ("12.5 cores", "97.3%"), or [`MISSING`].

@@ -1485,7 +1485,7 @@ fn infrastructure_impact_appears_only_with_samples_and_shows_missing_ones_as_das
             "Cache | hit",
             Some("%"),
             1,
-            Some(97.25),
+            Some(97.2),
             Some(96.5),
             Some(97.0),
             3,
@@ -1514,7 +1514,7 @@ fn infrastructure_impact_appears_only_with_samples_and_shows_missing_ones_as_das
     );
     has(
         &r,
-        "| Cache \\| hit | 1 | 97.25% | 96.5% | 97% | -0.8% | 1 of 4 |",
+        "| Cache \\| hit | 1 | 97.2% | 96.5% | 97% | -0.7 pts | 1 of 4 |",
     );
     // No data is a dash and a count, never a zero.
     has(&r, "| DB connections | 1 | – | – | – | – | 4 of 4 |");

@@ -233,7 +233,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         let Some(s) = &mut self.metrics.infra else {
             return Ok(());
         };
-        let deadline = tokio::time::Instant::now() + END_GRACE;
+        let deadline = crate::clock::now() + END_GRACE;
         let mut done = Vec::new();
         while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, s.asked.join_next()).await {
             if let Ok(body) = joined {

@@ -82,6 +82,74 @@ fn the_demo_judged_from_prometheus_promotes_an_equal_canary() {
         bucket["lower_ms"].as_f64().unwrap() < bucket["upper_ms"].as_f64().unwrap(),
         "{p99:#}"
     );
+    infrastructure_is_what_prometheus_saw(&s);
+    // The journaled run's report has the section, with the query that had no data shown
+    // as dashes and counted.
+    let report = w.ramp(&["report", "1", "--journal", "d.db"]);
+    assert_eq!(report.code, 0, "{report}");
+    let md = &report.stdout;
+    assert!(md.contains("## Infrastructure impact"), "{md}");
+    assert!(md.contains("| Canary share | 2 (25%) |"), "{md}");
+    assert!(
+        md.contains("| DB connections | 4 (100%) | – | – | – | – |"),
+        "{md}"
+    );
+}
+
+/// The demo's report queries, as the summary records them: the requests both upstreams
+/// served (the demo's 100 req/s), the canary's share of them (before a stage: the previous
+/// stage's weight; during it: its own), and a query whose series does not exist, which is
+/// missing in every sample and never a number.
+fn infrastructure_is_what_prometheus_saw(s: &Value) {
+    let rows = s["infrastructure"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no infrastructure in the summary: {s:#}"));
+    let row = |name: &str, stage: u64| {
+        rows.iter()
+            .find(|r| r["name"] == name && r["stage"] == stage)
+            .unwrap_or_else(|| panic!("no row for {name} in stage {stage}: {rows:#?}"))
+    };
+    let weights = [5.0, 25.0, 50.0, 100.0];
+    assert_eq!(rows.len(), 3 * weights.len(), "{rows:#?}");
+    for (i, w) in weights.iter().enumerate() {
+        let stage = i as u64 + 1;
+        let req = row("Requests", stage);
+        assert_eq!(req["unit"], "req/s", "{req:#}");
+        let source = req["source"].as_str().unwrap_or("");
+        assert!(source.starts_with("127.0.0.1:"), "{req:#}");
+        let mean = req["during_mean"].as_f64().unwrap_or(f64::NAN);
+        assert!((60.0..=140.0).contains(&mean), "{req:#}");
+        assert!(
+            req["during_max"].as_f64().unwrap_or(f64::NAN) >= mean,
+            "{req:#}"
+        );
+        // At least the sample before the stage and one during it were asked.
+        let asked = req["samples"].as_u64().unwrap_or(0) + req["missing"].as_u64().unwrap_or(0);
+        assert!(asked >= 2, "{req:#}");
+        let share = row("Canary share", stage);
+        assert_eq!(share["unit"], "%", "{share:#}");
+        let during = share["during_max"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (during - w).abs() <= 10.0,
+            "stage {stage} at {w}%: the canary's share during it was {during}%: {share:#}"
+        );
+        if i > 0 {
+            // Sampled at the instant the stage started: the share of the stage before.
+            let before = share["before"].as_f64().unwrap_or(f64::NAN);
+            let previous = weights[i - 1];
+            assert!(
+                (before - previous).abs() <= 10.0,
+                "stage {stage}: the share before it was {before}%, not about {previous}%: {share:#}"
+            );
+        }
+        let db = row("DB connections", stage);
+        assert!(
+            db["before"].is_null() && db["during_mean"].is_null() && db["during_max"].is_null(),
+            "{db:#}"
+        );
+        assert_eq!(db["samples"], 0, "{db:#}");
+        assert!(db["missing"].as_u64().unwrap_or(0) >= 2, "{db:#}");
+    }
 }
 
 #[test]
