@@ -221,8 +221,10 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 }
             }
         }
+        // Journaled when it came back; `at_s` in the body says when it was evaluated.
+        let t = self.plan_now();
         for body in done {
-            self.event(plan_time(body.at_s), KIND, &body)?;
+            self.event(t, KIND, &body)?;
         }
         Ok(())
     }
@@ -241,8 +243,10 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             }
         }
         s.asked.abort_all();
+        // Journaled when it came back; `at_s` in the body says when it was evaluated.
+        let t = self.plan_now();
         for body in done {
-            self.event(plan_time(body.at_s), KIND, &body)?;
+            self.event(t, KIND, &body)?;
         }
         Ok(())
     }
@@ -252,11 +256,6 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
 /// the stage when that is shorter, and never more often than the engine evaluates.
 fn during_every(checkpoint: Span, duration: Span, evaluate_every: Span) -> Span {
     Span(checkpoint.0.min(duration.0 / 2).max(evaluate_every.0))
-}
-
-/// Seconds of plan time as a plan time.
-fn plan_time(s: f64) -> PlanTime {
-    PlanTime((s * 1000.0).round() as u64)
 }
 
 /// An error message cut to [`MAX_ERROR`] characters.
