@@ -82,6 +82,28 @@ pub struct Plan {
     /// Gates on any PromQL expression (`[[gates.query]]`), judged on every stage of a live
     /// run; a simulation cannot evaluate them and says so.
     pub queries: Vec<QueryGate>,
+    /// Named PromQL queries sampled for the report's infrastructure impact
+    /// (`[[report.queries]]`): before and during each stage of a live run, from the
+    /// Prometheus server of [`Plan::prometheus`]. Never part of a decision; a simulation
+    /// cannot sample them and the report then has none.
+    pub report_queries: Vec<ReportQuery>,
+}
+
+/// A query sampled for the report (`[[report.queries]]`): CPU, memory, database connections,
+/// cache hit rate, anything the service's infrastructure exports, shown next to the rollout
+/// so that a reviewer sees what each stage cost, not only whether it passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportQuery {
+    /// The query's name in the report (unique in the plan).
+    pub name: String,
+    /// The expression (placeholders as in [`PrometheusSource`]); it must return one number
+    /// (a scalar, or one series: wrap several in `sum(…)`).
+    pub query: String,
+    /// What the number is in, as the report shows it ("cores", "MiB", "%"); free text.
+    pub unit: Option<String>,
+    /// What every sample is multiplied by before it is recorded (100 for a ratio shown as a
+    /// percentage); 1 by default.
+    pub scale: f64,
 }
 
 /// Where a live run reads its observations of canary and stable (`[metrics] source`).

@@ -66,6 +66,12 @@ pub struct Summary {
     /// approvers sign up for next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<NextSummary>,
+    /// The infrastructure impact of a live run (`[[report.queries]]`): per query and stage,
+    /// the value sampled from Prometheus before the stage's weight was applied and the
+    /// samples taken during it. Empty in simulation (nothing is invented) and when the plan
+    /// has no report queries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub infrastructure: Vec<InfraSummary>,
 }
 
 /// The plan to follow: its stages, and how a simulation of it went.
@@ -98,6 +104,32 @@ pub struct NextPreview {
     pub requests: u64,
     /// Why it was rolled back or halted, when it was.
     pub reason: Option<String>,
+}
+
+/// One report query over one stage, as a live run sampled it from Prometheus. A sample that
+/// could not be read is counted in `missing`, never recorded as a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InfraSummary {
+    /// The query's name in the plan.
+    pub name: String,
+    /// Its unit, as the plan gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The stage (1-based).
+    pub stage: usize,
+    /// The value at the stage's start, before its weight took effect (scaled); `None` when
+    /// it could not be read.
+    pub before: Option<f64>,
+    /// The mean of the samples read during the stage; `None` when none could be read.
+    pub during_mean: Option<f64>,
+    /// The largest sample read during the stage; `None` when none could be read.
+    pub during_max: Option<f64>,
+    /// How many samples were read (the one before the stage included).
+    pub samples: u64,
+    /// How many samples could not be read (no data, an error, a timeout).
+    pub missing: u64,
+    /// The Prometheus server the samples came from: its host and port, never a token.
+    pub source: String,
 }
 
 /// One pre-deployment check as it ran.

@@ -1508,3 +1508,69 @@ fn a_notifier_needs_a_kind_and_knows_its_keys() {
         ],
     );
 }
+
+/// A Prometheus server for the report-query tests (lines 9 to 11 after HEAD and LAST).
+const PROMETHEUS: &str = "\n[metrics]\nurl = \"http://127.0.0.1:9090\"\n";
+
+#[test]
+fn report_queries_report_bad_promql_duplicate_and_empty_names_and_bad_values_at_once() {
+    let src = format!(
+        "{HEAD}{LAST}{PROMETHEUS}\n[[report.queries]]\nname = \"cpu\"\nquery = \"sum(rate(x[5m]\"\n\n[[report.queries]]\nname = \"cpu\"\nquery = \"up\"\nscale = 0\n\n[[report.queries]]\nname = \"\"\nquery = \"up\"\nunit = \"\"\n\n[[report.queries]]\nname = \"db\"\nsacle = 100\n"
+    );
+    assert_errors(
+        &src,
+        &[
+            (15, 9, "report query 1: query: is not valid PromQL"),
+            (
+                18,
+                8,
+                "report query 2: name \"cpu\" is already used by report query 1",
+            ),
+            (20, 9, "report query 2: scale: 0 is not above 0"),
+            (23, 8, "report query 3: name: must not be empty"),
+            (25, 8, "report query 3: unit: must not be empty"),
+            (27, 1, "report query 4: missing required key `query`"),
+            (29, 1, "unknown key `sacle`"),
+        ],
+    );
+}
+
+#[test]
+fn report_queries_without_a_prometheus_source_say_they_need_one() {
+    let src = format!(
+        "{HEAD}{LAST}\n[[report.queries]]\nname = \"cpu\"\nquery = \"sum(rate(process_cpu_seconds_total[1m]))\"\n"
+    );
+    let errors = errors_of(&src);
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let e = &errors.0[0];
+    assert_eq!((e.line, e.column), (10, 1), "{errors}");
+    assert!(
+        e.message
+            .contains("report queries are sampled from Prometheus")
+            && e.message.contains("[metrics] url"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn report_queries_load_with_their_units_and_scales() {
+    let src = format!(
+        "{HEAD}{LAST}{PROMETHEUS}\n[[report.queries]]\nname = \"CPU\"\nquery = \"sum(rate(process_cpu_seconds_total{{service=\\\"{{{{service}}}}\\\"}}[{{{{interval}}}}]))\"\nunit = \"cores\"\n\n[[report.queries]]\nname = \"Cache hit rate\"\nquery = \"avg(cache_hit_ratio)\"\nunit = \"%\"\nscale = 100\n"
+    );
+    let plan = parse_plan(&src, "plan.toml").unwrap_or_else(|e| panic!("{e}\n{src}"));
+    let q = &plan.report_queries;
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0].name, "CPU");
+    assert_eq!(
+        q[0].query,
+        "sum(rate(process_cpu_seconds_total{service=\"{{service}}\"}[{{interval}}]))"
+    );
+    assert_eq!(q[0].unit.as_deref(), Some("cores"));
+    assert_eq!(q[0].scale, 1.0);
+    assert_eq!(q[1].name, "Cache hit rate");
+    assert_eq!(q[1].unit.as_deref(), Some("%"));
+    assert_eq!(q[1].scale, 100.0);
+    // A plan without report queries has none.
+    let plain = parse_plan(&format!("{HEAD}{LAST}"), "plan.toml").unwrap();
+    assert!(plain.report_queries.is_empty());
+}

@@ -19,6 +19,7 @@
 mod facts;
 mod format;
 mod html;
+mod infra;
 mod markdown;
 mod sign_off;
 mod study;

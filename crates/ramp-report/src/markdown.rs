@@ -53,6 +53,7 @@ pub(crate) fn render(summary: &Summary) -> String {
     timeline(&ctx, &mut out);
     stages(&ctx, &mut out);
     against_baseline(&ctx, &mut out);
+    crate::infra::infrastructure(ctx.s, &mut out);
     features(&ctx, &mut out);
     flags(&ctx, &mut out);
     automatic_rollback(&ctx, &mut out);

@@ -3,7 +3,8 @@
 
 use ramp_core::summary::{
     ApprovalSummary, BaselineSummary, CheckSummary, CheckpointSummary, Confidence, Decision,
-    FeatureSummary, FlagUsageSummary, GateResult, GateStatus, MemberStageSummary, Metrics, Outcome,
+    FeatureSummary, FlagUsageSummary, GateResult, GateStatus, InfraSummary, MemberStageSummary,
+    Metrics, Outcome,
     RehearsalOutcome, RehearsalSummary, RollbackTiming, Sampling, ScopedMetrics, StageSummary,
     Summary, TimelineEvent, Totals,
 };
@@ -344,6 +345,7 @@ fn caveats() -> Summary {
         checks: Vec::new(),
         approvals: Vec::new(),
         next: None,
+        infrastructure: Vec::new(),
     }
 }
 
@@ -460,6 +462,7 @@ fn rolled_back() -> Summary {
         checks: Vec::new(),
         approvals: Vec::new(),
         next: None,
+        infrastructure: Vec::new(),
     }
 }
 
@@ -527,6 +530,7 @@ fn halted() -> Summary {
         checks: Vec::new(),
         approvals: Vec::new(),
         next: None,
+        infrastructure: Vec::new(),
     }
 }
 
@@ -1506,4 +1510,81 @@ fn checks_and_approvals_appear_only_when_there_are_some() {
         "1 of 2 checks passed: a check failed, so no traffic was shifted.",
     );
     has(&r, "| Error budget \\| left | ❌ failed |");
+}
+
+#[test]
+fn infrastructure_impact_appears_only_with_samples_and_shows_missing_ones_as_dashes() {
+    let plain = ramp_report::markdown(&caveats());
+    assert!(!plain.contains("## Infrastructure impact"), "{plain}");
+
+    let mut s = caveats();
+    let row =
+        |name: &str, unit: Option<&str>, stage, before, mean, max, samples, missing| InfraSummary {
+            name: name.into(),
+            unit: unit.map(Into::into),
+            stage,
+            before,
+            during_mean: mean,
+            during_max: max,
+            samples,
+            missing,
+            source: "prometheus.internal:9090".into(),
+        };
+    s.infrastructure = vec![
+        row(
+            "CPU",
+            Some("cores"),
+            1,
+            Some(4.0),
+            Some(5.0),
+            Some(5.5),
+            4,
+            0,
+        ),
+        row(
+            "Cache | hit",
+            Some("%"),
+            1,
+            Some(97.2),
+            Some(96.5),
+            Some(97.0),
+            3,
+            1,
+        ),
+        row(
+            "DB connections",
+            Some("connections"),
+            1,
+            None,
+            None,
+            None,
+            0,
+            4,
+        ),
+    ];
+    let r = ramp_report::markdown(&s);
+    has(&r, "## Infrastructure impact");
+    has(
+        &r,
+        "| Query | Stage | Before | During (mean) | During (max) | Change | Missing |",
+    );
+    has(
+        &r,
+        "| CPU | 1 | 4 cores | 5 cores | 5.5 cores | +25.0% | 0 of 4 |",
+    );
+    has(
+        &r,
+        "| Cache \\| hit | 1 | 97.2% | 96.5% | 97% | -0.7 pts | 1 of 4 |",
+    );
+    // No data is a dash and a count, never a zero.
+    has(&r, "| DB connections | 1 | – | – | – | – | 4 of 4 |");
+    has(&r, "the Prometheus server at prometheus.internal:9090");
+    has(&r, "5 of 12 samples were missing");
+    let section = r.find("## Infrastructure impact").unwrap();
+    assert!(r.find("## Summary against baseline").unwrap() < section);
+    assert!(section < r.find("## Final verdict").unwrap());
+    // The HTML report is rendered from the Markdown: the section is there too.
+    let html = ramp_report::html(&s);
+    assert!(html.contains("Infrastructure impact"), "{html}");
+    assert!(html.contains("DB connections"), "{html}");
 }

@@ -486,6 +486,9 @@ pub fn simulate_with(
     // Query gates read a Prometheus server, which a simulation has not got: they are left
     // out of the simulated run, and its timeline says so.
     let unjudged: Vec<String> = plan.queries.iter().map(|q| q.name.clone()).collect();
+    // Report queries read it too: the summary's infrastructure impact stays empty (nothing
+    // is invented), and the timeline says why.
+    let unsampled: Vec<String> = plan.report_queries.iter().map(|q| q.name.clone()).collect();
     let plan = if unjudged.is_empty() {
         plan
     } else {
@@ -544,6 +547,18 @@ pub fn simulate_with(
                 message: format!(
                     "Query gates not simulated ({}): they read Prometheus, which a simulation has not got; a live run judges them",
                     unjudged.join(", ")
+                ),
+            },
+        );
+    }
+    if !unsampled.is_empty() {
+        summary.timeline.insert(
+            0,
+            ramp_core::summary::TimelineEvent {
+                t_s: 0.0,
+                message: format!(
+                    "Report queries not sampled ({}): they read Prometheus, which a simulation has not got; a live run's report shows their infrastructure impact",
+                    unsampled.join(", ")
                 ),
             },
         );

@@ -80,3 +80,25 @@ fn the_same_seed_gives_the_same_summary_and_another_seed_the_same_decisions() {
     assert_eq!(decisions(&a), decisions(&c));
     assert_eq!(a.outcome, c.outcome);
 }
+
+#[test]
+fn report_queries_are_not_invented_in_simulation() {
+    let mut plan = (*staging()).clone();
+    plan.report_queries = vec![ramp_core::ReportQuery {
+        name: "CPU".into(),
+        query: "sum(rate(process_cpu_seconds_total[1m]))".into(),
+        unit: Some("cores".into()),
+        scale: 1.0,
+    }];
+    let s = ramp_sim::simulate(Arc::new(plan), 1, &mut |_| {}).unwrap();
+    // No Prometheus, no numbers: the infrastructure impact is empty, and the timeline says
+    // why instead of leaving the reader to wonder.
+    assert!(s.infrastructure.is_empty(), "{:#?}", s.infrastructure);
+    assert!(
+        s.timeline.iter().any(|e| e
+            .message
+            .starts_with("Report queries not sampled (CPU): they read Prometheus")),
+        "{:#?}",
+        s.timeline
+    );
+}

@@ -804,7 +804,9 @@ fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
     }
     let mut s = engine.summary();
     s.mode = "live (in progress)".into();
-    s.checks = ramp_live::driver::checks_from_events(&journal.events(run.run_id, 0)?);
+    let events = journal.events(run.run_id, 0)?;
+    s.checks = ramp_live::driver::checks_from_events(&events);
+    s.infrastructure = ramp_live::driver::infra_from_events(&events);
     Ok(s)
 }
 

@@ -719,6 +719,7 @@ impl Engine {
             checks: Vec::new(),
             approvals: self.approval_records.clone(),
             next: None,
+            infrastructure: Vec::new(),
         }
     }
 

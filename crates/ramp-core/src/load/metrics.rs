@@ -225,7 +225,7 @@ impl Validator<'_> {
 
     /// Whether `query` renders (known placeholders; `{{cohort}}` only where a cohort is
     /// meant) and parses as PromQL; reports the first problem at `span`.
-    fn promql(
+    pub(super) fn promql(
         &mut self,
         query: &str,
         cohort: Option<&str>,

@@ -25,8 +25,9 @@
 //! - `validator`: the `Validator` of stage two, its checks of single values, the walk over
 //!   the whole plan and the formatting of values for messages;
 //! - `deployment`, `gates`, `stages`, `simulation`, `rehearsals`, `live` (router, control,
-//!   ofrep and flags), `probes` (checks and hooks) and `notify` (notifiers): the stage-two
-//!   checks of each section, as `impl Validator` blocks of their own.
+//!   ofrep and flags), `probes` (checks and hooks), `notify` (notifiers) and
+//!   `report_queries` (`[[report.queries]]`): the stage-two checks of each section, as
+//!   `impl Validator` blocks of their own.
 
 mod deployment;
 mod gates;
@@ -36,6 +37,7 @@ mod notify;
 mod probes;
 mod raw;
 mod rehearsals;
+mod report_queries;
 mod router;
 mod router_kinds;
 mod scalar;

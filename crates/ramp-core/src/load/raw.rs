@@ -45,6 +45,30 @@ pub(super) struct RawPlan {
     /// `[next]`, optional: the plan to follow this one (its stages and a simulated preview
     /// go in the report).
     pub(super) next: Option<S<RawNext>>,
+    /// `[report]`, optional: what the report adds to the run's own record.
+    pub(super) report: Option<S<RawReport>>,
+}
+
+/// `[report]`: queries sampled for the report.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReport {
+    /// `[[report.queries]]`.
+    pub(super) queries: Option<S<Vec<S<RawReportQuery>>>>,
+}
+
+/// One `[[report.queries]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReportQuery {
+    /// The query's name; required, unique.
+    pub(super) name: Option<S<Text>>,
+    /// The PromQL expression; required.
+    pub(super) query: Option<S<Text>>,
+    /// The unit shown next to its numbers.
+    pub(super) unit: Option<S<Text>>,
+    /// The multiplier applied to every sample; default 1.
+    pub(super) scale: Option<S<Num>>,
 }
 
 /// One `[[notify]]` entry: a kind and that kind's keys (`load::notify` says which).

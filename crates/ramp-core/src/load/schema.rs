@@ -11,8 +11,8 @@ use super::raw::{
     RawBaseline, RawBurnRate, RawCheck, RawControl, RawDeployment, RawFault, RawFeature, RawGate,
     RawGates, RawHook, RawLoad, RawMannWhitney, RawMetrics, RawNext, RawNotify, RawOfrep,
     RawOverhead, RawPlan, RawQueryGate, RawRehearsal, RawRehearsalFault, RawRelative,
-    RawRelativeGate, RawRouter, RawSequential, RawSequentialTest, RawServiceModel, RawSimulation,
-    RawStage, RawStageGates,
+    RawRelativeGate, RawReport, RawReportQuery, RawRouter, RawSequential, RawSequentialTest,
+    RawServiceModel, RawSimulation, RawStage, RawStageGates,
 };
 use super::validator::Validator;
 use serde::de::{self, Deserializer, Visitor};
@@ -328,6 +328,22 @@ pub(super) const PLAN: Schema = Schema {
                 children: &[],
             }),
         ),
+        (
+            "report",
+            Shape::Table(Schema {
+                fields: fields_of::<RawReport>,
+                children: &[(
+                    "queries",
+                    Shape::Tables(
+                        Schema {
+                            fields: fields_of::<RawReportQuery>,
+                            children: &[],
+                        },
+                        "report query",
+                    ),
+                )],
+            }),
+        ),
     ],
 };
 
@@ -587,6 +603,6 @@ mod tests {
         }
         let mut children = 0;
         walk(PLAN, "plan", &mut children);
-        assert_eq!(children, 44, "every table and array of the raw structs");
+        assert_eq!(children, 46, "every table and array of the raw structs");
     }
 }

@@ -401,6 +401,15 @@ impl Validator<'_> {
             gates_raw.and_then(|g| g.query.as_ref()),
             (evaluate_every, shortest),
         );
+        let report_queries = self.report_queries(
+            raw.report
+                .as_ref()
+                .and_then(|r| r.get_ref().queries.as_ref()),
+            raw.metrics
+                .as_ref()
+                .is_some_and(|m| m.get_ref().url.is_some()),
+            evaluate_every,
+        );
 
         let baseline = match baseline {
             None => None,
@@ -433,6 +442,7 @@ impl Validator<'_> {
             metrics: metrics.as_ref()?.source,
             prometheus: metrics.as_ref()?.prometheus.clone(),
             queries: metrics?.queries,
+            report_queries: report_queries?,
         };
         // The router and the metrics source, checked together once both are good.
         self.fits_metrics(raw, &plan).then_some(plan)

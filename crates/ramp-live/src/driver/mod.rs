@@ -18,12 +18,14 @@
 //! `sidecars` (the control and OFREP servers), `run_loop` (the loop and its readings),
 //! `feed` (journal, feed, act), `flags`, `operator` (the control API's requests),
 //! `rehearsal` (a rollback rehearsed on live traffic), `teardown` (hooks and the end of the
-//! run), `notices` (notifications offered and their deliveries journaled) and `records`
-//! (what the journal's events say).
+//! run), `notices` (notifications offered and their deliveries journaled), `infra` (report
+//! queries sampled for the report's infrastructure impact) and `records` (what the journal's
+//! events say).
 
 mod feed;
 mod flags;
 mod identity;
+mod infra;
 mod members;
 mod notices;
 mod operator;
@@ -36,6 +38,7 @@ mod sidecars;
 mod start;
 mod teardown;
 
+pub use infra::infra_from_events;
 pub use records::{checks_from_events, rfc3339};
 pub use start::run;
 
@@ -291,6 +294,8 @@ struct MetricsFeed<S> {
     incomplete: Option<String>,
     /// The query gates, when the plan has any.
     queries: Option<queries::QueryGates>,
+    /// The report queries, sampled for the report, when the plan has any.
+    infra: Option<infra::InfraSampler>,
 }
 
 /// The router and what the driver knows of the weights it applied.

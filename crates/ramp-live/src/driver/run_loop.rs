@@ -258,6 +258,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         if let State::Running { .. } = self.engine.state() {
             self.evaluate_queries(now).await?;
         }
+        // Report queries are only asked here, never waited for: a tick is not delayed.
+        self.sample_infra(now)?;
         if let State::Running { .. } = self.engine.state() {
             self.hold_weight(expected, canary_bp).await;
             self.rehearsal_inject(now, &counters).await?;

@@ -3,6 +3,7 @@
 
 use super::flags::Flags;
 use super::identity;
+use super::infra::InfraSampler;
 use super::queries::QueryGates;
 use super::rehearsal::LiveRehearsal;
 use super::sidecars::{ControlServer, FlagsServer};
@@ -162,6 +163,23 @@ async fn query_gates(
     Ok(gates)
 }
 
+/// The plan's report queries with their Prometheus client; `None` without any. They are not
+/// checked up front: they never decide anything, and a sample that fails is recorded as
+/// missing.
+fn report_queries(config: &RunConfig) -> Result<Option<InfraSampler>, LiveError> {
+    if config.plan.report_queries.is_empty() {
+        return Ok(None);
+    }
+    let (settings, token) = prometheus_settings(config)?;
+    let timeout = std::time::Duration::from_millis(settings.timeout.0);
+    let client =
+        PromClient::new(&settings.url, token, timeout).map_err(|source| LiveError::Prometheus {
+            what: "report queries".into(),
+            source,
+        })?;
+    InfraSampler::new(&config.plan, client)
+}
+
 /// What a run observes: its metrics source, and its query gates when the plan has any.
 pub(super) struct Observation<S> {
     /// Where canary and stable are read.
@@ -181,6 +199,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
     let journal_path = store.location();
+    let infra = report_queries(&config)?;
     // A notifier that cannot be set up stops the run before anything is journaled or sent.
     let (notify, mut notes_rx) = Notifications::start(&config.plan.notify, &config.base_dir)?;
     tokio::pin!(shutdown);
@@ -245,6 +264,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             problem: None,
             incomplete: None,
             queries: observed.queries,
+            infra,
         },
         routing: Routing {
             router,

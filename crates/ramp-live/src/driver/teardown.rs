@@ -171,6 +171,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.event(t, "notification", &body)?;
             self.line(t, format!("✗ {abandoned} notifications abandoned at the end of the run (not delivered within {} s)", NOTIFY_GRACE.as_secs()));
         }
+        // Report queries still in flight are waited for (bounded) and journaled.
+        self.finish_samples().await?;
         let summary = self.summary();
         let json = serde_json::to_string(&summary).unwrap_or_default();
         self.journal
@@ -210,6 +212,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 .filter_map(|e| serde_json::from_str(&e.body).ok())
                 .collect();
             s.checks = super::records::checks_from_events(&events);
+            s.infrastructure = super::infra::infra_from_events(&events);
         }
         s
     }
