@@ -4,9 +4,8 @@
 use ramp_core::summary::{
     ApprovalSummary, BaselineSummary, CheckSummary, CheckpointSummary, Confidence, Decision,
     FeatureSummary, FlagUsageSummary, GateResult, GateStatus, InfraSummary, MemberStageSummary,
-    Metrics, Outcome,
-    RehearsalOutcome, RehearsalSummary, RollbackTiming, Sampling, ScopedMetrics, StageSummary,
-    Summary, TimelineEvent, Totals,
+    Metrics, Outcome, RehearsalOutcome, RehearsalSummary, RollbackTiming, Sampling, ScopedMetrics,
+    StageSummary, Summary, TimelineEvent, Totals,
 };
 use ramp_core::{Metric, SamplingMethod, Scope};
 
