@@ -7,6 +7,7 @@
 //! text at run time. Label values are escaped for PromQL double-quoted strings, so a value
 //! holding `"` or `\` can neither break the query nor widen its selector.
 
+use crate::plan::Deployment;
 use crate::units::Span;
 use std::fmt;
 
@@ -44,6 +45,20 @@ pub struct Values<'a> {
     pub environment: &'a str,
     /// The engine's evaluation interval, rendered as a PromQL duration.
     pub interval: Span,
+}
+
+impl<'a> Values<'a> {
+    /// The values a plan's `deployment` gives its queries, for `cohort` (`None` for a query
+    /// about no cohort in particular) at the engine's evaluation `interval`.
+    pub fn of(deployment: &'a Deployment, cohort: Option<&'a str>, interval: Span) -> Values<'a> {
+        Values {
+            cohort,
+            deployment: &deployment.id,
+            service: &deployment.service,
+            environment: &deployment.environment,
+            interval,
+        }
+    }
 }
 
 /// Why a template could not be rendered.

@@ -299,45 +299,9 @@ impl Validator<'_> {
 
     /// A notifier's `on`: one event name or an array of them, at least one, none twice.
     fn notify_events(&mut self, v: &S<TextList>, ctx: &str) -> Option<Vec<NotifyEvent>> {
-        let what = format!("{ctx}: on");
-        let valid = NotifyEvent::ALL
-            .iter()
-            .map(|e| format!("{:?}", e.key()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if matches!(v.get_ref(), TextList::Many(list) if list.is_empty()) {
-            self.error(
-                v.span(),
-                format!("{what}: is empty; expected at least one event from {valid} (leave `on` out for every event)"),
-            );
-            return None;
-        }
-        let (entries, mut ok) = self.entries(
-            v,
-            &what,
-            &format!("an event or an array of events from {valid}"),
-        );
-        let mut out = Vec::with_capacity(entries.len());
-        for (_, name, span) in entries {
-            match NotifyEvent::ALL.iter().find(|e| e.key() == name) {
-                None => {
-                    self.error(
-                        span,
-                        format!("{what}: {name:?} is not an event; expected one of {valid}"),
-                    );
-                    ok = false;
-                }
-                Some(event) if out.contains(event) => {
-                    self.error(
-                        span,
-                        format!("{what}: {name:?} is listed twice; list each event once"),
-                    );
-                    ok = false;
-                }
-                Some(event) => out.push(*event),
-            }
-        }
-        ok.then_some(out)
+        let known: Vec<(&str, NotifyEvent)> =
+            NotifyEvent::ALL.iter().map(|e| (e.key(), *e)).collect();
+        self.event_list(v, ctx, &known, " (leave `on` out for every event)")
     }
 
     /// A notifier's `timeout`: default 5 s, longer than 0 and at most a minute.

@@ -249,8 +249,21 @@ impl Validator<'_> {
 
     /// A hook's `on`: one event name or an array of them, at least one, none twice.
     fn events(&mut self, v: &S<TextList>, ctx: &str) -> Option<Vec<HookEvent>> {
+        self.event_list(v, ctx, &HOOK_EVENTS, "")
+    }
+
+    /// An `on` key (hooks, notifiers): one event name from `known` or an array of them, at
+    /// least one, none twice; every mistake reported. `empty_hint` ends the sentence for an
+    /// empty array.
+    pub(super) fn event_list<E: Copy + PartialEq>(
+        &mut self,
+        v: &S<TextList>,
+        ctx: &str,
+        known: &[(&str, E)],
+        empty_hint: &str,
+    ) -> Option<Vec<E>> {
         let what = format!("{ctx}: on");
-        let valid = HOOK_EVENTS
+        let valid = known
             .iter()
             .map(|(k, _)| format!("{k:?}"))
             .collect::<Vec<_>>()
@@ -258,7 +271,7 @@ impl Validator<'_> {
         if matches!(v.get_ref(), TextList::Many(list) if list.is_empty()) {
             self.error(
                 v.span(),
-                format!("{what}: is empty; expected at least one event from {valid}"),
+                format!("{what}: is empty; expected at least one event from {valid}{empty_hint}"),
             );
             return None;
         }
@@ -269,7 +282,7 @@ impl Validator<'_> {
         );
         let mut out = Vec::with_capacity(entries.len());
         for (_, name, span) in entries {
-            match HOOK_EVENTS.iter().find(|(k, _)| *k == name) {
+            match known.iter().find(|(k, _)| *k == name) {
                 None => {
                     self.error(
                         span,

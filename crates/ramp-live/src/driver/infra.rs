@@ -92,13 +92,7 @@ impl InfraSampler {
         if plan.report_queries.is_empty() {
             return Ok(None);
         }
-        let values = Values {
-            cohort: None,
-            deployment: &plan.deployment.id,
-            service: &plan.deployment.service,
-            environment: &plan.deployment.environment,
-            interval: plan.evaluate_every,
-        };
+        let values = Values::of(&plan.deployment, None, plan.evaluate_every);
         let url = plan
             .prometheus
             .as_ref()

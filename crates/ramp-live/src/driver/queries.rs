@@ -32,13 +32,7 @@ impl QueryGates {
         if plan.queries.is_empty() {
             return Ok(None);
         }
-        let values = Values {
-            cohort: None,
-            deployment: &plan.deployment.id,
-            service: &plan.deployment.service,
-            environment: &plan.deployment.environment,
-            interval: plan.evaluate_every,
-        };
+        let values = Values::of(&plan.deployment, None, plan.evaluate_every);
         let mut gates = Vec::new();
         for g in &plan.queries {
             let text = render(&g.query, &values).map_err(|e| LiveError::Prometheus {

@@ -35,13 +35,7 @@ impl Queries {
         interval: Span,
     ) -> Result<Queries, PromError> {
         let cohort = |label: &str| -> Result<CohortQueries, PromError> {
-            let values = Values {
-                cohort: Some(label),
-                deployment: &deployment.id,
-                service: &deployment.service,
-                environment: &deployment.environment,
-                interval,
-            };
+            let values = Values::of(deployment, Some(label), interval);
             let one = |key: &'static str, template: &str| {
                 render(template, &values).map_err(|e| PromError::Config {
                     url: source.url.clone(),
