@@ -3,7 +3,7 @@
 # compiler (SQLite is built from source), curl (for rustup), python3 (the test scripts),
 # prometheus and promtool 2.42 (the Prometheus integration's tests), haproxy 2.6 and
 # nginx 1.22 (the router tests), chromium (the HTML report's browser tests and
-# scripts/screenshots.sh), and
+# scripts/screenshots.sh), etcd 3.4 and protoc (the highly available controllers), and
 # a Rust toolchain at least as new as the workspace's `rust-version`, with clippy and
 # rustfmt. Safe to run again: when everything is there it prints one line and changes nothing.
 #
@@ -57,6 +57,21 @@ fi
 CHROMIUM_PIN="156.0.8078.129-1~deb12u1"
 if ! command -v chromium >/dev/null 2>&1; then
   need_apt+=("chromium=$CHROMIUM_PIN")
+fi
+# etcd 3.4: the highly available controllers' tests start a real three-member cluster
+# (etcd-server) and check members with etcdctl (etcd-client). protoc (protobuf-compiler)
+# compiles etcd's protocol files when the etcd client crate builds. Pinned to Debian
+# bookworm's builds; any installed etcd 3.4.x and protoc are accepted.
+ETCD_PIN="3.4.23-4+b4"
+PROTOC_PIN="3.21.12-3+deb12u1"
+if ! etcd --version 2>/dev/null | grep -q 'etcd Version: 3\.4\.'; then
+  need_apt+=("etcd-server=$ETCD_PIN")
+fi
+if ! command -v etcdctl >/dev/null 2>&1; then
+  need_apt+=("etcd-client=$ETCD_PIN")
+fi
+if ! command -v protoc >/dev/null 2>&1; then
+  need_apt+=("protobuf-compiler=$PROTOC_PIN")
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2
@@ -119,4 +134,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler, python3, prometheus 2.42, haproxy 2.6, nginx 1.22 and chromium: ready"
+echo "bootstrap: rustc $have (Ramp needs $need or newer) with clippy and rustfmt, a C compiler, python3, prometheus 2.42, haproxy 2.6, nginx 1.22, chromium, etcd 3.4 and protoc: ready"
