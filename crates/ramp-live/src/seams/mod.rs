@@ -11,10 +11,12 @@
 //! or store: it is generic over these three traits, and only `driver::run` picks today's
 //! implementations.
 
+mod fencing;
 mod metrics;
 mod router;
 mod store;
 
+pub use fencing::FenceToken;
 pub use metrics::{MetricsSource, Reading};
 pub use router::{Router, RouterIdentity};
 pub use store::JournalStore;
