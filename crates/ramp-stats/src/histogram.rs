@@ -7,8 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Largest relative error of any quantile read from a `Histogram` (0.5 %).
+/// Largest relative error of a bucket's representative value (`Histogram::value_of`) from any
+/// value in the bucket (0.5 %).
 pub const RELATIVE_ERROR: f64 = 0.005;
+
+/// Largest relative error of a quantile read from a `Histogram` (1 %): the sample of the
+/// right rank lies in its bucket, and the value reported is interpolated within that bucket
+/// (`Histogram::quantile`), kept within 1 % of both of its edges.
+pub const QUANTILE_ERROR: f64 = 2.0 * RELATIVE_ERROR;
 
 /// Smallest distinguishable latency in milliseconds (1 µs); smaller values share bucket 0.
 const MIN_MS: f64 = 0.001;
@@ -21,7 +27,8 @@ fn gamma() -> f64 {
     (1.0 + RELATIVE_ERROR) / (1.0 - RELATIVE_ERROR)
 }
 
-/// A latency histogram in milliseconds with relative error ≤ `RELATIVE_ERROR`.
+/// A latency histogram in milliseconds whose quantiles are within `QUANTILE_ERROR` (1 %) of the
+/// exact sample quantiles.
 ///
 /// Storage is a dense run of buckets covering only the range that was ever touched (grown
 /// with some slack when a sample lands outside it), so adding, subtracting and merging are
@@ -290,32 +297,57 @@ impl Histogram {
         }
     }
 
-    /// The `q` quantile (nearest rank), `None` when empty.
+    /// The `q` quantile (nearest rank), `None` when empty, interpolated within its bucket.
+    ///
+    /// The sample of rank `r` lies in some bucket; the bucket's `c` samples are taken as
+    /// spread evenly over it in log space, and the `k`-th of them is reported. A bucket's
+    /// single representative would make a quantile step from bucket to bucket (about 1 %
+    /// apart, so a report's P99 reads 810, 818, 827 and never between); interpolated, it
+    /// moves with the data, and it stays within `QUANTILE_ERROR` of the true sample.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.total == 0 {
             return None;
         }
         let rank = Histogram::rank(q, self.total);
         let run = &self.counts[self.lo - self.offset..=self.hi - self.offset];
-        let mut seen = 0u64;
+        let mut below = self.total;
         if rank * 2 > self.total {
-            // High quantiles (p95, p99) are found fastest from the top.
-            let need = self.total - rank + 1;
+            // High quantiles (p95, p99) are found fastest from the top: `below` counts the
+            // samples under the bucket in hand.
             for (k, &c) in run.iter().enumerate().rev() {
-                seen += c;
-                if seen >= need {
-                    return Some(Histogram::value_of(self.lo + k));
+                below -= c;
+                if below < rank {
+                    return Some(Histogram::within(self.lo + k, rank - below, c));
                 }
             }
         } else {
+            below = 0;
             for (k, &c) in run.iter().enumerate() {
-                seen += c;
-                if seen >= rank {
-                    return Some(Histogram::value_of(self.lo + k));
+                if below + c >= rank {
+                    return Some(Histogram::within(self.lo + k, rank - below, c));
                 }
+                below += c;
             }
         }
         Some(Histogram::value_of(self.hi))
+    }
+
+    /// The value of the `k`-th (1-based) of the `c` samples in bucket `i`, the samples spread
+    /// evenly in log space over the bucket: `lower · γ^f` with `f = (k − ½)/c`. `f` is held
+    /// where the value stays within `QUANTILE_ERROR` of both edges, so of any value of the
+    /// bucket. Bucket 0 and the last bucket, which have no finite lower or upper edge, report
+    /// their representative.
+    fn within(i: usize, k: u64, c: u64) -> f64 {
+        if i == 0 || i >= BUCKETS - 1 || c == 0 {
+            return Histogram::value_of(i);
+        }
+        let g = gamma().ln();
+        // The largest fraction of the bucket at which the value is still within the error
+        // of its lower edge; at the smallest it is within the error of the upper edge,
+        // since (1 − 1/γ) < QUANTILE_ERROR.
+        let most = (1.0 + QUANTILE_ERROR).ln() / g;
+        let f = ((k as f64 - 0.5) / c as f64).clamp(1e-6, most);
+        MIN_MS * ((i as f64 - 1.0 + f) * g).exp()
     }
 
     /// The nearest rank (1-based) of quantile `q` among `total` samples.
@@ -325,7 +357,7 @@ impl Histogram {
     }
 
     /// The `q` quantile of the union of several histograms, without building the union
-    /// (the service scope is canary ∪ stable).
+    /// (the service scope is canary ∪ stable), interpolated as `quantile` is.
     pub fn quantile_of(parts: &[&Histogram], q: f64) -> Option<f64> {
         let total: u64 = parts.iter().map(|h| h.total).sum();
         if total == 0 {
@@ -344,22 +376,23 @@ impl Histogram {
         let count = |i: usize| -> u64 { parts.iter().map(|h| h.at(i)).sum() };
         if rank * 2 > total {
             // High quantiles (p95, p99) are found fastest from the top.
-            let need = total - rank + 1;
-            let mut seen = 0u64;
+            let mut below = total;
             for i in (lo..=hi).rev() {
-                seen += count(i);
-                if seen >= need {
-                    return Some(Histogram::value_of(i));
+                let c = count(i);
+                below -= c;
+                if below < rank {
+                    return Some(Histogram::within(i, rank - below, c));
                 }
             }
             return Some(Histogram::value_of(lo));
         }
-        let mut seen = 0u64;
+        let mut below = 0u64;
         for i in lo..=hi {
-            seen += count(i);
-            if seen >= rank {
-                return Some(Histogram::value_of(i));
+            let c = count(i);
+            if below + c >= rank {
+                return Some(Histogram::within(i, rank - below, c));
             }
+            below += c;
         }
         Some(Histogram::value_of(hi))
     }
@@ -441,7 +474,7 @@ mod tests {
         for (q, want) in [(0.5, 500.0), (0.95, 950.0), (0.99, 990.0), (1.0, 1000.0)] {
             let got = h.quantile(q).unwrap();
             assert!(
-                ((got - want) / want).abs() <= RELATIVE_ERROR + 1e-9,
+                ((got - want) / want).abs() <= QUANTILE_ERROR + 1e-9,
                 "q{q}: {got}"
             );
         }
@@ -529,7 +562,7 @@ mod tests {
             let rank = ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
             let exact = xs[rank - 1];
             let got = h.quantile(q).unwrap();
-            proptest::prop_assert!(((got - exact) / exact).abs() <= RELATIVE_ERROR + 1e-9, "{got} vs {exact}");
+            proptest::prop_assert!(((got - exact) / exact).abs() <= QUANTILE_ERROR + 1e-9, "{got} vs {exact}");
         }
 
         #[test]
@@ -546,6 +579,65 @@ mod tests {
             m.subtract(&hb);
             proptest::prop_assert_eq!(&m, &ha);
         }
+    }
+
+    #[test]
+    fn quantiles_move_with_the_data_inside_one_bucket() {
+        // A thousand latencies spread across the one bucket holding 165 ms: the bucket's
+        // representative would report every quantile as the same value.
+        let i = Histogram::index_of(165.0);
+        let (lo, hi) = (Histogram::upper_edge(i - 1), Histogram::upper_edge(i));
+        let mut xs: Vec<f64> = (0..1000)
+            .map(|j| lo * (hi / lo).powf((f64::from(j) + 0.5) / 1000.0))
+            .collect();
+        let mut h = Histogram::new();
+        for &x in &xs {
+            h.record(x);
+        }
+        xs.sort_by(f64::total_cmp);
+        let (p10, p50, p90) = (
+            h.quantile(0.1).unwrap(),
+            h.quantile(0.5).unwrap(),
+            h.quantile(0.9).unwrap(),
+        );
+        assert!(p10 < p50 && p50 < p90, "{p10} {p50} {p90}");
+        for (q, got) in [(0.1, p10), (0.5, p50), (0.9, p90)] {
+            let exact = xs[(q * 1000.0) as usize - 1];
+            // Spread evenly, the samples are placed almost exactly where they were.
+            assert!(
+                ((got - exact) / exact).abs() < 1e-4,
+                "q{q}: {got} vs {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn interpolated_quantiles_of_smooth_data_are_closer_than_the_representatives() {
+        use rand::SeedableRng;
+        use rand_distr::Distribution;
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
+        let model = rand_distr::LogNormal::new(165f64.ln(), 0.5).unwrap();
+        let mut xs: Vec<f64> = (0..100_000).map(|_| model.sample(&mut rng)).collect();
+        let mut h = Histogram::new();
+        for &x in &xs {
+            h.record(x);
+        }
+        xs.sort_by(f64::total_cmp);
+        // Summed over these quantiles at this seed: 0.26 % interpolated, 2.2 % for the
+        // buckets' representatives (each up to 0.5 % off, 0.41 % at the median here).
+        let (mut interpolated, mut representative) = (0f64, 0f64);
+        for q in [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999] {
+            let exact = xs[(q * xs.len() as f64).ceil() as usize - 1];
+            let err = ((h.quantile(q).unwrap() - exact) / exact).abs();
+            assert!(err <= QUANTILE_ERROR, "q{q}: {err}");
+            interpolated += err;
+            representative +=
+                ((Histogram::value_of(Histogram::index_of(exact)) - exact) / exact).abs();
+        }
+        assert!(
+            interpolated * 5.0 < representative,
+            "interpolated {interpolated}, representative {representative}"
+        );
     }
 
     #[test]

@@ -12,6 +12,6 @@ pub mod poisson;
 pub mod verdict;
 mod window;
 
-pub use histogram::{Histogram, RELATIVE_ERROR};
+pub use histogram::{Histogram, QUANTILE_ERROR, RELATIVE_ERROR};
 pub use verdict::thousands;
 pub use window::{bracket, shared_bounds, CohortStats, SlidingWindow, Slot, WindowView};
