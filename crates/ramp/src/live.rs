@@ -810,6 +810,23 @@ fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
     Ok(s)
 }
 
+/// The plan to follow of a journaled run, previewed as `ramp run` does: the controller writes
+/// its summary to the journal before the preview is made, and an unfinished run has none.
+/// The journaled plan names it relative to the plan's path as the run was started; when it
+/// cannot be read from here the report leaves the section out and says why on stderr
+/// (nothing is invented).
+fn next_of(run: &RunRecord) -> Option<ramp_core::summary::NextSummary> {
+    let plan = parse_plan(&run.plan_toml, &run.plan_path).ok()?;
+    plan.next.as_ref()?;
+    match crate::next::load(Path::new(&run.plan_path), &plan) {
+        Ok(next) => next.map(|n| crate::next::preview(&n, 1)),
+        Err(e) => {
+            eprintln!("ramp: the report leaves out the plan to follow: {e:#}");
+            None
+        }
+    }
+}
+
 /// `ramp report ID`.
 pub fn report(
     journal_path: &Path,
@@ -828,7 +845,10 @@ pub fn report(
         ))
         .into());
     };
-    let summary = summary_of(&journal, &run)?;
+    let mut summary = summary_of(&journal, &run)?;
+    if summary.next.is_none() {
+        summary.next = next_of(&run);
+    }
     match out {
         Some(p) => open_output(p, "report")?.write_report(&summary)?,
         None => print!("{}", ramp_report::markdown(&summary)),

@@ -975,3 +975,52 @@ duration = "60s"
         Err(out) => assert_eq!(out.code, 1, "{out}"),
     }
 }
+
+/// Issue 16: the plan to follow (`[next]`) is in the report of a live run re-rendered from
+/// the journal (`ramp report N`), as it is in the report `ramp run --report` writes.
+#[test]
+fn a_journaled_report_shows_the_plan_to_follow() {
+    let rig = Rig::start(100.0);
+    let w = Work::new("next");
+    let production = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/phase8-production.toml"
+    );
+    std::fs::copy(production, w.path("production.toml")).unwrap();
+    w.write(
+        "plan.toml",
+        &plan(
+            rig.admin,
+            "next-test",
+            r#"
+[[stages]]
+weight = 50
+duration = "3s"
+checkpoint = "1s"
+
+[[stages]]
+weight = 100
+duration = "3s"
+checkpoint = "1s"
+
+[next]
+plan = "production.toml"
+"#,
+        ),
+    );
+    let run = w.ramp_timeout(
+        &["run", "plan.toml", "--journal", "j.db", "--json", "s.json"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        w.json("s.json")["next"]["deployment_id"],
+        "phase8-production"
+    );
+    let report = w.ramp(&["report", "1", "--journal", "j.db", "--json", "r.json"]);
+    assert_eq!(report.code, 0, "{report}");
+    assert!(report.stdout.contains("## Plan to follow"), "{report}");
+    let next = &w.json("r.json")["next"];
+    assert_eq!(next["deployment_id"], "phase8-production", "{next:#}");
+    assert_eq!(next["preview"]["stages_run"], 5, "{next:#}");
+}
