@@ -35,6 +35,15 @@ struct Receiver {
 
 impl Receiver {
     async fn start(fail_first: usize, hang: bool) -> Receiver {
+        Receiver::start_with(fail_first, hang, Duration::ZERO).await
+    }
+
+    /// A receiver that answers 200 to everything, each answer `delay` after the request.
+    async fn slow(delay: Duration) -> Receiver {
+        Receiver::start_with(0, false, delay).await
+    }
+
+    async fn start_with(fail_first: usize, hang: bool, delay: Duration) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -58,6 +67,7 @@ impl Receiver {
                         if hang {
                             tokio::time::sleep(Duration::from_secs(3600)).await;
                         }
+                        tokio::time::sleep(delay).await;
                         let status = if n <= fail_first {
                             500
                         } else {
@@ -459,4 +469,37 @@ async fn a_resumed_run_does_not_tell_again_what_it_told_before() {
     assert_eq!(told("checkout: stage 2 of 2 started"), 1, "{texts:#?}");
     assert_eq!(told("checkout: promoted after"), 1, "{texts:#?}");
     assert_eq!(texts.len(), 3, "{texts:#?}");
+}
+
+/// A delivery still in flight when the run is interrupted is waited for (bounded) and its
+/// result journaled, as at the end of a run: the journal never loses what was told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_in_flight_at_an_interrupt_is_journaled() {
+    let rig = Rig::start(100.0).await;
+    let slack = Receiver::slow(Duration::from_millis(1500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "{GATES}\n[[stages]]\nweight = 20\nduration = \"30s\"\n\n[[stages]]\nweight = 100\nduration = \"2s\"\n\n[[notify]]\nname = \"ops\"\nkind = \"slack\"\nurl = \"{}\"\non = [\"stage_started\"]\n",
+        slack.url()
+    );
+    // Interrupted 0.5 s in: stage 1's start was offered at once, and the receiver answers
+    // 1.5 s after it is asked.
+    let config = rig.config(&plan, dir.path()).await;
+    let end = ramp_live::run(
+        config,
+        &mut |_| {},
+        tokio::time::sleep(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let RunEnd::Interrupted {
+        run_id: Some(run_id),
+    } = end
+    else {
+        panic!("{end:?}")
+    };
+    let told = notifications(&dir.path().join("j.db"), run_id);
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert_eq!(told[0]["result"], "delivered", "{told:#?}");
+    assert_eq!(slack.bodies().len(), 1);
 }

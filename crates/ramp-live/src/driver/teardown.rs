@@ -21,6 +21,10 @@ const HOOK_GRACE: Duration = Duration::from_secs(30);
 /// The longest time spent waiting at the end for notifications still queued or retrying.
 const NOTIFY_GRACE: Duration = Duration::from_secs(30);
 
+/// The longest time an interrupted run waits for notifications already being delivered: an
+/// interrupt should end the controller promptly, but what was told must be journaled.
+const INTERRUPT_NOTIFY_GRACE: Duration = Duration::from_secs(5);
+
 /// A finished hook's result, for the journal.
 pub(super) struct HookDone {
     /// The hook's name.
@@ -112,9 +116,46 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         Ok(())
     }
 
-    /// Ends the run after the loop: an interrupted run stays open for a resume unless it
-    /// cannot be resumed (`halt_on_interrupt`: it is halted); a finished one waits (bounded)
-    /// for its hooks and is journaled finished with its summary.
+    /// Lets each notifier finish its queue, waiting at most `grace`, journals every result
+    /// that comes back, and abandons (and journals as abandoned) what is left: the journal
+    /// says what was told, whatever ends the run (`when` names it in the message).
+    async fn drain_notifications(
+        &mut self,
+        grace: Duration,
+        when: &str,
+        notes_rx: &mut mpsc::Receiver<crate::notify::Delivery>,
+    ) -> Result<(), LiveError> {
+        self.notify.close();
+        let deadline = clock::now() + grace;
+        while self.notify.pending() > 0 {
+            match tokio::time::timeout_at(deadline, notes_rx.recv()).await {
+                Ok(Some(done)) => self.notification_done(done)?,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let abandoned = self.notify.abandon();
+        if abandoned > 0 {
+            let t = self.plan_now();
+            let secs = grace.as_secs();
+            let body = serde_json::json!({
+                "result": "abandoned",
+                "notes": abandoned,
+                "detail": format!("{abandoned} notifications were not delivered within {secs} s of {when}"),
+                "dropped_total": self.notify.dropped(),
+            });
+            self.event(t, "notification", &body)?;
+            self.line(
+                t,
+                format!("✗ {abandoned} notifications abandoned at {when} (not delivered within {secs} s)"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Ends the run after the loop: an interrupted run journals the notifications in flight
+    /// (waiting a few seconds at most) and stays open for a resume unless it cannot be
+    /// resumed (`halt_on_interrupt`: it is halted); a finished one waits (bounded) for its
+    /// hooks and notifications and is journaled finished with its summary.
     pub(super) async fn finish(
         mut self,
         ended: Ended,
@@ -127,6 +168,10 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             Ended::Finished => {}
             Ended::Interrupted => {
                 let Some(reason) = halt_on_interrupt else {
+                    // Deliveries in flight are waited for (briefly) and journaled, so the
+                    // journal says what was told before the controller stopped.
+                    self.drain_notifications(INTERRUPT_NOTIFY_GRACE, "interruption", notes_rx)
+                        .await?;
                     return Ok(RunEnd::Interrupted {
                         run_id: Some(run_id),
                     });
@@ -148,29 +193,9 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 Ok(None) | Err(_) => break,
             }
         }
-        // The same for notifications (the run's last one is usually its end): each
-        // notifier finishes its queue, and what is left at the deadline is abandoned and
-        // journaled so.
-        self.notify.close();
-        let deadline = clock::now() + NOTIFY_GRACE;
-        while self.notify.pending() > 0 {
-            match tokio::time::timeout_at(deadline, notes_rx.recv()).await {
-                Ok(Some(done)) => self.notification_done(done)?,
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let abandoned = self.notify.abandon();
-        if abandoned > 0 {
-            let t = self.plan_now();
-            let body = serde_json::json!({
-                "result": "abandoned",
-                "notes": abandoned,
-                "detail": format!("{abandoned} notifications were not delivered within {} s of the run's end", NOTIFY_GRACE.as_secs()),
-                "dropped_total": self.notify.dropped(),
-            });
-            self.event(t, "notification", &body)?;
-            self.line(t, format!("✗ {abandoned} notifications abandoned at the end of the run (not delivered within {} s)", NOTIFY_GRACE.as_secs()));
-        }
+        // The same for notifications (the run's last one is usually its end).
+        self.drain_notifications(NOTIFY_GRACE, "the run's end", notes_rx)
+            .await?;
         // Report queries still in flight are waited for (bounded) and journaled.
         self.finish_samples().await?;
         let summary = self.summary();
