@@ -30,6 +30,7 @@ pub mod state;
 pub mod upload;
 pub mod upstream;
 pub mod users;
+pub mod weights;
 
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use proxy::Proxy;

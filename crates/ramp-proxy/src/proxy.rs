@@ -143,6 +143,7 @@ impl Proxy {
             InitialWeights {
                 canary_bp,
                 set_by: None,
+                fence: None,
             },
         )
     }
@@ -151,7 +152,11 @@ impl Proxy {
     /// set them ([`crate::state::initial_weights`]: the state file's, or the configured
     /// initial weight).
     pub fn with_weights(config: Config, weights: InitialWeights) -> Arc<Proxy> {
-        let InitialWeights { canary_bp, set_by } = weights;
+        let InitialWeights {
+            canary_bp,
+            set_by,
+            fence,
+        } = weights;
         let upstreams = match config.upstream_protocol {
             UpstreamProtocol::Http1 => Upstreams::Http1(Http1Pool::new(
                 config.upstream_connect_timeout,
@@ -225,6 +230,7 @@ impl Proxy {
                 canary_bp: canary_bp.min(ramp_flags::BASIS_POINTS),
                 faults: Vec::new(),
                 set_by: set_by.map(Arc::from),
+                fence,
             }),
             mode,
             upstreams,
