@@ -65,6 +65,12 @@ pub struct WeightsView {
     /// The newest fencing token the proxy has accepted (a leading controller's), or null
     /// when no change ever carried one; a change with an older token is refused.
     pub fence: Option<u64>,
+    /// Where the weights come from: "admin" (only `PUT /weights`), or "etcd" when the proxy
+    /// follows the deployment's weight key (`PUT /weights` still works, for operators).
+    pub source: &'static str,
+    /// The etcd follower's state, when the proxy follows etcd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<crate::follow::FollowView>,
 }
 
 /// `PUT /weights` body.
@@ -246,6 +252,23 @@ pub async fn handle(
                 "ramp_proxy_canary_weight_ratio {}",
                 f64::from(proxy.route.load().canary_bp) / f64::from(ramp_flags::BASIS_POINTS)
             );
+            extra.push_str("# HELP ramp_proxy_weight_fence The newest fencing token the proxy has accepted with a weight change, 0 for none.\n# TYPE ramp_proxy_weight_fence gauge\n");
+            let _ = writeln!(
+                extra,
+                "ramp_proxy_weight_fence {}",
+                proxy.route.load().fence.unwrap_or(0)
+            );
+            if let Some(follow) = &proxy.follow {
+                let view = follow.view();
+                extra.push_str("# HELP ramp_proxy_etcd_connected Whether the proxy reaches etcd and watches its weight key (1) or not (0).\n# TYPE ramp_proxy_etcd_connected gauge\n");
+                let _ = writeln!(
+                    extra,
+                    "ramp_proxy_etcd_connected {}",
+                    u8::from(view.connected)
+                );
+                extra.push_str("# HELP ramp_proxy_etcd_weight_revision The etcd revision of the last weight document applied, 0 for none.\n# TYPE ramp_proxy_etcd_weight_revision gauge\n");
+                let _ = writeln!(extra, "ramp_proxy_etcd_weight_revision {}", view.revision);
+            }
             extra.push_str("# HELP ramp_proxy_upstream_healthy Whether an upstream address receives traffic (1) or is marked down (0).\n# TYPE ramp_proxy_upstream_healthy gauge\n");
             for pool in proxy.pools() {
                 for m in pool.members.iter() {
@@ -429,6 +452,12 @@ fn weights_view(proxy: &Proxy) -> WeightsView {
         stable: bp_to_percent(ramp_flags::BASIS_POINTS - bp),
         canary_bp: bp,
         fence: route.fence,
+        source: if proxy.follow.is_some() {
+            "etcd"
+        } else {
+            "admin"
+        },
+        etcd: proxy.follow.as_ref().map(|f| f.view()),
         mode: match proxy.mode {
             crate::routing::SplitMode::PerRequest => "per_request",
             crate::routing::SplitMode::Sticky { .. } => "sticky",

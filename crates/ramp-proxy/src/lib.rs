@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod exposition;
+pub mod follow;
 #[doc(hidden)]
 pub mod fuzzing;
 mod h1;

@@ -64,6 +64,8 @@ pub struct Proxy {
     /// Distinct users per cohort over the statistics window, so that `/snapshot` can say how
     /// many users each side of the flag's rollout had; flag mode only (`None` otherwise).
     pub users: Option<CohortUsers>,
+    /// What following etcd has done, when the configuration has `[etcd]` (`crate::follow`).
+    pub follow: Option<Arc<crate::follow::FollowState>>,
     /// The client side: keep-alive connections to the upstreams.
     upstreams: Upstreams,
     /// Source of fault ids.
@@ -218,7 +220,12 @@ impl Proxy {
         } else {
             vec![stable.clone(), canary.clone()]
         };
+        let follow = config.etcd.as_ref().map(|etcd| {
+            let key = ramp_etcd::Keys::new(&etcd.prefix, &config.deployment_id).weight();
+            Arc::new(crate::follow::FollowState::new(key))
+        });
         Arc::new(Proxy {
+            follow,
             stable,
             canary,
             pools,
