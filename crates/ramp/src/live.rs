@@ -421,6 +421,33 @@ async fn connect_router(
             LiveRouter::Nginx(ramp_live::routers::Nginx::new(nginx, base_dir, deployment)),
             None,
         )),
+        Router::Etcd(etcd) => {
+            let token = etcd
+                .token_file
+                .as_ref()
+                .map(|f| read_token(&base_dir.join(f)))
+                .transpose()?;
+            let members = etcd
+                .members
+                .iter()
+                .map(|url| {
+                    ProxyAdmin::new(url, token.clone()).map_err(|e| {
+                        Invalid(format!("{}: router.admin: {url}: {e}", plan_path.display()))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut config = ramp_etcd::EtcdConfig::new(etcd.endpoints.clone());
+            config.prefix = etcd.prefix.clone();
+            Ok((
+                LiveRouter::Etcd(ramp_live::routers::EtcdRouter::new(
+                    config,
+                    deployment,
+                    members,
+                    fence.clone(),
+                )),
+                None,
+            ))
+        }
         Router::Embedded { config } => {
             let path = base_dir.join(config);
             let config = ramp_proxy::Config::load(&path)
@@ -462,6 +489,7 @@ fn router_noun(router: &Router) -> &'static str {
         Router::Haproxy(_) => "HAProxy",
         Router::Nginx(_) => "nginx",
         Router::Command(_) => "the command router",
+        Router::Etcd(_) => "the etcd weight key",
     }
 }
 
