@@ -64,3 +64,45 @@ async fn followers_keep_the_last_weight_while_etcd_is_gone_and_follow_again_afte
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_started_while_etcd_is_unreachable_routes_at_its_persisted_weight() {
+    let dir = std::env::temp_dir().join(format!("ramp-proxy-follow-down-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let state = dir.join("weights.json");
+    std::fs::write(
+        &state,
+        "{\"version\": 1, \"canary_bp\": 4000, \"set_by\": \"r:1\", \"fence\": 9}\n",
+    )
+    .expect("state file");
+    let (stable, canary) = (
+        start_upstream("stable").await,
+        start_upstream("canary").await,
+    );
+    let nobody = closed_port().await;
+    let mut file = follower(
+        &[stable],
+        &[canary],
+        vec![format!("http://{nobody}")],
+        "down",
+    );
+    file.state_file = Some(state);
+    let h = start_proxy(file).await;
+    // Give the follower time for a few failed attempts; the weight must not move.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let w = weights(&client(), &h).await;
+    assert_eq!(
+        (
+            w["canary_bp"].clone(),
+            w["fence"].clone(),
+            w["etcd"]["connected"].clone()
+        ),
+        (4000.into(), 9.into(), false.into()),
+        "{w}"
+    );
+    let share = canary_share(&h, 400).await;
+    assert!((0.3..=0.5).contains(&share), "canary share {share} at 40 %");
+    h.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
