@@ -246,6 +246,26 @@ pub enum Router {
     /// Any other router through commands run without a shell (`[router] kind =
     /// "command"`): the escape hatch for a cloud load balancer's CLI or `kubectl patch`.
     Command(CommandRouter),
+    /// The deployment's weight key in etcd (`[router] kind = "etcd"`), which `ramp proxy
+    /// --etcd` processes follow: the controller writes the weight once (fenced by its
+    /// election when there is one) and confirms it on the members' admin APIs, whose
+    /// snapshots are summed for metrics as a fleet's are.
+    Etcd(EtcdRouter),
+}
+
+/// The weight published in etcd for proxies that follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdRouter {
+    /// etcd's client URLs, `http://host:port`.
+    pub endpoints: Vec<String>,
+    /// The key prefix of Ramp's keys (`/ramp` by default), as the proxies use it.
+    pub prefix: String,
+    /// The following proxies' admin base URLs, in plan order: their snapshots are the metrics
+    /// of `[metrics] source = "proxy"`, and each must show a weight before it counts as set.
+    /// Empty when the plan reads Prometheus and confirms nothing.
+    pub members: Vec<String>,
+    /// File holding the admin bearer token every member accepts, as written.
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// Where HAProxy's runtime API listens (`stats socket … level admin`).

@@ -97,6 +97,21 @@ impl LocalCluster {
         self.wait_healthy(i, Duration::from_secs(30))
     }
 
+    /// Restarts every killed member, then waits until each is healthy: after all members were
+    /// killed, one member alone has no quorum and never reports itself healthy, so they must
+    /// be started together.
+    pub fn restart_all(&mut self) -> std::io::Result<()> {
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_none() {
+                self.spawn(i, "existing")?;
+            }
+        }
+        for i in 0..self.members.len() {
+            self.wait_healthy(i, Duration::from_secs(30))?;
+        }
+        Ok(())
+    }
+
     /// Starts member `i`'s process, its output appended to `{name}.log` in the directory.
     fn spawn(&mut self, i: usize, state: &str) -> std::io::Result<()> {
         let m = &self.members[i];

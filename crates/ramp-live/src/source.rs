@@ -6,6 +6,7 @@
 //! index, exactly: no re-bucketing, no sampling.
 
 use crate::http::{ApiClient, HttpError};
+use crate::seams::FenceToken;
 use http::{Method, StatusCode};
 use ramp_core::Weight;
 use ramp_stats::{CohortStats, Histogram, Slot};
@@ -52,6 +53,16 @@ pub enum SourceError {
     /// The router cannot do this at all (nginx injects no faults).
     #[error("{0}")]
     Unsupported(String),
+    /// The router refused a weight change because it has seen a newer leader's fencing token
+    /// (the proxy's 409): this controller has lost its leadership and must stop acting. Never
+    /// a transient failure: retrying cannot succeed, and must not.
+    #[error("{router} refused the weight change, a newer leader has set it: {reason}")]
+    Superseded {
+        /// The router (or fleet member) that refused, as its location names it.
+        router: String,
+        /// The router's one-line reason (naming both tokens, for Ramp's proxy).
+        reason: String,
+    },
     /// The answer was not the expected document.
     #[error("proxy admin API {what}: unexpected document: {message}")]
     Document {
@@ -60,6 +71,14 @@ pub enum SourceError {
         /// The parser's description.
         message: String,
     },
+}
+
+impl SourceError {
+    /// Whether this is a refusal by fencing ([`SourceError::Superseded`]): the controller is
+    /// no longer the leader, and the driver stops rather than retries.
+    pub fn is_superseded(&self) -> bool {
+        matches!(self, SourceError::Superseded { .. })
+    }
 }
 
 /// One cohort's cumulative counters, as far as the engine needs them.
@@ -308,6 +327,9 @@ pub struct FaultRequest {
 pub struct ProxyAdmin {
     /// The HTTP client bound to the admin base URL.
     api: ApiClient,
+    /// The run's fencing token, sent with every weight change once the controller leads, so
+    /// that the proxy refuses this controller once a newer leader has set a weight.
+    fence: FenceToken,
 }
 
 impl ProxyAdmin {
@@ -315,7 +337,16 @@ impl ProxyAdmin {
     pub fn new(url: &str, token: Option<String>) -> Result<ProxyAdmin, SourceError> {
         Ok(ProxyAdmin {
             api: ApiClient::new(url, token, Duration::from_secs(3))?,
+            fence: FenceToken::none(),
         })
+    }
+
+    /// The same client sending `fence` with its weight changes whenever the token is set
+    /// (the driver sets it when its controller leads; unset, nothing is sent, as before
+    /// fencing). Clones share the token.
+    pub fn with_fence(mut self, fence: FenceToken) -> ProxyAdmin {
+        self.fence = fence;
+        self
     }
 
     /// The admin base URL.
@@ -367,20 +398,48 @@ impl ProxyAdmin {
     }
 
     /// Sets the canary weight, naming the run that sets it when there is one (the proxy
-    /// reports it back as `set_by`); effective from the proxy's next request once this
-    /// returns.
+    /// reports it back as `set_by`) and carrying the run's fencing token when it has one;
+    /// effective from the proxy's next request once this returns. A proxy that has seen a
+    /// newer token refuses: [`SourceError::Superseded`].
     pub async fn set_weight(&self, weight: Weight, run: Option<&str>) -> Result<(), SourceError> {
-        let body = match run {
-            Some(run) => serde_json::json!({ "canary": weight.percent(), "run": run }),
-            None => serde_json::json!({ "canary": weight.percent() }),
+        self.put_weights(weight, run, self.fence.get()).await
+    }
+
+    /// `PUT /weights` with the fields given, falling back to fewer for a proxy that predates
+    /// them.
+    async fn put_weights(
+        &self,
+        weight: Weight,
+        run: Option<&str>,
+        fence: Option<u64>,
+    ) -> Result<(), SourceError> {
+        let mut body = serde_json::json!({ "canary": weight.percent() });
+        if let Some(run) = run {
+            body["run"] = run.into();
         }
-        .to_string();
-        let (status, resp) = self.api.call(Method::PUT, "/weights", Some(body)).await?;
-        if run.is_some() && refuses_run_field(status, &resp) {
+        if let Some(fence) = fence {
+            body["fence"] = fence.into();
+        }
+        let (status, resp) = self
+            .api
+            .call(Method::PUT, "/weights", Some(body.to_string()))
+            .await?;
+        if status == StatusCode::CONFLICT {
+            return Err(SourceError::Superseded {
+                router: self.url().to_string(),
+                reason: first_line(&resp),
+            });
+        }
+        if fence.is_some() && refuses_field(status, &resp, "fence") {
+            // A proxy older than fencing refuses the unknown field; it cannot fence anyway,
+            // and the weight, above all a rollback's 0, must still get through.
+            return Box::pin(self.put_weights(weight, run, None)).await;
+        }
+        if run.is_some() && refuses_field(status, &resp, "run") {
             // A proxy older than run tokens refuses the unknown field: the weight, above all a
             // rollback's 0, must still get through. Such a proxy reports no `set_by`, so the
             // journal check has nothing to hold it to either.
-            return Box::pin(self.set_weight(weight, None)).await;
+            return Box::pin(self.put_weights(weight, None, None)).await;
         }
         check("PUT /weights", status, &resp)
     }
@@ -403,11 +462,22 @@ impl ProxyAdmin {
     }
 }
 
-/// Whether a `PUT /weights` was refused only because the proxy does not know the `run` field
-/// (it predates run tokens and rejects unknown fields).
-fn refuses_run_field(status: StatusCode, body: &[u8]) -> bool {
+/// Whether a `PUT /weights` was refused only because the proxy does not know `field` (it
+/// predates run tokens or fencing and rejects unknown fields).
+fn refuses_field(status: StatusCode, body: &[u8], field: &str) -> bool {
     status == StatusCode::BAD_REQUEST
-        && String::from_utf8_lossy(body).contains("unknown field `run`")
+        && String::from_utf8_lossy(body).contains(&format!("unknown field `{field}`"))
+}
+
+/// The first line of an answer's body, at most 200 characters, for an error message.
+fn first_line(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 /// An error for a non-success status.
@@ -533,11 +603,21 @@ mod tests {
     #[test]
     fn only_an_unknown_run_field_is_retried_without_it() {
         let old = b"invalid JSON: unknown field `run`, expected `canary` at line 1 column 20";
-        assert!(refuses_run_field(StatusCode::BAD_REQUEST, old));
-        assert!(!refuses_run_field(StatusCode::UNPROCESSABLE_ENTITY, old));
-        assert!(!refuses_run_field(
+        assert!(refuses_field(StatusCode::BAD_REQUEST, old, "run"));
+        assert!(!refuses_field(StatusCode::UNPROCESSABLE_ENTITY, old, "run"));
+        assert!(!refuses_field(
             StatusCode::BAD_REQUEST,
-            b"`run` must be a string of 1 to 128 characters"
+            b"`run` must be a string of 1 to 128 characters",
+            "run"
+        ));
+        // A proxy older than fencing names `fence` the same way; its own 400 for a bad
+        // token does not.
+        let old = b"invalid JSON: unknown field `fence`, expected `canary` or `run`";
+        assert!(refuses_field(StatusCode::BAD_REQUEST, old, "fence"));
+        assert!(!refuses_field(
+            StatusCode::BAD_REQUEST,
+            b"`fence` must be an integer between 0 and 18446744073709551615",
+            "fence"
         ));
     }
 

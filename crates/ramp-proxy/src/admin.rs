@@ -5,9 +5,10 @@
 //!   flag mode also `flag`: the flag and the distinct users per cohort over the window.
 //! - `GET /snapshot` also names the proxy's start (`instance`: `boot_id`,
 //!   `started_unix_ms`), so that a controller tells a restart from continuous counters.
-//! - `GET /weights`, `PUT /weights` `{"canary": 5, "run": "…"}`: read and set the split
-//!   (persisted first, then swapped atomically; effective from the next request), with the
-//!   run that set it (`set_by`; null when a person did).
+//! - `GET /weights`, `PUT /weights` `{"canary": 5, "run": "…", "fence": 7}`: read and set
+//!   the split (persisted first, then swapped atomically; effective from the next request),
+//!   with the run that set it (`set_by`; null when a person did) and the newest fencing token
+//!   accepted (`fence`; a PUT with an older one is refused with 409, see `crate::weights`).
 //! - `GET /faults`, `POST /faults`, `DELETE /faults`, `DELETE /faults/{id}`: rehearsal faults.
 //! - `GET /upstreams`: health of every pool member.
 //! - `GET /healthz`: liveness of the proxy itself (no token needed).
@@ -20,9 +21,10 @@ use crate::config::{bp_to_percent, percent_to_bp};
 use crate::metrics::MetricsSnapshot;
 use crate::proxy::{Instance, Proxy};
 use crate::routing::{Cohort, Fault, FaultAction, RouteState};
-use crate::state::{self, PersistedState};
+use crate::state;
 use crate::upstream::PoolStatus;
 use crate::users::FlagUsersSnapshot;
+use crate::weights;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -60,6 +62,15 @@ pub struct WeightsView {
     /// The run that set the weights (`PUT /weights` with `run`), or null when a person did
     /// (a PUT without `run`) or nobody has since the configured initial weight.
     pub set_by: Option<String>,
+    /// The newest fencing token the proxy has accepted (a leading controller's), or null
+    /// when no change ever carried one; a change with an older token is refused.
+    pub fence: Option<u64>,
+    /// Where the weights come from: "admin" (only `PUT /weights`), or "etcd" when the proxy
+    /// follows the deployment's weight key (`PUT /weights` still works, for operators).
+    pub source: &'static str,
+    /// The etcd follower's state, when the proxy follows etcd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<crate::follow::FollowView>,
 }
 
 /// `PUT /weights` body.
@@ -72,6 +83,23 @@ pub(crate) struct SetWeights {
     /// Read as any JSON value so that a wrong type gets the same message naming the field.
     #[serde(default)]
     run: Option<serde_json::Value>,
+    /// The fencing token of the controller setting it; absent or null for an unfenced change.
+    /// Read as any JSON value so that a wrong type gets a message naming the field.
+    #[serde(default)]
+    fence: Option<serde_json::Value>,
+}
+
+/// The message of a `PUT /weights` whose `fence` is not a token.
+const BAD_FENCE: &str = "`fence` must be an integer between 0 and 18446744073709551615\n";
+
+/// The token a `PUT /weights` carries: `Ok(None)` for none (absent or null), `Err` for a
+/// value that is not a non-negative integer.
+fn fence_of(fence: Option<serde_json::Value>) -> Result<Option<u64>, ()> {
+    match fence {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_u64().map(Some).ok_or(()),
+        Some(_) => Err(()),
+    }
 }
 
 /// The message of a `PUT /weights` whose `run` is not a run name.
@@ -224,6 +252,23 @@ pub async fn handle(
                 "ramp_proxy_canary_weight_ratio {}",
                 f64::from(proxy.route.load().canary_bp) / f64::from(ramp_flags::BASIS_POINTS)
             );
+            extra.push_str("# HELP ramp_proxy_weight_fence The newest fencing token the proxy has accepted with a weight change, 0 for none.\n# TYPE ramp_proxy_weight_fence gauge\n");
+            let _ = writeln!(
+                extra,
+                "ramp_proxy_weight_fence {}",
+                proxy.route.load().fence.unwrap_or(0)
+            );
+            if let Some(follow) = &proxy.follow {
+                let view = follow.view();
+                extra.push_str("# HELP ramp_proxy_etcd_connected Whether the proxy reaches etcd and watches its weight key (1) or not (0).\n# TYPE ramp_proxy_etcd_connected gauge\n");
+                let _ = writeln!(
+                    extra,
+                    "ramp_proxy_etcd_connected {}",
+                    u8::from(view.connected)
+                );
+                extra.push_str("# HELP ramp_proxy_etcd_weight_revision The etcd revision of the last weight document applied, 0 for none.\n# TYPE ramp_proxy_etcd_weight_revision gauge\n");
+                let _ = writeln!(extra, "ramp_proxy_etcd_weight_revision {}", view.revision);
+            }
             extra.push_str("# HELP ramp_proxy_upstream_healthy Whether an upstream address receives traffic (1) or is marked down (0).\n# TYPE ramp_proxy_upstream_healthy gauge\n");
             for pool in proxy.pools() {
                 for m in pool.members.iter() {
@@ -282,13 +327,28 @@ pub async fn handle(
         (Method::GET, "/weights") => json(StatusCode::OK, &weights_view(&proxy)),
         (Method::PUT, "/weights") => match read_json::<SetWeights>(req).await {
             Err(r) => r,
-            Ok(set) => match (percent_to_bp(set.canary), run_of(set.run)) {
-                (None, _) => text(
+            Ok(set) => match (
+                percent_to_bp(set.canary),
+                run_of(set.run),
+                fence_of(set.fence),
+            ) {
+                (None, _, _) => text(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "`canary` must be a percentage between 0 and 100\n",
                 ),
-                (Some(_), Err(())) => text(StatusCode::BAD_REQUEST, BAD_RUN),
-                (Some(bp), Ok(run)) => set_weight(&proxy, bp, run).await,
+                (Some(_), Err(()), _) => text(StatusCode::BAD_REQUEST, BAD_RUN),
+                (Some(_), _, Err(())) => text(StatusCode::BAD_REQUEST, BAD_FENCE),
+                (Some(canary_bp), Ok(run), Ok(fence)) => {
+                    set_weight(
+                        &proxy,
+                        weights::Change {
+                            canary_bp,
+                            run,
+                            fence,
+                        },
+                    )
+                    .await
+                }
             },
         },
         (Method::GET, "/faults") => json(StatusCode::OK, &fault_views(&proxy)),
@@ -303,6 +363,7 @@ pub async fn handle(
                 canary_bp: current.canary_bp,
                 faults: Vec::new(),
                 set_by: current.set_by.clone(),
+                fence: current.fence,
             }));
             json(StatusCode::OK, &fault_views(&proxy))
         }
@@ -325,6 +386,7 @@ pub async fn handle(
                             canary_bp: current.canary_bp,
                             faults,
                             set_by: current.set_by.clone(),
+                            fence: current.fence,
                         }));
                         json(StatusCode::OK, &fault_views(&proxy))
                     }
@@ -389,6 +451,13 @@ fn weights_view(proxy: &Proxy) -> WeightsView {
         canary: bp_to_percent(bp),
         stable: bp_to_percent(ramp_flags::BASIS_POINTS - bp),
         canary_bp: bp,
+        fence: route.fence,
+        source: if proxy.follow.is_some() {
+            "etcd"
+        } else {
+            "admin"
+        },
+        etcd: proxy.follow.as_ref().map(|f| f.view()),
         mode: match proxy.mode {
             crate::routing::SplitMode::PerRequest => "per_request",
             crate::routing::SplitMode::Sticky { .. } => "sticky",
@@ -397,53 +466,18 @@ fn weights_view(proxy: &Proxy) -> WeightsView {
     }
 }
 
-/// Persists, then swaps: the weight a client is told, and the run it is told set it, are
-/// what a restart will restore.
-async fn set_weight(proxy: &Arc<Proxy>, bp: u32, run: Option<Arc<str>>) -> Response<Full<Bytes>> {
-    let _lock = proxy.admin_lock.lock().await;
-    if let Some(path) = proxy.config.state_file.clone() {
-        let persisted = PersistedState {
-            version: 1,
-            canary_bp: bp,
-            set_by: run.as_deref().map(str::to_string),
-        };
-        let stored = tokio::task::spawn_blocking(move || state::store(&path, &persisted)).await;
-        match stored {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot persist weights; the weight is unchanged");
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("weights not changed: {e}\n"),
-                );
-            }
-            Err(e) => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("weights not changed: {e}\n"),
-                )
-            }
+/// Applies a `PUT /weights` through the one path every weight change takes
+/// ([`weights::apply`]): 409 for an older fence, 500 when the state file cannot be written,
+/// the new weights otherwise.
+async fn set_weight(proxy: &Arc<Proxy>, change: weights::Change) -> Response<Full<Bytes>> {
+    match weights::apply(proxy, change).await {
+        Ok(_) => json(StatusCode::OK, &weights_view(proxy)),
+        Err(e @ weights::ApplyError::Stale { .. }) => {
+            tracing::warn!(reason = %e, "weight change refused");
+            text(StatusCode::CONFLICT, &format!("{e}\n"))
         }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
     }
-    let current = proxy.route.load_full();
-    let now = clock::now();
-    let faults = current
-        .faults
-        .iter()
-        .filter(|f| f.expires_at > now)
-        .cloned()
-        .collect();
-    proxy.route.store(Arc::new(RouteState {
-        canary_bp: bp,
-        faults,
-        set_by: run,
-    }));
-    tracing::info!(
-        canary_percent = bp_to_percent(bp),
-        set_by = proxy.route.load().set_by.as_deref(),
-        "weights changed"
-    );
-    json(StatusCode::OK, &weights_view(proxy))
 }
 
 async fn add_fault(proxy: &Arc<Proxy>, new: NewFault) -> Response<Full<Bytes>> {
@@ -475,6 +509,7 @@ async fn add_fault(proxy: &Arc<Proxy>, new: NewFault) -> Response<Full<Bytes>> {
         canary_bp: current.canary_bp,
         faults,
         set_by: current.set_by.clone(),
+        fence: current.fence,
     }));
     tracing::warn!(
         id,

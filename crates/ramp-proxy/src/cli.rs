@@ -87,6 +87,13 @@ pub struct ProxyArgs {
     /// 408 (default 10000; `[timeouts] client_body_idle_ms`).
     #[arg(long, value_name = "MS")]
     pub client_body_idle_ms: Option<u64>,
+    /// Follow the deployment's weight in etcd: the cluster's client URLs, comma-separated
+    /// (`[etcd] endpoints`); needs --deployment-id.
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub etcd: Option<Vec<String>>,
+    /// The key prefix of Ramp's keys in etcd (default /ramp; `[etcd] prefix`).
+    #[arg(long, value_name = "PREFIX")]
+    pub etcd_prefix: Option<String>,
 }
 
 /// Sends the proxy's logs to standard error, filtered by `RAMP_LOG` (default `info`), with

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod exposition;
+pub mod follow;
 #[doc(hidden)]
 pub mod fuzzing;
 mod h1;
@@ -30,6 +31,7 @@ pub mod state;
 pub mod upload;
 pub mod upstream;
 pub mod users;
+pub mod weights;
 
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use proxy::Proxy;

@@ -64,6 +64,8 @@ pub struct Proxy {
     /// Distinct users per cohort over the statistics window, so that `/snapshot` can say how
     /// many users each side of the flag's rollout had; flag mode only (`None` otherwise).
     pub users: Option<CohortUsers>,
+    /// What following etcd has done, when the configuration has `[etcd]` (`crate::follow`).
+    pub follow: Option<Arc<crate::follow::FollowState>>,
     /// The client side: keep-alive connections to the upstreams.
     upstreams: Upstreams,
     /// Source of fault ids.
@@ -143,6 +145,7 @@ impl Proxy {
             InitialWeights {
                 canary_bp,
                 set_by: None,
+                fence: None,
             },
         )
     }
@@ -151,7 +154,11 @@ impl Proxy {
     /// set them ([`crate::state::initial_weights`]: the state file's, or the configured
     /// initial weight).
     pub fn with_weights(config: Config, weights: InitialWeights) -> Arc<Proxy> {
-        let InitialWeights { canary_bp, set_by } = weights;
+        let InitialWeights {
+            canary_bp,
+            set_by,
+            fence,
+        } = weights;
         let upstreams = match config.upstream_protocol {
             UpstreamProtocol::Http1 => Upstreams::Http1(Http1Pool::new(
                 config.upstream_connect_timeout,
@@ -213,7 +220,12 @@ impl Proxy {
         } else {
             vec![stable.clone(), canary.clone()]
         };
+        let follow = config.etcd.as_ref().map(|etcd| {
+            let key = ramp_etcd::Keys::new(&etcd.prefix, &config.deployment_id).weight();
+            Arc::new(crate::follow::FollowState::new(key))
+        });
         Arc::new(Proxy {
+            follow,
             stable,
             canary,
             pools,
@@ -225,6 +237,7 @@ impl Proxy {
                 canary_bp: canary_bp.min(ramp_flags::BASIS_POINTS),
                 faults: Vec::new(),
                 set_by: set_by.map(Arc::from),
+                fence,
             }),
             mode,
             upstreams,

@@ -120,6 +120,10 @@ pub struct RouteState {
     /// and so that a controller can refuse to drive weights some other run set. The request
     /// path never reads it.
     pub set_by: Option<Arc<str>>,
+    /// The newest fencing token accepted (`crate::weights`), swapped with the weight so that
+    /// `GET /weights` shows the pair a restart would restore. The request path never reads
+    /// it.
+    pub fence: Option<u64>,
 }
 
 /// Reads the sticky key from the request headers without allocating.

@@ -106,6 +106,9 @@ pub async fn serve(
         let pools = proxy.pools().to_vec();
         tokio::spawn(upstream::run_health_checks(pools, health, stop_rx.clone()));
     }
+    if proxy.follow.is_some() {
+        tokio::spawn(crate::follow::run(proxy.clone(), stop_rx.clone()));
+    }
     let admin_task = tokio::spawn(serve_admin(proxy.clone(), admin_listener, stop_rx.clone()));
 
     // The two protocols' builders are used directly: the proxy reads the first bytes

@@ -24,6 +24,12 @@ pub struct PersistedState {
     /// written, so such a file reads the same in a proxy that predates the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_by: Option<String>,
+    /// The newest fencing token the proxy has accepted (a leading controller's, see
+    /// `crate::weights`), kept with the weights so that a restarted proxy still refuses an
+    /// older leader. Absent in files written before fencing, which load with `None`; `None`
+    /// is not written, so a file never fenced reads the same in an older proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 /// The longest run name `PUT /weights` accepts.
@@ -45,6 +51,8 @@ pub struct InitialWeights {
     pub canary_bp: u32,
     /// The run that set it, `None` when a person did or it is the configured initial weight.
     pub set_by: Option<String>,
+    /// The newest fencing token accepted before the restart, `None` when none ever was.
+    pub fence: Option<u64>,
 }
 
 /// Why the state file could not be read or written.
@@ -133,10 +141,12 @@ pub fn initial_weights(config: &crate::config::Config) -> Result<InitialWeights,
         Some(state) => InitialWeights {
             canary_bp: state.canary_bp,
             set_by: state.set_by,
+            fence: state.fence,
         },
         None => InitialWeights {
             canary_bp: config.initial_canary_bp,
             set_by: None,
+            fence: None,
         },
     })
 }
@@ -199,6 +209,7 @@ mod tests {
                 version: 1,
                 canary_bp: 500,
                 set_by: Some("run-1".into()),
+                fence: Some(7),
             },
         )
         .expect("store");
@@ -212,6 +223,7 @@ mod tests {
                 version: 1,
                 canary_bp: 2500,
                 set_by: None,
+                fence: None,
             },
         )
         .expect("store again");
@@ -221,15 +233,34 @@ mod tests {
                 version: 1,
                 canary_bp: 2500,
                 set_by: None,
+                fence: None,
             })
         );
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(!text.contains("set_by"), "None is not written: {text}");
+        assert!(!text.contains("fence"), "None is not written: {text}");
         let leftovers: Vec<_> = std::fs::read_dir(&dir)
             .expect("list")
             .filter_map(Result::ok)
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_written_before_fencing_loads_without_a_fence() {
+        let dir = temp_dir("old");
+        let path = dir.join("weights.json");
+        std::fs::write(
+            &path,
+            "{\"version\": 1, \"canary_bp\": 500, \"set_by\": \"r1\"}",
+        )
+        .expect("write");
+        let state = load(&path).expect("load").expect("present");
+        assert_eq!((state.canary_bp, state.fence), (500, None));
+        std::fs::write(&path, "{\"version\": 1, \"canary_bp\": 500, \"fence\": -1}")
+            .expect("write");
+        assert!(matches!(load(&path), Err(StateError::Invalid { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

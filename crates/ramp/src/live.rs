@@ -18,6 +18,7 @@ use ramp_live::http::{ApiClient, HttpError};
 use ramp_live::routers::command::CommandRouter;
 use ramp_live::routers::haproxy::HaproxyRouter;
 use ramp_live::routers::LiveRouter;
+use ramp_live::seams::FenceToken;
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd, StatusView};
 use ramp_store::{Journal, RunRecord, RunStatus};
 use std::net::SocketAddr;
@@ -170,8 +171,12 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
     let rt = runtime()?;
     let plan = Arc::new(plan);
     let end = rt.block_on(async {
+        // The run's fencing token: unset without an election (the SQLite store), so routers
+        // send none; the driver sets it when its controller leads, and every router built
+        // here reads that one token.
+        let fence = FenceToken::none();
         let (router, _embedded) =
-            connect_router(&router, &plan.deployment.id, &base_dir, &args.plan).await?;
+            connect_router(&router, &plan.deployment.id, &base_dir, &args.plan, &fence).await?;
         let control_listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen for the control API on {listen}"))?;
@@ -373,12 +378,14 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The plan's router; for an embedded proxy, also the task serving it (it stops with the
-/// process).
+/// process). Every Ramp proxy it drives sends `fence` with its weight changes once the token
+/// is set.
 async fn connect_router(
     router: &Router,
     deployment: &str,
     base_dir: &Path,
     plan_path: &Path,
+    fence: &FenceToken,
 ) -> anyhow::Result<(LiveRouter, Option<tokio::task::JoinHandle<()>>)> {
     match router {
         Router::Admin { url, token_file } => {
@@ -387,7 +394,8 @@ async fn connect_router(
                 .map(|f| read_token(&base_dir.join(f)))
                 .transpose()?;
             let admin = ProxyAdmin::new(url, token)
-                .map_err(|e| Invalid(format!("{}: router.admin: {e}", plan_path.display())))?;
+                .map_err(|e| Invalid(format!("{}: router.admin: {e}", plan_path.display())))?
+                .with_fence(fence.clone());
             Ok((admin.into(), None))
         }
         Router::Haproxy(h) => Ok((
@@ -406,13 +414,40 @@ async fn connect_router(
             members,
             token_file,
         } => Ok((
-            fleet(members, token_file.as_deref(), base_dir, plan_path)?,
+            fleet(members, token_file.as_deref(), base_dir, plan_path, fence)?,
             None,
         )),
         Router::Nginx(nginx) => Ok((
             LiveRouter::Nginx(ramp_live::routers::Nginx::new(nginx, base_dir, deployment)),
             None,
         )),
+        Router::Etcd(etcd) => {
+            let token = etcd
+                .token_file
+                .as_ref()
+                .map(|f| read_token(&base_dir.join(f)))
+                .transpose()?;
+            let members = etcd
+                .members
+                .iter()
+                .map(|url| {
+                    ProxyAdmin::new(url, token.clone()).map_err(|e| {
+                        Invalid(format!("{}: router.admin: {url}: {e}", plan_path.display()))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut config = ramp_etcd::EtcdConfig::new(etcd.endpoints.clone());
+            config.prefix = etcd.prefix.clone();
+            Ok((
+                LiveRouter::Etcd(ramp_live::routers::EtcdRouter::new(
+                    config,
+                    deployment,
+                    members,
+                    fence.clone(),
+                )),
+                None,
+            ))
+        }
         Router::Embedded { config } => {
             let path = base_dir.join(config);
             let config = ramp_proxy::Config::load(&path)
@@ -439,7 +474,8 @@ async fn connect_router(
                 let _ = ramp_proxy::serve(proxy, listener, admin, std::future::pending()).await;
             });
             let client = ProxyAdmin::new(&format!("http://{admin_addr}"), token)
-                .context("embedded proxy")?;
+                .context("embedded proxy")?
+                .with_fence(fence.clone());
             Ok((client.into(), Some(task)))
         }
     }
@@ -453,15 +489,18 @@ fn router_noun(router: &Router) -> &'static str {
         Router::Haproxy(_) => "HAProxy",
         Router::Nginx(_) => "nginx",
         Router::Command(_) => "the command router",
+        Router::Etcd(_) => "the etcd weight key",
     }
 }
 
-/// A fleet of running Ramp proxies, every member with the plan's admin token.
+/// A fleet of running Ramp proxies, every member with the plan's admin token and the run's
+/// fencing token.
 fn fleet(
     members: &[String],
     token_file: Option<&Path>,
     base_dir: &Path,
     plan_path: &Path,
+    fence: &FenceToken,
 ) -> anyhow::Result<LiveRouter> {
     let token = token_file
         .map(|f| read_token(&base_dir.join(f)))
@@ -470,6 +509,7 @@ fn fleet(
         .iter()
         .map(|url| {
             ProxyAdmin::new(url, token.clone())
+                .map(|admin| admin.with_fence(fence.clone()))
                 .map_err(|e| Invalid(format!("{}: router.admin: {url}: {e}", plan_path.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;

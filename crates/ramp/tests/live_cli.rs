@@ -29,6 +29,9 @@ mod fleet;
 #[path = "live_cli/fleet_cli.rs"]
 mod fleet_cli;
 
+#[path = "live_cli/etcd_cli.rs"]
+mod etcd_cli;
+
 #[path = "live_cli/nginx.rs"]
 mod nginx;
 

@@ -156,7 +156,7 @@ pub(super) struct RawOfrep {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRouter {
-    /// "ramp", "haproxy", "nginx" or "command"; optional for a Ramp proxy.
+    /// "ramp", "haproxy", "nginx", "command" or "etcd"; optional for a Ramp proxy.
     pub(super) kind: Option<S<Text>>,
     /// Base URL of a running `ramp proxy`'s admin API, or a list of them (a fleet).
     pub(super) admin: Option<S<TextList>>,
@@ -188,6 +188,10 @@ pub(super) struct RawRouter {
     pub(super) set_weight: Option<S<TextList>>,
     /// The command that prints the weight in force, argv.
     pub(super) get_weight: Option<S<TextList>>,
+    /// etcd's client URLs (`kind = "etcd"`).
+    pub(super) endpoints: Option<S<TextList>>,
+    /// The key prefix of Ramp's keys in etcd (`kind = "etcd"`, default `/ramp`).
+    pub(super) prefix: Option<S<Text>>,
 }
 
 /// `[next]`: the plan that follows this one.

@@ -28,11 +28,19 @@ pub(super) enum Kind {
     Nginx,
     /// Commands.
     Command,
+    /// The weight key in etcd that `ramp proxy --etcd` processes follow.
+    Etcd,
 }
 
 impl Kind {
     /// Every kind, in the order messages list them.
-    const ALL: [Kind; 4] = [Kind::Ramp, Kind::Haproxy, Kind::Nginx, Kind::Command];
+    const ALL: [Kind; 5] = [
+        Kind::Ramp,
+        Kind::Haproxy,
+        Kind::Nginx,
+        Kind::Command,
+        Kind::Etcd,
+    ];
 
     /// The kind's plan name.
     fn name(self) -> &'static str {
@@ -41,6 +49,7 @@ impl Kind {
             Kind::Haproxy => "haproxy",
             Kind::Nginx => "nginx",
             Kind::Command => "command",
+            Kind::Etcd => "etcd",
         }
     }
 
@@ -60,6 +69,7 @@ impl Kind {
                 "timeout",
             ],
             Kind::Command => &["set_weight", "get_weight", "timeout"],
+            Kind::Etcd => &["endpoints", "prefix", "admin", "admin_token_file"],
         }
     }
 }
@@ -86,6 +96,8 @@ fn written_keys(r: &RawRouter) -> Vec<(&'static str, Range<usize>)> {
         ("pid_file", at(&r.pid_file)),
         ("set_weight", at(&r.set_weight)),
         ("get_weight", at(&r.get_weight)),
+        ("endpoints", at(&r.endpoints)),
+        ("prefix", at(&r.prefix)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -150,6 +162,7 @@ impl Validator<'_> {
             Some(Kind::Haproxy) => self.haproxy_router(raw).map(Router::Haproxy),
             Some(Kind::Nginx) => self.nginx_router(raw).map(Router::Nginx),
             Some(Kind::Command) => self.command_router(raw).map(Router::Command),
+            Some(Kind::Etcd) => self.etcd_router(raw).map(Router::Etcd),
         };
         ok.then_some(Some(router?))
     }
@@ -162,7 +175,7 @@ impl Validator<'_> {
             None => {
                 self.error(
                     v.span(),
-                    format!("router.kind: {t:?} is not a router kind; expected \"ramp\" (Ramp's proxy), \"haproxy\" (its runtime API), \"nginx\" (an upstream file and a reload) or \"command\" (commands that set and read the weight)"),
+                    format!("router.kind: {t:?} is not a router kind; expected \"ramp\" (Ramp's proxy), \"haproxy\" (its runtime API), \"nginx\" (an upstream file and a reload), \"command\" (commands that set and read the weight) or \"etcd\" (a weight key that `ramp proxy --etcd` processes follow)"),
                 );
                 None
             }
@@ -230,7 +243,11 @@ impl Validator<'_> {
 
     /// `router.admin`: one URL or a list of at least one, none twice, each with its span;
     /// off loopback only with a token (`token`), since whoever reaches it moves the traffic.
-    fn admin_urls(&mut self, v: &S<TextList>, token: bool) -> Option<Vec<(String, Range<usize>)>> {
+    pub(super) fn admin_urls(
+        &mut self,
+        v: &S<TextList>,
+        token: bool,
+    ) -> Option<Vec<(String, Range<usize>)>> {
         if matches!(v.get_ref(), TextList::Many(list) if list.is_empty()) {
             self.error(
                 v.span(),
@@ -310,6 +327,8 @@ impl Validator<'_> {
             .unwrap_or(0..0);
         let what = match router {
             Router::Admin { .. } | Router::Embedded { .. } | Router::Fleet { .. } => return true,
+            Router::Etcd(etcd) if !etcd.members.is_empty() => return true,
+            Router::Etcd(_) => "kind = \"etcd\" reads the proxies' counters through their admin APIs, and router.admin lists none; list the following proxies' admin URLs in router.admin, or set [metrics] source = \"prometheus\"".to_string(),
             Router::Haproxy(_) => match latency_gate(plan) {
                 None => return true,
                 Some(gate) => format!("the router's own counters (HAProxy's `show stat`) count requests and errors but no latency, so {gate} would never have data; set [metrics] source = \"prometheus\" to judge latency, or remove the latency gates"),

@@ -1,15 +1,17 @@
-//! Stage two for the keys of `[router] kind = "haproxy"`, `"nginx"` and `"command"`.
+//! Stage two for the keys of `[router] kind = "haproxy"`, `"nginx"`, `"command"` and
+//! `"etcd"`.
 //!
 //! Everything these routers are handed ends up in a runtime-API command, a file nginx parses
 //! or a program's argv, so names are held to the characters those accept, servers are named
 //! once and on one side only, and a command's placeholders are known ones: a mistake is a
 //! located error at `ramp validate`, never a surprise in the middle of a rollout.
 
+use super::live::parse_http_url;
 use super::raw::RawRouter;
 use super::scalar::{Dur, Text, TextList, S};
 use super::validator::{valid_or_none, written, Field, Validator};
 use crate::argv::{placeholders, GET_PLACEHOLDERS, SET_PLACEHOLDERS};
-use crate::plan::{CommandRouter, HaproxyRouter, HaproxySocket, NginxRouter};
+use crate::plan::{CommandRouter, EtcdRouter, HaproxyRouter, HaproxySocket, NginxRouter};
 use crate::units::Span;
 use std::net::SocketAddr;
 
@@ -24,7 +26,94 @@ const NGINX_TEST: [&str; 2] = ["nginx", "-t"];
 /// See `NGINX_TEST`.
 const NGINX_RELOAD: [&str; 3] = ["nginx", "-s", "reload"];
 
+/// An etcd client URL, for messages.
+const ETCD_EXAMPLE: &str = "http://127.0.0.1:2379";
+
 impl Validator<'_> {
+    /// `kind = "etcd"`: etcd's endpoints and prefix, and optionally the following proxies'
+    /// admin APIs (`admin`, with `admin_token_file`), read for metrics and confirmation.
+    pub(super) fn etcd_router(&mut self, raw: &S<RawRouter>) -> Option<EtcdRouter> {
+        let r = raw.get_ref();
+        let endpoints = self.required(
+            raw,
+            r.endpoints.as_ref(),
+            "endpoints",
+            "etcd's client URLs, such as [\"http://127.0.0.1:2379\"]",
+            |me, v| me.etcd_endpoints(v),
+        );
+        let prefix = match &r.prefix {
+            None => Some("/ramp".to_string()),
+            Some(v) => {
+                let t = self.string(v, "router.prefix")?.to_string();
+                if t.starts_with('/') && t.len() <= 256 && t.bytes().all(|b| b.is_ascii_graphic()) {
+                    Some(t)
+                } else {
+                    self.error(
+                        v.span(),
+                        format!("router.prefix: {t:?} must start with '/' and be at most 256 printable characters without spaces, such as \"/ramp\""),
+                    );
+                    None
+                }
+            }
+        };
+        let members = match &r.admin {
+            None => Some(Vec::new()),
+            Some(v) => self
+                .admin_urls(v, r.admin_token_file.is_some())
+                .map(|m| m.into_iter().map(|(u, _)| u).collect()),
+        };
+        let token_file = match (&r.admin_token_file, &r.admin) {
+            (None, _) => Some(None),
+            (Some(t), None) => {
+                self.error(
+                    t.span(),
+                    "router.admin_token_file: applies only with router.admin, the admin APIs it authenticates to; remove it or set admin".into(),
+                );
+                None
+            }
+            (Some(t), Some(_)) => self.path(t, "router.admin_token_file").map(Some),
+        };
+        Some(EtcdRouter {
+            endpoints: endpoints?,
+            prefix: prefix?,
+            members: members?,
+            token_file: token_file?,
+        })
+    }
+
+    /// `router.endpoints`: one http URL or a list of at least one, each without a path.
+    fn etcd_endpoints(&mut self, v: &S<TextList>) -> Option<Vec<String>> {
+        let expected = format!("an etcd client URL such as {ETCD_EXAMPLE:?} or a list of them");
+        let (entries, mut ok) = self.entries(v, "router.endpoints", &expected);
+        if entries.is_empty() && ok {
+            self.error(
+                v.span(),
+                format!("router.endpoints: is an empty list; expected {expected}"),
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        for (_, text, span) in entries {
+            match parse_http_url(text, ETCD_EXAMPLE) {
+                Ok(u) if u.rest.is_empty() || u.rest == "/" => {
+                    out.push(format!("http://{}", u.authority))
+                }
+                Ok(u) => {
+                    self.error(
+                        span,
+                        format!("router.endpoints: {text:?} has a path ({:?}); expected a client URL without one, such as {ETCD_EXAMPLE:?}", u.rest),
+                    );
+                    ok = false;
+                }
+                Err(e) => {
+                    self.error(span, format!("router.endpoints: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
     /// `kind = "haproxy"`: the runtime API's socket, the backend and its servers.
     pub(super) fn haproxy_router(&mut self, raw: &S<RawRouter>) -> Option<HaproxyRouter> {
         let r = raw.get_ref();

@@ -2,7 +2,7 @@
 //! reported at once, and the router tied to a metrics source that can read it.
 
 use crate::load::tests::{errs, ok, MINIMAL};
-use crate::plan::{CommandRouter, HaproxyRouter, HaproxySocket, NginxRouter, Router};
+use crate::plan::{CommandRouter, EtcdRouter, HaproxyRouter, HaproxySocket, NginxRouter, Router};
 use crate::units::Span;
 
 /// The plan's router, which must be valid.
@@ -109,7 +109,7 @@ fn every_mistake_of_a_router_section_is_located_and_reported_at_once() {
         "14:11: router.backend: \"app two\" is not a name",
         "15:17: router.stable: \"s1\" is listed twice",
         "16:11: router.canary: \"c1\" is also a stable server; a server belongs to one side",
-        "17:9: router.admin: belongs to kind = \"ramp\"; kind = \"haproxy\" takes socket, backend, stable, canary, timeout",
+        "17:9: router.admin: belongs to kind = \"ramp\" or \"etcd\"; kind = \"haproxy\" takes socket, backend, stable, canary, timeout",
         "18:14: router.set_weight: belongs to kind = \"command\"",
         "19:11: router.timeout: 120 min is longer than 10 min",
     ] {
@@ -181,4 +181,41 @@ fn a_router_without_counters_of_its_own_needs_prometheus() {
         "{all}"
     );
     ok(&format!("{src}\n{PROMETHEUS}"));
+}
+
+#[test]
+fn an_etcd_router_takes_endpoints_a_prefix_and_the_followers_admin_apis() {
+    assert_eq!(
+        router("[router]\nkind = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:2381/\"]\nadmin = [\"http://127.0.0.1:9901\", \"http://127.0.0.1:9902\"]\n"),
+        Router::Etcd(EtcdRouter {
+            endpoints: vec!["http://127.0.0.1:2379".into(), "http://127.0.0.1:2381".into()],
+            prefix: "/ramp".into(),
+            members: vec!["http://127.0.0.1:9901".into(), "http://127.0.0.1:9902".into()],
+            token_file: None,
+        })
+    );
+    let prometheus = router(&format!(
+        "[router]\nkind = \"etcd\"\nendpoints = \"http://10.0.0.5:2379\"\nprefix = \"/team-a\"\n\n{PROMETHEUS}"
+    ));
+    assert!(
+        matches!(&prometheus, Router::Etcd(e) if e.prefix == "/team-a" && e.members.is_empty()),
+        "{prometheus:?}"
+    );
+}
+
+#[test]
+fn an_etcd_routers_mistakes_are_located_at_once() {
+    assert_eq!(
+        messages("[router]\nkind = \"etcd\"\nendpoints = [\"127.0.0.1:2379\"]\nprefix = \"ramp\"\nadmin_token_file = \"t\"\nsocket = \"x\"\n"),
+        [
+            "13:14: router.endpoints: \"127.0.0.1:2379\" is not a URL; expected an http:// URL such as \"http://127.0.0.1:2379\"",
+            "14:10: router.prefix: \"ramp\" must start with '/' and be at most 256 printable characters without spaces, such as \"/ramp\"",
+            "15:20: router.admin_token_file: applies only with router.admin, the admin APIs it authenticates to; remove it or set admin",
+            "16:10: router.socket: belongs to kind = \"haproxy\"; kind = \"etcd\" takes endpoints, prefix, admin, admin_token_file",
+        ]
+        .join("\n")
+    );
+    // Without the followers' admin APIs there is nothing to read metrics from.
+    let m = messages("[router]\nkind = \"etcd\"\nendpoints = \"http://127.0.0.1:2379\"\n");
+    assert!(m.contains("router.admin lists none"), "{m}");
 }

@@ -160,7 +160,14 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     /// (a rollback included) is published to them before the router's change, an increase
     /// only once the router has applied it (an increase that failed is published when the
     /// next reading sets it again). Returns whether the router took the weight.
+    ///
+    /// A refusal by fencing (a newer leader set the weights) is not retried, now or ever:
+    /// it is remembered, nothing more is sent, and the loop ends the run with
+    /// [`LiveError::Superseded`](super::LiveError::Superseded).
     pub(super) async fn apply_weight(&mut self, w: Weight) -> bool {
+        if self.routing.superseded.is_some() {
+            return false;
+        }
         let bp = u32::from(w.basis_points());
         let decrease = self.flags.published_bp().is_some_and(|p| bp < p);
         if decrease {
@@ -174,6 +181,17 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                         self.publish_flag_weight(w);
                     }
                     return true;
+                }
+                Err(e) if e.is_superseded() => {
+                    let t = self.plan_now();
+                    self.line(
+                        t,
+                        format!(
+                            "Could not set the weight to {w}: {e}; this controller stops acting"
+                        ),
+                    );
+                    self.routing.superseded = Some(e.to_string());
+                    return false;
                 }
                 Err(e) => {
                     let t = self.plan_now();

@@ -92,6 +92,14 @@ pub enum LiveError {
     /// The control API's listener failed.
     #[error("control API: {0}")]
     Control(std::io::Error),
+    /// The router refused a weight change by fencing: a controller elected after this one
+    /// has set the weights, so this one stopped acting (nothing more is sent to the router;
+    /// the run stays open in the journal for the leader).
+    #[error("lost leadership, stopped acting: {reason}")]
+    Superseded {
+        /// The router's refusal.
+        reason: String,
+    },
     /// The router's weights were set by a run this journal does not hold (the journal was
     /// emptied, replaced, or belongs to another controller): starting here would start over at
     /// stage 1 and move its weight without a word, so nothing is sent to it.
@@ -307,6 +315,9 @@ struct Routing<R> {
     /// A fleet's members as read when the running stage started (its number, 1-based),
     /// which the stage's per-member counts start from ([`members`]).
     members_start: Option<(usize, Vec<crate::status::MemberView>)>,
+    /// Why the router refused a weight by fencing, once it has: a newer leader has set the
+    /// weights, so this controller stops acting ([`LiveError::Superseded`]).
+    superseded: Option<String>,
 }
 
 /// The running controller, generic over its three seams.

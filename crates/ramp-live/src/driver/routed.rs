@@ -60,5 +60,13 @@ pub(super) async fn run_routed(
         (LiveRouter::Command(command), None) => Err(LiveError::NoCounters {
             router: command.location().to_string(),
         }),
+        // The following proxies' snapshots, summed as a fleet's.
+        (LiveRouter::Etcd(etcd), None) => match etcd.fleet().cloned() {
+            Some(fleet) => go!(fleet, SourceKind::Proxy, etcd),
+            None => Err(LiveError::NoCounters {
+                router: etcd.location().to_string(),
+            }),
+        },
+        (LiveRouter::Etcd(etcd), Some(source)) => go!(source, SourceKind::Prometheus, etcd),
     }
 }

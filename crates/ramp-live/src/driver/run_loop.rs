@@ -37,6 +37,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             // No user reaches the canary before the checks pass and the first stage starts,
             // whatever weight an earlier run left in the router.
             self.apply_weight(Weight::ZERO).await;
+            self.stop_if_superseded()?;
             let Some(()) = self.pre_deployment(shutdown).await? else {
                 return Ok(Ended::Interrupted);
             };
@@ -49,9 +50,11 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
         }
         let mut next_try: Option<tokio::time::Instant> = None;
         loop {
+            self.stop_if_superseded()?;
             if let State::Finished(_) = self.engine.state() {
                 if self.rehearsal_done() {
                     self.confirm_final_weight().await;
+                    self.stop_if_superseded()?;
                     return Ok(Ended::Finished);
                 }
             }
@@ -99,6 +102,17 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                     }
                 }
             }
+        }
+    }
+
+    /// The end of the run once the router refused a weight by fencing: a newer leader acts
+    /// now, and this controller must not, not even to retry.
+    fn stop_if_superseded(&self) -> Result<(), LiveError> {
+        match &self.routing.superseded {
+            Some(reason) => Err(LiveError::Superseded {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
         }
     }
 

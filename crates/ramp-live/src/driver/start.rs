@@ -270,6 +270,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             router,
             rollback_applied_ms: None,
             members_start: None,
+            superseded: None,
         },
         on,
         hooks,

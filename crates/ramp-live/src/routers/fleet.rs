@@ -122,6 +122,9 @@ impl Fleet {
         for (m, a) in self.members.iter().zip(answers) {
             match a {
                 Ok(v) => ok.push(v),
+                // One member that has seen a newer leader is enough: this controller no
+                // longer leads, which is the driver's to act on, not a member's failure.
+                Err(e @ SourceError::Superseded { .. }) => return Err(e),
                 Err(e) => failed.push(format!("{} {what} ({e})", m.url())),
             }
         }

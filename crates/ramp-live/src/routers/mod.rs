@@ -1,8 +1,9 @@
 //! The routers a live run drives besides one Ramp proxy ([`crate::ProxyAdmin`]), each an
 //! implementation of [`crate::seams::Router`] beside the proxy's: a fleet of Ramp proxies
 //! ([`Fleet`], also a [`crate::seams::MetricsSource`], as one proxy is), nginx through an
-//! upstream file it includes ([`Nginx`]), [`command`] (programs that set and read the weight)
-//! and [`haproxy`] (HAProxy's runtime API, which is also a metrics source: its own counters);
+//! upstream file it includes ([`Nginx`]), [`command`] (programs that set and read the weight),
+//! [`EtcdRouter`] (a weight key in etcd that `ramp proxy --etcd` processes follow) and
+//! [`haproxy`] (HAProxy's runtime API, which is also a metrics source: its own counters);
 //! and the choice among them that a run is configured with ([`LiveRouter`]).
 //!
 //! HAProxy and commands can neither hold the run token a Ramp proxy reports back
@@ -13,10 +14,12 @@
 //! other. nginx's upstream file, which Ramp owns, carries its deployment and run.
 
 pub mod command;
+mod etcd;
 mod fleet;
 pub mod haproxy;
 mod nginx;
 
+pub use etcd::EtcdRouter;
 pub use fleet::Fleet;
 pub use nginx::{Nginx, NginxError};
 
@@ -36,6 +39,9 @@ pub enum LiveRouter {
     Haproxy(haproxy::HaproxyRouter),
     /// Commands; the metrics come from Prometheus.
     Command(command::CommandRouter),
+    /// The deployment's weight key in etcd, which `ramp proxy --etcd` processes follow; the
+    /// metrics are their snapshots summed (or Prometheus).
+    Etcd(EtcdRouter),
 }
 
 impl From<crate::ProxyAdmin> for LiveRouter {

@@ -18,6 +18,7 @@
 //! `ramp_flags::located`.
 
 mod error;
+mod etcd;
 mod flag_mode;
 mod overlay;
 mod parse;
@@ -29,7 +30,7 @@ mod validate;
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use parse::parse_toml;
 pub(crate) use parse::ConfigFile;
-pub use raw::{FileConfig, FlagFile, HealthFile, LimitsFile, StickyFile, TimeoutsFile};
+pub use raw::{EtcdFile, FileConfig, FlagFile, HealthFile, LimitsFile, StickyFile, TimeoutsFile};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -174,6 +175,18 @@ pub struct Config {
     pub unhealthy_policy: UnhealthyPolicy,
     /// Protocol to upstreams.
     pub upstream_protocol: UpstreamProtocol,
+    /// The etcd cluster whose weight key the proxy follows (`crate::follow`), when it does.
+    pub etcd: Option<EtcdFollow>,
+}
+
+/// `[etcd]`, validated: where the weight the proxy follows lives. The key is
+/// `ramp_etcd::Keys::new(prefix, deployment_id).weight()`, the one the controllers write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdFollow {
+    /// Client URLs of the cluster's members.
+    pub endpoints: Vec<String>,
+    /// The key prefix, starting with `/`.
+    pub prefix: String,
 }
 
 impl Config {

@@ -6,7 +6,7 @@
 //! of the file that does not hold the bad value.
 
 use super::parse::{ConfigFile, Places};
-use super::raw::{FlagFile, StickyFile};
+use super::raw::{EtcdFile, FlagFile, StickyFile};
 use crate::cli::ProxyArgs;
 
 /// The client listener of `ramp proxy` when neither the file nor an option names one.
@@ -74,6 +74,11 @@ impl ConfigFile {
             let flag = raw.flag.get_or_insert_with(FlagFile::default);
             replace(&mut flag.key, &args.flag_key, "flag.key", places);
             replace(&mut flag.salt, &args.flag_salt, "flag.salt", places);
+        }
+        if args.etcd.is_some() || args.etcd_prefix.is_some() {
+            let etcd = raw.etcd.get_or_insert_with(EtcdFile::default);
+            replace(&mut etcd.endpoints, &args.etcd, "etcd.endpoints", places);
+            replace(&mut etcd.prefix, &args.etcd_prefix, "etcd.prefix", places);
         }
         if raw.listen.is_none() {
             raw.listen = Some(DEFAULT_LISTEN.into());

@@ -50,6 +50,19 @@ pub struct FileConfig {
     pub upstream: Option<Vec<String>>,
     /// `[flag]`: the flag whose rollout flag mode mirrors.
     pub flag: Option<FlagFile>,
+    /// `[etcd]`: follow the deployment's weight key in etcd instead of waiting for
+    /// `PUT /weights` alone.
+    pub etcd: Option<EtcdFile>,
+}
+
+/// `[etcd]`: where the weight the proxy follows lives (see docs/proxy.md, "Following etcd").
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdFile {
+    /// Client URLs of the cluster's members, `http://host:port` or `https://host:port`.
+    pub endpoints: Option<Vec<String>>,
+    /// The key prefix Ramp's keys live under (default `/ramp`), as the controllers use it.
+    pub prefix: Option<String>,
 }
 
 /// `[flag]`: which flag's bucketing tags the cohorts in flag mode, and how distinct users

@@ -211,7 +211,7 @@ fn three_independent_mistakes_are_reported_at_once_and_located() {
         e.to_string(),
         [
             "p.toml:1:10: `listen`: \"0.0.0.0:80:1\" is not an IP:port socket address",
-            "p.toml:4:1: unknown field `colour`, expected one of `listen`, `admin_listen`, `admin_token_file`, `deployment_id`, `state_file`, `initial_canary_weight`, `stable`, `canary`, `sticky`, `timeouts`, `limits`, `health`, `upstream_protocol`, `mode`, `upstream`, `flag`",
+            "p.toml:4:1: unknown field `colour`, expected one of `listen`, `admin_listen`, `admin_token_file`, `deployment_id`, `state_file`, `initial_canary_weight`, `stable`, `canary`, `sticky`, `timeouts`, `limits`, `health`, `upstream_protocol`, `mode`, `upstream`, `flag`, `etcd`",
             "p.toml:7:15: `limits.max_headers`: 0 is out of range (1 to 1000)",
         ]
         .join("\n")
@@ -296,5 +296,33 @@ fn the_client_body_idle_deadline_defaults_to_ten_seconds_and_is_validated_like_t
     assert_eq!(
         e.to_string(),
         "p.toml:4:23: `timeouts.client_body_idle_ms`: 0 ms is out of range (1 ms to 24 h)"
+    );
+}
+
+/// `[etcd]` needs endpoints that are URLs, a prefix that is a key path and a deployment id
+/// that can name a key; each problem is located where the file holds it, all at once.
+#[test]
+fn the_etcd_section_is_checked_and_located() {
+    let text = "stable = [\"127.0.0.1:1\"]\ncanary = [\"127.0.0.1:2\"]\n\n[etcd]\nendpoints = [\"http://127.0.0.1:2379\", \"127.0.0.1:2380\"]\nprefix = \"ramp\"\n";
+    let e = load_text(text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        [
+            "p.toml:4:1: `deployment_id`: following etcd needs `deployment_id` (`--deployment-id`): it names the weight key",
+            "p.toml:5:39: `etcd.endpoints`: \"127.0.0.1:2380\" is not an http:// or https:// URL of a host and port",
+            "p.toml:6:10: `etcd.prefix`: \"ramp\" must start with '/' and be at most 256 printable characters without spaces",
+        ]
+        .join("\n")
+    );
+    let good = "deployment_id = \"checkout\"\nstable = [\"127.0.0.1:1\"]\ncanary = [\"127.0.0.1:2\"]\n\n[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n";
+    let config = load_text(good).expect("valid");
+    let etcd = config.etcd.expect("etcd");
+    assert_eq!(etcd.endpoints, vec!["http://127.0.0.1:2379".to_string()]);
+    assert_eq!(etcd.prefix, "/ramp");
+    assert!(
+        load_text("stable = [\"127.0.0.1:1\"]\ncanary = [\"127.0.0.1:2\"]\n")
+            .expect("valid")
+            .etcd
+            .is_none()
     );
 }

@@ -122,6 +122,7 @@ impl Checker<'_> {
         let health = self.health(file.health.as_ref());
         let upstream_protocol = self.upstream_protocol(file.upstream_protocol.as_deref());
         let timeouts = self.timeouts(&file.timeouts);
+        let etcd = self.etcd(file);
         let (stable, canary) = pools?;
         let (max_header_bytes, max_headers, max_connections) = limits?;
         let (health, unhealthy_policy) = health?;
@@ -154,6 +155,7 @@ impl Checker<'_> {
             max_connections,
             health,
             unhealthy_policy,
+            etcd: etcd?,
         })
     }
 

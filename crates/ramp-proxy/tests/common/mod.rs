@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod etcd;
 pub mod scripted;
 
 /// Upper bound on any single wait in the tests.

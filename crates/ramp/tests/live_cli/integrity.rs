@@ -110,6 +110,17 @@ pub struct ProxyProcess {
 impl ProxyProcess {
     /// Starts a proxy named `name` (its state file and log in `w`) in front of `up`.
     pub fn start(w: &Work, up: &Upstreams, deployment: &str, name: &str) -> ProxyProcess {
+        ProxyProcess::start_with(w, up, deployment, name, &[])
+    }
+
+    /// [`ProxyProcess::start`] with `extra` arguments after the usual ones (`--etcd URL`).
+    pub fn start_with(
+        w: &Work,
+        up: &Upstreams,
+        deployment: &str,
+        name: &str,
+        extra: &[String],
+    ) -> ProxyProcess {
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let state = w.path(&format!("{name}-weights.json"));
@@ -129,7 +140,10 @@ impl ProxyProcess {
             deployment.into(),
             "--state-file".into(),
             state.display().to_string(),
-        ];
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect();
         let mut p = ProxyProcess {
             child: None,
             args,
