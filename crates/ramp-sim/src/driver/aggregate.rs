@@ -21,8 +21,9 @@
 //! the histogram the engine saw.
 
 use super::{World, REFERENCE_SECONDS};
-use crate::buckets::{poisson, BucketTable, Drawn, Mixture};
+use crate::buckets::{BucketTable, Drawn, Mixture};
 use crate::model::{draw, StepModel};
+use crate::poisson::poisson;
 use ramp_core::{Cohort, Fault, FaultEffect, PlanTime, Weight};
 use ramp_stats::{CohortStats, Histogram, Slot};
 use rand::RngExt;
