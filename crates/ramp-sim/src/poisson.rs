@@ -7,8 +7,9 @@
 //! transformed rejection method for generating Poisson random variables", Insurance:
 //! Mathematics and Economics 12, 1993, 39–45; the algorithm NumPy's `poisson` uses there): two
 //! uniforms give a candidate `k` through a transformation that follows the Poisson
-//! distribution closely, a cheap test (the squeeze) accepts about 86 % of the candidates
-//! outright, and the rest are accepted by comparing with the Poisson probability itself, so
+//! distribution closely, a cheap test (the squeeze) accepts `0.86 · v_r` of the candidates
+//! outright (`v_r` grows with the mean: about 35 % of them at a mean of 10, 67 % at 100, 79 %
+//! at 10,000), and the rest are accepted by comparing with the Poisson probability itself, so
 //! the draws have exactly the Poisson distribution (up to the rounding of the floating-point
 //! arithmetic, as every sampler; `ln k!` comes from Stirling's series, accurate to about
 //! 1e-16 relative). Its set-up is a square root and two divisions, against
