@@ -17,9 +17,9 @@
 
 use crate::model::LatencyModel;
 use crate::normal;
+use crate::poisson::poisson;
 use ramp_stats::Histogram;
 use rand::RngExt;
-use rand_distr::{Distribution, Poisson};
 use std::sync::OnceLock;
 
 /// Standard normal quantile beyond which a mixture component's mass is folded into the edge
@@ -539,15 +539,6 @@ pub(crate) struct Drawn {
     pub(crate) lo: usize,
     /// One past the last local bucket touched.
     pub(crate) hi: usize,
-}
-
-/// A Poisson draw of mean `mu` (0 for a mean of 0). Plan validation keeps every mean below
-/// 2⁵³, far inside what the sampler accepts, so the fallback to 0 is unreachable.
-pub(crate) fn poisson(rng: &mut impl rand::Rng, mu: f64) -> u64 {
-    if mu.is_nan() || mu <= 0.0 {
-        return 0;
-    }
-    Poisson::new(mu).map_or(0, |p| p.sample(rng) as u64)
 }
 
 /// The `x` in `[lo, hi]` where the increasing `f` reaches `target` (the nearest end when it

@@ -9,6 +9,7 @@ mod buckets;
 mod driver;
 pub mod model;
 mod normal;
+mod poisson;
 pub mod population;
 mod ring;
 mod sampler;

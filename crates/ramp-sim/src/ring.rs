@@ -21,6 +21,9 @@ use std::collections::VecDeque;
 /// Length of the ring: the reference window before a fault, in entries (seconds).
 pub(crate) const REFERENCE_SECONDS: usize = 300;
 
+/// Most emptied stats kept for reuse: a tick takes two (one per cohort) and returns two.
+const SPARE: usize = 4;
+
 /// One stretch of traffic in the ring.
 #[derive(Debug, Clone)]
 struct Part {
@@ -48,6 +51,10 @@ pub(crate) struct Ring {
     parts: VecDeque<Part>,
     /// Entries opened so far.
     entries: u64,
+    /// Emptied stats of parts that left the ring, whose histograms keep their storage: the
+    /// aggregated sampler draws each tick's counts into them ([`Ring::recycled`]) rather than
+    /// allocating and zeroing new ones at every tick.
+    spare: Vec<CohortStats>,
 }
 
 impl Ring {
@@ -79,8 +86,21 @@ impl Ring {
         });
         let keep_from = self.entries.saturating_sub(REFERENCE_SECONDS as u64);
         while self.parts.front().is_some_and(|p| p.last() < keep_from) {
-            self.parts.pop_front();
+            if let Some(part) = self.parts.pop_front() {
+                for mut stats in [part.canary, part.stable] {
+                    if self.spare.len() < SPARE {
+                        stats.clear();
+                        self.spare.push(stats);
+                    }
+                }
+            }
         }
+    }
+
+    /// Empty stats for the next part, reusing those of a part that left the ring when there
+    /// is one (the same as new ones but for the storage they keep).
+    pub(crate) fn recycled(&mut self) -> CohortStats {
+        self.spare.pop().unwrap_or_default()
     }
 
     /// Service-wide metrics over the last `secs` entries (at most the ring's length, and the

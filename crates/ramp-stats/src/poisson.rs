@@ -262,6 +262,74 @@ pub fn poisson_lower(n: u64, tail: f64) -> f64 {
     gamma_quantile(n as f64, tail, Tail::Lower)
 }
 
+/// Whether `poisson_upper(n, tail) / span_s < rate`, decided exactly as that expression
+/// decides it, usually by one evaluation of the incomplete gamma function instead of the
+/// several that solving for the bound takes.
+///
+/// It exists for throughput floors, which are judged at every engine tick but whose bound is
+/// read only when it is reported. `P(X ≤ n | μ) = Q(n + 1, μ)` decreases in `μ` and equals
+/// `tail` at the bound, so the bound is below `μ = rate × span_s` exactly when `Q(n + 1, μ)`
+/// is below `tail`. Where the two are too close for the rounding of either computation to
+/// be ruled out ([`settled`]), the bound is solved for and compared as before, so the answer
+/// is the expression's in every case.
+pub fn upper_rate_below(n: u64, tail: f64, span_s: f64, rate: f64) -> bool {
+    let solved = || poisson_upper(n, tail) / span_s < rate;
+    let mean = rate * span_s;
+    if n == 0 || !in_domain(tail, span_s, mean) {
+        return solved();
+    }
+    let a = n as f64 + 1.0;
+    let (_, q) = incomplete_gamma(a, mean);
+    match settled(a, mean, q.ln() - tail.ln()) {
+        // The probability of `n` or fewer is below the tail at `mean`: the bound is lower.
+        Some(excess) => excess < 0.0,
+        None => solved(),
+    }
+}
+
+/// Whether `poisson_lower(n, tail) / span_s > rate`, decided exactly as that expression
+/// decides it, usually by one evaluation of the incomplete gamma function: the counterpart of
+/// [`upper_rate_below`] for throughput ceilings. `P(X ≥ n | μ) = P(n, μ)` increases in `μ` and
+/// equals `tail` at the bound, so the bound is above `μ` exactly when `P(n, μ)` is below
+/// `tail`.
+pub fn lower_rate_above(n: u64, tail: f64, span_s: f64, rate: f64) -> bool {
+    let solved = || poisson_lower(n, tail) / span_s > rate;
+    let mean = rate * span_s;
+    // Counts of 0 and 1 have closed forms: nothing to save.
+    if n < 2 || !in_domain(tail, span_s, mean) {
+        return solved();
+    }
+    let a = n as f64;
+    let (p, _) = incomplete_gamma(a, mean);
+    match settled(a, mean, p.ln() - tail.ln()) {
+        // The probability of `n` or more is below the tail at `mean`: the bound is higher.
+        Some(excess) => excess < 0.0,
+        None => solved(),
+    }
+}
+
+/// Whether a tail, an observed span and a mean are ones the one-evaluation decisions take
+/// (anything else, NaN included, goes to the solver and gets whatever it gives).
+fn in_domain(tail: f64, span_s: f64, mean: f64) -> bool {
+    tail > 0.0 && tail < 1.0 && span_s > 0.0 && mean > 0.0 && mean.is_finite()
+}
+
+/// `excess`, the log of a tail probability of the gamma distribution of shape `a` at `x`
+/// minus the log of the target tail, when it is far enough from 0 that its sign is certain
+/// despite rounding; `None` when it is not (the caller then solves for the bound).
+///
+/// The log of the tail probability is computed from `a ln x − x − ln Γ(a)`, each term
+/// rounded to about 1e-16 of its size, plus the series or continued fraction to about 1e-15
+/// relative; the bound solved for by [`gamma_quantile`] is a root of that same computed
+/// function to within the same rounding. A margin of 1e-12 of the terms' size plus 1e-9 is
+/// thousands of times that rounding, so a sign outside it is the sign the solved bound gives;
+/// in rate terms it sends to the solver only rates within about 1e-9 (relative) of the bound.
+fn settled(a: f64, x: f64, excess: f64) -> Option<f64> {
+    let size = (a * x.ln()).abs() + x + ln_gamma(a).abs();
+    let margin = 1e-9 + 1e-12 * size;
+    (excess.abs() > margin).then_some(excess)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +408,102 @@ mod tests {
                 "{n}: {l}"
             );
         }
+    }
+
+    /// Rates on both sides of `bound`: far, near (relative steps from 1e-3 down to one unit
+    /// in the last place) and on it, plus the edge values a plan can hold.
+    fn rates_around(bound: f64) -> Vec<f64> {
+        let mut rates = vec![
+            0.0,
+            -1.0,
+            1e-300,
+            f64::MIN_POSITIVE,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for rel in [0.5, 1e-3, 1e-6, 1e-9, 1e-10, 1e-12, 1e-14] {
+            rates.push(bound * (1.0 - rel));
+            rates.push(bound * (1.0 + rel));
+        }
+        let mut up = bound;
+        let mut down = bound;
+        for _ in 0..4 {
+            up = f64::from_bits(up.to_bits() + 1);
+            down = f64::from_bits(down.to_bits() - 1);
+            rates.push(up);
+            rates.push(down);
+        }
+        rates.push(bound);
+        rates
+    }
+
+    /// The one-evaluation decisions against the bound-based ones they replace, over counts
+    /// from 0 to 10⁹, observed spans from 1 ms to a day, three tails and rates on and around
+    /// each bound: they must agree everywhere, the edge cases included.
+    #[test]
+    fn one_evaluation_decisions_equal_the_bound_based_ones() {
+        let counts = [
+            0u64,
+            1,
+            2,
+            3,
+            5,
+            10,
+            39,
+            40,
+            100,
+            199,
+            1_000,
+            12_345,
+            37_500,
+            100_000,
+            1_000_000,
+            15_000_000,
+            1_000_000_000,
+        ];
+        let spans_s = [0.001, 0.999, 1.0, 5.0, 300.0, 3_600.0, 86_400.0];
+        let (mut checked, mut solved) = (0usize, 0usize);
+        for tail in [0.001, 0.025, 0.5] {
+            for n in counts {
+                for span_s in spans_s {
+                    let upper = poisson_upper(n, tail) / span_s;
+                    for rate in rates_around(upper) {
+                        let old = poisson_upper(n, tail) / span_s < rate;
+                        assert_eq!(
+                            upper_rate_below(n, tail, span_s, rate),
+                            old,
+                            "upper: n {n}, tail {tail}, span {span_s} s, rate {rate:e} (bound {upper:e})"
+                        );
+                        checked += 1;
+                    }
+                    let lower = poisson_lower(n, tail) / span_s;
+                    for rate in rates_around(lower) {
+                        let old = poisson_lower(n, tail) / span_s > rate;
+                        assert_eq!(
+                            lower_rate_above(n, tail, span_s, rate),
+                            old,
+                            "lower: n {n}, tail {tail}, span {span_s} s, rate {rate:e} (bound {lower:e})"
+                        );
+                        checked += 1;
+                    }
+                    // How many of the near-bound rates fall to the solver: those within its
+                    // margin, never the far ones.
+                    let a = n as f64 + 1.0;
+                    let far = upper * 0.999 * span_s;
+                    if n > 0 {
+                        let (_, q) = incomplete_gamma(a, far);
+                        assert!(settled(a, far, q.ln() - tail.ln()).is_some(), "n {n}");
+                        let near = upper * (1.0 + 1e-14) * span_s;
+                        let (_, q) = incomplete_gamma(a, near);
+                        solved += usize::from(settled(a, near, q.ln() - tail.ln()).is_none());
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+        // Rates a hundred-billionth from the bound cannot be told apart by one evaluation.
+        assert!(solved > 0, "no case went to the solver");
     }
 
     #[test]

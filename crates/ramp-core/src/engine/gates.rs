@@ -8,7 +8,7 @@ use crate::summary::{
     BucketBounds, Confidence, Decision, GateResult, GateStatus, Metrics, ScopedMetrics,
 };
 use crate::units::Span;
-use ramp_stats::poisson::{poisson_lower, poisson_upper};
+use ramp_stats::poisson::{lower_rate_above, poisson_lower, poisson_upper, upper_rate_below};
 use ramp_stats::{bracket, shared_bounds, CohortStats, Histogram};
 
 /// One-sided z for the confidence with which a gate must see a breach before it fails
@@ -81,10 +81,49 @@ pub fn evaluate(
     stable: &CohortStats,
     span_ms: u64,
 ) -> GateResult {
+    evaluate_with(gate, canary, stable, span_ms, false)
+}
+
+/// Evaluates one gate as [`evaluate`] does, with the same status, but leaves a throughput
+/// gate's conservative bound out (`None`) for [`complete`] to fill in: the engine judges every
+/// window gate at every tick and reads the bound only when it reports the result, and solving
+/// for the exact Poisson bound costs several evaluations of the incomplete gamma function
+/// where deciding against the level costs one.
+pub(super) fn evaluate_deferred(
+    gate: &Gate,
+    canary: &CohortStats,
+    stable: &CohortStats,
+    span_ms: u64,
+) -> GateResult {
+    evaluate_with(gate, canary, stable, span_ms, true)
+}
+
+/// Fills in the conservative bound that [`evaluate_deferred`] left out of `r`, the result of
+/// `gate`, so that it equals what [`evaluate`] gives; other results are left as they are.
+pub(super) fn complete(gate: &Gate, r: &mut GateResult) {
+    if gate.metric == Metric::ThroughputRps && r.observed.is_some() && r.conservative.is_none() {
+        // `r.span_s` is `Span(span_ms).as_secs_f64()`, the divisor `conservative` uses.
+        r.conservative = throughput_count_bound(gate, r.samples).map(|count| count / r.span_s);
+    }
+}
+
+/// The body of [`evaluate`] and [`evaluate_deferred`]: `defer` leaves a throughput gate's
+/// bound out and decides its failure against the level directly.
+fn evaluate_with(
+    gate: &Gate,
+    canary: &CohortStats,
+    stable: &CohortStats,
+    span_ms: u64,
+    defer: bool,
+) -> GateResult {
     let (observed, samples) = value_of(gate.metric, gate.scope, canary, stable, span_ms);
     let coarse = coarse_bounds(gate, canary, stable);
-    let mut conservative =
-        observed.and_then(|v| conservative(gate, canary, stable, samples, span_ms, v));
+    let deferred = defer && gate.metric == Metric::ThroughputRps;
+    let mut conservative = if deferred {
+        None
+    } else {
+        observed.and_then(|v| conservative(gate, canary, stable, samples, span_ms, v))
+    };
     let bucket = coarse.as_ref().zip(observed).map(|(b, v)| bucket_of(b, v));
     if let (Some(bounds), Some(c)) = (&coarse, conservative) {
         // A breach must be certain given the bucket bounds: a ceiling is judged on the
@@ -119,7 +158,13 @@ pub fn evaluate(
                 (None, None) => Some(v),
                 (None, Some(_)) => None,
             };
-            if judged.is_some_and(|c| beyond(c, gate.threshold)) {
+            // A deferred throughput gate has a value only over observed time (`span_ms > 0`).
+            let fails = if deferred {
+                throughput_breached(gate, samples, span_ms)
+            } else {
+                judged.is_some_and(|c| beyond(c, gate.threshold))
+            };
+            if fails {
                 GateStatus::Fail
             } else if beyond(p, gate.threshold) || gate.warn.is_some_and(|w| beyond(p, w)) {
                 GateStatus::Warn
@@ -207,11 +252,8 @@ pub(super) fn conservative(
         if span_ms == 0 {
             return None;
         }
-        let count = match gate.bound {
-            Bound::Min => poisson_upper(samples, FAIL_TAIL),
-            Bound::Max => poisson_lower(samples, FAIL_TAIL),
-        };
-        return Some(count / Span(span_ms).as_secs_f64());
+        return throughput_count_bound(gate, samples)
+            .map(|count| count / Span(span_ms).as_secs_f64());
     }
     let n = samples as f64;
     if n == 0.0 {
@@ -235,6 +277,27 @@ pub(super) fn conservative(
         Metric::ErrorRate => Some(wilson(v, n, sign)),
         // Judged above, on its count.
         Metric::ThroughputRps => None,
+    }
+}
+
+/// The end of the exact (Garwood) 99.9 % interval of the mean of a throughput gate's request
+/// count nearest to passing: the upper end for a floor, the lower for a ceiling; `None` for
+/// other metrics.
+fn throughput_count_bound(gate: &Gate, samples: u64) -> Option<f64> {
+    (gate.metric == Metric::ThroughputRps).then(|| match gate.bound {
+        Bound::Min => poisson_upper(samples, FAIL_TAIL),
+        Bound::Max => poisson_lower(samples, FAIL_TAIL),
+    })
+}
+
+/// Whether a throughput gate fails on `samples` requests over `span_ms` (> 0) of observed
+/// time: its conservative bound ([`conservative`]) beyond its level, decided without solving
+/// for the bound and with the same answer in every case ([`upper_rate_below`]).
+fn throughput_breached(gate: &Gate, samples: u64, span_ms: u64) -> bool {
+    let span_s = Span(span_ms).as_secs_f64();
+    match gate.bound {
+        Bound::Min => upper_rate_below(samples, FAIL_TAIL, span_s, gate.threshold),
+        Bound::Max => lower_rate_above(samples, FAIL_TAIL, span_s, gate.threshold),
     }
 }
 
@@ -510,6 +573,87 @@ mod tests {
             warn: None,
             window: Span(300_000),
             min_samples: 200,
+        }
+    }
+
+    /// A deferred throughput result, once completed, is the full one, status included, for
+    /// floors and ceilings at and around their bound, counts from none to a billion and
+    /// observed spans from a millisecond to a day.
+    #[test]
+    fn deferred_throughput_results_complete_to_the_full_ones() {
+        let mut cases = 0;
+        for n in [
+            0u64,
+            1,
+            2,
+            7,
+            40,
+            199,
+            200,
+            37_500,
+            15_000_000,
+            1_000_000_000,
+        ] {
+            let mut canary = CohortStats::new();
+            canary.requests = n / 3;
+            let mut stable = CohortStats::new();
+            stable.requests = n - n / 3;
+            for span_ms in [0u64, 1, 4_999, 5_000, 300_000, 86_400_000] {
+                let span_s = Span(span_ms).as_secs_f64();
+                for bound in [Bound::Min, Bound::Max] {
+                    let at = match bound {
+                        Bound::Min => poisson_upper(n, FAIL_TAIL),
+                        Bound::Max => poisson_lower(n, FAIL_TAIL),
+                    } / span_s;
+                    let mut levels = vec![0.0, 1.0, 50.0, at, at * 0.5, at * 2.0];
+                    for rel in [1e-3, 1e-9, 1e-13] {
+                        levels.push(at * (1.0 - rel));
+                        levels.push(at * (1.0 + rel));
+                    }
+                    if at.is_finite() && at > 0.0 {
+                        levels.push(f64::from_bits(at.to_bits() + 1));
+                        levels.push(f64::from_bits(at.to_bits() - 1));
+                    }
+                    // A plan's levels are finite (the bound is not without observed time).
+                    for threshold in levels.into_iter().filter(|l| l.is_finite()) {
+                        let mut g = gate(Metric::ThroughputRps, Scope::Service, bound, threshold);
+                        g.min_samples = 0;
+                        let full = evaluate(&g, &canary, &stable, span_ms);
+                        let mut deferred = evaluate_deferred(&g, &canary, &stable, span_ms);
+                        assert_eq!(
+                            deferred.status, full.status,
+                            "{n} in {span_ms} ms, {bound:?} {threshold:e}"
+                        );
+                        complete(&g, &mut deferred);
+                        assert_eq!(
+                            deferred, full,
+                            "{n} in {span_ms} ms, {bound:?} {threshold:e}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert!(cases > 1_000, "{cases}");
+    }
+
+    /// Other gates are not deferred: their results are the full ones as they come.
+    #[test]
+    fn deferring_leaves_other_gates_alone() {
+        let mut canary = CohortStats::new();
+        canary.requests = 1_000;
+        canary.errors = 30;
+        for v in 1..=1_000 {
+            canary.latency.record(f64::from(v));
+        }
+        let stable = canary.clone();
+        for (metric, threshold) in [(Metric::P95Ms, 900.0), (Metric::ErrorRate, 0.02)] {
+            let g = gate(metric, Scope::Service, Bound::Max, threshold);
+            let mut deferred = evaluate_deferred(&g, &canary, &stable, 60_000);
+            assert_eq!(deferred, evaluate(&g, &canary, &stable, 60_000));
+            assert!(deferred.conservative.is_some(), "{metric:?}");
+            complete(&g, &mut deferred);
+            assert_eq!(deferred, evaluate(&g, &canary, &stable, 60_000));
         }
     }
 

@@ -883,14 +883,40 @@ impl Engine {
             .collect()
     }
 
+    /// Every gate of stage `index` on its sliding window, as of now, as [`Engine::window_gates`]
+    /// gives them but with throughput bounds left for [`gates::complete`]: this runs at every
+    /// tick, and the bounds are read only from the results that are kept.
+    fn window_gates_deferred(&self, index: usize) -> Vec<GateResult> {
+        self.plan.stages[index]
+            .gates
+            .iter()
+            .map(|g| {
+                let v = self
+                    .windows
+                    .view(g.window.0)
+                    .expect("every gate window is registered in Engine::new");
+                gates::evaluate_deferred(g, v.canary, v.stable, v.covered_ms)
+            })
+            .collect()
+    }
+
     fn evaluate(&mut self, index: usize, out: &mut Vec<Action>) {
-        let gates = self.window_gates(index);
-        for (i, r) in gates.iter().enumerate() {
+        let plan = Arc::clone(&self.plan);
+        let stage_gates = &plan.stages[index].gates;
+        let mut gates = self.window_gates_deferred(index);
+        // Every result that leaves this function (a rollback's, a checkpoint's) is completed
+        // first, so that it is exactly what `window_gates` would have given.
+        let complete_all = |gates: &mut Vec<GateResult>| {
+            for (g, r) in stage_gates.iter().zip(gates.iter_mut()) {
+                gates::complete(g, r);
+            }
+        };
+        for (i, r) in gates.iter_mut().enumerate() {
             if r.status == GateStatus::NoData {
                 continue;
             }
             if let Some(v) = r.observed {
-                let bound = self.plan.stages[index].gates[i].bound;
+                let bound = stage_gates[i].bound;
                 let w = &mut self.worst[i];
                 let worse = match (*w, bound) {
                     (None, _) => true,
@@ -898,9 +924,13 @@ impl Engine {
                     (Some((o, _)), Bound::Min) => v < o,
                 };
                 if worse {
+                    gates::complete(&stage_gates[i], r);
                     *w = Some((v, r.conservative));
                 }
             }
+        }
+        if gates.iter().any(|r| r.status == GateStatus::Fail) {
+            complete_all(&mut gates);
         }
         if let Some(failed) = gates.iter().find(|r| r.status == GateStatus::Fail) {
             let reason = explain(failed);
@@ -915,12 +945,14 @@ impl Engine {
         self.relative.extend(self.burn_rates());
         if let Some(t) = self.tests().into_iter().find(|t| t.reject) {
             let reason = format!("{} test: {}", t.test.replace('_', " "), t.explanation);
+            complete_all(&mut gates);
             self.roll_back(index, reason, gates, out);
             return;
         }
         let end = self.stage_end(index);
         let due = self.checkpoint_due(self.plan.stages[index].checkpoint, end);
         if self.now >= due {
+            complete_all(&mut gates);
             self.record_checkpoint(index, gates, out);
         }
         // A query gate in a streak of failures holds the stage end: it fails or recovers

@@ -21,8 +21,9 @@
 //! the histogram the engine saw.
 
 use super::{World, REFERENCE_SECONDS};
-use crate::buckets::{poisson, BucketTable, Drawn, Mixture};
+use crate::buckets::{BucketTable, Drawn, Mixture};
 use crate::model::{draw, StepModel};
+use crate::poisson::poisson;
 use ramp_core::{Cohort, Fault, FaultEffect, PlanTime, Weight};
 use ramp_stats::{CohortStats, Histogram, Slot};
 use rand::RngExt;
@@ -324,7 +325,8 @@ impl World {
         let table = self.tables.get(self.latency, scale, &latency_faults, means);
         let drawn = table.draw(&mut self.rng, lambda, &mut self.counts);
         let n = drawn.total;
-        let mut stats = CohortStats::new();
+        // The stats go to the ring with the tick (`flush`), which hands back emptied ones.
+        let mut stats = self.ring.recycled();
         table.record(self.counts.get(), &drawn, &mut stats.latency);
         stats.requests = n;
         // Errors: the stable version's band, then (canary) each feature's band, as the
