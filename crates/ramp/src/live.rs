@@ -200,6 +200,8 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             ofrep_token,
             halt_on_interrupt: None,
             new_run: args.new_run,
+            // One token for the run: the driver sets it if it wins the election on etcd.
+            fence: ramp_live::seams::FenceToken::none(),
         };
         let mut printer =
             progress::Printer::new(Arc::clone(&plan), args.quiet).with_all_panels(args.all_panels);
