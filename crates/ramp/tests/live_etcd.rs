@@ -106,7 +106,7 @@ fn an_unreachable_cluster_stops_the_run_before_anything_moves() {
     let dead = format!("http://127.0.0.1:{}", free_port());
     w.write(
         "plan.toml",
-        &ha_plan(rig.admin, "etcd-down", &[dead.clone()]),
+        &ha_plan(rig.admin, "etcd-down", std::slice::from_ref(&dead)),
     );
     let started = Instant::now();
     let out = w.ramp(&["run", "plan.toml"]);
