@@ -25,6 +25,17 @@ const TTL_S: u64 = 3;
 /// Three stages (10 % for 6 s, 50 % for 8 s, 100 % for 4 s) on the rig's proxy, journaled in
 /// etcd at `endpoints`.
 fn ha_plan(admin: std::net::SocketAddr, id: &str, endpoints: &[String]) -> String {
+    ha_plan_with(admin, id, endpoints, TTL_S, 1)
+}
+
+/// The same with a lease of `ttl_s` and a request timeout of `request_s`.
+fn ha_plan_with(
+    admin: std::net::SocketAddr,
+    id: &str,
+    endpoints: &[String],
+    ttl_s: u64,
+    request_s: u64,
+) -> String {
     let list: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
     plan(
         admin,
@@ -33,8 +44,8 @@ fn ha_plan(admin: std::net::SocketAddr, id: &str, endpoints: &[String]) -> Strin
             r#"
 [store]
 etcd = [{}]
-lease_ttl = "{TTL_S}s"
-request_timeout = "1s"
+lease_ttl = "{ttl_s}s"
+request_timeout = "{request_s}s"
 dial_timeout = "2s"
 
 [[stages]]
@@ -95,9 +106,11 @@ fn wait_for_weight(rig: &Rig, ctl: &mut Controller, percent: f64) {
 
 #[test]
 fn controllers_on_etcd_stand_by_take_over_and_refuse_an_unreachable_cluster() {
-    let cluster = LocalCluster::start(3).expect("a three-member etcd cluster");
+    let mut cluster = LocalCluster::start(3).expect("a three-member etcd cluster");
     an_unreachable_cluster_stops_the_run_before_anything_moves();
     a_standby_takes_over_a_killed_leaders_run(&cluster.endpoints());
+    a_paused_leader_is_fenced_when_it_wakes(&cluster.endpoints());
+    a_rollout_goes_on_when_an_etcd_member_dies(&mut cluster);
 }
 
 fn an_unreachable_cluster_stops_the_run_before_anything_moves() {
@@ -184,4 +197,64 @@ fn a_standby_takes_over_a_killed_leaders_run(endpoints: &[String]) {
     let a_json = std::fs::read_to_string(w.path("a.json")).unwrap_or_default();
     assert!(a_json.is_empty(), "{a_json}");
     assert_eq!(rig.weights()["canary"].as_f64(), Some(100.0));
+}
+
+fn a_paused_leader_is_fenced_when_it_wakes(endpoints: &[String]) {
+    let rig = Rig::start(100.0);
+    let w = Work::new("etcd-paused");
+    w.write("plan.toml", &ha_plan(rig.admin, "paused", endpoints));
+    let mut a = w.spawn("a", &["run", "plan.toml"]);
+    wait_for_line(&mut a, "leader: this controller leads paused", WAIT);
+    let mut b = w.spawn("b", &["run", "plan.toml", "--json", "b.json"]);
+    wait_for_line(&mut b, "standby: pid", WAIT);
+
+    // Pause the leader 2 s into stage 2, long past its lease: the standby takes over and,
+    // its stage 2 over, moves the canary to 100 %.
+    wait_for_weight(&rig, &mut a, 50.0);
+    std::thread::sleep(Duration::from_secs(2));
+    a.signal("STOP");
+    wait_for_line(
+        &mut b,
+        "Took over run 1 as its leader",
+        Duration::from_secs(TTL_S + 5),
+    );
+    wait_for_weight(&rig, &mut b, 100.0);
+
+    // Woken, the old leader finds it lost its lease (or its next journal write is refused by
+    // etcd) and stops without sending a weight: the canary stays at 100 %.
+    a.signal("CONT");
+    let woke = Instant::now();
+    while woke.elapsed() < Duration::from_secs(3) {
+        let weights = rig.weights();
+        assert_eq!(weights["canary"].as_f64(), Some(100.0), "{weights}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let code = a.wait(Duration::from_secs(10));
+    assert_eq!(code, 1, "{}", a.describe());
+    assert!(
+        a.describe()
+            .contains("lost leadership of deployment paused"),
+        "{}",
+        a.describe()
+    );
+    assert_eq!(b.wait(WAIT), 0, "{}", b.describe());
+    let s: Value = w.json("b.json");
+    assert_eq!(s["outcome"], "promoted", "{s:#}");
+}
+
+fn a_rollout_goes_on_when_an_etcd_member_dies(cluster: &mut LocalCluster) {
+    let rig = Rig::start(100.0);
+    let w = Work::new("etcd-member");
+    w.write(
+        "plan.toml",
+        &ha_plan(rig.admin, "member", &cluster.endpoints()),
+    );
+    let mut a = w.spawn("a", &["run", "plan.toml", "--json", "a.json"]);
+    wait_for_weight(&rig, &mut a, 10.0);
+    cluster.kill(0);
+    let code = a.wait(WAIT);
+    assert_eq!(code, 0, "{}", a.describe());
+    let s: Value = w.json("a.json");
+    assert_eq!(s["outcome"], "promoted", "{s:#}");
+    cluster.restart(0).expect("the member comes back");
 }

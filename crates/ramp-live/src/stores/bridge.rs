@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ramp_etcd::etcd_client::Client;
+use ramp_etcd::etcd_client::{Client, Error as ClientError};
 use ramp_etcd::{EtcdConfig, EtcdError};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 /// Extra time a synchronous caller waits beyond the request timeout before it gives up on
 /// the bridge thread itself (which enforces the request timeout first).
 const GRACE: Duration = Duration::from_secs(1);
+
+/// The pause before a request is made again on another member.
+const RETRY: Duration = Duration::from_millis(50);
 
 /// The etcd client on its own thread and runtime; the thread ends when the bridge is dropped.
 pub struct Bridge {
@@ -96,18 +99,35 @@ impl Bridge {
     }
 
     /// Runs `request` on the bridge's runtime and waits for it, synchronously, for at most
-    /// the request timeout.
-    pub fn call<T, F>(&self, request: impl FnOnce(Client) -> F) -> Result<T, BridgeError>
+    /// the request timeout. A request that found its member down (gRPC `unavailable`: the
+    /// client balances over every endpoint and does not drop a dead one) is made again, on
+    /// whichever member the balancer picks next, until the timeout: one dead member of three
+    /// must not stop a rollout. A write made again after an answer was lost finds its key
+    /// already written and fails as a conflict, which stops the controller: never a record
+    /// written twice.
+    pub fn call<T, F>(
+        &self,
+        request: impl Fn(Client) -> F + Send + Sync + 'static,
+    ) -> Result<T, BridgeError>
     where
         T: Send + 'static,
-        F: Future<Output = Result<T, ramp_etcd::etcd_client::Error>> + Send + 'static,
+        F: Future<Output = Result<T, ClientError>> + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(1);
         let timeout = self.timeout;
-        let request = request(self.client.clone());
+        let client = self.client.clone();
         self.handle.spawn(async move {
-            let answer = tokio::time::timeout(timeout, request).await;
-            let _ = tx.send(answer);
+            let attempts = async move {
+                loop {
+                    match request(client.clone()).await {
+                        Err(e) if unavailable(&e) => {
+                            tokio::time::sleep(RETRY).await;
+                        }
+                        other => return other,
+                    }
+                }
+            };
+            let _ = tx.send(tokio::time::timeout(timeout, attempts).await);
         });
         match rx.recv_timeout(timeout + GRACE) {
             Ok(Ok(Ok(value))) => Ok(value),
@@ -138,6 +158,17 @@ impl Bridge {
     /// Spawns a background task on the bridge's runtime (the lease's keep-alive).
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         self.handle.spawn(task);
+    }
+}
+
+/// Whether a request failed because its member could not be reached (gRPC `unavailable`, or
+/// the transport), so that another member may answer it.
+pub(super) fn unavailable(e: &ClientError) -> bool {
+    match e {
+        // gRPC's code 14 is `unavailable`.
+        ClientError::GRpcStatus(s) => i32::from(s.code()) == 14,
+        ClientError::TransportError(_) | ClientError::IoError(_) => true,
+        _ => false,
     }
 }
 

@@ -68,7 +68,20 @@ impl Candidate {
         let mut c = bridge.client();
         let timeout = bridge.timeout();
         let lease = bridge
-            .run(async move { tokio::time::timeout(timeout, c.lease_grant(secs, None)).await })
+            .run(async move {
+                // A member that is down is skipped: the grant is made again on another.
+                let grant = async {
+                    loop {
+                        match c.lease_grant(secs, None).await {
+                            Err(e) if super::bridge::unavailable(&e) => {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            other => return other,
+                        }
+                    }
+                };
+                tokio::time::timeout(timeout, grant).await
+            })
             .await
             .map_err(|source| ElectionError::Etcd {
                 what: "grant a lease",

@@ -154,7 +154,10 @@ impl EtcdJournal {
         let k = key.to_string();
         let got = self
             .bridge
-            .call(|mut c| async move { c.get(k, None).await })
+            .call(move |mut c| {
+                let k = k.clone();
+                async move { c.get(k, None).await }
+            })
             .map_err(|e| self.fail(what, e))?;
         Ok(got
             .kvs()
@@ -184,7 +187,10 @@ impl EtcdJournal {
             let from = start.clone();
             let page = self
                 .bridge
-                .call(|mut c| async move { c.get(from, Some(options)).await })
+                .call(move |mut c| {
+                    let (from, options) = (from.clone(), options.clone());
+                    async move { c.get(from, Some(options)).await }
+                })
                 .map_err(|e| self.fail(what, e))?;
             if revision == 0 {
                 revision = page.header().map_or(0, |h| h.revision());
@@ -214,7 +220,10 @@ impl EtcdJournal {
         let p = prefix.to_string();
         let got = self
             .bridge
-            .call(|mut c| async move { c.get(p, Some(options)).await })
+            .call(move |mut c| {
+                let (p, options) = (p.clone(), options.clone());
+                async move { c.get(p, Some(options)).await }
+            })
             .map_err(|e| self.fail(what, e))?;
         Ok(got
             .kvs()
@@ -256,7 +265,10 @@ impl EtcdJournal {
         ]);
         let answer = self
             .bridge
-            .call(|mut c| async move { c.txn(txn).await })
+            .call(move |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
             .map_err(|e| self.fail(what, e))?;
         if answer.succeeded() {
             return Ok(Ok(()));
