@@ -5,6 +5,7 @@
 //! control settings, starts a runtime, prints progress and says how the command ended
 //! (`main` chooses the exit code).
 
+use crate::journals::Source;
 use crate::{open_output, progress, Ended, Invalid};
 use anyhow::Context;
 use clap::Args;
@@ -18,8 +19,9 @@ use ramp_live::http::{ApiClient, HttpError};
 use ramp_live::routers::command::CommandRouter;
 use ramp_live::routers::haproxy::HaproxyRouter;
 use ramp_live::routers::LiveRouter;
+use ramp_live::stores::Controller;
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd, StatusView};
-use ramp_store::{Journal, RunRecord, RunStatus};
+use ramp_store::{RunRecord, RunStatus};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub struct Target {
     /// File holding the control API's bearer token (else $RAMP_TOKEN, if set).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: crate::journals::EtcdTarget,
 }
 
 /// An operator action's arguments.
@@ -513,15 +517,8 @@ pub(crate) async fn shutdown_signal() {
 // -- Verbs ----------------------------------------------------------------------------------
 
 /// The run a verb addresses: the deployment's running run, or the only running one.
-fn find_run(target: &Target) -> anyhow::Result<(Journal, RunRecord)> {
-    if !target.journal.exists() {
-        return Err(Invalid(format!(
-            "{}: no journal here; pass --journal FILE (the one `ramp run` writes)",
-            target.journal.display()
-        ))
-        .into());
-    }
-    let journal = Journal::open(&target.journal)?;
+fn find_run(target: &Target) -> anyhow::Result<(Source, RunRecord)> {
+    let journal = Source::open(&target.journal, &target.store, target.deployment.as_deref())?;
     let runs = journal.runs(target.deployment.as_deref())?;
     let running: Vec<&RunRecord> = runs
         .iter()
@@ -533,21 +530,13 @@ fn find_run(target: &Target) -> anyhow::Result<(Journal, RunRecord)> {
             // The deployment's latest run, finished: status can still show it.
             Some(last) => last.clone(),
             None => {
-                return Err(Invalid(format!(
-                    "{}: no run of deployment {d}",
-                    target.journal.display()
-                ))
-                .into())
+                return Err(Invalid(format!("{}: no run of deployment {d}", journal.name())).into())
             }
         },
         ([], None) => match runs.first() {
             Some(last) => last.clone(),
             None => {
-                return Err(Invalid(format!(
-                    "{}: the journal has no runs",
-                    target.journal.display()
-                ))
-                .into())
+                return Err(Invalid(format!("{}: the journal has no runs", journal.name())).into())
             }
         },
         (many, _) => {
@@ -627,6 +616,9 @@ fn unreachable_controller(run: &RunRecord, e: &HttpError) -> anyhow::Error {
 /// `ramp status`.
 pub fn status(target: &Target, json: bool) -> anyhow::Result<()> {
     let (journal, run) = find_run(target)?;
+    let controllers = journal.controllers()?;
+    let print_view =
+        |view: &StatusView, json: bool| print_status(view, controllers.as_deref(), json);
     if run.status == RunStatus::Finished {
         let summary = summary_of(&journal, &run)?;
         let view = finished_view(&run, &summary);
@@ -660,11 +652,31 @@ pub fn status(target: &Target, json: bool) -> anyhow::Result<()> {
     }
 }
 
-fn print_view(view: &StatusView, json: bool) {
+/// Prints the status view; with the journal in etcd, also the deployment's controllers
+/// (leader and standbys), as `controllers` in JSON.
+fn print_status(view: &StatusView, controllers: Option<&[Controller]>, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(view).unwrap_or_default());
+        let mut value = serde_json::to_value(view).unwrap_or_default();
+        if let (Some(c), Some(map)) = (controllers, value.as_object_mut()) {
+            map.insert(
+                "controllers".into(),
+                serde_json::to_value(c).unwrap_or_default(),
+            );
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
     } else {
         print!("{}", view.render());
+        if let Some(c) = controllers {
+            if c.is_empty() {
+                println!("controllers: none is running");
+            }
+            for one in c {
+                println!("{}: {}", one.role, one.who);
+            }
+        }
     }
 }
 
@@ -740,11 +752,7 @@ pub fn verb(verb: Verb, args: &VerbArgs, full: bool, stage: Option<usize>) -> an
 }
 
 /// `ramp history`.
-pub fn history(journal_path: &Path, deployment: Option<&str>, json: bool) -> anyhow::Result<()> {
-    if !journal_path.exists() {
-        return Err(Invalid(format!("{}: no journal here", journal_path.display())).into());
-    }
-    let journal = Journal::open(journal_path)?;
+pub fn history(journal: &Source, deployment: Option<&str>, json: bool) -> anyhow::Result<()> {
     let runs = journal.runs(deployment)?;
     if json {
         let rows: Vec<serde_json::Value> = runs
@@ -790,7 +798,8 @@ pub fn history(journal_path: &Path, deployment: Option<&str>, json: bool) -> any
 
 /// The summary of a run: the journaled one when finished, else rebuilt by replaying the
 /// journaled inputs through the engine (the same path a resumed controller takes).
-fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
+fn summary_of(journal: &Source, run: &RunRecord) -> anyhow::Result<Summary> {
+    let journal = journal.store();
     if let Some(text) = &run.summary_json {
         return serde_json::from_str(text)
             .with_context(|| format!("run {}: the journaled summary is unreadable", run.run_id));
@@ -809,28 +818,25 @@ fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
     let events = journal.events(run.run_id, 0)?;
     s.checks = ramp_live::driver::checks_from_events(&events);
     s.infrastructure = ramp_live::driver::infra_from_events(&events);
+    ramp_live::driver::attach_takeovers(&mut s, &events);
     Ok(s)
 }
 
 /// `ramp report ID`.
 pub fn report(
-    journal_path: &Path,
+    journal: &Source,
     id: i64,
     out: Option<&Path>,
     json: Option<&Path>,
 ) -> anyhow::Result<()> {
-    if !journal_path.exists() {
-        return Err(Invalid(format!("{}: no journal here", journal_path.display())).into());
-    }
-    let journal = Journal::open(journal_path)?;
     let Some(run) = journal.run(id)? else {
         return Err(Invalid(format!(
             "{}: no run {id} (see `ramp history`)",
-            journal_path.display()
+            journal.name()
         ))
         .into());
     };
-    let summary = summary_of(&journal, &run)?;
+    let summary = summary_of(journal, &run)?;
     match out {
         Some(p) => open_output(p, "report")?.write_report(&summary)?,
         None => print!("{}", ramp_report::markdown(&summary)),

@@ -150,6 +150,25 @@ fn a_standby_takes_over_a_killed_leaders_run(endpoints: &[String]) {
     wait_for_line(&mut b, "standby: pid", WAIT);
     assert!(b.stdout().contains("leads takeover"), "{}", b.describe());
 
+    // `ramp status` reads the journal in etcd and names the leader and the standby.
+    let etcd = endpoints.join(",");
+    let on_etcd = ["--etcd", etcd.as_str(), "--deployment", "takeover"];
+    let status = w.ramp(&[&["status", "--json"][..], &on_etcd[..]].concat());
+    assert_eq!(status.code, 0, "{status}");
+    let view: Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(view["run_id"], 1, "{view:#}");
+    let controllers = view["controllers"].as_array().expect("controllers");
+    assert_eq!(controllers.len(), 2, "{view:#}");
+    assert_eq!(controllers[0]["role"], "leader", "{view:#}");
+    assert_eq!(controllers[1]["role"], "standby", "{view:#}");
+    let leader = controllers[0]["who"].as_str().expect("who");
+    assert!(
+        b.stdout()
+            .contains(&format!("standby: {leader} leads takeover")),
+        "{leader}\n{}",
+        b.describe()
+    );
+
     // Kill the leader 2 s into stage 2 (50 %).
     wait_for_weight(&rig, &mut a, 50.0);
     std::thread::sleep(Duration::from_secs(2));
@@ -192,6 +211,15 @@ fn a_standby_takes_over_a_killed_leaders_run(endpoints: &[String]) {
     assert!(timeline.contains("Controller takeover"), "{s:#}");
     let report = std::fs::read_to_string(w.path("b.md")).expect("the report");
     assert!(report.contains("Controller takeover"), "{report}");
+    // `ramp history` and `ramp report` read the same run from etcd.
+    let history = w.ramp(&[&["history", "--json"][..], &on_etcd[..]].concat());
+    assert_eq!(history.code, 0, "{history}");
+    let runs: Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
+    assert_eq!(runs[0]["outcome"], "promoted", "{runs:#}");
+    let again = w.ramp(&[&["report", "1"][..], &on_etcd[..]].concat());
+    assert_eq!(again.code, 0, "{again}");
+    assert!(again.stdout.contains("Controller takeover"), "{again}");
     // The killed leader wrote no summary; the proxy ends at 100 % set by the run.
     // (`ramp run` opens its outputs at start, so the file exists, empty.)
     let a_json = std::fs::read_to_string(w.path("a.json")).unwrap_or_default();

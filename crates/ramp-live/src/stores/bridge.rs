@@ -22,6 +22,9 @@ use tokio::sync::oneshot;
 /// the bridge thread itself (which enforces the request timeout first).
 const GRACE: Duration = Duration::from_secs(1);
 
+/// The shortest time one attempt of a request is given.
+const ATTEMPT_MIN: Duration = Duration::from_millis(300);
+
 /// The pause before a request is made again on another member.
 const RETRY: Duration = Duration::from_millis(50);
 
@@ -68,7 +71,10 @@ impl Bridge {
             })
             .map_err(|_| BridgeError::Stopped)?;
         let (tx, rx) = mpsc::sync_channel(1);
-        let owned = config.clone();
+        // Each attempt gets a third of the request timeout, so that one sent to a member that
+        // died (the balancer may wait on it) leaves time for another attempt on a live one.
+        let mut owned = config.clone();
+        owned.request_timeout = (config.request_timeout / 3).max(ATTEMPT_MIN);
         handle.spawn(async move {
             let _ = tx.send(ramp_etcd::connect(&owned).await);
         });
@@ -99,12 +105,12 @@ impl Bridge {
     }
 
     /// Runs `request` on the bridge's runtime and waits for it, synchronously, for at most
-    /// the request timeout. A request that found its member down (gRPC `unavailable`: the
-    /// client balances over every endpoint and does not drop a dead one) is made again, on
+    /// the request timeout. A request that found its member down or did not get an answer
+    /// within its attempt's time (the client balances over every endpoint and does not drop
+    /// a dead one; a cluster electing a new raft leader answers late) is made again, on
     /// whichever member the balancer picks next, until the timeout: one dead member of three
-    /// must not stop a rollout. A write made again after an answer was lost finds its key
-    /// already written and fails as a conflict, which stops the controller: never a record
-    /// written twice.
+    /// must not stop a rollout. Every write is idempotent when made again (the journal store
+    /// recognises its own record), so a lost answer never writes a record twice.
     pub fn call<T, F>(
         &self,
         request: impl Fn(Client) -> F + Send + Sync + 'static,
@@ -161,12 +167,16 @@ impl Bridge {
     }
 }
 
-/// Whether a request failed because its member could not be reached (gRPC `unavailable`, or
-/// the transport), so that another member may answer it.
+/// Whether a request failed because its member could not be reached or did not answer in
+/// time (gRPC `unavailable`, `cancelled` by the attempt's timeout, `deadline exceeded`,
+/// `aborted`, `unknown` as tonic reports a connection that broke mid-request, or the
+/// transport), so that another attempt may succeed; a refusal (a bad request, permissions,
+/// authentication, a request too large) is not made again.
 pub(super) fn unavailable(e: &ClientError) -> bool {
     match e {
-        // gRPC's code 14 is `unavailable`.
-        ClientError::GRpcStatus(s) => i32::from(s.code()) == 14,
+        // gRPC's codes 1 `cancelled`, 2 `unknown`, 4 `deadline exceeded`, 10 `aborted` and
+        // 14 `unavailable`.
+        ClientError::GRpcStatus(s) => matches!(i32::from(s.code()), 1 | 2 | 4 | 10 | 14),
         ClientError::TransportError(_) | ClientError::IoError(_) => true,
         _ => false,
     }

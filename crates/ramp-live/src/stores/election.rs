@@ -260,3 +260,35 @@ async fn keep_alive(
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// One controller of a deployment on etcd, as its election key describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Controller {
+    /// What it says about itself (pid, host, control API).
+    pub who: String,
+    /// `"leader"` for the oldest candidate, `"standby"` for the others.
+    pub role: &'static str,
+}
+
+/// The deployment's controllers, leader first (`ramp status`): every candidate's key under
+/// the election, oldest first, since etcd's election makes the oldest the leader.
+pub fn controllers(bridge: &Bridge, keys: &Keys) -> Result<Vec<Controller>, BridgeError> {
+    use ramp_etcd::etcd_client::{GetOptions, SortOrder, SortTarget};
+    let prefix = format!("{}/", keys.election());
+    let answer = bridge.call(move |mut c| {
+        let prefix = prefix.clone();
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Create, SortOrder::Ascend);
+        async move { c.get(prefix, Some(options)).await }
+    })?;
+    Ok(answer
+        .kvs()
+        .iter()
+        .enumerate()
+        .map(|(i, kv)| Controller {
+            who: String::from_utf8_lossy(kv.value()).into_owned(),
+            role: if i == 0 { "leader" } else { "standby" },
+        })
+        .collect())
+}

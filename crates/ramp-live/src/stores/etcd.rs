@@ -313,6 +313,14 @@ impl EtcdJournal {
         }
     }
 
+    /// Whether `key` holds exactly `value`: a write refused because its key exists (or its
+    /// run was finished) was our own, made again after its answer was lost.
+    fn written(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .get(key, &format!("read back {key}"))?
+            .is_some_and(|(v, _)| v == value))
+    }
+
     /// The condition that `run` is the deployment's active run.
     fn is_active(&self, run: i64) -> Compare {
         Compare::value(self.layout.active(), CompareOp::Equal, run.to_string())
@@ -379,11 +387,15 @@ impl JournalStore for EtcdJournal {
             Compare::version(key.clone(), CompareOp::Equal, 0),
         ];
         let ops = vec![
-            TxnOp::put(key, value, None),
+            TxnOp::put(key.clone(), value.clone(), None),
             TxnOp::put(self.layout.active(), run.to_string(), None),
         ];
         match self.fenced(&what, compares, ops)? {
             Ok(()) => Ok(doc.record(None)),
+            // Our own write, made again after its answer was lost (only the leader writes).
+            Err(Refused::Active(id)) if id == run && self.written(&key, &value)? => {
+                Ok(doc.record(None))
+            }
             Err(Refused::Active(id)) => Err(StoreError::Active {
                 path: self.location.clone().into(),
                 deployment: self.deployment.clone(),
@@ -414,8 +426,13 @@ impl JournalStore for EtcdJournal {
             self.is_active(run),
             Compare::mod_revision(key.clone(), CompareOp::Equal, rev),
         ];
-        match self.fenced(&what, compares, vec![TxnOp::put(key, value, None)])? {
+        match self.fenced(
+            &what,
+            compares,
+            vec![TxnOp::put(key.clone(), value.clone(), None)],
+        )? {
             Ok(()) => Ok(()),
+            Err(Refused::Active(id)) if id == run && self.written(&key, &value)? => Ok(()),
             Err(why) => Err(self.refused(run, why, &what)),
         }
     }
@@ -442,17 +459,21 @@ impl JournalStore for EtcdJournal {
         let value = serde_json::to_vec(&doc).map_err(|e| self.fail(&what, e))?;
         self.bounded(&format!("input {seq} of run {run}"), value.len())?;
         let key = self.layout.input(run, seq);
-        let mut ops = vec![TxnOp::put(key.clone(), value, None)];
+        let mut ops = vec![TxnOp::put(key.clone(), value.clone(), None)];
         if let Some(cursor) = cursor {
             self.bounded("the metrics cursor", cursor.len())?;
             ops.push(TxnOp::put(self.layout.cursor(run), cursor, None));
         }
         let compares = vec![
             self.is_active(run),
-            Compare::version(key, CompareOp::Equal, 0),
+            Compare::version(key.clone(), CompareOp::Equal, 0),
         ];
         match self.fenced(&what, compares, ops)? {
             Ok(()) => {
+                self.last_input.insert(run, seq);
+                Ok(seq)
+            }
+            Err(Refused::Active(id)) if id == run && self.written(&key, &value)? => {
                 self.last_input.insert(run, seq);
                 Ok(seq)
             }
@@ -509,8 +530,16 @@ impl JournalStore for EtcdJournal {
             self.is_active(run),
             Compare::version(key.clone(), CompareOp::Equal, 0),
         ];
-        match self.fenced(&what, compares, vec![TxnOp::put(key, value, None)])? {
+        match self.fenced(
+            &what,
+            compares,
+            vec![TxnOp::put(key.clone(), value.clone(), None)],
+        )? {
             Ok(()) => {
+                self.last_event.insert(run, seq);
+                Ok(seq)
+            }
+            Err(Refused::Active(id)) if id == run && self.written(&key, &value)? => {
                 self.last_event.insert(run, seq);
                 Ok(seq)
             }
@@ -570,11 +599,12 @@ impl JournalStore for EtcdJournal {
             Compare::mod_revision(key.clone(), CompareOp::Equal, rev),
         ];
         let ops = vec![
-            TxnOp::put(key, value, None),
+            TxnOp::put(key.clone(), value.clone(), None),
             TxnOp::delete(self.layout.active(), None),
         ];
         match self.fenced(&what, compares, ops)? {
             Ok(()) => Ok(()),
+            Err(Refused::Finished) if self.written(&key, &value)? => Ok(()),
             Err(why) => Err(self.refused(run, why, &what)),
         }
     }

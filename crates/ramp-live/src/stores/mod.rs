@@ -11,5 +11,5 @@ pub mod etcd;
 mod layout;
 
 pub use bridge::{Bridge, BridgeError};
-pub use election::{Candidate, ElectionError, Leadership};
+pub use election::{controllers, Candidate, Controller, ElectionError, Leadership};
 pub use etcd::EtcdJournal;
