@@ -3,8 +3,10 @@
 //! `etcd` is the journal of `[store] etcd`, shared by every controller of a deployment, its
 //! writes fenced by the leader's token; `election` elects that leader and watches its lease;
 //! `bridge` runs the async etcd client on a thread of its own for the synchronous journal
-//! seam; `layout` is where each record lives.
+//! seam; `layout` is where each record lives, and `access` how the journal reads and writes
+//! (paged reads, fenced transactions).
 
+mod access;
 pub mod bridge;
 pub mod election;
 pub mod etcd;
