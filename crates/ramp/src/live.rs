@@ -226,7 +226,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
         }
         RunEnd::Interrupted { run_id: None } => {
             eprintln!(
-                "ramp: interrupted while waiting for the router; no run was opened and nothing was sent to it."
+                "ramp: interrupted while waiting for the router (or standing by for the leader on etcd); no run was opened and nothing was sent to the router."
             );
             Ok(Ended::Interrupted)
         }

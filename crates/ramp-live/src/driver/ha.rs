@@ -70,9 +70,14 @@ pub(super) async fn run(
         ));
     }
     tokio::pin!(shutdown);
+    let lease = candidate.lease();
     let leadership = tokio::select! {
         won = candidate.campaign(&bridge) => won.map_err(fail)?,
-        () = &mut shutdown => return Ok(RunEnd::Interrupted { run_id: None }),
+        () = &mut shutdown => {
+            // A standby that stops leaves the election at once.
+            crate::stores::election::revoke(&bridge, lease).await;
+            return Ok(RunEnd::Interrupted { run_id: None });
+        }
     };
     let token = leadership.fence.token();
     config.fence.set(token);

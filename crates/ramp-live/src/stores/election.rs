@@ -109,6 +109,11 @@ impl Candidate {
         })
     }
 
+    /// The candidate's lease, to revoke it when it stops standing by.
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
     /// What the current leader says about itself, when there is one.
     pub async fn leader(&self, bridge: &Bridge) -> Option<String> {
         let mut c = bridge.client();
@@ -177,12 +182,17 @@ impl Leadership {
     /// Revokes the lease (best effort, bounded), so that a standby takes over at once
     /// instead of after the TTL.
     pub async fn resign(self, bridge: &Bridge) {
-        let mut c = bridge.client();
-        let (lease, timeout) = (self.lease, bridge.timeout());
-        let _ = bridge
-            .run(async move { tokio::time::timeout(timeout, c.lease_revoke(lease)).await })
-            .await;
+        revoke(bridge, self.lease).await;
     }
+}
+
+/// Revokes `lease` (best effort, bounded): its election key goes with it.
+pub async fn revoke(bridge: &Bridge, lease: i64) {
+    let mut c = bridge.client();
+    let timeout = bridge.timeout();
+    let _ = bridge
+        .run(async move { tokio::time::timeout(timeout, c.lease_revoke(lease)).await })
+        .await;
 }
 
 /// Whether a campaign's error is the request timeout or a member going away, which another
