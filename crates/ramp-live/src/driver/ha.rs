@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ramp_core::plan::Store;
 use ramp_core::summary::{Summary, TimelineEvent};
 use ramp_core::PlanTime;
 use ramp_etcd::{EtcdConfig, Keys};
@@ -29,10 +30,11 @@ use crate::stores::{Bridge, Candidate, ElectionError, EtcdJournal};
 /// then runs (or resumes) the rollout for as long as it keeps its lease.
 pub(super) async fn run(
     config: RunConfig,
+    store: Store,
     on: &mut (dyn FnMut(Progress<'_>) + Send),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
-    let etcd = etcd_config(&config)?;
+    let etcd = etcd_config(&config, &store)?;
     let deployment = config.plan.deployment.id.clone();
     let endpoints = etcd.endpoints.join(",");
     let fail = |source: ElectionError| LiveError::Etcd {
@@ -46,7 +48,7 @@ pub(super) async fn run(
         })
     })?);
     let keys = Keys::new(&etcd.prefix, &deployment);
-    let ttl = Duration::from_millis(config.plan.store.as_ref().map_or(10_000, |s| s.lease_ttl.0));
+    let ttl = Duration::from_millis(store.lease_ttl.0);
     let control = config
         .control_listener
         .local_addr()
@@ -124,13 +126,7 @@ pub(super) async fn run(
 
 /// The connection settings of the plan's `[store]`, the password read from its file
 /// (relative to the plan's directory).
-fn etcd_config(config: &RunConfig) -> Result<EtcdConfig, LiveError> {
-    let Some(store) = config.plan.store.as_ref() else {
-        return Err(LiveError::Etcd {
-            endpoints: String::new(),
-            source: ElectionError::Lost("the plan has no [store] section".into()),
-        });
-    };
+fn etcd_config(config: &RunConfig, store: &Store) -> Result<EtcdConfig, LiveError> {
     let mut etcd = EtcdConfig::new(store.etcd.clone());
     etcd.prefix = store.prefix.clone();
     etcd.dial_timeout = Duration::from_millis(store.dial_timeout.0);

@@ -35,8 +35,8 @@ pub async fn run(
     on: &mut (dyn FnMut(Progress<'_>) + Send),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
-    if config.plan.store.is_some() {
-        return super::ha::run(config, on, shutdown).await;
+    if let Some(store) = config.plan.store.clone() {
+        return super::ha::run(config, store, on, shutdown).await;
     }
     let _lock = DeploymentLock::acquire(&config.journal, &config.plan.deployment.id)?;
     let journal = Journal::open(&config.journal)?;
