@@ -87,6 +87,35 @@ pub struct Plan {
     /// Prometheus server of [`Plan::prometheus`]. Never part of a decision; a simulation
     /// cannot sample them and the report then has none.
     pub report_queries: Vec<ReportQuery>,
+    /// Where a live run's journal lives (`[store]`): `None` for the local SQLite file, one
+    /// controller per deployment; an etcd cluster for several controllers of which one
+    /// leads and the others stand by to take over.
+    pub store: Option<Store>,
+}
+
+/// The etcd cluster of `[store]`: it holds the journal, so that any controller can resume a
+/// run, and the controllers' election, so that only one of them acts at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    /// The cluster members' client URLs (`http://127.0.0.1:2379`): every one is tried, so a
+    /// member that is down does not stop the run.
+    pub etcd: Vec<String>,
+    /// The key prefix (`/ramp` by default), so that one cluster can serve several Ramp
+    /// installations and other users.
+    pub prefix: String,
+    /// How long a leader's lease lasts without a keep-alive: a standby takes over about this
+    /// long after the leader dies, and a leader that cannot renew stops acting before it.
+    pub lease_ttl: Span,
+    /// How long to wait for a connection to the cluster.
+    pub dial_timeout: Span,
+    /// How long to wait for any one request, so that a cluster without quorum is an error
+    /// rather than a hang.
+    pub request_timeout: Span,
+    /// The etcd user, when the cluster has authentication enabled.
+    pub user: Option<String>,
+    /// The file holding the user's password, as written (relative to the plan's directory):
+    /// a password is never written in a plan.
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 /// A query sampled for the report (`[[report.queries]]`): CPU, memory, database connections,

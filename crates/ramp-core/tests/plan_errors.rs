@@ -1574,3 +1574,91 @@ fn report_queries_load_with_their_units_and_scales() {
     let plain = parse_plan(&format!("{HEAD}{LAST}"), "plan.toml").unwrap();
     assert!(plain.report_queries.is_empty());
 }
+
+#[test]
+fn a_store_section_reports_every_mistake_at_once() {
+    // Line 10 is `[store]`.
+    let src = format!(
+        "{HEAD}{LAST}\n[store]\netcd = [\"http://127.0.0.1:2379\", \"grpc://127.0.0.1:2380\", 5, \"http://127.0.0.1:2379/\"]\nprefix = \"ramp\"\nlease_ttl = \"1s\"\ndial_timeout = 5\nuser = \"ramp\"\ncolour = \"red\"\n"
+    );
+    assert_errors(
+        &src,
+        &[
+            (11, 34, "store.etcd entry 2: \"grpc://127.0.0.1:2380\" has the scheme \"grpc\""),
+            (11, 59, "store.etcd entry 3: expected a string"),
+            (11, 62, "store.etcd entry 4: \"http://127.0.0.1:2379\" is listed twice"),
+            (12, 10, "store.prefix: \"ramp\" does not start with '/'"),
+            (13, 13, "store.lease_ttl: 1s is outside 2s to 1m"),
+            (14, 16, "store.dial_timeout: expected a duration string with a unit"),
+            (15, 8, "store.user: needs password_file"),
+            (16, 1, "unknown key `colour` in [store]; expected one of `etcd`, `prefix`, `lease_ttl`, `dial_timeout`, `request_timeout`, `user`, `password_file`"),
+        ],
+    );
+}
+
+#[test]
+fn a_store_needs_its_endpoints_and_a_request_timeout_within_half_the_lease() {
+    assert_errors(
+        &format!("{HEAD}{LAST}\n[store]\nprefix = \"/ramp\"\n"),
+        &[(10, 1, "[store]: missing required key `etcd`")],
+    );
+    assert_errors(
+        &format!("{HEAD}{LAST}\n[store]\netcd = []\n"),
+        &[(11, 8, "store.etcd: is empty")],
+    );
+    assert_errors(
+        &format!("{HEAD}{LAST}\n[store]\netcd = \"http://127.0.0.1:2379\"\nlease_ttl = \"3s\"\n"),
+        &[(
+            12,
+            13,
+            "store.lease_ttl: the request timeout (5s) is more than half the lease (3s)",
+        )],
+    );
+    assert_errors(
+        &format!("{HEAD}{LAST}\n[store]\netcd = [\"http://127.0.0.1:2379\"]\nrequest_timeout = \"6s\"\npassword_file = \"pw\"\n"),
+        &[
+            (12, 19, "store.request_timeout: the request timeout (6s) is more than half the lease (10s)"),
+            (13, 17, "store.password_file: needs user"),
+        ],
+    );
+}
+
+#[test]
+fn a_store_loads_with_its_defaults_and_without_one_the_journal_is_sqlite() {
+    let plan = parse_plan(
+        &format!("{HEAD}{LAST}\n[store]\netcd = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:22379/\"]\n"),
+        "plan.toml",
+    )
+    .unwrap();
+    let store = plan.store.expect("a store");
+    assert_eq!(
+        store.etcd,
+        ["http://127.0.0.1:2379", "http://127.0.0.1:22379"]
+    );
+    assert_eq!(store.prefix, "/ramp");
+    assert_eq!(store.lease_ttl.0, 10_000);
+    assert_eq!(store.dial_timeout.0, 5_000);
+    assert_eq!(store.request_timeout.0, 5_000);
+    assert_eq!(store.user, None);
+    let plan = parse_plan(
+        &format!("{HEAD}{LAST}\n[store]\netcd = \"http://127.0.0.1:2379\"\nprefix = \"/team/ramp/\"\nlease_ttl = \"3s\"\nrequest_timeout = \"1s\"\ndial_timeout = \"2s\"\nuser = \"ramp\"\npassword_file = \"etcd.pw\"\n"),
+        "plan.toml",
+    )
+    .unwrap();
+    let store = plan.store.expect("a store");
+    assert_eq!(store.prefix, "/team/ramp");
+    assert_eq!(
+        (
+            store.lease_ttl.0,
+            store.request_timeout.0,
+            store.dial_timeout.0
+        ),
+        (3_000, 1_000, 2_000)
+    );
+    assert_eq!(store.user.as_deref(), Some("ramp"));
+    assert_eq!(store.password_file.as_deref(), Some(Path::new("etcd.pw")));
+    assert!(parse_plan(&format!("{HEAD}{LAST}"), "plan.toml")
+        .unwrap()
+        .store
+        .is_none());
+}

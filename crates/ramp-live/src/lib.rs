@@ -22,6 +22,7 @@ pub mod routers;
 pub mod seams;
 pub mod source;
 pub mod status;
+pub mod stores;
 
 pub use driver::{run, LiveError, Progress, RunConfig, RunEnd};
 pub use routers::LiveRouter;

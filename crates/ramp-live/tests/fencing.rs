@@ -139,6 +139,7 @@ duration = "30s"
         ofrep_token: None,
         halt_on_interrupt: None,
         new_run: true,
+        fence: token.clone(),
     };
     let started = Instant::now();
     let mut on = |_: ramp_live::Progress<'_>| {};

@@ -114,6 +114,7 @@ async fn the_controllers_metrics_follow_a_live_run_through_a_stage_change_and_a_
         ofrep_token: None,
         halt_on_interrupt: None,
         new_run: false,
+        fence: ramp_live::seams::FenceToken::none(),
     };
     // Scrape every 200 ms while the run goes on, keeping the pages that matter.
     let scraper = tokio::spawn(async move {

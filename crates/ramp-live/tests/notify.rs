@@ -142,6 +142,7 @@ impl Rig {
             ofrep_token: None,
             halt_on_interrupt: None,
             new_run: false,
+            fence: ramp_live::seams::FenceToken::none(),
         }
     }
 }

@@ -145,6 +145,7 @@ async fn judged_twice(regress_at: Option<Duration>) -> (Summary, Summary) {
         ofrep_token: None,
         halt_on_interrupt: None,
         new_run: false,
+        fence: ramp_live::seams::FenceToken::none(),
     };
     let limit = Duration::from_secs(60);
     let shadow = tokio::spawn(shadow(

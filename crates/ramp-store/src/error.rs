@@ -161,6 +161,51 @@ pub enum StoreError {
         pid: Option<u32>,
     },
 
+    /// A controller that no longer leads its deployment tried to write to a shared journal
+    /// (etcd): its lease expired or was revoked and another controller may lead now. The
+    /// write was refused by the store itself (a fenced transaction), so nothing of it was
+    /// recorded; the controller must stop acting at once and leave the router to the leader.
+    #[error(
+        "lost leadership of deployment {deployment}: the journal {location} refused a write \
+         fenced by token {token}, because this controller's election key is gone (its lease \
+         expired or was revoked) and another controller may lead now; this controller stops \
+         acting and leaves the weights to the leader"
+    )]
+    Fenced {
+        /// Where the journal is (the etcd endpoints and key prefix).
+        location: String,
+        /// The deployment whose leadership was lost.
+        deployment: String,
+        /// The fencing token the refused write carried.
+        token: u64,
+    },
+
+    /// A request to a remote journal (etcd) failed or was not answered within its timeout;
+    /// `what` says which operation it was part of. Nothing is acted on without the journal.
+    #[error("journal {location}: could not {what}: {source}")]
+    Remote {
+        /// Where the journal is (the etcd endpoints and key prefix).
+        location: String,
+        /// The operation that failed, e.g. "append a tick input to run 3".
+        what: String,
+        /// The client's error, for the detail.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A record is larger than the remote journal accepts in one value (etcd refuses
+    /// requests over 1.5 MiB by default): refused before sending, with what it was.
+    #[error("journal {location}: {what} is {bytes} bytes, more than the {max} bytes one record may hold")]
+    TooLarge {
+        /// Where the journal is.
+        location: String,
+        /// The record, e.g. "input 17 of run 3".
+        what: String,
+        /// Its size.
+        bytes: usize,
+        /// The most one record may hold.
+        max: usize,
+    },
+
     /// The lock file could not be created, locked or written (permissions, a missing
     /// directory, a journal path without a file name…).
     #[error(

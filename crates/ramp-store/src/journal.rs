@@ -503,8 +503,9 @@ fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
 }
 
 /// A new run token: 128 bits from the operating system's random source, as 32 lowercase
-/// hexadecimal digits (a form routers accept as a run name).
-fn new_token() -> Result<String, getrandom::Error> {
+/// hexadecimal digits (a form routers accept as a run name). Public so that every journal
+/// store (the SQLite one here, the etcd one of `ramp-live`) draws tokens by one rule.
+pub fn new_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

@@ -32,6 +32,6 @@ mod lock;
 mod schema;
 
 pub use error::StoreError;
-pub use journal::{EventRecord, InputRecord, Journal, RunRecord, RunStatus};
+pub use journal::{new_token, EventRecord, InputRecord, Journal, RunRecord, RunStatus};
 pub use lock::DeploymentLock;
 pub use schema::SCHEMA_VERSION;

@@ -292,6 +292,7 @@ async fn demo(
         ),
         // Each demo starts its own proxy, whose weights no run has set yet.
         new_run: false,
+        fence: ramp_live::seams::FenceToken::none(),
     };
     let mut printer =
         progress::Printer::new(Arc::clone(&plan), args.quiet).with_all_panels(args.all_panels);

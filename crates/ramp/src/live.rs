@@ -5,6 +5,7 @@
 //! control settings, starts a runtime, prints progress and says how the command ended
 //! (`main` chooses the exit code).
 
+use crate::journals::Source;
 use crate::{open_output, progress, Ended, Invalid};
 use anyhow::Context;
 use clap::Args;
@@ -19,8 +20,9 @@ use ramp_live::routers::command::CommandRouter;
 use ramp_live::routers::haproxy::HaproxyRouter;
 use ramp_live::routers::LiveRouter;
 use ramp_live::seams::FenceToken;
+use ramp_live::stores::Controller;
 use ramp_live::{ProxyAdmin, RunConfig, RunEnd, StatusView};
-use ramp_store::{Journal, RunRecord, RunStatus};
+use ramp_store::{RunRecord, RunStatus};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,6 +81,8 @@ pub struct Target {
     /// File holding the control API's bearer token (else $RAMP_TOKEN, if set).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: crate::journals::EtcdTarget,
 }
 
 /// An operator action's arguments.
@@ -205,6 +209,8 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             ofrep_token,
             halt_on_interrupt: None,
             new_run: args.new_run,
+            // One token for the run: the driver sets it if it wins the election on etcd.
+            fence: fence.clone(),
         };
         let mut printer =
             progress::Printer::new(Arc::clone(&plan), args.quiet).with_all_panels(args.all_panels);
@@ -225,7 +231,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
         }
         RunEnd::Interrupted { run_id: None } => {
             eprintln!(
-                "ramp: interrupted while waiting for the router; no run was opened and nothing was sent to it."
+                "ramp: interrupted while waiting for the router (or standing by for the leader on etcd); no run was opened and nothing was sent to the router."
             );
             Ok(Ended::Interrupted)
         }
@@ -551,15 +557,8 @@ pub(crate) async fn shutdown_signal() {
 // -- Verbs ----------------------------------------------------------------------------------
 
 /// The run a verb addresses: the deployment's running run, or the only running one.
-fn find_run(target: &Target) -> anyhow::Result<(Journal, RunRecord)> {
-    if !target.journal.exists() {
-        return Err(Invalid(format!(
-            "{}: no journal here; pass --journal FILE (the one `ramp run` writes)",
-            target.journal.display()
-        ))
-        .into());
-    }
-    let journal = Journal::open(&target.journal)?;
+fn find_run(target: &Target) -> anyhow::Result<(Source, RunRecord)> {
+    let journal = Source::open(&target.journal, &target.store, target.deployment.as_deref())?;
     let runs = journal.runs(target.deployment.as_deref())?;
     let running: Vec<&RunRecord> = runs
         .iter()
@@ -571,21 +570,13 @@ fn find_run(target: &Target) -> anyhow::Result<(Journal, RunRecord)> {
             // The deployment's latest run, finished: status can still show it.
             Some(last) => last.clone(),
             None => {
-                return Err(Invalid(format!(
-                    "{}: no run of deployment {d}",
-                    target.journal.display()
-                ))
-                .into())
+                return Err(Invalid(format!("{}: no run of deployment {d}", journal.name())).into())
             }
         },
         ([], None) => match runs.first() {
             Some(last) => last.clone(),
             None => {
-                return Err(Invalid(format!(
-                    "{}: the journal has no runs",
-                    target.journal.display()
-                ))
-                .into())
+                return Err(Invalid(format!("{}: the journal has no runs", journal.name())).into())
             }
         },
         (many, _) => {
@@ -665,6 +656,9 @@ fn unreachable_controller(run: &RunRecord, e: &HttpError) -> anyhow::Error {
 /// `ramp status`.
 pub fn status(target: &Target, json: bool) -> anyhow::Result<()> {
     let (journal, run) = find_run(target)?;
+    let controllers = journal.controllers()?;
+    let print_view =
+        |view: &StatusView, json: bool| print_status(view, controllers.as_deref(), json);
     if run.status == RunStatus::Finished {
         let summary = summary_of(&journal, &run)?;
         let view = finished_view(&run, &summary);
@@ -698,11 +692,31 @@ pub fn status(target: &Target, json: bool) -> anyhow::Result<()> {
     }
 }
 
-fn print_view(view: &StatusView, json: bool) {
+/// Prints the status view; with the journal in etcd, also the deployment's controllers
+/// (leader and standbys), as `controllers` in JSON.
+fn print_status(view: &StatusView, controllers: Option<&[Controller]>, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(view).unwrap_or_default());
+        let mut value = serde_json::to_value(view).unwrap_or_default();
+        if let (Some(c), Some(map)) = (controllers, value.as_object_mut()) {
+            map.insert(
+                "controllers".into(),
+                serde_json::to_value(c).unwrap_or_default(),
+            );
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
     } else {
         print!("{}", view.render());
+        if let Some(c) = controllers {
+            if c.is_empty() {
+                println!("controllers: none is running");
+            }
+            for one in c {
+                println!("{}: {}", one.role, one.who);
+            }
+        }
     }
 }
 
@@ -778,11 +792,7 @@ pub fn verb(verb: Verb, args: &VerbArgs, full: bool, stage: Option<usize>) -> an
 }
 
 /// `ramp history`.
-pub fn history(journal_path: &Path, deployment: Option<&str>, json: bool) -> anyhow::Result<()> {
-    if !journal_path.exists() {
-        return Err(Invalid(format!("{}: no journal here", journal_path.display())).into());
-    }
-    let journal = Journal::open(journal_path)?;
+pub fn history(journal: &Source, deployment: Option<&str>, json: bool) -> anyhow::Result<()> {
     let runs = journal.runs(deployment)?;
     if json {
         let rows: Vec<serde_json::Value> = runs
@@ -828,7 +838,8 @@ pub fn history(journal_path: &Path, deployment: Option<&str>, json: bool) -> any
 
 /// The summary of a run: the journaled one when finished, else rebuilt by replaying the
 /// journaled inputs through the engine (the same path a resumed controller takes).
-fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
+fn summary_of(journal: &Source, run: &RunRecord) -> anyhow::Result<Summary> {
+    let journal = journal.store();
     if let Some(text) = &run.summary_json {
         return serde_json::from_str(text)
             .with_context(|| format!("run {}: the journaled summary is unreadable", run.run_id));
@@ -847,6 +858,7 @@ fn summary_of(journal: &Journal, run: &RunRecord) -> anyhow::Result<Summary> {
     let events = journal.events(run.run_id, 0)?;
     s.checks = ramp_live::driver::checks_from_events(&events);
     s.infrastructure = ramp_live::driver::infra_from_events(&events);
+    ramp_live::driver::attach_takeovers(&mut s, &events);
     Ok(s)
 }
 
@@ -869,23 +881,19 @@ fn next_of(run: &RunRecord) -> Option<ramp_core::summary::NextSummary> {
 
 /// `ramp report ID`.
 pub fn report(
-    journal_path: &Path,
+    journal: &Source,
     id: i64,
     out: Option<&Path>,
     json: Option<&Path>,
 ) -> anyhow::Result<()> {
-    if !journal_path.exists() {
-        return Err(Invalid(format!("{}: no journal here", journal_path.display())).into());
-    }
-    let journal = Journal::open(journal_path)?;
     let Some(run) = journal.run(id)? else {
         return Err(Invalid(format!(
             "{}: no run {id} (see `ramp history`)",
-            journal_path.display()
+            journal.name()
         ))
         .into());
     };
-    let mut summary = summary_of(&journal, &run)?;
+    let mut summary = summary_of(journal, &run)?;
     if summary.next.is_none() {
         summary.next = next_of(&run);
     }

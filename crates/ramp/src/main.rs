@@ -6,6 +6,7 @@
 
 mod demo;
 mod demo_metrics;
+mod journals;
 mod live;
 mod next;
 mod progress;
@@ -150,6 +151,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: journals::EtcdTarget,
     },
     /// Re-render the report of a journaled run (see `ramp history` for ids).
     Report {
@@ -165,6 +168,11 @@ enum Command {
         /// Also write the JSON summary here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// The deployment, with --etcd.
+        #[arg(long)]
+        deployment: Option<String>,
+        #[command(flatten)]
+        store: journals::EtcdTarget,
     },
 }
 
@@ -338,13 +346,22 @@ fn run(cli: Cli) -> anyhow::Result<Ended> {
             journal,
             deployment,
             json,
-        } => live::history(&journal, deployment.as_deref(), json).map(|()| Ended::Done),
+            store,
+        } => {
+            let source = journals::Source::open(&journal, &store, deployment.as_deref())?;
+            live::history(&source, deployment.as_deref(), json).map(|()| Ended::Done)
+        }
         Command::Report {
             id,
             journal,
             out,
             json,
-        } => live::report(&journal, id, out.as_deref(), json.as_deref()).map(|()| Ended::Done),
+            deployment,
+            store,
+        } => {
+            let source = journals::Source::open(&journal, &store, deployment.as_deref())?;
+            live::report(&source, id, out.as_deref(), json.as_deref()).map(|()| Ended::Done)
+        }
         Command::Proxy(args) => {
             ramp_proxy::cli::init_logging();
             match ramp_proxy::cli::run(&args) {

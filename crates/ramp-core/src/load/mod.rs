@@ -26,7 +26,8 @@
 //!   the whole plan and the formatting of values for messages;
 //! - `deployment`, `gates`, `stages`, `simulation`, `rehearsals`, `live` (router, control,
 //!   ofrep and flags), `probes` (checks and hooks), `notify` (notifiers) and
-//!   `report_queries` (`[[report.queries]]`): the stage-two checks of each section, as
+//!   `report_queries` (`[[report.queries]]`) and `store` (`[store]`, the etcd cluster of
+//!   highly available controllers): the stage-two checks of each section, as
 //!   `impl Validator` blocks of their own.
 
 mod deployment;
@@ -44,6 +45,7 @@ mod scalar;
 mod schema;
 mod simulation;
 mod stages;
+mod store;
 #[cfg(test)]
 mod tests;
 mod validator;

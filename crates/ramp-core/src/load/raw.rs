@@ -47,6 +47,29 @@ pub(super) struct RawPlan {
     pub(super) next: Option<S<RawNext>>,
     /// `[report]`, optional: what the report adds to the run's own record.
     pub(super) report: Option<S<RawReport>>,
+    /// `[store]`, optional: where a live run's journal lives when it is not the local
+    /// SQLite file (an etcd cluster, for controllers that take over from each other).
+    pub(super) store: Option<S<RawStore>>,
+}
+
+/// `[store]`: the etcd cluster that holds the journal and the controllers' election.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    /// The cluster's client URLs; required.
+    pub(super) etcd: Option<S<TextList>>,
+    /// The key prefix everything of Ramp's lives under.
+    pub(super) prefix: Option<S<Text>>,
+    /// How long a leader's lease lasts without a keep-alive.
+    pub(super) lease_ttl: Option<S<Dur>>,
+    /// How long to wait for a connection.
+    pub(super) dial_timeout: Option<S<Dur>>,
+    /// How long to wait for any one request.
+    pub(super) request_timeout: Option<S<Dur>>,
+    /// The etcd user, when the cluster has authentication enabled.
+    pub(super) user: Option<S<Text>>,
+    /// File holding that user's password.
+    pub(super) password_file: Option<S<Text>>,
 }
 
 /// `[report]`: queries sampled for the report.

@@ -12,7 +12,7 @@ use super::raw::{
     RawGates, RawHook, RawLoad, RawMannWhitney, RawMetrics, RawNext, RawNotify, RawOfrep,
     RawOverhead, RawPlan, RawQueryGate, RawRehearsal, RawRehearsalFault, RawRelative,
     RawRelativeGate, RawReport, RawReportQuery, RawRouter, RawSequential, RawSequentialTest,
-    RawServiceModel, RawSimulation, RawStage, RawStageGates,
+    RawServiceModel, RawSimulation, RawStage, RawStageGates, RawStore,
 };
 use super::validator::Validator;
 use serde::de::{self, Deserializer, Visitor};
@@ -315,6 +315,13 @@ pub(super) const PLAN: Schema = Schema {
             ),
         ),
         (
+            "store",
+            Shape::Table(Schema {
+                fields: fields_of::<RawStore>,
+                children: &[],
+            }),
+        ),
+        (
             "ofrep",
             Shape::Table(Schema {
                 fields: fields_of::<RawOfrep>,
@@ -603,6 +610,6 @@ mod tests {
         }
         let mut children = 0;
         walk(PLAN, "plan", &mut children);
-        assert_eq!(children, 46, "every table and array of the raw structs");
+        assert_eq!(children, 47, "every table and array of the raw structs");
     }
 }

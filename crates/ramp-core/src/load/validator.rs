@@ -393,6 +393,7 @@ impl Validator<'_> {
         let next = self.next_plan(raw.next.as_ref());
         let flags = self.flags(raw.flags.as_ref());
         let ofrep = self.ofrep(raw.ofrep.as_ref());
+        let store = self.store(raw.store.as_ref());
         let shortest = stages
             .as_ref()
             .and_then(|s| s.iter().map(|st| st.duration).min());
@@ -443,6 +444,7 @@ impl Validator<'_> {
             prometheus: metrics.as_ref()?.prometheus.clone(),
             queries: metrics?.queries,
             report_queries: report_queries?,
+            store: store?,
         };
         // The router and the metrics source, checked together once both are good.
         self.fits_metrics(raw, &plan).then_some(plan)

@@ -24,6 +24,7 @@
 
 mod feed;
 mod flags;
+mod ha;
 mod identity;
 mod infra;
 mod members;
@@ -38,6 +39,7 @@ mod sidecars;
 mod start;
 mod teardown;
 
+pub use ha::{attach_takeovers, takeovers_from_events};
 pub use infra::infra_from_events;
 pub use records::{checks_from_events, rfc3339};
 pub use start::run;
@@ -162,6 +164,25 @@ pub enum LiveError {
         /// The router's location.
         router: String,
     },
+    /// etcd could not be reached, or the election could not be entered: nothing was
+    /// journaled or sent to the router.
+    #[error("etcd at {endpoints}: {source}")]
+    Etcd {
+        /// The endpoints of `[store] etcd`.
+        endpoints: String,
+        /// What failed.
+        source: crate::stores::ElectionError,
+    },
+    /// This controller led the deployment and lost its lease (etcd unreachable, the process
+    /// paused past the lease): it stopped acting at once, leaving the weights to the
+    /// controller that leads now.
+    #[error("lost leadership of deployment {deployment}: {reason}; this controller stopped acting and left the weights to the next leader")]
+    LostLeadership {
+        /// The deployment.
+        deployment: String,
+        /// Why the lease was lost.
+        reason: String,
+    },
     /// The router's proxy serves another deployment: driving it would move another
     /// service's traffic, so nothing is sent to it.
     #[error("the proxy at {url} serves deployment {proxy:?}, but the plan is for {plan:?}; point [router] at this deployment's proxy, or set deployment_id = {plan:?} in the proxy's configuration")]
@@ -216,6 +237,11 @@ pub struct RunConfig {
     /// the operator starts over deliberately. Without it such a router is refused
     /// ([`LiveError::ForeignRun`]).
     pub new_run: bool,
+    /// The fencing token this controller's weight changes carry: with `[store] etcd` the
+    /// driver sets it when its controller wins the election, and the routers (given the same
+    /// token) send it, so that a proxy refuses a deposed leader's changes. Left unset with
+    /// the SQLite journal.
+    pub fence: crate::seams::FenceToken,
 }
 
 /// What the driver reports as it goes, for the terminal.

@@ -9,17 +9,17 @@ use super::{LiveError, ProgressSink, RunConfig, RunEnd};
 use crate::exposition::{Instrumented, SourceKind};
 use crate::prometheus::PrometheusSource;
 use crate::routers::LiveRouter;
-use crate::seams::Router;
+use crate::seams::{JournalStore, Router};
 use std::future::Future;
 use std::sync::Arc;
 
 /// Runs the plan through `router`, read from `prometheus` when the plan's source is
 /// Prometheus, otherwise from the router's own counters when it has any.
-pub(super) async fn run_routed(
+pub(super) async fn run_routed<J: JournalStore>(
     router: LiveRouter,
     prometheus: Option<PrometheusSource>,
     config: RunConfig,
-    opened: Opened,
+    opened: Opened<J>,
     on: ProgressSink<'_>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {

@@ -35,8 +35,22 @@ pub async fn run(
     on: &mut (dyn FnMut(Progress<'_>) + Send),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunEnd, LiveError> {
+    if let Some(store) = config.plan.store.clone() {
+        return super::ha::run(config, store, on, shutdown).await;
+    }
     let _lock = DeploymentLock::acquire(&config.journal, &config.plan.deployment.id)?;
     let journal = Journal::open(&config.journal)?;
+    run_on(config, journal, on, shutdown).await
+}
+
+/// The run on an opened journal (the SQLite file, locked; or etcd, led): the checks before
+/// it, then the router and metrics source of the plan.
+pub(super) async fn run_on<J: JournalStore>(
+    config: RunConfig,
+    journal: J,
+    on: &mut (dyn FnMut(Progress<'_>) + Send),
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunEnd, LiveError> {
     let exposition = Arc::new(ControllerMetrics::default());
     // What the checks before the run found but did not stop it for, said once it starts.
     let mut said = Vec::new();
@@ -66,9 +80,9 @@ pub async fn run(
 
 /// What `run` has opened and checked before it picks the seams: the journal, the metrics
 /// registry and the query gates.
-pub(super) struct Opened {
-    /// The journal, locked for the deployment.
-    pub(super) journal: Journal,
+pub(super) struct Opened<J> {
+    /// The journal, locked for the deployment (SQLite) or led (etcd).
+    pub(super) journal: J,
     /// What `GET /metrics` renders.
     pub(super) exposition: Arc<ControllerMetrics>,
     /// The query gates, when the plan has any.
@@ -224,6 +238,10 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     let plan = Arc::new(started_at(&config.plan, started_unix_ms));
     on(Progress::Began(Arc::clone(&plan)));
     let replayed = replay(&store, &plan, run_id, &journal_path)?;
+    if resumed {
+        // A leader elected on etcd that resumes a run took it over from another controller.
+        super::ha::journal_takeover(&mut store, &config, run_id, started_unix_ms, &mut *on)?;
+    }
     let deployment = &plan.deployment.id;
     let (control, mut commands) = ControlServer::start(
         config.control_listener,

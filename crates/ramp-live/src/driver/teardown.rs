@@ -238,6 +238,7 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
                 .collect();
             s.checks = super::records::checks_from_events(&events);
             s.infrastructure = super::infra::infra_from_events(&events);
+            super::ha::attach_takeovers(&mut s, &events);
         }
         s
     }

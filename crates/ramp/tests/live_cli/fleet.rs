@@ -125,6 +125,7 @@ fn run_fleet(
             ofrep_token: None,
             halt_on_interrupt: None,
             new_run: false,
+            fence: ramp_live::seams::FenceToken::none(),
         };
         let limit = tokio::time::sleep(WAIT);
         ramp_live::run(config, &mut on, limit).await

@@ -370,6 +370,19 @@ impl Controller {
         }
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`): a paused process, as a busy host or a
+    /// debugger pauses one. Only `tests/live_etcd.rs`, which shares this file, uses it.
+    #[allow(dead_code)]
+    pub fn signal(&mut self, name: &str) {
+        if self.running() {
+            let status = Command::new("kill")
+                .args([&format!("-{name}"), &self.child.id().to_string()])
+                .status()
+                .expect("kill(1) runs");
+            assert!(status.success(), "kill -{name} {}", self.child.id());
+        }
+    }
+
     /// SIGTERM, as an init system stops it.
     pub fn terminate(&mut self) {
         if self.running() {
