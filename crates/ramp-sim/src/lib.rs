@@ -6,6 +6,8 @@
 //! Same plan, seed and sampler → byte-identical summary.
 
 mod buckets;
+#[cfg(test)]
+mod chi_square;
 mod driver;
 pub mod model;
 mod normal;

@@ -156,32 +156,10 @@ mod tests {
         // The last cell holds the whole upper tail.
         let below: f64 = expected[..len - 1].iter().sum();
         expected[len - 1] = n - below;
-        let (mut stat, mut cells) = (0.0, 0usize);
-        let (mut o, mut e) = (0.0, 0.0);
-        for (&ob, &ex) in observed.iter().zip(&expected) {
-            o += ob as f64;
-            e += ex;
-            if e >= 10.0 {
-                stat += (o - e) * (o - e) / e;
-                cells += 1;
-                o = 0.0;
-                e = 0.0;
-            }
-        }
-        if e > 0.0 {
-            stat += (o - e) * (o - e) / e;
-            cells += 1;
-        }
-        (stat, cells.saturating_sub(1))
+        crate::chi_square::statistic(&observed, &expected)
     }
 
-    /// The chi-square quantile at 1 − 0.001 (Wilson–Hilferty, within 1 % at these degrees of
-    /// freedom).
-    fn critical(df: usize) -> f64 {
-        let k = df as f64;
-        let z = 3.090_232_306;
-        k * (1.0 - 2.0 / (9.0 * k) + z * (2.0 / (9.0 * k)).sqrt()).powi(3)
-    }
+    use crate::chi_square::critical;
 
     #[test]
     fn draws_follow_the_poisson_distribution_on_both_sides_of_the_switch() {
