@@ -870,23 +870,22 @@ impl Engine {
 
     /// Every gate of stage `index` on its sliding window, as of now.
     fn window_gates(&self, index: usize) -> Vec<GateResult> {
-        self.plan.stages[index]
-            .gates
-            .iter()
-            .map(|g| {
-                let v = self
-                    .windows
-                    .view(g.window.0)
-                    .expect("every gate window is registered in Engine::new");
-                evaluate(g, v.canary, v.stable, v.covered_ms)
-            })
-            .collect()
+        self.gates_with(index, evaluate)
     }
 
     /// Every gate of stage `index` on its sliding window, as of now, as [`Engine::window_gates`]
     /// gives them but with throughput bounds left for [`gates::complete`]: this runs at every
     /// tick, and the bounds are read only from the results that are kept.
     fn window_gates_deferred(&self, index: usize) -> Vec<GateResult> {
+        self.gates_with(index, gates::evaluate_deferred)
+    }
+
+    /// Every gate of stage `index` judged by `judge` on its sliding window.
+    fn gates_with(
+        &self,
+        index: usize,
+        judge: fn(&crate::plan::Gate, &CohortStats, &CohortStats, u64) -> GateResult,
+    ) -> Vec<GateResult> {
         self.plan.stages[index]
             .gates
             .iter()
@@ -895,7 +894,7 @@ impl Engine {
                     .windows
                     .view(g.window.0)
                     .expect("every gate window is registered in Engine::new");
-                gates::evaluate_deferred(g, v.canary, v.stable, v.covered_ms)
+                judge(g, v.canary, v.stable, v.covered_ms)
             })
             .collect()
     }
