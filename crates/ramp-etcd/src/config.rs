@@ -6,6 +6,11 @@ use etcd_client::{Client, ConnectOptions, GetOptions};
 
 use crate::EtcdError;
 
+/// The shortest interval between the client's keep-alive pings: etcd's server closes a
+/// connection that pings more often than its `--grpc-keepalive-min-time` (5 s by default),
+/// which would cut every request on it, an election campaign included.
+const KEEP_ALIVE_MIN: Duration = Duration::from_secs(5);
+
 /// How to reach an etcd cluster. Every wait is bounded: a dial that takes longer than
 /// `dial_timeout` and a request that takes longer than `request_timeout` fail, so a controller
 /// or proxy never hangs on a cluster that lost quorum or a network that drops packets.
@@ -41,10 +46,19 @@ impl EtcdConfig {
     /// The client's options: both timeouts, keep-alives that notice a dead connection within
     /// the request timeout, and the user when there is one.
     fn options(&self) -> ConnectOptions {
+        self.options_waiting().with_timeout(self.request_timeout)
+    }
+
+    /// The same options without a per-request deadline, for a request that waits by design
+    /// (an election campaign answers only once its candidate leads); the connection is still
+    /// bounded by the dial timeout and its keep-alive pings.
+    fn options_waiting(&self) -> ConnectOptions {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.dial_timeout)
-            .with_timeout(self.request_timeout)
-            .with_keep_alive(self.request_timeout, self.request_timeout)
+            .with_keep_alive(
+                self.request_timeout.max(KEEP_ALIVE_MIN),
+                self.request_timeout,
+            )
             // A member cut off from the others must not answer reads with stale data.
             .with_require_leader(true);
         if let Some((name, password)) = &self.user {
@@ -54,13 +68,27 @@ impl EtcdConfig {
     }
 }
 
+/// A client for requests that wait by design (an election campaign): no per-request
+/// deadline, since a campaign cut off by one is withdrawn by etcd (its key deleted) and made
+/// again at the back of the line. The caller bounds the wait itself (by the lease's loss).
+/// Connecting (with a quorum read, so that the first campaign goes out at once) is bounded by
+/// the dial timeout, as [`connect`]'s is.
+pub async fn connect_waiting(config: &EtcdConfig) -> Result<Client, EtcdError> {
+    dial(config, config.options_waiting()).await
+}
+
 /// Connects to the cluster and reads once (a count of the prefix's keys, which needs a
 /// quorum), all within the dial timeout: the client connects lazily, so without the read an
 /// unreachable or leaderless cluster would only show at the first write.
 pub async fn connect(config: &EtcdConfig) -> Result<Client, EtcdError> {
+    dial(config, config.options()).await
+}
+
+/// Connects with `options` and reads once, within the dial timeout.
+async fn dial(config: &EtcdConfig, options: ConnectOptions) -> Result<Client, EtcdError> {
     let endpoints = config.endpoints.join(",");
     let dial = async {
-        let mut client = Client::connect(&config.endpoints, Some(config.options())).await?;
+        let mut client = Client::connect(&config.endpoints, Some(options)).await?;
         client
             .get(
                 config.prefix.as_str(),

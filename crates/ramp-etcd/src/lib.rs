@@ -16,7 +16,7 @@ pub mod error;
 pub mod fence;
 pub mod keys;
 
-pub use config::{connect, EtcdConfig};
+pub use config::{connect, connect_waiting, EtcdConfig};
 pub use error::EtcdError;
 pub use fence::{fenced_put, Fence, WeightDoc};
 pub use keys::Keys;

@@ -25,6 +25,7 @@ async fn the_etcd_journal_round_trips_and_refuses_a_deposed_leader() {
     let bridge = Arc::new(Bridge::connect(&config).expect("connect"));
     round_trip(&bridge, &config).await;
     deposed_leader(&bridge, &config).await;
+    standbys_keep_their_place(&bridge, &config).await;
     unreachable_cluster();
 }
 
@@ -214,6 +215,49 @@ async fn deposed_leader(bridge: &Arc<Bridge>, config: &EtcdConfig) {
         2
     );
     new.resign(bridge).await;
+}
+
+/// Two standbys wait behind a leader far longer than a request may take: each keeps its
+/// election key (its place in line) the whole time, and they lead in the order they came.
+async fn standbys_keep_their_place(bridge: &Arc<Bridge>, config: &EtcdConfig) {
+    let ttl = Duration::from_secs(10);
+    let keys = Keys::new(&config.prefix, "order");
+    let a = lead(bridge, config, "order", ttl, "a").await;
+    let mut waiting = Vec::new();
+    for me in ["b", "c"] {
+        let candidate = Candidate::new(bridge, &keys, ttl, me.into())
+            .await
+            .expect("lease");
+        let on = Arc::clone(bridge);
+        waiting.push(tokio::spawn(async move { candidate.campaign(&on).await }));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Three request timeouts: every candidate's key stays, oldest first.
+    let started = Instant::now();
+    while started.elapsed() < config.request_timeout * 3 {
+        let who: Vec<String> = ramp_live::stores::controllers(bridge, &keys)
+            .expect("the election's keys")
+            .into_iter()
+            .map(|c| c.who)
+            .collect();
+        assert_eq!(who, ["a", "b", "c"], "after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.resign(bridge).await;
+    let c = waiting.pop().expect("c");
+    let b = tokio::time::timeout(Duration::from_secs(10), waiting.pop().expect("b"))
+        .await
+        .expect("b leads within 10 s of the leader's resignation")
+        .expect("the campaign's task")
+        .expect("b's campaign");
+    assert!(!c.is_finished(), "c must not lead while b does");
+    b.resign(bridge).await;
+    let c = tokio::time::timeout(Duration::from_secs(10), c)
+        .await
+        .expect("c leads after b")
+        .expect("the campaign's task")
+        .expect("c's campaign");
+    c.resign(bridge).await;
 }
 
 /// An unreachable cluster fails within the dial timeout, naming its endpoints.

@@ -173,16 +173,6 @@ pub enum LiveError {
         /// What failed.
         source: crate::stores::ElectionError,
     },
-    /// This controller led the deployment and lost its lease (etcd unreachable, the process
-    /// paused past the lease): it stopped acting at once, leaving the weights to the
-    /// controller that leads now.
-    #[error("lost leadership of deployment {deployment}: {reason}; this controller stopped acting and left the weights to the next leader")]
-    LostLeadership {
-        /// The deployment.
-        deployment: String,
-        /// Why the lease was lost.
-        reason: String,
-    },
     /// The router's proxy serves another deployment: driving it would move another
     /// service's traffic, so nothing is sent to it.
     #[error("the proxy at {url} serves deployment {proxy:?}, but the plan is for {plan:?}; point [router] at this deployment's proxy, or set deployment_id = {plan:?} in the proxy's configuration")]

@@ -34,6 +34,9 @@ pub struct Bridge {
     handle: Handle,
     /// The connected client (cheap to clone: clones share the connection).
     client: Client,
+    /// A client without a per-request deadline, for the election's campaign (which waits as
+    /// long as another controller leads; see [`ramp_etcd::connect_waiting`]).
+    waiting: Client,
     /// The most one request may take.
     timeout: Duration,
     /// Dropped with the bridge, which ends the runtime's thread.
@@ -75,11 +78,18 @@ impl Bridge {
         // died (the balancer may wait on it) leaves time for another attempt on a live one.
         let mut owned = config.clone();
         owned.request_timeout = (config.request_timeout / 3).max(ATTEMPT_MIN);
+        let waiting_config = config.clone();
         handle.spawn(async move {
-            let _ = tx.send(ramp_etcd::connect(&owned).await);
+            let connected = match ramp_etcd::connect(&owned).await {
+                Ok(client) => ramp_etcd::connect_waiting(&waiting_config)
+                    .await
+                    .map(|waiting| (client, waiting)),
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(connected);
         });
-        let client = match rx.recv_timeout(config.dial_timeout + GRACE) {
-            Ok(Ok(client)) => client,
+        let (client, waiting) = match rx.recv_timeout(config.dial_timeout * 2 + GRACE) {
+            Ok(Ok(clients)) => clients,
             Ok(Err(e)) => return Err(e.into()),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 return Err(BridgeError::Timeout(millis(config.dial_timeout)))
@@ -89,6 +99,7 @@ impl Bridge {
         Ok(Bridge {
             handle,
             client,
+            waiting,
             timeout: config.request_timeout,
             _stop: stop,
         })
@@ -97,6 +108,11 @@ impl Bridge {
     /// A clone of the client, for requests made on the bridge's runtime.
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// A clone of the client without a per-request deadline, for the election's campaign.
+    pub fn waiting_client(&self) -> Client {
+        self.waiting.clone()
     }
 
     /// The request timeout.

@@ -130,25 +130,35 @@ impl Candidate {
         }
     }
 
-    /// Campaigns until this candidate leads. Each attempt is bounded by the client's request
-    /// timeout, and etcd's campaign is idempotent for one lease (the same key is reused), so
-    /// an attempt that timed out is simply made again while the lease lives.
-    pub async fn campaign(mut self, bridge: &Bridge) -> Result<Leadership, ElectionError> {
+    /// Campaigns until this candidate leads, or its lease is lost. The campaign is one
+    /// request without a deadline (etcd answers it when every older candidate's key is gone):
+    /// a campaign cut off by a timeout would be withdrawn by etcd, its key deleted, and the
+    /// next attempt would queue behind every candidate that came later. The wait ends when the
+    /// lease is lost; a connection that breaks ends the attempt, which is made again.
+    pub async fn campaign(self, bridge: &Bridge) -> Result<Leadership, ElectionError> {
         loop {
             if let Some(why) = self.lost.borrow().clone() {
                 return Err(ElectionError::Lost(why));
             }
-            let mut c = bridge.client();
+            let mut c = bridge.waiting_client();
             let (name, me, lease) = (self.name.clone(), self.me.clone(), self.lease);
+            let mut lost = self.lost.clone();
             let attempt = bridge
-                .run(async move { c.campaign(name, me, lease).await })
+                .run(async move {
+                    tokio::select! {
+                        won = c.campaign(name, me, lease) => Some(won),
+                        () = lapsed(&mut lost) => None,
+                    }
+                })
                 .await
                 .map_err(|source| ElectionError::Etcd {
                     what: "campaign",
                     source,
                 })?;
             match attempt {
-                Ok(won) => {
+                // The lease was lost while waiting: said at the top of the loop.
+                None => continue,
+                Some(Ok(won)) => {
                     if let Some(leader) = won.leader() {
                         let fence = Fence {
                             leader_key: leader.key().to_vec(),
@@ -161,8 +171,8 @@ impl Candidate {
                         });
                     }
                 }
-                Err(e) if retryable(&e) => {}
-                Err(e) => {
+                Some(Err(e)) if retryable(&e) => {}
+                Some(Err(e)) => {
                     return Err(ElectionError::Etcd {
                         what: "campaign",
                         source: BridgeError::Etcd(ramp_etcd::EtcdError::Request {
@@ -172,13 +182,28 @@ impl Candidate {
                     })
                 }
             }
-            // A short pause between attempts; the lease is watched meanwhile.
-            let _ = tokio::time::timeout(Duration::from_millis(200), self.lost.changed()).await;
+            // A short pause before another attempt (a member went away).
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Resolves once the lease is lost (never, if nobody can say so any more).
+async fn lapsed(lost: &mut watch::Receiver<Option<String>>) {
+    while lost.borrow().is_none() {
+        if lost.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }
 
 impl Leadership {
+    /// The leader's lease, revoked again by a controller that lost it (etcd may not have
+    /// taken the first revocation while it had no quorum).
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
     /// Revokes the lease (best effort, bounded), so that a standby takes over at once
     /// instead of after the TTL.
     pub async fn resign(self, bridge: &Bridge) {
