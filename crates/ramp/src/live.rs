@@ -37,10 +37,11 @@ pub const DEFAULT_JOURNAL: &str = "ramp.db";
 pub struct RunArgs {
     /// The plan (TOML); it needs a [router] section.
     pub plan: PathBuf,
-    /// The SQLite journal (created if missing). Running the same plan again with the same
-    /// journal resumes an unfinished run.
-    #[arg(long, default_value = DEFAULT_JOURNAL)]
-    pub journal: PathBuf,
+    /// The SQLite journal (created if missing; default ramp.db). Running the same plan again
+    /// with the same journal resumes an unfinished run. Refused with a plan whose [store]
+    /// keeps the journal in etcd.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
     /// Write the report here: HTML when the name ends in .html, else Markdown.
     #[arg(long, value_name = "FILE.md|FILE.html")]
     pub report: Option<PathBuf>,
@@ -139,6 +140,18 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
         Mode::Rollout => None,
         Mode::Rehearse { name } => Some(pick_rehearsal(&plan, name.as_deref(), &args.plan)?),
     };
+    if let (Some(journal), Some(_)) = (&args.journal, &plan.store) {
+        return Err(Invalid(format!(
+            "{}: --journal {} names a SQLite journal, but the plan's [store] keeps the journal in etcd; leave --journal out (or remove [store] to use the SQLite journal)",
+            args.plan.display(),
+            journal.display()
+        ))
+        .into());
+    }
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_JOURNAL));
     let control_token = control_token(&plan, &base_dir)?;
     let metrics_token = args
         .metrics_token_file
@@ -199,7 +212,7 @@ pub fn run(args: &RunArgs, mode: Mode) -> anyhow::Result<Ended> {
             plan_path: args.plan.display().to_string(),
             plan_text: text.clone(),
             base_dir: base_dir.clone(),
-            journal: args.journal.clone(),
+            journal: journal.clone(),
             router,
             control_listener,
             control_token,

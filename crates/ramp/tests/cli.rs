@@ -1052,3 +1052,21 @@ fn a_next_plan_that_cannot_be_loaded_is_refused_before_any_work() {
         stderr(&out)
     );
 }
+
+#[test]
+fn run_refuses_a_sqlite_journal_for_a_plan_whose_journal_is_in_etcd() {
+    // Nothing is contacted: the refusal comes before etcd, the router or the control API.
+    let dir = TempDir::new("journal-and-store");
+    let plan = dir.path("plan.toml");
+    std::fs::write(
+        &plan,
+        "[deployment]\nid = \"svc\"\nservice = \"svc\"\nenvironment = \"staging\"\n\n[[stages]]\nweight = 100\nduration = \"10s\"\n\n[router]\nadmin = \"http://127.0.0.1:9\"\n\n[store]\netcd = [\"http://127.0.0.1:9\"]\n",
+    )
+    .unwrap();
+    let file = arg(&plan);
+    let out = ramp(&["run", &file, "--journal", "elsewhere.db"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("--journal elsewhere.db"), "{err}");
+    assert!(err.contains("[store]"), "{err}");
+}

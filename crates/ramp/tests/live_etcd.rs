@@ -183,6 +183,11 @@ fn a_standby_takes_over_a_killed_leaders_run(endpoints: &[String]) {
         b.describe()
     );
 
+    // A third controller joins while run 1 is under way: once run 1 is over it must end with
+    // that run's outcome, not start a second rollout of the plan.
+    let mut c = w.spawn("c", &["run", "plan.toml", "--json", "c.json"]);
+    wait_for_line(&mut c, "standby: pid", WAIT);
+
     // Kill the leader 2 s into stage 2 (50 %).
     wait_for_weight(&rig, &mut a, 50.0);
     std::thread::sleep(Duration::from_secs(2));
@@ -214,6 +219,15 @@ fn a_standby_takes_over_a_killed_leaders_run(endpoints: &[String]) {
         vec![1, 2, 3],
         "no stage repeated or skipped: {s:#}"
     );
+    // The third controller leads once b resigns, finds run 1 finished and ends with it.
+    assert_eq!(c.wait(WAIT), 0, "{}", c.describe());
+    assert!(
+        !c.stdout().contains("Stage 1/3"),
+        "c started another rollout\n{}",
+        c.describe()
+    );
+    let c_summary: Value = w.json("c.json");
+    assert_eq!(c_summary["outcome"], "promoted", "{c_summary:#}");
     // Stage 2 went on where it was: restarted, it would have lasted the 2 s before the kill,
     // the takeover and 8 s more.
     let stage2 = s["stages"][1]["elapsed_s"].as_f64().expect("elapsed");

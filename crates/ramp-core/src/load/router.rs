@@ -117,7 +117,13 @@ fn owners(key: &str) -> String {
 impl Validator<'_> {
     /// `[router]`: `None` when the plan has none (it can still be simulated); otherwise the
     /// router of its kind, every key of another kind reported with the kind it belongs to.
-    pub(super) fn router(&mut self, raw: Option<&S<RawRouter>>) -> Option<Option<Router>> {
+    /// With `kind = "etcd"`, `store` (the plan's `[store]`, when it has one) stands in for
+    /// endpoints and prefix the router does not set.
+    pub(super) fn router(
+        &mut self,
+        raw: Option<&S<RawRouter>>,
+        store: Option<&(Vec<String>, String)>,
+    ) -> Option<Option<Router>> {
         let Some(raw) = raw else {
             return Some(None);
         };
@@ -162,7 +168,7 @@ impl Validator<'_> {
             Some(Kind::Haproxy) => self.haproxy_router(raw).map(Router::Haproxy),
             Some(Kind::Nginx) => self.nginx_router(raw).map(Router::Nginx),
             Some(Kind::Command) => self.command_router(raw).map(Router::Command),
-            Some(Kind::Etcd) => self.etcd_router(raw).map(Router::Etcd),
+            Some(Kind::Etcd) => self.etcd_router(raw, store).map(Router::Etcd),
         };
         ok.then_some(Some(router?))
     }

@@ -30,20 +30,30 @@ const NGINX_RELOAD: [&str; 3] = ["nginx", "-s", "reload"];
 const ETCD_EXAMPLE: &str = "http://127.0.0.1:2379";
 
 impl Validator<'_> {
-    /// `kind = "etcd"`: etcd's endpoints and prefix, and optionally the following proxies'
-    /// admin APIs (`admin`, with `admin_token_file`), read for metrics and confirmation.
-    pub(super) fn etcd_router(&mut self, raw: &S<RawRouter>) -> Option<EtcdRouter> {
+    /// `kind = "etcd"`: etcd's endpoints and prefix (by default the plan's `[store]`'s, the
+    /// cluster the controllers already use: `store` is its endpoints and prefix), and
+    /// optionally the following proxies' admin APIs (`admin`, with `admin_token_file`), read
+    /// for metrics and confirmation.
+    pub(super) fn etcd_router(
+        &mut self,
+        raw: &S<RawRouter>,
+        store: Option<&(Vec<String>, String)>,
+    ) -> Option<EtcdRouter> {
         let r = raw.get_ref();
-        let endpoints = self.required(
-            raw,
-            r.endpoints.as_ref(),
-            "endpoints",
-            "etcd's client URLs, such as [\"http://127.0.0.1:2379\"]",
-            |me, v| me.etcd_endpoints(v),
-        );
-        let prefix = match &r.prefix {
-            None => Some("/ramp".to_string()),
-            Some(v) => {
+        let endpoints = match (&r.endpoints, store) {
+            (None, Some((endpoints, _))) => Some(endpoints.clone()),
+            (given, _) => self.required(
+                raw,
+                given.as_ref(),
+                "endpoints",
+                "etcd's client URLs, such as [\"http://127.0.0.1:2379\"], or a [store] section whose cluster it then uses",
+                |me, v| me.etcd_endpoints(v),
+            ),
+        };
+        let prefix = match (&r.prefix, store) {
+            (None, Some((_, prefix))) => Some(prefix.clone()),
+            (None, None) => Some("/ramp".to_string()),
+            (Some(v), _) => {
                 let t = self.string(v, "router.prefix")?.to_string();
                 if t.starts_with('/') && t.len() <= 256 && t.bytes().all(|b| b.is_ascii_graphic()) {
                     Some(t)

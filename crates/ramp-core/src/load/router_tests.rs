@@ -215,7 +215,30 @@ fn an_etcd_routers_mistakes_are_located_at_once() {
         ]
         .join("\n")
     );
+    // Without endpoints and without a [store], the router names no cluster.
+    let m = messages("[router]\nkind = \"etcd\"\nadmin = \"http://127.0.0.1:9901\"\n");
+    assert!(m.contains("missing required key `endpoints`"), "{m}");
     // Without the followers' admin APIs there is nothing to read metrics from.
     let m = messages("[router]\nkind = \"etcd\"\nendpoints = \"http://127.0.0.1:2379\"\n");
     assert!(m.contains("router.admin lists none"), "{m}");
+}
+
+#[test]
+fn an_etcd_router_uses_the_stores_cluster_unless_it_names_one() {
+    let store = "[store]\netcd = [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379\"]\nprefix = \"/team-a\"\n";
+    let plan = format!("[router]\nkind = \"etcd\"\nadmin = \"http://127.0.0.1:9901\"\n\n{store}");
+    let Router::Etcd(e) = router(&plan) else {
+        panic!("an etcd router")
+    };
+    assert_eq!(
+        e.endpoints,
+        ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+    );
+    assert_eq!(e.prefix, "/team-a");
+    let own = format!("[router]\nkind = \"etcd\"\nendpoints = \"http://10.0.0.9:2379\"\nprefix = \"/weights\"\nadmin = \"http://127.0.0.1:9901\"\n\n{store}");
+    let Router::Etcd(e) = router(&own) else {
+        panic!("an etcd router")
+    };
+    assert_eq!(e.endpoints, ["http://10.0.0.9:2379"]);
+    assert_eq!(e.prefix, "/weights");
 }

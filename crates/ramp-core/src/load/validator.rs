@@ -385,7 +385,12 @@ impl Validator<'_> {
             raw.simulation.is_some() || raw.router.is_some(),
             total,
         );
-        let router = self.router(raw.router.as_ref());
+        let store = self.store(raw.store.as_ref());
+        let cluster = store
+            .as_ref()
+            .and_then(Option::as_ref)
+            .map(|s| (s.etcd.clone(), s.prefix.clone()));
+        let router = self.router(raw.router.as_ref(), cluster.as_ref());
         let control = self.control(raw.control.as_ref());
         let checks = self.checks(raw.checks.as_ref());
         let hooks = self.hooks(raw.hooks.as_ref());
@@ -393,7 +398,6 @@ impl Validator<'_> {
         let next = self.next_plan(raw.next.as_ref());
         let flags = self.flags(raw.flags.as_ref());
         let ofrep = self.ofrep(raw.ofrep.as_ref());
-        let store = self.store(raw.store.as_ref());
         let shortest = stages
             .as_ref()
             .and_then(|s| s.iter().map(|st| st.duration).min());

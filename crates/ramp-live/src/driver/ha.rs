@@ -74,10 +74,18 @@ pub(super) async fn run(
     let mut candidate = Candidate::new(&bridge, &keys, ttl, me.clone())
         .await
         .map_err(fail)?;
-    // The runs the journal held before this controller stood by: a run begun and finished by
-    // the leader meanwhile is not started again.
+    // The last run the journal held finished before this controller stood by: a run finished
+    // by another leader meanwhile (begun before this controller came, or while it waited) is
+    // not started again. A run still active then is not counted as finished: this controller
+    // resumes it if it wins while the run is open, and ends with its outcome if it is over.
     let reader = EtcdJournal::new(Arc::clone(&bridge), &etcd, &deployment, None);
-    let last_before = reader.runs()?.last().map_or(0, |r| r.run_id);
+    let last_before = reader
+        .runs()?
+        .iter()
+        .filter(|r| r.status == ramp_store::RunStatus::Finished)
+        .map(|r| r.run_id)
+        .max()
+        .unwrap_or(0);
     tokio::pin!(shutdown);
     loop {
         if let Some(leader) = candidate.leader(&bridge).await {
