@@ -258,8 +258,20 @@ pub async fn handle(
                 "ramp_proxy_weight_fence {}",
                 proxy.route.load().fence.unwrap_or(0)
             );
+            extra.push_str("# HELP ramp_proxy_weight_refused_total Weight changes refused because their fencing token was older than the newest accepted (409 at PUT /weights, or an etcd document ignored).\n# TYPE ramp_proxy_weight_refused_total counter\n");
+            let _ = writeln!(
+                extra,
+                "ramp_proxy_weight_refused_total {}",
+                proxy.weights_refused.load(Ordering::Relaxed)
+            );
             if let Some(follow) = &proxy.follow {
                 let view = follow.view();
+                extra.push_str("# HELP ramp_proxy_etcd_start_confirmed Whether the weight served from the start was read from etcd before the proxy accepted its first connection (1) or etcd could not be reached then and the persisted weight was served unconfirmed (0).\n# TYPE ramp_proxy_etcd_start_confirmed gauge\n");
+                let _ = writeln!(
+                    extra,
+                    "ramp_proxy_etcd_start_confirmed {}",
+                    u8::from(view.confirmed_at_start)
+                );
                 extra.push_str("# HELP ramp_proxy_etcd_connected Whether the proxy reaches etcd and watches its weight key (1) or not (0).\n# TYPE ramp_proxy_etcd_connected gauge\n");
                 let _ = writeln!(
                     extra,

@@ -3,7 +3,9 @@
 //! controller reaching each of them.
 //!
 //! The proxy reads the weight key (`ramp_etcd::Keys::weight`, a `ramp_etcd::WeightDoc`) when
-//! it starts and then watches it from the revision it read, applying each new document
+//! it starts, before it accepts its first connection ([`confirm_at_start`]: a proxy restarted
+//! mid-rollout must not route at the weight it persisted before the leader moved it), and
+//! then watches it from the revision it read, applying each new document
 //! through the same path as `PUT /weights` (`crate::weights::apply`): the fence is checked and
 //! persisted with the weight, so a document older than the newest fence seen is ignored and
 //! said so. A document with fence 0 was written without an election (the SQLite store) and
@@ -51,6 +53,10 @@ pub struct FollowState {
     revision: AtomicI64,
     /// Documents ignored because their fence was older than the newest seen.
     ignored: AtomicU64,
+    /// Whether the start-up read of the key succeeded before the first connection was
+    /// accepted; false when etcd could not be reached then and the persisted weight was
+    /// served unconfirmed.
+    confirmed_at_start: AtomicBool,
 }
 
 /// The follower's state as `GET /weights` shows it, under `etcd`.
@@ -64,6 +70,11 @@ pub struct FollowView {
     pub revision: i64,
     /// How many documents were ignored for an older fence.
     pub ignored_stale: u64,
+    /// Whether the weight served from the start was read from etcd before the first
+    /// connection was accepted (false: etcd was unreachable then, and the persisted weight was
+    /// served unconfirmed until the follower reached etcd). Absent from older proxies.
+    #[serde(default)]
+    pub confirmed_at_start: bool,
 }
 
 impl FollowState {
@@ -74,6 +85,7 @@ impl FollowState {
             connected: AtomicBool::new(false),
             revision: AtomicI64::new(0),
             ignored: AtomicU64::new(0),
+            confirmed_at_start: AtomicBool::new(false),
         }
     }
 
@@ -84,6 +96,7 @@ impl FollowState {
             connected: self.connected.load(Ordering::Relaxed),
             revision: self.revision.load(Ordering::Relaxed),
             ignored_stale: self.ignored.load(Ordering::Relaxed),
+            confirmed_at_start: self.confirmed_at_start.load(Ordering::Relaxed),
         }
     }
 }
@@ -111,10 +124,7 @@ pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
     let (Some(follow), Some(etcd)) = (proxy.follow.clone(), proxy.config.etcd.clone()) else {
         return;
     };
-    let mut config = EtcdConfig::new(etcd.endpoints.clone());
-    config.prefix = etcd.prefix.clone();
-    config.dial_timeout = ETCD_TIMEOUT;
-    config.request_timeout = ETCD_TIMEOUT;
+    let config = client_config(&etcd);
     let mut backoff = FIRST_BACKOFF;
     let mut outage = false;
     tracing::info!(key = %follow.key, endpoints = %etcd.endpoints.join(","), "following the weight in etcd");
@@ -144,6 +154,62 @@ pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The proxy's etcd client settings: the configured endpoints and prefix, with the short
+/// dial and request timeouts of [`ETCD_TIMEOUT`].
+fn client_config(etcd: &crate::config::EtcdFollow) -> EtcdConfig {
+    let mut config = EtcdConfig::new(etcd.endpoints.clone());
+    config.prefix = etcd.prefix.clone();
+    config.dial_timeout = ETCD_TIMEOUT;
+    config.request_timeout = ETCD_TIMEOUT;
+    config
+}
+
+/// Reads the weight key once and applies it, before the proxy accepts its first connection,
+/// so that a follower restarted while the leader moved the weight serves its very first
+/// request at the current weight rather than at the one it persisted. Bounded by the client's
+/// dial and request timeouts (at most twice [`ETCD_TIMEOUT`]): when etcd cannot be reached
+/// then, the proxy serves its persisted weight, says that it could not confirm it
+/// (`confirmed_at_start: false` in `GET /weights`), and [`run`] keeps trying in the
+/// background. Does nothing without `[etcd]`.
+pub async fn confirm_at_start(proxy: &Proxy) {
+    let (Some(follow), Some(etcd)) = (proxy.follow.as_deref(), proxy.config.etcd.as_ref()) else {
+        return;
+    };
+    let config = client_config(etcd);
+    let read = async {
+        let mut client = ramp_etcd::connect(&config).await?;
+        let read = client.get(follow.key.as_str(), None).await?;
+        Ok::<_, Broken>(
+            read.kvs()
+                .first()
+                .map(|kv| (kv.value().to_vec(), kv.mod_revision())),
+        )
+    };
+    let persisted = crate::config::bp_to_percent(proxy.route.load().canary_bp);
+    match tokio::time::timeout(2 * ETCD_TIMEOUT, read).await {
+        Ok(Ok(found)) => {
+            if let Some((value, revision)) = &found {
+                apply(proxy, follow, value, *revision).await;
+            }
+            follow.confirmed_at_start.store(true, Ordering::Relaxed);
+            tracing::info!(
+                key = %follow.key,
+                canary_percent = crate::config::bp_to_percent(proxy.route.load().canary_bp),
+                document = found.is_some(),
+                "weight read from etcd before serving"
+            );
+        }
+        Ok(Err(e)) => tracing::warn!(
+            key = %follow.key, error = %e, canary_percent = persisted,
+            "could not read the weight from etcd before serving; serving the persisted weight, unconfirmed"
+        ),
+        Err(_) => tracing::warn!(
+            key = %follow.key, canary_percent = persisted, timeout_s = (2 * ETCD_TIMEOUT).as_secs(),
+            "etcd did not answer in time before serving; serving the persisted weight, unconfirmed"
+        ),
     }
 }
 

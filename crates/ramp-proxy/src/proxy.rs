@@ -70,6 +70,10 @@ pub struct Proxy {
     upstreams: Upstreams,
     /// Source of fault ids.
     pub(crate) next_fault_id: AtomicU64,
+    /// Weight changes refused because their fencing token was older than the newest accepted
+    /// (a `PUT /weights` answered 409, or an etcd document ignored): a deposed controller's
+    /// attempts, counted so that an operator or a benchmark can see that fencing acted.
+    pub(crate) weights_refused: AtomicU64,
     /// Serialises admin changes to the route (persist, then swap) so they cannot interleave.
     pub(crate) admin_lock: tokio::sync::Mutex<()>,
     /// What the graceful drain waits for: every served connection and every upgraded
@@ -242,6 +246,7 @@ impl Proxy {
             mode,
             upstreams,
             next_fault_id: AtomicU64::new(1),
+            weights_refused: AtomicU64::new(0),
             admin_lock: tokio::sync::Mutex::new(()),
             drain: tokio::sync::watch::channel(DrainPhase::Serving).0,
         })

@@ -107,6 +107,10 @@ pub async fn serve(
         tokio::spawn(upstream::run_health_checks(pools, health, stop_rx.clone()));
     }
     if proxy.follow.is_some() {
+        // The weight key is read before the first connection is accepted (connections that
+        // arrive meanwhile wait in the listener's backlog), so a follower restarted
+        // mid-rollout never serves at a weight the leader has since moved.
+        crate::follow::confirm_at_start(&proxy).await;
         tokio::spawn(crate::follow::run(proxy.clone(), stop_rx.clone()));
     }
     let admin_task = tokio::spawn(serve_admin(proxy.clone(), admin_listener, stop_rx.clone()));

@@ -66,7 +66,11 @@ pub fn check_fence(newest: Option<u64>, given: Option<u64>) -> Result<Option<u64
 pub async fn apply(proxy: &Proxy, change: Change) -> Result<Arc<RouteState>, ApplyError> {
     let _lock = proxy.admin_lock.lock().await;
     let current = proxy.route.load_full();
-    let fence = check_fence(current.fence, change.fence)?;
+    let fence = check_fence(current.fence, change.fence).inspect_err(|_| {
+        proxy
+            .weights_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })?;
     if let Some(path) = proxy.config.state_file.clone() {
         let persisted = PersistedState {
             version: 1,

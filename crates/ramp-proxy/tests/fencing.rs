@@ -1,7 +1,8 @@
 //! Fencing at the admin API: a weight change carrying an older fencing token than the newest
 //! the proxy has accepted is refused with 409 and changes nothing; the newest token is
 //! persisted with the weights and survives a restart; a change without a token (a person)
-//! is always accepted and keeps the newest token.
+//! is always accepted and keeps the newest token. Refusals are counted in
+//! `ramp_proxy_weight_refused_total`.
 
 #![allow(
     clippy::disallowed_methods,
@@ -56,6 +57,12 @@ async fn an_older_fence_is_refused_and_the_newest_survives_a_restart() {
         "{reason}"
     );
     assert_eq!(reason.trim_end().lines().count(), 1, "{reason}");
+    let metrics = get(&c, &h.admin_url("/metrics"), &[]).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("ramp_proxy_weight_refused_total 1"),
+        "the refusal is counted: {text}"
+    );
     let w = weights(&c, &h).await;
     assert_eq!(
         (

@@ -1,7 +1,9 @@
 //! Proxies following a deployment's weight in a real three-member etcd cluster (one cluster
 //! shared by this binary's tests, a deployment of its own per test): followers converge on a
 //! weight a leader writes with a fenced transaction, a proxy started later picks up the
-//! current weight, and a document from an older leader is ignored.
+//! current weight, a document from an older leader is ignored, and a follower restarted
+//! while the weight moved serves its very first request at the new weight, not at the one it
+//! persisted.
 
 #![allow(
     clippy::disallowed_methods,
@@ -124,6 +126,10 @@ async fn a_document_from_an_older_leader_is_ignored_and_said_so() {
             .status,
         409
     );
+    // Both refusals, the ignored document and the 409, are counted.
+    let metrics = get(&c, &h.admin_url("/metrics"), &[]).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("ramp_proxy_weight_refused_total 2"), "{text}");
 
     // The fence is persisted: after a restart the older leader is still ignored, and a newer
     // one is applied.
@@ -144,6 +150,58 @@ async fn a_document_from_an_older_leader_is_ignored_and_said_so() {
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(text.contains("ramp_proxy_weight_fence 120"), "{text}");
     assert!(text.contains("ramp_proxy_etcd_connected 1"), "{text}");
+    h.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_serves_its_first_request_at_the_current_weight() {
+    let cluster = shared_cluster();
+    let deployment = "restart";
+    let (stable, canary) = (
+        start_upstream("stable").await,
+        start_upstream("canary").await,
+    );
+    let dir = tempfile_dir("restart");
+    let mut file = follower(&[stable], &[canary], cluster.endpoints(), deployment);
+    file.state_file = Some(dir.join("weights.json"));
+    let mut client = etcd(cluster.endpoints()).await;
+
+    // Weight A: all stable, applied and persisted with its fence.
+    put_doc(&mut client, deployment, 0, 5).await;
+    let h = start_proxy(file.clone()).await;
+    let w = weights_when(&h, "weight A applied", |w| {
+        w["fence"] == 5 && w["etcd"]["revision"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(w["canary_bp"], 0);
+    h.stop().await;
+
+    // While the proxy is down the leader moves the weight to B: all canary.
+    put_doc(&mut client, deployment, 10_000, 6).await;
+
+    // The restarted proxy persisted A; the first requests it serves must already be at B.
+    let h = start_proxy(file).await;
+    let c = client_for_admin();
+    for i in 0..20 {
+        let a = get(&c, &h.url("/"), &[]).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(
+            a.header("x-upstream"),
+            "canary",
+            "request {i} after the restart was served at the persisted weight, not at etcd's"
+        );
+    }
+    let w = weights(&c, &h).await;
+    assert_eq!(
+        (
+            w["canary_bp"].clone(),
+            w["fence"].clone(),
+            w["etcd"]["confirmed_at_start"].clone()
+        ),
+        (10_000.into(), 6.into(), true.into()),
+        "{w}"
+    );
     h.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

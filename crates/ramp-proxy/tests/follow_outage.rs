@@ -1,6 +1,8 @@
 //! Proxies following etcd through a whole-cluster outage: with every member killed they keep
 //! routing at the last weight (real requests through them to loopback upstreams), say they
-//! are disconnected, and once the members are back they apply a new weight.
+//! are disconnected, and once the members are back they apply a new weight; a follower that
+//! starts while etcd is unreachable serves its persisted weight and says it could not
+//! confirm it.
 
 #![allow(
     clippy::disallowed_methods,
@@ -96,9 +98,10 @@ async fn a_follower_started_while_etcd_is_unreachable_routes_at_its_persisted_we
         (
             w["canary_bp"].clone(),
             w["fence"].clone(),
-            w["etcd"]["connected"].clone()
+            w["etcd"]["connected"].clone(),
+            w["etcd"]["confirmed_at_start"].clone()
         ),
-        (4000.into(), 9.into(), false.into()),
+        (4000.into(), 9.into(), false.into(), false.into()),
         "{w}"
     );
     let share = canary_share(&h, 400).await;
