@@ -1161,3 +1161,85 @@ duration = "3s"
         "{said}"
     );
 }
+
+/// The journal of run 1 cut back to the instant a controller died after journaling input
+/// `seq` and before journaling any of its decisions: later inputs and every event from the
+/// input's first on are deleted. (The metrics cursor stays the last reading's, so the first
+/// slot after the resume misses the deleted slots' requests: good enough for what these tests
+/// check, the decisions' events.)
+fn crash_after_input(journal: &std::path::Path, seq: i64) {
+    let db = rusqlite::Connection::open(journal).unwrap();
+    let first_event: i64 = db
+        .query_row(
+            "SELECT min(seq) FROM events WHERE run_id = 1 AND json_extract(body, '$.input_seq') = ?1",
+            [seq],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute("DELETE FROM inputs WHERE run_id = 1 AND seq > ?1", [seq])
+        .unwrap();
+    db.execute(
+        "DELETE FROM events WHERE run_id = 1 AND seq >= ?1",
+        [first_event],
+    )
+    .unwrap();
+}
+
+/// The `(kind, input_seq)` of run 1's engine events, in journal order.
+fn decision_events(journal: &std::path::Path) -> Vec<(String, i64)> {
+    let db = rusqlite::Connection::open(journal).unwrap();
+    let mut q = db
+        .prepare("SELECT kind, json_extract(body, '$.input_seq') FROM events WHERE run_id = 1 AND json_extract(body, '$.input_seq') IS NOT NULL ORDER BY seq")
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_lost_in_a_crash_after_their_input_are_journaled_on_resume() {
+    let rig = Rig::start(100.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.db");
+    let plan = three_stages();
+    // Interrupted 6 s in, in stage 2; then cut back to just after the input that ended
+    // stage 1, before its decisions (stage 1 promoted, stage 2 started) were journaled.
+    let config = rig.config(&plan, &journal).await;
+    let end = ramp_live::run(config, &mut |_| {}, tokio::time::sleep(Duration::from_secs(6)))
+        .await
+        .unwrap();
+    assert!(matches!(end, RunEnd::Interrupted { .. }));
+    let before = decision_events(&journal);
+    let ended_stage_1 = before
+        .iter()
+        .find(|(kind, _)| kind == "stage_decided")
+        .map(|(_, seq)| *seq)
+        .expect("stage 1 was decided");
+    let decided: Vec<&str> = before
+        .iter()
+        .filter(|(_, seq)| *seq == ended_stage_1)
+        .map(|(kind, _)| kind.as_str())
+        .collect();
+    crash_after_input(&journal, ended_stage_1);
+    assert!(decision_events(&journal)
+        .iter()
+        .all(|(_, seq)| *seq < ended_stage_1));
+
+    let config = rig.config(&plan, &journal).await;
+    let end = ramp_live::run(config, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Finished { summary, .. } = end else {
+        panic!("not finished")
+    };
+    assert_eq!(summary.outcome, Outcome::Promoted);
+    // The resumed controller journaled the decisions the dead one had not, as their input's.
+    let after = decision_events(&journal);
+    let again: Vec<&str> = after
+        .iter()
+        .filter(|(_, seq)| *seq == ended_stage_1)
+        .map(|(kind, _)| kind.as_str())
+        .collect();
+    assert_eq!(again, decided, "{after:?}");
+}
