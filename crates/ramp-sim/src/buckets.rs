@@ -15,7 +15,6 @@
 //! wrong bucket with probability below 1.4e-13: about 0.001 requests of the 9 billion of the
 //! production plan at 50,000 requests per second.
 
-use crate::alias::Alias;
 use crate::model::LatencyModel;
 use crate::normal;
 use crate::poisson::poisson;
@@ -27,10 +26,9 @@ use std::sync::OnceLock;
 /// buckets: `P(Z > 7.4) = 6.8e-14`.
 const TAIL_Z: f64 = 7.4;
 
-/// Expected count from which a bucket's count is drawn on its own (one Poisson draw: up to
-/// four table lookups, `poisson_tables`, against one per request placed) rather than by
-/// placing the sparse buckets' few requests one by one. It was set when a draw cost about
-/// what placing eight requests does; with table draws a lower value may pay at high rates.
+/// Expected count from which a bucket's count is drawn on its own (one Poisson draw, about
+/// the cost of placing eight requests with the alias table) rather than by placing the
+/// sparse buckets' few requests one by one.
 const DENSE_FROM: f64 = 8.0;
 
 /// Octaves of the expected count (powers of two) for which a table keeps a sparse set:
@@ -188,6 +186,73 @@ struct Sparse {
     mass: f64,
     /// Walker's alias table over them, naming local buckets.
     alias: Alias,
+}
+
+/// One column of an alias table: keep `own` when 64 random bits fall below `keep`, else take
+/// `other` (for a full column, `keep` is `u64::MAX` and `other` is `own`).
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    /// Threshold on 64 random bits.
+    keep: u64,
+    /// The column's own bucket.
+    own: u32,
+    /// Its alias bucket.
+    other: u32,
+}
+
+/// Walker's alias method (Vose's construction): one uniform column and one coin give a
+/// category with probability proportional to its weight, whatever the number of categories.
+#[derive(Debug, Clone)]
+struct Alias {
+    /// The columns.
+    columns: Vec<Column>,
+}
+
+impl Alias {
+    /// The table for `weights` (non-negative, not all zero) of the categories `names`.
+    fn new(weights: &[f64], names: &[u32]) -> Alias {
+        let m = weights.len();
+        let total: f64 = weights.iter().sum();
+        let mut keep: Vec<f64> = weights.iter().map(|w| w * m as f64 / total).collect();
+        let mut alias: Vec<usize> = (0..m).collect();
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..m).partition(|&i| keep[i] < 1.0);
+        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
+            small.pop();
+            alias[s] = l;
+            keep[l] -= 1.0 - keep[s];
+            if keep[l] < 1.0 {
+                large.pop();
+                small.push(l);
+            }
+        }
+        // What is left is 1 up to rounding.
+        for i in small.into_iter().chain(large) {
+            keep[i] = 1.0;
+            alias[i] = i;
+        }
+        let columns = (0..m)
+            .map(|i| Column {
+                keep: if keep[i] >= 1.0 {
+                    u64::MAX
+                } else {
+                    (keep[i] * 18_446_744_073_709_551_616.0) as u64
+                },
+                own: names[i],
+                other: names[alias[i]],
+            })
+            .collect();
+        Alias { columns }
+    }
+
+    /// One category, from one 64-bit random number: `u·m / 2⁶⁴` is a uniform real in
+    /// `[0, m)`; its integer part picks the column (each with probability `1/m` to within
+    /// `m/2⁶⁴`) and its fraction, the low 64 bits of the product, is the coin (uniform to a
+    /// resolution of `m/2⁶⁴`, finer than a double's). The pick has no branch.
+    fn sample(&self, rng: &mut impl rand::Rng) -> usize {
+        let x = u128::from(rng.next_u64()) * self.columns.len() as u128;
+        let c = self.columns[(x >> 64) as usize];
+        (if (x as u64) < c.keep { c.own } else { c.other }) as usize
+    }
 }
 
 impl BucketTable {

@@ -5,7 +5,6 @@
 //! and all time from the virtual clock; there is no I/O, no thread and no wall clock here.
 //! Same plan, seed and sampler → byte-identical summary.
 
-mod alias;
 mod buckets;
 #[cfg(test)]
 mod chi_square;
@@ -13,7 +12,6 @@ mod driver;
 pub mod model;
 mod normal;
 mod poisson;
-mod poisson_tables;
 pub mod population;
 mod ring;
 mod sampler;

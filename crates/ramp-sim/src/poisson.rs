@@ -1,23 +1,26 @@
 //! Exact Poisson draws for the aggregated sampler, which makes hundreds per cohort and tick
 //! at high rates (one per histogram bucket that expects a few requests or more).
 //!
-//! Below a mean of [`TABLED_BELOW`] (4,096, beyond every bucket's expected count per tick in
-//! the production plan at 50,000 requests per second) a draw is a sum of table lookups
-//! (`poisson_tables`). From it on, it is Hörmann's transformed rejection with squeeze, PTRS
-//! (W. Hörmann, "The transformed rejection method for generating Poisson random variables",
-//! Insurance: Mathematics and Economics 12, 1993, 39–45; the algorithm NumPy's `poisson` uses
-//! there): two uniforms give a candidate `k` through a transformation that follows the
-//! Poisson distribution closely, a cheap test (the squeeze) accepts `0.86 · v_r` of the
-//! candidates outright (`v_r` grows with the mean: about 79 % of them at 10,000), and the rest
-//! are accepted by comparing with the Poisson probability itself, so the draws have exactly
-//! the Poisson distribution (up to the rounding of the floating-point arithmetic, as every
-//! sampler; `ln k!` comes from Stirling's series, accurate to about 1e-16 relative). Its
-//! set-up is a square root and two divisions, against `rand_distr`'s normal-based rejection
-//! whose every draw costs a normal deviate and, about half the time, an exponential, a
-//! logarithm and a polynomial.
+//! Below a mean of [`PTRS_FROM`] a draw multiplies uniforms until their product falls below
+//! `e^(−μ)` (Knuth's method, what `rand_distr` does there: about `μ + 1` uniforms). From it
+//! on, it is Hörmann's transformed rejection with squeeze, PTRS (W. Hörmann, "The
+//! transformed rejection method for generating Poisson random variables", Insurance:
+//! Mathematics and Economics 12, 1993, 39–45; the algorithm NumPy's `poisson` uses there): two
+//! uniforms give a candidate `k` through a transformation that follows the Poisson
+//! distribution closely, a cheap test (the squeeze) accepts `0.86 · v_r` of the candidates
+//! outright (`v_r` grows with the mean: about 35 % of them at a mean of 10, 67 % at 100, 79 %
+//! at 10,000), and the rest are accepted by comparing with the Poisson probability itself, so
+//! the draws have exactly the Poisson distribution (up to the rounding of the floating-point
+//! arithmetic, as every sampler; `ln k!` comes from Stirling's series, accurate to about
+//! 1e-16 relative). Its set-up is a square root and two divisions, against
+//! `rand_distr`'s normal-based rejection whose every draw costs a normal deviate and, about
+//! half the time, an exponential, a logarithm and a polynomial; that set-up and those draws
+//! were most of the aggregated sampler's time at 50,000 requests per second (issue 18).
 
-use crate::poisson_tables::{self, TABLED_BELOW};
 use rand::RngExt;
+
+/// The mean from which draws use PTRS: Hörmann's constants are fitted for `μ ≥ 10`.
+const PTRS_FROM: f64 = 10.0;
 
 /// A Poisson draw of mean `mu`; 0 for a mean that is not positive (or NaN). Plan validation
 /// keeps every mean far below 2⁵³.
@@ -25,15 +28,27 @@ pub(crate) fn poisson(rng: &mut impl rand::Rng, mu: f64) -> u64 {
     if mu.is_nan() || mu <= 0.0 {
         return 0;
     }
-    if mu < TABLED_BELOW {
-        poisson_tables::draw(rng, mu)
+    if mu < PTRS_FROM {
+        knuth(rng, mu)
     } else {
         ptrs(rng, mu)
     }
 }
 
-/// Hörmann's PTRS for `mu ≥ 10`, the means its constants are fitted for (the notation of the
-/// paper: `U`, `V` uniform, `us = ½ − |U|`).
+/// Knuth's method: the number of uniforms whose running product stays above `e^(−μ)`,
+/// less one.
+fn knuth(rng: &mut impl rand::Rng, mu: f64) -> u64 {
+    let limit = (-mu).exp();
+    let mut product = rng.random::<f64>();
+    let mut k = 0;
+    while product > limit {
+        product *= rng.random::<f64>();
+        k += 1;
+    }
+    k
+}
+
+/// Hörmann's PTRS for `mu ≥ 10` (the notation of the paper: `U`, `V` uniform, `us = ½ − |U|`).
 fn ptrs(rng: &mut impl rand::Rng, mu: f64) -> u64 {
     let b = 0.931 + 2.53 * mu.sqrt();
     let a = -0.059 + 0.02483 * b;
@@ -116,42 +131,53 @@ fn ln_factorial(k: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chi_square::{critical, poisson_statistic as chi_square};
     use ramp_stats::verdict::ln_gamma;
     use rand::SeedableRng;
     use rand_pcg::Pcg64Mcg;
 
-    /// `n` draws of mean `mu` by `sampler`, checked against the Poisson probabilities and
-    /// their mean.
-    fn check(rng: &mut Pcg64Mcg, sampler: fn(&mut Pcg64Mcg, f64) -> u64, mu: f64) {
-        let draws: Vec<u64> = (0..200_000).map(|_| sampler(rng, mu)).collect();
-        let (stat, df) = chi_square(mu, &draws);
-        assert!(
-            stat < critical(df),
-            "μ {mu}: chi-square {stat:.1} on {df} df"
-        );
-        let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64;
-        assert!(
-            (mean - mu).abs() < 4.0 * (mu / draws.len() as f64).sqrt(),
-            "μ {mu}: mean {mean}"
-        );
+    /// The Poisson probabilities of `0..len` for mean `mu`, from their logarithms.
+    fn pmf(mu: f64, len: usize) -> Vec<f64> {
+        (0..len)
+            .map(|k| (k as f64 * mu.ln() - mu - ln_gamma(k as f64 + 1.0)).exp())
+            .collect()
     }
 
-    #[test]
-    fn ptrs_follows_the_poisson_distribution() {
-        let mut rng = Pcg64Mcg::seed_from_u64(11);
-        // From the smallest mean its constants are fitted for, where they are least tight,
-        // to the largest bucket means of the production plan at 50,000 requests per second.
-        for mu in [10.0, 10.5, 17.0, 63.2, 400.0, 12_500.0] {
-            check(&mut rng, ptrs, mu);
+    /// The chi-square statistic of `draws` against the Poisson probabilities of mean `mu`,
+    /// cells pooled until each expects at least 10 (both tails in the end cells), and its
+    /// degrees of freedom.
+    fn chi_square(mu: f64, draws: &[u64]) -> (f64, usize) {
+        let n = draws.len() as f64;
+        let len = (mu + 12.0 * mu.sqrt() + 20.0) as usize;
+        let mut observed = vec![0u64; len];
+        for &d in draws {
+            observed[(d as usize).min(len - 1)] += 1;
         }
+        let mut expected: Vec<f64> = pmf(mu, len).iter().map(|p| p * n).collect();
+        // The last cell holds the whole upper tail.
+        let below: f64 = expected[..len - 1].iter().sum();
+        expected[len - 1] = n - below;
+        crate::chi_square::statistic(&observed, &expected)
     }
+
+    use crate::chi_square::critical;
 
     #[test]
     fn draws_follow_the_poisson_distribution_on_both_sides_of_the_switch() {
-        let mut rng = Pcg64Mcg::seed_from_u64(14);
-        for mu in [0.3, 5.7, 4_095.99, TABLED_BELOW, 4_100.0] {
-            check(&mut rng, poisson, mu);
+        let mut rng = Pcg64Mcg::seed_from_u64(11);
+        // Means on both sides of the switch to PTRS, where its constants are least tight, and
+        // up to the bucket means of the production plan at 50,000 requests per second.
+        for mu in [0.3, 5.7, 9.99, 10.0, 10.5, 17.0, 63.2, 400.0, 12_500.0] {
+            let draws: Vec<u64> = (0..200_000).map(|_| poisson(&mut rng, mu)).collect();
+            let (stat, df) = chi_square(mu, &draws);
+            assert!(
+                stat < critical(df),
+                "μ {mu}: chi-square {stat:.1} on {df} df"
+            );
+            let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64;
+            assert!(
+                (mean - mu).abs() < 4.0 * (mu / draws.len() as f64).sqrt(),
+                "μ {mu}: mean {mean}"
+            );
         }
     }
 
@@ -160,7 +186,7 @@ mod tests {
         // The same test against the wrong mean: what the sampler would look like if its
         // constants were off.
         let mut rng = Pcg64Mcg::seed_from_u64(12);
-        let draws: Vec<u64> = (0..200_000).map(|_| ptrs(&mut rng, 400.0)).collect();
+        let draws: Vec<u64> = (0..200_000).map(|_| poisson(&mut rng, 400.0)).collect();
         let (stat, df) = chi_square(402.0, &draws);
         assert!(stat > critical(df), "chi-square {stat:.1} on {df} df");
     }
