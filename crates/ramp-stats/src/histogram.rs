@@ -22,9 +22,6 @@ const MIN_MS: f64 = 0.001;
 /// Number of buckets: enough to reach an hour (3.6e6 ms) from `MIN_MS` at `γ`.
 const BUCKETS: usize = 2200;
 
-/// Buckets a quantile walk skips at once when their sum cannot reach the rank.
-const WALK_CHUNK: usize = 16;
-
 /// γ for `RELATIVE_ERROR`.
 fn gamma() -> f64 {
     (1.0 + RELATIVE_ERROR) / (1.0 - RELATIVE_ERROR)
@@ -313,41 +310,19 @@ impl Histogram {
         }
         let rank = Histogram::rank(q, self.total);
         let run = &self.counts[self.lo - self.offset..=self.hi - self.offset];
-        // The walks first skip whole chunks of buckets whose sum keeps the rank out of reach
-        // (a sum the compiler vectorises, where a bucket-by-bucket walk tests every bucket),
-        // then walk the chunk that holds it: the bucket found is the one a walk bucket by
-        // bucket finds, since `below` only moves one way.
+        let mut below = self.total;
         if rank * 2 > self.total {
             // High quantiles (p95, p99) are found fastest from the top: `below` counts the
             // samples under the bucket in hand.
-            let mut below = self.total;
-            let mut end = run.len();
-            while end >= WALK_CHUNK {
-                let sum: u64 = run[end - WALK_CHUNK..end].iter().sum();
-                if below - sum < rank {
-                    break;
-                }
-                below -= sum;
-                end -= WALK_CHUNK;
-            }
-            for (k, &c) in run[..end].iter().enumerate().rev() {
+            for (k, &c) in run.iter().enumerate().rev() {
                 below -= c;
                 if below < rank {
                     return Some(Histogram::within(self.lo + k, rank - below, c));
                 }
             }
         } else {
-            let mut below = 0;
-            let mut start = 0;
-            while start + WALK_CHUNK <= run.len() {
-                let sum: u64 = run[start..start + WALK_CHUNK].iter().sum();
-                if below + sum >= rank {
-                    break;
-                }
-                below += sum;
-                start += WALK_CHUNK;
-            }
-            for (k, &c) in run.iter().enumerate().skip(start) {
+            below = 0;
+            for (k, &c) in run.iter().enumerate() {
                 if below + c >= rank {
                     return Some(Histogram::within(self.lo + k, rank - below, c));
                 }
@@ -603,49 +578,6 @@ mod tests {
             proptest::prop_assert_eq!(&m, &all);
             m.subtract(&hb);
             proptest::prop_assert_eq!(&m, &ha);
-        }
-    }
-
-    #[test]
-    fn chunked_walks_find_the_bucket_a_walk_bucket_by_bucket_finds() {
-        /// The quantile by a plain walk over every bucket from the bottom.
-        fn plain(h: &Histogram, q: f64) -> Option<f64> {
-            let rank = Histogram::rank(q, h.total);
-            let mut below = 0;
-            for i in h.lo..=h.hi {
-                let c = h.at(i);
-                if below + c >= rank {
-                    return Some(Histogram::within(i, rank - below, c));
-                }
-                below += c;
-            }
-            None
-        }
-        // Sparse and dense runs of several lengths, with empty chunks and counts of 0 at the
-        // ends of chunks, so that ranks fall on every kind of boundary.
-        let mut state = 7u64;
-        for len in [1usize, 15, 16, 17, 33, 200, 1_000] {
-            for density in [1u64, 3, 50] {
-                let mut h = Histogram::new();
-                for k in 0..len {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
-                    let c = (state >> 33) % (density + 1);
-                    if c > 0 || k == 0 || k + 1 == len {
-                        h.record_n(700 + k, c.max(1));
-                    }
-                }
-                for q in [
-                    0.0, 1e-9, 0.01, 0.25, 0.5, 0.5001, 0.9, 0.95, 0.99, 0.999, 1.0,
-                ] {
-                    assert_eq!(
-                        h.quantile(q),
-                        plain(&h, q),
-                        "len {len}, density {density}, q {q}"
-                    );
-                }
-            }
         }
     }
 
