@@ -1,6 +1,7 @@
 //! The etcd journal and the election against a real three-member etcd cluster: records
 //! round-trip in order, a finished run takes no more records, and a controller whose lease is
-//! gone can write nothing once another leads (its writes fail as lost leadership).
+//! gone can write nothing once another leads (its writes fail as lost leadership); engine
+//! snapshots keep only the latest, chunked, and a damaged one is an error, not bytes.
 //!
 //! One cluster serves the whole binary (starting one takes seconds), so the cases run in one
 //! test, each on a deployment of its own.
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ramp_etcd::cluster::LocalCluster;
+use ramp_etcd::etcd_client::GetOptions;
 use ramp_etcd::{EtcdConfig, Keys};
 use ramp_live::seams::JournalStore;
 use ramp_live::stores::{Bridge, Candidate, EtcdJournal};
@@ -24,6 +26,7 @@ async fn the_etcd_journal_round_trips_and_refuses_a_deposed_leader() {
     config.request_timeout = Duration::from_secs(2);
     let bridge = Arc::new(Bridge::connect(&config).expect("connect"));
     round_trip(&bridge, &config).await;
+    snapshots(&bridge, &config).await;
     deposed_leader(&bridge, &config).await;
     standbys_keep_their_place(&bridge, &config).await;
     unreachable_cluster();
@@ -194,6 +197,10 @@ async fn deposed_leader(bridge: &Arc<Bridge>, config: &EtcdConfig) {
         old_j.finish_run(run.run_id, "promoted", 2_000, "{}"),
         Err(StoreError::Fenced { .. })
     ));
+    assert!(matches!(
+        old_j.append_snapshot(run.run_id, 1, 10, b"{}"),
+        Err(StoreError::Fenced { .. })
+    ));
 
     // The new leader resumes the same run where it stands.
     let mut new_j = EtcdJournal::new(
@@ -258,6 +265,85 @@ async fn standbys_keep_their_place(bridge: &Arc<Bridge>, config: &EtcdConfig) {
         .expect("the campaign's task")
         .expect("c's campaign");
     c.resign(bridge).await;
+}
+
+/// How many keys are under `prefix`.
+fn keys_under(bridge: &Bridge, prefix: &str) -> i64 {
+    let p = prefix.to_string();
+    bridge
+        .call(move |mut c| {
+            let p = p.clone();
+            async move {
+                let options = GetOptions::new().with_prefix().with_count_only();
+                c.get(p, Some(options)).await
+            }
+        })
+        .expect("count the keys")
+        .count()
+}
+
+/// Engine snapshots: the latest replaces the older (whose chunks go), one larger than an
+/// etcd value comes back whole, a damaged one is an error, the inputs after a snapshot are
+/// read alone, and a finished run takes none.
+async fn snapshots(bridge: &Arc<Bridge>, config: &EtcdConfig) {
+    let leader = lead(bridge, config, "snapshots", Duration::from_secs(10), "a").await;
+    let mut j = EtcdJournal::new(
+        Arc::clone(bridge),
+        config,
+        "snapshots",
+        Some(leader.fence.clone()),
+    );
+    let run = j
+        .begin_run("snapshots", "plan.toml", "[plan]", 1_000)
+        .unwrap();
+    for i in 1..=5u64 {
+        j.append_input(run.run_id, i * 10, "tick", "{}", None)
+            .unwrap();
+    }
+    assert_eq!(j.latest_snapshot(run.run_id).unwrap(), None);
+    j.append_snapshot(run.run_id, 2, 20, b"small").unwrap();
+    // Three chunks' worth, of every byte value.
+    let big: Vec<u8> = (0..1_300_000u32).map(|i| (i % 251) as u8).collect();
+    j.append_snapshot(run.run_id, 4, 40, &big).unwrap();
+    let reader = EtcdJournal::new(Arc::clone(bridge), config, "snapshots", None);
+    let latest = reader
+        .latest_snapshot(run.run_id)
+        .unwrap()
+        .expect("a snapshot");
+    assert_eq!((latest.after_seq, latest.plan_ms), (4, 40));
+    assert!(latest.bytes == big, "the chunks come back whole");
+    // Only the latest generation's chunks are kept.
+    let dir = format!(
+        "{}snapshots/{:012}/",
+        Keys::new(&config.prefix, "snapshots").journal(),
+        run.run_id
+    );
+    assert_eq!(keys_under(bridge, &dir), 3);
+    let after: Vec<u64> = reader
+        .inputs_after(run.run_id, 3)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(after, vec![4, 5]);
+    // A reader may not write one.
+    let mut reader = reader;
+    assert!(reader.append_snapshot(run.run_id, 5, 50, b"x").is_err());
+    // A damaged chunk makes the snapshot an error, never other bytes.
+    let chunk = format!("{dir}{:012}/000001", 4);
+    bridge
+        .call(move |mut c| {
+            let chunk = chunk.clone();
+            async move { c.put(chunk, b"damaged".to_vec(), None).await }
+        })
+        .expect("damage a chunk");
+    assert!(reader.latest_snapshot(run.run_id).is_err());
+    j.finish_run(run.run_id, "promoted", 9_000, "{}").unwrap();
+    assert!(matches!(
+        j.append_snapshot(run.run_id, 5, 50, b"late"),
+        Err(StoreError::Finished { .. })
+    ));
+    leader.resign(bridge).await;
 }
 
 /// An unreachable cluster fails within the dial timeout, naming its endpoints.

@@ -1164,7 +1164,9 @@ duration = "3s"
 
 /// The journal of run 1 cut back to the instant a controller died after journaling input
 /// `seq` and before journaling any of its decisions: later inputs and every event from the
-/// input's first on are deleted. (The metrics cursor stays the last reading's, so the first
+/// input's first on are deleted, and so is an engine snapshot covering the input (snapshots
+/// are journaled after a step's decisions; only a run's latest is kept, so the run is then
+/// replayed from its start). (The metrics cursor stays the last reading's, so the first
 /// slot after the resume misses the deleted slots' requests: good enough for what these tests
 /// check, the decisions' events.)
 fn crash_after_input(journal: &std::path::Path, seq: i64) {
@@ -1181,6 +1183,11 @@ fn crash_after_input(journal: &std::path::Path, seq: i64) {
     db.execute(
         "DELETE FROM events WHERE run_id = 1 AND seq >= ?1",
         [first_event],
+    )
+    .unwrap();
+    db.execute(
+        "DELETE FROM snapshots WHERE run_id = 1 AND after_seq >= ?1",
+        [seq],
     )
     .unwrap();
 }
@@ -1206,9 +1213,13 @@ async fn decisions_lost_in_a_crash_after_their_input_are_journaled_on_resume() {
     // Interrupted 6 s in, in stage 2; then cut back to just after the input that ended
     // stage 1, before its decisions (stage 1 promoted, stage 2 started) were journaled.
     let config = rig.config(&plan, &journal).await;
-    let end = ramp_live::run(config, &mut |_| {}, tokio::time::sleep(Duration::from_secs(6)))
-        .await
-        .unwrap();
+    let end = ramp_live::run(
+        config,
+        &mut |_| {},
+        tokio::time::sleep(Duration::from_secs(6)),
+    )
+    .await
+    .unwrap();
     assert!(matches!(end, RunEnd::Interrupted { .. }));
     let before = decision_events(&journal);
     let ended_stage_1 = before

@@ -118,8 +118,10 @@ pub struct Slot {
     pub stable: CohortStats,
 }
 
-/// Running totals of one window length.
-#[derive(Debug, Clone)]
+/// Running totals of one window length. Serializable (with the windows) because a live
+/// driver snapshots the engine's whole state into its journal, so that a resume replays only
+/// the inputs after the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Totals {
     /// Window length, ms.
     span_ms: u64,
@@ -141,7 +143,11 @@ struct Totals {
 /// `now` while `slot.end_ms > now − W`. Time between slots (a driver's gap: nothing was
 /// observed) is in no slot, so it counts in no window: a window's covered time is the sum
 /// of its slots' spans, and a rate over it is a rate over what was seen.
-#[derive(Debug, Clone)]
+///
+/// Serializable, slots and running totals as they are (not recomputed), so that a window
+/// restored from an engine snapshot answers exactly as the one that was snapshotted;
+/// [`SlidingWindow::fits`] checks a restored one before it is used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlidingWindow {
     /// Slots still inside the longest window, oldest first.
     slots: VecDeque<Slot>,
@@ -222,6 +228,17 @@ impl SlidingWindow {
             self.slots.pop_front();
             self.base_seq += 1;
         }
+    }
+
+    /// Whether this window (read back from a snapshot) has the same window lengths as `fresh`
+    /// (the one a plan builds) and running totals that point inside its stored slots, so that
+    /// sliding it can never index outside them: a snapshot that fails this is not used.
+    pub fn fits(&self, fresh: &SlidingWindow) -> bool {
+        let end = self.base_seq.saturating_add(self.slots.len() as u64);
+        self.windows.len() == fresh.windows.len()
+            && self.windows.iter().zip(&fresh.windows).all(|(w, f)| {
+                w.span_ms == f.span_ms && (self.base_seq..=end).contains(&w.first_seq)
+            })
     }
 
     /// The window of length `span_ms` (which must be one given to `new`) as of the last

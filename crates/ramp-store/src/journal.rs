@@ -134,9 +134,9 @@ pub struct EventRecord {
 #[derive(Debug)]
 pub struct Journal {
     /// The connection to the journal file.
-    conn: Connection,
+    pub(crate) conn: Connection,
     /// The journal file's path, kept to name it in errors.
-    path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 impl Journal {
@@ -515,13 +515,13 @@ pub fn new_token() -> Result<String, getrandom::Error> {
 /// applies to it. A deferred transaction that reads and then writes can instead fail at its
 /// first write, without waiting, when another connection wrote in between (SQLite cannot
 /// upgrade a stale read snapshot to a write).
-fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+pub(crate) fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
 /// A mapper from SQLite errors to [`StoreError::Sqlite`] for the operation `what` describes;
 /// `what` is only formatted when an error actually occurs.
-fn sql_error<'a>(
+pub(crate) fn sql_error<'a>(
     path: &'a Path,
     what: impl Fn() -> String + 'a,
 ) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
@@ -533,7 +533,7 @@ fn sql_error<'a>(
 }
 
 /// Converts a plan time for storage, refusing values beyond SQLite's signed 64-bit integers.
-fn plan_ms_to_sql(path: &Path, plan_ms: u64) -> Result<i64, StoreError> {
+pub(crate) fn plan_ms_to_sql(path: &Path, plan_ms: u64) -> Result<i64, StoreError> {
     i64::try_from(plan_ms).map_err(|_| StoreError::OutOfRange {
         path: path.to_owned(),
         what: "plan time (ms)",
@@ -544,7 +544,7 @@ fn plan_ms_to_sql(path: &Path, plan_ms: u64) -> Result<i64, StoreError> {
 /// Why a run check failed: either the run is not in a state that allows the operation (a
 /// complete [`StoreError`]) or the check's query itself failed (an SQLite error that the
 /// caller wraps with its own description).
-enum CheckError {
+pub(crate) enum CheckError {
     /// The run does not allow the operation.
     Store(StoreError),
     /// The query failed.
@@ -553,7 +553,7 @@ enum CheckError {
 
 impl CheckError {
     /// The [`StoreError`], wrapping an SQLite error with the caller's mapper.
-    fn or_else(self, wrap: impl Fn(rusqlite::Error) -> StoreError) -> StoreError {
+    pub(crate) fn or_else(self, wrap: impl Fn(rusqlite::Error) -> StoreError) -> StoreError {
         match self {
             CheckError::Store(error) => error,
             CheckError::Sql(error) => wrap(error),
@@ -578,12 +578,12 @@ fn run_status(conn: &Connection, path: &Path, run: i64) -> Result<RunStatus, Che
 
 /// Succeeds if the run exists, so that reading an unknown run is an error rather than an
 /// empty list that looks like a run with no history.
-fn require_exists(conn: &Connection, path: &Path, run: i64) -> Result<(), CheckError> {
+pub(crate) fn require_exists(conn: &Connection, path: &Path, run: i64) -> Result<(), CheckError> {
     run_status(conn, path, run).map(|_| ())
 }
 
 /// Succeeds if the run exists and is running: a finished run's record is final.
-fn require_running(conn: &Connection, path: &Path, run: i64) -> Result<(), CheckError> {
+pub(crate) fn require_running(conn: &Connection, path: &Path, run: i64) -> Result<(), CheckError> {
     match run_status(conn, path, run)? {
         RunStatus::Running => Ok(()),
         RunStatus::Finished => Err(CheckError::Store(StoreError::Finished {

@@ -11,6 +11,9 @@
 //!   the engine's state by replaying them (the engine is deterministic, so replay reproduces
 //!   every decision), together with the run's **cursor** (the last cumulative proxy snapshot
 //!   consumed), written in the same transaction as the input that consumed it;
+//! - **snapshots**: each run's latest snapshot of the engine's state, with the sequence number
+//!   of the last input it covers, so that a resume replays only the inputs after it (the
+//!   inputs remain the truth: a snapshot is an optimisation a resume may ignore);
 //! - **events**: the human-facing record (decisions, checkpoints, operator actions with who and
 //!   why, check and hook results), which `ramp status` and followers read.
 //!
@@ -30,8 +33,10 @@ mod error;
 mod journal;
 mod lock;
 mod schema;
+mod snapshots;
 
 pub use error::StoreError;
 pub use journal::{new_token, EventRecord, InputRecord, Journal, RunRecord, RunStatus};
 pub use lock::DeploymentLock;
 pub use schema::SCHEMA_VERSION;
+pub use snapshots::SnapshotRecord;

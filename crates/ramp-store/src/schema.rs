@@ -13,7 +13,7 @@ use crate::StoreError;
 
 /// The schema version this build writes and understands. A journal with a newer version is
 /// refused with [`StoreError::NewerSchema`].
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of a Ramp journal ("RAMP" in ASCII), so that a Ramp journal can be
 /// told from another application's SQLite database.
@@ -82,9 +82,28 @@ UPDATE runs SET token = 'legacy-' || run_id || '-' || started_unix_ms;
 CREATE UNIQUE INDEX runs_token ON runs (token);
 ";
 
+/// Version 3: each run's latest engine snapshot, so that a resume replays only the inputs
+/// after it.
+///
+/// - One row per run (`run_id` is the key): a newer snapshot replaces the older one, which no
+///   resume would use (the newer covers more inputs), so the journal grows by one snapshot
+///   per run, not one per checkpoint.
+/// - `after_seq` is the sequence number of the last input the snapshot covers; a resume
+///   replays the inputs after it. The inputs stay the truth: a snapshot that cannot be used
+///   is ignored and the run replayed in full.
+/// - `body` is the snapshot's bytes as the caller encoded them (this crate does not read it).
+const V3: &str = "
+CREATE TABLE snapshots (
+    run_id    INTEGER PRIMARY KEY REFERENCES runs (run_id),
+    after_seq INTEGER NOT NULL CHECK (after_seq >= 0),
+    plan_ms   INTEGER NOT NULL CHECK (plan_ms >= 0),
+    body      BLOB    NOT NULL
+);
+";
+
 /// The migrations in order: entry `i` takes the schema from version `i` to `i + 1`, so the
 /// list's length is [`SCHEMA_VERSION`].
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Brings the journal's schema to [`SCHEMA_VERSION`], refusing newer schemas and databases
 /// that are not Ramp journals.

@@ -699,10 +699,12 @@ fn a_schema_one_journal_gets_legacy_tokens() {
             .begin_run("web", "web.toml", "", 1_234)
             .expect("begin")
     };
-    // Take the file back to schema 1 as an older Ramp wrote it.
+    // Take the file back to schema 1 as an older Ramp wrote it (without version 3's
+    // snapshots table, too).
     let conn = rusqlite::Connection::open(&path).expect("raw open");
     conn.execute_batch(
-        "DROP INDEX runs_token; ALTER TABLE runs DROP COLUMN token; PRAGMA user_version = 1;",
+        "DROP TABLE snapshots; DROP INDEX runs_token; ALTER TABLE runs DROP COLUMN token; \
+         PRAGMA user_version = 1;",
     )
     .expect("downgrade");
     drop(conn);

@@ -10,10 +10,9 @@ use crate::{open_output, progress, Ended, Invalid};
 use anyhow::Context;
 use clap::Args;
 use http::{Method, StatusCode};
-use ramp_core::engine::{Engine, Input};
 use ramp_core::plan::Router;
 use ramp_core::summary::Summary;
-use ramp_core::{parse_plan, Plan, PlanTime};
+use ramp_core::{parse_plan, Plan};
 use ramp_live::control::{ActionBody, Verb};
 use ramp_live::http::{ApiClient, HttpError};
 use ramp_live::routers::command::CommandRouter;
@@ -850,23 +849,19 @@ pub fn history(journal: &Source, deployment: Option<&str>, json: bool) -> anyhow
 }
 
 /// The summary of a run: the journaled one when finished, else rebuilt by replaying the
-/// journaled inputs through the engine (the same path a resumed controller takes).
+/// journal through the engine (the same path a resumed controller takes: the latest engine
+/// snapshot and the inputs after it).
 fn summary_of(journal: &Source, run: &RunRecord) -> anyhow::Result<Summary> {
     let journal = journal.store();
     if let Some(text) = &run.summary_json {
         return serde_json::from_str(text)
             .with_context(|| format!("run {}: the journaled summary is unreadable", run.run_id));
     }
-    let mut plan = parse_plan(&run.plan_toml, &run.plan_path)
-        .with_context(|| format!("run {}: the journaled plan no longer parses", run.run_id))?;
-    plan.deployment.start = Some(ramp_live::driver::rfc3339(run.started_unix_ms));
-    let mut engine = Engine::new(Arc::new(plan));
-    for rec in journal.inputs(run.run_id)? {
-        let input: Input = serde_json::from_str(&rec.body)
-            .with_context(|| format!("run {}: input {} is unreadable", run.run_id, rec.seq))?;
-        let _ = engine.step(PlanTime(rec.plan_ms), input);
-    }
-    let mut s = engine.summary();
+    // From the latest engine snapshot and the inputs after it, as a resume does (every
+    // input when there is no usable snapshot).
+    let replayed = ramp_live::driver::replay_run(journal, run, true)
+        .with_context(|| format!("run {}: the journal cannot be replayed", run.run_id))?;
+    let mut s = replayed.engine.summary();
     s.mode = "live (in progress)".into();
     let events = journal.events(run.run_id, 0)?;
     s.checks = ramp_live::driver::checks_from_events(&events);

@@ -202,6 +202,13 @@ fn a_standby_takes_over_a_killed_leaders_run(endpoints: &[String]) {
         took.as_secs_f64()
     );
     wait_for_line(&mut b, "Resumed run 1 of takeover", WAIT);
+    // It restored the engine from the snapshot journaled in etcd at stage 2's start (or a
+    // later checkpoint) and replayed only the inputs after it.
+    assert!(
+        b.stdout().contains("from the snapshot at stage 2's"),
+        "{}",
+        b.describe()
+    );
     let downtime = killed.elapsed().as_secs_f64();
     let code = b.wait(WAIT);
     assert_eq!(code, 0, "{}", b.describe());

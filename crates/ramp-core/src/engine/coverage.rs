@@ -15,7 +15,7 @@ use crate::summary::{Decision, Outcome};
 use crate::units::{PlanTime, Span};
 
 /// The unobserved time of the running stage and of its checkpoint interval, with why.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Coverage {
     /// The end of the last slot or gap fed, ms: a later gap counts only from here, so that
     /// no time is counted twice.

@@ -14,9 +14,11 @@ mod coverage;
 mod gates;
 mod queries;
 mod relative;
+mod snapshot;
 
 pub use gates::{evaluate, explain, explain_stage, group, undecided};
 pub use queries::explain_query;
+pub use snapshot::{plan_fingerprint, Snapshot, SnapshotError, SNAPSHOT_VERSION};
 
 use crate::plan::{Bound, Plan, Scope};
 use crate::summary::{
@@ -192,8 +194,8 @@ pub struct CheckpointReport {
     pub baseline: Metrics,
 }
 
-/// Where the engine is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the engine is. Serializable as part of an engine snapshot ([`Snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum State {
     /// Waiting for `Input::Start`.
     Pending,
@@ -207,7 +209,7 @@ pub enum State {
 }
 
 /// Running totals of both cohorts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Pair {
     canary: CohortStats,
     stable: CohortStats,

@@ -13,7 +13,7 @@ use crate::summary::{Decision, GateStatus, QueryResult};
 use crate::units::PlanTime;
 
 /// Every query gate's state in the running stage.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Queries {
     /// One per gate of the plan, in plan order.
     states: Vec<QueryResult>,

@@ -77,6 +77,8 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             self.act(t, a).await;
         }
         self.publish();
+        // After the actions are carried out, so that a snapshot never delays one.
+        self.snapshot_after(seq, t, &actions);
         Ok(())
     }
 

@@ -128,19 +128,22 @@ pub(super) fn check<R: Router, J: JournalStore>(
         None => (mark, None),
     };
     let refusal = match store.run_by_token(token)? {
-        Some(run) => {
-            let has = store.inputs(run.run_id)?.last().map_or(0, |r| r.seq);
-            match seq {
-                Some(seq) if seq > has => Some(LiveError::JournalBehind {
+        // Whether the journal holds input `seq` is read from there on (a resume of a long
+        // run must not read every input for it, since replay starts from a snapshot); the
+        // whole run is read only to say how far a journal that is behind goes.
+        Some(run) => match seq {
+            Some(seq) if seq > 0 && store.inputs_after(run.run_id, seq - 1)?.is_empty() => {
+                let has = store.inputs(run.run_id)?.last().map_or(0, |r| r.seq);
+                (seq > has).then(|| LiveError::JournalBehind {
                     url: router.location().to_string(),
                     journal: store.location(),
                     run: run.run_id,
                     has,
                     seq,
-                }),
-                Some(_) | None => None,
+                })
             }
-        }
+            Some(_) | None => None,
+        },
         None => Some(LiveError::ForeignRun {
             url: router.location().to_string(),
             journal: store.location(),

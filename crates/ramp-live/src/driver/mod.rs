@@ -8,7 +8,9 @@
 //!
 //! Resuming is replaying: the engine is deterministic, so feeding it the journaled inputs in
 //! order rebuilds exactly the state it had when the controller died — the same stage, its
-//! elapsed time, every checkpoint. The first reading after a restart covers the whole time
+//! elapsed time, every checkpoint. Replay is bounded: the engine's state is snapshotted into
+//! the journal at every stage start and checkpoint, and a resume restores the latest
+//! snapshot and replays only the inputs after it (`replay`). The first reading after a restart covers the whole time
 //! the controller was down (the source's counters kept counting), so that time is neither
 //! lost nor counted twice.
 //!
@@ -33,6 +35,7 @@ mod operator;
 mod queries;
 mod records;
 mod rehearsal;
+mod replay;
 mod routed;
 mod run_loop;
 mod sidecars;
@@ -42,6 +45,7 @@ mod teardown;
 pub use ha::{attach_takeovers, takeovers_from_events};
 pub use infra::infra_from_events;
 pub use records::{checks_from_events, rfc3339};
+pub use replay::{encode_snapshot, replay_run, run_plan, ResumeReport};
 pub use start::run;
 
 use crate::clock;
@@ -298,6 +302,8 @@ struct RunJournal<J> {
     last_seq: u64,
     /// Wall-clock start of the run (Unix ms): plan time zero.
     started_unix_ms: i64,
+    /// The run's plan as journaled, whose fingerprint every engine snapshot carries.
+    plan_text: String,
 }
 
 /// The metrics source and where its stream of slots stands.

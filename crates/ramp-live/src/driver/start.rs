@@ -1,11 +1,13 @@
 //! Start-up and the run from start to end: the deployment's lock, the journal's run (new or
-//! resumed), replay into a fresh engine, the sidecar servers, the loop, then the end.
+//! resumed), replay (`replay`: from the latest snapshot when there is a usable one), the
+//! sidecar servers, the loop, then the end.
 
 use super::flags::Flags;
 use super::identity;
 use super::infra::InfraSampler;
 use super::queries::QueryGates;
 use super::rehearsal::LiveRehearsal;
+use super::replay::replay;
 use super::sidecars::{ControlServer, FlagsServer};
 use super::teardown::Hooks;
 use super::{
@@ -18,8 +20,7 @@ use crate::exposition::ControllerMetrics;
 use crate::notify::Notifications;
 use crate::prometheus::{PromClient, PromError, PrometheusSource};
 use crate::seams::{JournalStore, MetricsSource, Router};
-use crate::source::Counters;
-use ramp_core::engine::{Engine, Input, State};
+use ramp_core::engine::{Input, State};
 use ramp_core::plan::{MetricsSource as PlanSource, Plan};
 use ramp_core::PlanTime;
 use ramp_store::{DeploymentLock, Journal, RunRecord};
@@ -237,7 +238,22 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
     let (run_id, started_unix_ms) = (run.run_id, run.started_unix_ms);
     let plan = Arc::new(started_at(&config.plan, started_unix_ms));
     on(Progress::Began(Arc::clone(&plan)));
-    let replayed = replay(&store, &plan, run_id, &journal_path)?;
+    let replayed = replay(&store, &plan, &run.plan_toml, run_id, &journal_path, true)?;
+    let lost = if resumed {
+        super::replay::journal_lost_decisions(&mut store, run_id, replayed.last_decisions.as_ref())?
+    } else {
+        0
+    };
+    if lost > 0 {
+        let t = replayed
+            .last_decisions
+            .as_ref()
+            .map_or(PlanTime::ZERO, |d| d.1);
+        on(Progress::Line(
+            t,
+            format!("Journaled {lost} decisions of input {} that the previous controller made but had not journaled when it stopped (their hooks and notifications did not run)", replayed.last_seq),
+        ));
+    }
     if resumed {
         // A leader elected on etcd that resumes a run took it over from another controller.
         super::ha::journal_takeover(&mut store, &config, run_id, started_unix_ms, &mut *on)?;
@@ -262,7 +278,9 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         replayed.engine.now(),
     );
     let (hooks, mut hooks_rx) = Hooks::new(config.base_dir);
-    let fresh = replayed.inputs == 0;
+    // A new run has no journaled input (a resumed one restored from a snapshot may have
+    // none after the snapshot, and is not fresh).
+    let fresh = replayed.last_seq == 0;
     let mut d = Driver {
         plan: Arc::clone(&plan),
         engine: replayed.engine,
@@ -273,6 +291,7 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
             token: run.token,
             last_seq: replayed.last_seq,
             started_unix_ms,
+            plan_text: run.plan_toml,
         },
         metrics: MetricsFeed {
             unread_by: observed.source.noun(),
@@ -308,7 +327,12 @@ pub(super) async fn run_with<S: MetricsSource, R: Router, J: JournalStore>(
         if let State::Running { index } = d.engine.state() {
             d.resume_members(index + 1);
         }
-        d.announce_resume(replayed.inputs);
+        if let Some(why) = replayed.ignored {
+            let now = d.plan_now();
+            let text = format!("The latest engine snapshot of run {run_id} is not used: {why}; every journaled input is replayed instead");
+            d.line(now, text);
+        }
+        d.announce_resume(replayed.inputs, replayed.snapshot.as_deref());
     } else {
         let text = format!(
             "Run {run_id} of {deployment} journaled in {}; control API at {}, dashboard at {}/",
@@ -388,7 +412,7 @@ fn supersede<J: JournalStore>(
     let plan = ramp_core::parse_plan(&old.plan_toml, &old.plan_path)
         .map_err(|e| corrupt(format!("its plan no longer loads: {e}")))?;
     let plan = Arc::new(started_at(&plan, old.started_unix_ms));
-    let mut engine = replay(store, &plan, old.run_id, journal_path)?.engine;
+    let mut engine = replay(store, &plan, &old.plan_toml, old.run_id, journal_path, true)?.engine;
     let halt = Input::Halt {
         who: "--new-run".into(),
         reason: "the operator started over: the router's weights had been set by a run this journal does not account for".into(),
@@ -404,7 +428,7 @@ fn supersede<J: JournalStore>(
 }
 
 /// The plan with the run's real start filled in.
-fn started_at(plan: &Plan, started_unix_ms: i64) -> Plan {
+pub(super) fn started_at(plan: &Plan, started_unix_ms: i64) -> Plan {
     let mut plan = plan.clone();
     plan.deployment.start = Some(records::rfc3339(started_unix_ms));
     plan.deployment.start_second_of_day =
@@ -412,80 +436,9 @@ fn started_at(plan: &Plan, started_unix_ms: i64) -> Plan {
     plan
 }
 
-/// The engine rebuilt from the journal, and where the run's stream of slots stands.
-struct Replayed {
-    /// The engine, exactly as it was when the controller stopped.
-    engine: Engine,
-    /// Plan time the last slot ended at.
-    last_end_ms: u64,
-    /// How many inputs were replayed (none for a new run).
-    inputs: usize,
-    /// Plan time (ms) the first stage started at, the origin of the flags' schedules.
-    rollout_start_ms: Option<u64>,
-    /// The metrics cursor of the last journaled reading.
-    cursor: Option<Counters>,
-    /// The sequence number of the last journaled input (0 for a new run).
-    last_seq: u64,
-}
-
-/// Replays the run's journaled inputs into a fresh engine: the only way state is rebuilt.
-fn replay<J: JournalStore>(
-    store: &J,
-    plan: &Arc<Plan>,
-    run_id: i64,
-    journal_path: &str,
-) -> Result<Replayed, LiveError> {
-    let corrupt = |seq: u64, message: String| LiveError::Corrupt {
-        journal: journal_path.to_string(),
-        run: run_id,
-        seq,
-        message,
-    };
-    let mut engine = Engine::new(Arc::clone(plan));
-    let mut last_end_ms = 0;
-    let inputs = store.inputs(run_id)?;
-    for rec in &inputs {
-        let input: Input =
-            serde_json::from_str(&rec.body).map_err(|e| corrupt(rec.seq, e.to_string()))?;
-        match &input {
-            Input::Tick(slot) => last_end_ms = slot.end_ms,
-            Input::Gap { end_ms, .. } => last_end_ms = *end_ms,
-            // The first slot starts where the rollout started, not at the checks before it.
-            Input::Start => last_end_ms = rec.plan_ms,
-            _ => {}
-        }
-        let _ = engine.step(PlanTime(rec.plan_ms), input);
-    }
-    // The flags' schedules count from the first stage's start (not from `Start`: the first
-    // stage may wait for approvals, and no flag should ramp before any stage runs).
-    let rollout_start_ms = engine
-        .summary()
-        .stages
-        .first()
-        .map(|st| (st.started_s * 1000.0).round() as u64);
-    // A cursor journaled as `null` was cleared (the time before it was unobserved).
-    let cursor = match store.cursor(run_id)? {
-        Some(text) => serde_json::from_str::<Option<Counters>>(&text).map_err(|e| {
-            corrupt(
-                inputs.last().map_or(0, |r| r.seq),
-                format!("the proxy cursor is unreadable: {e}"),
-            )
-        })?,
-        None => None,
-    };
-    Ok(Replayed {
-        engine,
-        last_end_ms,
-        inputs: inputs.len(),
-        rollout_start_ms,
-        cursor,
-        last_seq: inputs.last().map_or(0, |r| r.seq),
-    })
-}
-
 impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
     /// Says where a resumed run picks up.
-    fn announce_resume(&mut self, replayed: usize) {
+    fn announce_resume(&mut self, replayed: usize, snapshot: Option<&str>) {
         let plan = Arc::clone(&self.plan);
         let where_ = match self.engine.state() {
             State::Pending => "before its first stage".to_string(),
@@ -498,8 +451,14 @@ impl<S: MetricsSource, R: Router, J: JournalStore> Driver<'_, S, R, J> {
             State::Finished(o) => format!("already finished ({})", o.key()),
         };
         let now = self.plan_now();
+        let replayed = match snapshot {
+            Some(at) => {
+                format!("from the snapshot at {at}, {replayed} journaled inputs replayed after it")
+            }
+            None => format!("{replayed} journaled inputs replayed"),
+        };
         let text = format!(
-            "Resumed run {} of {} from {}: {replayed} journaled inputs replayed, {where_}; the {} s since the last reading count in the stage if {} kept counting, and are unobserved if it restarted",
+            "Resumed run {} of {} from {}: {replayed}, {where_}; the {} s since the last reading count in the stage if {} kept counting, and are unobserved if it restarted",
             self.journal.run_id,
             plan.deployment.id,
             self.journal.path,

@@ -2,10 +2,11 @@
 //!
 //! Every input is appended (with the metrics cursor it consumed, atomically) before the
 //! engine sees it, and every decision before it is acted on; resuming reads the inputs and
-//! the cursor back. The calls are synchronous because the SQLite journal is local and its
+//! the cursor back. At stage starts and checkpoints the engine's state is snapshotted too,
+//! so that a resume replays only the inputs after the latest snapshot. The calls are synchronous because the SQLite journal is local and its
 //! writes are short; a write that fails stops the controller, never the router.
 
-use ramp_store::{EventRecord, InputRecord, Journal, RunRecord, StoreError};
+use ramp_store::{EventRecord, InputRecord, Journal, RunRecord, SnapshotRecord, StoreError};
 
 /// Where a live run is journaled.
 pub trait JournalStore: Send {
@@ -47,6 +48,24 @@ pub trait JournalStore: Send {
 
     /// The metrics cursor of the run's last input that had one.
     fn cursor(&self, run: i64) -> Result<Option<String>, StoreError>;
+
+    /// The run's inputs after sequence number `after_seq`, in order: what a resume replays
+    /// after restoring the snapshot that covers the inputs up to `after_seq`.
+    fn inputs_after(&self, run: i64, after_seq: u64) -> Result<Vec<InputRecord>, StoreError>;
+
+    /// Records a snapshot of the engine as of input `after_seq` (fed at `plan_ms`), so that a
+    /// resume need not replay the inputs up to it. Only the latest is kept. A failure is the
+    /// caller's to report and ignore: the inputs remain the truth.
+    fn append_snapshot(
+        &mut self,
+        run: i64,
+        after_seq: u64,
+        plan_ms: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// The run's latest snapshot, if one was recorded.
+    fn latest_snapshot(&self, run: i64) -> Result<Option<SnapshotRecord>, StoreError>;
 
     /// Appends an event (a decision, an operator action, a check or hook result).
     fn append_event(
@@ -120,6 +139,24 @@ impl JournalStore for Journal {
 
     fn cursor(&self, run: i64) -> Result<Option<String>, StoreError> {
         Journal::cursor(self, run)
+    }
+
+    fn inputs_after(&self, run: i64, after_seq: u64) -> Result<Vec<InputRecord>, StoreError> {
+        Journal::inputs_after(self, run, after_seq)
+    }
+
+    fn append_snapshot(
+        &mut self,
+        run: i64,
+        after_seq: u64,
+        plan_ms: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        Journal::append_snapshot(self, run, after_seq, plan_ms, bytes)
+    }
+
+    fn latest_snapshot(&self, run: i64) -> Result<Option<SnapshotRecord>, StoreError> {
+        Journal::latest_snapshot(self, run)
     }
 
     fn append_event(

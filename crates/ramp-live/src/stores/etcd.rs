@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use ramp_etcd::etcd_client::{Compare, CompareOp, TxnOp};
 use ramp_etcd::{EtcdConfig, Fence, Keys};
-use ramp_store::{EventRecord, InputRecord, RunRecord, StoreError};
+use ramp_store::{EventRecord, InputRecord, RunRecord, SnapshotRecord, StoreError};
 
 use super::access::Refused;
 use super::bridge::Bridge;
@@ -25,8 +25,8 @@ use crate::seams::JournalStore;
 /// transaction carries an input and its cursor together.
 pub const MAX_RECORD: usize = 640 * 1024;
 
-/// How much of a summary one chunk holds.
-const CHUNK: usize = 512 * 1024;
+/// How much of a summary (or of an engine snapshot) one chunk holds.
+pub(super) const CHUNK: usize = 512 * 1024;
 
 /// How many keys one page of a range read returns.
 pub(super) const PAGE: i64 = 200;
@@ -279,6 +279,24 @@ impl JournalStore for EtcdJournal {
         Ok(self
             .get(&self.layout.cursor(run), &what)?
             .map(|(value, _)| String::from_utf8_lossy(&value).into_owned()))
+    }
+
+    fn inputs_after(&self, run: i64, after_seq: u64) -> Result<Vec<InputRecord>, StoreError> {
+        self.read_inputs_after(run, after_seq)
+    }
+
+    fn append_snapshot(
+        &mut self,
+        run: i64,
+        after_seq: u64,
+        plan_ms: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.put_snapshot(run, after_seq, plan_ms, bytes)
+    }
+
+    fn latest_snapshot(&self, run: i64) -> Result<Option<SnapshotRecord>, StoreError> {
+        self.read_snapshot(run)
     }
 
     fn append_event(

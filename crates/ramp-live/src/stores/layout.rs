@@ -9,6 +9,11 @@
 //!   same transaction as that input.
 //! - `J/events/{run}/{seq}`: the events (`EventDoc`).
 //! - `J/summary/{run}/{chunk}`: the final summary, in chunks (one etcd value is bounded).
+//! - `J/snapshot/{run}`: the run's latest engine snapshot (`SnapshotDoc`): the input it
+//!   covers up to, and how its bytes are chunked under
+//! - `J/snapshots/{run}/{after_seq}/{chunk}`: the snapshot's bytes, one generation per
+//!   snapshot, so that a new one is written beside the old and the head switches to it (and
+//!   the older generations are deleted) in one transaction; a reader never sees half of one.
 //!
 //! Run ids and sequence numbers are zero-padded to 12 digits, so that etcd's key order is
 //! their numeric order and a range read returns them in order.
@@ -77,6 +82,26 @@ impl Layout {
     /// One chunk of a run's summary.
     pub(super) fn summary_chunk(&self, run: i64, chunk: usize) -> String {
         format!("{}{chunk:06}", self.summary(run))
+    }
+
+    /// The head of one run's latest snapshot.
+    pub(super) fn snapshot(&self, run: i64) -> String {
+        format!("{}snapshot/{run:012}", self.dir)
+    }
+
+    /// The directory of one run's snapshot generations.
+    pub(super) fn snapshots(&self, run: i64) -> String {
+        format!("{}snapshots/{run:012}/", self.dir)
+    }
+
+    /// The directory of the chunks of the snapshot as of input `after_seq`.
+    pub(super) fn snapshot_generation(&self, run: i64, after_seq: u64) -> String {
+        format!("{}{after_seq:012}/", self.snapshots(run))
+    }
+
+    /// One chunk of the snapshot as of input `after_seq`.
+    pub(super) fn snapshot_chunk(&self, run: i64, after_seq: u64, chunk: usize) -> String {
+        format!("{}{chunk:06}", self.snapshot_generation(run, after_seq))
     }
 }
 
@@ -161,6 +186,23 @@ pub(super) struct InputDoc {
     pub(super) kind: String,
     /// The input as JSON.
     pub(super) body: String,
+}
+
+/// The head of a run's latest engine snapshot: which generation of chunks holds it, and how
+/// to check that they were read whole.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SnapshotDoc {
+    /// The last input the snapshot covers.
+    pub(super) after_seq: u64,
+    /// Plan time of that input (ms).
+    pub(super) plan_ms: u64,
+    /// How many chunks there are.
+    pub(super) chunks: usize,
+    /// How many bytes they hold together.
+    pub(super) bytes: usize,
+    /// FNV-1a (64 bits) of the bytes.
+    pub(super) fnv: u64,
 }
 
 /// An event as the journal keeps it.

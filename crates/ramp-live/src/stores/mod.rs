@@ -4,13 +4,14 @@
 //! writes fenced by the leader's token; `election` elects that leader and watches its lease;
 //! `bridge` runs the async etcd client on a thread of its own for the synchronous journal
 //! seam; `layout` is where each record lives, and `access` how the journal reads and writes
-//! (paged reads, fenced transactions).
+//! (paged reads, fenced transactions); `snapshots` keeps each run's latest engine snapshot.
 
 mod access;
 pub mod bridge;
 pub mod election;
 pub mod etcd;
 mod layout;
+mod snapshots;
 
 pub use bridge::{Bridge, BridgeError};
 pub use election::{controllers, Candidate, Controller, ElectionError, Leadership};
