@@ -293,25 +293,8 @@ impl Journal {
 
     /// All inputs of a run in sequence order, to replay them into a fresh engine.
     pub fn inputs(&self, run: i64) -> Result<Vec<InputRecord>, StoreError> {
-        let fail = sql_error(&self.path, || format!("read the inputs of run {run}"));
-        require_exists(&self.conn, &self.path, run).map_err(|e| e.or_else(&fail))?;
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, plan_ms, kind, body FROM inputs WHERE run_id = ?1 ORDER BY seq",
-            )
-            .map_err(&fail)?;
-        let rows = statement
-            .query_map([run], |row| {
-                Ok(InputRecord {
-                    seq: row.get(0)?,
-                    plan_ms: row.get(1)?,
-                    kind: row.get(2)?,
-                    body: row.get(3)?,
-                })
-            })
-            .map_err(&fail)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(&fail)
+        // Sequence numbers start at 1: every input is after 0.
+        self.inputs_after(run, 0)
     }
 
     /// The run's cursor (the last value given to [`Journal::append_input`]), if one was ever

@@ -148,13 +148,7 @@ pub(super) async fn run(
             Ok(()) => {
                 let interrupted = AtomicBool::new(false);
                 let mut lost = leadership.lost.clone();
-                let lease_lost = async move {
-                    while lost.borrow().is_none() {
-                        if lost.changed().await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                };
+                let lease_lost = async move { crate::stores::election::lapsed(&mut lost).await };
                 let stop = async {
                     tokio::select! {
                         () = &mut shutdown => interrupted.store(true, Ordering::SeqCst),

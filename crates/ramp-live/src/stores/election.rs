@@ -188,8 +188,9 @@ impl Candidate {
     }
 }
 
-/// Resolves once the lease is lost (never, if nobody can say so any more).
-async fn lapsed(lost: &mut watch::Receiver<Option<String>>) {
+/// Resolves once the lease is lost (never, if nobody can say so any more): what ends a
+/// campaign, and a leader's term.
+pub async fn lapsed(lost: &mut watch::Receiver<Option<String>>) {
     while lost.borrow().is_none() {
         if lost.changed().await.is_err() {
             std::future::pending::<()>().await;

@@ -260,18 +260,8 @@ impl JournalStore for EtcdJournal {
     }
 
     fn inputs(&self, run: i64) -> Result<Vec<InputRecord>, StoreError> {
-        let what = format!("read the inputs of run {run}");
-        let mut out = Vec::new();
-        for (key, value) in self.range(&self.layout.inputs(run), &what)? {
-            let doc: InputDoc = self.decode(&key, &value)?;
-            out.push(InputRecord {
-                seq: trailing_number(key.as_bytes()).unwrap_or(0),
-                plan_ms: doc.plan_ms,
-                kind: doc.kind,
-                body: doc.body,
-            });
-        }
-        Ok(out)
+        // Sequence numbers start at 1: every input is after 0.
+        self.read_inputs_after(run, 0)
     }
 
     fn cursor(&self, run: i64) -> Result<Option<String>, StoreError> {
