@@ -132,7 +132,13 @@ pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        let result = session(&proxy, &follow, &config, &mut stop, &mut outage).await;
+        // A stop ends a session wherever it is, connecting or reading included: a stopped
+        // proxy must not apply (and persist) a weight after `serve` returned.
+        let mut stopping = stop.clone();
+        let result = tokio::select! {
+            r = session(&proxy, &follow, &config, &mut stop, &mut outage) => r,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
         // A session that reached the watch starts the backoff again from its first pause.
         if follow.connected.swap(false, Ordering::Relaxed) {
             backoff = FIRST_BACKOFF;
@@ -191,8 +197,16 @@ pub async fn confirm_at_start(proxy: &Proxy) {
     let persisted = crate::config::bp_to_percent(proxy.route.load().canary_bp);
     match tokio::time::timeout(2 * ETCD_TIMEOUT, read).await {
         Ok(Ok(found)) => {
-            if let Some((value, revision)) = &found {
-                apply(proxy, follow, value, *revision).await;
+            let settled = match &found {
+                Some((value, revision)) => apply(proxy, follow, value, *revision).await,
+                None => true,
+            };
+            if !settled {
+                tracing::warn!(
+                    key = %follow.key, canary_percent = persisted,
+                    "the weight read from etcd before serving was not applied; serving the persisted weight, unconfirmed"
+                );
+                return;
             }
             follow.confirmed_at_start.store(true, Ordering::Relaxed);
             tracing::info!(
@@ -261,7 +275,9 @@ async fn session(
         for event in response.events() {
             let Some(kv) = event.kv() else { continue };
             match event.event_type() {
-                EventType::Put => apply(proxy, follow, kv.value(), kv.mod_revision()).await,
+                EventType::Put => {
+                    apply(proxy, follow, kv.value(), kv.mod_revision()).await;
+                }
                 EventType::Delete => tracing::warn!(
                     key = %follow.key,
                     "the weight key was deleted; the proxy keeps routing at its last weight"
@@ -281,26 +297,29 @@ async fn probe(client: &mut Client, key: &str) -> Result<(), Broken> {
 }
 
 /// Applies one weight document written at `revision`, unless it was applied already or is not
-/// a weight document; an older fence is ignored with a log line.
-async fn apply(proxy: &Proxy, follow: &FollowState, value: &[u8], revision: i64) {
+/// a weight document; an older fence is ignored with a log line. Returns whether the proxy's
+/// weight now answers for the document: true when it was applied (now or before) or ignored
+/// for an older fence (the proxy holds a newer leader's weight); false when it is not a
+/// weight document or the state file could not be written (the weight is unchanged).
+async fn apply(proxy: &Proxy, follow: &FollowState, value: &[u8], revision: i64) -> bool {
     if revision <= follow.revision.load(Ordering::Relaxed) {
-        return;
+        return true;
     }
     let doc = match serde_json::from_slice::<WeightDoc>(value) {
         Ok(doc) if doc.canary_bp <= ramp_flags::BASIS_POINTS => doc,
         Ok(doc) => {
             tracing::warn!(key = %follow.key, revision, canary_bp = doc.canary_bp, "weight document out of range; ignored");
-            return;
+            return false;
         }
         Err(e) => {
             tracing::warn!(key = %follow.key, revision, error = %e, "not a weight document; ignored");
-            return;
+            return false;
         }
     };
     let run = match doc.run {
         Some(run) if !state::is_valid_run(&run) => {
             tracing::warn!(key = %follow.key, revision, "weight document names no valid run; ignored");
-            return;
+            return false;
         }
         run => run.map(Arc::from),
     };
@@ -319,16 +338,21 @@ async fn apply(proxy: &Proxy, follow: &FollowState, value: &[u8], revision: i64)
         weights::apply(proxy, change).await.map(|_| ())
     };
     match outcome {
-        Ok(()) => follow.revision.store(revision, Ordering::Relaxed),
+        Ok(()) => {
+            follow.revision.store(revision, Ordering::Relaxed);
+            true
+        }
         Err(e @ ApplyError::Stale { .. }) => {
             follow.ignored.fetch_add(1, Ordering::Relaxed);
             follow.revision.store(revision, Ordering::Relaxed);
             tracing::warn!(key = %follow.key, revision, reason = %e, "weight document from an older leader ignored");
+            true
         }
         // The state file could not be written: the weight is unchanged, and the document is
         // applied again at the next session (its revision is not recorded as applied).
         Err(e) => {
-            tracing::error!(key = %follow.key, revision, error = %e, "weight document not applied")
+            tracing::error!(key = %follow.key, revision, error = %e, "weight document not applied");
+            false
         }
     }
 }

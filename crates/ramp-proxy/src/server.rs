@@ -111,8 +111,13 @@ pub async fn serve(
         // arrive meanwhile wait in the listener's backlog), so a follower restarted
         // mid-rollout never serves at a weight the leader has since moved.
         crate::follow::confirm_at_start(&proxy).await;
-        tokio::spawn(crate::follow::run(proxy.clone(), stop_rx.clone()));
     }
+    // The follower is awaited before `serve` returns, so a stopped proxy writes no weight
+    // afterwards (a restarted one may already be using the same state file).
+    let follow_task = proxy
+        .follow
+        .is_some()
+        .then(|| tokio::spawn(crate::follow::run(proxy.clone(), stop_rx.clone())));
     let admin_task = tokio::spawn(serve_admin(proxy.clone(), admin_listener, stop_rx.clone()));
 
     // The two protocols' builders are used directly: the proxy reads the first bytes
@@ -205,6 +210,9 @@ pub async fn serve(
     }
     drop(listener);
     let _ = admin_task.await;
+    if let Some(task) = follow_task {
+        let _ = task.await;
+    }
 
     tracing::info!(
         connections_and_tunnels = proxy.drain.receiver_count(),

@@ -11,6 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+/// Numbers this process's writes, so that each has a temporary file of its own.
+static NEXT_WRITE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The persisted document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,7 +169,11 @@ pub fn store(path: &Path, state: &PersistedState) -> Result<(), StateError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state".into());
-    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    // One temporary name per write, not per process: two writers in one process (a stopping
+    // follower and a restarted proxy, two proxies in a test) would otherwise rename each
+    // other's file away, and the loser's weight would not be applied.
+    let write = NEXT_WRITE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.tmp.{}.{write}", std::process::id()));
     let body = serde_json::to_vec_pretty(state).map_err(|e| StateError::Invalid {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -196,6 +203,45 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         dir
+    }
+
+    /// Two writers in one process (two proxies in a test, or a follower task still finishing
+    /// while a restarted proxy starts) must not share a temporary file: with one name per
+    /// process, one writer's rename found the file already renamed by the other and failed,
+    /// and the weight it carried was not applied.
+    #[test]
+    fn concurrent_writers_in_one_process_all_succeed() {
+        let dir = temp_dir("concurrent");
+        let path = dir.join("weights.json");
+        let writers: Vec<_> = (0..4u32)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    (0..200u32)
+                        .filter_map(|i| {
+                            let state = PersistedState {
+                                version: 1,
+                                canary_bp: w * 1000 + i,
+                                set_by: None,
+                                fence: None,
+                            };
+                            store(&path, &state).err().map(|e| e.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for writer in writers {
+            let failures = writer.join().expect("writer thread");
+            assert!(
+                failures.is_empty(),
+                "{} writes failed: {:?}",
+                failures.len(),
+                failures.first()
+            );
+        }
+        assert!(load(&path).expect("load").is_some());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
