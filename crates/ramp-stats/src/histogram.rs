@@ -332,6 +332,76 @@ impl Histogram {
         Some(Histogram::value_of(self.hi))
     }
 
+    /// The `a` and `b` quantiles, each exactly as [`Histogram::quantile`] gives it, found in
+    /// one walk when both lie on the same side of the median: the engine reads every latency
+    /// gate's point estimate and the end of its confidence interval at every tick, two
+    /// ranks a few buckets apart.
+    pub fn quantile_pair(&self, a: f64, b: f64) -> Option<(f64, f64)> {
+        if self.total == 0 {
+            return None;
+        }
+        let (ra, rb) = (
+            Histogram::rank(a, self.total),
+            Histogram::rank(b, self.total),
+        );
+        let high = |r: u64| r * 2 > self.total;
+        if high(ra) != high(rb) {
+            return Some((self.quantile(a)?, self.quantile(b)?));
+        }
+        // One walk, from the end nearer to both ranks, finds the nearer rank and goes on from
+        // that bucket to the other. It only finds where each rank lies, `(bucket, rank
+        // within it, its count)`; the values are computed after it (inside the loop the
+        // compiler evaluated the bucket's value speculatively at every step).
+        let run = &self.counts[self.lo - self.offset..=self.hi - self.offset];
+        let (at_a, at_b) = if high(ra) {
+            // `below` counts the samples under bucket `k`; `k == run.len()` is above the top.
+            let (mut k, mut below) = (run.len(), self.total);
+            let mut find = |r: u64| loop {
+                if k < run.len() && below < r {
+                    return Some((k, r - below, run[k]));
+                }
+                if k == 0 {
+                    return None;
+                }
+                k -= 1;
+                below -= run[k];
+            };
+            if ra >= rb {
+                let a = find(ra);
+                (a, find(rb))
+            } else {
+                let b = find(rb);
+                (find(ra), b)
+            }
+        } else {
+            // `below` counts the samples under bucket `k`.
+            let (mut k, mut below) = (0, 0u64);
+            let mut find = |r: u64| {
+                while k < run.len() {
+                    if below + run[k] >= r {
+                        return Some((k, r - below, run[k]));
+                    }
+                    below += run[k];
+                    k += 1;
+                }
+                None
+            };
+            if ra <= rb {
+                let a = find(ra);
+                (a, find(rb))
+            } else {
+                let b = find(rb);
+                (find(ra), b)
+            }
+        };
+        // A walk that ran off the end reports the last bucket, as `quantile` does.
+        let value = |at: Option<(usize, u64, u64)>| match at {
+            Some((k, r, c)) => Histogram::within(self.lo + k, r, c),
+            None => Histogram::value_of(self.hi),
+        };
+        Some((value(at_a), value(at_b)))
+    }
+
     /// The value of the `k`-th (1-based) of the `c` samples in bucket `i`, the samples spread
     /// evenly in log space over the bucket: `lower · γ^f` with `f = (k − ½)/c`. `f` is held
     /// where the value stays within `QUANTILE_ERROR` of both edges, so of any value of the
@@ -443,6 +513,35 @@ mod tests {
         assert_eq!(Histogram::upper_edge(0), MIN_MS);
         assert_eq!(Histogram::upper_edge(BUCKETS - 1), f64::INFINITY);
         assert_eq!(Histogram::index_of(f64::MAX), Histogram::bucket_count() - 1);
+    }
+
+    /// The pair walk must give each quantile bit for bit as its own walk does, on either side
+    /// of the median, across it, at the ends, and for one sample.
+    #[test]
+    fn a_pair_of_quantiles_equals_two_walks() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
+        let qs = [
+            0.0, 0.001, 0.3, 0.4999, 0.5, 0.5001, 0.6, 0.95, 0.97, 0.99, 0.999, 1.0,
+        ];
+        for n in [1usize, 2, 3, 10, 200, 5_000] {
+            let mut h = Histogram::new();
+            for _ in 0..n {
+                h.record(rng.random_range(1.0..2_000.0f64).powf(1.3));
+            }
+            for &a in &qs {
+                for &b in &qs {
+                    let pair = h.quantile_pair(a, b).expect("samples");
+                    let two = (h.quantile(a).unwrap(), h.quantile(b).unwrap());
+                    assert_eq!(
+                        (pair.0.to_bits(), pair.1.to_bits()),
+                        (two.0.to_bits(), two.1.to_bits()),
+                        "n {n}, q {a} and {b}"
+                    );
+                }
+            }
+        }
+        assert_eq!(Histogram::new().quantile_pair(0.5, 0.9), None);
     }
 
     #[test]

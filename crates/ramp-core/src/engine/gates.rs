@@ -116,13 +116,19 @@ fn evaluate_with(
     span_ms: u64,
     defer: bool,
 ) -> GateResult {
-    let (observed, samples) = value_of(gate.metric, gate.scope, canary, stable, span_ms);
     let coarse = coarse_bounds(gate, canary, stable);
     let deferred = defer && gate.metric == Metric::ThroughputRps;
-    let mut conservative = if deferred {
-        None
-    } else {
-        observed.and_then(|v| conservative(gate, canary, stable, samples, span_ms, v))
+    let (observed, samples, mut conservative) = match latency_with_end(gate, canary, stable) {
+        Some(read) => read,
+        None => {
+            let (observed, samples) = value_of(gate.metric, gate.scope, canary, stable, span_ms);
+            let end = if deferred {
+                None
+            } else {
+                observed.and_then(|v| conservative(gate, canary, stable, samples, span_ms, v))
+            };
+            (observed, samples, end)
+        }
     };
     let bucket = coarse.as_ref().zip(observed).map(|(b, v)| bucket_of(b, v));
     if let (Some(bounds), Some(c)) = (&coarse, conservative) {
@@ -189,6 +195,43 @@ fn evaluate_with(
         samples,
         span_s: Span(span_ms).as_secs_f64(),
         bucket,
+    }
+}
+
+/// A latency gate's point estimate, its samples and the end of its confidence interval
+/// nearest to passing, as [`value_of`] and [`conservative`] give them, read in one walk of
+/// the histogram when the scope is one cohort; `None` for other metrics.
+fn latency_with_end(
+    gate: &Gate,
+    canary: &CohortStats,
+    stable: &CohortStats,
+) -> Option<(Option<f64>, u64, Option<f64>)> {
+    let q = gate.metric.quantile()?;
+    let c = match gate.scope {
+        Scope::Canary => canary,
+        Scope::Stable => stable,
+        Scope::Service => {
+            let (observed, samples) = value_of(gate.metric, gate.scope, canary, stable, 0);
+            let end = observed.and_then(|v| conservative(gate, canary, stable, samples, 0, v));
+            return Some((observed, samples, end));
+        }
+    };
+    let samples = c.requests;
+    if samples == 0 {
+        return Some((c.latency.quantile(q), samples, None));
+    }
+    let q2 = shifted_quantile(q, samples as f64, toward_passing(gate.bound));
+    Some(match c.latency.quantile_pair(q, q2) {
+        Some((v, end)) => (Some(v), samples, Some(end)),
+        None => (None, samples, None),
+    })
+}
+
+/// The direction of passing in value: down for a ceiling, up for a floor.
+fn toward_passing(bound: Bound) -> f64 {
+    match bound {
+        Bound::Max => -1.0,
+        Bound::Min => 1.0,
     }
 }
 
@@ -259,20 +302,15 @@ pub(super) fn conservative(
     if n == 0.0 {
         return None;
     }
-    // Towards passing is down for a ceiling and up for a floor.
-    let sign = match gate.bound {
-        Bound::Max => -1.0,
-        Bound::Min => 1.0,
-    };
+    let sign = toward_passing(gate.bound);
     match gate.metric {
         Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
             let q2 = shifted_quantile(gate.metric.quantile()?, n, sign);
-            let hists: Vec<&Histogram> = match gate.scope {
-                Scope::Canary => vec![&canary.latency],
-                Scope::Stable => vec![&stable.latency],
-                Scope::Service => vec![&canary.latency, &stable.latency],
-            };
-            Histogram::quantile_of(&hists, q2)
+            match gate.scope {
+                Scope::Canary => canary.latency.quantile(q2),
+                Scope::Stable => stable.latency.quantile(q2),
+                Scope::Service => Histogram::quantile_of(&[&canary.latency, &stable.latency], q2),
+            }
         }
         Metric::ErrorRate => Some(wilson(v, n, sign)),
         // Judged above, on its count.

@@ -418,7 +418,7 @@ impl Engine {
             }
             Input::Tick(slot) => {
                 self.now = self.now.max(PlanTime(slot.end_ms)).max(now);
-                self.observe(&slot);
+                self.observe(slot);
                 if let State::Running { index } = self.state {
                     self.evaluate(index, &mut out);
                 }
@@ -782,7 +782,9 @@ impl Engine {
         }
     }
 
-    fn observe(&mut self, slot: &Slot) {
+    /// Takes the slot into every running total; the sliding windows keep the slot itself
+    /// (moved in last, not copied: this runs at every tick).
+    fn observe(&mut self, slot: Slot) {
         if let Some(t) = &mut self.seq_errors {
             t.observe(&slot.canary, &slot.stable);
         }
@@ -790,9 +792,8 @@ impl Engine {
             t.observe(&slot.canary.latency, &slot.stable.latency);
         }
         self.coverage.observed(slot.end_ms);
-        self.windows.push(slot.clone());
-        self.stage_data.add(slot);
-        self.interval_data.add(slot);
+        self.stage_data.add(&slot);
+        self.interval_data.add(&slot);
         self.totals.requests += slot.canary.requests + slot.stable.requests;
         self.totals.canary_requests += slot.canary.requests;
         self.totals.stable_requests += slot.stable.requests;
@@ -803,6 +804,7 @@ impl Engine {
             self.baseline_ms += slot.end_ms.saturating_sub(slot.start_ms);
             self.baseline_requests += slot.canary.requests + slot.stable.requests;
         }
+        self.windows.push(slot);
     }
 
     fn start_stage(&mut self, index: usize, now: PlanTime, out: &mut Vec<Action>) {
