@@ -3,6 +3,8 @@
 
 mod aggregate;
 
+pub use aggregate::TableCache;
+
 use crate::model::{draw, FeatureTally, LatencyModel, StepModel};
 use crate::population::{Population, Users};
 use crate::ring::{Ring, REFERENCE_SECONDS};
@@ -119,7 +121,12 @@ struct World {
 }
 
 impl World {
-    fn new(plan: Arc<Plan>, seed: u64, sampler: SamplingMethod) -> Result<World, SimError> {
+    fn new(
+        plan: Arc<Plan>,
+        seed: u64,
+        sampler: SamplingMethod,
+        tables: Option<Arc<TableCache>>,
+    ) -> Result<World, SimError> {
         let sim = plan.simulation.as_ref().ok_or(SimError::NoSimulation)?;
         let latency = LatencyModel::new(sim.stable.p50_ms, sim.stable.p95_ms, sim.stable.p99_ms);
         let n = sim.features.len();
@@ -138,7 +145,7 @@ impl World {
             },
             ring: Ring::default(),
             sampler,
-            tables: aggregate::Tables::default(),
+            tables: aggregate::Tables::sharing(tables),
             counts: crate::buckets::Counts::default(),
             canary_done_ms: 0.0,
             recovery: None,
@@ -482,6 +489,21 @@ pub fn simulate_with(
     options: Options,
     on: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Summary, SimError> {
+    simulate_sharing(plan, seed, options, None, on)
+}
+
+/// [`simulate_with`] taking the aggregated sampler's bucket tables from `tables`, shared by
+/// the runs of one plan's study (a `--runs N` study builds each table once instead of once
+/// per run). The summary is byte for byte the one [`simulate_with`] gives: a table depends
+/// only on the plan and the model state. `tables` must only ever serve runs of one plan's
+/// latency model (other models are kept apart, never mixed up, but not shared).
+pub fn simulate_sharing(
+    plan: Arc<Plan>,
+    seed: u64,
+    options: Options,
+    tables: Option<Arc<TableCache>>,
+    on: &mut dyn FnMut(Progress<'_>),
+) -> Result<Summary, SimError> {
     let chosen = sampling(&plan, options.sampler)?;
     // Query gates read a Prometheus server, which a simulation has not got: they are left
     // out of the simulated run, and its timeline says so.
@@ -497,7 +519,7 @@ pub fn simulate_with(
             ..(*plan).clone()
         })
     };
-    let mut world = World::new(Arc::clone(&plan), seed, chosen.method)?;
+    let mut world = World::new(Arc::clone(&plan), seed, chosen.method, tables)?;
     let mut rehearsals: Vec<(usize, &Rehearsal)> = plan.rehearsals.iter().enumerate().collect();
     rehearsals.sort_by_key(|(i, r)| (r.fault.at, *i));
     let mut results = Vec::new();

@@ -17,7 +17,9 @@ mod ring;
 mod sampler;
 mod study;
 
-pub use driver::{describe, offset, simulate, simulate_with, Progress, SimError};
+pub use driver::{
+    describe, offset, simulate, simulate_sharing, simulate_with, Progress, SimError, TableCache,
+};
 pub use population::{targeting_key, Users, DEFAULT_POPULATION};
 pub use sampler::{sampling, Options, MAX_OVERLAPPING_LATENCY_FAULTS};
 pub use study::{study, watched, wilson, LOOK_EVERY};

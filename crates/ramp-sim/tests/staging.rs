@@ -102,3 +102,37 @@ fn report_queries_are_not_invented_in_simulation() {
         s.timeline
     );
 }
+
+/// A study's runs share their bucket tables; each run must still come out byte for byte as it
+/// does alone, whichever run built the tables it draws from.
+#[test]
+fn runs_sharing_bucket_tables_come_out_as_runs_alone() {
+    let plan = staging();
+    let options = ramp_sim::Options::default();
+    let alone = |seed| {
+        serde_json::to_string(
+            &ramp_sim::simulate_with(Arc::clone(&plan), seed, options, &mut |_| {}).unwrap(),
+        )
+        .unwrap()
+    };
+    let tables = Arc::new(ramp_sim::TableCache::default());
+    let shared = |seed| {
+        serde_json::to_string(
+            &ramp_sim::simulate_sharing(
+                Arc::clone(&plan),
+                seed,
+                options,
+                Some(Arc::clone(&tables)),
+                &mut |_| {},
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    // Seed 21 builds the tables; seed 22 only reads them, and seed 21 again reads its own.
+    let (a, b, a_again) = (shared(21), shared(22), shared(21));
+    assert!(!tables.is_empty(), "the runs built no shared table");
+    assert_eq!(a, alone(21));
+    assert_eq!(b, alone(22));
+    assert_eq!(a_again, a);
+}

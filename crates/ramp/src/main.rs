@@ -488,6 +488,8 @@ fn monte_carlo(
         .map_or(1, |n| n.get())
         .min(runs.max(1));
     let next = AtomicUsize::new(0);
+    // Every run of the plan draws from the same bucket tables: built once for the study.
+    let tables = Arc::new(ramp_sim::TableCache::default());
     // How many runs the study uses: `runs`, or fewer once the stopping rule is met.
     let enough = AtomicUsize::new(runs);
     /// What the workers share: the digests by seed, how many of the first ones are complete
@@ -510,8 +512,14 @@ fn monte_carlo(
                     break;
                 }
                 let seed = first_seed.wrapping_add(i as u64);
-                let summary = ramp_sim::simulate_with(Arc::clone(plan), seed, options, &mut |_| {})
-                    .expect("the plan's sampler was checked before the study");
+                let summary = ramp_sim::simulate_sharing(
+                    Arc::clone(plan),
+                    seed,
+                    options,
+                    Some(Arc::clone(&tables)),
+                    &mut |_| {},
+                )
+                .expect("the plan's sampler was checked before the study");
                 let digest = RunDigest::of(&summary);
                 let mut s = shared
                     .lock()

@@ -63,6 +63,48 @@ struct Batch {
 pub(super) struct Tables {
     /// `(key, table)`, most recently added last.
     entries: Vec<(TableKey, Arc<BucketTable>)>,
+    /// The tables of other runs of the same plan, when the world runs in a study.
+    shared: Option<Arc<TableCache>>,
+}
+
+/// Most tables a [`TableCache`] keeps: a plan meets a few dozen model states.
+const SHARED_TABLES: usize = 256;
+
+/// Bucket tables shared by the runs of a study. A table depends only on the plan's latency
+/// model and the model state, never on the seed, so the runs of a `--runs N` study can build
+/// each once instead of once per run (building one computes the distribution function at
+/// every bucket edge). Each run keeps its own copy of the handles it used; the cache is asked
+/// only on a run's first use of a state. The draws, and so every run's bytes, are those of a
+/// run with a cache of its own.
+#[derive(Debug, Default)]
+pub struct TableCache {
+    /// `(model, key, table)`, in the order they were built.
+    entries: std::sync::Mutex<Vec<(crate::model::LatencyModel, TableKey, Arc<BucketTable>)>>,
+}
+
+impl TableCache {
+    /// How many tables the cache holds: a study can say whether its runs shared any.
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no table has been built into the cache yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Tables {
+    /// Tables that look in `shared` for what they have not met yet.
+    pub(super) fn sharing(shared: Option<Arc<TableCache>>) -> Tables {
+        Tables {
+            entries: Vec::new(),
+            shared,
+        }
+    }
 }
 
 /// What a [`BucketTable`] depends on, bit for bit.
@@ -96,7 +138,28 @@ impl Tables {
         if let Some((_, t)) = self.entries.iter().find(|(k, _)| *k == key) {
             return Arc::clone(t);
         }
-        let table = Arc::new(BucketTable::new(Mixture::new(model, scale, faults), means));
+        let build = || Arc::new(BucketTable::new(Mixture::new(model, scale, faults), means));
+        let table = match &self.shared {
+            None => build(),
+            Some(cache) => {
+                // A worker that panicked while holding the lock left the list whole (it is
+                // only pushed to): its contents are still good.
+                let mut shared = cache
+                    .entries
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match shared.iter().find(|(m, k, _)| *m == model && *k == key) {
+                    Some((_, _, t)) => Arc::clone(t),
+                    None => {
+                        let t = build();
+                        if shared.len() < SHARED_TABLES {
+                            shared.push((model, key.clone(), Arc::clone(&t)));
+                        }
+                        t
+                    }
+                }
+            }
+        };
         if self.entries.len() == CACHED_TABLES {
             self.entries.remove(0);
         }
