@@ -457,11 +457,13 @@ impl BucketTable {
         out
     }
 
-    /// Records the drawn `counts` (local indexes, as [`BucketTable::draw`] wrote them) into
-    /// `h`.
-    pub(crate) fn record(&self, counts: &[u64], drawn: &Drawn, h: &mut Histogram) {
+    /// Makes `h` hold exactly the drawn `counts` (local indexes, as [`BucketTable::draw`]
+    /// wrote them), whatever it held before.
+    pub(crate) fn assign(&self, counts: &[u64], drawn: &Drawn, h: &mut Histogram) {
         if drawn.total > 0 {
-            h.record_counts(self.first + drawn.lo, &counts[drawn.lo..drawn.hi]);
+            h.assign_counts(self.first + drawn.lo, &counts[drawn.lo..drawn.hi]);
+        } else {
+            h.clear();
         }
     }
 

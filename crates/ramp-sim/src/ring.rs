@@ -51,9 +51,9 @@ pub(crate) struct Ring {
     parts: VecDeque<Part>,
     /// Entries opened so far.
     entries: u64,
-    /// Emptied stats of parts that left the ring, whose histograms keep their storage: the
-    /// aggregated sampler draws each tick's counts into them ([`Ring::recycled`]) rather than
-    /// allocating and zeroing new ones at every tick.
+    /// Stats of parts that left the ring, kept as they were with their histograms' storage:
+    /// the aggregated sampler overwrites them with each tick's draw ([`Ring::recycled`])
+    /// rather than allocating and zeroing new ones at every tick.
     spare: Vec<CohortStats>,
 }
 
@@ -87,9 +87,8 @@ impl Ring {
         let keep_from = self.entries.saturating_sub(REFERENCE_SECONDS as u64);
         while self.parts.front().is_some_and(|p| p.last() < keep_from) {
             if let Some(part) = self.parts.pop_front() {
-                for mut stats in [part.canary, part.stable] {
+                for stats in [part.canary, part.stable] {
                     if self.spare.len() < SPARE {
-                        stats.clear();
                         self.spare.push(stats);
                     }
                 }
@@ -97,8 +96,10 @@ impl Ring {
         }
     }
 
-    /// Empty stats for the next part, reusing those of a part that left the ring when there
-    /// is one (the same as new ones but for the storage they keep).
+    /// Stats to overwrite for the next part: those of a part that left the ring when there
+    /// is one, **still holding that part's data**, or new ones. The caller sets every field
+    /// (the latency with [`Histogram::assign_counts`], which zeroes only what the new counts
+    /// do not overwrite).
     pub(crate) fn recycled(&mut self) -> CohortStats {
         self.spare.pop().unwrap_or_default()
     }

@@ -206,6 +206,47 @@ impl Histogram {
         self.hi = self.hi.max(hi);
     }
 
+    /// Makes the histogram hold exactly `counts[k]` samples in bucket `first + k`: the same
+    /// as [`Histogram::clear`] then [`Histogram::record_counts`], but only the old samples
+    /// outside the new run are zeroed (the run itself is overwritten). The simulator reuses
+    /// one histogram per cohort for each tick's draw, whose runs overlap from tick to tick.
+    pub fn assign_counts(&mut self, first: usize, counts: &[u64]) {
+        let run = counts
+            .iter()
+            .position(|&c| c > 0)
+            .zip(counts.iter().rposition(|&c| c > 0));
+        let Some((l, h)) = run.filter(|&(_, h)| first + h < BUCKETS) else {
+            self.clear();
+            self.record_counts(first, counts);
+            return;
+        };
+        let (lo, hi) = (first + l, first + h);
+        if self.total > 0 {
+            let (old_lo, old_hi, off) = (self.lo, self.hi, self.offset);
+            if old_lo < lo {
+                self.counts[old_lo - off..=old_hi.min(lo - 1) - off].fill(0);
+            }
+            if old_hi > hi {
+                self.counts[old_lo.max(hi + 1) - off..=old_hi - off].fill(0);
+            }
+        }
+        self.total = 0;
+        self.lo = usize::MAX;
+        self.hi = 0;
+        self.cover(lo, hi);
+        let mut added = 0u64;
+        for (slot, &c) in self.counts[lo - self.offset..=hi - self.offset]
+            .iter_mut()
+            .zip(&counts[l..=h])
+        {
+            *slot = c;
+            added = added.saturating_add(c);
+        }
+        self.total = added;
+        self.lo = lo;
+        self.hi = hi;
+    }
+
     /// Grows the storage so that buckets `lo..=hi` exist, with slack on the side that grew.
     fn cover(&mut self, lo: usize, hi: usize) {
         const SLACK: usize = 64;
@@ -542,6 +583,42 @@ mod tests {
             }
         }
         assert_eq!(Histogram::new().quantile_pair(0.5, 0.9), None);
+    }
+
+    /// Assigning a run of counts must leave exactly what clearing and recording it leaves,
+    /// storage included, whatever the old run was: below, above, overlapping or inside.
+    #[test]
+    fn assigning_counts_equals_clearing_then_recording() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
+        let (mut assigned, mut cleared) = (Histogram::new(), Histogram::new());
+        for round in 0..400 {
+            let first = rng.random_range(0..BUCKETS + 20);
+            let len = rng.random_range(0..300usize);
+            let counts: Vec<u64> = (0..len)
+                .map(|_| {
+                    if rng.random_bool(0.3) {
+                        0
+                    } else {
+                        rng.random_range(1..50)
+                    }
+                })
+                .collect();
+            assigned.assign_counts(first, &counts);
+            cleared.clear();
+            cleared.record_counts(first, &counts);
+            assert_eq!(
+                assigned, cleared,
+                "round {round}: first {first}, {len} counts"
+            );
+            assert_eq!(assigned.buckets(), cleared.buckets(), "round {round}");
+            // Nothing of an older run is left outside the new one.
+            assert_eq!(
+                assigned.counts.iter().sum::<u64>(),
+                assigned.total,
+                "round {round}"
+            );
+        }
     }
 
     #[test]

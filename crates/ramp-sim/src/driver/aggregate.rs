@@ -389,9 +389,11 @@ impl World {
         let drawn = table.draw(&mut self.rng, lambda, &mut self.counts);
         let n = drawn.total;
         // The stats go to the ring with the tick (`flush`), which hands back emptied ones.
+        // Recycled stats still hold an old part's data: every field is set here.
         let mut stats = self.ring.recycled();
-        table.record(self.counts.get(), &drawn, &mut stats.latency);
+        table.assign(self.counts.get(), &drawn, &mut stats.latency);
         stats.requests = n;
+        stats.coarse_bounds_us = None;
         // Errors: the stable version's band, then (canary) each feature's band, as the
         // per-request draw lays them out on one uniform; then the error faults among the rest.
         let base = sim.stable.error_rate.min(1.0);
