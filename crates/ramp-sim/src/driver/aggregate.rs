@@ -416,9 +416,7 @@ impl World {
             }
             self.tally.requests += n;
             if means && n > 0 {
-                let draws: f64 = (drawn.lo..drawn.hi)
-                    .map(|k| self.counts.get()[k] as f64 * table.mean(k))
-                    .sum();
+                let draws = table.drawn_sum(&self.counts.get()[drawn.lo..drawn.hi], drawn.lo);
                 let base_ms = draws * stable_mult;
                 self.tally.base_ms += base_ms;
                 for (added, f) in self.tally.added_ms.iter_mut().zip(&sim.features) {
