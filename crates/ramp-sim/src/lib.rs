@@ -3,7 +3,9 @@
 //!
 //! **Architecture Invariant:** all randomness comes from one `Pcg64Mcg` seeded by the caller,
 //! and all time from the virtual clock; there is no I/O, no thread and no wall clock here.
-//! Same plan, seed and sampler → byte-identical summary.
+//! Same plan, seed and sampler → byte-identical summary, whether or not the run shares its
+//! bucket tables with other runs of a study ([`TableCache`], the one thing here behind a
+//! lock, for the caller's threads).
 
 mod buckets;
 #[cfg(test)]
