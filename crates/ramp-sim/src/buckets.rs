@@ -393,6 +393,15 @@ impl BucketTable {
         }
     }
 
+    /// A local bucket below which every bucket's upper edge is at most `ms`: the bucket
+    /// holding `ms`, less one for rounding at the edges (0 when that is below the table).
+    /// Lets a walk down from the top stop without computing every edge on its way.
+    pub(crate) fn all_at_most_below(&self, ms: f64) -> usize {
+        Histogram::index_of(ms)
+            .saturating_sub(1)
+            .saturating_sub(self.first)
+    }
+
     /// The lower edge of local bucket `k` in ms (0 for the first: latencies are positive).
     fn lower(&self, k: usize) -> f64 {
         if k == 0 {

@@ -480,14 +480,18 @@ fn latest_completion(
     let total: f64 = steps.iter().map(|s| s.1).sum();
     let mut best = floor;
     let mut found = None;
-    for k in (0..counts.len()).rev() {
-        let upper = table.upper(k);
-        if last_start + upper <= best {
-            break;
-        }
+    // Below `stop` no request can complete after the floor: the walk ends there at the
+    // latest, and skips the empty buckets above without computing their edges (the table
+    // reaches far past the latencies a tick draws).
+    let stop = table.all_at_most_below(floor - last_start);
+    for k in (stop..counts.len()).rev() {
         let c = counts[k];
         if c == 0 {
             continue;
+        }
+        let upper = table.upper(k);
+        if last_start + upper <= best {
+            break;
         }
         let mut remaining = c;
         let mut weight_left = total;
