@@ -1,7 +1,7 @@
 //! Ramp's simulator: a seeded, deterministic traffic, service and fault model on a virtual
 //! clock, driving the same engine that live runs use.
 //!
-//! **Architecture Invariant:** all randomness comes from one `Pcg64Mcg` seeded by the caller,
+//! **Architecture Invariant:** all randomness comes from one xoshiro256++ seeded by the caller,
 //! and all time from the virtual clock; there is no I/O, no thread and no wall clock here.
 //! Same plan, seed and sampler → byte-identical summary, whether or not the run shares its
 //! bucket tables with other runs of a study ([`TableCache`], the one thing here behind a
