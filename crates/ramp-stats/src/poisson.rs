@@ -278,6 +278,12 @@ pub fn upper_rate_below(n: u64, tail: f64, span_s: f64, rate: f64) -> bool {
     if n == 0 || !in_domain(tail, span_s, mean) {
         return solved();
     }
+    // A count at or above the level's: the bound lies above the count itself (for a tail of
+    // at most ½, since a Poisson mean `n` has median `n`), so it is not below. The common
+    // case of a healthy floor, decided without the gamma function.
+    if tail <= 0.5 && n as f64 >= mean * (1.0 + MARGIN) {
+        return false;
+    }
     let a = n as f64 + 1.0;
     let (_, q) = incomplete_gamma(a, mean);
     match settled(a, mean, q.ln() - tail.ln()) {
@@ -299,6 +305,11 @@ pub fn lower_rate_above(n: u64, tail: f64, span_s: f64, rate: f64) -> bool {
     if n < 2 || !in_domain(tail, span_s, mean) {
         return solved();
     }
+    // A count at or below the level's: the bound lies below the count (tail at most ½), so
+    // it is not above.
+    if tail <= 0.5 && n as f64 <= mean * (1.0 - MARGIN) {
+        return false;
+    }
     let a = n as f64;
     let (p, _) = incomplete_gamma(a, mean);
     match settled(a, mean, p.ln() - tail.ln()) {
@@ -307,6 +318,10 @@ pub fn lower_rate_above(n: u64, tail: f64, span_s: f64, rate: f64) -> bool {
         None => solved(),
     }
 }
+
+/// The relative room left between a count and the level's mean before a decision is taken
+/// from their order alone: far beyond the rounding of the mean and of the solved bound.
+const MARGIN: f64 = 1e-9;
 
 /// Whether a tail, an observed span and a mean are ones the one-evaluation decisions take
 /// (anything else, NaN included, goes to the solver and gets whatever it gives).
@@ -467,8 +482,11 @@ mod tests {
         for tail in [0.001, 0.025, 0.5] {
             for n in counts {
                 for span_s in spans_s {
+                    // Rates around the count's own rate too: the decisions taken from the
+                    // order of the count and the level alone meet the others there.
+                    let own = rates_around(n as f64 / span_s);
                     let upper = poisson_upper(n, tail) / span_s;
-                    for rate in rates_around(upper) {
+                    for rate in rates_around(upper).into_iter().chain(own.clone()) {
                         let old = poisson_upper(n, tail) / span_s < rate;
                         assert_eq!(
                             upper_rate_below(n, tail, span_s, rate),
@@ -478,7 +496,7 @@ mod tests {
                         checked += 1;
                     }
                     let lower = poisson_lower(n, tail) / span_s;
-                    for rate in rates_around(lower) {
+                    for rate in rates_around(lower).into_iter().chain(own) {
                         let old = poisson_lower(n, tail) / span_s > rate;
                         assert_eq!(
                             lower_rate_above(n, tail, span_s, rate),

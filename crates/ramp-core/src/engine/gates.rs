@@ -107,6 +107,60 @@ pub(super) fn complete(gate: &Gate, r: &mut GateResult) {
     }
 }
 
+/// The end nearest to passing of a kept result's interval, known or still to be solved: the
+/// engine keeps each gate's worst window of the stage, which for a throughput floor gets
+/// worse at every tick while traffic falls, but reads it once (the stage's closest call), and
+/// solving for a Garwood bound costs several evaluations of the incomplete gamma function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Conservative {
+    /// Known: what `GateResult::conservative` holds.
+    Known(Option<f64>),
+    /// A throughput bound, solved by [`Conservative::value`] from what [`complete`] uses.
+    Throughput {
+        /// The window's request count.
+        samples: u64,
+        /// The observed time it covers, in seconds (`GateResult::span_s`).
+        span_s: f64,
+        /// The gate's bound: a floor's upper end, a ceiling's lower end.
+        bound: Bound,
+    },
+}
+
+impl Conservative {
+    /// The end of `r`'s interval, `r` a result of `gate` from [`evaluate_deferred`], without
+    /// solving for it yet.
+    pub(super) fn of(gate: &Gate, r: &GateResult) -> Conservative {
+        if gate.metric == Metric::ThroughputRps && r.observed.is_some() && r.conservative.is_none()
+        {
+            Conservative::Throughput {
+                samples: r.samples,
+                span_s: r.span_s,
+                bound: gate.bound,
+            }
+        } else {
+            Conservative::Known(r.conservative)
+        }
+    }
+
+    /// The end itself, exactly what [`complete`] would have put in the result.
+    pub(super) fn value(self) -> Option<f64> {
+        match self {
+            Conservative::Known(c) => c,
+            Conservative::Throughput {
+                samples,
+                span_s,
+                bound,
+            } => {
+                let count = match bound {
+                    Bound::Min => poisson_upper(samples, FAIL_TAIL),
+                    Bound::Max => poisson_lower(samples, FAIL_TAIL),
+                };
+                Some(count / span_s)
+            }
+        }
+    }
+}
+
 /// The body of [`evaluate`] and [`evaluate_deferred`]: `defer` leaves a throughput gate's
 /// bound out and decides its failure against the level directly.
 fn evaluate_with(
@@ -661,6 +715,13 @@ mod tests {
                         assert_eq!(
                             deferred.status, full.status,
                             "{n} in {span_ms} ms, {bound:?} {threshold:e}"
+                        );
+                        // Kept unsolved as the stage's worst, then read: the same end.
+                        let kept = Conservative::of(&g, &deferred);
+                        assert_eq!(
+                            kept.value().map(f64::to_bits),
+                            full.conservative.map(f64::to_bits),
+                            "kept: {n} in {span_ms} ms, {bound:?} {threshold:e}"
                         );
                         complete(&g, &mut deferred);
                         assert_eq!(

@@ -275,8 +275,9 @@ pub struct Engine {
     /// Requests of both cohorts over `baseline_ms`, for the measured baseline throughput.
     baseline_requests: u64,
     /// Per gate of the current stage: the worst non-`no_data` window value seen, with the
-    /// end of its 99.9 % interval nearest to passing (`GateResult::conservative`).
-    worst: Vec<Option<(f64, Option<f64>)>>,
+    /// end of its 99.9 % interval nearest to passing (`GateResult::conservative`), solved
+    /// when it is read.
+    worst: Vec<Option<(f64, gates::Conservative)>>,
     /// The last time fed in.
     now: PlanTime,
     /// Finished stages and the current one.
@@ -927,8 +928,7 @@ impl Engine {
                     (Some((o, _)), Bound::Min) => v < o,
                 };
                 if worse {
-                    gates::complete(&stage_gates[i], r);
-                    *w = Some((v, r.conservative));
+                    *w = Some((v, gates::Conservative::of(&stage_gates[i], r)));
                 }
             }
         }
@@ -1238,7 +1238,7 @@ impl Engine {
                 _ => continue,
             };
             if best.as_ref().is_none_or(|(r, _)| ratio > *r) {
-                best = Some((ratio, closest_sentence(g, v, conservative)));
+                best = Some((ratio, closest_sentence(g, v, conservative.value())));
             }
         }
         best.map(|(_, s)| s)

@@ -224,7 +224,11 @@ impl Engine {
                 baseline_stable,
                 baseline_ms,
                 baseline_requests,
-                worst,
+                // Solved now: a restored engine reads the same bounds.
+                worst: worst
+                    .into_iter()
+                    .map(|w| w.map(|(v, c)| (v, c.value())))
+                    .collect(),
                 now,
                 stages,
                 timeline,
@@ -275,7 +279,11 @@ impl Engine {
             baseline_stable: s.baseline_stable,
             baseline_ms: s.baseline_ms,
             baseline_requests: s.baseline_requests,
-            worst: s.worst,
+            worst: s
+                .worst
+                .into_iter()
+                .map(|w| w.map(|(v, c)| (v, super::gates::Conservative::Known(c))))
+                .collect(),
             now: s.now,
             stages: s.stages,
             timeline: s.timeline,
