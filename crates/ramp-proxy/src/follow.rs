@@ -113,9 +113,6 @@ enum Broken {
     /// The watch ended or was cancelled by the server (compaction, no leader).
     #[error("the watch ended: {0}")]
     Watch(String),
-    /// The follower is stopping.
-    #[error("stopping")]
-    Stopping,
 }
 
 /// Follows the weight key until `stop` turns true: reads it, watches it, and starts again
@@ -134,26 +131,21 @@ pub async fn run(proxy: Arc<Proxy>, mut stop: watch::Receiver<bool>) {
         }
         // A stop ends a session wherever it is, connecting or reading included: a stopped
         // proxy must not apply (and persist) a weight after `serve` returned.
-        let mut stopping = stop.clone();
         let result = tokio::select! {
-            r = session(&proxy, &follow, &config, &mut stop, &mut outage) => r,
-            _ = stopping.wait_for(|s| *s) => return,
+            r = session(&proxy, &follow, &config, &mut outage) => r,
+            _ = stop.wait_for(|s| *s) => return,
         };
         // A session that reached the watch starts the backoff again from its first pause.
         if follow.connected.swap(false, Ordering::Relaxed) {
             backoff = FIRST_BACKOFF;
         }
-        match result {
-            Err(Broken::Stopping) => return,
-            Err(e) => {
-                if !outage {
-                    tracing::warn!(error = %e, key = %follow.key, "etcd is unreachable; the proxy keeps routing at its last weight and retries");
-                    outage = true;
-                } else {
-                    tracing::debug!(error = %e, "etcd still unreachable");
-                }
+        if let Err(e) = result {
+            if !outage {
+                tracing::warn!(error = %e, key = %follow.key, "etcd is unreachable; the proxy keeps routing at its last weight and retries");
+                outage = true;
+            } else {
+                tracing::debug!(error = %e, "etcd still unreachable");
             }
-            Ok(()) => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -228,12 +220,11 @@ pub async fn confirm_at_start(proxy: &Proxy) {
 }
 
 /// One session: connect, read the key and apply it, then watch from the revision read until
-/// the watch breaks. Returns only with an error (or [`Broken::Stopping`]).
+/// the watch breaks. Returns only with an error; [`run`] ends it when the proxy stops.
 async fn session(
     proxy: &Proxy,
     follow: &FollowState,
     config: &EtcdConfig,
-    stop: &mut watch::Receiver<bool>,
     outage: &mut bool,
 ) -> Result<(), Broken> {
     let mut client = ramp_etcd::connect(config).await?;
@@ -260,7 +251,6 @@ async fn session(
                 probe(&mut client, &follow.key).await?;
                 continue;
             }
-            _ = stop.changed() => return Err(Broken::Stopping),
         };
         let Some(response) = message else {
             return Err(Broken::Watch("the server closed it".into()));

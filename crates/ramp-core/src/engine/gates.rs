@@ -101,10 +101,7 @@ pub(super) fn evaluate_deferred(
 /// Fills in the conservative bound that [`evaluate_deferred`] left out of `r`, the result of
 /// `gate`, so that it equals what [`evaluate`] gives; other results are left as they are.
 pub(super) fn complete(gate: &Gate, r: &mut GateResult) {
-    if gate.metric == Metric::ThroughputRps && r.observed.is_some() && r.conservative.is_none() {
-        // `r.span_s` is `Span(span_ms).as_secs_f64()`, the divisor `conservative` uses.
-        r.conservative = throughput_count_bound(gate, r.samples).map(|count| count / r.span_s);
-    }
+    r.conservative = Conservative::of(gate, r).value();
 }
 
 /// The end nearest to passing of a kept result's interval, known or still to be solved: the
@@ -115,7 +112,7 @@ pub(super) fn complete(gate: &Gate, r: &mut GateResult) {
 pub(super) enum Conservative {
     /// Known: what `GateResult::conservative` holds.
     Known(Option<f64>),
-    /// A throughput bound, solved by [`Conservative::value`] from what [`complete`] uses.
+    /// A throughput bound, solved by [`Conservative::value`].
     Throughput {
         /// The window's request count.
         samples: u64,
@@ -134,6 +131,7 @@ impl Conservative {
         {
             Conservative::Throughput {
                 samples: r.samples,
+                // `Span(span_ms).as_secs_f64()`, the divisor `conservative` uses.
                 span_s: r.span_s,
                 bound: gate.bound,
             }
@@ -142,7 +140,7 @@ impl Conservative {
         }
     }
 
-    /// The end itself, exactly what [`complete`] would have put in the result.
+    /// The end itself, solved if it was left to solve: what [`complete`] puts in the result.
     pub(super) fn value(self) -> Option<f64> {
         match self {
             Conservative::Known(c) => c,
@@ -150,13 +148,7 @@ impl Conservative {
                 samples,
                 span_s,
                 bound,
-            } => {
-                let count = match bound {
-                    Bound::Min => poisson_upper(samples, FAIL_TAIL),
-                    Bound::Max => poisson_lower(samples, FAIL_TAIL),
-                };
-                Some(count / span_s)
-            }
+            } => Some(count_bound(bound, samples) / span_s),
         }
     }
 }
@@ -254,7 +246,8 @@ fn evaluate_with(
 
 /// A latency gate's point estimate, its samples and the end of its confidence interval
 /// nearest to passing, as [`value_of`] and [`conservative`] give them, read in one walk of
-/// the histogram when the scope is one cohort; `None` for other metrics.
+/// the histogram; `None` for other metrics and for the service scope (two histograms, read
+/// by those two).
 fn latency_with_end(
     gate: &Gate,
     canary: &CohortStats,
@@ -264,11 +257,7 @@ fn latency_with_end(
     let c = match gate.scope {
         Scope::Canary => canary,
         Scope::Stable => stable,
-        Scope::Service => {
-            let (observed, samples) = value_of(gate.metric, gate.scope, canary, stable, 0);
-            let end = observed.and_then(|v| conservative(gate, canary, stable, samples, 0, v));
-            return Some((observed, samples, end));
-        }
+        Scope::Service => return None,
     };
     let samples = c.requests;
     if samples == 0 {
@@ -376,10 +365,16 @@ pub(super) fn conservative(
 /// count nearest to passing: the upper end for a floor, the lower for a ceiling; `None` for
 /// other metrics.
 fn throughput_count_bound(gate: &Gate, samples: u64) -> Option<f64> {
-    (gate.metric == Metric::ThroughputRps).then(|| match gate.bound {
+    (gate.metric == Metric::ThroughputRps).then(|| count_bound(gate.bound, samples))
+}
+
+/// The end of the exact (Garwood) 99.9 % interval of the mean of `samples` arrivals nearest
+/// to passing a `bound`: the upper end for a floor, the lower for a ceiling.
+fn count_bound(bound: Bound, samples: u64) -> f64 {
+    match bound {
         Bound::Min => poisson_upper(samples, FAIL_TAIL),
         Bound::Max => poisson_lower(samples, FAIL_TAIL),
-    })
+    }
 }
 
 /// Whether a throughput gate fails on `samples` requests over `span_ms` (> 0) of observed
